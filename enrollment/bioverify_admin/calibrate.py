@@ -1,0 +1,144 @@
+"""``calibrate``: fit a pack's calibration (similarity -> P(same)) and its operating points
+(thresholds at target false-match rates) from labelled data, and write them into the pack's
+manifest. The embeddings come from the pack's own pipeline, run in this process."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bioverify import metrics
+from bioverify.errors import BioverifyError
+from bioverify.face.pipeline import FacePipeline
+from bioverify.scoring import (
+    Calibration,
+    OperatingPoint,
+    fit_platt,
+    operating_point_name,
+    threshold_at_fmr,
+)
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ScoreSet:
+    genuine: np.ndarray
+    impostor: np.ndarray
+    n_failed_images: int
+    description: str
+
+
+def embed_face_files(
+    pipeline: FacePipeline, paths: Sequence[Path], workers: int = 2
+) -> dict[Path, np.ndarray]:
+    """Embeddings of every image the pipeline accepts; failures are left out (and counted)."""
+
+    def one(path: Path) -> tuple[Path, np.ndarray | None]:
+        try:
+            return path, pipeline.analyse(path.read_bytes()).embedding
+        except (BioverifyError, OSError) as exc:
+            logger.warning("skipping %s: %s", path.name, exc)
+            return path, None
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        results = list(pool.map(one, sorted(set(paths))))
+    return {p: e for p, e in results if e is not None}
+
+
+def scores_from_identities(
+    embeddings: dict[Path, np.ndarray], identities: dict[Path, str], description: str
+) -> ScoreSet:
+    """Every same-identity pair is genuine, every cross-identity pair an impostor."""
+    paths = sorted(embeddings)
+    matrix = np.stack([embeddings[p] for p in paths])
+    sims = matrix @ matrix.T
+    ids = np.array([identities[p] for p in paths])
+    upper = np.triu_indices(len(paths), k=1)
+    same = ids[upper[0]] == ids[upper[1]]
+    values = sims[upper]
+    return ScoreSet(
+        genuine=values[same],
+        impostor=values[~same],
+        n_failed_images=len(identities) - len(paths),
+        description=description,
+    )
+
+
+def scores_from_pairs(
+    embeddings: dict[Path, np.ndarray], pairs: Sequence[tuple[Path, Path, bool]], description: str
+) -> ScoreSet:
+    genuine, impostor = [], []
+    failed = 0
+    for a, b, same in pairs:
+        if a not in embeddings or b not in embeddings:
+            failed += 1
+            continue
+        s = float(np.dot(embeddings[a], embeddings[b]))
+        (genuine if same else impostor).append(s)
+    return ScoreSet(np.array(genuine), np.array(impostor), failed, description)
+
+
+def fit_calibration(
+    scores: ScoreSet, target_fmrs: Sequence[float]
+) -> tuple[Calibration, list[OperatingPoint]]:
+    slope, intercept = fit_platt(scores.genuine, scores.impostor)
+    calibration = Calibration(
+        slope=slope,
+        intercept=intercept,
+        fitted_on=scores.description,
+        n_genuine=int(scores.genuine.size),
+        n_impostor=int(scores.impostor.size),
+    )
+    points = [
+        OperatingPoint(
+            name=operating_point_name(fmr),
+            target_fmr=fmr,
+            threshold=round(threshold_at_fmr(scores.impostor, fmr), 6),
+        )
+        for fmr in sorted(target_fmrs, reverse=True)
+    ]
+    return calibration, points
+
+
+def report_rows(scores: ScoreSet, points: Sequence[OperatingPoint]) -> list[dict[str, Any]]:
+    """Measured error rates of each operating point on the data it was fitted on."""
+    s = np.concatenate([scores.genuine, scores.impostor])
+    y = np.concatenate([np.ones(scores.genuine.size), np.zeros(scores.impostor.size)])
+    rows = []
+    for p in points:
+        far, frr = metrics.error_rates_at(s, y, p.threshold)
+        rows.append(
+            {
+                "operating_point": p.name,
+                "threshold": p.threshold,
+                "measured_fmr": far,
+                "measured_fnmr": frr,
+                "accuracy_balanced": 1.0 - (far + frr) / 2.0,
+            }
+        )
+    return rows
+
+
+def write_into_manifest(
+    manifest_path: Path,
+    calibration: Calibration,
+    points: Sequence[OperatingPoint],
+    default_point: str,
+) -> None:
+    data = json.loads(manifest_path.read_text(encoding="utf-8"))
+    data["calibration"] = calibration.to_dict()
+    data["operating_points"] = [p.to_dict() for p in points]
+    if default_point not in {p.name for p in points}:
+        raise ValueError(f"default operating point {default_point} is not among the fitted ones")
+    data["default_operating_point"] = default_point
+    tmp = manifest_path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    tmp.replace(manifest_path)

@@ -1,0 +1,310 @@
+"""bioverify-admin: models, calibration, evaluation and subject administration."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from bioverify.client import BioverifyClient, BioverifyClientError
+from bioverify.errors import BioverifyError
+from bioverify.packs import PackCatalog
+from bioverify.settings import Settings
+from bioverify_admin import models_cmd
+from bioverify_admin.datasets import DatasetError, read_face_pairs, read_identity_images
+from bioverify_admin.local_server import ServerStartError, local_server
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if hasattr(value, "item"):
+        return value.item()
+    raise TypeError(type(value).__name__)
+
+
+def _dump(value: Any) -> str:
+    return json.dumps(_nan_to_none(value), indent=2, default=_json_default)
+
+
+def _nan_to_none(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _nan_to_none(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_nan_to_none(v) for v in value]
+    return value
+
+
+@contextmanager
+def _service(server: str | None) -> Iterator[BioverifyClient]:
+    """A client of the given service, or of a throwaway one started here."""
+    if server:
+        with BioverifyClient(server, timeout=120.0) as client:
+            client.wait_until_serving(timeout=30.0)
+            yield client
+        return
+    with local_server() as target, BioverifyClient(target, timeout=120.0) as client:
+        client.wait_until_serving(timeout=180.0)
+        yield client
+
+
+def _catalog() -> PackCatalog:
+    settings = Settings.from_env()
+    return PackCatalog(settings.model_dir, settings.data_dir / "packs")
+
+
+# -- models -------------------------------------------------------------------------------------
+def cmd_models_list(args: argparse.Namespace) -> int:
+    packs = models_cmd.list_packs(_catalog())
+    if args.json:
+        print(_dump(packs))
+        return EXIT_OK
+    for p in packs:
+        state = "installed" if p["installed"] else "missing files"
+        calibrated = "calibrated" if p["calibrated"] else "uncalibrated"
+        print(f"{p['id']:<28} {p['modality']:<6} {state:<14} {calibrated:<12} {p['licence']}")
+    return EXIT_OK
+
+
+def cmd_models_verify(args: argparse.Namespace) -> int:
+    results = models_cmd.verify(_catalog(), args.pack)
+    if args.json:
+        print(_dump(results))
+    else:
+        for r in results:
+            print(f"{r['id']}: {'OK' if r['ok'] else 'FAILED'}")
+            for f in r["files"]:
+                if not f["ok"]:
+                    print(f"  {f['path']}: {f['problem']}")
+    return EXIT_OK if all(r["ok"] for r in results) else EXIT_FAILED
+
+
+def cmd_models_import(args: argparse.Namespace) -> int:
+    settings = Settings.from_env()
+    pack = models_cmd.import_pack(args.directory, settings.data_dir / "packs")
+    print(f"imported {pack.id} into {pack.root}")
+    return EXIT_OK
+
+
+def cmd_models_pull(args: argparse.Namespace) -> int:
+    settings = Settings.from_env()
+    pack = _catalog().get(args.pack)
+    fetched = models_cmd.pull(pack, settings.model_dir if args.to is None else args.to)
+    print(f"{pack.id}: {len(fetched)} file(s) downloaded and verified")
+    return EXIT_OK
+
+
+# -- calibrate ----------------------------------------------------------------------------------
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    from bioverify.server.app import build_face_pipeline
+    from bioverify_admin import calibrate
+
+    settings = Settings.from_env()
+    catalog = PackCatalog(settings.model_dir, settings.data_dir / "packs")
+    pack = catalog.choose("face", args.pack or settings.face_pack)
+    pipeline = build_face_pipeline(settings, pack)
+    if args.pairs:
+        pairs = read_face_pairs(args.pairs)
+        paths = [p.path_a for p in pairs] + [p.path_b for p in pairs]
+        embeddings = calibrate.embed_face_files(pipeline, paths)
+        scores = calibrate.scores_from_pairs(
+            embeddings, [(p.path_a, p.path_b, p.same) for p in pairs], f"pairs {args.pairs.name}"
+        )
+    else:
+        images = read_identity_images(args.images)
+        embeddings = calibrate.embed_face_files(pipeline, [i.path for i in images])
+        scores = calibrate.scores_from_identities(
+            embeddings,
+            {i.path: i.identity for i in images},
+            f"all pairs of {args.images.name} ({len(images)} images)",
+        )
+    fmrs = [float(x) for x in args.target_fmr.split(",")]
+    calibration, points = calibrate.fit_calibration(scores, fmrs)
+    before = calibrate.report_rows(scores, pack.operating_points) if pack.operating_points else []
+    after = calibrate.report_rows(scores, points)
+    report = {
+        "pack": pack.id,
+        "n_genuine": int(scores.genuine.size),
+        "n_impostor": int(scores.impostor.size),
+        "n_failed_images": scores.n_failed_images,
+        "calibration": calibration.to_dict(),
+        "before": before,
+        "after": after,
+    }
+    if args.json:
+        print(_dump(report))
+    else:
+        print(f"pack {pack.id}: {scores.genuine.size} genuine, {scores.impostor.size} impostor")
+        print(f"calibration: slope {calibration.slope:.3f} intercept {calibration.intercept:.3f}")
+        for title, rows in (("before", before), ("after", after)):
+            print(title)
+            for row in rows:
+                print(
+                    f"  {row['operating_point']:<10} threshold {row['threshold']:.4f} "
+                    f"FMR {row['measured_fmr']:.4f} FNMR {row['measured_fnmr']:.4f}"
+                )
+    if args.write:
+        if pack.manifest_path is None:
+            print("this pack has no manifest file to write into", file=sys.stderr)
+            return EXIT_FAILED
+        default_point = args.default or calibrate.operating_point_name(fmrs[0])
+        calibrate.write_into_manifest(pack.manifest_path, calibration, points, default_point)
+        print(f"written into {pack.manifest_path}", file=sys.stderr)
+    return EXIT_OK
+
+
+# -- eval ---------------------------------------------------------------------------------------
+def cmd_eval_face_pairs(args: argparse.Namespace) -> int:
+    from bioverify_admin.eval_face import evaluate_face_pairs
+
+    pairs = read_face_pairs(args.pairs)
+    with _service(args.server) as client:
+        result = evaluate_face_pairs(client, pairs, concurrency=args.concurrency)
+    if args.json:
+        print(_dump(result))
+    else:
+        for key, value in result.items():
+            print(f"{key:<20} {value}")
+    return EXIT_OK
+
+
+# -- subjects -----------------------------------------------------------------------------------
+def cmd_subjects_list(args: argparse.Namespace) -> int:
+    with BioverifyClient(args.server) as client:
+        subjects = list(client.iter_subjects(tenant=args.tenant))
+    if args.json:
+        print(_dump([_subject_dict(s) for s in subjects]))
+    else:
+        for s in subjects:
+            print(s.subject_id)
+    return EXIT_OK
+
+
+def cmd_subjects_show(args: argparse.Namespace) -> int:
+    with BioverifyClient(args.server) as client:
+        subject = client.get_subject(args.subject_id, tenant=args.tenant)
+    print(_dump(_subject_dict(subject)))
+    return EXIT_OK
+
+
+def cmd_subjects_delete(args: argparse.Namespace) -> int:
+    with BioverifyClient(args.server) as client:
+        reply = client.delete_subject(args.subject_id, tenant=args.tenant)
+    print(f"deleted {reply.subject_id}: {reply.templates_deleted} template(s) erased")
+    return EXIT_OK
+
+
+def _subject_dict(subject: Any) -> dict[str, Any]:
+    return {
+        "subject_id": subject.subject_id,
+        "tenant": subject.tenant,
+        "metadata": dict(subject.metadata),
+        "templates": [
+            {
+                "modality": {1: "face", 2: "voice"}.get(t.modality, "unknown"),
+                "model": t.model,
+                "sample_count": t.sample_count,
+                "updated_at": t.updated_at,
+            }
+            for t in subject.templates
+        ],
+        "created_at": subject.created_at,
+        "updated_at": subject.updated_at,
+    }
+
+
+# -- parser -------------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="bioverify-admin", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def add(
+        group: Any, name: str, fn: Callable[[argparse.Namespace], int], help_text: str
+    ) -> argparse.ArgumentParser:
+        p: argparse.ArgumentParser = group.add_parser(name, help=help_text)
+        p.set_defaults(func=fn)
+        return p
+
+    models = sub.add_parser("models", help="model packs on this machine").add_subparsers(
+        dest="models_command", required=True
+    )
+    p = add(models, "list", cmd_models_list, "list known model packs")
+    p.add_argument("--json", action="store_true")
+    p = add(models, "verify", cmd_models_verify, "check files and sha256 of packs")
+    p.add_argument("pack", nargs="?")
+    p.add_argument("--json", action="store_true")
+    p = add(models, "import", cmd_models_import, "import a pack directory")
+    p.add_argument("directory", type=Path)
+    p = add(models, "pull", cmd_models_pull, "download a pack's files (needs internet)")
+    p.add_argument("pack")
+    p.add_argument("--to", type=Path, help="model directory (default BIOVERIFY_MODEL_DIR)")
+
+    p = add(sub, "calibrate", cmd_calibrate, "fit calibration and thresholds into a pack")
+    p.add_argument("modality", choices=["face"])
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--images", type=Path, help="TSV: path, identity (all pairs are used)")
+    src.add_argument("--pairs", type=Path, help="TSV: path_a, path_b, same")
+    p.add_argument("--pack", help="pack id (default: BIOVERIFY_FACE_PACK / auto)")
+    p.add_argument(
+        "--target-fmr", default="1e-3,1e-2,1e-4", help="comma-separated; first = default"
+    )
+    p.add_argument("--default", help="default operating point name (default: first target)")
+    p.add_argument("--write", action="store_true", help="write the result into the manifest")
+    p.add_argument("--json", action="store_true")
+
+    evaluation = sub.add_parser("eval", help="evaluate the service on labelled data")
+    ev = evaluation.add_subparsers(dest="eval_command", required=True)
+    p = add(ev, "face-pairs", cmd_eval_face_pairs, "face verification pairs via CompareFaces")
+    p.add_argument("pairs", type=Path, help="TSV: path_a, path_b, same (paths relative to it)")
+    p.add_argument("--server", help="HOST:PORT of a running service (default: start one)")
+    p.add_argument("--concurrency", type=int, default=1)
+    p.add_argument("--json", action="store_true")
+
+    subjects = sub.add_parser("subjects", help="enrolled subjects").add_subparsers(
+        dest="subjects_command", required=True
+    )
+    for name, fn, needs_id in (
+        ("list", cmd_subjects_list, False),
+        ("show", cmd_subjects_show, True),
+        ("delete", cmd_subjects_delete, True),
+    ):
+        p = add(subjects, name, fn, f"{name} subjects")
+        if needs_id:
+            p.add_argument("subject_id")
+        p.add_argument("--server", required=True, help="HOST:PORT of the service")
+        p.add_argument("--tenant", default="")
+        p.add_argument("--json", action="store_true")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        result: int = args.func(args)
+        return result
+    except (BioverifyError, DatasetError, ServerStartError) as exc:
+        print(f"bioverify-admin: {exc}", file=sys.stderr)
+        return EXIT_USAGE if isinstance(exc, DatasetError) else EXIT_FAILED
+    except BioverifyClientError as exc:
+        print(f"bioverify-admin: the service answered {exc}", file=sys.stderr)
+        return EXIT_FAILED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,51 @@
+"""Reading evaluation/enrollment label files (tab-separated, one header line, paths relative to
+the file's folder)."""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+
+
+class DatasetError(Exception):
+    pass
+
+
+def read_tsv(path: Path, required: tuple[str, ...]) -> list[dict[str, str]]:
+    try:
+        with path.open(newline="", encoding="utf-8") as handle:
+            reader = csv.DictReader(handle, delimiter="\t")
+            missing = [c for c in required if c not in (reader.fieldnames or [])]
+            if missing:
+                raise DatasetError(f"{path}: missing column(s) {', '.join(missing)}")
+            return [dict(row) for row in reader]
+    except OSError as exc:
+        raise DatasetError(f"cannot read {path}: {exc.strerror}") from exc
+
+
+@dataclass(frozen=True)
+class Pair:
+    path_a: Path
+    path_b: Path
+    same: bool
+
+
+def read_face_pairs(path: Path) -> list[Pair]:
+    rows = read_tsv(path, ("path_a", "path_b", "same"))
+    base = path.parent
+    return [
+        Pair(base / r["path_a"], base / r["path_b"], r["same"].strip() in ("1", "true", "True"))
+        for r in rows
+    ]
+
+
+@dataclass(frozen=True)
+class LabelledImage:
+    path: Path
+    identity: str
+
+
+def read_identity_images(path: Path) -> list[LabelledImage]:
+    rows = read_tsv(path, ("path", "identity"))
+    return [LabelledImage(path.parent / r["path"], r["identity"]) for r in rows]

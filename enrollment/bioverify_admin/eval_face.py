@@ -1,0 +1,87 @@
+"""``eval face-pairs``: send every pair through CompareFaces and score the replies."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from bioverify import metrics
+from bioverify.client import BioverifyClient, BioverifyClientError
+from bioverify_admin.datasets import Pair
+
+FAILED_SCORE = -1.0  # a pair the service could not score counts as a reject
+
+
+@dataclass(frozen=True)
+class PairResult:
+    same: bool
+    similarity: float | None
+    threshold: float | None
+    accepted: bool | None
+    latency_ms: float
+    failure: str = ""
+
+
+def _compare(client: BioverifyClient, pair: Pair) -> PairResult:
+    try:
+        image_a = pair.path_a.read_bytes()
+        image_b = pair.path_b.read_bytes()
+    except OSError as exc:
+        return PairResult(pair.same, None, None, None, 0.0, f"UNREADABLE_FILE: {exc.strerror}")
+    started = time.perf_counter()
+    try:
+        reply = client.compare_faces(image_a, image_b)
+    except BioverifyClientError as exc:
+        latency = (time.perf_counter() - started) * 1e3
+        return PairResult(pair.same, None, None, None, latency, exc.reason or exc.code.name)
+    latency = (time.perf_counter() - started) * 1e3
+    match = reply.match
+    return PairResult(
+        same=pair.same,
+        similarity=match.similarity,
+        threshold=match.threshold,
+        accepted=match.similarity >= match.threshold,
+        latency_ms=latency,
+    )
+
+
+def evaluate_face_pairs(
+    client: BioverifyClient, pairs: list[Pair], *, concurrency: int = 1
+) -> dict[str, Any]:
+    with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
+        results = list(pool.map(lambda p: _compare(client, p), pairs))
+    return summarise(results)
+
+
+def summarise(results: list[PairResult]) -> dict[str, Any]:
+    labels = np.array([r.same for r in results], dtype=bool)
+    scores = np.array([r.similarity if r.similarity is not None else FAILED_SCORE for r in results])
+    scored = [r for r in results if r.similarity is not None]
+    thresholds = sorted({r.threshold for r in scored if r.threshold is not None})
+    threshold = thresholds[0] if len(thresholds) == 1 else float("nan")
+    decisions = np.array([bool(r.accepted) for r in results])
+    failures = Counter(r.failure for r in results if r.failure)
+    timed = [r.latency_ms for r in scored]
+    out: dict[str, Any] = {
+        "n_pairs": len(results),
+        "n_failed": len(results) - len(scored),
+        "failures": dict(failures),
+        "eer": metrics.eer(scores, labels),
+        "auc": metrics.auc(scores, labels),
+        "accuracy": float(np.mean(decisions == labels)),
+        "threshold": threshold,
+        "tar_at_far_1e-2": metrics.tar_at_far(scores, labels, 1e-2),
+        "tar_at_far_1e-3": metrics.tar_at_far(scores, labels, 1e-3),
+        "mean_latency_ms": float(np.mean(timed)) if timed else float("nan"),
+        "p50_latency_ms": float(np.percentile(timed, 50)) if timed else float("nan"),
+        "p95_latency_ms": float(np.percentile(timed, 95)) if timed else float("nan"),
+    }
+    far, frr = metrics.error_rates_at(scores, labels, threshold) if scored else (np.nan, np.nan)
+    out["far_at_threshold"] = far
+    out["frr_at_threshold"] = frr
+    return out

@@ -1,0 +1,54 @@
+"""Start a throwaway bioverify service on a free loopback port, with the same settings
+(environment) as ``bioverify serve`` but its own temporary data directory."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+
+class ServerStartError(Exception):
+    pass
+
+
+@contextmanager
+def local_server(
+    extra_env: dict[str, str] | None = None, startup_timeout: float = 180.0
+) -> Iterator[str]:
+    with tempfile.TemporaryDirectory(prefix="bioverify-eval-") as tmp:
+        data_dir = Path(tmp) / "data"
+        port_file = Path(tmp) / "port"
+        log_path = Path(tmp) / "server.log"
+        env = {**os.environ, **(extra_env or {}), "BIOVERIFY_DATA_DIR": str(data_dir)}
+        env["BIOVERIFY_HOST"] = "127.0.0.1"
+        env["BIOVERIFY_PORT"] = "0"
+        with log_path.open("wb") as log:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "bioverify.cli", "serve", "--port-file", str(port_file)],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+            try:
+                deadline = time.monotonic() + startup_timeout
+                while not port_file.exists():
+                    if proc.poll() is not None:
+                        tail = log_path.read_text(errors="replace")[-2000:]
+                        raise ServerStartError(f"the service exited during startup:\n{tail}")
+                    if time.monotonic() > deadline:
+                        raise ServerStartError("the service did not start in time")
+                    time.sleep(0.1)
+                yield f"127.0.0.1:{port_file.read_text().strip()}"
+            finally:
+                proc.terminate()
+                try:
+                    proc.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()

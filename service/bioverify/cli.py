@@ -1,0 +1,89 @@
+"""``bioverify serve``: run the service."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+from types import FrameType
+
+from bioverify.errors import BioverifyError, ConfigurationError
+from bioverify.settings import Settings
+
+logger = logging.getLogger("bioverify")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="bioverify", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run the gRPC service")
+    serve.add_argument("--host", help="address to listen on (BIOVERIFY_HOST)")
+    serve.add_argument("--port", type=int, help="port to listen on, 0 = any (BIOVERIFY_PORT)")
+    serve.add_argument("--data-dir", type=Path, help="where templates live (BIOVERIFY_DATA_DIR)")
+    serve.add_argument("--model-dir", type=Path, help="model files (BIOVERIFY_MODEL_DIR)")
+    serve.add_argument("--face-pack", help="face model pack id or 'auto' (BIOVERIFY_FACE_PACK)")
+    serve.add_argument(
+        "--port-file", type=Path, help="write the bound port here once serving (for scripts)"
+    )
+    return parser
+
+
+def settings_from_args(args: argparse.Namespace) -> Settings:
+    settings = Settings.from_env()
+    overrides = {
+        name: getattr(args, name)
+        for name in ("host", "port", "data_dir", "model_dir", "face_pack")
+        if getattr(args, name, None) is not None
+    }
+    return Settings.from_mapping({**_as_mapping(settings), **overrides})
+
+
+def _as_mapping(settings: Settings) -> dict[str, object]:
+    import dataclasses
+
+    return {f.name: getattr(settings, f.name) for f in dataclasses.fields(settings)}
+
+
+def serve(settings: Settings, port_file: Path | None = None) -> int:
+    from bioverify.server.app import build
+
+    app = build(settings)
+
+    def _stop(signum: int, _frame: FrameType | None) -> None:
+        logger.info("signal %d received: draining", signum)
+        app.stop()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    app.start()
+    if port_file is not None:
+        tmp = port_file.with_suffix(".tmp")
+        tmp.write_text(str(app.port), encoding="utf-8")
+        os.replace(tmp, port_file)
+    app.wait()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = settings_from_args(args)
+    except ConfigurationError as exc:
+        print(f"bioverify: configuration error: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )
+    try:
+        return serve(settings, args.port_file)
+    except BioverifyError as exc:
+        print(f"bioverify: cannot start: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

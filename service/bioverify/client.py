@@ -1,0 +1,191 @@
+"""A small synchronous Python client for the bioverify v1 API.
+
+    client = BioverifyClient("localhost:50051")
+    result = client.compare_faces(open("a.jpg", "rb").read(), open("b.jpg", "rb").read())
+    print(result.match.confidence, result.decision)
+
+Errors come back as ``BioverifyClientError`` (with the gRPC status code and the server's
+message); UNAVAILABLE is retried with exponential backoff.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any, TypeVar
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from bioverify.v1 import (
+    common_pb2,
+    face_pb2,
+    face_pb2_grpc,
+    info_pb2,
+    info_pb2_grpc,
+    subjects_pb2,
+    subjects_pb2_grpc,
+)
+
+T = TypeVar("T")
+
+
+class BioverifyClientError(Exception):
+    """An RPC failed. ``code`` is the gRPC status code, ``reason`` the server's stable code."""
+
+    def __init__(self, code: grpc.StatusCode, message: str, reason: str = "") -> None:
+        super().__init__(f"{code.name}: {message}")
+        self.code = code
+        self.message = message
+        self.reason = reason
+
+
+class BioverifyClient:
+    def __init__(
+        self,
+        target: str,
+        *,
+        timeout: float = 30.0,
+        retries: int = 3,
+        backoff: float = 0.2,
+        credentials: grpc.ChannelCredentials | None = None,
+        max_message_bytes: int = 64 * 1024 * 1024,
+    ) -> None:
+        options = [
+            ("grpc.max_send_message_length", max_message_bytes),
+            ("grpc.max_receive_message_length", max_message_bytes),
+        ]
+        self._channel = (
+            grpc.secure_channel(target, credentials, options=options)
+            if credentials is not None
+            else grpc.insecure_channel(target, options=options)
+        )
+        self.timeout = timeout
+        self.retries = retries
+        self.backoff = backoff
+        self.face = face_pb2_grpc.FaceServiceStub(self._channel)
+        self.subjects = subjects_pb2_grpc.SubjectServiceStub(self._channel)
+        self.info = info_pb2_grpc.InfoServiceStub(self._channel)
+        self._health = health_pb2_grpc.HealthStub(self._channel)
+
+    # -- lifecycle --------------------------------------------------------------------------
+    def close(self) -> None:
+        self._channel.close()
+
+    def __enter__(self) -> BioverifyClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def wait_until_serving(self, timeout: float = 120.0) -> None:
+        """Block until the health service reports SERVING (models loaded and warm)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                reply = self._health.Check(health_pb2.HealthCheckRequest(service=""), timeout=2.0)
+                if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                    return
+            except grpc.RpcError:
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"service not serving after {timeout:.0f} s")
+            time.sleep(0.2)
+
+    # -- face -------------------------------------------------------------------------------
+    def compare_faces(
+        self, image_a: bytes, image_b: bytes, *, operating_point: str = ""
+    ) -> face_pb2.CompareFacesResponse:
+        request = face_pb2.CompareFacesRequest(
+            image_a=image_a, image_b=image_b, policy=_policy(operating_point)
+        )
+        return self._call(self.face.CompareFaces, request)
+
+    def enroll_face(
+        self,
+        subject_id: str,
+        images: Sequence[bytes],
+        *,
+        metadata: Mapping[str, str] | None = None,
+        tenant: str = "",
+        replace: bool = False,
+    ) -> face_pb2.EnrollFaceResponse:
+        request = face_pb2.EnrollFaceRequest(
+            subject_id=subject_id,
+            images=list(images),
+            metadata=dict(metadata or {}),
+            tenant=tenant,
+            replace=replace,
+        )
+        return self._call(self.face.EnrollFace, request)
+
+    def verify_face(
+        self, subject_id: str, image: bytes, *, tenant: str = "", operating_point: str = ""
+    ) -> face_pb2.VerifyFaceResponse:
+        request = face_pb2.VerifyFaceRequest(
+            subject_id=subject_id, image=image, tenant=tenant, policy=_policy(operating_point)
+        )
+        return self._call(self.face.VerifyFace, request)
+
+    # -- subjects ---------------------------------------------------------------------------
+    def get_subject(self, subject_id: str, *, tenant: str = "") -> subjects_pb2.Subject:
+        request = subjects_pb2.GetSubjectRequest(subject_id=subject_id, tenant=tenant)
+        return self._call(self.subjects.GetSubject, request)
+
+    def list_subjects(
+        self, *, tenant: str = "", page_size: int = 0, page_token: str = ""
+    ) -> subjects_pb2.ListSubjectsResponse:
+        request = subjects_pb2.ListSubjectsRequest(
+            tenant=tenant, page_size=page_size, page_token=page_token
+        )
+        return self._call(self.subjects.ListSubjects, request)
+
+    def iter_subjects(
+        self, *, tenant: str = "", page_size: int = 500
+    ) -> Iterator[subjects_pb2.Subject]:
+        token = ""
+        while True:
+            page = self.list_subjects(tenant=tenant, page_size=page_size, page_token=token)
+            yield from page.subjects
+            token = page.next_page_token
+            if not token:
+                return
+
+    def delete_subject(
+        self, subject_id: str, *, tenant: str = ""
+    ) -> subjects_pb2.DeleteSubjectResponse:
+        request = subjects_pb2.DeleteSubjectRequest(subject_id=subject_id, tenant=tenant)
+        return self._call(self.subjects.DeleteSubject, request)
+
+    # -- info -------------------------------------------------------------------------------
+    def service_info(self) -> info_pb2.ServiceInfo:
+        return self._call(self.info.GetServiceInfo, info_pb2.GetServiceInfoRequest())
+
+    # -- plumbing ---------------------------------------------------------------------------
+    def _call(self, method: Callable[..., T], request: Any) -> T:
+        attempt = 0
+        while True:
+            try:
+                return method(request, timeout=self.timeout)
+            except grpc.RpcError as exc:
+                code = exc.code() if hasattr(exc, "code") else grpc.StatusCode.UNKNOWN
+                if code == grpc.StatusCode.UNAVAILABLE and attempt < self.retries:
+                    time.sleep(self.backoff * (2**attempt))
+                    attempt += 1
+                    continue
+                raise _client_error(exc) from exc
+
+
+def _policy(operating_point: str) -> common_pb2.Policy:
+    return common_pb2.Policy(operating_point=operating_point)
+
+
+def _client_error(exc: grpc.RpcError) -> BioverifyClientError:
+    code = exc.code() if hasattr(exc, "code") else grpc.StatusCode.UNKNOWN
+    details = exc.details() if hasattr(exc, "details") else str(exc)
+    reason = ""
+    trailing = exc.trailing_metadata() if hasattr(exc, "trailing_metadata") else None
+    for key, value in trailing or ():
+        if key == "bioverify-reason":
+            reason = str(value)
+    return BioverifyClientError(code, details or "", reason)

@@ -1,0 +1,120 @@
+"""Domain errors of bioverify.
+
+Every error a client can cause or observe is one of these; the gRPC layer maps them to status
+codes in exactly one place (``bioverify.server.status``). Messages are written for client
+developers and never contain biometric data or internal paths.
+
+    BioverifyError
+    ├── InvalidInput                       INVALID_ARGUMENT
+    │   ├── InvalidImage                   (corrupt, truncated, unsupported format)
+    │   ├── InvalidAudio                   (corrupt, unsupported, wrongly declared format)
+    │   ├── InvalidSubjectId
+    │   ├── NoFaceDetected
+    │   ├── MultipleFaces
+    │   ├── PoorQuality                    (face too small, blurred, extreme pose, exposure)
+    │   ├── AudioTooShort                  (not enough net speech)
+    │   └── StreamProtocolError            (stream messages out of order / format change)
+    ├── TooLarge                           RESOURCE_EXHAUSTED (bytes, pixels, duration)
+    ├── Overloaded                         RESOURCE_EXHAUSTED (server busy)
+    ├── NotEnrolled                        NOT_FOUND
+    ├── ModelMismatch                      FAILED_PRECONDITION (template made by another model)
+    ├── AlreadyExists                      ALREADY_EXISTS
+    ├── SpoofSuspected                     PERMISSION_DENIED is *not* used: decisions carry it
+    ├── ChallengeInvalid                   FAILED_PRECONDITION (unknown/expired/used nonce)
+    ├── Unavailable                        UNAVAILABLE (store down, models not ready)
+    ├── NotImplementedYet                  UNIMPLEMENTED
+    └── ConfigurationError                 raised at startup only (bad settings, bad model pack)
+"""
+
+from __future__ import annotations
+
+
+class BioverifyError(Exception):
+    """Base of all domain errors. ``reason`` is a stable machine-readable code."""
+
+    reason: str = "ERROR"
+
+    def __init__(self, message: str, *, reason: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if reason is not None:
+            self.reason = reason
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class InvalidInput(BioverifyError):
+    reason = "INVALID_INPUT"
+
+
+class InvalidImage(InvalidInput):
+    reason = "INVALID_IMAGE"
+
+
+class InvalidAudio(InvalidInput):
+    reason = "INVALID_AUDIO"
+
+
+class InvalidSubjectId(InvalidInput):
+    reason = "INVALID_SUBJECT_ID"
+
+
+class NoFaceDetected(InvalidInput):
+    reason = "NO_FACE"
+
+
+class MultipleFaces(InvalidInput):
+    reason = "MULTIPLE_FACES"
+
+
+class PoorQuality(InvalidInput):
+    reason = "POOR_QUALITY"
+
+
+class AudioTooShort(InvalidInput):
+    reason = "NOT_ENOUGH_SPEECH"
+
+
+class StreamProtocolError(InvalidInput):
+    reason = "STREAM_PROTOCOL"
+
+
+class TooLarge(BioverifyError):
+    reason = "TOO_LARGE"
+
+
+class Overloaded(BioverifyError):
+    reason = "OVERLOADED"
+
+
+class NotEnrolled(BioverifyError):
+    reason = "NOT_ENROLLED"
+
+
+class ModelMismatch(BioverifyError):
+    reason = "MODEL_MISMATCH"
+
+
+class AlreadyExists(BioverifyError):
+    reason = "ALREADY_EXISTS"
+
+
+class SpoofSuspected(BioverifyError):
+    reason = "SPOOF_SUSPECTED"
+
+
+class ChallengeInvalid(BioverifyError):
+    reason = "CHALLENGE_INVALID"
+
+
+class Unavailable(BioverifyError):
+    reason = "UNAVAILABLE"
+
+
+class NotImplementedYet(BioverifyError):
+    reason = "UNIMPLEMENTED"
+
+
+class ConfigurationError(BioverifyError):
+    reason = "CONFIGURATION"

@@ -1,0 +1,1 @@
+"""Face pipeline: decode, detect, quality, align, embed."""

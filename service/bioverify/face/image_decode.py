@@ -1,0 +1,148 @@
+"""Safe decoding of client-supplied images into BGR uint8 arrays.
+
+Only JPEG, PNG and WebP are accepted, identified by their magic bytes (never by a declared
+type). The pixel dimensions are read from the header and checked before any pixel data is
+decoded, so a small file that claims a huge canvas (a decompression bomb) never allocates.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+
+import numpy as np
+from PIL import Image, ImageOps
+
+from bioverify.errors import InvalidImage, TooLarge
+from bioverify.face.ports import ImageBGR
+
+logger = logging.getLogger(__name__)
+
+ACCEPTED_FORMATS = ("jpeg", "png", "webp")
+MIN_SIDE_PX = 32
+"""Images with a side shorter than this cannot hold a usable face."""
+
+# Pillow format names that each sniffed format may open as (a JPEG with extra pictures in
+# APP2 segments opens as MPO).
+_PILLOW_FORMATS: dict[str, tuple[str, ...]] = {
+    "jpeg": ("JPEG", "MPO"),
+    "png": ("PNG",),
+    "webp": ("WEBP",),
+}
+_ACCEPTED_TEXT = "JPEG, PNG or WebP"
+
+
+def sniff_image_format(data: bytes) -> str | None:
+    """``"jpeg"``, ``"png"`` or ``"webp"`` from the magic bytes, else None."""
+    if data[:3] == b"\xff\xd8\xff":
+        return "jpeg"
+    if data[:8] == b"\x89PNG\r\n\x1a\n":
+        return "png"
+    if len(data) >= 12 and data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "webp"
+    return None
+
+
+def decode_image(
+    data: bytes, *, max_bytes: int, max_pixels: int, max_aspect: float = 8.0
+) -> ImageBGR:
+    """Decode an encoded image into a contiguous HxWx3 BGR uint8 array, upright per EXIF.
+
+    Raises ``InvalidImage`` for empty, unsupported, corrupt or truncated payloads and for
+    images that are too small or absurdly elongated; ``TooLarge`` when the payload exceeds
+    ``max_bytes`` or the canvas exceeds ``max_pixels``. Transparent pixels are composited
+    onto white; grey, palette, CMYK and 16-bit images are converted to 8-bit BGR.
+    """
+    if not data:
+        raise InvalidImage("image payload is empty")
+    if len(data) > max_bytes:
+        raise TooLarge(f"image payload is {len(data)} bytes; the limit is {max_bytes} bytes")
+    fmt = sniff_image_format(data)
+    if fmt is None:
+        raise InvalidImage(f"unsupported image format; send {_ACCEPTED_TEXT}")
+
+    image = _open_header(data, fmt, max_pixels)
+    width, height = image.size
+    _check_geometry(width, height, max_pixels=max_pixels, max_aspect=max_aspect)
+    try:
+        image.load()
+        upright = ImageOps.exif_transpose(image)
+        return _to_bgr(upright)
+    except MemoryError:
+        raise
+    except Exception as exc:  # Pillow decoders raise many types on hostile input
+        raise InvalidImage(f"the {fmt.upper()} image is corrupt or truncated") from exc
+    finally:
+        image.close()
+
+
+def check_bgr_image(image: ImageBGR) -> None:
+    """Raise ``InvalidImage`` unless ``image`` is a non-empty HxWx3 uint8 array."""
+    if (
+        not isinstance(image, np.ndarray)
+        or image.dtype != np.uint8
+        or image.ndim != 3
+        or image.shape[2] != 3
+        or image.shape[0] == 0
+        or image.shape[1] == 0
+    ):
+        shape = getattr(image, "shape", None)
+        dtype = getattr(image, "dtype", None)
+        raise InvalidImage(f"expected an HxWx3 uint8 BGR image, got shape {shape} {dtype}")
+
+
+def _open_header(data: bytes, fmt: str, max_pixels: int) -> Image.Image:
+    """Open lazily: parses the header only; pixel data is decoded later by ``load()``."""
+    try:
+        image = Image.open(io.BytesIO(data), formats=_PILLOW_FORMATS[fmt])
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        # Pillow's own guard (a warning only becomes an exception under -W error); either
+        # way the canvas is far beyond any sane limit and nothing was allocated.
+        raise TooLarge(f"image has more than {max_pixels} pixels") from exc
+    except MemoryError:
+        raise
+    except Exception as exc:
+        raise InvalidImage(f"the {fmt.upper()} image header is corrupt") from exc
+    if image.format not in _PILLOW_FORMATS[fmt]:
+        image.close()
+        raise InvalidImage(f"unsupported image format; send {_ACCEPTED_TEXT}")
+    return image
+
+
+def _check_geometry(width: int, height: int, *, max_pixels: int, max_aspect: float) -> None:
+    if width * height > max_pixels:
+        raise TooLarge(f"image is {width}x{height} pixels; the limit is {max_pixels} pixels")
+    if min(width, height) < MIN_SIDE_PX:
+        raise InvalidImage(
+            f"image is {width}x{height} pixels; each side must be at least {MIN_SIDE_PX}"
+        )
+    if max(width, height) / min(width, height) > max_aspect:
+        raise InvalidImage(
+            f"image is {width}x{height} pixels; the aspect ratio must not exceed {max_aspect:g}"
+        )
+
+
+def _to_bgr(image: Image.Image) -> ImageBGR:
+    """Any Pillow mode to a contiguous 8-bit BGR array."""
+    mode = image.mode
+    if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
+        # 16-bit grey (Pillow's own conversion to L clips instead of scaling).
+        grey16 = np.asarray(image, dtype=np.float64)
+        grey = np.clip(np.rint(grey16 / 257.0), 0, 255).astype(np.uint8)
+        return np.ascontiguousarray(np.repeat(grey[:, :, None], 3, axis=2))
+    if mode == "F":
+        grey = np.clip(np.rint(np.asarray(image, dtype=np.float64)), 0, 255).astype(np.uint8)
+        return np.ascontiguousarray(np.repeat(grey[:, :, None], 3, axis=2))
+    has_alpha = mode in ("RGBA", "LA", "PA", "La", "RGBa") or (
+        mode == "P" and "transparency" in image.info
+    )
+    if has_alpha:
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        rgb = Image.alpha_composite(background, rgba).convert("RGB")
+    elif mode != "RGB":
+        rgb = image.convert("RGB")
+    else:
+        rgb = image
+    array = np.asarray(rgb, dtype=np.uint8)
+    return np.ascontiguousarray(array[:, :, ::-1])

@@ -1,0 +1,88 @@
+"""Explicit registry of face adapters, chosen by name from a model pack's manifest.
+Adapters are imported only when chosen, so an unused backend costs nothing."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from bioverify.errors import ConfigurationError
+from bioverify.face.ports import FaceDetector, FaceEmbedder
+from bioverify.packs import ComponentSpec, PackManifest
+
+
+def _scrfd(pack: PackManifest, spec: ComponentSpec, threads: int) -> FaceDetector:
+    from bioverify.face.detector_scrfd import ScrfdDetector
+
+    return ScrfdDetector(pack.file_path(spec.files[0]), threads=threads, **spec.params)
+
+
+def _yunet(pack: PackManifest, spec: ComponentSpec, threads: int) -> FaceDetector:
+    from bioverify.face.detector_yunet import YunetDetector
+
+    return YunetDetector(pack.file_path(spec.files[0]), threads=threads, **spec.params)
+
+
+def _dlib_hog(pack: PackManifest, spec: ComponentSpec, threads: int) -> FaceDetector:
+    from bioverify.face.detector_dlib import DlibHogDetector
+
+    return DlibHogDetector(landmarks_path=pack.file_path(spec.files[0]), **spec.params)
+
+
+def _onnx_embedder(pack: PackManifest, spec: ComponentSpec, threads: int) -> FaceEmbedder:
+    from bioverify.face.embedder_onnx import OnnxFaceEmbedder
+
+    return OnnxFaceEmbedder(pack.file_path(spec.files[0]), threads=threads, **spec.params)
+
+
+def _dlib_resnet(pack: PackManifest, spec: ComponentSpec, threads: int) -> FaceEmbedder:
+    from bioverify.face.embedder_dlib import DlibResnetEmbedder
+
+    files = dict(zip(("shape_predictor_path", "model_path"), spec.files, strict=True))
+    return DlibResnetEmbedder(
+        **{arg: pack.file_path(role) for arg, role in files.items()}, **spec.params
+    )
+
+
+DETECTORS: dict[str, Callable[[PackManifest, ComponentSpec, int], FaceDetector]] = {
+    "scrfd": _scrfd,
+    "yunet": _yunet,
+    "dlib-hog": _dlib_hog,
+}
+
+EMBEDDERS: dict[str, Callable[[PackManifest, ComponentSpec, int], FaceEmbedder]] = {
+    "onnx-arcface": _onnx_embedder,
+    "dlib-resnet": _dlib_resnet,
+}
+
+
+def _component(pack: PackManifest, name: str) -> ComponentSpec:
+    try:
+        return pack.components[name]
+    except KeyError as exc:
+        raise ConfigurationError(f"pack {pack.id} has no {name} component") from exc
+
+
+def _build(registry: dict[str, Any], kind: str, pack: PackManifest, threads: int) -> Any:
+    spec = _component(pack, kind)
+    try:
+        factory = registry[spec.adapter]
+    except KeyError as exc:
+        valid = ", ".join(sorted(registry))
+        raise ConfigurationError(
+            f"pack {pack.id}: unknown {kind} adapter {spec.adapter!r}; valid: {valid}"
+        ) from exc
+    try:
+        return factory(pack, spec, threads)
+    except TypeError as exc:
+        raise ConfigurationError(f"pack {pack.id}: bad {kind} parameters ({exc})") from exc
+
+
+def build_detector(pack: PackManifest, threads: int) -> FaceDetector:
+    detector: FaceDetector = _build(DETECTORS, "detector", pack, threads)
+    return detector
+
+
+def build_embedder(pack: PackManifest, threads: int) -> FaceEmbedder:
+    embedder: FaceEmbedder = _build(EMBEDDERS, "embedder", pack, threads)
+    return embedder

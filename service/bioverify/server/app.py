@@ -1,0 +1,239 @@
+"""The composition root: ``build(settings)`` creates every model session, store, use case and
+servicer, and the gRPC server that serves them. Nothing is loaded anywhere else."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import platform
+import threading
+from concurrent import futures
+from dataclasses import dataclass, field
+
+import grpc
+import numpy as np
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+import bioverify
+from bioverify.errors import ConfigurationError
+from bioverify.face.pipeline import FacePipeline, ImageLimits
+from bioverify.face.quality import DEFAULT_THRESHOLDS, QualityThresholds
+from bioverify.face.registry import build_detector, build_embedder
+from bioverify.packs import PackCatalog, PackManifest, ensure_verified
+from bioverify.server import convert
+from bioverify.server.face_servicer import FaceServicer
+from bioverify.server.info_servicer import InfoServicer
+from bioverify.server.status import ErrorMappingInterceptor
+from bioverify.server.subjects_servicer import SubjectServicer
+from bioverify.server.unimplemented import unimplemented_servicer
+from bioverify.settings import Settings
+from bioverify.store.ports import TemplateStore
+from bioverify.store.sqlite_store import SqliteTemplateStore
+from bioverify.usecases.common import InferencePool
+from bioverify.usecases.face import FaceVerification
+from bioverify.usecases.subjects import SubjectAdministration
+from bioverify.v1 import (
+    face_pb2,
+    face_pb2_grpc,
+    info_pb2,
+    info_pb2_grpc,
+    liveness_pb2,
+    liveness_pb2_grpc,
+    subjects_pb2,
+    subjects_pb2_grpc,
+    voice_pb2,
+    voice_pb2_grpc,
+)
+
+logger = logging.getLogger(__name__)
+
+SERVICE_NAMES = (
+    face_pb2.DESCRIPTOR.services_by_name["FaceService"].full_name,
+    voice_pb2.DESCRIPTOR.services_by_name["VoiceService"].full_name,
+    liveness_pb2.DESCRIPTOR.services_by_name["LivenessService"].full_name,
+    subjects_pb2.DESCRIPTOR.services_by_name["SubjectService"].full_name,
+    info_pb2.DESCRIPTOR.services_by_name["InfoService"].full_name,
+)
+
+
+def build_store(settings: Settings) -> TemplateStore:
+    if settings.store == "sqlite":
+        return SqliteTemplateStore(settings.sqlite_path)
+    raise ConfigurationError(
+        f"store {settings.store!r} is not available in this version; valid: sqlite"
+    )
+
+
+def build_face_pipeline(settings: Settings, pack: PackManifest) -> FacePipeline:
+    if settings.verify_model_checksums:
+        ensure_verified(pack)
+    detector = build_detector(pack, settings.onnx_threads)
+    embedder = build_embedder(pack, settings.onnx_threads)
+    return FacePipeline(
+        detector,
+        embedder,
+        limits=ImageLimits(
+            max_bytes=settings.max_image_bytes, max_pixels=settings.max_image_pixels
+        ),
+        quality=quality_thresholds(pack),
+    )
+
+
+def quality_thresholds(pack: PackManifest) -> QualityThresholds:
+    """The default quality gates with the pack's overrides (``"quality"`` in the manifest)."""
+    overrides = dict(pack.raw.get("quality", {}))
+    try:
+        return dataclasses.replace(DEFAULT_THRESHOLDS, **overrides)
+    except TypeError as exc:
+        raise ConfigurationError(f"pack {pack.id}: invalid quality thresholds ({exc})") from exc
+
+
+def choose_face_pack(settings: Settings) -> PackManifest:
+    catalog = PackCatalog(settings.model_dir, settings.data_dir / "packs")
+    pack = catalog.choose("face", settings.face_pack)
+    if pack.calibration is None or not pack.operating_points:
+        raise ConfigurationError(
+            f"face pack {pack.id} has no calibration; run `bioverify-admin calibrate` first"
+        )
+    return pack
+
+
+def warm_up(pipeline: FacePipeline) -> None:
+    """Run every model once so the first request does not pay for lazy initialisation."""
+    image = np.full((256, 256, 3), 127, dtype=np.uint8)
+    pipeline.detector.detect(image)
+    crop = np.full((112, 112, 3), 127, dtype=np.uint8)
+    pipeline.embedder.embed([crop])
+
+
+@dataclass
+class Application:
+    settings: Settings
+    server: grpc.Server
+    health: health.HealthServicer
+    store: TemplateStore
+    pool: InferencePool
+    face_pack: PackManifest
+    face_pipeline: FacePipeline
+    port: int = 0
+    _stopped: threading.Event = field(default_factory=threading.Event)
+
+    def start(self) -> None:
+        self.server.start()
+        warm_up(self.face_pipeline)
+        for name in (*SERVICE_NAMES, ""):
+            self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        logger.info(
+            "bioverify %s serving on %s:%d (face pack %s, store %s)",
+            bioverify.__version__,
+            self.settings.host,
+            self.port,
+            self.face_pack.id,
+            self.store.name,
+        )
+
+    def stop(self, grace: float | None = None) -> None:
+        if self._stopped.is_set():
+            return
+        self._stopped.set()
+        self.health.enter_graceful_shutdown()
+        self.server.stop(self.settings.grace_seconds if grace is None else grace).wait()
+        self.pool.shutdown()
+        self.store.close()
+
+    def wait(self) -> None:
+        self.server.wait_for_termination()
+
+
+def build(settings: Settings) -> Application:
+    face_pack = choose_face_pack(settings)
+    face_pipeline = build_face_pipeline(settings, face_pack)
+    store = build_store(settings)
+    pool = InferencePool(settings.inference_workers, max_queue=settings.max_concurrent_rpcs * 2)
+    faces = FaceVerification(
+        face_pipeline,
+        face_pack,
+        store,
+        pool,
+        default_operating_point=settings.face_operating_point,
+        max_images_per_enrollment=settings.max_images_per_enrollment,
+        max_subject_id_length=settings.max_subject_id_length,
+    )
+    subjects = SubjectAdministration(store, max_subject_id_length=settings.max_subject_id_length)
+
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=settings.rpc_threads, thread_name_prefix="rpc"),
+        interceptors=[ErrorMappingInterceptor()],
+        options=[
+            ("grpc.max_receive_message_length", settings.max_message_bytes),
+            ("grpc.max_send_message_length", settings.max_message_bytes),
+        ],
+        maximum_concurrent_rpcs=settings.max_concurrent_rpcs,
+    )
+    health_servicer = health.HealthServicer(experimental_non_blocking=True)
+    for name in (*SERVICE_NAMES, ""):
+        health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+
+    face_pb2_grpc.add_FaceServiceServicer_to_server(FaceServicer(faces), server)
+    subjects_pb2_grpc.add_SubjectServiceServicer_to_server(SubjectServicer(subjects), server)
+    voice_pb2_grpc.add_VoiceServiceServicer_to_server(
+        unimplemented_servicer(
+            voice_pb2_grpc.VoiceServiceServicer,
+            "VoiceService",
+            ["CompareVoices", "EnrollVoice", "VerifyVoice", "IdentifyVoice", "VerifyVoiceStream"],
+        ),
+        server,
+    )
+    liveness_pb2_grpc.add_LivenessServiceServicer_to_server(
+        unimplemented_servicer(
+            liveness_pb2_grpc.LivenessServiceServicer,
+            "LivenessService",
+            ["StartLivenessChallenge", "CheckLiveness"],
+        ),
+        server,
+    )
+    info = service_info(settings, face_pack, faces.default_operating_point, store.name)
+    info_pb2_grpc.add_InfoServiceServicer_to_server(InfoServicer(info), server)
+    if settings.reflection:
+        reflection.enable_server_reflection(
+            (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+        )
+    port = server.add_insecure_port(f"{settings.host}:{settings.port}")
+    if port == 0:
+        raise ConfigurationError(f"cannot listen on {settings.host}:{settings.port}")
+    return Application(
+        settings=settings,
+        server=server,
+        health=health_servicer,
+        store=store,
+        pool=pool,
+        face_pack=face_pack,
+        face_pipeline=face_pipeline,
+        port=port,
+    )
+
+
+def service_info(
+    settings: Settings, face_pack: PackManifest, face_point: str, store: str
+) -> info_pb2.ServiceInfo:
+    import onnxruntime
+
+    return info_pb2.ServiceInfo(
+        service_version=bioverify.__version__,
+        api_version="bioverify.v1",
+        models=[convert.pack_to_proto(face_pack, "face-matcher", face_point)],
+        limits=info_pb2.Limits(
+            max_message_bytes=settings.max_message_bytes,
+            max_image_bytes=settings.max_image_bytes,
+            max_image_pixels=settings.max_image_pixels,
+            max_images_per_enrollment=settings.max_images_per_enrollment,
+        ),
+        store=store,
+        runtime_versions={
+            "python": platform.python_version(),
+            "onnxruntime": onnxruntime.__version__,
+            "grpcio": grpc.__version__,
+        },
+    )

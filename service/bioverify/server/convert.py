@@ -1,0 +1,148 @@
+"""Domain objects -> protobuf messages (and the few conversions the other way)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from bioverify.face.pipeline import FaceFinding
+from bioverify.packs import PackManifest
+from bioverify.scoring import MatchResult
+from bioverify.store.ports import SubjectRecord, Template, TemplateSummary
+from bioverify.usecases.common import RequestPolicy
+from bioverify.usecases.face import Issue
+from bioverify.v1 import common_pb2, face_pb2, info_pb2, subjects_pb2
+
+MODALITY_TO_PROTO = {"face": common_pb2.FACE, "voice": common_pb2.VOICE}
+MODALITY_FROM_PROTO = {common_pb2.FACE: "face", common_pb2.VOICE: "voice"}
+
+
+def policy_from_proto(policy: common_pb2.Policy) -> RequestPolicy:
+    return RequestPolicy(
+        require_liveness=policy.require_liveness if policy.HasField("require_liveness") else None,
+        operating_point=policy.operating_point,
+        observe_only=policy.observe_only,
+    )
+
+
+def match_to_proto(match: MatchResult, model: str) -> common_pb2.MatchScore:
+    return common_pb2.MatchScore(
+        confidence=match.confidence,
+        similarity=match.similarity,
+        threshold=match.threshold,
+        operating_point=match.operating_point,
+        target_fmr=match.target_fmr,
+        decision=common_pb2.ACCEPT if match.accepted else common_pb2.REJECT,
+        model=model,
+    )
+
+
+def reasons_to_proto(issues: Iterable[Issue]) -> list[common_pb2.Reason]:
+    return [common_pb2.Reason(code=i.code, message=i.message) for i in issues]
+
+
+def finding_to_proto(finding: FaceFinding) -> face_pb2.FaceAnalysis:
+    face = finding.face
+    q = finding.quality
+    return face_pb2.FaceAnalysis(
+        face=face_pb2.FaceBox(
+            x=face.x1,
+            y=face.y1,
+            width=face.width,
+            height=face.height,
+            detection_score=face.score,
+            landmarks=[face_pb2.Point(x=float(x), y=float(y)) for x, y in face.landmarks],
+        ),
+        quality=face_pb2.FaceQuality(
+            acceptable=q.ok,
+            inter_eye_distance_px=q.inter_ocular_px,
+            face_height_px=q.face_height_px,
+            sharpness=q.sharpness,
+            brightness=q.brightness,
+            dark_fraction=q.dark_fraction,
+            bright_fraction=q.bright_fraction,
+            yaw_ratio=q.yaw,
+            pitch_ratio=q.pitch,
+            roll_degrees=q.roll_deg,
+            issues=[common_pb2.Reason(code=i.code, message=i.message) for i in q.issues],
+        ),
+        faces_detected=finding.faces_detected,
+        image_width=finding.image_width,
+        image_height=finding.image_height,
+    )
+
+
+def decision_for(match: MatchResult, retry: tuple[Issue, ...]) -> int:
+    if retry:
+        return int(common_pb2.RETRY)
+    return int(common_pb2.ACCEPT if match.accepted else common_pb2.REJECT)
+
+
+def summary_to_proto(summary: TemplateSummary) -> common_pb2.TemplateInfo:
+    return common_pb2.TemplateInfo(
+        modality=MODALITY_TO_PROTO.get(summary.modality, common_pb2.MODALITY_UNSPECIFIED),
+        model=summary.model,
+        sample_count=summary.sample_count,
+        created_at=summary.created_at,
+        updated_at=summary.updated_at,
+    )
+
+
+def template_to_proto(template: Template) -> common_pb2.TemplateInfo:
+    return summary_to_proto(
+        TemplateSummary(
+            modality=template.modality,
+            model=template.model,
+            sample_count=template.sample_count,
+            created_at=template.created_at,
+            updated_at=template.updated_at,
+        )
+    )
+
+
+def subject_to_proto(record: SubjectRecord) -> subjects_pb2.Subject:
+    return subjects_pb2.Subject(
+        subject_id=record.subject_id,
+        tenant=record.tenant,
+        metadata=dict(record.metadata),
+        templates=[summary_to_proto(t) for t in record.templates],
+        created_at=record.created_at,
+        updated_at=record.updated_at,
+    )
+
+
+def pack_to_proto(pack: PackManifest, role: str, active_point: str) -> info_pb2.ModelInfo:
+    info = info_pb2.ModelInfo(
+        pack=pack.id,
+        modality=MODALITY_TO_PROTO.get(pack.modality, common_pb2.MODALITY_UNSPECIFIED),
+        role=role,
+        version=pack.version,
+        licence=pack.licence,
+        description=pack.description,
+        files=[
+            info_pb2.ModelFile(path=f.path, sha256=f.sha256, size_bytes=f.size_bytes)
+            for f in pack.files.values()
+        ],
+        operating_points=[
+            info_pb2.OperatingPoint(
+                name=p.name,
+                target_fmr=p.target_fmr,
+                threshold=p.threshold,
+                is_default=p.name == active_point,
+            )
+            for p in pack.operating_points
+        ],
+        embedding_dim=pack.embedding_dim,
+    )
+    if pack.calibration is not None:
+        c = pack.calibration
+        info.calibration.CopyFrom(
+            info_pb2.Calibration(
+                method=c.method,
+                slope=c.slope,
+                intercept=c.intercept,
+                fitted_on=c.fitted_on,
+                n_genuine=c.n_genuine,
+                n_impostor=c.n_impostor,
+            )
+        )
+    return info

@@ -1,0 +1,91 @@
+"""FaceService: decode the request, call the use case, encode the reply."""
+
+from __future__ import annotations
+
+import grpc
+
+from bioverify.errors import NotImplementedYet
+from bioverify.server import convert
+from bioverify.usecases.face import FaceVerification
+from bioverify.v1 import common_pb2, face_pb2, face_pb2_grpc
+
+
+class FaceServicer(face_pb2_grpc.FaceServiceServicer):  # type: ignore[misc]
+    def __init__(self, faces: FaceVerification) -> None:
+        self.faces = faces
+
+    def CompareFaces(
+        self, request: face_pb2.CompareFacesRequest, context: grpc.ServicerContext
+    ) -> face_pb2.CompareFacesResponse:
+        out = self.faces.compare(
+            request.image_a, request.image_b, convert.policy_from_proto(request.policy)
+        )
+        return face_pb2.CompareFacesResponse(
+            match=convert.match_to_proto(out.match, out.model),
+            face_a=convert.finding_to_proto(out.face_a),
+            face_b=convert.finding_to_proto(out.face_b),
+            liveness_a=common_pb2.LivenessReport(checked=False),
+            liveness_b=common_pb2.LivenessReport(checked=False),
+            decision=convert.decision_for(out.match, out.retry),
+            reasons=convert.reasons_to_proto(out.retry),
+        )
+
+    def EnrollFace(
+        self, request: face_pb2.EnrollFaceRequest, context: grpc.ServicerContext
+    ) -> face_pb2.EnrollFaceResponse:
+        if request.duplicate_action == common_pb2.DUPLICATE_REFUSE:
+            raise NotImplementedYet(
+                "duplicate_action=DUPLICATE_REFUSE needs gallery search, which this service "
+                "version does not have yet"
+            )
+        out = self.faces.enroll(
+            tenant=request.tenant,
+            subject_id=request.subject_id,
+            images=list(request.images),
+            metadata=dict(request.metadata),
+            replace=request.replace,
+            policy=convert.policy_from_proto(request.policy),
+        )
+        reply = face_pb2.EnrollFaceResponse(
+            subject_id=out.subject_id,
+            accepted_count=sum(1 for s in out.samples if s.accepted),
+            rejected_count=sum(1 for s in out.samples if not s.accepted),
+            samples=[
+                face_pb2.FaceSampleResult(
+                    index=s.index,
+                    accepted=s.accepted,
+                    reasons=convert.reasons_to_proto(s.reasons),
+                    analysis=convert.finding_to_proto(s.finding) if s.finding else None,
+                    liveness=common_pb2.LivenessReport(checked=False),
+                )
+                for s in out.samples
+            ],
+        )
+        if out.template is not None:
+            reply.template.CopyFrom(convert.template_to_proto(out.template))
+        return reply
+
+    def VerifyFace(
+        self, request: face_pb2.VerifyFaceRequest, context: grpc.ServicerContext
+    ) -> face_pb2.VerifyFaceResponse:
+        out = self.faces.verify(
+            tenant=request.tenant,
+            subject_id=request.subject_id,
+            image=request.image,
+            policy=convert.policy_from_proto(request.policy),
+        )
+        return face_pb2.VerifyFaceResponse(
+            subject_id=out.subject_id,
+            match=convert.match_to_proto(out.match, out.model),
+            analysis=convert.finding_to_proto(out.finding),
+            liveness=common_pb2.LivenessReport(checked=False),
+            decision=convert.decision_for(out.match, out.retry),
+            reasons=convert.reasons_to_proto(out.retry),
+        )
+
+    def IdentifyFace(
+        self, request: face_pb2.IdentifyFaceRequest, context: grpc.ServicerContext
+    ) -> face_pb2.IdentifyFaceResponse:
+        raise NotImplementedYet(
+            "IdentifyFace (1:N search) is not available in this service version yet"
+        )

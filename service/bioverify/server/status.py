@@ -1,0 +1,132 @@
+"""The one place where domain errors become gRPC status codes, as a server interceptor that also
+writes one structured log line per RPC (method, request id, status, duration; never payloads)."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import grpc
+
+from bioverify import errors
+
+logger = logging.getLogger("bioverify.rpc")
+
+_STATUS: list[tuple[type[errors.BioverifyError], grpc.StatusCode]] = [
+    (errors.InvalidInput, grpc.StatusCode.INVALID_ARGUMENT),
+    (errors.TooLarge, grpc.StatusCode.RESOURCE_EXHAUSTED),
+    (errors.Overloaded, grpc.StatusCode.RESOURCE_EXHAUSTED),
+    (errors.NotEnrolled, grpc.StatusCode.NOT_FOUND),
+    (errors.ModelMismatch, grpc.StatusCode.FAILED_PRECONDITION),
+    (errors.ChallengeInvalid, grpc.StatusCode.FAILED_PRECONDITION),
+    (errors.AlreadyExists, grpc.StatusCode.ALREADY_EXISTS),
+    (errors.Unavailable, grpc.StatusCode.UNAVAILABLE),
+    (errors.NotImplementedYet, grpc.StatusCode.UNIMPLEMENTED),
+    (errors.ConfigurationError, grpc.StatusCode.FAILED_PRECONDITION),
+]
+
+GENERIC_INTERNAL = "internal error; the request id is in the server log"
+
+
+def status_for(error: errors.BioverifyError) -> grpc.StatusCode:
+    for cls, code in _STATUS:
+        if isinstance(error, cls):
+            return code
+    return grpc.StatusCode.INTERNAL
+
+
+def _handle(exc: BaseException, context: grpc.ServicerContext, method: str, rid: str) -> None:
+    if isinstance(exc, errors.BioverifyError):
+        code = status_for(exc)
+        context.set_trailing_metadata((("bioverify-reason", exc.reason),))
+        context.abort(code, exc.message)
+    logger.error("rpc %s request_id=%s failed", method, rid, exc_info=exc)
+    context.abort(grpc.StatusCode.INTERNAL, f"{GENERIC_INTERNAL} ({rid})")
+
+
+def _request_id(context: grpc.ServicerContext) -> str:
+    for key, value in context.invocation_metadata() or ():
+        if key == "x-request-id" and isinstance(value, str) and 0 < len(value) <= 64:
+            return value
+    return uuid.uuid4().hex[:16]
+
+
+def _log(method: str, rid: str, context: grpc.ServicerContext, started: float) -> None:
+    code = context.code() if hasattr(context, "code") else None
+    logger.info(
+        "rpc method=%s request_id=%s status=%s duration_ms=%.1f peer=%s",
+        method,
+        rid,
+        getattr(code, "name", "OK") if code is not None else "OK",
+        (time.perf_counter() - started) * 1e3,
+        context.peer(),
+    )
+
+
+class ErrorMappingInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
+    def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler | None:
+        handler = continuation(handler_call_details)
+        if handler is None:
+            return None
+        method = handler_call_details.method
+        if method.startswith("/grpc."):
+            return handler  # health, reflection: leave alone
+        if handler.unary_unary is not None:
+            return grpc.unary_unary_rpc_method_handler(
+                _wrap_unary(handler.unary_unary, method),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        if handler.stream_stream is not None:
+            return grpc.stream_stream_rpc_method_handler(
+                _wrap_stream(handler.stream_stream, method),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        return handler
+
+
+def _wrap_unary(fn: Callable[[Any, grpc.ServicerContext], Any], method: str) -> Callable[..., Any]:
+    def wrapper(request: Any, context: grpc.ServicerContext) -> Any:
+        rid = _request_id(context)
+        started = time.perf_counter()
+        try:
+            return fn(request, context)
+        except Exception as exc:
+            if _is_abort(exc):
+                raise
+            _handle(exc, context, method, rid)
+        finally:
+            _log(method, rid, context, started)
+
+    return wrapper
+
+
+def _wrap_stream(
+    fn: Callable[[Iterator[Any], grpc.ServicerContext], Iterator[Any]], method: str
+) -> Callable[..., Iterator[Any]]:
+    def wrapper(requests: Iterator[Any], context: grpc.ServicerContext) -> Iterator[Any]:
+        rid = _request_id(context)
+        started = time.perf_counter()
+        try:
+            yield from fn(requests, context)
+        except Exception as exc:
+            if _is_abort(exc):
+                raise
+            _handle(exc, context, method, rid)
+        finally:
+            _log(method, rid, context, started)
+
+    return wrapper
+
+
+def _is_abort(exc: BaseException) -> bool:
+    # grpc's context.abort raises a plain Exception after setting the status on the context.
+    return type(exc) is Exception and not exc.args

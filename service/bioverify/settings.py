@@ -1,0 +1,147 @@
+"""Typed settings, built once in ``main()`` from the environment (prefix ``BIOVERIFY_``) and an
+optional YAML file (``BIOVERIFY_CONFIG``), then passed down. Tests construct them directly."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, get_type_hints
+
+import yaml
+
+from bioverify.errors import ConfigurationError
+
+ENV_PREFIX = "BIOVERIFY_"
+
+
+def default_model_dir() -> Path:
+    """``../shared/models`` next to the working directory, the layout of a source checkout."""
+    return Path("..") / "shared" / "models"
+
+
+@dataclass(frozen=True)
+class Settings:
+    # Network
+    host: str = "127.0.0.1"
+    port: int = 50051
+    # Storage
+    data_dir: Path = Path("bioverify-data")
+    store: str = "sqlite"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    keep_raw_samples: bool = False
+    # Models
+    model_dir: Path = field(default_factory=default_model_dir)
+    face_pack: str = "auto"
+    verify_model_checksums: bool = True
+    # Decisions
+    face_operating_point: str = ""  # empty: the pack's default operating point
+    # Limits
+    max_message_bytes: int = 32 * 1024 * 1024
+    max_image_bytes: int = 15 * 1024 * 1024
+    max_image_pixels: int = 40_000_000
+    max_images_per_enrollment: int = 20
+    max_subject_id_length: int = 128
+    # Execution
+    inference_workers: int = 2
+    onnx_threads: int = 1
+    max_concurrent_rpcs: int = 64
+    rpc_threads: int = 16
+    grace_seconds: float = 5.0
+    reflection: bool = True
+    log_level: str = "INFO"
+
+    def with_overrides(self, **changes: Any) -> Settings:
+        return dataclasses.replace(self, **changes)
+
+    @property
+    def sqlite_path(self) -> Path:
+        return self.data_dir / "bioverify.sqlite3"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Settings from ``BIOVERIFY_*`` variables over an optional YAML file over defaults."""
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        config_file = env.get(ENV_PREFIX + "CONFIG")
+        if config_file:
+            values.update(_load_yaml(Path(config_file)))
+        for f in dataclasses.fields(cls):
+            raw = env.get(ENV_PREFIX + f.name.upper())
+            if raw is not None and raw != "":
+                values[f.name] = raw
+        return cls.from_mapping(values)
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> Settings:
+        hints = get_type_hints(cls)
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ConfigurationError(
+                f"unknown setting(s) {', '.join(unknown)}; valid: {', '.join(sorted(known))}"
+            )
+        converted = {name: _convert(name, value, hints[name]) for name, value in values.items()}
+        settings = cls(**converted)
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        if not 0 <= self.port <= 65535:
+            raise ConfigurationError(f"port must be 0..65535, got {self.port}")
+        if self.store not in ("sqlite", "redis"):
+            raise ConfigurationError(f"store must be 'sqlite' or 'redis', got {self.store!r}")
+        for name in (
+            "max_message_bytes",
+            "max_image_bytes",
+            "max_image_pixels",
+            "max_images_per_enrollment",
+            "inference_workers",
+            "onnx_threads",
+            "max_concurrent_rpcs",
+            "rpc_threads",
+        ):
+            if getattr(self, name) <= 0:
+                raise ConfigurationError(f"{name} must be positive")
+
+
+def _load_yaml(path: Path) -> dict[str, Any]:
+    try:
+        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigurationError(f"cannot read config file {path}: {exc.strerror}") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigurationError(f"config file {path} is not valid YAML") from exc
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise ConfigurationError(f"config file {path} must hold a mapping of settings")
+    return {str(k): v for k, v in loaded.items()}
+
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def _convert(name: str, value: Any, hint: Any) -> Any:
+    try:
+        if hint is bool:
+            if isinstance(value, bool):
+                return value
+            text = str(value).strip().lower()
+            if text in _TRUE:
+                return True
+            if text in _FALSE:
+                return False
+            raise ValueError(text)
+        if hint is int:
+            return int(value)
+        if hint is float:
+            return float(value)
+        if hint is Path:
+            return Path(str(value)).expanduser()
+        return str(value)
+    except (TypeError, ValueError) as exc:
+        raise ConfigurationError(f"setting {name}: cannot use {value!r} as {hint}") from exc

@@ -1,0 +1,1 @@
+"""Template stores: where enrolled templates live (SQLite embedded default, Redis shared)."""

@@ -1,0 +1,107 @@
+"""The template store port. Stores keep per-sample embeddings (to re-score and to rebuild
+templates) and one template per (tenant, subject, modality); they never keep raw images or audio.
+A change feed (monotonic sequence of upserts/deletes) lets derived indexes catch up."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+Vector = npt.NDArray[np.float32]
+
+
+@dataclass(frozen=True)
+class Template:
+    tenant: str
+    subject_id: str
+    modality: str  # "face" | "voice"
+    model: str  # PackManifest.template_model of the model that made it
+    vector: Vector  # unit-norm template embedding
+    samples: npt.NDArray[np.float32]  # (n, dim) per-sample embeddings
+    created_at: str
+    updated_at: str
+    extra: Mapping[str, float] = field(default_factory=dict)  # e.g. net speech seconds
+
+    @property
+    def sample_count(self) -> int:
+        return int(self.samples.shape[0])
+
+
+@dataclass(frozen=True)
+class TemplateSummary:
+    modality: str
+    model: str
+    sample_count: int
+    created_at: str
+    updated_at: str
+
+
+@dataclass(frozen=True)
+class SubjectRecord:
+    tenant: str
+    subject_id: str
+    metadata: Mapping[str, str]
+    templates: tuple[TemplateSummary, ...]
+    created_at: str
+    updated_at: str
+
+
+@dataclass(frozen=True)
+class Change:
+    seq: int
+    op: str  # "upsert" | "delete"
+    tenant: str
+    subject_id: str
+    modality: str
+
+
+class TemplateStore(Protocol):
+    name: str
+
+    def save_template(
+        self,
+        *,
+        tenant: str,
+        subject_id: str,
+        modality: str,
+        model: str,
+        new_samples: npt.NDArray[np.float32],
+        metadata: Mapping[str, str],
+        replace: bool,
+        extra: Mapping[str, float] | None = None,
+    ) -> Template:
+        """Atomically add samples to (or replace) the subject's template of this modality.
+
+        Raises ModelMismatch when extending a template made by another model.
+        """
+        ...
+
+    def get_template(self, tenant: str, subject_id: str, modality: str) -> Template:
+        """Raises NotEnrolled when the subject has no template of this modality."""
+        ...
+
+    def get_subject(self, tenant: str, subject_id: str) -> SubjectRecord: ...
+
+    def list_subjects(
+        self, tenant: str, *, limit: int, after: str = "", modality: str = ""
+    ) -> list[SubjectRecord]:
+        """Subjects ordered by id, strictly after ``after``."""
+        ...
+
+    def delete_subject(self, tenant: str, subject_id: str) -> int:
+        """Erase the subject and every template; returns templates deleted. NotEnrolled if absent."""
+        ...
+
+    def iter_templates(self, modality: str, model: str = "") -> Iterator[Template]: ...
+
+    def changes_since(self, seq: int, limit: int = 10_000) -> list[Change]: ...
+
+    def ping(self) -> None:
+        """Raises Unavailable when the backing store cannot be reached."""
+        ...
+
+    def close(self) -> None: ...

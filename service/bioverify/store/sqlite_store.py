@@ -1,0 +1,360 @@
+"""The embedded default store: one SQLite file in WAL mode with ``synchronous=FULL``, so an
+enrollment acknowledged to a client survives a crash of the process or the machine."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from bioverify.errors import ModelMismatch, NotEnrolled, Unavailable
+from bioverify.scoring import mean_template
+from bioverify.store.ports import Change, SubjectRecord, Template, TemplateSummary
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS subjects (
+    tenant TEXT NOT NULL,
+    subject_id TEXT NOT NULL,
+    metadata TEXT NOT NULL DEFAULT '{}',
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    PRIMARY KEY (tenant, subject_id)
+);
+CREATE TABLE IF NOT EXISTS templates (
+    tenant TEXT NOT NULL,
+    subject_id TEXT NOT NULL,
+    modality TEXT NOT NULL,
+    model TEXT NOT NULL,
+    dim INTEGER NOT NULL,
+    vector BLOB NOT NULL,
+    samples BLOB NOT NULL,
+    sample_count INTEGER NOT NULL,
+    extra TEXT NOT NULL DEFAULT '{}',
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    PRIMARY KEY (tenant, subject_id, modality),
+    FOREIGN KEY (tenant, subject_id) REFERENCES subjects (tenant, subject_id) ON DELETE CASCADE
+);
+CREATE INDEX IF NOT EXISTS templates_by_model ON templates (modality, model);
+CREATE TABLE IF NOT EXISTS changes (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    op TEXT NOT NULL,
+    tenant TEXT NOT NULL,
+    subject_id TEXT NOT NULL,
+    modality TEXT NOT NULL
+);
+"""
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class SqliteTemplateStore:
+    name = "sqlite"
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._path = path
+        self._lock = threading.Lock()
+        try:
+            self._conn = sqlite3.connect(
+                str(path), check_same_thread=False, isolation_level=None, timeout=30.0
+            )
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA synchronous=FULL")
+            self._conn.execute("PRAGMA foreign_keys=ON")
+            self._conn.executescript(SCHEMA)
+        except sqlite3.Error as exc:
+            raise Unavailable(f"cannot open the template database at {path}: {exc}") from exc
+
+    # -- writes -----------------------------------------------------------------------------
+    def save_template(
+        self,
+        *,
+        tenant: str,
+        subject_id: str,
+        modality: str,
+        model: str,
+        new_samples: npt.NDArray[np.float32],
+        metadata: Mapping[str, str],
+        replace: bool,
+        extra: Mapping[str, float] | None = None,
+    ) -> Template:
+        new = np.ascontiguousarray(np.atleast_2d(new_samples), dtype=np.float32)
+        now = _now()
+        with self._lock, self._transaction() as cur:
+            row = cur.execute(
+                "SELECT metadata, created_at FROM subjects WHERE tenant=? AND subject_id=?",
+                (tenant, subject_id),
+            ).fetchone()
+            merged = {**(json.loads(row[0]) if row else {}), **dict(metadata)}
+            subject_created = row[1] if row else now
+            cur.execute(
+                "INSERT INTO subjects (tenant, subject_id, metadata, created_at, updated_at) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (tenant, subject_id) DO UPDATE SET "
+                "metadata=excluded.metadata, updated_at=excluded.updated_at",
+                (tenant, subject_id, json.dumps(merged, sort_keys=True), subject_created, now),
+            )
+            existing = cur.execute(
+                "SELECT model, dim, samples, extra, created_at FROM templates "
+                "WHERE tenant=? AND subject_id=? AND modality=?",
+                (tenant, subject_id, modality),
+            ).fetchone()
+            samples = new
+            created = now
+            extra_values = dict(extra or {})
+            if existing is not None and not replace:
+                old_model, dim, blob, old_extra, created = existing
+                if old_model != model:
+                    raise ModelMismatch(
+                        f"subject {subject_id!r} has a {modality} template made by model "
+                        f"{old_model}, but this service runs {model}; re-enroll with "
+                        "replace=true to rebuild it with the current model"
+                    )
+                old = np.frombuffer(blob, dtype=np.float32).reshape(-1, dim)
+                samples = np.concatenate([old, new], axis=0)
+                for key, value in json.loads(old_extra).items():
+                    extra_values[key] = extra_values.get(key, 0.0) + float(value)
+            vector = mean_template(samples)
+            cur.execute(
+                "INSERT OR REPLACE INTO templates (tenant, subject_id, modality, model, dim, "
+                "vector, samples, sample_count, extra, created_at, updated_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    tenant,
+                    subject_id,
+                    modality,
+                    model,
+                    int(samples.shape[1]),
+                    vector.tobytes(),
+                    np.ascontiguousarray(samples, dtype=np.float32).tobytes(),
+                    int(samples.shape[0]),
+                    json.dumps(extra_values, sort_keys=True),
+                    created,
+                    now,
+                ),
+            )
+            cur.execute(
+                "INSERT INTO changes (op, tenant, subject_id, modality) VALUES ('upsert', ?, ?, ?)",
+                (tenant, subject_id, modality),
+            )
+        return Template(
+            tenant=tenant,
+            subject_id=subject_id,
+            modality=modality,
+            model=model,
+            vector=vector,
+            samples=samples,
+            created_at=created,
+            updated_at=now,
+            extra=extra_values,
+        )
+
+    def delete_subject(self, tenant: str, subject_id: str) -> int:
+        with self._lock, self._transaction() as cur:
+            modalities = [
+                r[0]
+                for r in cur.execute(
+                    "SELECT modality FROM templates WHERE tenant=? AND subject_id=?",
+                    (tenant, subject_id),
+                )
+            ]
+            deleted = cur.execute(
+                "DELETE FROM subjects WHERE tenant=? AND subject_id=?", (tenant, subject_id)
+            ).rowcount
+            if deleted == 0:
+                raise NotEnrolled(f"subject {subject_id!r} is not enrolled")
+            cur.execute(
+                "DELETE FROM templates WHERE tenant=? AND subject_id=?", (tenant, subject_id)
+            )
+            for modality in modalities:
+                cur.execute(
+                    "INSERT INTO changes (op, tenant, subject_id, modality) "
+                    "VALUES ('delete', ?, ?, ?)",
+                    (tenant, subject_id, modality),
+                )
+        return len(modalities)
+
+    # -- reads ------------------------------------------------------------------------------
+    def get_template(self, tenant: str, subject_id: str, modality: str) -> Template:
+        with self._lock:
+            row = self._query_one(
+                "SELECT model, dim, vector, samples, extra, created_at, updated_at FROM templates "
+                "WHERE tenant=? AND subject_id=? AND modality=?",
+                (tenant, subject_id, modality),
+            )
+        if row is None:
+            raise NotEnrolled(f"subject {subject_id!r} has no enrolled {modality} template")
+        return self._template(tenant, subject_id, modality, row)
+
+    def get_subject(self, tenant: str, subject_id: str) -> SubjectRecord:
+        with self._lock:
+            row = self._query_one(
+                "SELECT metadata, created_at, updated_at FROM subjects "
+                "WHERE tenant=? AND subject_id=?",
+                (tenant, subject_id),
+            )
+            if row is None:
+                raise NotEnrolled(f"subject {subject_id!r} is not enrolled")
+            summaries = self._summaries(tenant, [subject_id])
+        return SubjectRecord(
+            tenant=tenant,
+            subject_id=subject_id,
+            metadata=json.loads(row[0]),
+            templates=summaries.get(subject_id, ()),
+            created_at=row[1],
+            updated_at=row[2],
+        )
+
+    def list_subjects(
+        self, tenant: str, *, limit: int, after: str = "", modality: str = ""
+    ) -> list[SubjectRecord]:
+        sql = "SELECT s.subject_id, s.metadata, s.created_at, s.updated_at FROM subjects s "
+        args: list[object] = [tenant, after]
+        if modality:
+            sql += (
+                "WHERE s.tenant=? AND s.subject_id>? AND EXISTS (SELECT 1 FROM templates t "
+                "WHERE t.tenant=s.tenant AND t.subject_id=s.subject_id AND t.modality=?) "
+            )
+            args.append(modality)
+        else:
+            sql += "WHERE s.tenant=? AND s.subject_id>? "
+        sql += "ORDER BY s.subject_id LIMIT ?"
+        args.append(limit)
+        with self._lock:
+            rows = self._query_all(sql, tuple(args))
+            summaries = self._summaries(tenant, [r[0] for r in rows])
+        return [
+            SubjectRecord(
+                tenant=tenant,
+                subject_id=r[0],
+                metadata=json.loads(r[1]),
+                templates=summaries.get(r[0], ()),
+                created_at=r[2],
+                updated_at=r[3],
+            )
+            for r in rows
+        ]
+
+    def iter_templates(self, modality: str, model: str = "") -> Iterator[Template]:
+        sql = (
+            "SELECT tenant, subject_id, model, dim, vector, samples, extra, created_at, "
+            "updated_at FROM templates WHERE modality=?"
+        )
+        args: tuple[object, ...] = (modality,)
+        if model:
+            sql += " AND model=?"
+            args = (modality, model)
+        with self._lock:
+            rows = self._query_all(sql, args)
+        for r in rows:
+            yield self._template(r[0], r[1], modality, r[2:])
+
+    def changes_since(self, seq: int, limit: int = 10_000) -> list[Change]:
+        with self._lock:
+            rows = self._query_all(
+                "SELECT seq, op, tenant, subject_id, modality FROM changes WHERE seq>? "
+                "ORDER BY seq LIMIT ?",
+                (seq, limit),
+            )
+        return [
+            Change(seq=r[0], op=r[1], tenant=r[2], subject_id=r[3], modality=r[4]) for r in rows
+        ]
+
+    def ping(self) -> None:
+        with self._lock:
+            self._query_one("SELECT 1", ())
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    # -- helpers ----------------------------------------------------------------------------
+    def _transaction(self) -> _Transaction:
+        return _Transaction(self._conn)
+
+    def _query_one(self, sql: str, args: tuple[object, ...]) -> tuple[object, ...] | None:
+        try:
+            row: tuple[object, ...] | None = self._conn.execute(sql, args).fetchone()
+            return row
+        except sqlite3.Error as exc:
+            raise Unavailable("the template database cannot be read") from exc
+
+    def _query_all(self, sql: str, args: tuple[object, ...]) -> list[tuple[object, ...]]:
+        try:
+            return list(self._conn.execute(sql, args).fetchall())
+        except sqlite3.Error as exc:
+            raise Unavailable("the template database cannot be read") from exc
+
+    def _summaries(
+        self, tenant: str, subject_ids: list[str]
+    ) -> dict[str, tuple[TemplateSummary, ...]]:
+        if not subject_ids:
+            return {}
+        marks = ",".join("?" * len(subject_ids))
+        rows = self._query_all(
+            "SELECT subject_id, modality, model, sample_count, created_at, updated_at "
+            f"FROM templates WHERE tenant=? AND subject_id IN ({marks}) ORDER BY modality",
+            (tenant, *subject_ids),
+        )
+        out: dict[str, list[TemplateSummary]] = {}
+        for r in rows:
+            out.setdefault(str(r[0]), []).append(
+                TemplateSummary(
+                    modality=str(r[1]),
+                    model=str(r[2]),
+                    sample_count=int(r[3]),  # type: ignore[call-overload]
+                    created_at=str(r[4]),
+                    updated_at=str(r[5]),
+                )
+            )
+        return {k: tuple(v) for k, v in out.items()}
+
+    @staticmethod
+    def _template(tenant: str, subject_id: str, modality: str, row: tuple[object, ...]) -> Template:
+        model, dim, vector, samples, extra, created, updated = row
+        d = int(dim)  # type: ignore[call-overload]
+        return Template(
+            tenant=tenant,
+            subject_id=subject_id,
+            modality=modality,
+            model=str(model),
+            vector=np.frombuffer(vector, dtype=np.float32).copy(),  # type: ignore[call-overload]
+            samples=np.frombuffer(samples, dtype=np.float32).reshape(-1, d).copy(),  # type: ignore[call-overload]
+            created_at=str(created),
+            updated_at=str(updated),
+            extra=json.loads(str(extra)),
+        )
+
+
+class _Transaction:
+    """``BEGIN IMMEDIATE`` ... ``COMMIT``; rolls back on any exception (nothing half-written)."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    def __enter__(self) -> sqlite3.Cursor:
+        try:
+            self._conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise Unavailable("the template database is not writable right now") from exc
+        return self._conn.cursor()
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if exc_type is None:
+            try:
+                self._conn.execute("COMMIT")
+            except sqlite3.Error as err:
+                self._conn.execute("ROLLBACK")
+                raise Unavailable("the template database could not commit the change") from err
+            return
+        self._conn.execute("ROLLBACK")
+        if isinstance(exc, sqlite3.Error):
+            raise Unavailable("the template database could not apply the change") from exc

@@ -1,0 +1,236 @@
+"""Face use cases: compare, enroll, verify."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from bioverify.errors import (
+    BioverifyError,
+    InvalidInput,
+    ModelMismatch,
+    NotImplementedYet,
+    TooLarge,
+)
+from bioverify.face.pipeline import FaceFinding, FacePipeline, FaceSample, PreparedFace
+from bioverify.packs import PackManifest
+from bioverify.scoring import (
+    Calibration,
+    MatchResult,
+    OperatingPoint,
+    cosine_similarity,
+    decide_match,
+)
+from bioverify.store.ports import Template, TemplateStore
+from bioverify.usecases.common import (
+    InferencePool,
+    RequestPolicy,
+    validate_metadata,
+    validate_subject_id,
+    validate_tenant,
+)
+
+logger = logging.getLogger(__name__)
+
+FACE = "face"
+
+
+@dataclass(frozen=True)
+class Issue:
+    code: str
+    message: str
+
+
+@dataclass(frozen=True)
+class CompareOutcome:
+    match: MatchResult
+    model: str
+    face_a: FaceFinding
+    face_b: FaceFinding
+    retry: tuple[Issue, ...]  # quality problems that make the decision unreliable
+
+
+@dataclass(frozen=True)
+class SampleOutcome:
+    index: int
+    accepted: bool
+    reasons: tuple[Issue, ...]
+    finding: FaceFinding | None
+
+
+@dataclass(frozen=True)
+class EnrollOutcome:
+    subject_id: str
+    samples: tuple[SampleOutcome, ...]
+    template: Template | None
+
+
+@dataclass(frozen=True)
+class VerifyOutcome:
+    subject_id: str
+    match: MatchResult
+    model: str
+    finding: FaceFinding
+    retry: tuple[Issue, ...]
+
+
+class FaceVerification:
+    def __init__(
+        self,
+        pipeline: FacePipeline,
+        pack: PackManifest,
+        store: TemplateStore,
+        pool: InferencePool,
+        *,
+        default_operating_point: str = "",
+        max_images_per_enrollment: int = 20,
+        max_subject_id_length: int = 128,
+    ) -> None:
+        if pack.calibration is None:
+            raise ValueError(f"pack {pack.id} has no calibration")
+        self.pipeline = pipeline
+        self.pack = pack
+        self.calibration: Calibration = pack.calibration
+        self.store = store
+        self.pool = pool
+        self.default_operating_point = pack.operating_point(default_operating_point).name
+        self.max_images = max_images_per_enrollment
+        self.max_subject_id_length = max_subject_id_length
+
+    @property
+    def model(self) -> str:
+        return self.pack.template_model
+
+    def operating_point(self, policy: RequestPolicy) -> OperatingPoint:
+        name = policy.operating_point or self.default_operating_point
+        try:
+            return self.pack.operating_point(name)
+        except BioverifyError as exc:
+            raise InvalidInput(exc.message) from exc
+
+    # -- use cases --------------------------------------------------------------------------
+    def compare(self, image_a: bytes, image_b: bytes, policy: RequestPolicy) -> CompareOutcome:
+        _check_liveness_policy(policy)
+        point = self.operating_point(policy)
+        _require_image(image_a, "image_a")
+        _require_image(image_b, "image_b")
+        prepared = self._prepare_all([image_a, image_b], labels=("image_a", "image_b"))
+        samples = self.pool.run(self.pipeline.embed, prepared)
+        similarity = cosine_similarity(samples[0].embedding, samples[1].embedding)
+        return CompareOutcome(
+            match=decide_match(similarity, self.calibration, point),
+            model=self.model,
+            face_a=samples[0].finding,
+            face_b=samples[1].finding,
+            retry=_quality_issues(samples),
+        )
+
+    def enroll(
+        self,
+        *,
+        tenant: str,
+        subject_id: str,
+        images: Sequence[bytes],
+        metadata: Mapping[str, str],
+        replace: bool,
+        policy: RequestPolicy,
+    ) -> EnrollOutcome:
+        _check_liveness_policy(policy)
+        tenant = validate_tenant(tenant)
+        subject_id = validate_subject_id(subject_id, self.max_subject_id_length)
+        meta = validate_metadata(metadata)
+        if not images:
+            raise InvalidInput("no images to enroll: send at least one")
+        if len(images) > self.max_images:
+            raise TooLarge(f"at most {self.max_images} images per enrollment, got {len(images)}")
+        futures = [self.pool.submit(self.pipeline.prepare, data) for data in images]
+        outcomes: list[SampleOutcome] = []
+        good: list[PreparedFace] = []
+        for index, future in enumerate(futures):
+            try:
+                prepared = future.result()
+            except (InvalidInput, TooLarge) as exc:
+                outcomes.append(
+                    SampleOutcome(index, False, (Issue(exc.reason, exc.message),), None)
+                )
+                continue
+            quality = prepared.finding.quality
+            if not quality.ok:
+                reasons = tuple(Issue(i.code, i.message) for i in quality.issues)
+                outcomes.append(SampleOutcome(index, False, reasons, prepared.finding))
+                continue
+            outcomes.append(SampleOutcome(index, True, (), prepared.finding))
+            good.append(prepared)
+        if not good:
+            return EnrollOutcome(subject_id=subject_id, samples=tuple(outcomes), template=None)
+        embedded: list[FaceSample] = self.pool.run(self.pipeline.embed, good)
+        template = self.store.save_template(
+            tenant=tenant,
+            subject_id=subject_id,
+            modality=FACE,
+            model=self.model,
+            new_samples=np.stack([s.embedding for s in embedded]),
+            metadata=meta,
+            replace=replace,
+        )
+        return EnrollOutcome(subject_id=subject_id, samples=tuple(outcomes), template=template)
+
+    def verify(
+        self, *, tenant: str, subject_id: str, image: bytes, policy: RequestPolicy
+    ) -> VerifyOutcome:
+        _check_liveness_policy(policy)
+        tenant = validate_tenant(tenant)
+        subject_id = validate_subject_id(subject_id, self.max_subject_id_length)
+        point = self.operating_point(policy)
+        _require_image(image, "image")
+        template = self.store.get_template(tenant, subject_id, FACE)
+        if template.model != self.model:
+            raise ModelMismatch(
+                f"subject {subject_id!r} was enrolled with face model {template.model}, but this "
+                f"service runs {self.model}; re-enroll the subject with the current model"
+            )
+        sample = self.pool.run(self.pipeline.analyse, image)
+        similarity = cosine_similarity(template.vector, sample.embedding)
+        return VerifyOutcome(
+            subject_id=subject_id,
+            match=decide_match(similarity, self.calibration, point),
+            model=self.model,
+            finding=sample.finding,
+            retry=_quality_issues([sample]),
+        )
+
+    # -- helpers ----------------------------------------------------------------------------
+    def _prepare_all(self, images: Sequence[bytes], labels: Sequence[str]) -> list[PreparedFace]:
+        """Prepare several images in parallel; errors name the image that caused them."""
+        futures = [self.pool.submit(self.pipeline.prepare, data) for data in images]
+        prepared = []
+        for label, future in zip(labels, futures, strict=True):
+            try:
+                prepared.append(future.result())
+            except BioverifyError as exc:
+                exc.message = f"{label}: {exc.message}"
+                raise
+        return prepared
+
+
+def _require_image(data: bytes, label: str) -> None:
+    if not data:
+        raise InvalidInput(f"{label} is empty: send a JPEG, PNG or WebP image")
+
+
+def _check_liveness_policy(policy: RequestPolicy) -> None:
+    if policy.require_liveness:
+        raise NotImplementedYet(
+            "require_liveness is not available yet in this service version; "
+            "send the request without it"
+        )
+
+
+def _quality_issues(samples: Sequence[FaceSample]) -> tuple[Issue, ...]:
+    issues: list[Issue] = []
+    for sample in samples:
+        issues.extend(Issue(i.code, i.message) for i in sample.finding.quality.issues)
+    return tuple(issues)

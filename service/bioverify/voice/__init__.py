@@ -1,0 +1,1 @@
+"""Voice pipeline: decode, resample, VAD, features, speaker embedding."""

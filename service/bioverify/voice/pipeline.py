@@ -1,0 +1,106 @@
+"""From decoded audio to a speaker embedding with a quality report (no gRPC here).
+
+Steps: check limits, measure clipping at the input rate, resample to the encoder's rate,
+find speech with the VAD, measure quality, keep only the speech, embed it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from bioverify.errors import AudioTooShort, InvalidAudio, TooLarge
+from bioverify.voice.audio_decode import AudioLimits, DecodedAudio, resample
+from bioverify.voice.ports import SpeakerEncoder, SpeechSegment, VoiceActivityDetector, Waveform
+from bioverify.voice.quality import (
+    VoiceQualityReport,
+    VoiceQualityThresholds,
+    assess_quality,
+    clipping_fraction,
+)
+
+
+@dataclass(frozen=True)
+class VoiceSample:
+    """What one utterance yields: its embedding and how good the audio was."""
+
+    embedding: npt.NDArray[np.float32]
+    quality: VoiceQualityReport
+    net_speech_s: float
+    duration_s: float
+    segments: tuple[SpeechSegment, ...]
+    """Speech found by the VAD, in seconds from the start of the clip."""
+
+
+def keep_speech(wave: Waveform, sample_rate: int, segments: tuple[SpeechSegment, ...]) -> Waveform:
+    """Concatenation of the speech segments of ``wave``."""
+    parts = []
+    for seg in segments:
+        a = max(0, round(seg.start_s * sample_rate))
+        b = min(wave.size, round(seg.end_s * sample_rate))
+        if b > a:
+            parts.append(wave[a:b])
+    if not parts:
+        return np.zeros(0, dtype=np.float32)
+    return np.ascontiguousarray(np.concatenate(parts), dtype=np.float32)
+
+
+class VoicePipeline:
+    """Turns :class:`DecodedAudio` into a :class:`VoiceSample`. Thread-safe if its parts are."""
+
+    def __init__(
+        self,
+        vad: VoiceActivityDetector,
+        encoder: SpeakerEncoder,
+        limits: AudioLimits,
+        thresholds: VoiceQualityThresholds,
+    ) -> None:
+        self.vad = vad
+        self.encoder = encoder
+        self.limits = limits
+        self.thresholds = thresholds
+
+    def analyse(self, decoded: DecodedAudio) -> VoiceSample:
+        """Embedding and quality of the speech in ``decoded``.
+
+        Raises:
+            AudioTooShort: the VAD found no speech.
+            TooLarge: the audio is longer than the limits allow.
+            InvalidAudio: the sample rate is outside the limits.
+        """
+        rate = decoded.sample_rate_hz
+        if not self.limits.min_sample_rate <= rate <= self.limits.max_sample_rate:
+            raise InvalidAudio(
+                f"sample rate {rate} Hz is not supported ({self.limits.min_sample_rate} to "
+                f"{self.limits.max_sample_rate} Hz)"
+            )
+        duration = decoded.samples.size / rate
+        if duration > self.limits.max_duration_s:
+            raise TooLarge(
+                f"the audio lasts {duration:.1f} s; at most {self.limits.max_duration_s:g} s "
+                "are accepted"
+            )
+        clipping = clipping_fraction(decoded.samples, rate)
+        enc_rate = self.encoder.sample_rate
+        wave = resample(decoded.samples, rate, enc_rate)
+        if self.vad.sample_rate == enc_rate:
+            vad_wave = wave
+        else:
+            vad_wave = resample(decoded.samples, rate, self.vad.sample_rate)
+        segments = tuple(self.vad.speech_segments(vad_wave))
+        if not segments:
+            raise AudioTooShort(
+                "no speech was detected in the audio; record the speaker talking clearly"
+            )
+        quality = assess_quality(wave, enc_rate, segments, self.thresholds, clipping=clipping)
+        speech = keep_speech(wave, enc_rate, segments)
+        embedding = self.encoder.embed(speech)
+        return VoiceSample(
+            embedding=embedding,
+            quality=quality,
+            net_speech_s=quality.net_speech_s,
+            duration_s=duration,
+            segments=segments,
+        )

@@ -1,0 +1,61 @@
+"""Shared test fixtures: paths to ../shared, and a real bioverify server on a loopback port."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+os.environ["ORT_DISABLE_TELEMETRY"] = "1"
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("BIOVERIFY_SHARED_DIR", REPO.parent / "shared"))
+MODELS = SHARED / "models"
+DATA = SHARED / "data"
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    if not SHARED.is_dir():
+        pytest.fail(f"../shared not found at {SHARED}; set BIOVERIFY_SHARED_DIR")
+    return SHARED
+
+
+@pytest.fixture(scope="session")
+def models_dir(shared_dir: Path) -> Path:
+    return shared_dir / "models"
+
+
+@pytest.fixture(scope="session")
+def data_dir(shared_dir: Path) -> Path:
+    return shared_dir / "data"
+
+
+def lfw(name: str, n: int) -> Path:
+    return DATA / "face_verification" / "lfw" / name / f"{name}_{n:04d}.jpg"
+
+
+@pytest.fixture(scope="session")
+def face_server(tmp_path_factory: pytest.TempPathFactory, models_dir: Path) -> Iterator[str]:
+    """A real service (default face pack, SQLite store) on a loopback port for the session."""
+    from bioverify.server.app import build
+    from bioverify.settings import Settings
+
+    data = tmp_path_factory.mktemp("bioverify-data")
+    settings = Settings(
+        host="127.0.0.1",
+        port=0,
+        data_dir=data,
+        model_dir=models_dir,
+        max_message_bytes=8 * 1024 * 1024,
+        max_image_bytes=6 * 1024 * 1024,
+        max_image_pixels=30_000_000,
+        max_images_per_enrollment=8,
+        log_level="WARNING",
+    )
+    app = build(settings)
+    app.start()
+    yield f"127.0.0.1:{app.port}"
+    app.stop(grace=1.0)

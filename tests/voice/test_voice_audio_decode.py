@@ -1,0 +1,357 @@
+"""Decoding of containers, raw PCM and G.711; limits; bad input; resampling quality."""
+
+from __future__ import annotations
+
+import io
+import struct
+import tracemalloc
+import warnings
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+import soundfile as sf
+from bioverify.errors import InvalidAudio, TooLarge
+from bioverify.voice.audio_decode import (
+    AudioEncoding,
+    AudioLimits,
+    alaw_decode,
+    alaw_encode,
+    decode_audio,
+    mulaw_decode,
+    mulaw_encode,
+    resample,
+    sniff_container,
+)
+
+Clip = tuple[np.ndarray, int]
+Encode = Callable[..., bytes]
+
+
+def _snr_db(ref: np.ndarray, test: np.ndarray) -> float:
+    n = min(ref.size, test.size)
+    err = ref[:n] - test[:n]
+    return float(10 * np.log10(np.sum(ref[:n] ** 2) / (np.sum(err**2) + 1e-20)))
+
+
+# --- containers -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("fmt", "subtype", "min_snr_db"),
+    [
+        ("WAV", "PCM_16", 80.0),
+        ("WAV", "FLOAT", 80.0),
+        ("WAV", "ULAW", 30.0),
+        ("FLAC", "PCM_16", 80.0),
+        ("OGG", "VORBIS", None),
+        ("MP3", "MPEG_LAYER_III", None),
+    ],
+)
+def test_container_formats_decode_to_the_same_speech(
+    container: Encode,
+    speech: Clip,
+    limits: AudioLimits,
+    fmt: str,
+    subtype: str,
+    min_snr_db: float | None,
+) -> None:
+    wave, rate = speech
+    data = container(wave, rate, fmt, subtype)
+    assert sniff_container(data) == fmt
+    out = decode_audio(data, encoding=AudioEncoding.AUTO, limits=limits)
+    assert out.encoding == fmt
+    assert out.sample_rate_hz == rate
+    assert out.input_channels == 1
+    assert out.samples.dtype == np.float32
+    assert abs(out.samples.size - wave.size) <= 2000  # lossy codecs pad a little
+    assert out.duration_s == pytest.approx(out.samples.size / rate)
+    if min_snr_db is not None:
+        assert _snr_db(wave, out.samples) > min_snr_db
+    else:  # lossy codecs may delay the signal: compare the spectral envelope instead
+        spec_in = np.abs(np.fft.rfft(wave[: rate * 4]))
+        spec_out = np.abs(np.fft.rfft(out.samples[: rate * 4]))
+        assert np.corrcoef(np.log1p(spec_in[:16000]), np.log1p(spec_out[:16000]))[0, 1] > 0.8
+
+
+def test_container_declared_rate_and_channels_that_agree_are_accepted(
+    container: Encode, speech: Clip, limits: AudioLimits
+) -> None:
+    wave, rate = speech
+    out = decode_audio(
+        container(wave, rate, "WAV"),
+        encoding=AudioEncoding.CONTAINER,
+        sample_rate_hz=rate,
+        channels=1,
+        limits=limits,
+    )
+    assert out.sample_rate_hz == rate
+
+
+def test_stereo_channel_pick_and_mixdown(
+    container: Encode, speech: Clip, limits: AudioLimits
+) -> None:
+    wave, rate = speech
+    other = np.roll(wave, 4000) * 0.5
+    stereo = np.stack([other, wave], axis=1)
+    data = container(stereo, rate, "FLAC", "PCM_16")
+    right = decode_audio(data, channel=1, limits=limits)
+    left = decode_audio(data, channel=0, limits=limits)
+    mixed = decode_audio(data, limits=limits)
+    assert right.input_channels == 2
+    assert _snr_db(wave, right.samples) > 80
+    assert _snr_db(other, left.samples) > 60
+    np.testing.assert_allclose(mixed.samples, (left.samples + right.samples) / 2, atol=1e-6)
+    with pytest.raises(InvalidAudio, match="channel 2 was requested but the audio has 2"):
+        decode_audio(data, channel=2, limits=limits)
+
+
+def test_eight_khz_container(container: Encode, speech: Clip, limits: AudioLimits) -> None:
+    wave, rate = speech
+    narrow = resample(wave, rate, 8000)
+    out = decode_audio(container(narrow, 8000, "WAV"), limits=limits)
+    assert out.sample_rate_hz == 8000
+    assert out.samples.size == narrow.size
+
+
+# --- raw PCM and G.711 --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("rate", [8000, 16000])
+def test_raw_pcm16(speech: Clip, limits: AudioLimits, rate: int) -> None:
+    wave, src_rate = speech
+    wave = resample(wave, src_rate, rate)
+    pcm = np.clip(np.round(wave * 32768), -32768, 32767).astype("<i2")
+    out = decode_audio(
+        pcm.tobytes(), encoding="PCM_S16LE", sample_rate_hz=rate, channels=1, limits=limits
+    )
+    assert out.encoding == "PCM_S16LE"
+    assert out.sample_rate_hz == rate
+    np.testing.assert_array_equal(out.samples, pcm.astype(np.float32) / 32768)
+    assert out.duration_s == pytest.approx(pcm.size / rate)
+
+
+def test_raw_pcm16_stereo_channel_pick(limits: AudioLimits) -> None:
+    frames = np.array([[1, -1], [2, -2], [3, -3]], dtype="<i2") * 1000
+    data = frames.tobytes()
+    args = {"encoding": AudioEncoding.PCM_S16LE, "sample_rate_hz": 8000, "channels": 2}
+    right = decode_audio(data, channel=1, limits=limits, **args)
+    mixed = decode_audio(data, limits=limits, **args)
+    np.testing.assert_array_equal(right.samples * 32768, [-1000, -2000, -3000])
+    np.testing.assert_array_equal(mixed.samples, [0, 0, 0])
+    assert right.input_channels == 2
+
+
+def test_g711_golden_values() -> None:
+    # ITU-T G.711 on the 16-bit scale: mu-law 0xFF and 0x7F are +0 and -0, 0x00/0x80 the
+    # extremes; A-law 0xD5/0x55 are the smallest magnitudes, 0xAA/0x2A the largest.
+    mu = mulaw_decode(bytes([0xFF, 0x7F, 0x00, 0x80, 0xFE, 0xEF])) * 32768
+    np.testing.assert_array_equal(mu, [0, 0, -32124, 32124, 8, 132])
+    a = alaw_decode(bytes([0xD5, 0x55, 0xAA, 0x2A, 0xD4, 0xC5])) * 32768
+    np.testing.assert_array_equal(a, [8, -8, 32256, -32256, 24, 264])
+    assert mulaw_encode(np.array([0.0, -32124 / 32768, 32124 / 32768, 1.0, -1.0])) == bytes(
+        [0xFF, 0x00, 0x80, 0x80, 0x00]
+    )
+    assert alaw_encode(np.array([0.0, 8 / 32768, -8 / 32768, 1.0, -1.0])) == bytes(
+        [0xD5, 0xD5, 0x55, 0xAA, 0x2A]
+    )
+
+
+def test_g711_round_trip_of_every_code() -> None:
+    codes = bytes(range(256))
+    mu = mulaw_encode(mulaw_decode(codes))
+    # mu-law has two zeros (0xFF, 0x7F); the encoder maps zero to 0xFF
+    assert mu == bytes(0xFF if c == 0x7F else c for c in codes)
+    assert alaw_encode(alaw_decode(codes)) == codes
+
+
+def test_g711_matches_cpython_audioop() -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        audioop = pytest.importorskip("audioop")
+    codes = bytes(range(256))
+    np.testing.assert_array_equal(
+        mulaw_decode(codes) * 32768, np.frombuffer(audioop.ulaw2lin(codes, 2), "<i2")
+    )
+    np.testing.assert_array_equal(
+        alaw_decode(codes) * 32768, np.frombuffer(audioop.alaw2lin(codes, 2), "<i2")
+    )
+    pcm = np.arange(-32768, 32768, dtype="<i2")
+    wave = pcm.astype(np.float32) / 32768
+    assert mulaw_encode(wave) == audioop.lin2ulaw(pcm.tobytes(), 2)
+    assert alaw_encode(wave) == audioop.lin2alaw(pcm.tobytes(), 2)
+
+
+@pytest.mark.parametrize(
+    ("encoding", "enc_fn", "dec_fn"),
+    [("MULAW", mulaw_encode, mulaw_decode), ("ALAW", alaw_encode, alaw_decode)],
+)
+def test_g711_telephone_round_trip(
+    speech: Clip, limits: AudioLimits, encoding: str, enc_fn: object, dec_fn: object
+) -> None:
+    wave, rate = speech
+    narrow = resample(wave, rate, 8000)
+    data = enc_fn(narrow)  # type: ignore[operator]
+    assert len(data) == narrow.size
+    out = decode_audio(data, encoding=encoding, sample_rate_hz=8000, limits=limits)
+    np.testing.assert_array_equal(out.samples, dec_fn(data))  # type: ignore[operator]
+    assert out.encoding == encoding
+    assert 30 < _snr_db(narrow, out.samples) < 45  # G.711 gives about 38 dB on speech
+
+
+# --- bad input ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("payload", "kwargs", "message"),
+    [
+        (b"", {}, "empty"),
+        (b"hello, this is not audio at all", {}, "not a WAV, FLAC, OGG or MP3"),
+        (bytes(np.random.default_rng(0).integers(0, 256, 4000, dtype=np.uint8)), {}, "not a WAV"),
+        (b"fLaC" + bytes(30), {}, "corrupted or truncated"),
+        (b"RIFF\x24\x00\x00\x00WAVEfmt ", {}, "corrupted or truncated"),
+        (b"\x01\x02\x03", {"encoding": "PCM_S16LE", "sample_rate_hz": 16000}, "multiple of 2"),
+        (
+            b"\x01\x02\x03\x04\x05\x06",
+            {"encoding": "PCM_S16LE", "channels": 2, "sample_rate_hz": 8000},
+            "multiple of 4 bytes",
+        ),
+        (b"\x00\x00", {"encoding": "PCM_S16LE"}, "sample rate declared"),
+        (b"\xff\xff", {"encoding": "MULAW"}, "normally 8000 Hz"),
+        (b"\x00\x00", {"encoding": "ALAW", "sample_rate_hz": 4000}, "4000 Hz is not supported"),
+        (b"\x00\x00", {"encoding": "PCM_S16LE", "sample_rate_hz": 384000}, "not supported"),
+        (b"\x00\x00", {"encoding": "OPUS_RAW"}, "unknown audio encoding"),
+        (b"\x00\x00", {"encoding": "PCM_S16LE", "sample_rate_hz": 8000, "channel": 1}, "channel"),
+        (b"\x00\x00", {"encoding": "MULAW", "sample_rate_hz": 8000, "channels": 0}, "channel"),
+    ],
+)
+def test_bad_input_is_invalid_audio(
+    limits: AudioLimits, payload: bytes, kwargs: dict[str, object], message: str
+) -> None:
+    with pytest.raises(InvalidAudio, match=message):
+        decode_audio(payload, limits=limits, **kwargs)  # type: ignore[arg-type]
+
+
+def test_truncated_flac(container: Encode, speech: Clip, limits: AudioLimits) -> None:
+    wave, rate = speech
+    data = container(wave, rate, "FLAC", "PCM_16")
+    with pytest.raises(InvalidAudio, match="FLAC") as header_cut:
+        decode_audio(data[:60], limits=limits)
+    with pytest.raises(InvalidAudio, match="corrupted") as body_cut:
+        decode_audio(data[: len(data) // 2], limits=limits)
+    for err in (header_cut.value, body_cut.value):  # no libsndfile internals in the message
+        assert "BytesIO" not in str(err)
+        assert "Error" not in str(err)
+
+
+def test_wrongly_declared_container_rate(
+    container: Encode, speech: Clip, limits: AudioLimits
+) -> None:
+    wave, rate = speech
+    with pytest.raises(InvalidAudio, match="declared sample rate 8000 Hz contradicts the 16000"):
+        decode_audio(container(wave, rate, "WAV"), sample_rate_hz=8000, limits=limits)
+    with pytest.raises(InvalidAudio, match="declared channel count 2 contradicts the 1"):
+        decode_audio(container(wave, rate, "WAV"), channels=2, limits=limits)
+
+
+def test_unsupported_container_rate(container: Encode, limits: AudioLimits) -> None:
+    data = container(np.zeros(400, np.float32), 4000, "WAV")
+    with pytest.raises(InvalidAudio, match="4000 Hz is not supported"):
+        decode_audio(data, limits=limits)
+
+
+def test_non_finite_float_wav(container: Encode, limits: AudioLimits) -> None:
+    wave = np.zeros(800, np.float32)
+    wave[10] = np.nan
+    with pytest.raises(InvalidAudio, match="not finite"):
+        decode_audio(container(wave, 8000, "WAV", "FLOAT"), limits=limits)
+
+
+def test_too_many_bytes(limits: AudioLimits) -> None:
+    small = AudioLimits(max_bytes=1000, max_duration_s=60)
+    with pytest.raises(TooLarge, match="1001 bytes"):
+        decode_audio(bytes(1001), encoding="MULAW", sample_rate_hz=8000, limits=small)
+
+
+def test_raw_audio_too_long() -> None:
+    tight = AudioLimits(max_bytes=10**6, max_duration_s=1.0)
+    with pytest.raises(TooLarge, match=r"lasts 1\.5 s"):
+        decode_audio(bytes(12000), encoding="MULAW", sample_rate_hz=8000, limits=tight)
+
+
+def test_two_hour_flac_header_is_too_large_without_decoding(
+    container: Encode, limits: AudioLimits
+) -> None:
+    """A FLAC whose STREAMINFO announces 2 h is refused from the header alone."""
+    data = bytearray(container(np.zeros(8000, np.float32), 8000, "FLAC", "PCM_16"))
+    assert data[:4] == b"fLaC" and data[4] & 0x7F == 0  # STREAMINFO first
+    # bytes 18..25: sample rate (20 bits), channels-1 (3), bits-1 (5), total samples (36)
+    packed = int.from_bytes(data[18:26], "big")
+    packed = (packed & ~((1 << 36) - 1)) | (2 * 3600 * 8000)
+    data[18:26] = packed.to_bytes(8, "big")
+    assert sf.info(io.BytesIO(bytes(data))).duration == pytest.approx(7200)
+    tracemalloc.start()
+    try:
+        with pytest.raises(TooLarge, match=r"lasts 7200\.0 s"):
+            decode_audio(bytes(data), limits=limits)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 5_000_000
+
+
+def test_flac_of_unknown_length(container: Encode, limits: AudioLimits) -> None:
+    data = bytearray(container(np.zeros(8000, np.float32), 8000, "FLAC", "PCM_16"))
+    packed = int.from_bytes(data[18:26], "big") & ~((1 << 36) - 1)  # total samples 0: unknown
+    data[18:26] = packed.to_bytes(8, "big")
+    with pytest.raises(InvalidAudio, match="does not state the length"):
+        decode_audio(bytes(data), limits=limits)
+
+
+def test_wav_header_size_field_larger_than_payload(limits: AudioLimits) -> None:
+    """A WAV header claiming a huge data chunk decodes only the bytes actually present."""
+    fmt_chunk = struct.pack("<4sIHHIIHH", b"fmt ", 16, 1, 1, 8000, 16000, 2, 16)
+    header = b"RIFF" + struct.pack("<I", 0xFFFFFFF0) + b"WAVE" + fmt_chunk
+    data = header + b"data" + struct.pack("<I", 0xFFFFFF00) + bytes(1600)
+    out = decode_audio(data, limits=limits)
+    assert out.samples.size == 800
+
+
+# --- resampling ---------------------------------------------------------------------------
+
+
+def _tone(freq: float, rate: int, seconds: float = 1.0) -> np.ndarray:
+    t = np.arange(int(rate * seconds)) / rate
+    return (0.5 * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+
+
+def _peak_hz(wave: np.ndarray, rate: int) -> float:
+    spectrum = np.abs(np.fft.rfft(wave * np.hanning(wave.size)))
+    return float(np.argmax(spectrum) * rate / wave.size)
+
+
+def test_resample_keeps_tone_frequency() -> None:
+    out = resample(_tone(1000, 48000), 48000, 16000)
+    assert out.dtype == np.float32
+    assert out.size == 16000
+    assert _peak_hz(out, 16000) == pytest.approx(1000, abs=2)
+    assert np.sqrt(np.mean(out[1000:-1000] ** 2)) == pytest.approx(0.5 / np.sqrt(2), rel=0.01)
+
+
+def test_resample_attenuates_above_new_nyquist() -> None:
+    rate_in, rate_out = 44100, 8000
+    tone = _tone(7000, rate_in)
+    out = resample(tone, rate_in, rate_out)
+    assert out.size == rate_out
+    ratio = np.sqrt(np.mean(out[500:-500] ** 2)) / np.sqrt(np.mean(tone**2))
+    assert 20 * np.log10(ratio) < -40
+
+
+def test_resample_identity_and_empty() -> None:
+    wave = _tone(440, 16000, 0.1)
+    same = resample(wave, 16000, 16000)
+    np.testing.assert_array_equal(same, wave)
+    assert same is not wave
+    assert resample(np.zeros(0, np.float32), 8000, 16000).size == 0
+    with pytest.raises(ValueError, match="positive"):
+        resample(wave, 0, 16000)
