@@ -75,7 +75,8 @@ def scores_from_identities(
 def scores_from_pairs(
     embeddings: dict[Path, np.ndarray], pairs: Sequence[tuple[Path, Path, bool]], description: str
 ) -> ScoreSet:
-    genuine, impostor = [], []
+    genuine: list[float] = []
+    impostor: list[float] = []
     failed = 0
     for a, b, same in pairs:
         if a not in embeddings or b not in embeddings:

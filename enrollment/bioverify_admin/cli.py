@@ -15,6 +15,7 @@ from typing import Any
 from bioverify.client import BioverifyClient, BioverifyClientError
 from bioverify.errors import BioverifyError
 from bioverify.packs import PackCatalog
+from bioverify.scoring import operating_point_name
 from bioverify.settings import Settings
 from bioverify_admin import models_cmd
 from bioverify_admin.datasets import DatasetError, read_face_pairs, read_identity_images
@@ -157,7 +158,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         if pack.manifest_path is None:
             print("this pack has no manifest file to write into", file=sys.stderr)
             return EXIT_FAILED
-        default_point = args.default or calibrate.operating_point_name(fmrs[0])
+        default_point = args.default or operating_point_name(fmrs[0])
         calibrate.write_into_manifest(pack.manifest_path, calibration, points, default_point)
         print(f"written into {pack.manifest_path}", file=sys.stderr)
     return EXIT_OK

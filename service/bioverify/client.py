@@ -99,7 +99,8 @@ class BioverifyClient:
         request = face_pb2.CompareFacesRequest(
             image_a=image_a, image_b=image_b, policy=_policy(operating_point)
         )
-        return self._call(self.face.CompareFaces, request)
+        reply: face_pb2.CompareFacesResponse = self._call(self.face.CompareFaces, request)
+        return reply
 
     def enroll_face(
         self,
@@ -117,7 +118,8 @@ class BioverifyClient:
             tenant=tenant,
             replace=replace,
         )
-        return self._call(self.face.EnrollFace, request)
+        reply: face_pb2.EnrollFaceResponse = self._call(self.face.EnrollFace, request)
+        return reply
 
     def verify_face(
         self, subject_id: str, image: bytes, *, tenant: str = "", operating_point: str = ""
@@ -125,12 +127,14 @@ class BioverifyClient:
         request = face_pb2.VerifyFaceRequest(
             subject_id=subject_id, image=image, tenant=tenant, policy=_policy(operating_point)
         )
-        return self._call(self.face.VerifyFace, request)
+        reply: face_pb2.VerifyFaceResponse = self._call(self.face.VerifyFace, request)
+        return reply
 
     # -- subjects ---------------------------------------------------------------------------
     def get_subject(self, subject_id: str, *, tenant: str = "") -> subjects_pb2.Subject:
         request = subjects_pb2.GetSubjectRequest(subject_id=subject_id, tenant=tenant)
-        return self._call(self.subjects.GetSubject, request)
+        reply: subjects_pb2.Subject = self._call(self.subjects.GetSubject, request)
+        return reply
 
     def list_subjects(
         self, *, tenant: str = "", page_size: int = 0, page_token: str = ""
@@ -138,7 +142,8 @@ class BioverifyClient:
         request = subjects_pb2.ListSubjectsRequest(
             tenant=tenant, page_size=page_size, page_token=page_token
         )
-        return self._call(self.subjects.ListSubjects, request)
+        reply: subjects_pb2.ListSubjectsResponse = self._call(self.subjects.ListSubjects, request)
+        return reply
 
     def iter_subjects(
         self, *, tenant: str = "", page_size: int = 500
@@ -155,14 +160,18 @@ class BioverifyClient:
         self, subject_id: str, *, tenant: str = ""
     ) -> subjects_pb2.DeleteSubjectResponse:
         request = subjects_pb2.DeleteSubjectRequest(subject_id=subject_id, tenant=tenant)
-        return self._call(self.subjects.DeleteSubject, request)
+        reply: subjects_pb2.DeleteSubjectResponse = self._call(self.subjects.DeleteSubject, request)
+        return reply
 
     # -- info -------------------------------------------------------------------------------
     def service_info(self) -> info_pb2.ServiceInfo:
-        return self._call(self.info.GetServiceInfo, info_pb2.GetServiceInfoRequest())
+        reply: info_pb2.ServiceInfo = self._call(
+            self.info.GetServiceInfo, info_pb2.GetServiceInfoRequest()
+        )
+        return reply
 
     # -- plumbing ---------------------------------------------------------------------------
-    def _call(self, method: Callable[..., T], request: Any) -> T:
+    def _call(self, method: Callable[..., Any], request: Any) -> Any:
         attempt = 0
         while True:
             try:

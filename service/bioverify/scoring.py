@@ -22,7 +22,8 @@ def l2_normalize(vectors: npt.ArrayLike) -> npt.NDArray[np.float32]:
     """Rows scaled to unit L2 norm (zero rows stay zero)."""
     arr = np.asarray(vectors, dtype=np.float32)
     norms = np.linalg.norm(arr, axis=-1, keepdims=True)
-    return np.divide(arr, norms, out=np.zeros_like(arr), where=norms > 0)
+    out: npt.NDArray[np.float32] = np.divide(arr, norms, out=np.zeros_like(arr), where=norms > 0)
+    return out
 
 
 def cosine_similarity(a: npt.ArrayLike, b: npt.ArrayLike) -> float:

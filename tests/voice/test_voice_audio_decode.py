@@ -7,10 +7,12 @@ import struct
 import tracemalloc
 import warnings
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pytest
 import soundfile as sf
+
 from bioverify.errors import InvalidAudio, TooLarge
 from bioverify.voice.audio_decode import (
     AudioEncoding,
@@ -135,8 +137,8 @@ def test_raw_pcm16_stereo_channel_pick(limits: AudioLimits) -> None:
     frames = np.array([[1, -1], [2, -2], [3, -3]], dtype="<i2") * 1000
     data = frames.tobytes()
     args = {"encoding": AudioEncoding.PCM_S16LE, "sample_rate_hz": 8000, "channels": 2}
-    right = decode_audio(data, channel=1, limits=limits, **args)
-    mixed = decode_audio(data, limits=limits, **args)
+    right = decode_audio(data, channel=1, limits=limits, **args)  # type: ignore[arg-type]
+    mixed = decode_audio(data, limits=limits, **args)  # type: ignore[arg-type]
     np.testing.assert_array_equal(right.samples * 32768, [-1000, -2000, -3000])
     np.testing.assert_array_equal(mixed.samples, [0, 0, 0])
     assert right.input_channels == 2
@@ -226,10 +228,10 @@ def test_g711_telephone_round_trip(
     ],
 )
 def test_bad_input_is_invalid_audio(
-    limits: AudioLimits, payload: bytes, kwargs: dict[str, object], message: str
+    limits: AudioLimits, payload: bytes, kwargs: dict[str, Any], message: str
 ) -> None:
     with pytest.raises(InvalidAudio, match=message):
-        decode_audio(payload, limits=limits, **kwargs)  # type: ignore[arg-type]
+        decode_audio(payload, limits=limits, **kwargs)
 
 
 def test_truncated_flac(container: Encode, speech: Clip, limits: AudioLimits) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from bioverify.errors import ConfigurationError
 from bioverify.voice.fbank import (
     FbankConfig,
@@ -35,8 +36,11 @@ def numpy_kaldi_fbank(wave: np.ndarray, rate: int = 16000, num_bins: int = 80) -
     frames = frames * (0.5 - 0.5 * np.cos(2 * np.pi * n / (length - 1))) ** 0.85
     n_fft = 1 << (length - 1).bit_length()
     power = np.abs(np.fft.rfft(frames, n=n_fft)) ** 2
-    mel = lambda f: 1127.0 * np.log(1.0 + f / 700.0)  # noqa: E731
-    lo, hi = mel(20.0), mel(rate / 2)
+
+    def mel(f: np.ndarray | float) -> np.ndarray:
+        return np.asarray(1127.0 * np.log(1.0 + np.asarray(f) / 700.0))
+
+    lo, hi = float(mel(20.0)), float(mel(rate / 2))
     delta = (hi - lo) / (num_bins + 1)
     fft_mel = mel(np.arange(n_fft // 2) * rate / n_fft)
     weights = np.zeros((num_bins, n_fft // 2))

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from bioverify.errors import ConfigurationError
 from bioverify.voice.audio_decode import resample
 from bioverify.voice.vad_silero import (

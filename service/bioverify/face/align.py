@@ -40,9 +40,7 @@ def arcface_template(size: int = 112) -> npt.NDArray[np.float64]:
     return ARCFACE_TEMPLATE_112 * (size / 112.0)
 
 
-def similarity_transform(
-    src_pts: npt.ArrayLike, dst_pts: npt.ArrayLike
-) -> npt.NDArray[np.float64]:
+def similarity_transform(src_pts: npt.ArrayLike, dst_pts: npt.ArrayLike) -> npt.NDArray[np.float64]:
     """Least-squares similarity (rotation, uniform scale, translation) mapping src to dst.
 
     Umeyama (1991) without reflection. Returns the 2x3 matrix ``M`` such that
@@ -79,9 +77,7 @@ def similarity_transform(
     return matrix
 
 
-def norm_crop(
-    image: ImageBGR, landmarks: npt.ArrayLike, size: int = 112
-) -> ImageBGR:
+def norm_crop(image: ImageBGR, landmarks: npt.ArrayLike, size: int = 112) -> ImageBGR:
     """Warp the face to the ArcFace template: a ``size`` x ``size`` crop, black outside."""
     matrix = similarity_transform(landmarks, arcface_template(size))
     crop = cv2.warpAffine(

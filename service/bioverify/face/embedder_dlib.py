@@ -44,8 +44,10 @@ class DlibResnetEmbedder:
             # compute_face_descriptor on chips requires exactly 150x150.
             raise ConfigurationError(f"dlib's ResNet needs 150 px chips, got {chip_size}")
         dlib = import_dlib()
-        model = Path(model_path) if model_path is not None else default_model_path(
-            "dlib_face_recognition_resnet_model_v1.dat"
+        model = (
+            Path(model_path)
+            if model_path is not None
+            else default_model_path("dlib_face_recognition_resnet_model_v1.dat")
         )
         predictor = (
             Path(shape_predictor_path)

@@ -166,7 +166,9 @@ def assess_face_quality(
         )
     if sharpness < t.min_sharpness:
         issues.append(
-            QualityIssue(BLURRED, f"face is blurred (sharpness {sharpness:.1f} < {t.min_sharpness:g})")
+            QualityIssue(
+                BLURRED, f"face is blurred (sharpness {sharpness:.1f} < {t.min_sharpness:g})"
+            )
         )
     if (
         abs(pose.yaw) > t.max_abs_yaw

@@ -38,9 +38,11 @@ def _onnx_embedder(pack: PackManifest, spec: ComponentSpec, threads: int) -> Fac
 def _dlib_resnet(pack: PackManifest, spec: ComponentSpec, threads: int) -> FaceEmbedder:
     from bioverify.face.embedder_dlib import DlibResnetEmbedder
 
-    files = dict(zip(("shape_predictor_path", "model_path"), spec.files, strict=True))
+    landmarks, model = spec.files
     return DlibResnetEmbedder(
-        **{arg: pack.file_path(role) for arg, role in files.items()}, **spec.params
+        model_path=pack.file_path(model),
+        shape_predictor_path=pack.file_path(landmarks),
+        **spec.params,
     )
 
 

@@ -71,10 +71,10 @@ def finding_to_proto(finding: FaceFinding) -> face_pb2.FaceAnalysis:
     )
 
 
-def decision_for(match: MatchResult, retry: tuple[Issue, ...]) -> int:
+def decision_for(match: MatchResult, retry: tuple[Issue, ...]) -> common_pb2.Decision:
     if retry:
-        return int(common_pb2.RETRY)
-    return int(common_pb2.ACCEPT if match.accepted else common_pb2.REJECT)
+        return common_pb2.RETRY
+    return common_pb2.ACCEPT if match.accepted else common_pb2.REJECT
 
 
 def summary_to_proto(summary: TemplateSummary) -> common_pb2.TemplateInfo:

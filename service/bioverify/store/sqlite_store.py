@@ -9,6 +9,7 @@ import threading
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -280,14 +281,13 @@ class SqliteTemplateStore:
     def _transaction(self) -> _Transaction:
         return _Transaction(self._conn)
 
-    def _query_one(self, sql: str, args: tuple[object, ...]) -> tuple[object, ...] | None:
+    def _query_one(self, sql: str, args: tuple[object, ...]) -> Any:
         try:
-            row: tuple[object, ...] | None = self._conn.execute(sql, args).fetchone()
-            return row
+            return self._conn.execute(sql, args).fetchone()
         except sqlite3.Error as exc:
             raise Unavailable("the template database cannot be read") from exc
 
-    def _query_all(self, sql: str, args: tuple[object, ...]) -> list[tuple[object, ...]]:
+    def _query_all(self, sql: str, args: tuple[object, ...]) -> list[Any]:
         try:
             return list(self._conn.execute(sql, args).fetchall())
         except sqlite3.Error as exc:
@@ -310,7 +310,7 @@ class SqliteTemplateStore:
                 TemplateSummary(
                     modality=str(r[1]),
                     model=str(r[2]),
-                    sample_count=int(r[3]),  # type: ignore[call-overload]
+                    sample_count=int(r[3]),
                     created_at=str(r[4]),
                     updated_at=str(r[5]),
                 )
@@ -318,16 +318,16 @@ class SqliteTemplateStore:
         return {k: tuple(v) for k, v in out.items()}
 
     @staticmethod
-    def _template(tenant: str, subject_id: str, modality: str, row: tuple[object, ...]) -> Template:
+    def _template(tenant: str, subject_id: str, modality: str, row: Any) -> Template:
         model, dim, vector, samples, extra, created, updated = row
-        d = int(dim)  # type: ignore[call-overload]
+        d = int(dim)
         return Template(
             tenant=tenant,
             subject_id=subject_id,
             modality=modality,
             model=str(model),
-            vector=np.frombuffer(vector, dtype=np.float32).copy(),  # type: ignore[call-overload]
-            samples=np.frombuffer(samples, dtype=np.float32).reshape(-1, d).copy(),  # type: ignore[call-overload]
+            vector=np.frombuffer(vector, dtype=np.float32).copy(),
+            samples=np.frombuffer(samples, dtype=np.float32).reshape(-1, d).copy(),
             created_at=str(created),
             updated_at=str(updated),
             extra=json.loads(str(extra)),

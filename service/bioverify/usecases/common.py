@@ -8,7 +8,7 @@ import unicodedata
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from bioverify.errors import InvalidInput, InvalidSubjectId, Overloaded
 
@@ -94,7 +94,7 @@ class InferencePool:
     def run(self, fn: Callable[..., T], *args: object) -> T:
         return self.submit(fn, *args).result()
 
-    def _done(self, _: Future[object]) -> None:
+    def _done(self, _: Future[Any]) -> None:
         with self._lock:
             self._pending -= 1
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from functools import cache
 from math import gcd
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -31,6 +32,8 @@ from bioverify.errors import InvalidAudio, TooLarge
 from bioverify.voice.ports import Waveform
 
 logger = logging.getLogger(__name__)
+
+FloatArray = npt.NDArray[np.floating[Any]]
 
 _READ_BLOCK_FRAMES = 1 << 16
 _UNKNOWN_LENGTH = 1 << 62  # libsndfile reports SF_COUNT_MAX when a stream's length is unknown
@@ -365,17 +368,17 @@ def _alaw_encode_table() -> npt.NDArray[np.uint8]:
     return (code ^ mask).astype(np.uint8)
 
 
-def _to_pcm16_index(wave: Waveform) -> npt.NDArray[np.int32]:
+def _to_pcm16_index(wave: FloatArray) -> npt.NDArray[np.int32]:
     pcm = np.clip(np.rint(np.asarray(wave, dtype=np.float64) * 32768.0), -32768, 32767)
     return pcm.astype(np.int32) + 32768
 
 
-def mulaw_encode(wave: Waveform) -> bytes:
+def mulaw_encode(wave: FloatArray) -> bytes:
     """G.711 mu-law bytes of a float waveform in [-1, 1] (values outside are clipped)."""
     return _mulaw_encode_table()[_to_pcm16_index(wave)].tobytes()
 
 
-def alaw_encode(wave: Waveform) -> bytes:
+def alaw_encode(wave: FloatArray) -> bytes:
     """G.711 A-law bytes of a float waveform in [-1, 1] (values outside are clipped)."""
     return _alaw_encode_table()[_to_pcm16_index(wave)].tobytes()
 

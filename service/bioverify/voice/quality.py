@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -120,7 +121,7 @@ def estimate_snr_db(wave: Waveform, sample_rate: int, segments: Sequence[SpeechS
 
 
 def clipping_fraction(
-    wave: Waveform,
+    wave: npt.NDArray[np.floating[Any]],
     sample_rate: int,
     *,
     full_scale: float = 0.999,

@@ -1,0 +1,110 @@
+"""Pure quality measures: net speech, SNR, clipping, issue codes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bioverify.voice.ports import SpeechSegment
+from bioverify.voice.quality import (
+    SNR_CEILING_DB,
+    VoiceIssue,
+    VoiceQualityThresholds,
+    assess_quality,
+    clipping_fraction,
+    estimate_snr_db,
+    net_speech_seconds,
+    quality_issues,
+    speech_mask,
+)
+
+RATE = 16000
+
+
+def _bursts(noise_rms: float, seed: int = 0) -> tuple[np.ndarray, list[SpeechSegment]]:
+    """4 s: 1 s noise, 1 s tone+noise, 1 s noise, 1 s tone+noise; the tone has power 0.02."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(4 * RATE) / RATE
+    tone = 0.2 * np.sin(2 * np.pi * 220 * t)
+    gate = ((t >= 1) & (t < 2)) | (t >= 3)
+    wave = np.where(gate, tone, 0.0) + noise_rms * rng.standard_normal(t.size)
+    return wave.astype(np.float32), [SpeechSegment(1.0, 2.0), SpeechSegment(3.0, 4.0)]
+
+
+def test_net_speech_merges_overlaps() -> None:
+    segs = [SpeechSegment(0.0, 1.0), SpeechSegment(0.5, 1.5), SpeechSegment(3.0, 3.25)]
+    assert net_speech_seconds(segs) == pytest.approx(1.75)
+    assert net_speech_seconds([]) == 0.0
+    mask = speech_mask(10, 10, [SpeechSegment(0.2, 0.5)])
+    assert mask.tolist() == [False, False, True, True, True] + [False] * 5
+
+
+@pytest.mark.parametrize("target_db", [0.0, 10.0, 20.0, 30.0])
+def test_snr_with_noise_frames(target_db: float) -> None:
+    signal_power = 0.2**2 / 2
+    noise_rms = float(np.sqrt(signal_power / 10 ** (target_db / 10)))
+    wave, segs = _bursts(noise_rms)
+    assert estimate_snr_db(wave, RATE, segs) == pytest.approx(target_db, abs=1.0)
+
+
+def test_snr_without_noise_frames_uses_percentiles() -> None:
+    wave, _ = _bursts(0.2 / np.sqrt(2) / 10)  # 20 dB
+    whole = [SpeechSegment(0.0, 4.0)]
+    assert estimate_snr_db(wave, RATE, whole) == pytest.approx(20.0, abs=1.5)
+
+
+def test_snr_limits() -> None:
+    wave, segs = _bursts(0.0)
+    assert estimate_snr_db(wave, RATE, segs) == SNR_CEILING_DB  # digital silence between
+    noise = np.random.default_rng(0).standard_normal(RATE).astype(np.float32)
+    assert estimate_snr_db(noise, RATE, [SpeechSegment(0.0, 0.5)]) < 1.0
+    assert estimate_snr_db(np.zeros(10, np.float32), RATE, []) == -20.0
+
+
+def test_clipping_fraction() -> None:
+    t = np.arange(RATE) / RATE
+    clean = (0.8 * np.sin(2 * np.pi * 200 * t)).astype(np.float32)
+    assert clipping_fraction(clean, RATE) == 0.0
+    hard = np.clip(clean * 2, -1.0, 1.0)
+    assert 0.5 < clipping_fraction(hard, RATE) < 0.8
+    # clipped at 0.5 and then scaled down: runs of identical extreme values
+    soft = np.clip(clean * 2, -0.5, 0.5) * 0.9
+    assert clipping_fraction(soft, RATE) > 0.5
+    # a loud but unclipped peak, quantised: short runs only
+    quantised = np.round(clean * 64) / 64
+    assert clipping_fraction(quantised, RATE) < 0.05
+    quiet = np.clip(clean * 0.1, -0.05, 0.05)  # below -12 dBFS: not flagged by runs
+    assert clipping_fraction(quiet, RATE) == 0.0
+    assert clipping_fraction(np.zeros(0, np.float32), RATE) == 0.0
+    single = np.zeros(100, np.float32)
+    single[50] = 1.0
+    assert clipping_fraction(single, RATE) == pytest.approx(0.01)
+
+
+def test_issue_codes_and_messages() -> None:
+    thresholds = VoiceQualityThresholds(
+        min_net_speech_s=2.0, max_clipping_fraction=0.01, min_snr_db=15
+    )
+    assert quality_issues(net_speech_s=3, snr_db=30, clipping=0.0, thresholds=thresholds) == ()
+    issues = quality_issues(net_speech_s=0.8, snr_db=5.2, clipping=0.05, thresholds=thresholds)
+    assert [i.code for i in issues] == [
+        VoiceIssue.NOT_ENOUGH_SPEECH,
+        VoiceIssue.CLIPPED,
+        VoiceIssue.LOW_SNR,
+    ]
+    messages = [i.message for i in issues]
+    assert "only 0.8 s of speech" in messages[0] and "2.0 s" in messages[0]
+    assert "5.0% of the audio is clipped" in messages[1]
+    assert "5 dB" in messages[2] and "15 dB" in messages[2]
+
+
+def test_assess_quality_report() -> None:
+    wave, segs = _bursts(0.2 / np.sqrt(2) / 10)
+    report = assess_quality(wave, RATE, segs, VoiceQualityThresholds(min_net_speech_s=3.0))
+    assert report.net_speech_s == pytest.approx(2.0)
+    assert report.snr_db == pytest.approx(20.0, abs=1.0)
+    assert report.clipping_fraction == 0.0
+    assert report.codes == (VoiceIssue.NOT_ENOUGH_SPEECH,)
+    assert not report.ok
+    given = assess_quality(wave, RATE, segs, VoiceQualityThresholds(), clipping=0.5)
+    assert given.codes == (VoiceIssue.CLIPPED,)
