@@ -1,4 +1,8 @@
-"""Shared fixtures of the face tests: real models and real LFW images from ../shared."""
+"""Shared fixtures of the face tests: real models and real LFW images from ../shared.
+
+Plain helpers (paths, image readers, cached model builders) live in ``face_assets.py`` so
+that test modules can import them; the fixtures here hand out the same cached instances.
+"""
 
 from __future__ import annotations
 
@@ -15,23 +19,23 @@ from tests.face.face_assets import MOBILEFACENET, detector, require
 
 
 @pytest.fixture(scope="session")
-def getdetector() -> Callable[[str], FaceDetector]:
-    """Detectors by name, built once per session."""
+def get_detector() -> Callable[[str], FaceDetector]:
+    """Detectors by name (``face_assets.DETECTOR_NAMES``), each built once per session."""
     return detector
 
 
 @pytest.fixture(scope="session")
 def yunet() -> YunetDetector:
-    detector = detector("yunet")
-    assert isinstance(detector, YunetDetector)
-    return detector
+    built = detector("yunet")
+    assert isinstance(built, YunetDetector)
+    return built
 
 
 @pytest.fixture(scope="session")
 def scrfd() -> ScrfdDetector:
-    detector = detector("scrfd-500m")
-    assert isinstance(detector, ScrfdDetector)
-    return detector
+    built = detector("scrfd-500m")
+    assert isinstance(built, ScrfdDetector)
+    return built
 
 
 @pytest.fixture(scope="session")

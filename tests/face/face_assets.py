@@ -75,6 +75,5 @@ def detector(name: str) -> FaceDetector:
     raise ValueError(name)
 
 
-
 def cosine(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.dot(a, b))

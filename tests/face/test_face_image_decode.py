@@ -213,11 +213,14 @@ def test_png_with_alpha_is_composited_on_white() -> None:
 
 
 def test_palette_png_with_transparency() -> None:
-    rgba = Image.new("RGBA", (48, 48), (0, 0, 0, 0))
-    rgba.paste((0, 255, 0, 255), (0, 0, 24, 48))
-    palette = rgba.convert("P")
-    assert "transparency" in palette.info or palette.mode == "PA"
-    decoded = decode_image(encode(palette, "PNG"), **LIMITS)
+    indices = np.zeros((48, 48), dtype=np.uint8)
+    indices[:, :24] = 1
+    palette = Image.fromarray(indices, mode="P")
+    palette.putpalette([0, 0, 0, 0, 255, 0] + [0, 0, 0] * 254)
+    palette.info["transparency"] = 0  # palette index 0 is fully transparent
+    data = encode(palette, "PNG")
+    assert Image.open(io.BytesIO(data)).info.get("transparency") == 0
+    decoded = decode_image(data, **LIMITS)
     assert tuple(decoded[5, 5]) == (0, 255, 0)
     assert tuple(decoded[5, 40]) == (255, 255, 255)
 
@@ -225,7 +228,9 @@ def test_palette_png_with_transparency() -> None:
 @pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP"])
 def test_grayscale_becomes_three_equal_channels(fmt: str) -> None:
     grey = Image.fromarray(np.tile(np.arange(0, 256, 4, dtype=np.uint8), (40, 1)), mode="L")
-    decoded = decode_image(encode(grey, fmt, **({"lossless": True} if fmt == "WEBP" else {})), **LIMITS)
+    decoded = decode_image(
+        encode(grey, fmt, **({"lossless": True} if fmt == "WEBP" else {})), **LIMITS
+    )
     assert_bgr(decoded, 40, 64)
     assert np.array_equal(decoded[..., 0], decoded[..., 1])
     assert np.array_equal(decoded[..., 1], decoded[..., 2])
@@ -271,6 +276,10 @@ def test_lossy_webp_of_a_real_face() -> None:
 
 def test_check_bgr_image() -> None:
     check_bgr_image(np.zeros((8, 8, 3), np.uint8))
-    for bad in (np.zeros((8, 8), np.uint8), np.zeros((8, 8, 3), np.float32), np.zeros((0, 8, 3), np.uint8)):
+    for bad in (
+        np.zeros((8, 8), np.uint8),
+        np.zeros((8, 8, 3), np.float32),
+        np.zeros((0, 8, 3), np.uint8),
+    ):
         with pytest.raises(InvalidImage):
             check_bgr_image(bad)

