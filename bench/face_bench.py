@@ -27,8 +27,8 @@ from typing import Any
 
 os.environ["ORT_DISABLE_TELEMETRY"] = "1"
 
-import cv2  # noqa: E402
-import numpy as np  # noqa: E402
+import cv2
+import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("BIOVERIFY_SHARED_DIR", REPO.parent / "shared"))
@@ -110,7 +110,7 @@ def bench_grpc(settings: Settings, pairs: list[Pair]) -> dict[str, Any]:
                 th = reply.match.threshold
     finally:
         app.stop(grace=1.0)
-    default = [p for p in threshold if p.is_default][0].threshold
+    default = next(p for p in threshold if p.is_default).threshold
     return {
         "n_pairs": len(pairs),
         "n_failed": failed,

@@ -24,6 +24,8 @@ from bioverify.scoring import (
     operating_point_name,
     threshold_at_fmr,
 )
+from bioverify.voice.audio_decode import AudioLimits, decode_audio
+from bioverify.voice.pipeline import VoicePipeline
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +46,24 @@ def embed_face_files(
     def one(path: Path) -> tuple[Path, np.ndarray | None]:
         try:
             return path, pipeline.analyse(path.read_bytes()).embedding
+        except (BioverifyError, OSError) as exc:
+            logger.warning("skipping %s: %s", path.name, exc)
+            return path, None
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        results = list(pool.map(one, sorted(set(paths))))
+    return {p: e for p, e in results if e is not None}
+
+
+def embed_voice_files(
+    pipeline: VoicePipeline, limits: AudioLimits, paths: Sequence[Path], workers: int = 2
+) -> dict[Path, np.ndarray]:
+    """Speaker embeddings of every clip the pipeline accepts; failures are left out."""
+
+    def one(path: Path) -> tuple[Path, np.ndarray | None]:
+        try:
+            decoded = decode_audio(path.read_bytes(), limits=limits)
+            return path, pipeline.analyse(decoded).embedding
         except (BioverifyError, OSError) as exc:
             logger.warning("skipping %s: %s", path.name, exc)
             return path, None

@@ -18,7 +18,13 @@ from bioverify.packs import PackCatalog
 from bioverify.scoring import operating_point_name
 from bioverify.settings import Settings
 from bioverify_admin import models_cmd
-from bioverify_admin.datasets import DatasetError, read_face_pairs, read_identity_images
+from bioverify_admin.datasets import (
+    DatasetError,
+    read_face_pairs,
+    read_identity_images,
+    read_speaker_trials,
+    read_speaker_utterances,
+)
 from bioverify_admin.local_server import ServerStartError, local_server
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -107,27 +113,40 @@ def cmd_models_pull(args: argparse.Namespace) -> int:
 
 # -- calibrate ----------------------------------------------------------------------------------
 def cmd_calibrate(args: argparse.Namespace) -> int:
-    from bioverify.server.app import build_face_pipeline
+    from bioverify.server.app import audio_limits, build_face_pipeline, build_voice_pipeline
     from bioverify_admin import calibrate
 
     settings = Settings.from_env()
     catalog = PackCatalog(settings.model_dir, settings.data_dir / "packs")
-    pack = catalog.choose("face", args.pack or settings.face_pack)
-    pipeline = build_face_pipeline(settings, pack)
-    if args.pairs:
-        pairs = read_face_pairs(args.pairs)
-        paths = [p.path_a for p in pairs] + [p.path_b for p in pairs]
-        embeddings = calibrate.embed_face_files(pipeline, paths)
+    if args.modality == "face":
+        pack = catalog.choose("face", args.pack or settings.face_pack)
+        face_pipeline = build_face_pipeline(settings, pack)
+        pairs = read_face_pairs(args.pairs) if args.pairs else []
+        labelled = read_identity_images(args.images) if args.images else []
+
+        def embed(paths: list[Path]) -> dict[Path, Any]:
+            return calibrate.embed_face_files(face_pipeline, paths)
+
+    else:
+        pack = catalog.choose("voice", args.pack or settings.voice_pack)
+        voice_pipeline = build_voice_pipeline(settings, pack)
+        pairs = read_speaker_trials(args.pairs) if args.pairs else []
+        labelled = read_speaker_utterances(args.images) if args.images else []
+
+        def embed(paths: list[Path]) -> dict[Path, Any]:
+            return calibrate.embed_voice_files(voice_pipeline, audio_limits(settings), paths)
+
+    if pairs:
+        embeddings = embed([p.path_a for p in pairs] + [p.path_b for p in pairs])
         scores = calibrate.scores_from_pairs(
             embeddings, [(p.path_a, p.path_b, p.same) for p in pairs], f"pairs {args.pairs.name}"
         )
     else:
-        images = read_identity_images(args.images)
-        embeddings = calibrate.embed_face_files(pipeline, [i.path for i in images])
+        embeddings = embed([i.path for i in labelled])
         scores = calibrate.scores_from_identities(
             embeddings,
-            {i.path: i.identity for i in images},
-            f"all pairs of {args.images.name} ({len(images)} images)",
+            {i.path: i.identity for i in labelled},
+            f"all pairs of {args.images.name} ({len(labelled)} samples)",
         )
     fmrs = [float(x) for x in args.target_fmr.split(",")]
     calibration, points = calibrate.fit_calibration(scores, fmrs)
@@ -171,6 +190,22 @@ def cmd_eval_face_pairs(args: argparse.Namespace) -> int:
     pairs = read_face_pairs(args.pairs)
     with _service(args.server) as client:
         result = evaluate_face_pairs(client, pairs, concurrency=args.concurrency)
+    if args.json:
+        print(_dump(result))
+    else:
+        for key, value in result.items():
+            print(f"{key:<20} {value}")
+    return EXIT_OK
+
+
+def cmd_eval_speaker_trials(args: argparse.Namespace) -> int:
+    from bioverify_admin.eval_voice import evaluate_speaker_trials
+
+    trials = read_speaker_trials(args.trials)
+    with _service(args.server) as client:
+        result = evaluate_speaker_trials(
+            client, trials, telephony=args.telephony, concurrency=args.concurrency
+        )
     if args.json:
         print(_dump(result))
     else:
@@ -252,10 +287,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--to", type=Path, help="model directory (default BIOVERIFY_MODEL_DIR)")
 
     p = add(sub, "calibrate", cmd_calibrate, "fit calibration and thresholds into a pack")
-    p.add_argument("modality", choices=["face"])
+    p.add_argument("modality", choices=["face", "voice"])
     src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--images", type=Path, help="TSV: path, identity (all pairs are used)")
-    src.add_argument("--pairs", type=Path, help="TSV: path_a, path_b, same")
+    src.add_argument(
+        "--images",
+        "--utterances",
+        dest="images",
+        type=Path,
+        help="TSV of labelled samples: face `path, identity`; voice `path, speaker_id` "
+        "(every pair is used)",
+    )
+    src.add_argument(
+        "--pairs",
+        "--trials",
+        dest="pairs",
+        type=Path,
+        help="TSV of pairs: face `path_a, path_b, same`; voice `enroll_path, test_path, target`",
+    )
     p.add_argument("--pack", help="pack id (default: BIOVERIFY_FACE_PACK / auto)")
     p.add_argument(
         "--target-fmr", default="1e-3,1e-2,1e-4", help="comma-separated; first = default"
@@ -269,6 +317,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = add(ev, "face-pairs", cmd_eval_face_pairs, "face verification pairs via CompareFaces")
     p.add_argument("pairs", type=Path, help="TSV: path_a, path_b, same (paths relative to it)")
     p.add_argument("--server", help="HOST:PORT of a running service (default: start one)")
+    p.add_argument("--concurrency", type=int, default=1)
+    p.add_argument("--json", action="store_true")
+
+    p = add(ev, "speaker-trials", cmd_eval_speaker_trials, "speaker trials via CompareVoices")
+    p.add_argument("trials", type=Path, help="TSV: enroll_path, test_path, target")
+    p.add_argument("--server", help="HOST:PORT of a running service (default: start one)")
+    p.add_argument(
+        "--telephony", action="store_true", help="send both clips as 8 kHz G.711 mu-law first"
+    )
     p.add_argument("--concurrency", type=int, default=1)
     p.add_argument("--json", action="store_true")
 

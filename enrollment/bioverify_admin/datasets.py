@@ -49,3 +49,19 @@ class LabelledImage:
 def read_identity_images(path: Path) -> list[LabelledImage]:
     rows = read_tsv(path, ("path", "identity"))
     return [LabelledImage(path.parent / r["path"], r["identity"]) for r in rows]
+
+
+def read_speaker_trials(path: Path) -> list[Pair]:
+    """``enroll_path, test_path, target`` rows as pairs (same = target)."""
+    rows = read_tsv(path, ("enroll_path", "test_path", "target"))
+    base = path.parent
+    return [
+        Pair(base / r["enroll_path"], base / r["test_path"], r["target"].strip() in ("1", "true"))
+        for r in rows
+    ]
+
+
+def read_speaker_utterances(path: Path) -> list[LabelledImage]:
+    """``path, speaker_id`` rows (the identity of each clip)."""
+    rows = read_tsv(path, ("path", "speaker_id"))
+    return [LabelledImage(path.parent / r["path"], r["speaker_id"]) for r in rows]

@@ -105,9 +105,11 @@ def pull(pack: PackManifest, dest_root: Path) -> list[Path]:
         with tempfile.TemporaryDirectory(dir=dest.parent) as tmpdir:
             download = Path(tmpdir) / "download"
             try:
-                with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as response:
-                    with download.open("wb") as out:
-                        shutil.copyfileobj(response, out, 1 << 20)
+                with (
+                    urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as response,
+                    download.open("wb") as out,
+                ):
+                    shutil.copyfileobj(response, out, 1 << 20)
             except OSError as exc:
                 raise ConfigurationError(f"download of {entry.path} failed: {exc}") from exc
             candidate = download

@@ -11,7 +11,7 @@ message); UNAVAILABLE is retried with exponential backoff.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
 import grpc
@@ -25,6 +25,8 @@ from bioverify.v1 import (
     info_pb2_grpc,
     subjects_pb2,
     subjects_pb2_grpc,
+    voice_pb2,
+    voice_pb2_grpc,
 )
 
 T = TypeVar("T")
@@ -64,6 +66,7 @@ class BioverifyClient:
         self.retries = retries
         self.backoff = backoff
         self.face = face_pb2_grpc.FaceServiceStub(self._channel)
+        self.voice = voice_pb2_grpc.VoiceServiceStub(self._channel)
         self.subjects = subjects_pb2_grpc.SubjectServiceStub(self._channel)
         self.info = info_pb2_grpc.InfoServiceStub(self._channel)
         self._health = health_pb2_grpc.HealthStub(self._channel)
@@ -129,6 +132,105 @@ class BioverifyClient:
         )
         reply: face_pb2.VerifyFaceResponse = self._call(self.face.VerifyFace, request)
         return reply
+
+    # -- voice ------------------------------------------------------------------------------
+    @staticmethod
+    def audio(
+        data: bytes,
+        *,
+        encoding: str = "",
+        sample_rate_hz: int = 0,
+        channels: int = 0,
+        channel: int | None = None,
+    ) -> voice_pb2.Audio:
+        """An audio message: a WAV/FLAC/OGG/MP3 file as is, or raw ``PCM_S16LE``/``MULAW``/
+        ``ALAW`` with its sample rate."""
+        audio = voice_pb2.Audio(
+            data=data,
+            encoding=encoding or "AUDIO_ENCODING_UNSPECIFIED",
+            sample_rate_hz=sample_rate_hz,
+            channels=channels,
+        )
+        if channel is not None:
+            audio.channel = channel
+        return audio
+
+    def compare_voices(
+        self, clip_a: voice_pb2.Audio, clip_b: voice_pb2.Audio, *, operating_point: str = ""
+    ) -> voice_pb2.CompareVoicesResponse:
+        request = voice_pb2.CompareVoicesRequest(
+            clip_a=clip_a, clip_b=clip_b, policy=_policy(operating_point)
+        )
+        reply: voice_pb2.CompareVoicesResponse = self._call(self.voice.CompareVoices, request)
+        return reply
+
+    def enroll_voice(
+        self,
+        subject_id: str,
+        clips: Sequence[voice_pb2.Audio],
+        *,
+        metadata: Mapping[str, str] | None = None,
+        tenant: str = "",
+        replace: bool = False,
+    ) -> voice_pb2.EnrollVoiceResponse:
+        request = voice_pb2.EnrollVoiceRequest(
+            subject_id=subject_id,
+            clips=list(clips),
+            metadata=dict(metadata or {}),
+            tenant=tenant,
+            replace=replace,
+        )
+        reply: voice_pb2.EnrollVoiceResponse = self._call(self.voice.EnrollVoice, request)
+        return reply
+
+    def verify_voice(
+        self,
+        subject_id: str,
+        clip: voice_pb2.Audio,
+        *,
+        tenant: str = "",
+        operating_point: str = "",
+    ) -> voice_pb2.VerifyVoiceResponse:
+        request = voice_pb2.VerifyVoiceRequest(
+            subject_id=subject_id, clip=clip, tenant=tenant, policy=_policy(operating_point)
+        )
+        reply: voice_pb2.VerifyVoiceResponse = self._call(self.voice.VerifyVoice, request)
+        return reply
+
+    def verify_voice_stream(
+        self,
+        subject_id: str,
+        chunks: Iterable[bytes],
+        *,
+        encoding: str,
+        sample_rate_hz: int,
+        channels: int = 1,
+        channel: int | None = None,
+        tenant: str = "",
+        interim_every_speech_seconds: float = 0.0,
+        timeout: float | None = None,
+    ) -> Iterator[voice_pb2.VoiceStreamResponse]:
+        """Verify a live call: yields interim results as speech accumulates, then the final one."""
+        config = voice_pb2.VoiceStreamConfig(
+            subject_id=subject_id,
+            tenant=tenant,
+            encoding=voice_pb2.AudioEncoding.Value(encoding),
+            sample_rate_hz=sample_rate_hz,
+            channels=channels,
+            interim_every_speech_seconds=interim_every_speech_seconds,
+        )
+        if channel is not None:
+            config.channel = channel
+
+        def requests() -> Iterator[voice_pb2.VoiceStreamRequest]:
+            yield voice_pb2.VoiceStreamRequest(config=config)
+            for chunk in chunks:
+                yield voice_pb2.VoiceStreamRequest(audio=chunk)
+
+        try:
+            yield from self.voice.VerifyVoiceStream(requests(), timeout=timeout or self.timeout)
+        except grpc.RpcError as exc:
+            raise _client_error(exc) from exc
 
     # -- subjects ---------------------------------------------------------------------------
     def get_subject(self, subject_id: str, *, tenant: str = "") -> subjects_pb2.Subject:

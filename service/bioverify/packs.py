@@ -16,16 +16,18 @@ import hashlib
 import importlib.util
 import json
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from bioverify.errors import ConfigurationError
 from bioverify.scoring import Calibration, OperatingPoint
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 MANIFEST_NAME = "bioverify-pack.json"
 SCHEMA = "bioverify.pack/1"
@@ -94,6 +96,30 @@ class PackManifest:
         raise ConfigurationError(
             f"pack {self.id} has no operating point {wanted!r}; valid: {valid}"
         )
+
+
+ComponentFactory = Callable[[PackManifest, ComponentSpec, int], T]
+
+
+def build_component(
+    registry: Mapping[str, ComponentFactory[T]], kind: str, pack: PackManifest, threads: int
+) -> T:
+    """Build the pack's ``kind`` component with the adapter its manifest names."""
+    try:
+        spec = pack.components[kind]
+    except KeyError as exc:
+        raise ConfigurationError(f"pack {pack.id} has no {kind} component") from exc
+    try:
+        factory = registry[spec.adapter]
+    except KeyError as exc:
+        valid = ", ".join(sorted(registry))
+        raise ConfigurationError(
+            f"pack {pack.id}: unknown {kind} adapter {spec.adapter!r}; valid: {valid}"
+        ) from exc
+    try:
+        return factory(pack, spec, threads)
+    except TypeError as exc:
+        raise ConfigurationError(f"pack {pack.id}: bad {kind} parameters ({exc})") from exc
 
 
 def resolve_file(entry: PackFile, root: Path) -> Path:

@@ -147,17 +147,22 @@ def operating_point_name(fmr: float) -> str:
 def threshold_at_fmr(impostor: npt.ArrayLike, fmr: float) -> float:
     """Similarity threshold whose false-match rate is at most ``fmr``.
 
-    Two estimates: the tail of a normal fit to the impostor scores (usable far beyond the
-    sample), and, where the sample reaches that far (``n * fmr >= 1``), the empirical quantile.
-    The stricter one is returned: a bank would rather refuse a few genuine users than
-    under-state the false-match rate.
+    Two estimates: the tail of a normal fit to the upper half of the impostor scores (usable
+    far beyond the sample), and, where the sample reaches that far (``n * fmr >= 1``), the
+    empirical quantile. The stricter one is returned: a bank would rather refuse a few genuine
+    users than under-state the false-match rate.
     """
     scores = np.sort(np.asarray(impostor, dtype=np.float64).ravel())
     if scores.size < 2:
         raise ValueError("need at least two impostor scores")
     if not 0.0 < fmr < 1.0:
         raise ValueError("fmr must be in (0, 1)")
-    estimates = [float(scores.mean() + norm.isf(fmr) * scores.std(ddof=1))]
+    # Normal tail fitted to the upper half only (median and the upper semi-deviation), so a
+    # skewed impostor distribution is judged by the side that causes false matches.
+    median = float(np.median(scores))
+    upper = scores[scores > median] - median
+    sigma = float(np.sqrt(np.mean(upper**2))) if upper.size else float(scores.std())
+    estimates = [median + float(norm.isf(fmr)) * sigma]
     if fmr * scores.size >= 1:
         estimates.append(float(np.quantile(scores, 1.0 - fmr, method="higher")))
     return max(estimates)

@@ -31,19 +31,31 @@ class Settings:
     data_dir: Path = Path("bioverify-data")
     store: str = "sqlite"
     redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_key_prefix: str = "bioverify:"
     keep_raw_samples: bool = False
     # Models
     model_dir: Path = field(default_factory=default_model_dir)
     face_pack: str = "auto"
+    voice_pack: str = "auto"  # "none" serves no voice
     verify_model_checksums: bool = True
     # Decisions
     face_operating_point: str = ""  # empty: the pack's default operating point
+    voice_operating_point: str = ""
+    voice_min_verify_speech_s: float = 1.0
+    voice_min_enroll_clip_speech_s: float = 1.0
+    voice_min_enroll_total_speech_s: float = 2.0
+    voice_interim_every_speech_s: float = 3.0
     # Limits
     max_message_bytes: int = 32 * 1024 * 1024
     max_image_bytes: int = 15 * 1024 * 1024
     max_image_pixels: int = 40_000_000
     max_images_per_enrollment: int = 20
     max_subject_id_length: int = 128
+    max_audio_bytes: int = 25 * 1024 * 1024
+    max_audio_seconds: float = 300.0
+    max_clips_per_enrollment: int = 20
+    max_call_seconds: float = 3600.0
+    max_stream_chunk_bytes: int = 64 * 1024
     # Execution
     inference_workers: int = 2
     onnx_threads: int = 1
@@ -98,6 +110,11 @@ class Settings:
             "max_image_bytes",
             "max_image_pixels",
             "max_images_per_enrollment",
+            "max_audio_bytes",
+            "max_audio_seconds",
+            "max_clips_per_enrollment",
+            "max_call_seconds",
+            "max_stream_chunk_bytes",
             "inference_workers",
             "onnx_threads",
             "max_concurrent_rpcs",

@@ -56,7 +56,7 @@ def served(tmp_path_factory: pytest.TempPathFactory, models_dir: Path) -> Iterat
     assert proc.wait(timeout=30) == 0  # graceful drain on SIGTERM
     log.close()
     text = (tmp / "log").read_text()
-    assert "face pack face-scrfd-mobilefacenet" in text
+    assert "face pack face-yunet-mobilefacenet" in text
     assert (tmp / "data" / "bioverify.sqlite3").exists()
 
 

@@ -217,3 +217,13 @@ def test_dlib_configuration_errors(tmp_path_factory: pytest.TempPathFactory) -> 
     five_points = default_model_path("shape_predictor_5_face_landmarks.dat")
     with pytest.raises(ConfigurationError, match="68-point"):
         DlibHogDetector(landmarks_path=five_points)
+
+
+def test_onnx_detectors_honour_the_thread_setting() -> None:
+    scrfd = ScrfdDetector(require(SCRFD_500M), threads=2)
+    options = scrfd._model.session.get_session_options()
+    assert (options.intra_op_num_threads, options.inter_op_num_threads) == (2, 1)
+    assert scrfd._model.session.get_providers() == ["CPUExecutionProvider"]
+    yunet = YunetDetector(require(YUNET_640), threads=3)
+    assert yunet._session.get_session_options().intra_op_num_threads == 3
+    assert yunet._session.get_providers() == ["CPUExecutionProvider"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,13 +11,18 @@ import numpy as np
 import pytest
 
 from bioverify.errors import ModelMismatch, NotEnrolled
-from bioverify.store.ports import TemplateStore
+from bioverify.store.ports import Template, TemplateStore
+from bioverify.store.redis_store import RedisTemplateStore
 from bioverify.store.sqlite_store import SqliteTemplateStore
 
 
-@pytest.fixture(params=["sqlite"])
+@pytest.fixture(params=["sqlite", "redis"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[TemplateStore]:
-    s: TemplateStore = SqliteTemplateStore(tmp_path / "t.sqlite3")
+    s: TemplateStore
+    if request.param == "redis":
+        s = RedisTemplateStore(request.getfixturevalue("redis_url"))
+    else:
+        s = SqliteTemplateStore(tmp_path / "t.sqlite3")
     yield s
     s.close()
 
@@ -257,6 +263,117 @@ def test_concurrent_enroll_and_delete_end_consistent(store: TemplateStore) -> No
         assert 1 <= t.sample_count <= 40
         assert np.linalg.norm(t.vector) == pytest.approx(1.0, abs=1e-5)
         assert store.get_subject("t", "x").templates[0].sample_count == t.sample_count
+
+
+def save(
+    store: TemplateStore,
+    subject_id: str,
+    samples: np.ndarray,
+    *,
+    tenant: str = "t",
+    modality: str = "face",
+    model: str = "m",
+    metadata: dict[str, str] | None = None,
+    replace: bool = False,
+    extra: dict[str, float] | None = None,
+) -> Template:
+    return store.save_template(
+        tenant=tenant,
+        subject_id=subject_id,
+        modality=modality,
+        model=model,
+        new_samples=samples,
+        metadata=metadata or {},
+        replace=replace,
+        extra=extra,
+    )
+
+
+def test_extra_is_summed_and_metadata_merged(store: TemplateStore) -> None:
+    rng = np.random.default_rng(9)
+    save(store, "a", unit(rng, 1), metadata={"x": "1", "y": "1"}, extra={"speech_s": 2.0})
+    t = save(store, "a", unit(rng, 1), metadata={"y": "2"}, extra={"speech_s": 3.5, "n": 1.0})
+    assert dict(t.extra) == {"speech_s": 5.5, "n": 1.0}
+    assert dict(store.get_template("t", "a", "face").extra) == {"speech_s": 5.5, "n": 1.0}
+    assert dict(store.get_subject("t", "a").metadata) == {"x": "1", "y": "2"}
+    t = save(store, "a", unit(rng, 1), replace=True, extra={"speech_s": 1.0})
+    assert dict(t.extra) == {"speech_s": 1.0}
+
+
+def test_subject_summaries_and_timestamps(store: TemplateStore) -> None:
+    rng = np.random.default_rng(10)
+    first = save(store, "a", unit(rng, 2), modality="voice", model="v1")
+    save(store, "a", unit(rng, 1), modality="face", model="f1")
+    extended = save(store, "a", unit(rng, 1), modality="voice", model="v1")
+    record = store.get_subject("t", "a")
+    assert [(t.modality, t.model, t.sample_count) for t in record.templates] == [
+        ("face", "f1", 1),
+        ("voice", "v1", 3),
+    ]
+    assert extended.created_at == first.created_at
+    assert record.templates[1].created_at == first.created_at
+    assert record.templates[1].updated_at == extended.updated_at
+    assert record.created_at <= record.updated_at
+
+
+def test_list_subjects_by_modality_and_after(store: TemplateStore) -> None:
+    rng = np.random.default_rng(11)
+    save(store, "b", unit(rng, 1), modality="voice")
+    save(store, "a", unit(rng, 1))
+    save(store, "c", unit(rng, 1))
+    save(store, "c", unit(rng, 1), modality="voice")
+    assert [s.subject_id for s in store.list_subjects("t", limit=10, modality="voice")] == [
+        "b",
+        "c",
+    ]
+    assert [s.subject_id for s in store.list_subjects("t", limit=10, after="a")] == ["b", "c"]
+    assert [s.subject_id for s in store.list_subjects("t", limit=1, after="b")] == ["c"]
+    assert store.list_subjects("t", limit=10, after="c") == []
+    store.delete_subject("t", "c")
+    assert [s.subject_id for s in store.list_subjects("t", limit=10, modality="voice")] == ["b"]
+
+
+def test_iter_templates_by_modality_and_model(store: TemplateStore) -> None:
+    rng = np.random.default_rng(12)
+    save(store, "a", unit(rng, 1), model="m1")
+    save(store, "b", unit(rng, 2), model="m2")
+    save(store, "c", unit(rng, 1), modality="voice", model="m1")
+    assert sorted(t.subject_id for t in store.iter_templates("face")) == ["a", "b"]
+    (b,) = store.iter_templates("face", "m2")
+    assert b.subject_id == "b" and b.tenant == "t" and b.sample_count == 2
+    np.testing.assert_allclose(b.vector, store.get_template("t", "b", "face").vector)
+    save(store, "a", unit(rng, 1), model="m2", replace=True)
+    assert list(store.iter_templates("face", "m1")) == []
+    assert sorted(t.subject_id for t in store.iter_templates("face", "m2")) == ["a", "b"]
+    assert [t.subject_id for t in store.iter_templates("voice")] == ["c"]
+
+
+def test_ids_with_separators_do_not_collide(store: TemplateStore) -> None:
+    rng = np.random.default_rng(13)
+    save(store, "b:c", unit(rng, 1), tenant="a")
+    save(store, "c", unit(rng, 2), tenant="a:b")
+    save(store, "é 東京 %3A", unit(rng, 3), tenant="a")
+    assert store.get_template("a", "b:c", "face").sample_count == 1
+    assert store.get_template("a:b", "c", "face").sample_count == 2
+    assert store.get_template("a", "é 東京 %3A", "face").sample_count == 3
+    assert [s.subject_id for s in store.list_subjects("a", limit=10)] == ["b:c", "é 東京 %3A"]
+    assert [s.subject_id for s in store.list_subjects("a:b", limit=10)] == ["c"]
+
+
+def test_latest_seq_and_wait_for_changes(store: TemplateStore) -> None:
+    rng = np.random.default_rng(14)
+    assert store.latest_seq() == 0
+    assert store.wait_for_changes(0, 0) == []
+    save(store, "a", unit(rng, 1))
+    save(store, "b", unit(rng, 1))
+    changes = store.changes_since(0)
+    assert store.latest_seq() == changes[-1].seq
+    assert store.wait_for_changes(0, 5_000) == changes
+    assert store.wait_for_changes(changes[0].seq, 5_000) == changes[1:]
+    assert store.wait_for_changes(0, 5_000, limit=1) == changes[:1]
+    started = time.monotonic()
+    assert store.wait_for_changes(store.latest_seq(), 150) == []
+    assert 0.1 <= time.monotonic() - started < 2.0
 
 
 def test_data_survives_reopen(tmp_path: Path) -> None:

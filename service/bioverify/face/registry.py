@@ -4,11 +4,9 @@ Adapters are imported only when chosen, so an unused backend costs nothing."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
-from bioverify.errors import ConfigurationError
 from bioverify.face.ports import FaceDetector, FaceEmbedder
-from bioverify.packs import ComponentSpec, PackManifest
+from bioverify.packs import ComponentSpec, PackManifest, build_component
 
 
 def _scrfd(pack: PackManifest, spec: ComponentSpec, threads: int) -> FaceDetector:
@@ -58,33 +56,9 @@ EMBEDDERS: dict[str, Callable[[PackManifest, ComponentSpec, int], FaceEmbedder]]
 }
 
 
-def _component(pack: PackManifest, name: str) -> ComponentSpec:
-    try:
-        return pack.components[name]
-    except KeyError as exc:
-        raise ConfigurationError(f"pack {pack.id} has no {name} component") from exc
-
-
-def _build(registry: dict[str, Any], kind: str, pack: PackManifest, threads: int) -> Any:
-    spec = _component(pack, kind)
-    try:
-        factory = registry[spec.adapter]
-    except KeyError as exc:
-        valid = ", ".join(sorted(registry))
-        raise ConfigurationError(
-            f"pack {pack.id}: unknown {kind} adapter {spec.adapter!r}; valid: {valid}"
-        ) from exc
-    try:
-        return factory(pack, spec, threads)
-    except TypeError as exc:
-        raise ConfigurationError(f"pack {pack.id}: bad {kind} parameters ({exc})") from exc
-
-
 def build_detector(pack: PackManifest, threads: int) -> FaceDetector:
-    detector: FaceDetector = _build(DETECTORS, "detector", pack, threads)
-    return detector
+    return build_component(DETECTORS, "detector", pack, threads)
 
 
 def build_embedder(pack: PackManifest, threads: int) -> FaceEmbedder:
-    embedder: FaceEmbedder = _build(EMBEDDERS, "embedder", pack, threads)
-    return embedder
+    return build_component(EMBEDDERS, "embedder", pack, threads)

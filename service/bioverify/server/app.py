@@ -16,7 +16,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 import bioverify
-from bioverify.errors import ConfigurationError
+from bioverify.errors import ConfigurationError, Unavailable
 from bioverify.face.pipeline import FacePipeline, ImageLimits
 from bioverify.face.quality import DEFAULT_THRESHOLDS, QualityThresholds
 from bioverify.face.registry import build_detector, build_embedder
@@ -27,12 +27,15 @@ from bioverify.server.info_servicer import InfoServicer
 from bioverify.server.status import ErrorMappingInterceptor
 from bioverify.server.subjects_servicer import SubjectServicer
 from bioverify.server.unimplemented import unimplemented_servicer
+from bioverify.server.voice_servicer import VoiceServicer
 from bioverify.settings import Settings
 from bioverify.store.ports import TemplateStore
+from bioverify.store.redis_store import RedisTemplateStore
 from bioverify.store.sqlite_store import SqliteTemplateStore
 from bioverify.usecases.common import InferencePool
 from bioverify.usecases.face import FaceVerification
 from bioverify.usecases.subjects import SubjectAdministration
+from bioverify.usecases.voice import VoicePolicy, VoiceVerification
 from bioverify.v1 import (
     face_pb2,
     face_pb2_grpc,
@@ -45,6 +48,10 @@ from bioverify.v1 import (
     voice_pb2,
     voice_pb2_grpc,
 )
+from bioverify.voice.audio_decode import AudioLimits
+from bioverify.voice.pipeline import VoicePipeline
+from bioverify.voice.quality import VoiceQualityThresholds
+from bioverify.voice.registry import build_encoder, build_vad
 
 logger = logging.getLogger(__name__)
 
@@ -60,9 +67,15 @@ SERVICE_NAMES = (
 def build_store(settings: Settings) -> TemplateStore:
     if settings.store == "sqlite":
         return SqliteTemplateStore(settings.sqlite_path)
-    raise ConfigurationError(
-        f"store {settings.store!r} is not available in this version; valid: sqlite"
-    )
+    if settings.store == "redis":
+        store = RedisTemplateStore(settings.redis_url, key_prefix=settings.redis_key_prefix)
+        try:
+            store.ping()  # fail fast at startup when Redis cannot be reached
+        except Unavailable:
+            store.close()
+            raise
+        return store
+    raise ConfigurationError(f"store {settings.store!r} is unknown; valid: sqlite, redis")
 
 
 def build_face_pipeline(settings: Settings, pack: PackManifest) -> FacePipeline:
@@ -99,12 +112,60 @@ def choose_face_pack(settings: Settings) -> PackManifest:
     return pack
 
 
+def audio_limits(settings: Settings) -> AudioLimits:
+    return AudioLimits(
+        max_bytes=settings.max_audio_bytes, max_duration_s=settings.max_audio_seconds
+    )
+
+
+def build_voice_pipeline(settings: Settings, pack: PackManifest) -> VoicePipeline:
+    if settings.verify_model_checksums:
+        ensure_verified(pack)
+    overrides = dict(pack.raw.get("quality", {}))
+    try:
+        thresholds = VoiceQualityThresholds(**overrides)
+    except TypeError as exc:
+        raise ConfigurationError(f"pack {pack.id}: invalid quality thresholds ({exc})") from exc
+    return VoicePipeline(
+        build_vad(pack, settings.onnx_threads),
+        build_encoder(pack, settings.onnx_threads),
+        audio_limits(settings),
+        thresholds,
+    )
+
+
+def choose_voice_pack(settings: Settings) -> PackManifest | None:
+    """The voice pack to serve, or None when voice is switched off or no pack is usable."""
+    if settings.voice_pack == "none":
+        return None
+    catalog = PackCatalog(settings.model_dir, settings.data_dir / "packs")
+    try:
+        pack = catalog.choose("voice", settings.voice_pack)
+    except ConfigurationError:
+        if settings.voice_pack != "auto":
+            raise
+        logger.warning("no usable voice model pack: VoiceService answers UNIMPLEMENTED")
+        return None
+    if pack.calibration is None or not pack.operating_points:
+        raise ConfigurationError(
+            f"voice pack {pack.id} has no calibration; run `bioverify-admin calibrate` first"
+        )
+    return pack
+
+
 def warm_up(pipeline: FacePipeline) -> None:
     """Run every model once so the first request does not pay for lazy initialisation."""
     image = np.full((256, 256, 3), 127, dtype=np.uint8)
     pipeline.detector.detect(image)
     crop = np.full((112, 112, 3), 127, dtype=np.uint8)
     pipeline.embedder.embed([crop])
+
+
+def warm_up_voice(pipeline: VoicePipeline) -> None:
+    rng = np.random.default_rng(0)
+    wave = (0.01 * rng.standard_normal(pipeline.encoder.sample_rate)).astype(np.float32)
+    pipeline.vad.speech_segments(wave)
+    pipeline.encoder.embed(wave)
 
 
 @dataclass
@@ -116,22 +177,30 @@ class Application:
     pool: InferencePool
     face_pack: PackManifest
     face_pipeline: FacePipeline
+    voice_pack: PackManifest | None = None
+    voice_pipeline: VoicePipeline | None = None
     port: int = 0
     _stopped: threading.Event = field(default_factory=threading.Event)
 
     def start(self) -> None:
         self.server.start()
         warm_up(self.face_pipeline)
+        if self.voice_pipeline is not None:
+            warm_up_voice(self.voice_pipeline)
         for name in (*SERVICE_NAMES, ""):
             self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
         logger.info(
-            "bioverify %s serving on %s:%d (face pack %s, store %s)",
+            "bioverify %s serving on %s:%d (%s, store %s)",
             bioverify.__version__,
             self.settings.host,
             self.port,
-            self.face_pack.id,
+            self.describe_packs(),
             self.store.name,
         )
+
+    def describe_packs(self) -> str:
+        voice = self.voice_pack.id if self.voice_pack else "none"
+        return f"face pack {self.face_pack.id}, voice pack {voice}"
 
     def stop(self, grace: float | None = None) -> None:
         if self._stopped.is_set():
@@ -161,6 +230,30 @@ def build(settings: Settings) -> Application:
         max_subject_id_length=settings.max_subject_id_length,
     )
     subjects = SubjectAdministration(store, max_subject_id_length=settings.max_subject_id_length)
+    voice_pack = choose_voice_pack(settings)
+    voice_pipeline = build_voice_pipeline(settings, voice_pack) if voice_pack else None
+    voices = (
+        VoiceVerification(
+            voice_pipeline,
+            voice_pack,
+            store,
+            pool,
+            limits=audio_limits(settings),
+            policy=VoicePolicy(
+                min_verify_speech_s=settings.voice_min_verify_speech_s,
+                min_enroll_clip_speech_s=settings.voice_min_enroll_clip_speech_s,
+                min_enroll_total_speech_s=settings.voice_min_enroll_total_speech_s,
+                max_clips_per_enrollment=settings.max_clips_per_enrollment,
+                max_call_seconds=settings.max_call_seconds,
+                max_stream_chunk_bytes=settings.max_stream_chunk_bytes,
+                interim_every_speech_s=settings.voice_interim_every_speech_s,
+            ),
+            default_operating_point=settings.voice_operating_point,
+            max_subject_id_length=settings.max_subject_id_length,
+        )
+        if voice_pack is not None and voice_pipeline is not None
+        else None
+    )
 
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=settings.rpc_threads, thread_name_prefix="rpc"),
@@ -179,7 +272,9 @@ def build(settings: Settings) -> Application:
     face_pb2_grpc.add_FaceServiceServicer_to_server(FaceServicer(faces), server)
     subjects_pb2_grpc.add_SubjectServiceServicer_to_server(SubjectServicer(subjects), server)
     voice_pb2_grpc.add_VoiceServiceServicer_to_server(
-        unimplemented_servicer(
+        VoiceServicer(voices)
+        if voices is not None
+        else unimplemented_servicer(
             voice_pb2_grpc.VoiceServiceServicer,
             "VoiceService",
             ["CompareVoices", "EnrollVoice", "VerifyVoice", "IdentifyVoice", "VerifyVoiceStream"],
@@ -195,6 +290,10 @@ def build(settings: Settings) -> Application:
         server,
     )
     info = service_info(settings, face_pack, faces.default_operating_point, store.name)
+    if voices is not None and voice_pack is not None:
+        info.models.append(
+            convert.pack_to_proto(voice_pack, "speaker", voices.default_operating_point)
+        )
     info_pb2_grpc.add_InfoServiceServicer_to_server(InfoServicer(info), server)
     if settings.reflection:
         reflection.enable_server_reflection(
@@ -211,6 +310,8 @@ def build(settings: Settings) -> Application:
         pool=pool,
         face_pack=face_pack,
         face_pipeline=face_pipeline,
+        voice_pack=voice_pack,
+        voice_pipeline=voice_pipeline,
         port=port,
     )
 
@@ -229,6 +330,9 @@ def service_info(
             max_image_bytes=settings.max_image_bytes,
             max_image_pixels=settings.max_image_pixels,
             max_images_per_enrollment=settings.max_images_per_enrollment,
+            max_audio_bytes=settings.max_audio_bytes,
+            max_audio_seconds=settings.max_audio_seconds,
+            max_call_seconds=settings.max_call_seconds,
         ),
         store=store,
         runtime_versions={

@@ -8,9 +8,10 @@ from bioverify.face.pipeline import FaceFinding
 from bioverify.packs import PackManifest
 from bioverify.scoring import MatchResult
 from bioverify.store.ports import SubjectRecord, Template, TemplateSummary
-from bioverify.usecases.common import RequestPolicy
-from bioverify.usecases.face import Issue
-from bioverify.v1 import common_pb2, face_pb2, info_pb2, subjects_pb2
+from bioverify.usecases.common import Issue, RequestPolicy
+from bioverify.usecases.voice import AudioInput, ClipReport
+from bioverify.v1 import common_pb2, face_pb2, info_pb2, subjects_pb2, voice_pb2
+from bioverify.voice.audio_decode import AudioEncoding
 
 MODALITY_TO_PROTO = {"face": common_pb2.FACE, "voice": common_pb2.VOICE}
 MODALITY_FROM_PROTO = {common_pb2.FACE: "face", common_pb2.VOICE: "voice"}
@@ -146,3 +147,37 @@ def pack_to_proto(pack: PackManifest, role: str, active_point: str) -> info_pb2.
             )
         )
     return info
+
+
+def audio_from_proto(audio: voice_pb2.Audio) -> AudioInput:
+    return AudioInput(
+        data=audio.data,
+        encoding=AUDIO_ENCODING_FROM_PROTO.get(audio.encoding, AudioEncoding.AUTO),
+        sample_rate_hz=audio.sample_rate_hz or None,
+        channels=audio.channels or None,
+        channel=audio.channel if audio.HasField("channel") else None,
+    )
+
+
+AUDIO_ENCODING_FROM_PROTO = {
+    voice_pb2.AUDIO_ENCODING_UNSPECIFIED: AudioEncoding.AUTO,
+    voice_pb2.PCM_S16LE: AudioEncoding.PCM_S16LE,
+    voice_pb2.MULAW: AudioEncoding.MULAW,
+    voice_pb2.ALAW: AudioEncoding.ALAW,
+}
+
+
+def clip_report_to_proto(report: ClipReport | None) -> voice_pb2.VoiceQuality:
+    if report is None:
+        return voice_pb2.VoiceQuality()
+    q = report.quality
+    return voice_pb2.VoiceQuality(
+        acceptable=report.acceptable,
+        duration_seconds=report.duration_s,
+        net_speech_seconds=q.net_speech_s if q else 0.0,
+        snr_db=q.snr_db if q else 0.0,
+        clipping_fraction=q.clipping_fraction if q else 0.0,
+        input_sample_rate_hz=report.input_sample_rate_hz,
+        input_channels=report.input_channels,
+        issues=reasons_to_proto(report.issues),
+    )

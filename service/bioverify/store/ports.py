@@ -93,12 +93,25 @@ class TemplateStore(Protocol):
         ...
 
     def delete_subject(self, tenant: str, subject_id: str) -> int:
-        """Erase the subject and every template; returns templates deleted. NotEnrolled if absent."""
+        """Erase the subject and every template; returns how many templates it deleted.
+
+        Raises NotEnrolled when the subject is absent.
+        """
         ...
 
     def iter_templates(self, modality: str, model: str = "") -> Iterator[Template]: ...
 
     def changes_since(self, seq: int, limit: int = 10_000) -> list[Change]: ...
+
+    def latest_seq(self) -> int:
+        """The seq of the newest change; 0 when there is none."""
+        ...
+
+    def wait_for_changes(
+        self, after_seq: int, timeout_ms: int, limit: int = 10_000
+    ) -> list[Change]:
+        """Changes after ``after_seq``, waiting up to ``timeout_ms`` for one; [] on timeout."""
+        ...
 
     def ping(self) -> None:
         """Raises Unavailable when the backing store cannot be reached."""

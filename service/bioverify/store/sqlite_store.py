@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -51,6 +52,8 @@ CREATE TABLE IF NOT EXISTS changes (
     modality TEXT NOT NULL
 );
 """
+
+_POLL_SECONDS = 0.05
 
 
 def _now() -> str:
@@ -268,6 +271,23 @@ class SqliteTemplateStore:
         return [
             Change(seq=r[0], op=r[1], tenant=r[2], subject_id=r[3], modality=r[4]) for r in rows
         ]
+
+    def latest_seq(self) -> int:
+        with self._lock:
+            row = self._query_one("SELECT COALESCE(MAX(seq), 0) FROM changes", ())
+        return int(row[0])
+
+    def wait_for_changes(
+        self, after_seq: int, timeout_ms: int, limit: int = 10_000
+    ) -> list[Change]:
+        """Changes after ``after_seq``, polling every 50 ms for up to ``timeout_ms``."""
+        deadline = time.monotonic() + max(timeout_ms, 0) / 1000.0
+        while True:
+            changes = self.changes_since(after_seq, limit)
+            remaining = deadline - time.monotonic()
+            if changes or remaining <= 0:
+                return changes
+            time.sleep(min(_POLL_SECONDS, remaining))
 
     def ping(self) -> None:
         with self._lock:

@@ -10,7 +10,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from bioverify.errors import InvalidInput, InvalidSubjectId, Overloaded
+from bioverify.errors import InvalidInput, InvalidSubjectId, NotImplementedYet, Overloaded
 
 T = TypeVar("T")
 
@@ -60,10 +60,26 @@ def validate_metadata(metadata: Mapping[str, str]) -> dict[str, str]:
 
 
 @dataclass(frozen=True)
+class Issue:
+    """A reason with a stable code, e.g. ("BLURRED", "the face is blurred")."""
+
+    code: str
+    message: str
+
+
+@dataclass(frozen=True)
 class RequestPolicy:
     require_liveness: bool | None = None
     operating_point: str = ""
     observe_only: bool = False
+
+
+def check_liveness_policy(policy: RequestPolicy) -> None:
+    if policy.require_liveness:
+        raise NotImplementedYet(
+            "require_liveness is not available yet in this service version; "
+            "send the request without it"
+        )
 
 
 class InferencePool:

@@ -12,7 +12,6 @@ from bioverify.errors import (
     BioverifyError,
     InvalidInput,
     ModelMismatch,
-    NotImplementedYet,
     TooLarge,
 )
 from bioverify.face.pipeline import FaceFinding, FacePipeline, FaceSample, PreparedFace
@@ -27,7 +26,9 @@ from bioverify.scoring import (
 from bioverify.store.ports import Template, TemplateStore
 from bioverify.usecases.common import (
     InferencePool,
+    Issue,
     RequestPolicy,
+    check_liveness_policy,
     validate_metadata,
     validate_subject_id,
     validate_tenant,
@@ -36,12 +37,6 @@ from bioverify.usecases.common import (
 logger = logging.getLogger(__name__)
 
 FACE = "face"
-
-
-@dataclass(frozen=True)
-class Issue:
-    code: str
-    message: str
 
 
 @dataclass(frozen=True)
@@ -113,7 +108,7 @@ class FaceVerification:
 
     # -- use cases --------------------------------------------------------------------------
     def compare(self, image_a: bytes, image_b: bytes, policy: RequestPolicy) -> CompareOutcome:
-        _check_liveness_policy(policy)
+        check_liveness_policy(policy)
         point = self.operating_point(policy)
         _require_image(image_a, "image_a")
         _require_image(image_b, "image_b")
@@ -138,7 +133,7 @@ class FaceVerification:
         replace: bool,
         policy: RequestPolicy,
     ) -> EnrollOutcome:
-        _check_liveness_policy(policy)
+        check_liveness_policy(policy)
         tenant = validate_tenant(tenant)
         subject_id = validate_subject_id(subject_id, self.max_subject_id_length)
         meta = validate_metadata(metadata)
@@ -181,7 +176,7 @@ class FaceVerification:
     def verify(
         self, *, tenant: str, subject_id: str, image: bytes, policy: RequestPolicy
     ) -> VerifyOutcome:
-        _check_liveness_policy(policy)
+        check_liveness_policy(policy)
         tenant = validate_tenant(tenant)
         subject_id = validate_subject_id(subject_id, self.max_subject_id_length)
         point = self.operating_point(policy)
@@ -219,14 +214,6 @@ class FaceVerification:
 def _require_image(data: bytes, label: str) -> None:
     if not data:
         raise InvalidInput(f"{label} is empty: send a JPEG, PNG or WebP image")
-
-
-def _check_liveness_policy(policy: RequestPolicy) -> None:
-    if policy.require_liveness:
-        raise NotImplementedYet(
-            "require_liveness is not available yet in this service version; "
-            "send the request without it"
-        )
 
 
 def _quality_issues(samples: Sequence[FaceSample]) -> tuple[Issue, ...]:

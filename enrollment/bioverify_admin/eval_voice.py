@@ -1,0 +1,68 @@
+"""``eval speaker-trials``: send every trial through CompareVoices and score the replies."""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import soundfile as sf
+
+from bioverify import metrics
+from bioverify.client import BioverifyClient, BioverifyClientError
+from bioverify.voice.audio_decode import mulaw_decode, mulaw_encode, resample
+from bioverify_admin.datasets import Pair
+from bioverify_admin.eval_face import PairResult, summarise
+
+TELEPHONY_RATE = 8000
+
+
+def telephony_bytes(path: Path) -> bytes:
+    """The clip as a phone line carries it: mono, 8 kHz, G.711 mu-law (raw bytes)."""
+    wave, rate = sf.read(str(path), dtype="float32", always_2d=True)
+    mono = wave.mean(axis=1)
+    return mulaw_encode(resample(mono, rate, TELEPHONY_RATE))
+
+
+def _clip(client: BioverifyClient, path: Path, telephony: bool) -> Any:
+    if telephony:
+        return client.audio(telephony_bytes(path), encoding="MULAW", sample_rate_hz=TELEPHONY_RATE)
+    return client.audio(path.read_bytes())
+
+
+def _compare(client: BioverifyClient, pair: Pair, telephony: bool) -> PairResult:
+    try:
+        clip_a = _clip(client, pair.path_a, telephony)
+        clip_b = _clip(client, pair.path_b, telephony)
+    except (OSError, sf.LibsndfileError) as exc:
+        return PairResult(pair.same, None, None, None, 0.0, f"UNREADABLE_FILE: {exc}")
+    started = time.perf_counter()
+    try:
+        reply = client.compare_voices(clip_a, clip_b)
+    except BioverifyClientError as exc:
+        latency = (time.perf_counter() - started) * 1e3
+        return PairResult(pair.same, None, None, None, latency, exc.reason or exc.code.name)
+    latency = (time.perf_counter() - started) * 1e3
+    m = reply.match
+    return PairResult(pair.same, m.similarity, m.threshold, m.similarity >= m.threshold, latency)
+
+
+def evaluate_speaker_trials(
+    client: BioverifyClient, trials: list[Pair], *, telephony: bool, concurrency: int = 1
+) -> dict[str, Any]:
+    with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
+        results = list(pool.map(lambda t: _compare(client, t, telephony), trials))
+    summary = summarise(results)
+    out: dict[str, Any] = {"n_trials": summary.pop("n_pairs"), **summary}
+    labels = np.array([r.same for r in results], dtype=bool)
+    scores = np.array([r.similarity if r.similarity is not None else -1.0 for r in results])
+    out["min_dcf_p001"] = metrics.min_dcf(scores, labels, p_target=0.01)
+    out["telephony"] = telephony
+    return out
+
+
+def decode_check(data: bytes) -> np.ndarray:
+    """Inverse of telephony_bytes' encoding (for tests)."""
+    return mulaw_decode(data)

@@ -1,0 +1,144 @@
+"""VoiceService: decode the request, call the use case, encode the reply."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import grpc
+
+from bioverify.errors import NotImplementedYet, StreamProtocolError
+from bioverify.server import convert
+from bioverify.usecases.voice import StreamConfig, StreamUpdate, VoiceVerification
+from bioverify.v1 import common_pb2, voice_pb2, voice_pb2_grpc
+from bioverify.voice.audio_decode import AudioEncoding
+
+
+class VoiceServicer(voice_pb2_grpc.VoiceServiceServicer):  # type: ignore[misc]
+    def __init__(self, voices: VoiceVerification) -> None:
+        self.voices = voices
+
+    def CompareVoices(
+        self, request: voice_pb2.CompareVoicesRequest, context: grpc.ServicerContext
+    ) -> voice_pb2.CompareVoicesResponse:
+        out = self.voices.compare(
+            convert.audio_from_proto(request.clip_a),
+            convert.audio_from_proto(request.clip_b),
+            convert.policy_from_proto(request.policy),
+        )
+        return voice_pb2.CompareVoicesResponse(
+            match=convert.match_to_proto(out.match, out.model),
+            quality_a=convert.clip_report_to_proto(out.clip_a),
+            quality_b=convert.clip_report_to_proto(out.clip_b),
+            liveness_a=common_pb2.LivenessReport(checked=False),
+            liveness_b=common_pb2.LivenessReport(checked=False),
+            decision=convert.decision_for(out.match, out.retry),
+            reasons=convert.reasons_to_proto(out.retry),
+        )
+
+    def EnrollVoice(
+        self, request: voice_pb2.EnrollVoiceRequest, context: grpc.ServicerContext
+    ) -> voice_pb2.EnrollVoiceResponse:
+        if request.duplicate_action == common_pb2.DUPLICATE_REFUSE:
+            raise NotImplementedYet(
+                "duplicate_action=DUPLICATE_REFUSE needs gallery search, which this service "
+                "version does not have yet"
+            )
+        out = self.voices.enroll(
+            tenant=request.tenant,
+            subject_id=request.subject_id,
+            clips=[convert.audio_from_proto(c) for c in request.clips],
+            metadata=dict(request.metadata),
+            replace=request.replace,
+            policy=convert.policy_from_proto(request.policy),
+        )
+        reply = voice_pb2.EnrollVoiceResponse(
+            subject_id=out.subject_id,
+            accepted_count=sum(1 for s in out.samples if s.accepted),
+            rejected_count=sum(1 for s in out.samples if not s.accepted),
+            samples=[
+                voice_pb2.VoiceSampleResult(
+                    index=s.index,
+                    accepted=s.accepted,
+                    reasons=convert.reasons_to_proto(s.reasons),
+                    quality=convert.clip_report_to_proto(s.report),
+                    liveness=common_pb2.LivenessReport(checked=False),
+                )
+                for s in out.samples
+            ],
+            total_net_speech_seconds=out.total_net_speech_s,
+        )
+        if out.template is not None:
+            reply.template.CopyFrom(convert.template_to_proto(out.template))
+        return reply
+
+    def VerifyVoice(
+        self, request: voice_pb2.VerifyVoiceRequest, context: grpc.ServicerContext
+    ) -> voice_pb2.VerifyVoiceResponse:
+        out = self.voices.verify(
+            tenant=request.tenant,
+            subject_id=request.subject_id,
+            clip=convert.audio_from_proto(request.clip),
+            policy=convert.policy_from_proto(request.policy),
+        )
+        return voice_pb2.VerifyVoiceResponse(
+            subject_id=out.subject_id,
+            match=convert.match_to_proto(out.match, out.model),
+            quality=convert.clip_report_to_proto(out.clip),
+            liveness=common_pb2.LivenessReport(checked=False),
+            decision=convert.decision_for(out.match, out.retry),
+            reasons=convert.reasons_to_proto(out.retry),
+        )
+
+    def IdentifyVoice(
+        self, request: voice_pb2.IdentifyVoiceRequest, context: grpc.ServicerContext
+    ) -> voice_pb2.IdentifyVoiceResponse:
+        raise NotImplementedYet(
+            "IdentifyVoice (1:N search) is not available in this service version yet"
+        )
+
+    def VerifyVoiceStream(
+        self,
+        request_iterator: Iterator[voice_pb2.VoiceStreamRequest],
+        context: grpc.ServicerContext,
+    ) -> Iterator[voice_pb2.VoiceStreamResponse]:
+        first = next(request_iterator, None)
+        if first is None or first.WhichOneof("message") != "config":
+            raise StreamProtocolError("the first stream message must carry the config")
+        cfg = first.config
+        session = self.voices.open_stream(
+            StreamConfig(
+                subject_id=cfg.subject_id,
+                tenant=cfg.tenant,
+                encoding=convert.AUDIO_ENCODING_FROM_PROTO.get(cfg.encoding, AudioEncoding.AUTO),
+                sample_rate_hz=cfg.sample_rate_hz,
+                channels=cfg.channels,
+                channel=cfg.channel if cfg.HasField("channel") else None,
+                policy=convert.policy_from_proto(cfg.policy),
+                interim_every_speech_s=cfg.interim_every_speech_seconds,
+            )
+        )
+        model = self.voices.model
+        for message in request_iterator:
+            if message.WhichOneof("message") != "audio":
+                raise StreamProtocolError(
+                    "the stream format cannot change mid-call: send config only once, first"
+                )
+            for update in session.feed(message.audio):
+                yield _update_to_proto(update, model)
+        yield _update_to_proto(session.finish(), model)
+
+
+def _update_to_proto(update: StreamUpdate, model: str) -> voice_pb2.VoiceStreamResponse:
+    reply = voice_pb2.VoiceStreamResponse(
+        final=update.final,
+        call_seconds=update.call_seconds,
+        net_speech_seconds=update.net_speech_seconds,
+        liveness=common_pb2.LivenessReport(checked=False),
+        reasons=convert.reasons_to_proto(update.issues),
+    )
+    if update.match is not None:
+        reply.match.CopyFrom(convert.match_to_proto(update.match, model))
+        reply.decision = convert.decision_for(update.match, update.issues)
+    else:
+        reply.decision = common_pb2.RETRY
+    return reply

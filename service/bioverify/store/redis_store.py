@@ -1,0 +1,501 @@
+"""The shared store: templates in Redis, so several replicas serve one population.
+
+Key layout (``P`` is the key prefix; tenant and modality are escaped so ``:`` stays a separator)::
+
+    P seq                          INCR counter: the change sequence
+    P changes                      stream; entry id ``<seq>-0``; op, tenant, subject_id, modality
+    P subj:<tenant>:<subject>      hash: c, u, v (seq of its last change), m:<key> metadata,
+                                   t:<modality> JSON summary {model, n, c, u}
+    P tpl:<tenant>:<modality>:<subject>
+                                   hash: tenant, subject_id, modality, model, dim, n,
+                                   vec (float32 template), samples (float32 n x dim), extra, c, u
+    P subjects:<tenant>            zset (score 0) of subject ids, paged with ZRANGEBYLEX
+    P subjects:<tenant>:<modality> zset of the subject ids holding that modality
+    P idx:<modality>:<model>       zset (score 0) of template keys, paged by iter_templates
+    P models:<modality>            set of models that have templates of that modality
+    P op:<token>                   short-lived result of a write, so a retried write is not doubled
+
+Writes are optimistic: read the subject (one MULTI/EXEC), compute the new template in numpy,
+then run one Lua script that applies everything only if the subject's version ``v`` is still
+the one read (else read again). A script runs atomically; every command that can fail
+(INCR, XADD) runs before the first data write, so no template is ever half-written. The change
+is appended to the stream inside the same script, so a follower that sees seq N also sees its data.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import time
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import redis
+from redis.backoff import ExponentialWithJitterBackoff
+from redis.retry import Retry
+
+from bioverify.errors import ConfigurationError, ModelMismatch, NotEnrolled, Unavailable
+from bioverify.scoring import mean_template
+from bioverify.store.ports import Change, SubjectRecord, Template, TemplateSummary
+
+logger = logging.getLogger(__name__)
+
+UNREACHABLE = "the template store (Redis) is unreachable; retry later"
+_CONFLICT, _APPLIED, _ALREADY_APPLIED, _GONE = 0, 1, 2, -1
+_MAX_ATTEMPTS = 200
+_OP_TTL_SECONDS = 120
+_PAGE = 500
+_TEMPLATE_FIELDS = ("tenant", "subject_id", "model", "dim", "vec", "samples", "extra", "c", "u")
+
+# Errors that mean "the store cannot serve right now" rather than a bug.
+_UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (
+    redis.exceptions.ConnectionError,  # includes BusyLoadingError and AuthenticationError
+    redis.exceptions.TimeoutError,
+    redis.exceptions.ReadOnlyError,
+    redis.exceptions.MasterDownError,
+    redis.exceptions.TryAgainError,
+    redis.exceptions.OutOfMemoryError,
+)
+
+# KEYS: seq, changes, op, subj, tpl, subjects, subjects-of-modality, idx(new model),
+#       models(modality), idx(old model)
+# ARGV: expected v, tenant, subject, modality, model, old model, dim, n, vec, samples, extra,
+#       created, now, summary, op ttl, metadata field/value pairs...
+_SAVE_LUA = """
+local done = redis.call('GET', KEYS[3])
+if done then return {2, tonumber(done)} end
+local v = redis.call('HGET', KEYS[4], 'v')
+if (v or '') ~= ARGV[1] then return {0, 0} end
+local seq = string.format('%d', redis.call('INCR', KEYS[1]))
+redis.call('XADD', KEYS[2], seq .. '-0', 'op', 'upsert', 'tenant', ARGV[2],
+           'subject_id', ARGV[3], 'modality', ARGV[4])
+redis.call('HSETNX', KEYS[4], 'c', ARGV[13])
+redis.call('HSET', KEYS[4], 'u', ARGV[13], 'v', seq, 't:' .. ARGV[4], ARGV[14])
+if #ARGV >= 16 then redis.call('HSET', KEYS[4], unpack(ARGV, 16)) end
+redis.call('DEL', KEYS[5])
+redis.call('HSET', KEYS[5], 'tenant', ARGV[2], 'subject_id', ARGV[3], 'modality', ARGV[4],
+           'model', ARGV[5], 'dim', ARGV[7], 'n', ARGV[8], 'vec', ARGV[9], 'samples', ARGV[10],
+           'extra', ARGV[11], 'c', ARGV[12], 'u', ARGV[13])
+if ARGV[6] ~= '' and ARGV[6] ~= ARGV[5] then
+  redis.call('ZREM', KEYS[10], KEYS[5])
+  if redis.call('ZCARD', KEYS[10]) == 0 then redis.call('SREM', KEYS[9], ARGV[6]) end
+end
+redis.call('ZADD', KEYS[8], 0, KEYS[5])
+redis.call('SADD', KEYS[9], ARGV[5])
+redis.call('ZADD', KEYS[6], 0, ARGV[3])
+redis.call('ZADD', KEYS[7], 0, ARGV[3])
+redis.call('SET', KEYS[3], seq, 'EX', ARGV[15])
+return {1, tonumber(seq)}
+"""
+
+# KEYS: seq, changes, op, subj, subjects, then per template: tpl, subjects-of-modality, idx, models
+# ARGV: expected v, tenant, subject, op ttl, then per template: modality, model
+_DELETE_LUA = """
+local done = redis.call('GET', KEYS[3])
+if done then return {2, tonumber(done)} end
+local v = redis.call('HGET', KEYS[4], 'v')
+if not v then return {-1, 0} end
+if v ~= ARGV[1] then return {0, 0} end
+local m = (#KEYS - 5) / 4
+for i = 0, m - 1 do
+  local seq = string.format('%d', redis.call('INCR', KEYS[1]))
+  redis.call('XADD', KEYS[2], seq .. '-0', 'op', 'delete', 'tenant', ARGV[2],
+             'subject_id', ARGV[3], 'modality', ARGV[5 + 2 * i])
+end
+for i = 0, m - 1 do
+  local tpl, idx = KEYS[6 + 4 * i], KEYS[8 + 4 * i]
+  redis.call('DEL', tpl)
+  redis.call('ZREM', KEYS[7 + 4 * i], ARGV[3])
+  redis.call('ZREM', idx, tpl)
+  if redis.call('ZCARD', idx) == 0 then redis.call('SREM', KEYS[9 + 4 * i], ARGV[6 + 2 * i]) end
+end
+redis.call('DEL', KEYS[4])
+redis.call('ZREM', KEYS[5], ARGV[3])
+redis.call('SET', KEYS[3], m, 'EX', ARGV[4])
+return {1, m}
+"""
+
+# KEYS: subjects zset. ARGV: after, limit, subject key prefix. One atomic page of subjects.
+_LIST_LUA = """
+local min = '-'
+if ARGV[1] ~= '' then min = '(' .. ARGV[1] end
+local ids = redis.call('ZRANGEBYLEX', KEYS[1], min, '+', 'LIMIT', 0, tonumber(ARGV[2]))
+local out = {}
+for _, id in ipairs(ids) do
+  out[#out + 1] = id
+  out[#out + 1] = redis.call('HGETALL', ARGV[3] .. id)
+end
+return out
+"""
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _esc(part: str) -> str:
+    return part.replace("%", "%25").replace(":", "%3A")
+
+
+def _str(value: bytes | str) -> str:
+    return value.decode("utf-8") if isinstance(value, bytes) else value
+
+
+class RedisTemplateStore:
+    """TemplateStore on Redis (redis-py + hiredis); thread-safe, reconnects by itself."""
+
+    name = "redis"
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        key_prefix: str = "bioverify:",
+        socket_timeout: float = 2.0,
+        connect_timeout: float | None = None,
+        retries: int = 2,
+        max_connections: int = 64,
+    ) -> None:
+        if socket_timeout <= 0:
+            raise ConfigurationError("the Redis socket timeout must be positive")
+        try:
+            self._redis: redis.Redis = redis.Redis.from_url(
+                url,
+                socket_timeout=socket_timeout,
+                socket_connect_timeout=connect_timeout or socket_timeout,
+                retry=Retry(ExponentialWithJitterBackoff(base=0.02, cap=0.25), retries),
+                max_connections=max_connections,
+                decode_responses=False,
+            )
+        except ValueError:
+            # The message of redis-py may echo the URL, which may hold a password.
+            raise ConfigurationError(
+                "redis_url is not a valid Redis URL (redis://, rediss:// or unix://)"
+            ) from None
+        self._socket_timeout = socket_timeout
+        self._p = key_prefix
+        self._seq_key = key_prefix + "seq"
+        self._stream = key_prefix + "changes"
+        self._save = self._redis.register_script(_SAVE_LUA)
+        self._delete = self._redis.register_script(_DELETE_LUA)
+        self._list = self._redis.register_script(_LIST_LUA)
+
+    # -- keys -------------------------------------------------------------------------------
+    def _subject_key(self, tenant: str, subject_id: str) -> str:
+        return f"{self._p}subj:{_esc(tenant)}:{subject_id}"
+
+    def _template_key(self, tenant: str, subject_id: str, modality: str) -> str:
+        return f"{self._p}tpl:{_esc(tenant)}:{_esc(modality)}:{subject_id}"
+
+    def _subjects_key(self, tenant: str, modality: str = "") -> str:
+        key = f"{self._p}subjects:{_esc(tenant)}"
+        return f"{key}:{_esc(modality)}" if modality else key
+
+    def _index_key(self, modality: str, model: str) -> str:
+        return f"{self._p}idx:{_esc(modality)}:{_esc(model)}"
+
+    def _models_key(self, modality: str) -> str:
+        return f"{self._p}models:{_esc(modality)}"
+
+    # -- writes -----------------------------------------------------------------------------
+    def save_template(
+        self,
+        *,
+        tenant: str,
+        subject_id: str,
+        modality: str,
+        model: str,
+        new_samples: npt.NDArray[np.float32],
+        metadata: Mapping[str, str],
+        replace: bool,
+        extra: Mapping[str, float] | None = None,
+    ) -> Template:
+        new = np.ascontiguousarray(np.atleast_2d(new_samples), dtype=np.float32)
+        subj = self._subject_key(tenant, subject_id)
+        tpl = self._template_key(tenant, subject_id, modality)
+        op_key = f"{self._p}op:{uuid.uuid4().hex}"
+        meta_args: list[str] = []
+        for key, value in metadata.items():
+            meta_args += [f"m:{key}", value]
+        with self._translate():
+            for attempt in range(_MAX_ATTEMPTS):
+                with self._redis.pipeline(transaction=True) as pipe:
+                    pipe.hget(subj, "v")
+                    pipe.hmget(tpl, ["model", "dim", "samples", "extra", "c"])
+                    version, (old_model, dim, blob, old_extra, old_created) = pipe.execute()
+                now = _now()
+                samples, created = new, now
+                extra_values = {k: float(v) for k, v in (extra or {}).items()}
+                old_model_name = _str(old_model) if old_model is not None else ""
+                if old_model is not None and not replace:
+                    if old_model_name != model:
+                        raise ModelMismatch(
+                            f"subject {subject_id!r} has a {modality} template made by model "
+                            f"{old_model_name}, but this service runs {model}; re-enroll with "
+                            "replace=true to rebuild it with the current model"
+                        )
+                    old = np.frombuffer(blob, dtype=np.float32).reshape(-1, int(dim))
+                    samples = np.concatenate([old, new], axis=0)
+                    created = _str(old_created)
+                    for key, value in json.loads(old_extra).items():
+                        extra_values[key] = extra_values.get(key, 0.0) + float(value)
+                vector = mean_template(samples)
+                summary = {"model": model, "n": int(samples.shape[0]), "c": created, "u": now}
+                status, _ = self._save(
+                    keys=[
+                        self._seq_key,
+                        self._stream,
+                        op_key,
+                        subj,
+                        tpl,
+                        self._subjects_key(tenant),
+                        self._subjects_key(tenant, modality),
+                        self._index_key(modality, model),
+                        self._models_key(modality),
+                        self._index_key(modality, old_model_name or model),
+                    ],
+                    args=[
+                        _str(version) if version is not None else "",
+                        tenant,
+                        subject_id,
+                        modality,
+                        model,
+                        old_model_name,
+                        int(samples.shape[1]),
+                        int(samples.shape[0]),
+                        vector.tobytes(),
+                        np.ascontiguousarray(samples, dtype=np.float32).tobytes(),
+                        json.dumps(extra_values, sort_keys=True),
+                        created,
+                        now,
+                        json.dumps(summary, sort_keys=True),
+                        _OP_TTL_SECONDS,
+                        *meta_args,
+                    ],
+                )
+                if status != _CONFLICT:
+                    return Template(
+                        tenant=tenant,
+                        subject_id=subject_id,
+                        modality=modality,
+                        model=model,
+                        vector=vector,
+                        samples=samples,
+                        created_at=created,
+                        updated_at=now,
+                        extra=extra_values,
+                    )
+                _backoff(attempt)
+        raise _too_busy()
+
+    def delete_subject(self, tenant: str, subject_id: str) -> int:
+        subj = self._subject_key(tenant, subject_id)
+        op_key = f"{self._p}op:{uuid.uuid4().hex}"
+        with self._translate():
+            for attempt in range(_MAX_ATTEMPTS):
+                fields = self._redis.hgetall(subj)
+                if not fields:
+                    raise NotEnrolled(f"subject {subject_id!r} is not enrolled")
+                record = _subject_record(tenant, subject_id, fields)
+                keys = [
+                    self._seq_key,
+                    self._stream,
+                    op_key,
+                    subj,
+                    self._subjects_key(tenant),
+                ]
+                args: list[str | int] = [_str(fields[b"v"]), tenant, subject_id, _OP_TTL_SECONDS]
+                for t in record.templates:
+                    keys += [
+                        self._template_key(tenant, subject_id, t.modality),
+                        self._subjects_key(tenant, t.modality),
+                        self._index_key(t.modality, t.model),
+                        self._models_key(t.modality),
+                    ]
+                    args += [t.modality, t.model]
+                status, count = self._delete(keys=keys, args=args)
+                if status == _GONE:
+                    raise NotEnrolled(f"subject {subject_id!r} is not enrolled")
+                if status != _CONFLICT:
+                    return int(count)
+                _backoff(attempt)
+        raise _too_busy()
+
+    # -- reads ------------------------------------------------------------------------------
+    def get_template(self, tenant: str, subject_id: str, modality: str) -> Template:
+        with self._translate():
+            row = self._redis.hmget(
+                self._template_key(tenant, subject_id, modality), list(_TEMPLATE_FIELDS)
+            )
+        if row[2] is None:
+            raise NotEnrolled(f"subject {subject_id!r} has no enrolled {modality} template")
+        return _template(modality, row)
+
+    def get_subject(self, tenant: str, subject_id: str) -> SubjectRecord:
+        with self._translate():
+            fields = self._redis.hgetall(self._subject_key(tenant, subject_id))
+        if not fields:
+            raise NotEnrolled(f"subject {subject_id!r} is not enrolled")
+        return _subject_record(tenant, subject_id, fields)
+
+    def list_subjects(
+        self, tenant: str, *, limit: int, after: str = "", modality: str = ""
+    ) -> list[SubjectRecord]:
+        if limit <= 0:
+            return []
+        with self._translate():
+            flat = self._list(
+                keys=[self._subjects_key(tenant, modality)],
+                args=[after, limit, f"{self._p}subj:{_esc(tenant)}:"],
+            )
+        out: list[SubjectRecord] = []
+        for raw_id, raw_fields in zip(flat[::2], flat[1::2], strict=True):
+            if raw_fields:
+                fields = dict(zip(raw_fields[::2], raw_fields[1::2], strict=True))
+                out.append(_subject_record(tenant, _str(raw_id), fields))
+        return out
+
+    def iter_templates(self, modality: str, model: str = "") -> Iterator[Template]:
+        with self._translate():
+            if model:
+                models = [model]
+            else:
+                models = sorted(_str(m) for m in self._redis.smembers(self._models_key(modality)))
+            for name in models:
+                index, low = self._index_key(modality, name), b"-"
+                while True:
+                    # Lexicographic pages: each key once, even while the index changes.
+                    keys: Any = self._redis.zrangebylex(index, low, b"+", start=0, num=_PAGE)
+                    if not keys:
+                        break
+                    low = b"(" + keys[-1]
+                    with self._redis.pipeline(transaction=False) as pipe:
+                        for key in keys:
+                            pipe.hmget(key, list(_TEMPLATE_FIELDS))
+                        rows = pipe.execute()
+                    for row in rows:
+                        if row[2] is not None:  # deleted since the scan
+                            yield _template(modality, row)
+
+    def changes_since(self, seq: int, limit: int = 10_000) -> list[Change]:
+        if limit <= 0:
+            return []
+        with self._translate():
+            entries: Any = self._redis.xrange(self._stream, min=f"{max(seq, 0) + 1}-0", count=limit)
+        return [_change(entry_id, fields) for entry_id, fields in entries]
+
+    def latest_seq(self) -> int:
+        with self._translate():
+            value = self._redis.get(self._seq_key)
+        return int(value) if value is not None else 0
+
+    def wait_for_changes(
+        self, after_seq: int, timeout_ms: int, limit: int = 10_000
+    ) -> list[Change]:
+        """Changes after ``after_seq``, waiting up to ``timeout_ms`` for one (XREAD BLOCK)."""
+        deadline = time.monotonic() + max(timeout_ms, 0) / 1000.0
+        # Block in slices shorter than the socket timeout, so a dead server is still noticed.
+        slice_ms = max(1, int(self._socket_timeout * 500))
+        with self._translate():
+            while True:
+                remaining_ms = int((deadline - time.monotonic()) * 1000)
+                block = min(remaining_ms, slice_ms) if remaining_ms > 0 else None
+                reply: Any = self._redis.xread(
+                    {self._stream: f"{max(after_seq, 0)}-0"}, count=limit, block=block
+                )
+                if reply:
+                    return [_change(entry_id, fields) for entry_id, fields in reply[0][1]]
+                if block is None or time.monotonic() >= deadline:
+                    return []
+
+    def ping(self) -> None:
+        with self._translate():
+            self._redis.ping()
+
+    def close(self) -> None:
+        self._redis.close()
+
+    # -- helpers ----------------------------------------------------------------------------
+    @contextmanager
+    def _translate(self) -> Iterator[None]:
+        """Redis outages become Unavailable with a message free of hosts and credentials."""
+        try:
+            yield
+        except _UNAVAILABLE_ERRORS as exc:
+            logger.warning("template store (Redis) unavailable: %s", type(exc).__name__)
+            raise Unavailable(UNREACHABLE) from exc
+        except redis.exceptions.ResponseError as exc:
+            if str(exc).startswith(("MISCONF", "LOADING", "MASTERDOWN", "TRYAGAIN")):
+                logger.warning("template store (Redis) refuses writes: %s", str(exc)[:80])
+                raise Unavailable(UNREACHABLE) from exc
+            raise
+
+
+def _backoff(attempt: int) -> None:
+    """A short random pause after a lost race, growing with the number of attempts."""
+    if attempt >= 2:
+        time.sleep(random.uniform(0, min(0.001 * attempt, 0.02)))
+
+
+def _too_busy() -> Unavailable:
+    return Unavailable("the subject is being changed by many requests at once; retry later")
+
+
+def _template(modality: str, row: Sequence[Any]) -> Template:
+    tenant, subject_id, model, dim, vec, samples, extra, created, updated = row
+    return Template(
+        tenant=_str(tenant),
+        subject_id=_str(subject_id),
+        modality=modality,
+        model=_str(model),
+        vector=np.frombuffer(vec, dtype=np.float32).copy(),
+        samples=np.frombuffer(samples, dtype=np.float32).reshape(-1, int(dim)).copy(),
+        created_at=_str(created),
+        updated_at=_str(updated),
+        extra=json.loads(extra),
+    )
+
+
+def _subject_record(tenant: str, subject_id: str, fields: Mapping[Any, Any]) -> SubjectRecord:
+    metadata: dict[str, str] = {}
+    summaries: list[TemplateSummary] = []
+    for raw_key, raw_value in fields.items():
+        key = _str(raw_key)
+        if key.startswith("m:"):
+            metadata[key[2:]] = _str(raw_value)
+        elif key.startswith("t:"):
+            s = json.loads(raw_value)
+            summaries.append(
+                TemplateSummary(
+                    modality=key[2:],
+                    model=str(s["model"]),
+                    sample_count=int(s["n"]),
+                    created_at=str(s["c"]),
+                    updated_at=str(s["u"]),
+                )
+            )
+    summaries.sort(key=lambda t: t.modality)
+    return SubjectRecord(
+        tenant=tenant,
+        subject_id=subject_id,
+        metadata=metadata,
+        templates=tuple(summaries),
+        created_at=_str(fields[b"c"]),
+        updated_at=_str(fields[b"u"]),
+    )
+
+
+def _change(entry_id: bytes, fields: Mapping[Any, Any]) -> Change:
+    return Change(
+        seq=int(_str(entry_id).partition("-")[0]),
+        op=_str(fields[b"op"]),
+        tenant=_str(fields[b"tenant"]),
+        subject_id=_str(fields[b"subject_id"]),
+        modality=_str(fields[b"modality"]),
+    )

@@ -1,0 +1,44 @@
+"""The composition root picks the store engine from settings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bioverify.errors import Unavailable
+from bioverify.server.app import build_store
+from bioverify.settings import Settings
+from tests.redis_server import free_port
+
+
+def test_redis_store_from_settings(redis_url: str, tmp_path: Path) -> None:
+    settings = Settings.from_mapping(
+        {"store": "redis", "redis_url": redis_url, "redis_key_prefix": "bv-test:"}
+    )
+    store = build_store(settings)
+    try:
+        assert store.name == "redis"
+        store.save_template(
+            tenant="t",
+            subject_id="a",
+            modality="face",
+            model="m",
+            new_samples=np.ones((1, 4), np.float32),
+            metadata={},
+            replace=False,
+        )
+        assert store.get_subject("t", "a").templates[0].sample_count == 1
+    finally:
+        store.close()
+    sqlite = build_store(Settings(store="sqlite", data_dir=tmp_path))
+    assert sqlite.name == "sqlite"
+    sqlite.close()
+
+
+def test_unreachable_redis_fails_at_startup() -> None:
+    settings = Settings(store="redis", redis_url=f"redis://:pw@127.0.0.1:{free_port()}/0")
+    with pytest.raises(Unavailable) as info:
+        build_store(settings)
+    assert "pw" not in str(info.value)
