@@ -214,6 +214,39 @@ def cmd_eval_speaker_trials(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# -- enroll -----------------------------------------------------------------------------------
+def cmd_enroll(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from bioverify_admin import bulk_enroll
+
+    jobs = bulk_enroll.load_jobs(args.source)
+    journal = None
+    if not args.dry_run:
+        path = args.journal or bulk_enroll.default_journal_path(
+            args.source, args.server, args.tenant
+        )
+        journal = bulk_enroll.Journal(path)
+    with BioverifyClient(args.server, timeout=300.0) as client:
+        client.wait_until_serving(timeout=60.0)
+        limit = client.service_info().limits.max_images_per_enrollment or 10
+        with tqdm(total=len(jobs), unit="subject", file=sys.stderr, disable=args.quiet) as bar:
+            enroller = bulk_enroll.BulkEnroller(
+                client,
+                journal,
+                tenant=args.tenant,
+                dry_run=args.dry_run,
+                max_per_request=limit,
+                concurrency=args.concurrency,
+                progress=bar.update,
+            )
+            report = enroller.run(jobs)
+    if args.report:
+        args.report.write_text(_dump(report.to_dict()) + "\n", encoding="utf-8")
+    print(bulk_enroll.format_table(report))
+    return EXIT_FAILED if report.failed_jobs else EXIT_OK
+
+
 # -- subjects -----------------------------------------------------------------------------------
 def cmd_subjects_list(args: argparse.Namespace) -> int:
     with BioverifyClient(args.server) as client:
@@ -328,6 +361,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--concurrency", type=int, default=1)
     p.add_argument("--json", action="store_true")
+
+    p = add(sub, "enroll", cmd_enroll, "bulk enrollment from a folder tree or a CSV")
+    p.add_argument("source", type=Path, help="folder (one sub-folder per subject) or CSV")
+    p.add_argument("--server", required=True, help="HOST:PORT of the service")
+    p.add_argument("--tenant", default="")
+    p.add_argument("--dry-run", action="store_true", help="run the checks, enroll nothing")
+    p.add_argument("--concurrency", type=int, default=4)
+    p.add_argument("--report", type=Path, help="write a JSON report here")
+    p.add_argument(
+        "--journal", type=Path, help="progress journal (default under .bioverify-enroll/)"
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
 
     subjects = sub.add_parser("subjects", help="enrolled subjects").add_subparsers(
         dest="subjects_command", required=True

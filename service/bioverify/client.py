@@ -113,6 +113,7 @@ class BioverifyClient:
         metadata: Mapping[str, str] | None = None,
         tenant: str = "",
         replace: bool = False,
+        dry_run: bool = False,
     ) -> face_pb2.EnrollFaceResponse:
         request = face_pb2.EnrollFaceRequest(
             subject_id=subject_id,
@@ -120,6 +121,7 @@ class BioverifyClient:
             metadata=dict(metadata or {}),
             tenant=tenant,
             replace=replace,
+            dry_run=dry_run,
         )
         reply: face_pb2.EnrollFaceResponse = self._call(self.face.EnrollFace, request)
         return reply
@@ -172,6 +174,7 @@ class BioverifyClient:
         metadata: Mapping[str, str] | None = None,
         tenant: str = "",
         replace: bool = False,
+        dry_run: bool = False,
     ) -> voice_pb2.EnrollVoiceResponse:
         request = voice_pb2.EnrollVoiceRequest(
             subject_id=subject_id,
@@ -179,6 +182,7 @@ class BioverifyClient:
             metadata=dict(metadata or {}),
             tenant=tenant,
             replace=replace,
+            dry_run=dry_run,
         )
         reply: voice_pb2.EnrollVoiceResponse = self._call(self.voice.EnrollVoice, request)
         return reply

@@ -283,6 +283,9 @@ def test_enroll_verify_and_erase(client: BioverifyClient) -> None:
     # extending the template adds samples
     more = client.enroll_face("clinton-42", [read(CLINTON[2])])
     assert more.template.sample_count == 3
+    # enrolling the same bytes again (a client retry, a resumed bulk run) adds nothing
+    retried = client.enroll_face("clinton-42", [read(CLINTON[2]), read(CLINTON[0])])
+    assert retried.accepted_count == 2 and retried.template.sample_count == 3
 
     deleted = client.delete_subject("clinton-42")
     assert deleted.templates_deleted == 1

@@ -393,3 +393,44 @@ def test_data_survives_reopen(tmp_path: Path) -> None:
     reopened = SqliteTemplateStore(path)
     assert reopened.get_template("t", "a", "face").sample_count == 1
     reopened.close()
+
+
+def test_sample_ids_make_saves_idempotent(store: TemplateStore) -> None:
+    rng = np.random.default_rng(11)
+    a, b, c = unit(rng, 3)
+    first = store.save_template(
+        tenant="t",
+        subject_id="i",
+        modality="face",
+        model="m",
+        new_samples=np.stack([a, b]),
+        metadata={},
+        replace=False,
+        sample_ids=["ha", "hb"],
+    )
+    assert first.sample_ids == ("ha", "hb")
+    again = store.save_template(
+        tenant="t",
+        subject_id="i",
+        modality="face",
+        model="m",
+        new_samples=np.stack([b, c]),
+        metadata={},
+        replace=False,
+        sample_ids=["hb", "hc"],
+    )
+    assert again.sample_count == 3 and again.sample_ids == ("ha", "hb", "hc")
+    got = store.get_template("t", "i", "face")
+    assert got.sample_ids == ("ha", "hb", "hc") and got.sample_count == 3
+    np.testing.assert_allclose(got.samples, np.stack([a, b, c]))
+    replaced = store.save_template(
+        tenant="t",
+        subject_id="i",
+        modality="face",
+        model="m",
+        new_samples=a[None],
+        metadata={},
+        replace=True,
+        sample_ids=["ha"],
+    )
+    assert replaced.sample_count == 1 and replaced.sample_ids == ("ha",)

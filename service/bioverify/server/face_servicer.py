@@ -45,6 +45,7 @@ class FaceServicer(face_pb2_grpc.FaceServiceServicer):  # type: ignore[misc]
             metadata=dict(request.metadata),
             replace=request.replace,
             policy=convert.policy_from_proto(request.policy),
+            dry_run=request.dry_run,
         )
         reply = face_pb2.EnrollFaceResponse(
             subject_id=out.subject_id,

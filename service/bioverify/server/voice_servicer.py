@@ -50,6 +50,7 @@ class VoiceServicer(voice_pb2_grpc.VoiceServiceServicer):  # type: ignore[misc]
             metadata=dict(request.metadata),
             replace=request.replace,
             policy=convert.policy_from_proto(request.policy),
+            dry_run=request.dry_run,
         )
         reply = voice_pb2.EnrollVoiceResponse(
             subject_id=out.subject_id,

@@ -4,7 +4,7 @@ A change feed (monotonic sequence of upserts/deletes) lets derived indexes catch
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -25,6 +25,7 @@ class Template:
     created_at: str
     updated_at: str
     extra: Mapping[str, float] = field(default_factory=dict)  # e.g. net speech seconds
+    sample_ids: tuple[str, ...] = ()  # content hashes of the samples, for idempotent enrollment
 
     @property
     def sample_count(self) -> int:
@@ -73,9 +74,13 @@ class TemplateStore(Protocol):
         metadata: Mapping[str, str],
         replace: bool,
         extra: Mapping[str, float] | None = None,
+        sample_ids: Sequence[str] = (),
     ) -> Template:
         """Atomically add samples to (or replace) the subject's template of this modality.
 
+        ``sample_ids`` (one per new sample, e.g. a hash of the raw sample) make the call
+        idempotent: samples whose id the template already holds are not added again, so a
+        retried or resumed enrollment never counts a sample twice.
         Raises ModelMismatch when extending a template made by another model.
         """
         ...
@@ -118,3 +123,32 @@ class TemplateStore(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+def merge_samples(
+    old_samples: npt.NDArray[np.float32] | None,
+    old_ids: Sequence[str],
+    new_samples: npt.NDArray[np.float32],
+    new_ids: Sequence[str],
+) -> tuple[npt.NDArray[np.float32], tuple[str, ...], int]:
+    """Old samples plus the new ones whose id is not already there (ids may be empty, then
+    every new sample counts as new). Returns (samples, ids, number added)."""
+    new = np.ascontiguousarray(np.atleast_2d(new_samples), dtype=np.float32)
+    ids = list(new_ids) if new_ids else [""] * new.shape[0]
+    if len(ids) != new.shape[0]:
+        raise ValueError("one sample id per new sample")
+    known = {i for i in old_ids if i}
+    keep = []
+    for row, sample_id in enumerate(ids):
+        if sample_id and sample_id in known:
+            continue
+        known.add(sample_id)
+        keep.append(row)
+    added = new[keep]
+    if old_samples is None or old_samples.size == 0:
+        return added, tuple(ids[r] for r in keep), len(keep)
+    return (
+        np.concatenate([old_samples, added], axis=0),
+        (*old_ids, *(ids[r] for r in keep)),
+        len(keep),
+    )

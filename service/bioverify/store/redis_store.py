@@ -42,7 +42,7 @@ from redis.retry import Retry
 
 from bioverify.errors import ConfigurationError, ModelMismatch, NotEnrolled, Unavailable
 from bioverify.scoring import mean_template
-from bioverify.store.ports import Change, SubjectRecord, Template, TemplateSummary
+from bioverify.store.ports import Change, SubjectRecord, Template, TemplateSummary, merge_samples
 
 logger = logging.getLogger(__name__)
 
@@ -51,7 +51,18 @@ _CONFLICT, _APPLIED, _ALREADY_APPLIED, _GONE = 0, 1, 2, -1
 _MAX_ATTEMPTS = 200
 _OP_TTL_SECONDS = 120
 _PAGE = 500
-_TEMPLATE_FIELDS = ("tenant", "subject_id", "model", "dim", "vec", "samples", "extra", "c", "u")
+_TEMPLATE_FIELDS = (
+    "tenant",
+    "subject_id",
+    "model",
+    "dim",
+    "vec",
+    "samples",
+    "extra",
+    "c",
+    "u",
+    "ids",
+)
 
 # Errors that mean "the store cannot serve right now" rather than a bug.
 _UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (
@@ -66,7 +77,7 @@ _UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (
 # KEYS: seq, changes, op, subj, tpl, subjects, subjects-of-modality, idx(new model),
 #       models(modality), idx(old model)
 # ARGV: expected v, tenant, subject, modality, model, old model, dim, n, vec, samples, extra,
-#       created, now, summary, op ttl, metadata field/value pairs...
+#       created, now, summary, op ttl, sample ids (JSON), metadata field/value pairs...
 _SAVE_LUA = """
 local done = redis.call('GET', KEYS[3])
 if done then return {2, tonumber(done)} end
@@ -77,11 +88,11 @@ redis.call('XADD', KEYS[2], seq .. '-0', 'op', 'upsert', 'tenant', ARGV[2],
            'subject_id', ARGV[3], 'modality', ARGV[4])
 redis.call('HSETNX', KEYS[4], 'c', ARGV[13])
 redis.call('HSET', KEYS[4], 'u', ARGV[13], 'v', seq, 't:' .. ARGV[4], ARGV[14])
-if #ARGV >= 16 then redis.call('HSET', KEYS[4], unpack(ARGV, 16)) end
+if #ARGV >= 17 then redis.call('HSET', KEYS[4], unpack(ARGV, 17)) end
 redis.call('DEL', KEYS[5])
 redis.call('HSET', KEYS[5], 'tenant', ARGV[2], 'subject_id', ARGV[3], 'modality', ARGV[4],
            'model', ARGV[5], 'dim', ARGV[7], 'n', ARGV[8], 'vec', ARGV[9], 'samples', ARGV[10],
-           'extra', ARGV[11], 'c', ARGV[12], 'u', ARGV[13])
+           'extra', ARGV[11], 'c', ARGV[12], 'u', ARGV[13], 'ids', ARGV[16])
 if ARGV[6] ~= '' and ARGV[6] ~= ARGV[5] then
   redis.call('ZREM', KEYS[10], KEYS[5])
   if redis.call('ZCARD', KEYS[10]) == 0 then redis.call('SREM', KEYS[9], ARGV[6]) end
@@ -215,8 +226,8 @@ class RedisTemplateStore:
         metadata: Mapping[str, str],
         replace: bool,
         extra: Mapping[str, float] | None = None,
+        sample_ids: Sequence[str] = (),
     ) -> Template:
-        new = np.ascontiguousarray(np.atleast_2d(new_samples), dtype=np.float32)
         subj = self._subject_key(tenant, subject_id)
         tpl = self._template_key(tenant, subject_id, modality)
         op_key = f"{self._p}op:{uuid.uuid4().hex}"
@@ -227,10 +238,14 @@ class RedisTemplateStore:
             for attempt in range(_MAX_ATTEMPTS):
                 with self._redis.pipeline(transaction=True) as pipe:
                     pipe.hget(subj, "v")
-                    pipe.hmget(tpl, ["model", "dim", "samples", "extra", "c"])
-                    version, (old_model, dim, blob, old_extra, old_created) = pipe.execute()
+                    pipe.hmget(tpl, ["model", "dim", "samples", "extra", "c", "ids"])
+                    version, (old_model, dim, blob, old_extra, old_created, old_ids) = (
+                        pipe.execute()
+                    )
                 now = _now()
-                samples, created = new, now
+                created = now
+                old: npt.NDArray[np.float32] | None = None
+                previous_ids: list[str] = []
                 extra_values = {k: float(v) for k, v in (extra or {}).items()}
                 old_model_name = _str(old_model) if old_model is not None else ""
                 if old_model is not None and not replace:
@@ -241,10 +256,11 @@ class RedisTemplateStore:
                             "replace=true to rebuild it with the current model"
                         )
                     old = np.frombuffer(blob, dtype=np.float32).reshape(-1, int(dim))
-                    samples = np.concatenate([old, new], axis=0)
+                    previous_ids = json.loads(old_ids) if old_ids else []
                     created = _str(old_created)
                     for key, value in json.loads(old_extra).items():
                         extra_values[key] = extra_values.get(key, 0.0) + float(value)
+                samples, ids, _ = merge_samples(old, previous_ids, new_samples, sample_ids)
                 vector = mean_template(samples)
                 summary = {"model": model, "n": int(samples.shape[0]), "c": created, "u": now}
                 status, _ = self._save(
@@ -276,6 +292,7 @@ class RedisTemplateStore:
                         now,
                         json.dumps(summary, sort_keys=True),
                         _OP_TTL_SECONDS,
+                        json.dumps(list(ids)),
                         *meta_args,
                     ],
                 )
@@ -290,6 +307,7 @@ class RedisTemplateStore:
                         created_at=created,
                         updated_at=now,
                         extra=extra_values,
+                        sample_ids=ids,
                     )
                 _backoff(attempt)
         raise _too_busy()
@@ -448,7 +466,7 @@ def _too_busy() -> Unavailable:
 
 
 def _template(modality: str, row: Sequence[Any]) -> Template:
-    tenant, subject_id, model, dim, vec, samples, extra, created, updated = row
+    tenant, subject_id, model, dim, vec, samples, extra, created, updated, ids = row
     return Template(
         tenant=_str(tenant),
         subject_id=_str(subject_id),
@@ -459,6 +477,7 @@ def _template(modality: str, row: Sequence[Any]) -> Template:
         created_at=_str(created),
         updated_at=_str(updated),
         extra=json.loads(extra),
+        sample_ids=tuple(json.loads(ids)) if ids else (),
     )
 
 

@@ -7,7 +7,7 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -17,7 +17,13 @@ import numpy.typing as npt
 
 from bioverify.errors import ModelMismatch, NotEnrolled, Unavailable
 from bioverify.scoring import mean_template
-from bioverify.store.ports import Change, SubjectRecord, Template, TemplateSummary
+from bioverify.store.ports import (
+    Change,
+    SubjectRecord,
+    Template,
+    TemplateSummary,
+    merge_samples,
+)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS subjects (
@@ -38,6 +44,7 @@ CREATE TABLE IF NOT EXISTS templates (
     samples BLOB NOT NULL,
     sample_count INTEGER NOT NULL,
     extra TEXT NOT NULL DEFAULT '{}',
+    sample_ids TEXT NOT NULL DEFAULT '[]',
     created_at TEXT NOT NULL,
     updated_at TEXT NOT NULL,
     PRIMARY KEY (tenant, subject_id, modality),
@@ -90,8 +97,8 @@ class SqliteTemplateStore:
         metadata: Mapping[str, str],
         replace: bool,
         extra: Mapping[str, float] | None = None,
+        sample_ids: Sequence[str] = (),
     ) -> Template:
-        new = np.ascontiguousarray(np.atleast_2d(new_samples), dtype=np.float32)
         now = _now()
         with self._lock, self._transaction() as cur:
             row = cur.execute(
@@ -107,15 +114,16 @@ class SqliteTemplateStore:
                 (tenant, subject_id, json.dumps(merged, sort_keys=True), subject_created, now),
             )
             existing = cur.execute(
-                "SELECT model, dim, samples, extra, created_at FROM templates "
+                "SELECT model, dim, samples, extra, created_at, sample_ids FROM templates "
                 "WHERE tenant=? AND subject_id=? AND modality=?",
                 (tenant, subject_id, modality),
             ).fetchone()
-            samples = new
             created = now
             extra_values = dict(extra or {})
+            old: npt.NDArray[np.float32] | None = None
+            old_ids: list[str] = []
             if existing is not None and not replace:
-                old_model, dim, blob, old_extra, created = existing
+                old_model, dim, blob, old_extra, created, old_ids_json = existing
                 if old_model != model:
                     raise ModelMismatch(
                         f"subject {subject_id!r} has a {modality} template made by model "
@@ -123,14 +131,15 @@ class SqliteTemplateStore:
                         "replace=true to rebuild it with the current model"
                     )
                 old = np.frombuffer(blob, dtype=np.float32).reshape(-1, dim)
-                samples = np.concatenate([old, new], axis=0)
+                old_ids = json.loads(old_ids_json)
                 for key, value in json.loads(old_extra).items():
                     extra_values[key] = extra_values.get(key, 0.0) + float(value)
+            samples, ids, _ = merge_samples(old, old_ids, new_samples, sample_ids)
             vector = mean_template(samples)
             cur.execute(
                 "INSERT OR REPLACE INTO templates (tenant, subject_id, modality, model, dim, "
-                "vector, samples, sample_count, extra, created_at, updated_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "vector, samples, sample_count, extra, sample_ids, created_at, updated_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     tenant,
                     subject_id,
@@ -141,6 +150,7 @@ class SqliteTemplateStore:
                     np.ascontiguousarray(samples, dtype=np.float32).tobytes(),
                     int(samples.shape[0]),
                     json.dumps(extra_values, sort_keys=True),
+                    json.dumps(list(ids)),
                     created,
                     now,
                 ),
@@ -159,6 +169,7 @@ class SqliteTemplateStore:
             created_at=created,
             updated_at=now,
             extra=extra_values,
+            sample_ids=ids,
         )
 
     def delete_subject(self, tenant: str, subject_id: str) -> int:
@@ -190,7 +201,8 @@ class SqliteTemplateStore:
     def get_template(self, tenant: str, subject_id: str, modality: str) -> Template:
         with self._lock:
             row = self._query_one(
-                "SELECT model, dim, vector, samples, extra, created_at, updated_at FROM templates "
+                "SELECT model, dim, vector, samples, extra, created_at, updated_at, sample_ids "
+                "FROM templates "
                 "WHERE tenant=? AND subject_id=? AND modality=?",
                 (tenant, subject_id, modality),
             )
@@ -250,7 +262,7 @@ class SqliteTemplateStore:
     def iter_templates(self, modality: str, model: str = "") -> Iterator[Template]:
         sql = (
             "SELECT tenant, subject_id, model, dim, vector, samples, extra, created_at, "
-            "updated_at FROM templates WHERE modality=?"
+            "updated_at, sample_ids FROM templates WHERE modality=?"
         )
         args: tuple[object, ...] = (modality,)
         if model:
@@ -339,7 +351,7 @@ class SqliteTemplateStore:
 
     @staticmethod
     def _template(tenant: str, subject_id: str, modality: str, row: Any) -> Template:
-        model, dim, vector, samples, extra, created, updated = row
+        model, dim, vector, samples, extra, created, updated, ids = row
         d = int(dim)
         return Template(
             tenant=tenant,
@@ -351,6 +363,7 @@ class SqliteTemplateStore:
             created_at=str(created),
             updated_at=str(updated),
             extra=json.loads(str(extra)),
+            sample_ids=tuple(json.loads(str(ids))),
         )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 import threading
 import unicodedata
@@ -72,6 +73,11 @@ class RequestPolicy:
     require_liveness: bool | None = None
     operating_point: str = ""
     observe_only: bool = False
+
+
+def sample_id(data: bytes) -> str:
+    """Content hash of a raw sample: enrolling the same bytes twice adds them once."""
+    return hashlib.sha256(data).hexdigest()
 
 
 def check_liveness_policy(policy: RequestPolicy) -> None:

@@ -29,6 +29,7 @@ from bioverify.usecases.common import (
     Issue,
     RequestPolicy,
     check_liveness_policy,
+    sample_id,
     validate_metadata,
     validate_subject_id,
     validate_tenant,
@@ -132,6 +133,7 @@ class FaceVerification:
         metadata: Mapping[str, str],
         replace: bool,
         policy: RequestPolicy,
+        dry_run: bool = False,
     ) -> EnrollOutcome:
         check_liveness_policy(policy)
         tenant = validate_tenant(tenant)
@@ -144,6 +146,7 @@ class FaceVerification:
         futures = [self.pool.submit(self.pipeline.prepare, data) for data in images]
         outcomes: list[SampleOutcome] = []
         good: list[PreparedFace] = []
+        good_ids: list[str] = []
         for index, future in enumerate(futures):
             try:
                 prepared = future.result()
@@ -159,7 +162,8 @@ class FaceVerification:
                 continue
             outcomes.append(SampleOutcome(index, True, (), prepared.finding))
             good.append(prepared)
-        if not good:
+            good_ids.append(sample_id(images[index]))
+        if not good or dry_run:
             return EnrollOutcome(subject_id=subject_id, samples=tuple(outcomes), template=None)
         embedded: list[FaceSample] = self.pool.run(self.pipeline.embed, good)
         template = self.store.save_template(
@@ -170,6 +174,7 @@ class FaceVerification:
             new_samples=np.stack([s.embedding for s in embedded]),
             metadata=meta,
             replace=replace,
+            sample_ids=good_ids,
         )
         return EnrollOutcome(subject_id=subject_id, samples=tuple(outcomes), template=template)
 

@@ -32,6 +32,7 @@ from bioverify.usecases.common import (
     Issue,
     RequestPolicy,
     check_liveness_policy,
+    sample_id,
     validate_metadata,
     validate_subject_id,
     validate_tenant,
@@ -244,6 +245,7 @@ class VoiceVerification:
         metadata: Mapping[str, str],
         replace: bool,
         policy: RequestPolicy,
+        dry_run: bool = False,
     ) -> EnrollVoiceOutcome:
         check_liveness_policy(policy)
         tenant = validate_tenant(tenant)
@@ -259,6 +261,7 @@ class VoiceVerification:
         futures = [self.pool.submit(self.analyse, clip) for clip in clips]
         outcomes: list[VoiceSampleOutcome] = []
         accepted: list[VoiceSample] = []
+        accepted_ids: list[str] = []
         for index, future in enumerate(futures):
             try:
                 decoded, sample = future.result()
@@ -273,6 +276,7 @@ class VoiceVerification:
             )
             if not issues:
                 accepted.append(sample)
+                accepted_ids.append(sample_id(clips[index].data))
         total = float(sum(s.net_speech_s for s in accepted))
         if not accepted:
             return EnrollVoiceOutcome(subject_id, tuple(outcomes), None, total)
@@ -290,6 +294,8 @@ class VoiceVerification:
                 f"needs at least {self.policy.min_enroll_total_speech_s:g} s",
             )
             return EnrollVoiceOutcome(subject_id, tuple(outcomes), None, total, (refusal,))
+        if dry_run:
+            return EnrollVoiceOutcome(subject_id, tuple(outcomes), None, total)
         template = self.store.save_template(
             tenant=tenant,
             subject_id=subject_id,
@@ -299,6 +305,7 @@ class VoiceVerification:
             metadata=meta,
             replace=replace,
             extra={"net_speech_s": total},
+            sample_ids=accepted_ids,
         )
         return EnrollVoiceOutcome(subject_id, tuple(outcomes), template, total)
 

@@ -100,7 +100,7 @@ class CompareFacesResponse(_message.Message):
     def __init__(self, match: _Optional[_Union[_common_pb2.MatchScore, _Mapping]] = ..., face_a: _Optional[_Union[FaceAnalysis, _Mapping]] = ..., face_b: _Optional[_Union[FaceAnalysis, _Mapping]] = ..., liveness_a: _Optional[_Union[_common_pb2.LivenessReport, _Mapping]] = ..., liveness_b: _Optional[_Union[_common_pb2.LivenessReport, _Mapping]] = ..., decision: _Optional[_Union[_common_pb2.Decision, str]] = ..., reasons: _Optional[_Iterable[_Union[_common_pb2.Reason, _Mapping]]] = ...) -> None: ...
 
 class EnrollFaceRequest(_message.Message):
-    __slots__ = ("subject_id", "images", "metadata", "tenant", "replace", "policy", "duplicate_action")
+    __slots__ = ("subject_id", "images", "metadata", "tenant", "replace", "policy", "duplicate_action", "dry_run")
     class MetadataEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -115,6 +115,7 @@ class EnrollFaceRequest(_message.Message):
     REPLACE_FIELD_NUMBER: _ClassVar[int]
     POLICY_FIELD_NUMBER: _ClassVar[int]
     DUPLICATE_ACTION_FIELD_NUMBER: _ClassVar[int]
+    DRY_RUN_FIELD_NUMBER: _ClassVar[int]
     subject_id: str
     images: _containers.RepeatedScalarFieldContainer[bytes]
     metadata: _containers.ScalarMap[str, str]
@@ -122,7 +123,8 @@ class EnrollFaceRequest(_message.Message):
     replace: bool
     policy: _common_pb2.Policy
     duplicate_action: _common_pb2.DuplicateAction
-    def __init__(self, subject_id: _Optional[str] = ..., images: _Optional[_Iterable[bytes]] = ..., metadata: _Optional[_Mapping[str, str]] = ..., tenant: _Optional[str] = ..., replace: _Optional[bool] = ..., policy: _Optional[_Union[_common_pb2.Policy, _Mapping]] = ..., duplicate_action: _Optional[_Union[_common_pb2.DuplicateAction, str]] = ...) -> None: ...
+    dry_run: bool
+    def __init__(self, subject_id: _Optional[str] = ..., images: _Optional[_Iterable[bytes]] = ..., metadata: _Optional[_Mapping[str, str]] = ..., tenant: _Optional[str] = ..., replace: _Optional[bool] = ..., policy: _Optional[_Union[_common_pb2.Policy, _Mapping]] = ..., duplicate_action: _Optional[_Union[_common_pb2.DuplicateAction, str]] = ..., dry_run: _Optional[bool] = ...) -> None: ...
 
 class FaceSampleResult(_message.Message):
     __slots__ = ("index", "accepted", "reasons", "analysis", "liveness")

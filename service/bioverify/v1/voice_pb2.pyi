@@ -82,7 +82,7 @@ class CompareVoicesResponse(_message.Message):
     def __init__(self, match: _Optional[_Union[_common_pb2.MatchScore, _Mapping]] = ..., quality_a: _Optional[_Union[VoiceQuality, _Mapping]] = ..., quality_b: _Optional[_Union[VoiceQuality, _Mapping]] = ..., liveness_a: _Optional[_Union[_common_pb2.LivenessReport, _Mapping]] = ..., liveness_b: _Optional[_Union[_common_pb2.LivenessReport, _Mapping]] = ..., decision: _Optional[_Union[_common_pb2.Decision, str]] = ..., reasons: _Optional[_Iterable[_Union[_common_pb2.Reason, _Mapping]]] = ...) -> None: ...
 
 class EnrollVoiceRequest(_message.Message):
-    __slots__ = ("subject_id", "clips", "metadata", "tenant", "replace", "policy", "duplicate_action")
+    __slots__ = ("subject_id", "clips", "metadata", "tenant", "replace", "policy", "duplicate_action", "dry_run")
     class MetadataEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -97,6 +97,7 @@ class EnrollVoiceRequest(_message.Message):
     REPLACE_FIELD_NUMBER: _ClassVar[int]
     POLICY_FIELD_NUMBER: _ClassVar[int]
     DUPLICATE_ACTION_FIELD_NUMBER: _ClassVar[int]
+    DRY_RUN_FIELD_NUMBER: _ClassVar[int]
     subject_id: str
     clips: _containers.RepeatedCompositeFieldContainer[Audio]
     metadata: _containers.ScalarMap[str, str]
@@ -104,7 +105,8 @@ class EnrollVoiceRequest(_message.Message):
     replace: bool
     policy: _common_pb2.Policy
     duplicate_action: _common_pb2.DuplicateAction
-    def __init__(self, subject_id: _Optional[str] = ..., clips: _Optional[_Iterable[_Union[Audio, _Mapping]]] = ..., metadata: _Optional[_Mapping[str, str]] = ..., tenant: _Optional[str] = ..., replace: _Optional[bool] = ..., policy: _Optional[_Union[_common_pb2.Policy, _Mapping]] = ..., duplicate_action: _Optional[_Union[_common_pb2.DuplicateAction, str]] = ...) -> None: ...
+    dry_run: bool
+    def __init__(self, subject_id: _Optional[str] = ..., clips: _Optional[_Iterable[_Union[Audio, _Mapping]]] = ..., metadata: _Optional[_Mapping[str, str]] = ..., tenant: _Optional[str] = ..., replace: _Optional[bool] = ..., policy: _Optional[_Union[_common_pb2.Policy, _Mapping]] = ..., duplicate_action: _Optional[_Union[_common_pb2.DuplicateAction, str]] = ..., dry_run: _Optional[bool] = ...) -> None: ...
 
 class VoiceSampleResult(_message.Message):
     __slots__ = ("index", "accepted", "reasons", "quality", "liveness")

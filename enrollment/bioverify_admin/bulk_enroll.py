@@ -1,0 +1,339 @@
+"""Bulk enrollment over gRPC from a folder tree (one folder per subject) or a CSV
+(``subject_id, modality, path``), concurrent, resumable and idempotent.
+
+A journal (append-only JSON lines, fsynced after every subject) records each sample file by
+content hash once the service has answered for it; a re-run sends only what the journal does
+not hold, so nothing is enrolled twice and an interrupted run picks up where it stopped.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+import threading
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bioverify.client import BioverifyClient, BioverifyClientError
+from bioverify_admin.datasets import DatasetError
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp"}
+AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".mp3"}
+MODALITIES = ("face", "voice")
+
+
+@dataclass(frozen=True)
+class SampleFile:
+    path: Path
+    sha256: str
+
+
+@dataclass(frozen=True)
+class EnrollJob:
+    subject_id: str
+    modality: str
+    files: tuple[Path, ...]
+
+
+@dataclass(frozen=True)
+class SampleResult:
+    subject_id: str
+    modality: str
+    path: str
+    sha256: str
+    accepted: bool
+    reasons: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "subject_id": self.subject_id,
+            "modality": self.modality,
+            "path": self.path,
+            "sha256": self.sha256,
+            "accepted": self.accepted,
+            "reasons": list(self.reasons),
+        }
+
+
+@dataclass
+class RunReport:
+    samples: list[SampleResult] = field(default_factory=list)
+    skipped: int = 0
+    failed_jobs: list[dict[str, str]] = field(default_factory=list)
+    duplicates: list[dict[str, Any]] = field(default_factory=list)
+
+    def summary(self) -> dict[str, Any]:
+        accepted = sum(1 for s in self.samples if s.accepted)
+        return {
+            "samples_sent": len(self.samples),
+            "accepted": accepted,
+            "rejected": len(self.samples) - accepted,
+            "skipped_already_done": self.skipped,
+            "failed_subjects": len(self.failed_jobs),
+            "duplicate_warnings": len(self.duplicates),
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "summary": self.summary(),
+            "samples": [s.to_dict() for s in self.samples],
+            "failed": self.failed_jobs,
+            "duplicates": self.duplicates,
+        }
+
+
+def modality_of(path: Path) -> str | None:
+    suffix = path.suffix.lower()
+    if suffix in IMAGE_SUFFIXES:
+        return "face"
+    if suffix in AUDIO_SUFFIXES:
+        return "voice"
+    return None
+
+
+def jobs_from_tree(root: Path) -> list[EnrollJob]:
+    """One sub-folder per subject (its name is the subject id); images enroll the face, audio
+    files the voice. Other files are ignored."""
+    jobs: list[EnrollJob] = []
+    for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        grouped: dict[str, list[Path]] = {}
+        for path in sorted(folder.rglob("*")):
+            modality = modality_of(path)
+            if modality and path.is_file():
+                grouped.setdefault(modality, []).append(path)
+        jobs.extend(EnrollJob(folder.name, m, tuple(files)) for m, files in sorted(grouped.items()))
+    return jobs
+
+
+def jobs_from_csv(path: Path) -> list[EnrollJob]:
+    """Rows ``subject_id, modality, path`` (paths relative to the CSV's folder)."""
+    try:
+        with path.open(newline="", encoding="utf-8") as handle:
+            reader = csv.DictReader(handle)
+            missing = {"subject_id", "modality", "path"} - set(reader.fieldnames or [])
+            if missing:
+                raise DatasetError(f"{path}: missing column(s) {', '.join(sorted(missing))}")
+            grouped: dict[tuple[str, str], list[Path]] = {}
+            for line, row in enumerate(reader, start=2):
+                modality = row["modality"].strip().lower()
+                if modality not in MODALITIES:
+                    raise DatasetError(f"{path}:{line}: modality must be face or voice")
+                key = (row["subject_id"], modality)
+                grouped.setdefault(key, []).append(path.parent / row["path"].strip())
+    except OSError as exc:
+        raise DatasetError(f"cannot read {path}: {exc.strerror}") from exc
+    return [EnrollJob(s, m, tuple(files)) for (s, m), files in grouped.items()]
+
+
+def load_jobs(source: Path) -> list[EnrollJob]:
+    if source.is_dir():
+        return jobs_from_tree(source)
+    if source.suffix.lower() in (".csv", ".tsv", ".txt"):
+        return jobs_from_csv(source)
+    raise DatasetError(f"{source}: give a folder (one sub-folder per subject) or a CSV file")
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while block := handle.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class Journal:
+    """Samples the service has already answered for, keyed by (tenant, subject, modality,
+    content hash). Appends are fsynced, so a crash loses at most the subject in flight."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        self._done: set[tuple[str, str, str, str]] = set()
+        if path.exists():
+            for line in path.read_text(encoding="utf-8").splitlines():
+                try:
+                    entry = json.loads(line)
+                    self._done.add(
+                        (entry["tenant"], entry["subject_id"], entry["modality"], entry["sha256"])
+                    )
+                except (ValueError, KeyError):
+                    continue  # a torn last line from a crash: that subject is redone
+
+    def done(self, tenant: str, subject: str, modality: str, sha: str) -> bool:
+        return (tenant, subject, modality, sha) in self._done
+
+    def record(self, tenant: str, results: Iterable[SampleResult]) -> None:
+        lines = []
+        keys = []
+        for r in results:
+            lines.append(
+                json.dumps(
+                    {
+                        "tenant": tenant,
+                        "subject_id": r.subject_id,
+                        "modality": r.modality,
+                        "sha256": r.sha256,
+                        "accepted": r.accepted,
+                    }
+                )
+            )
+            keys.append((tenant, r.subject_id, r.modality, r.sha256))
+        with self._lock:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with self.path.open("a", encoding="utf-8") as handle:
+                handle.write("".join(line + "\n" for line in lines))
+                handle.flush()
+                os.fsync(handle.fileno())
+            self._done.update(keys)
+
+
+def default_journal_path(source: Path, server: str, tenant: str) -> Path:
+    key = hashlib.sha256(f"{source.resolve()}|{server}|{tenant}".encode()).hexdigest()[:16]
+    return Path(".bioverify-enroll") / f"{key}.jsonl"
+
+
+class BulkEnroller:
+    def __init__(
+        self,
+        client: BioverifyClient,
+        journal: Journal | None,
+        *,
+        tenant: str = "",
+        dry_run: bool = False,
+        max_per_request: int = 10,
+        concurrency: int = 4,
+        progress: Callable[[int], None] | None = None,
+    ) -> None:
+        self.client = client
+        self.journal = journal
+        self.tenant = tenant
+        self.dry_run = dry_run
+        self.max_per_request = max(1, max_per_request)
+        self.concurrency = max(1, concurrency)
+        self.progress = progress
+
+    def run(self, jobs: list[EnrollJob]) -> RunReport:
+        report = RunReport()
+        lock = threading.Lock()
+        with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
+            futures = {pool.submit(self._job, job): job for job in jobs}
+            for future in as_completed(futures):
+                job = futures[future]
+                try:
+                    results, skipped, duplicates = future.result()
+                except BioverifyClientError as exc:
+                    with lock:
+                        report.failed_jobs.append(
+                            {
+                                "subject_id": job.subject_id,
+                                "modality": job.modality,
+                                "error": f"{exc.code.name}: {exc.message}",
+                            }
+                        )
+                else:
+                    with lock:
+                        report.samples.extend(results)
+                        report.skipped += skipped
+                        report.duplicates.extend(duplicates)
+                if self.progress:
+                    self.progress(1)
+        report.samples.sort(key=lambda s: (s.subject_id, s.modality, s.path))
+        return report
+
+    def _job(self, job: EnrollJob) -> tuple[list[SampleResult], int, list[dict[str, Any]]]:
+        todo: list[SampleFile] = []
+        skipped = 0
+        unreadable: list[SampleResult] = []
+        for path in job.files:
+            try:
+                sha = file_sha256(path)
+            except OSError as exc:
+                unreadable.append(
+                    SampleResult(
+                        job.subject_id,
+                        job.modality,
+                        str(path),
+                        "",
+                        False,
+                        (f"UNREADABLE_FILE: {exc.strerror}",),
+                    )
+                )
+                continue
+            if self.journal and self.journal.done(self.tenant, job.subject_id, job.modality, sha):
+                skipped += 1
+            else:
+                todo.append(SampleFile(path, sha))
+        results: list[SampleResult] = list(unreadable)
+        duplicates: list[dict[str, Any]] = []
+        for start in range(0, len(todo), self.max_per_request):
+            batch = todo[start : start + self.max_per_request]
+            batch_results, batch_dups = self._send(job, batch)
+            if self.journal and not self.dry_run:
+                self.journal.record(self.tenant, batch_results)
+            results.extend(batch_results)
+            duplicates.extend(batch_dups)
+        return results, skipped, duplicates
+
+    def _send(
+        self, job: EnrollJob, batch: list[SampleFile]
+    ) -> tuple[list[SampleResult], list[dict[str, Any]]]:
+        payloads = [f.path.read_bytes() for f in batch]
+        if job.modality == "face":
+            reply: Any = self.client.enroll_face(
+                job.subject_id, payloads, tenant=self.tenant, dry_run=self.dry_run
+            )
+        else:
+            reply = self.client.enroll_voice(
+                job.subject_id,
+                [self.client.audio(p) for p in payloads],
+                tenant=self.tenant,
+                dry_run=self.dry_run,
+            )
+        results = []
+        for sample in reply.samples:
+            f = batch[sample.index]
+            reasons = tuple(f"{r.code}: {r.message}" for r in sample.reasons)
+            results.append(
+                SampleResult(
+                    job.subject_id, job.modality, str(f.path), f.sha256, sample.accepted, reasons
+                )
+            )
+        duplicates = [
+            {
+                "subject_id": job.subject_id,
+                "modality": job.modality,
+                "matches": d.subject_id,
+                "confidence": d.confidence,
+            }
+            for d in reply.duplicates
+        ]
+        return results, duplicates
+
+
+def format_table(report: RunReport) -> str:
+    per_subject: dict[tuple[str, str], list[int]] = {}
+    for s in report.samples:
+        counts = per_subject.setdefault((s.subject_id, s.modality), [0, 0])
+        counts[0 if s.accepted else 1] += 1
+    lines = [f"{'subject':<32} {'modality':<8} {'accepted':>8} {'rejected':>8}"]
+    for (subject, modality), (acc, rej) in sorted(per_subject.items()):
+        lines.append(f"{subject:<32} {modality:<8} {acc:>8} {rej:>8}")
+    rejected = [s for s in report.samples if not s.accepted]
+    if rejected:
+        lines.append("\nrejected samples:")
+        lines.extend(f"  {s.path}: {'; '.join(s.reasons)}" for s in rejected)
+    for f in report.failed_jobs:
+        lines.append(f"FAILED {f['subject_id']} ({f['modality']}): {f['error']}")
+    for d in report.duplicates:
+        lines.append(
+            f"DUPLICATE? {d['subject_id']} ({d['modality']}) matches {d['matches']} "
+            f"(confidence {d['confidence']:.3f})"
+        )
+    summary = report.summary()
+    lines.append("\n" + ", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in summary.items()))
+    return "\n".join(lines)

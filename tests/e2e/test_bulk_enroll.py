@@ -1,0 +1,197 @@
+"""`bioverify-admin enroll` end to end against a real service, with real LFW images and speech."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from bioverify.client import BioverifyClient
+from tests.conftest import DATA, lfw
+
+ADMIN = [sys.executable, "-m", "bioverify_admin.cli"]
+SPEECH = sorted((DATA / "speaker" / "audio" / "libri_2414").glob("*.flac"))
+
+
+@pytest.fixture(scope="module")
+def client(face_server: str) -> Iterator[BioverifyClient]:
+    with BioverifyClient(face_server, timeout=120.0) as c:
+        c.wait_until_serving(timeout=60)
+        yield c
+
+
+def make_tree(root: Path) -> Path:
+    people = {
+        "alice": [lfw("Angela_Bassett", n) for n in (3, 4, 5)],
+        "bob": [lfw("Roger_Federer", n) for n in (8, 9)],
+        "carol": [lfw("Condoleezza_Rice", 1)],
+    }
+    for name, images in people.items():
+        (root / name).mkdir(parents=True)
+        for image in images:
+            shutil.copy(image, root / name / image.name)
+    (root / "carol" / "notes.txt").write_text("ignored")
+    (root / "carol" / "broken.jpg").write_bytes(b"\xff\xd8\xff not really a jpeg")
+    (root / "dave").mkdir()
+    for clip in SPEECH[:3]:
+        shutil.copy(clip, root / "dave" / clip.name)
+    return root
+
+
+def run_enroll(server: str, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*ADMIN, "enroll", *args, "--server", server, "--quiet"],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=300,
+    )
+
+
+def counts(client: BioverifyClient, tenant: str) -> dict[str, dict[int, int]]:
+    return {
+        s.subject_id: {t.modality: t.sample_count for t in s.templates}
+        for s in client.iter_subjects(tenant=tenant)
+    }
+
+
+def test_tree_enroll_report_and_idempotent_rerun(
+    client: BioverifyClient, face_server: str, tmp_path: Path
+) -> None:
+    tree = make_tree(tmp_path / "people")
+    report = tmp_path / "report.json"
+    out = run_enroll(
+        face_server, str(tree), "--tenant", "bulk1", "--report", str(report), cwd=tmp_path
+    )
+    assert out.returncode == 0, out.stderr
+    data = json.loads(report.read_text())
+    summary = data["summary"]
+    assert summary["accepted"] == 9 and summary["rejected"] == 1  # 6 faces + 3 clips; 1 broken
+    rejected = [s for s in data["samples"] if not s["accepted"]]
+    assert rejected[0]["path"].endswith("broken.jpg")
+    assert rejected[0]["reasons"][0].startswith("INVALID_IMAGE")
+    assert "broken.jpg" in out.stdout and "alice" in out.stdout
+    assert counts(client, "bulk1") == {
+        "alice": {1: 3},
+        "bob": {1: 2},
+        "carol": {1: 1},
+        "dave": {2: 3},
+    }
+    # A re-run sends nothing and changes nothing.
+    again = run_enroll(
+        face_server, str(tree), "--tenant", "bulk1", "--report", str(report), cwd=tmp_path
+    )
+    assert again.returncode == 0
+    assert json.loads(report.read_text())["summary"]["skipped_already_done"] == 10
+    assert counts(client, "bulk1")["alice"] == {1: 3}
+    # A new photo later is enrolled on its own.
+    shutil.copy(lfw("Angela_Bassett", 6), tree / "alice")
+    run_enroll(face_server, str(tree), "--tenant", "bulk1", cwd=tmp_path)
+    assert counts(client, "bulk1")["alice"] == {1: 4}
+
+
+def test_dry_run_checks_but_enrolls_nothing(
+    client: BioverifyClient, face_server: str, tmp_path: Path
+) -> None:
+    tree = make_tree(tmp_path / "people")
+    report = tmp_path / "dry.json"
+    out = run_enroll(
+        face_server,
+        str(tree),
+        "--tenant",
+        "bulk-dry",
+        "--dry-run",
+        "--report",
+        str(report),
+        cwd=tmp_path,
+    )
+    assert out.returncode == 0, out.stderr
+    assert json.loads(report.read_text())["summary"]["accepted"] == 9
+    assert counts(client, "bulk-dry") == {}
+    assert not (tmp_path / ".bioverify-enroll").exists()
+
+
+def test_interrupted_csv_run_resumes_without_duplicates(
+    client: BioverifyClient, face_server: str, tmp_path: Path
+) -> None:
+    rows = ["subject_id,modality,path"]
+    images = [line.split("\t") for line in (DATA / "face_images.tsv").read_text().splitlines()[1:]]
+    chosen = images[:60]
+    for path, identity in chosen:
+        rows.append(f"{identity},face,{DATA / path}")
+    csv_path = tmp_path / "people.csv"
+    csv_path.write_text("\n".join(rows) + "\n")
+    journal = tmp_path / "journal.jsonl"
+    env = {**os.environ}
+    proc = subprocess.Popen(
+        [
+            *ADMIN,
+            "enroll",
+            str(csv_path),
+            "--server",
+            face_server,
+            "--tenant",
+            "bulk-csv",
+            "--journal",
+            str(journal),
+            "--concurrency",
+            "1",
+            "--quiet",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+        cwd=tmp_path,
+    )
+    deadline = time.monotonic() + 120
+    while not journal.exists() or len(journal.read_text().splitlines()) < 3:
+        assert proc.poll() is None, "finished before it could be interrupted"
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    partial = sum(c.get(1, 0) for c in counts(client, "bulk-csv").values())
+    assert 0 < partial < len(chosen)
+    out = subprocess.run(
+        [
+            *ADMIN,
+            "enroll",
+            str(csv_path),
+            "--server",
+            face_server,
+            "--tenant",
+            "bulk-csv",
+            "--journal",
+            str(journal),
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr
+    accepted = {}
+    for line in journal.read_text().splitlines():
+        entry = json.loads(line)
+        accepted.setdefault(entry["subject_id"], set())
+        if entry["accepted"]:
+            accepted[entry["subject_id"]].add(entry["sha256"])
+    final = counts(client, "bulk-csv")
+    expected = {sid: {1: len(shas)} for sid, shas in accepted.items() if shas}
+    assert final == expected  # every accepted image exactly once
+
+
+def test_bad_source_is_a_clear_error(face_server: str, tmp_path: Path) -> None:
+    bad = tmp_path / "x.csv"
+    bad.write_text("name,file\nalice,a.jpg\n")
+    out = run_enroll(face_server, str(bad), cwd=tmp_path)
+    assert out.returncode == 2 and "subject_id" in out.stderr
