@@ -56,6 +56,10 @@ class Settings:
     max_clips_per_enrollment: int = 20
     max_call_seconds: float = 3600.0
     max_stream_chunk_bytes: int = 64 * 1024
+    # Gallery (1:N search)
+    gallery_exact_max: int = 50_000  # exact search up to this many templates per tenant, ANN above
+    gallery_snapshots: bool = True  # save the index at shutdown, load it at startup
+    gallery_follow_poll_s: float = 0.5  # how quickly other replicas' changes are applied
     # Execution
     inference_workers: int = 2
     onnx_threads: int = 1

@@ -16,7 +16,6 @@ from bioverify.client import BioverifyClient, BioverifyClientError
 from bioverify.v1 import (
     common_pb2,
     face_pb2,
-    face_pb2_grpc,
     liveness_pb2,
     liveness_pb2_grpc,
 )
@@ -106,10 +105,6 @@ def test_unimplemented_rpcs_say_so(face_server: str) -> None:
             liveness.CheckLiveness(liveness_pb2.CheckLivenessRequest())
         assert info.value.code() == grpc.StatusCode.UNIMPLEMENTED
         assert "CheckLiveness" in info.value.details()
-        face = face_pb2_grpc.FaceServiceStub(channel)
-        with pytest.raises(grpc.RpcError) as info:
-            face.IdentifyFace(face_pb2.IdentifyFaceRequest(image=read(CLINTON[0])))
-        assert info.value.code() == grpc.StatusCode.UNIMPLEMENTED
 
 
 # -- CompareFaces -------------------------------------------------------------------------------

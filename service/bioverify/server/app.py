@@ -9,6 +9,7 @@ import platform
 import threading
 from concurrent import futures
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import grpc
 import numpy as np
@@ -20,6 +21,7 @@ from bioverify.errors import ConfigurationError, Unavailable
 from bioverify.face.pipeline import FacePipeline, ImageLimits
 from bioverify.face.quality import DEFAULT_THRESHOLDS, QualityThresholds
 from bioverify.face.registry import build_detector, build_embedder
+from bioverify.index.gallery import Gallery, GalleryFollower
 from bioverify.packs import PackCatalog, PackManifest, ensure_verified
 from bioverify.server import convert
 from bioverify.server.face_servicer import FaceServicer
@@ -153,6 +155,12 @@ def choose_voice_pack(settings: Settings) -> PackManifest | None:
     return pack
 
 
+def build_gallery(settings: Settings, modality: str, pack: PackManifest) -> Gallery:
+    return Gallery(
+        modality, pack.template_model, pack.embedding_dim, exact_max=settings.gallery_exact_max
+    )
+
+
 def warm_up(pipeline: FacePipeline) -> None:
     """Run every model once so the first request does not pay for lazy initialisation."""
     image = np.full((256, 256, 3), 127, dtype=np.uint8)
@@ -179,11 +187,23 @@ class Application:
     face_pipeline: FacePipeline
     voice_pack: PackManifest | None = None
     voice_pipeline: VoicePipeline | None = None
+    galleries: tuple[Gallery, ...] = ()
     port: int = 0
+    _followers: list[GalleryFollower] = field(default_factory=list)
     _stopped: threading.Event = field(default_factory=threading.Event)
 
     def start(self) -> None:
         self.server.start()
+        for gallery in self.galleries:
+            how = gallery.restore(self.store, self._snapshot_dir(gallery))
+            logger.info(
+                "%s gallery ready from %s: %d templates", gallery.modality, how, len(gallery)
+            )
+            follower = GalleryFollower(
+                gallery, self.store, poll=self.settings.gallery_follow_poll_s
+            )
+            follower.start()
+            self._followers.append(follower)
         warm_up(self.face_pipeline)
         if self.voice_pipeline is not None:
             warm_up_voice(self.voice_pipeline)
@@ -208,8 +228,24 @@ class Application:
         self._stopped.set()
         self.health.enter_graceful_shutdown()
         self.server.stop(self.settings.grace_seconds if grace is None else grace).wait()
+        for follower in self._followers:
+            follower.stop()
+        for gallery in self.galleries:
+            snapshot = self._snapshot_dir(gallery)
+            if snapshot is not None:
+                try:
+                    gallery.save(snapshot)
+                except OSError as exc:
+                    logger.warning(
+                        "could not save the %s gallery snapshot: %s", gallery.modality, exc
+                    )
         self.pool.shutdown()
         self.store.close()
+
+    def _snapshot_dir(self, gallery: Gallery) -> Path | None:
+        if not self.settings.gallery_snapshots:
+            return None
+        return self.settings.data_dir / "index" / gallery.modality
 
     def wait(self) -> None:
         self.server.wait_for_termination()
@@ -220,24 +256,27 @@ def build(settings: Settings) -> Application:
     face_pipeline = build_face_pipeline(settings, face_pack)
     store = build_store(settings)
     pool = InferencePool(settings.inference_workers, max_queue=settings.max_concurrent_rpcs * 2)
+    face_gallery = build_gallery(settings, "face", face_pack)
     faces = FaceVerification(
         face_pipeline,
         face_pack,
         store,
         pool,
+        face_gallery,
         default_operating_point=settings.face_operating_point,
         max_images_per_enrollment=settings.max_images_per_enrollment,
         max_subject_id_length=settings.max_subject_id_length,
     )
-    subjects = SubjectAdministration(store, max_subject_id_length=settings.max_subject_id_length)
     voice_pack = choose_voice_pack(settings)
     voice_pipeline = build_voice_pipeline(settings, voice_pack) if voice_pack else None
+    voice_gallery = build_gallery(settings, "voice", voice_pack) if voice_pack else None
     voices = (
         VoiceVerification(
             voice_pipeline,
             voice_pack,
             store,
             pool,
+            voice_gallery,
             limits=audio_limits(settings),
             policy=VoicePolicy(
                 min_verify_speech_s=settings.voice_min_verify_speech_s,
@@ -251,8 +290,12 @@ def build(settings: Settings) -> Application:
             default_operating_point=settings.voice_operating_point,
             max_subject_id_length=settings.max_subject_id_length,
         )
-        if voice_pack is not None and voice_pipeline is not None
+        if voice_pack is not None and voice_pipeline is not None and voice_gallery is not None
         else None
+    )
+    galleries = tuple(g for g in (face_gallery, voice_gallery) if g is not None)
+    subjects = SubjectAdministration(
+        store, max_subject_id_length=settings.max_subject_id_length, galleries=galleries
     )
 
     server = grpc.server(
@@ -312,6 +355,7 @@ def build(settings: Settings) -> Application:
         face_pipeline=face_pipeline,
         voice_pack=voice_pack,
         voice_pipeline=voice_pipeline,
+        galleries=galleries,
         port=port,
     )
 

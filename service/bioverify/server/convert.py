@@ -9,6 +9,7 @@ from bioverify.packs import PackManifest
 from bioverify.scoring import MatchResult
 from bioverify.store.ports import SubjectRecord, Template, TemplateSummary
 from bioverify.usecases.common import Issue, RequestPolicy
+from bioverify.usecases.gallery_search import Duplicate, IdentifyResult
 from bioverify.usecases.voice import AudioInput, ClipReport
 from bioverify.v1 import common_pb2, face_pb2, info_pb2, subjects_pb2, voice_pb2
 from bioverify.voice.audio_decode import AudioEncoding
@@ -181,3 +182,27 @@ def clip_report_to_proto(report: ClipReport | None) -> voice_pb2.VoiceQuality:
         input_channels=report.input_channels,
         issues=reasons_to_proto(report.issues),
     )
+
+
+def candidates_to_proto(result: IdentifyResult) -> list[common_pb2.Candidate]:
+    return [
+        common_pb2.Candidate(
+            subject_id=c.subject_id, confidence=c.confidence, similarity=c.similarity, rank=c.rank
+        )
+        for c in result.candidates
+    ]
+
+
+def identify_decision(result: IdentifyResult, retry: tuple[Issue, ...]) -> common_pb2.Decision:
+    if retry:
+        return common_pb2.RETRY
+    return common_pb2.ACCEPT if result.found else common_pb2.REJECT
+
+
+def duplicates_to_proto(duplicates: Iterable[Duplicate]) -> list[common_pb2.DuplicateMatch]:
+    return [
+        common_pb2.DuplicateMatch(
+            subject_id=d.subject_id, confidence=d.confidence, similarity=d.similarity
+        )
+        for d in duplicates
+    ]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import grpc
 
-from bioverify.errors import NotImplementedYet
 from bioverify.server import convert
 from bioverify.usecases.face import FaceVerification
 from bioverify.v1 import common_pb2, face_pb2, face_pb2_grpc
@@ -33,11 +32,6 @@ class FaceServicer(face_pb2_grpc.FaceServiceServicer):  # type: ignore[misc]
     def EnrollFace(
         self, request: face_pb2.EnrollFaceRequest, context: grpc.ServicerContext
     ) -> face_pb2.EnrollFaceResponse:
-        if request.duplicate_action == common_pb2.DUPLICATE_REFUSE:
-            raise NotImplementedYet(
-                "duplicate_action=DUPLICATE_REFUSE needs gallery search, which this service "
-                "version does not have yet"
-            )
         out = self.faces.enroll(
             tenant=request.tenant,
             subject_id=request.subject_id,
@@ -46,6 +40,7 @@ class FaceServicer(face_pb2_grpc.FaceServiceServicer):  # type: ignore[misc]
             replace=request.replace,
             policy=convert.policy_from_proto(request.policy),
             dry_run=request.dry_run,
+            refuse_duplicates=request.duplicate_action == common_pb2.DUPLICATE_REFUSE,
         )
         reply = face_pb2.EnrollFaceResponse(
             subject_id=out.subject_id,
@@ -61,6 +56,7 @@ class FaceServicer(face_pb2_grpc.FaceServiceServicer):  # type: ignore[misc]
                 )
                 for s in out.samples
             ],
+            duplicates=convert.duplicates_to_proto(out.duplicates),
         )
         if out.template is not None:
             reply.template.CopyFrom(convert.template_to_proto(out.template))
@@ -87,6 +83,18 @@ class FaceServicer(face_pb2_grpc.FaceServiceServicer):  # type: ignore[misc]
     def IdentifyFace(
         self, request: face_pb2.IdentifyFaceRequest, context: grpc.ServicerContext
     ) -> face_pb2.IdentifyFaceResponse:
-        raise NotImplementedYet(
-            "IdentifyFace (1:N search) is not available in this service version yet"
+        out = self.faces.identify(
+            tenant=request.tenant,
+            image=request.image,
+            top_k=request.top_k,
+            min_confidence=request.min_confidence,
+            policy=convert.policy_from_proto(request.policy),
+        )
+        return face_pb2.IdentifyFaceResponse(
+            candidates=convert.candidates_to_proto(out.result),
+            analysis=convert.finding_to_proto(out.finding),
+            liveness=common_pb2.LivenessReport(checked=False),
+            decision=convert.identify_decision(out.result, out.retry),
+            reasons=convert.reasons_to_proto(out.retry),
+            model=out.model,
         )

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import grpc
 
-from bioverify.errors import NotImplementedYet, StreamProtocolError
+from bioverify.errors import StreamProtocolError
 from bioverify.server import convert
 from bioverify.usecases.voice import StreamConfig, StreamUpdate, VoiceVerification
 from bioverify.v1 import common_pb2, voice_pb2, voice_pb2_grpc
@@ -38,11 +38,6 @@ class VoiceServicer(voice_pb2_grpc.VoiceServiceServicer):  # type: ignore[misc]
     def EnrollVoice(
         self, request: voice_pb2.EnrollVoiceRequest, context: grpc.ServicerContext
     ) -> voice_pb2.EnrollVoiceResponse:
-        if request.duplicate_action == common_pb2.DUPLICATE_REFUSE:
-            raise NotImplementedYet(
-                "duplicate_action=DUPLICATE_REFUSE needs gallery search, which this service "
-                "version does not have yet"
-            )
         out = self.voices.enroll(
             tenant=request.tenant,
             subject_id=request.subject_id,
@@ -51,6 +46,7 @@ class VoiceServicer(voice_pb2_grpc.VoiceServiceServicer):  # type: ignore[misc]
             replace=request.replace,
             policy=convert.policy_from_proto(request.policy),
             dry_run=request.dry_run,
+            refuse_duplicates=request.duplicate_action == common_pb2.DUPLICATE_REFUSE,
         )
         reply = voice_pb2.EnrollVoiceResponse(
             subject_id=out.subject_id,
@@ -67,6 +63,8 @@ class VoiceServicer(voice_pb2_grpc.VoiceServiceServicer):  # type: ignore[misc]
                 for s in out.samples
             ],
             total_net_speech_seconds=out.total_net_speech_s,
+            duplicates=convert.duplicates_to_proto(out.duplicates),
+            reasons=convert.reasons_to_proto(out.refusal),
         )
         if out.template is not None:
             reply.template.CopyFrom(convert.template_to_proto(out.template))
@@ -93,8 +91,20 @@ class VoiceServicer(voice_pb2_grpc.VoiceServiceServicer):  # type: ignore[misc]
     def IdentifyVoice(
         self, request: voice_pb2.IdentifyVoiceRequest, context: grpc.ServicerContext
     ) -> voice_pb2.IdentifyVoiceResponse:
-        raise NotImplementedYet(
-            "IdentifyVoice (1:N search) is not available in this service version yet"
+        out = self.voices.identify(
+            tenant=request.tenant,
+            clip=convert.audio_from_proto(request.clip),
+            top_k=request.top_k,
+            min_confidence=request.min_confidence,
+            policy=convert.policy_from_proto(request.policy),
+        )
+        return voice_pb2.IdentifyVoiceResponse(
+            candidates=convert.candidates_to_proto(out.result),
+            quality=convert.clip_report_to_proto(out.clip),
+            liveness=common_pb2.LivenessReport(checked=False),
+            decision=convert.identify_decision(out.result, out.retry),
+            reasons=convert.reasons_to_proto(out.retry),
+            model=out.model,
         )
 
     def VerifyVoiceStream(

@@ -15,6 +15,7 @@ from bioverify.errors import (
     TooLarge,
 )
 from bioverify.face.pipeline import FaceFinding, FacePipeline, FaceSample, PreparedFace
+from bioverify.index.gallery import Gallery
 from bioverify.packs import PackManifest
 from bioverify.scoring import (
     Calibration,
@@ -33,6 +34,12 @@ from bioverify.usecases.common import (
     validate_metadata,
     validate_subject_id,
     validate_tenant,
+)
+from bioverify.usecases.gallery_search import (
+    Duplicate,
+    IdentifyResult,
+    find_duplicates,
+    identify,
 )
 
 logger = logging.getLogger(__name__)
@@ -62,6 +69,15 @@ class EnrollOutcome:
     subject_id: str
     samples: tuple[SampleOutcome, ...]
     template: Template | None
+    duplicates: tuple[Duplicate, ...] = ()
+
+
+@dataclass(frozen=True)
+class IdentifyOutcome:
+    result: IdentifyResult
+    model: str
+    finding: FaceFinding
+    retry: tuple[Issue, ...]
 
 
 @dataclass(frozen=True)
@@ -80,6 +96,7 @@ class FaceVerification:
         pack: PackManifest,
         store: TemplateStore,
         pool: InferencePool,
+        gallery: Gallery,
         *,
         default_operating_point: str = "",
         max_images_per_enrollment: int = 20,
@@ -92,6 +109,7 @@ class FaceVerification:
         self.calibration: Calibration = pack.calibration
         self.store = store
         self.pool = pool
+        self.gallery = gallery
         self.default_operating_point = pack.operating_point(default_operating_point).name
         self.max_images = max_images_per_enrollment
         self.max_subject_id_length = max_subject_id_length
@@ -134,6 +152,7 @@ class FaceVerification:
         replace: bool,
         policy: RequestPolicy,
         dry_run: bool = False,
+        refuse_duplicates: bool = False,
     ) -> EnrollOutcome:
         check_liveness_policy(policy)
         tenant = validate_tenant(tenant)
@@ -163,9 +182,20 @@ class FaceVerification:
             outcomes.append(SampleOutcome(index, True, (), prepared.finding))
             good.append(prepared)
             good_ids.append(sample_id(images[index]))
-        if not good or dry_run:
+        if not good:
             return EnrollOutcome(subject_id=subject_id, samples=tuple(outcomes), template=None)
         embedded: list[FaceSample] = self.pool.run(self.pipeline.embed, good)
+        duplicates = find_duplicates(
+            self.gallery,
+            tenant,
+            subject_id,
+            [s.embedding for s in embedded],
+            calibration=self.calibration,
+            point=self.operating_point(policy),
+            refuse=refuse_duplicates and not dry_run,
+        )
+        if dry_run:
+            return EnrollOutcome(subject_id, tuple(outcomes), None, duplicates)
         template = self.store.save_template(
             tenant=tenant,
             subject_id=subject_id,
@@ -176,7 +206,33 @@ class FaceVerification:
             replace=replace,
             sample_ids=good_ids,
         )
-        return EnrollOutcome(subject_id=subject_id, samples=tuple(outcomes), template=template)
+        self.gallery.catch_up(self.store)  # this replica sees its own write at once
+        return EnrollOutcome(subject_id, tuple(outcomes), template, duplicates)
+
+    def identify(
+        self,
+        *,
+        tenant: str,
+        image: bytes,
+        top_k: int,
+        min_confidence: float,
+        policy: RequestPolicy,
+    ) -> IdentifyOutcome:
+        check_liveness_policy(policy)
+        tenant = validate_tenant(tenant)
+        point = self.operating_point(policy)
+        _require_image(image, "image")
+        sample = self.pool.run(self.pipeline.analyse, image)
+        result = identify(
+            self.gallery,
+            tenant,
+            sample.embedding,
+            top_k=top_k,
+            min_confidence=min_confidence,
+            calibration=self.calibration,
+            point=point,
+        )
+        return IdentifyOutcome(result, self.model, sample.finding, _quality_issues([sample]))
 
     def verify(
         self, *, tenant: str, subject_id: str, image: bytes, policy: RequestPolicy

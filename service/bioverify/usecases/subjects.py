@@ -5,9 +5,11 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from bioverify.errors import InvalidInput
+from bioverify.index.gallery import Gallery
 from bioverify.store.ports import SubjectRecord, TemplateStore
 from bioverify.usecases.common import validate_subject_id, validate_tenant
 
@@ -35,9 +37,16 @@ def decode_page_token(token: str) -> tuple[str, str, str]:
 
 
 class SubjectAdministration:
-    def __init__(self, store: TemplateStore, *, max_subject_id_length: int = 128) -> None:
+    def __init__(
+        self,
+        store: TemplateStore,
+        *,
+        max_subject_id_length: int = 128,
+        galleries: Sequence[Gallery] = (),
+    ) -> None:
         self.store = store
         self.max_subject_id_length = max_subject_id_length
+        self.galleries = tuple(galleries)
 
     def get(self, tenant: str, subject_id: str) -> SubjectRecord:
         tenant = validate_tenant(tenant)
@@ -64,4 +73,7 @@ class SubjectAdministration:
     def delete(self, tenant: str, subject_id: str) -> int:
         tenant = validate_tenant(tenant)
         subject_id = validate_subject_id(subject_id, self.max_subject_id_length)
-        return self.store.delete_subject(tenant, subject_id)
+        deleted = self.store.delete_subject(tenant, subject_id)
+        for gallery in self.galleries:  # erased subjects vanish from search at once
+            gallery.catch_up(self.store)
+        return deleted

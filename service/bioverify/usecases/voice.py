@@ -17,6 +17,7 @@ from bioverify.errors import (
     StreamProtocolError,
     TooLarge,
 )
+from bioverify.index.gallery import Gallery
 from bioverify.packs import PackManifest
 from bioverify.scoring import (
     Calibration,
@@ -36,6 +37,12 @@ from bioverify.usecases.common import (
     validate_metadata,
     validate_subject_id,
     validate_tenant,
+)
+from bioverify.usecases.gallery_search import (
+    Duplicate,
+    IdentifyResult,
+    find_duplicates,
+    identify,
 )
 from bioverify.voice.audio_decode import (
     AudioEncoding,
@@ -120,6 +127,15 @@ class EnrollVoiceOutcome:
     template: Template | None
     total_net_speech_s: float
     refusal: tuple[Issue, ...] = ()
+    duplicates: tuple[Duplicate, ...] = ()
+
+
+@dataclass(frozen=True)
+class IdentifyVoiceOutcome:
+    result: IdentifyResult
+    model: str
+    clip: ClipReport
+    retry: tuple[Issue, ...]
 
 
 @dataclass(frozen=True)
@@ -150,6 +166,7 @@ class VoiceVerification:
         pack: PackManifest,
         store: TemplateStore,
         pool: InferencePool,
+        gallery: Gallery,
         *,
         limits: AudioLimits,
         policy: VoicePolicy,
@@ -163,6 +180,7 @@ class VoiceVerification:
         self.calibration: Calibration = pack.calibration
         self.store = store
         self.pool = pool
+        self.gallery = gallery
         self.limits = limits
         self.policy = policy
         self.default_operating_point = pack.operating_point(default_operating_point).name
@@ -246,6 +264,7 @@ class VoiceVerification:
         replace: bool,
         policy: RequestPolicy,
         dry_run: bool = False,
+        refuse_duplicates: bool = False,
     ) -> EnrollVoiceOutcome:
         check_liveness_policy(policy)
         tenant = validate_tenant(tenant)
@@ -294,8 +313,17 @@ class VoiceVerification:
                 f"needs at least {self.policy.min_enroll_total_speech_s:g} s",
             )
             return EnrollVoiceOutcome(subject_id, tuple(outcomes), None, total, (refusal,))
+        duplicates = find_duplicates(
+            self.gallery,
+            tenant,
+            subject_id,
+            [s.embedding for s in accepted],
+            calibration=self.calibration,
+            point=self.operating_point(policy),
+            refuse=refuse_duplicates and not dry_run,
+        )
         if dry_run:
-            return EnrollVoiceOutcome(subject_id, tuple(outcomes), None, total)
+            return EnrollVoiceOutcome(subject_id, tuple(outcomes), None, total, (), duplicates)
         template = self.store.save_template(
             tenant=tenant,
             subject_id=subject_id,
@@ -307,7 +335,33 @@ class VoiceVerification:
             extra={"net_speech_s": total},
             sample_ids=accepted_ids,
         )
-        return EnrollVoiceOutcome(subject_id, tuple(outcomes), template, total)
+        self.gallery.catch_up(self.store)  # this replica sees its own write at once
+        return EnrollVoiceOutcome(subject_id, tuple(outcomes), template, total, (), duplicates)
+
+    def identify(
+        self,
+        *,
+        tenant: str,
+        clip: AudioInput,
+        top_k: int,
+        min_confidence: float,
+        policy: RequestPolicy,
+    ) -> IdentifyVoiceOutcome:
+        check_liveness_policy(policy)
+        tenant = validate_tenant(tenant)
+        point = self.operating_point(policy)
+        decoded, sample = self._analyse_labelled(clip, "clip")
+        issues = self._speech_issues(sample, self.policy.min_verify_speech_s)
+        result = identify(
+            self.gallery,
+            tenant,
+            sample.embedding,
+            top_k=top_k,
+            min_confidence=min_confidence,
+            calibration=self.calibration,
+            point=point,
+        )
+        return IdentifyVoiceOutcome(result, self.model, _report(decoded, sample, issues), issues)
 
     def _template(self, tenant: str, subject_id: str) -> Template:
         template = self.store.get_template(tenant, subject_id, VOICE)

@@ -141,20 +141,22 @@ class FaceSampleResult(_message.Message):
     def __init__(self, index: _Optional[int] = ..., accepted: _Optional[bool] = ..., reasons: _Optional[_Iterable[_Union[_common_pb2.Reason, _Mapping]]] = ..., analysis: _Optional[_Union[FaceAnalysis, _Mapping]] = ..., liveness: _Optional[_Union[_common_pb2.LivenessReport, _Mapping]] = ...) -> None: ...
 
 class EnrollFaceResponse(_message.Message):
-    __slots__ = ("subject_id", "accepted_count", "rejected_count", "samples", "template", "duplicates")
+    __slots__ = ("subject_id", "accepted_count", "rejected_count", "samples", "template", "duplicates", "reasons")
     SUBJECT_ID_FIELD_NUMBER: _ClassVar[int]
     ACCEPTED_COUNT_FIELD_NUMBER: _ClassVar[int]
     REJECTED_COUNT_FIELD_NUMBER: _ClassVar[int]
     SAMPLES_FIELD_NUMBER: _ClassVar[int]
     TEMPLATE_FIELD_NUMBER: _ClassVar[int]
     DUPLICATES_FIELD_NUMBER: _ClassVar[int]
+    REASONS_FIELD_NUMBER: _ClassVar[int]
     subject_id: str
     accepted_count: int
     rejected_count: int
     samples: _containers.RepeatedCompositeFieldContainer[FaceSampleResult]
     template: _common_pb2.TemplateInfo
     duplicates: _containers.RepeatedCompositeFieldContainer[_common_pb2.DuplicateMatch]
-    def __init__(self, subject_id: _Optional[str] = ..., accepted_count: _Optional[int] = ..., rejected_count: _Optional[int] = ..., samples: _Optional[_Iterable[_Union[FaceSampleResult, _Mapping]]] = ..., template: _Optional[_Union[_common_pb2.TemplateInfo, _Mapping]] = ..., duplicates: _Optional[_Iterable[_Union[_common_pb2.DuplicateMatch, _Mapping]]] = ...) -> None: ...
+    reasons: _containers.RepeatedCompositeFieldContainer[_common_pb2.Reason]
+    def __init__(self, subject_id: _Optional[str] = ..., accepted_count: _Optional[int] = ..., rejected_count: _Optional[int] = ..., samples: _Optional[_Iterable[_Union[FaceSampleResult, _Mapping]]] = ..., template: _Optional[_Union[_common_pb2.TemplateInfo, _Mapping]] = ..., duplicates: _Optional[_Iterable[_Union[_common_pb2.DuplicateMatch, _Mapping]]] = ..., reasons: _Optional[_Iterable[_Union[_common_pb2.Reason, _Mapping]]] = ...) -> None: ...
 
 class VerifyFaceRequest(_message.Message):
     __slots__ = ("subject_id", "image", "tenant", "policy")

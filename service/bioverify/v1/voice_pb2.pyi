@@ -123,7 +123,7 @@ class VoiceSampleResult(_message.Message):
     def __init__(self, index: _Optional[int] = ..., accepted: _Optional[bool] = ..., reasons: _Optional[_Iterable[_Union[_common_pb2.Reason, _Mapping]]] = ..., quality: _Optional[_Union[VoiceQuality, _Mapping]] = ..., liveness: _Optional[_Union[_common_pb2.LivenessReport, _Mapping]] = ...) -> None: ...
 
 class EnrollVoiceResponse(_message.Message):
-    __slots__ = ("subject_id", "accepted_count", "rejected_count", "samples", "template", "duplicates", "total_net_speech_seconds")
+    __slots__ = ("subject_id", "accepted_count", "rejected_count", "samples", "template", "duplicates", "total_net_speech_seconds", "reasons")
     SUBJECT_ID_FIELD_NUMBER: _ClassVar[int]
     ACCEPTED_COUNT_FIELD_NUMBER: _ClassVar[int]
     REJECTED_COUNT_FIELD_NUMBER: _ClassVar[int]
@@ -131,6 +131,7 @@ class EnrollVoiceResponse(_message.Message):
     TEMPLATE_FIELD_NUMBER: _ClassVar[int]
     DUPLICATES_FIELD_NUMBER: _ClassVar[int]
     TOTAL_NET_SPEECH_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    REASONS_FIELD_NUMBER: _ClassVar[int]
     subject_id: str
     accepted_count: int
     rejected_count: int
@@ -138,7 +139,8 @@ class EnrollVoiceResponse(_message.Message):
     template: _common_pb2.TemplateInfo
     duplicates: _containers.RepeatedCompositeFieldContainer[_common_pb2.DuplicateMatch]
     total_net_speech_seconds: float
-    def __init__(self, subject_id: _Optional[str] = ..., accepted_count: _Optional[int] = ..., rejected_count: _Optional[int] = ..., samples: _Optional[_Iterable[_Union[VoiceSampleResult, _Mapping]]] = ..., template: _Optional[_Union[_common_pb2.TemplateInfo, _Mapping]] = ..., duplicates: _Optional[_Iterable[_Union[_common_pb2.DuplicateMatch, _Mapping]]] = ..., total_net_speech_seconds: _Optional[float] = ...) -> None: ...
+    reasons: _containers.RepeatedCompositeFieldContainer[_common_pb2.Reason]
+    def __init__(self, subject_id: _Optional[str] = ..., accepted_count: _Optional[int] = ..., rejected_count: _Optional[int] = ..., samples: _Optional[_Iterable[_Union[VoiceSampleResult, _Mapping]]] = ..., template: _Optional[_Union[_common_pb2.TemplateInfo, _Mapping]] = ..., duplicates: _Optional[_Iterable[_Union[_common_pb2.DuplicateMatch, _Mapping]]] = ..., total_net_speech_seconds: _Optional[float] = ..., reasons: _Optional[_Iterable[_Union[_common_pb2.Reason, _Mapping]]] = ...) -> None: ...
 
 class VerifyVoiceRequest(_message.Message):
     __slots__ = ("subject_id", "clip", "tenant", "policy")

@@ -1,0 +1,511 @@
+"""The 1:N gallery: FAISS indexes kept as derived state of a template store.
+
+One ``Gallery`` serves one (modality, model). Each tenant has its own partition — its own
+index and id maps — so a search can never return another tenant's subject, a small tenant
+is searched exactly however large the others are, and a tenant can be rebuilt or dropped
+alone. (One shared index filtered by an ``IDSelector`` would scan or traverse other tenants'
+vectors on every query, and filtered graph/PQ searches lose recall when the filter is narrow.)
+
+Partitions up to ``exact_max`` templates use ``ExactIndex``; larger ones use the ANN factory
+(``FastScanIndex`` by default). The kind is chosen again whenever a partition is rebuilt and
+after each batch of changes (growing past ``exact_max`` → ANN; shrinking below half of it →
+exact; an ANN asking ``needs_rebuild()`` → compacted). Rebuilds happen outside the lock that
+searches take; only the swap is exclusive.
+
+The gallery follows the store: ``rebuild`` records ``store.latest_seq()`` *before* reading
+templates, then ``catch_up`` applies ``changes_since(seq)``. Re-applying a change is harmless
+(upserts re-read the template, deletes are idempotent), so nothing is missed or doubled.
+``save``/``load`` keep a snapshot with the seq it reflects, so a restart loads it and then
+catches up; ``restore`` does that and falls back to a rebuild.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import faiss
+import numpy as np
+import numpy.typing as npt
+
+from bioverify.errors import NotEnrolled
+from bioverify.index.faiss_ann import FastScanIndex
+from bioverify.index.faiss_exact import ExactIndex
+from bioverify.index.ports import Ids, VectorIndex, Vectors, as_vectors
+from bioverify.store.ports import Change, TemplateStore
+
+logger = logging.getLogger(__name__)
+
+AnnFactory = Callable[[Ids, Vectors], VectorIndex]
+
+INDEX_LOADERS: dict[str, Callable[[Path], VectorIndex]] = {
+    ExactIndex.kind: ExactIndex.load,
+    FastScanIndex.kind: FastScanIndex.load,
+}
+"""Snapshot loaders by ``VectorIndex.kind``."""
+
+SNAPSHOT_FORMAT = 1
+_CURRENT = "CURRENT"
+
+
+def default_ann(ids: Ids, vectors: Vectors) -> VectorIndex:
+    return FastScanIndex.build(ids, vectors, seed=0)
+
+
+class RWLock:
+    """Many readers or one writer; a waiting writer blocks new readers (no writer starvation)."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition(threading.Lock())
+        self._readers = 0
+        self._writer = False
+        self._writers_waiting = 0
+
+    @contextmanager
+    def read(self) -> Iterator[None]:
+        with self._cond:
+            while self._writer or self._writers_waiting:
+                self._cond.wait()
+            self._readers += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._readers -= 1
+                if self._readers == 0:
+                    self._cond.notify_all()
+
+    @contextmanager
+    def write(self) -> Iterator[None]:
+        with self._cond:
+            self._writers_waiting += 1
+            try:
+                while self._writer or self._readers:
+                    self._cond.wait()
+            finally:
+                self._writers_waiting -= 1
+            self._writer = True
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._writer = False
+                self._cond.notify_all()
+
+
+@dataclass
+class _Partition:
+    """One tenant's index and its id ↔ subject maps (ids are unique gallery-wide)."""
+
+    index: VectorIndex
+    subjects: dict[int, str]
+    ids: dict[str, int]
+
+
+@dataclass
+class _Batch:
+    """Net effect of a run of changes on one tenant: subjects to drop, vectors to (re)place."""
+
+    drop: set[str]
+    put: dict[str, npt.NDArray[np.float32]]
+
+
+class Gallery:
+    """Per-tenant 1:N search over one (modality, model)'s templates. Thread-safe."""
+
+    def __init__(
+        self,
+        modality: str,
+        model: str,
+        dim: int,
+        *,
+        exact_max: int = 50_000,
+        ann_factory: AnnFactory = default_ann,
+        search_threads: int | None = 1,
+        change_batch: int = 10_000,
+    ) -> None:
+        """``search_threads`` sets FAISS's OpenMP threads in each searching thread (None: leave
+        as is); one query per thread measured faster and steadier than two on 2 cores."""
+        if exact_max < 1:
+            raise ValueError("exact_max must be positive")
+        self.modality = modality
+        self.model = model
+        self.dim = dim
+        self.exact_max = exact_max
+        self._ann_factory = ann_factory
+        self._search_threads = search_threads
+        self._change_batch = change_batch
+        self._parts: dict[str, _Partition] = {}
+        self._seq = 0
+        self._next_id = 0
+        self._rw = RWLock()
+        self._writer = threading.RLock()  # serialises rebuild / catch_up / save / load
+
+    # -- reads --------------------------------------------------------------------------------
+    @property
+    def seq(self) -> int:
+        """The store change seq this gallery reflects."""
+        return self._seq
+
+    def __len__(self) -> int:
+        with self._rw.read():
+            return sum(len(p.ids) for p in self._parts.values())
+
+    def tenants(self) -> list[str]:
+        with self._rw.read():
+            return sorted(self._parts)
+
+    def describe(self) -> dict[str, tuple[str, int]]:
+        """tenant → (index kind, templates)."""
+        with self._rw.read():
+            return {t: (p.index.kind, len(p.ids)) for t, p in self._parts.items()}
+
+    def search(self, tenant: str, vector: npt.ArrayLike, k: int) -> list[tuple[str, float]]:
+        """The ``k`` most similar subjects of ``tenant`` as (subject_id, cosine), best first."""
+        query = as_vectors(vector, self.dim)
+        if query.shape[0] != 1:
+            raise ValueError("search takes one vector")
+        if self._search_threads is not None:
+            faiss.omp_set_num_threads(self._search_threads)  # this thread's OpenMP setting
+        with self._rw.read():
+            part = self._parts.get(tenant)
+            if part is None:
+                return []
+            scores, ids = part.index.search(query, k)
+            return [
+                (part.subjects[int(i)], float(s))
+                for s, i in zip(scores[0], ids[0], strict=True)
+                if i >= 0
+            ]
+
+    # -- following the store -----------------------------------------------------------------
+    def rebuild(self, store: TemplateStore) -> None:
+        """Replace everything with the store's current templates of this modality and model."""
+        started = time.perf_counter()
+        with self._writer:
+            seq = store.latest_seq()  # before reading: later changes are caught up afterwards
+            groups: dict[str, tuple[list[str], list[npt.NDArray[np.float32]]]] = {}
+            for t in store.iter_templates(self.modality, self.model):
+                if t.vector.shape != (self.dim,):
+                    logger.warning(
+                        "skipping a %s template of dimension %s (gallery dimension %d)",
+                        self.modality,
+                        t.vector.shape,
+                        self.dim,
+                    )
+                    continue
+                subjects, vectors = groups.setdefault(t.tenant, ([], []))
+                subjects.append(t.subject_id)
+                vectors.append(t.vector)
+            next_id = self._next_id
+            parts: dict[str, _Partition] = {}
+            for tenant, (subjects, vectors) in groups.items():
+                ids = np.arange(next_id, next_id + len(subjects), dtype=np.int64)
+                next_id += len(subjects)
+                parts[tenant] = self._partition(ids, subjects, np.stack(vectors))
+            with self._rw.write():
+                self._parts, self._seq, self._next_id = parts, seq, next_id
+        logger.info(
+            "gallery %s/%s rebuilt: %d templates, %d tenants, seq %d, %.1f s",
+            self.modality,
+            self.model,
+            sum(len(p.ids) for p in parts.values()),
+            len(parts),
+            seq,
+            time.perf_counter() - started,
+        )
+
+    def catch_up(self, store: TemplateStore) -> int:
+        """Apply every change after ``seq``; returns how many changes were read."""
+        read = 0
+        with self._writer:
+            while True:
+                changes = store.changes_since(self._seq, self._change_batch)
+                if not changes:
+                    return read
+                read += self.apply_changes(store, changes)
+
+    def apply_changes(self, store: TemplateStore, changes: Sequence[Change]) -> int:
+        """Apply changes already fetched (e.g. by ``wait_for_changes``); older ones are skipped."""
+        with self._writer:
+            fresh = [c for c in changes if c.seq > self._seq]
+            if not fresh:
+                return 0
+            batches = self._net_effect(store, fresh)
+            with self._rw.write():
+                for tenant, batch in batches.items():
+                    self._mutate(tenant, batch)
+                self._seq = max(c.seq for c in fresh)
+            for tenant in batches:
+                self._reshape(tenant)
+            return len(fresh)
+
+    def restore(self, store: TemplateStore, snapshot_dir: Path | None = None) -> str:
+        """Load the snapshot (if usable) and catch up, else rebuild; returns which was done."""
+        with self._writer:
+            if snapshot_dir is not None and self.load(snapshot_dir):
+                latest = store.latest_seq()
+                if self._seq <= latest:
+                    self.catch_up(store)
+                    return "snapshot"
+                logger.warning(
+                    "gallery snapshot is at seq %d but the store is at %d (another store?); "
+                    "rebuilding",
+                    self._seq,
+                    latest,
+                )
+            self.rebuild(store)
+            self.catch_up(store)
+            return "rebuild"
+
+    # -- snapshots ----------------------------------------------------------------------------
+    def save(self, directory: Path) -> Path:
+        """Write a snapshot under ``directory`` and point ``CURRENT`` at it; returns its path."""
+        with self._writer:  # no mutation can run; searches go on
+            directory.mkdir(parents=True, exist_ok=True)
+            snap = directory / f"snapshot-{self._seq:012d}-{uuid.uuid4().hex[:8]}"
+            snap.mkdir()
+            entries = []
+            for n, (tenant, part) in enumerate(sorted(self._parts.items())):
+                index_file, map_file = f"p{n:06d}.index", f"p{n:06d}.json"
+                part.index.save(snap / index_file)
+                ids = list(part.subjects)
+                mapping = {"ids": ids, "subjects": [part.subjects[i] for i in ids]}
+                (snap / map_file).write_text(json.dumps(mapping))
+                entries.append(
+                    {
+                        "tenant": tenant,
+                        "kind": part.index.kind,
+                        "index": index_file,
+                        "map": map_file,
+                    }
+                )
+            manifest = {
+                "format": SNAPSHOT_FORMAT,
+                "modality": self.modality,
+                "model": self.model,
+                "dim": self.dim,
+                "seq": self._seq,
+                "next_id": self._next_id,
+                "partitions": entries,
+            }
+            _write_atomic(snap / "manifest.json", json.dumps(manifest, indent=1))
+            _write_atomic(directory / _CURRENT, snap.name)
+            for old in directory.glob("snapshot-*"):
+                if old != snap:
+                    shutil.rmtree(old, ignore_errors=True)
+            return snap
+
+    def load(self, directory: Path) -> bool:
+        """Replace the contents with the current snapshot; False (and unchanged) when there is
+        none or it was made for another modality, model or dimension, or cannot be read."""
+        with self._writer:
+            try:
+                snap = directory / (directory / _CURRENT).read_text().strip()
+                manifest = json.loads((snap / "manifest.json").read_text())
+            except (OSError, ValueError):
+                return False
+            made_for = (manifest.get("modality"), manifest.get("model"), manifest.get("dim"))
+            if manifest.get("format") != SNAPSHOT_FORMAT or made_for != (
+                self.modality,
+                self.model,
+                self.dim,
+            ):
+                logger.info("gallery snapshot %s was made for %s; ignoring it", snap, made_for)
+                return False
+            try:
+                parts = {e["tenant"]: self._load_partition(snap, e) for e in manifest["partitions"]}
+            except (OSError, ValueError, KeyError, RuntimeError) as exc:
+                logger.warning("gallery snapshot %s is unreadable (%s); ignoring it", snap, exc)
+                return False
+            with self._rw.write():
+                self._parts = parts
+                self._seq = int(manifest["seq"])
+                self._next_id = int(manifest["next_id"])
+            return True
+
+    # -- internals ----------------------------------------------------------------------------
+    def _load_partition(self, snap: Path, entry: dict[str, Any]) -> _Partition:
+        loader = INDEX_LOADERS[entry["kind"]]
+        index = loader(snap / entry["index"])
+        mapping = json.loads((snap / entry["map"]).read_text())
+        subjects = dict(zip(mapping["ids"], mapping["subjects"], strict=True))
+        if index.dim != self.dim or len(index) != len(subjects):
+            raise ValueError(f"partition {entry['index']} does not match its id map")
+        return _Partition(index, subjects, {s: i for i, s in subjects.items()})
+
+    def _partition(self, ids: Ids, subjects: list[str], vectors: Vectors) -> _Partition:
+        index = self._new_index(ids, vectors)
+        return _Partition(
+            index,
+            dict(zip(ids.tolist(), subjects, strict=True)),
+            dict(zip(subjects, ids.tolist(), strict=True)),
+        )
+
+    def _new_index(self, ids: Ids, vectors: Vectors) -> VectorIndex:
+        if ids.shape[0] > self.exact_max:
+            return self._ann_factory(ids, vectors)
+        index = ExactIndex(self.dim)
+        index.add(ids, vectors)
+        return index
+
+    def _net_effect(self, store: TemplateStore, changes: Sequence[Change]) -> dict[str, _Batch]:
+        """Collapse changes to the last op per subject and read the templates upserted."""
+        last: dict[tuple[str, str], str] = {}
+        for c in changes:
+            if c.modality == self.modality:
+                last[(c.tenant, c.subject_id)] = c.op
+        batches: dict[str, _Batch] = {}
+        for (tenant, subject_id), op in last.items():
+            batch = batches.setdefault(tenant, _Batch(set(), {}))
+            if op == "upsert":
+                try:
+                    template = store.get_template(tenant, subject_id, self.modality)
+                except NotEnrolled:
+                    batch.drop.add(subject_id)  # deleted after this change was written
+                    continue
+                if template.model == self.model and template.vector.shape == (self.dim,):
+                    batch.put[subject_id] = template.vector
+                else:
+                    batch.drop.add(subject_id)  # now made by another model
+            elif op == "delete":
+                batch.drop.add(subject_id)
+            else:
+                logger.warning("ignoring change %s with unknown op %r", tenant, op)
+        return batches
+
+    def _mutate(self, tenant: str, batch: _Batch) -> None:
+        """Apply one tenant's batch in place (caller holds the write lock)."""
+        part = self._parts.get(tenant)
+        if part is None:
+            if not batch.put:
+                return
+            part = self._parts[tenant] = _Partition(ExactIndex(self.dim), {}, {})
+        stale = [part.ids[s] for s in (batch.drop | batch.put.keys()) if s in part.ids]
+        if stale:
+            part.index.remove(np.asarray(stale, dtype=np.int64))
+            for i in stale:
+                del part.ids[part.subjects.pop(i)]
+        if batch.put:
+            subjects = list(batch.put)
+            ids = np.arange(self._next_id, self._next_id + len(subjects), dtype=np.int64)
+            self._next_id += len(subjects)
+            part.index.add(ids, np.stack([batch.put[s] for s in subjects]))
+            part.subjects.update(zip(ids.tolist(), subjects, strict=True))
+            part.ids.update(zip(subjects, ids.tolist(), strict=True))
+        if not part.ids:
+            del self._parts[tenant]
+
+    def _reshape(self, tenant: str) -> None:
+        """Rebuild a partition whose size calls for the other kind, or that asks for it.
+
+        Caller holds ``_writer``, so nothing mutates between export and swap; searches keep
+        using the old index until the swap.
+        """
+        part = self._parts.get(tenant)
+        if part is None:
+            return
+        size = len(part.ids)
+        is_exact = isinstance(part.index, ExactIndex)
+        if is_exact and size > self.exact_max:
+            target = "ann"
+        elif not is_exact and size < self.exact_max // 2:
+            target = "exact"
+        elif part.index.needs_rebuild():
+            target = "ann" if not is_exact else "exact"
+        else:
+            return
+        started = time.perf_counter()
+        ids, vectors = part.index.export()
+        if target == "ann":
+            index = self._ann_factory(ids, vectors)
+        else:
+            index = ExactIndex(self.dim)
+            index.add(ids, vectors)
+        with self._rw.write():
+            if self._parts.get(tenant) is part:
+                part.index = index
+        logger.info(
+            "gallery %s/%s: tenant partition rebuilt as %s (%d templates, %.1f s)",
+            self.modality,
+            self.model,
+            index.kind,
+            size,
+            time.perf_counter() - started,
+        )
+
+
+class GalleryFollower:
+    """A daemon thread that keeps a gallery caught up with its store until ``stop()``."""
+
+    def __init__(
+        self,
+        gallery: Gallery,
+        store: TemplateStore,
+        poll: float = 1.0,
+        *,
+        retry: float = 1.0,
+    ) -> None:
+        """``poll``: longest wait for a change per round (also the longest ``stop()`` takes);
+        ``retry``: pause after a failed round (store down)."""
+        self._gallery = gallery
+        self._store = store
+        self._poll_ms = max(1, int(poll * 1000))
+        self._retry = retry
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, name=f"gallery-follower-{gallery.modality}", daemon=True
+        )
+        self.last_error: BaseException | None = None
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float | None = None) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+
+    @property
+    def running(self) -> bool:
+        return self._thread.is_alive()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._gallery.catch_up(self._store)
+                if self._stop.is_set():
+                    return
+                changes = self._store.wait_for_changes(self._gallery.seq, self._poll_ms)
+                if changes:
+                    self._gallery.apply_changes(self._store, changes)
+                self.last_error = None
+            except Exception as exc:
+                self.last_error = exc
+                logger.warning(
+                    "gallery %s: catching up failed (%s); retrying in %.1f s",
+                    self._gallery.modality,
+                    exc,
+                    self._retry,
+                    exc_info=True,
+                )
+                self._stop.wait(self._retry)
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)

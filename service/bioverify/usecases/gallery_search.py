@@ -1,0 +1,99 @@
+"""1:N search shared by face and voice: open-set identification and the duplicate-identity
+check at enrollment. The gallery is derived state of the template store (bioverify.index)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from bioverify.errors import AlreadyExists, InvalidInput
+from bioverify.index.gallery import Gallery
+from bioverify.scoring import Calibration, OperatingPoint
+
+DEFAULT_TOP_K = 5
+MAX_TOP_K = 100
+
+
+@dataclass(frozen=True)
+class Candidate:
+    subject_id: str
+    similarity: float
+    confidence: float
+    rank: int
+
+
+@dataclass(frozen=True)
+class Duplicate:
+    subject_id: str
+    similarity: float
+    confidence: float
+
+
+@dataclass(frozen=True)
+class IdentifyResult:
+    candidates: tuple[Candidate, ...]
+    threshold: float
+    operating_point: str
+
+    @property
+    def found(self) -> bool:
+        return bool(self.candidates)
+
+
+def identify(
+    gallery: Gallery,
+    tenant: str,
+    embedding: npt.NDArray[np.float32],
+    *,
+    top_k: int,
+    min_confidence: float,
+    calibration: Calibration,
+    point: OperatingPoint,
+) -> IdentifyResult:
+    """Open-set search: the best ``top_k`` subjects that pass the operating point's threshold
+    (and ``min_confidence`` when given). An empty answer means nobody enrolled matches."""
+    if top_k < 0 or top_k > MAX_TOP_K:
+        raise InvalidInput(f"top_k must be between 1 and {MAX_TOP_K} (0 = {DEFAULT_TOP_K})")
+    if not 0.0 <= min_confidence <= 1.0:
+        raise InvalidInput("min_confidence must be between 0 and 1")
+    hits = gallery.search(tenant, embedding, top_k or DEFAULT_TOP_K)
+    candidates: list[Candidate] = []
+    for subject_id, similarity in hits:
+        confidence = float(calibration.probability(similarity))
+        if similarity < point.threshold or confidence < min_confidence:
+            continue
+        candidates.append(Candidate(subject_id, similarity, confidence, len(candidates) + 1))
+    return IdentifyResult(tuple(candidates), point.threshold, point.name)
+
+
+def find_duplicates(
+    gallery: Gallery,
+    tenant: str,
+    subject_id: str,
+    embeddings: Sequence[npt.NDArray[np.float32]],
+    *,
+    calibration: Calibration,
+    point: OperatingPoint,
+    refuse: bool,
+) -> tuple[Duplicate, ...]:
+    """Other subjects whose template matches any of the new samples above the threshold.
+    With ``refuse`` a match raises AlreadyExists (the enrollment is not written)."""
+    best: dict[str, float] = {}
+    for embedding in embeddings:
+        for other, similarity in gallery.search(tenant, embedding, 5):
+            if other != subject_id and similarity >= point.threshold:
+                best[other] = max(best.get(other, -1.0), similarity)
+    duplicates = tuple(
+        Duplicate(other, sim, float(calibration.probability(sim)))
+        for other, sim in sorted(best.items(), key=lambda kv: -kv[1])
+    )
+    if refuse and duplicates:
+        names = ", ".join(repr(d.subject_id) for d in duplicates[:3])
+        raise AlreadyExists(
+            f"the samples match already enrolled subject(s) {names} at {point.name}; "
+            "enrollment refused (duplicate_action=DUPLICATE_REFUSE)"
+        )
+    return duplicates

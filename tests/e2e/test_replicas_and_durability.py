@@ -1,0 +1,118 @@
+"""Several service processes sharing one real redis-server; crashes of the service and of
+Redis; acknowledged enrollments must survive and replicas must agree within a second."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+
+from bioverify.client import BioverifyClient, BioverifyClientError
+from bioverify.v1 import face_pb2
+from tests.conftest import lfw
+from tests.redis_server import RedisServer
+from tests.service_process import ServiceProcess
+
+FEDERER = [lfw("Roger_Federer", n).read_bytes() for n in (8, 9, 13)]
+RICE = lfw("Condoleezza_Rice", 1).read_bytes()
+
+
+def top_subject(client: BioverifyClient, image: bytes) -> str | None:
+    reply = client.face.IdentifyFace(face_pb2.IdentifyFaceRequest(image=image), timeout=30)
+    return reply.candidates[0].subject_id if reply.candidates else None
+
+
+def within(seconds: float, check: Callable[[], bool]) -> float:
+    started = time.monotonic()
+    while time.monotonic() - started < seconds:
+        if check():
+            return time.monotonic() - started
+        time.sleep(0.02)
+    raise AssertionError(f"not true within {seconds} s")
+
+
+@pytest.fixture
+def redis_aof(tmp_path: Path) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path / "redis", durable=True).start()
+    yield server
+    server.stop()
+
+
+def test_two_replicas_share_one_gallery(tmp_path: Path, redis_aof: RedisServer) -> None:
+    settings = {"store": "redis", "redis_url": redis_aof.url, "gallery_follow_poll_s": "0.2"}
+    a = ServiceProcess(tmp_path / "a", tmp_path / "a" / "data", **settings).start()
+    b = ServiceProcess(tmp_path / "b", tmp_path / "b" / "data", **settings).start()
+    try:
+        with BioverifyClient(a.target) as ca, BioverifyClient(b.target) as cb:
+            ca.wait_until_serving()
+            cb.wait_until_serving()
+            ca.enroll_face("federer", FEDERER[:2])
+            lag = within(1.0, lambda: top_subject(cb, FEDERER[2]) == "federer")
+            assert lag < 1.0
+            assert cb.verify_face("federer", FEDERER[2]).match.decision == 1
+            cb.delete_subject("federer")
+            within(1.0, lambda: top_subject(ca, FEDERER[2]) is None)
+    finally:
+        assert a.stop() == 0 and b.stop() == 0
+
+
+def test_acknowledged_enrollment_survives_a_service_crash(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    service = ServiceProcess(tmp_path / "svc", data).start()
+    with BioverifyClient(service.target) as client:
+        client.wait_until_serving()
+        client.enroll_face("federer", FEDERER[:2])
+    service.kill()  # no graceful drain, no gallery snapshot
+    service.start()
+    try:
+        with BioverifyClient(service.target) as client:
+            client.wait_until_serving()
+            assert client.get_subject("federer").templates[0].sample_count == 2
+            assert top_subject(client, FEDERER[2]) == "federer"  # gallery rebuilt from the store
+            client.enroll_face("rice", [RICE])
+        assert service.stop() == 0  # graceful: writes a gallery snapshot
+        assert (data / "index" / "face").exists()
+        service.start()
+        with BioverifyClient(service.target) as client:
+            client.wait_until_serving()
+            assert top_subject(client, RICE) == "rice"
+        assert "face gallery ready from snapshot" in service.log()
+    finally:
+        service.stop()
+
+
+def test_redis_outage_is_unavailable_then_recovers(tmp_path: Path, redis_aof: RedisServer) -> None:
+    service = ServiceProcess(
+        tmp_path / "svc", tmp_path / "data", store="redis", redis_url=redis_aof.url
+    ).start()
+    try:
+        with BioverifyClient(service.target, retries=0, timeout=30) as client:
+            client.wait_until_serving()
+            client.enroll_face("federer", FEDERER[:1])
+            redis_aof.kill()  # crash Redis after the acknowledged write
+            with pytest.raises(BioverifyClientError) as info:
+                client.enroll_face("rice", [RICE])
+            assert info.value.code == grpc.StatusCode.UNAVAILABLE
+            assert "Redis" in info.value.message and "redis://" not in info.value.message
+            with pytest.raises(BioverifyClientError) as info:
+                client.verify_face("federer", FEDERER[1])
+            assert info.value.code == grpc.StatusCode.UNAVAILABLE
+            redis_aof.restart()
+            # Recovers by itself; the write acknowledged before the crash is there (AOF).
+            within(10.0, lambda: _try(lambda: client.get_subject("federer")))
+            assert client.get_subject("federer").templates[0].sample_count == 1
+            client.enroll_face("rice", [RICE])
+            within(2.0, lambda: top_subject(client, RICE) == "rice")
+    finally:
+        service.stop()
+
+
+def _try(fn: Callable[[], object]) -> bool:
+    try:
+        fn()
+        return True
+    except BioverifyClientError:
+        return False

@@ -1,0 +1,287 @@
+"""Gallery as derived state of a real SQLite template store: rebuild, catch-up, tenants,
+exact/ANN switching, snapshots and the follower thread."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import pytest
+
+from bioverify.index.faiss_ann import FastScanIndex
+from bioverify.index.gallery import Gallery, GalleryFollower
+from bioverify.store.sqlite_store import SqliteTemplateStore
+
+DIM = 32
+F32 = npt.NDArray[np.float32]
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[SqliteTemplateStore]:
+    s = SqliteTemplateStore(tmp_path / "templates.sqlite3")
+    yield s
+    s.close()
+
+
+class People:
+    """Seeded identities: ``probe(name)`` is a fresh genuine sample of that identity."""
+
+    def __init__(self, seed: int = 0) -> None:
+        self._rng = np.random.default_rng(seed)
+        self._centres: dict[str, F32] = {}
+
+    def centre(self, name: str) -> F32:
+        if name not in self._centres:
+            v = self._rng.normal(size=DIM)
+            self._centres[name] = (v / np.linalg.norm(v)).astype(np.float32)
+        return self._centres[name]
+
+    def probe(self, name: str, noise: float = 0.3) -> F32:
+        v = self.centre(name) + noise / np.sqrt(DIM) * self._rng.normal(size=DIM)
+        return (v / np.linalg.norm(v)).astype(np.float32)
+
+
+def enroll(
+    store: SqliteTemplateStore,
+    people: People,
+    tenant: str,
+    name: str,
+    *,
+    identity: str | None = None,
+    modality: str = "face",
+    model: str = "m1",
+) -> None:
+    who = identity or name
+    store.save_template(
+        tenant=tenant,
+        subject_id=name,
+        modality=modality,
+        model=model,
+        new_samples=np.stack([people.probe(who), people.probe(who)]),
+        metadata={},
+        replace=True,
+    )
+
+
+def top(gallery: Gallery, tenant: str, probe: F32) -> str | None:
+    hits = gallery.search(tenant, probe, 1)
+    return hits[0][0] if hits else None
+
+
+def test_rebuild_searches_one_tenant_only(store: SqliteTemplateStore) -> None:
+    people = People(1)
+    for name in ("ann", "bob", "cyd"):
+        enroll(store, people, "acme", name)
+    # Same subject ids in another tenant, but other people's faces.
+    enroll(store, people, "umbrella", "ann", identity="ann-umbrella")
+    enroll(store, people, "umbrella", "dan")
+    enroll(store, people, "acme", "voice-only", modality="voice")
+    enroll(store, people, "acme", "old-model", model="m0")
+    gallery = Gallery("face", "m1", DIM)
+    gallery.rebuild(store)
+    assert gallery.seq == store.latest_seq()
+    assert gallery.describe() == {"acme": ("exact", 3), "umbrella": ("exact", 2)}
+    hits = gallery.search("acme", people.probe("bob"), 10)
+    assert hits[0][0] == "bob" and {s for s, _ in hits} == {"ann", "bob", "cyd"}
+    assert hits[0][1] > 0.7 > hits[1][1]
+    # Searching acme with dan's face never reaches umbrella's dan.
+    assert "dan" not in {s for s, _ in gallery.search("acme", people.probe("dan"), 10)}
+    assert top(gallery, "umbrella", people.probe("ann-umbrella")) == "ann"
+    assert gallery.search("nobody", people.probe("ann"), 3) == []
+
+
+def test_catch_up_applies_enrolments_replacements_and_deletions(
+    store: SqliteTemplateStore,
+) -> None:
+    people = People(2)
+    enroll(store, people, "t", "ann")
+    enroll(store, people, "t", "bob")
+    gallery = Gallery("face", "m1", DIM)
+    gallery.rebuild(store)
+    enroll(store, people, "t", "cyd")
+    enroll(store, people, "t2", "eve")
+    store.delete_subject("t", "bob")
+    enroll(store, people, "t", "ann", identity="ann-new-face")  # re-enrolled, replace=True
+    enroll(store, people, "t", "flo")
+    store.delete_subject("t", "flo")  # enrolled and deleted between two catch-ups
+    enroll(store, people, "t", "gus", model="m0")  # another model: not this gallery's
+    assert gallery.catch_up(store) == 7  # every change is read, whatever its modality or model
+    assert gallery.seq == store.latest_seq()
+    assert gallery.catch_up(store) == 0
+    assert top(gallery, "t", people.probe("cyd")) == "cyd"
+    assert top(gallery, "t2", people.probe("eve")) == "eve"
+    assert top(gallery, "t", people.probe("ann-new-face")) == "ann"
+    subjects = {s for s, _ in gallery.search("t", people.probe("bob"), 10)}
+    assert subjects == {"ann", "cyd"}
+    # A subject re-enrolled with another model leaves this gallery.
+    enroll(store, people, "t", "cyd", model="m2")
+    gallery.catch_up(store)
+    assert {s for s, _ in gallery.search("t", people.probe("cyd"), 10)} == {"ann"}
+    store.delete_subject("t", "ann")
+    gallery.catch_up(store)
+    assert gallery.tenants() == ["t2"]
+
+
+def test_partitions_switch_between_exact_and_ann(store: SqliteTemplateStore) -> None:
+    people = People(3)
+    names = [f"s{i:03d}" for i in range(60)]
+    for name in names[:30]:
+        enroll(store, people, "big", name)
+    enroll(store, people, "small", "solo")
+    gallery = Gallery("face", "m1", DIM, exact_max=40)
+    gallery.rebuild(store)
+    assert gallery.describe()["big"] == ("exact", 30)
+    for name in names[30:]:
+        enroll(store, people, "big", name)
+    gallery.catch_up(store)
+    assert gallery.describe() == {"big": ("pq-fastscan", 60), "small": ("exact", 1)}
+    assert all(top(gallery, "big", people.probe(n)) == n for n in names)
+    for name in names[:5]:
+        store.delete_subject("big", name)  # 5 of 60 dead (< 10%): tombstones
+    gallery.catch_up(store)
+    assert gallery.describe()["big"] == ("pq-fastscan", 55)
+    assert all(top(gallery, "big", people.probe(n)) not in names[:5] for n in names)
+    for name in names[5:45]:
+        store.delete_subject("big", name)
+    gallery.catch_up(store)  # 15 left, below exact_max / 2
+    assert gallery.describe()["big"] == ("exact", 15)
+    assert all(top(gallery, "big", people.probe(n)) == n for n in names[45:])
+    gallery.rebuild(store)
+    assert gallery.describe()["big"] == ("exact", 15)
+
+
+def test_snapshot_then_catch_up_after_restart(store: SqliteTemplateStore, tmp_path: Path) -> None:
+    people = People(4)
+    for name in ("ann", "bob"):
+        enroll(store, people, "t", name)
+    for i in range(50):
+        enroll(store, people, "big", f"s{i}")
+    snapshots = tmp_path / "snapshots"
+    gallery = Gallery("face", "m1", DIM, exact_max=40)
+    gallery.rebuild(store)
+    gallery.save(snapshots)
+    first_seq = gallery.seq
+    gallery.save(snapshots)  # a second save replaces the first
+    assert len(list(snapshots.glob("snapshot-*"))) == 1
+    # While "down": the store moves on.
+    store.delete_subject("t", "bob")
+    enroll(store, people, "t", "cyd")
+    store.delete_subject("big", "s7")
+
+    restarted = Gallery("face", "m1", DIM, exact_max=40)
+    assert restarted.load(snapshots) and restarted.seq == first_seq
+    assert restarted.describe() == gallery.describe()
+    assert restarted.restore(store, snapshots) == "snapshot"
+    assert restarted.seq == store.latest_seq()
+    assert {s for s, _ in restarted.search("t", people.probe("bob"), 5)} == {"ann", "cyd"}
+    assert top(restarted, "big", people.probe("s7")) != "s7"
+    assert top(restarted, "big", people.probe("s8")) == "s8"
+    # Ids allocated after the snapshot never collide with the snapshot's.
+    enroll(store, people, "big", "s99")
+    restarted.catch_up(store)
+    assert top(restarted, "big", people.probe("s99")) == "s99"
+    assert top(restarted, "big", people.probe("s8")) == "s8"
+
+
+def test_unusable_snapshots_fall_back_to_a_rebuild(
+    store: SqliteTemplateStore, tmp_path: Path
+) -> None:
+    people = People(5)
+    enroll(store, people, "t", "ann")
+    gallery = Gallery("face", "m1", DIM)
+    assert not gallery.load(tmp_path / "none-yet")
+    gallery.rebuild(store)
+    gallery.save(tmp_path / "snap")
+    other_model = Gallery("face", "m2", DIM)
+    assert not other_model.load(tmp_path / "snap")
+    assert other_model.restore(store, tmp_path / "snap") == "rebuild"
+    assert len(other_model) == 0
+    # A snapshot ahead of the store belongs to another store.
+    fresh = SqliteTemplateStore(tmp_path / "other.sqlite3")
+    try:
+        g = Gallery("face", "m1", DIM)
+        assert g.restore(fresh, tmp_path / "snap") == "rebuild" and len(g) == 0
+    finally:
+        fresh.close()
+    (tmp_path / "snap" / "CURRENT").write_text("snapshot-missing")
+    assert not Gallery("face", "m1", DIM).load(tmp_path / "snap")
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.01)
+    return condition()
+
+
+def test_follower_keeps_the_gallery_current_and_stops(store: SqliteTemplateStore) -> None:
+    people = People(6)
+    enroll(store, people, "t", "ann")
+    gallery = Gallery("face", "m1", DIM)
+    gallery.rebuild(store)
+    follower = GalleryFollower(gallery, store, poll=0.2)
+    follower.start()
+    try:
+        enroll(store, people, "t", "bob")
+        assert wait_until(lambda: top(gallery, "t", people.probe("bob")) == "bob")
+        store.delete_subject("t", "ann")
+        assert wait_until(lambda: top(gallery, "t", people.probe("ann")) != "ann")
+    finally:
+        started = time.monotonic()
+        follower.stop(timeout=5.0)
+    assert not follower.running and time.monotonic() - started < 1.0
+    assert follower.last_error is None
+
+
+def test_searches_run_while_changes_are_applied(store: SqliteTemplateStore) -> None:
+    people = People(7)
+    for i in range(20):
+        enroll(store, people, "t", f"s{i}")
+    gallery = Gallery("face", "m1", DIM, exact_max=25)
+    gallery.rebuild(store)
+    errors: list[BaseException] = []
+    stop = threading.Event()
+
+    def searcher() -> None:
+        try:
+            while not stop.is_set():
+                hits = gallery.search("t", people.centre("s3"), 3)
+                assert hits and hits[0][0] == "s3"
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=searcher) for _ in range(3)]
+    for t in threads:
+        t.start()
+    try:
+        for i in range(20, 40):  # crosses exact_max: an ANN is built and swapped in
+            enroll(store, people, "t", f"s{i}")
+            gallery.catch_up(store)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    assert errors == []
+    assert gallery.describe()["t"] == ("pq-fastscan", 40)
+
+
+def test_ann_factory_is_pluggable(store: SqliteTemplateStore) -> None:
+    people = People(8)
+    for i in range(20):
+        enroll(store, people, "t", f"s{i}")
+    built: list[int] = []
+
+    def factory(ids: npt.NDArray[np.int64], vectors: F32) -> FastScanIndex:
+        built.append(len(ids))
+        return FastScanIndex.build(ids, vectors, rerank=8)
+
+    gallery = Gallery("face", "m1", DIM, exact_max=10, ann_factory=factory)
+    gallery.rebuild(store)
+    assert built == [20]
+    assert top(gallery, "t", people.probe("s4")) == "s4"

@@ -1,0 +1,161 @@
+"""ExactIndex and FastScanIndex: search, deletions, persistence; ANN recall against exact."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import pytest
+
+from bioverify.index.faiss_ann import FastScanIndex
+from bioverify.index.faiss_exact import ExactIndex
+from bioverify.index.gallery import INDEX_LOADERS
+from bioverify.index.ports import VectorIndex
+
+F32 = npt.NDArray[np.float32]
+
+
+def unit(x: npt.NDArray[np.floating]) -> F32:
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+def gallery_and_probes(n: int, dim: int, nq: int, seed: int) -> tuple[F32, F32, F32]:
+    """Templates around random identity centres; genuine probes of the first ``nq``
+    identities (cosine ~0.75 to their template) and probes of unseen identities."""
+    rng = np.random.default_rng(seed)
+    centres = unit(rng.normal(size=(n + nq, dim)))
+    noise = 1.0 / np.sqrt(dim)
+    templates = unit(centres[:n] + 0.4 * noise * rng.normal(size=(n, dim)))
+    mated = unit(centres[:nq] + 0.7 * noise * rng.normal(size=(nq, dim)))
+    nonmated = unit(centres[n:] + 0.7 * noise * rng.normal(size=(nq, dim)))
+    return templates, mated, nonmated
+
+
+def make_exact(ids: npt.NDArray[np.int64], x: F32) -> VectorIndex:
+    index = ExactIndex(x.shape[1])
+    index.add(ids, x)
+    return index
+
+
+def make_ann(ids: npt.NDArray[np.int64], x: F32) -> VectorIndex:
+    return FastScanIndex.build(ids, x, seed=0)
+
+
+FACTORIES = pytest.mark.parametrize("make", [make_exact, make_ann], ids=["exact", "ann"])
+Make = Callable[[npt.NDArray[np.int64], F32], VectorIndex]
+
+
+@FACTORIES
+def test_search_finds_the_genuine_template_with_exact_scores(make: Make) -> None:
+    x, mated, _ = gallery_and_probes(2000, 64, 50, seed=1)
+    ids = np.arange(2000, dtype=np.int64) * 3 + 7
+    index = make(ids, x)
+    assert len(index) == 2000 and index.dim == 64
+    scores, found = index.search(mated, 5)
+    assert scores.shape == found.shape == (50, 5)
+    np.testing.assert_array_equal(found[:, 0], ids[:50])
+    assert np.all(np.diff(scores, axis=1) <= 0)
+    np.testing.assert_allclose(scores[:, 0], np.sum(mated * x[:50], axis=1), rtol=1e-5)
+
+
+@FACTORIES
+def test_missing_neighbours_are_padded(make: Make) -> None:
+    x, mated, _ = gallery_and_probes(1000, 32, 2, seed=2)
+    index = make(np.arange(1000, dtype=np.int64), x)
+    index.remove(np.arange(3, 1000, dtype=np.int64))
+    scores, found = index.search(mated, 5)
+    assert sorted(found[0, :3].tolist()) == [0, 1, 2]
+    assert found[0, 3:].tolist() == [-1, -1]
+    assert np.all(np.isneginf(scores[:, 3:]))
+
+
+@FACTORIES
+def test_deleted_ids_are_never_returned(make: Make) -> None:
+    x, mated, _ = gallery_and_probes(3000, 64, 100, seed=3)
+    ids = np.arange(3000, dtype=np.int64)
+    index = make(ids, x)
+    gone = np.concatenate([ids[:50], ids[500:900]])
+    assert index.remove(gone) == gone.size
+    assert index.remove(gone) == 0  # already gone; unknown ids are ignored
+    assert len(index) == 3000 - gone.size
+    _, found = index.search(mated, 20)
+    assert not np.isin(found, gone).any()
+    np.testing.assert_array_equal(found[50:, 0], ids[50:100])
+    exported_ids, exported = index.export()
+    assert sorted(exported_ids.tolist()) == sorted(set(ids.tolist()) - set(gone.tolist()))
+    np.testing.assert_array_equal(exported[np.argsort(exported_ids)][0], x[50])
+
+
+@FACTORIES
+def test_incremental_adds_match_a_bulk_build(make: Make) -> None:
+    x, mated, nonmated = gallery_and_probes(2000, 64, 40, seed=4)
+    ids = np.arange(2000, dtype=np.int64)
+    bulk = make(ids, x)
+    grown = make(ids[:1000], x[:1000])
+    grown.add(ids[1000:1013], x[1000:1013])  # not a multiple of FAISS's 32-code blocks
+    grown.add(ids[1013:], x[1013:])
+    for q in (mated, nonmated):
+        np.testing.assert_array_equal(grown.search(q, 3)[1], bulk.search(q, 3)[1])
+
+
+@FACTORIES
+def test_save_and_load_round_trip(make: Make, tmp_path: Path) -> None:
+    x, mated, _ = gallery_and_probes(1500, 32, 20, seed=5)
+    index = make(np.arange(1500, dtype=np.int64), x)
+    index.remove(np.arange(10, dtype=np.int64))
+    index.save(tmp_path / "index")
+    loaded = INDEX_LOADERS[index.kind](tmp_path / "index")
+    assert len(loaded) == len(index)
+    for a, b in zip(loaded.search(mated, 4), index.search(mated, 4), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_wrong_dimension_is_refused() -> None:
+    index = ExactIndex(8)
+    with pytest.raises(ValueError, match="dimension 8"):
+        index.add(np.array([1]), np.ones((1, 9), np.float32))
+    with pytest.raises(ValueError, match="dimension 8"):
+        index.search(np.ones((1, 4), np.float32), 1)
+
+
+def test_ann_refuses_duplicate_ids_and_untrained_adds() -> None:
+    x, _, _ = gallery_and_probes(200, 16, 1, seed=6)
+    with pytest.raises(ValueError, match="train"):
+        FastScanIndex(16).add(np.arange(200), x)
+    index = FastScanIndex.build(np.arange(200, dtype=np.int64), x)
+    with pytest.raises(ValueError, match="already"):
+        index.add(np.array([5], np.int64), x[:1])
+    index.remove(np.array([5], np.int64))
+    index.add(np.array([5], np.int64), x[:1])  # a removed id may come back
+    assert len(index) == 200
+
+
+def test_ann_asks_for_a_rebuild_past_the_dead_fraction() -> None:
+    x, _, _ = gallery_and_probes(1000, 16, 1, seed=7)
+    index = FastScanIndex.build(np.arange(1000, dtype=np.int64), x, max_dead_fraction=0.1)
+    index.remove(np.arange(100, dtype=np.int64))
+    assert not index.needs_rebuild()
+    index.remove(np.array([100], np.int64))
+    assert index.needs_rebuild()
+
+
+@pytest.mark.parametrize("dim", [128, 192])
+def test_ann_recall_at_1_against_exact(dim: int) -> None:
+    """recall@1 ≥ 0.99 against exact search on genuine and on unseen-identity probes."""
+    n = 20_000
+    x, mated, nonmated = gallery_and_probes(n, dim, 300, seed=8)
+    ids = np.arange(n, dtype=np.int64)
+    exact, ann = make_exact(ids, x), make_ann(ids, x)
+    # Deletions shift nothing: delete 5% (including some true neighbours) from both.
+    gone = np.random.default_rng(9).choice(n, n // 20, replace=False).astype(np.int64)
+    exact.remove(gone)
+    ann.remove(gone)
+    for probes in (mated, nonmated):
+        se, ie = exact.search(probes, 1)
+        sa, ia = ann.search(probes, 1)
+        assert np.mean(ia[:, 0] == ie[:, 0]) >= 0.99
+        hit = ia[:, 0] == ie[:, 0]
+        np.testing.assert_allclose(sa[hit, 0], se[hit, 0], rtol=1e-5)
+        assert not np.isin(ia, gone).any()
