@@ -214,6 +214,20 @@ def cmd_eval_speaker_trials(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_eval_face_identify(args: argparse.Namespace) -> int:
+    from bioverify_admin.eval_identify import evaluate_face_identification
+
+    images = read_identity_images(args.images)
+    with _service(args.server) as client:
+        result = evaluate_face_identification(client, images, holdout_share=args.holdout_share)
+    if args.json:
+        print(_dump(result))
+    else:
+        for key, value in result.items():
+            print(f"{key:<22} {value}")
+    return EXIT_OK
+
+
 # -- enroll -----------------------------------------------------------------------------------
 def cmd_enroll(args: argparse.Namespace) -> int:
     from tqdm import tqdm
@@ -351,6 +365,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("pairs", type=Path, help="TSV: path_a, path_b, same (paths relative to it)")
     p.add_argument("--server", help="HOST:PORT of a running service (default: start one)")
     p.add_argument("--concurrency", type=int, default=1)
+    p.add_argument("--json", action="store_true")
+
+    p = add(ev, "face-identify", cmd_eval_face_identify, "open-set 1:N via IdentifyFace")
+    p.add_argument("images", type=Path, help="TSV: path, identity (paths relative to it)")
+    p.add_argument("--server", help="HOST:PORT of a running service (default: start one)")
+    p.add_argument("--holdout-share", type=float, default=0.2, help="share of identities kept out")
     p.add_argument("--json", action="store_true")
 
     p = add(ev, "speaker-trials", cmd_eval_speaker_trials, "speaker trials via CompareVoices")

@@ -121,6 +121,28 @@ def test_eval_face_pairs_against_running_server(
     assert 0.1 < result["threshold"] < 0.6 and result["mean_latency_ms"] > 0
 
 
+def test_eval_face_identify_against_running_server(
+    served: str, data_dir: Path, tmp_path: Path
+) -> None:
+    rows = (data_dir / "face_images.tsv").read_text().splitlines()
+    subset = tmp_path / "images.tsv"
+    subset.write_text("\n".join([rows[0], *rows[1:41]]) + "\n")
+    (tmp_path / "face_verification").symlink_to(data_dir / "face_verification")
+    out = subprocess.run(
+        [*ADMIN, "eval", "face-identify", str(subset), "--server", served, "--json"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    result = json.loads(out.stdout)
+    for key in ("rank1", "fnir_at_fpir_1e-2", "n_enrolled", "n_probes", "mean_latency_ms"):
+        assert key in result
+    assert result["n_enrolled"] >= 8 and result["n_probes"] >= 20
+    assert result["rank1"] >= 0.95
+    with BioverifyClient(served) as client:  # the throwaway tenant was erased
+        assert all(not s.tenant.startswith("eval-") for s in client.iter_subjects())
+
+
 def test_models_list_and_verify(models_dir: Path, tmp_path: Path) -> None:
     env = run_env(models_dir, tmp_path)
     out = subprocess.run(

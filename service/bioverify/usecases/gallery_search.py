@@ -40,7 +40,7 @@ class IdentifyResult:
 
     @property
     def found(self) -> bool:
-        return bool(self.candidates)
+        return bool(self.candidates) and self.candidates[0].similarity >= self.threshold
 
 
 def identify(
@@ -53,8 +53,10 @@ def identify(
     calibration: Calibration,
     point: OperatingPoint,
 ) -> IdentifyResult:
-    """Open-set search: the best ``top_k`` subjects that pass the operating point's threshold
-    (and ``min_confidence`` when given). An empty answer means nobody enrolled matches."""
+    """Open-set search: the best ``top_k`` subjects that pass the operating point's threshold,
+    or, when the client sets ``min_confidence``, every one of the ``top_k`` at or above that
+    confidence (e.g. to queue weaker hits for manual review). ``found`` is judged at the
+    operating point either way. An empty answer means nobody enrolled matches."""
     if top_k < 0 or top_k > MAX_TOP_K:
         raise InvalidInput(f"top_k must be between 1 and {MAX_TOP_K} (0 = {DEFAULT_TOP_K})")
     if not 0.0 <= min_confidence <= 1.0:
@@ -63,7 +65,7 @@ def identify(
     candidates: list[Candidate] = []
     for subject_id, similarity in hits:
         confidence = float(calibration.probability(similarity))
-        if similarity < point.threshold or confidence < min_confidence:
+        if (confidence < min_confidence) if min_confidence > 0 else (similarity < point.threshold):
             continue
         candidates.append(Candidate(subject_id, similarity, confidence, len(candidates) + 1))
     return IdentifyResult(tuple(candidates), point.threshold, point.name)

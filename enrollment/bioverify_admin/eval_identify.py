@@ -1,0 +1,142 @@
+"""``eval face-identify``: open-set 1:N evaluation through EnrollFace and IdentifyFace.
+
+Protocol: identities are sorted; a fixed share of them (every ``1/holdout_share``-th by a
+stable hash of the name) is kept out as open-set impostors. Every other identity with at least
+two images has its first image enrolled and its remaining images used as mated probes. Images of
+kept-out identities, and of identities with a single image, are non-mated probes. Everything is
+enrolled under a throwaway tenant that is erased at the end.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import time
+import uuid
+from collections import defaultdict
+from typing import Any
+
+import numpy as np
+
+from bioverify import metrics
+from bioverify.client import BioverifyClient, BioverifyClientError
+from bioverify.v1 import face_pb2
+from bioverify_admin.datasets import LabelledImage
+
+TOP_K = 10
+ALL_CANDIDATES = 1e-9  # min_confidence that returns every top-k hit, passing or not
+
+
+def is_held_out(identity: str, share: float) -> bool:
+    bucket = int(hashlib.sha256(identity.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
+    return bucket < share
+
+
+def evaluate_face_identification(
+    client: BioverifyClient, images: list[LabelledImage], *, holdout_share: float = 0.2
+) -> dict[str, Any]:
+    by_identity: dict[str, list[LabelledImage]] = defaultdict(list)
+    for image in images:
+        by_identity[image.identity].append(image)
+    tenant = f"eval-{uuid.uuid4().hex[:12]}"
+    enrolled: set[str] = set()
+    mated: list[LabelledImage] = []
+    nonmated: list[LabelledImage] = []
+    failed_enroll = 0
+    try:
+        for identity in sorted(by_identity):
+            group = by_identity[identity]
+            if len(group) < 2 or is_held_out(identity, holdout_share):
+                nonmated.extend(group)
+                continue
+            try:
+                reply = client.enroll_face(identity, [group[0].path.read_bytes()], tenant=tenant)
+            except BioverifyClientError:
+                reply = None
+            if reply is None or reply.accepted_count == 0:
+                failed_enroll += 1
+                nonmated.extend(group[1:])  # nobody enrolled for them: they are non-mated now
+                continue
+            enrolled.add(identity)
+            mated.extend(group[1:])
+        return _probe(client, tenant, mated, nonmated, enrolled, failed_enroll)
+    finally:
+        for identity in enrolled:
+            with contextlib.suppress(BioverifyClientError):
+                client.delete_subject(identity, tenant=tenant)
+
+
+def _top(
+    client: BioverifyClient, tenant: str, image: LabelledImage
+) -> tuple[str | None, float, float, bool]:
+    """(top subject, its similarity, latency ms, failed)."""
+    started = time.perf_counter()
+    try:
+        reply = client.face.IdentifyFace(
+            face_pb2.IdentifyFaceRequest(
+                image=image.path.read_bytes(),
+                tenant=tenant,
+                top_k=TOP_K,
+                min_confidence=ALL_CANDIDATES,
+            ),
+            timeout=client.timeout,
+        )
+    except Exception:
+        return None, -1.0, (time.perf_counter() - started) * 1e3, True
+    latency = (time.perf_counter() - started) * 1e3
+    if not reply.candidates:
+        return None, -1.0, latency, False
+    best = reply.candidates[0]
+    return best.subject_id, best.similarity, latency, False
+
+
+def _probe(
+    client: BioverifyClient,
+    tenant: str,
+    mated: list[LabelledImage],
+    nonmated: list[LabelledImage],
+    enrolled: set[str],
+    failed_enroll: int,
+) -> dict[str, Any]:
+    latencies: list[float] = []
+    failed = 0
+    mated_scores, mated_hits = [], []
+    for image in mated:
+        subject, score, latency, fail = _top(client, tenant, image)
+        failed += fail
+        latencies.append(latency)
+        mated_scores.append(score)
+        mated_hits.append(subject == image.identity)
+    nonmated_scores = []
+    for image in nonmated:
+        subject, score, latency, fail = _top(client, tenant, image)
+        failed += fail
+        latencies.append(latency)
+        nonmated_scores.append(score)
+    info = client.service_info()
+    face = next(m for m in info.models if m.role == "face-matcher")
+    threshold = next(p.threshold for p in face.operating_points if p.is_default)
+    hits = np.array(mated_hits, dtype=bool)
+    mscores = np.array(mated_scores)
+    nscores = np.array(nonmated_scores)
+    return {
+        "n_enrolled": len(enrolled),
+        "n_probes": len(mated) + len(nonmated),
+        "n_mated_probes": len(mated),
+        "n_nonmated_probes": len(nonmated),
+        "n_failed": failed,
+        "n_failed_enrollments": failed_enroll,
+        "rank1": float(hits.mean()) if hits.size else float("nan"),
+        "fnir_at_fpir_1e-2": metrics.fnir_at_fpir(mscores, hits, nscores, 1e-2)
+        if hits.size and nscores.size
+        else float("nan"),
+        "fnir_at_fpir_1e-1": metrics.fnir_at_fpir(mscores, hits, nscores, 1e-1)
+        if hits.size and nscores.size
+        else float("nan"),
+        "threshold": threshold,
+        "fnir_at_threshold": float(1.0 - np.mean(hits & (mscores >= threshold)))
+        if hits.size
+        else float("nan"),
+        "fpir_at_threshold": float(np.mean(nscores >= threshold)) if nscores.size else float("nan"),
+        "mean_latency_ms": float(np.mean(latencies)) if latencies else float("nan"),
+    }
