@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import math
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -52,15 +53,31 @@ def _nan_to_none(value: Any) -> Any:
     return value
 
 
+def _read(path: Path | None) -> bytes | None:
+    return path.read_bytes() if path else None
+
+
+def connect(args: argparse.Namespace, target: str, timeout: float = 120.0) -> BioverifyClient:
+    """A client with the command's TLS and token options (token also from BIOVERIFY_TOKEN)."""
+    return BioverifyClient(
+        target,
+        timeout=timeout,
+        tls_ca=_read(getattr(args, "tls_ca", None)),
+        tls_client_cert=_read(getattr(args, "tls_cert", None)),
+        tls_client_key=_read(getattr(args, "tls_key", None)),
+        token=getattr(args, "token", None) or os.environ.get("BIOVERIFY_TOKEN") or None,
+    )
+
+
 @contextmanager
-def _service(server: str | None) -> Iterator[BioverifyClient]:
+def _service(args: argparse.Namespace, server: str | None) -> Iterator[BioverifyClient]:
     """A client of the given service, or of a throwaway one started here."""
     if server:
-        with BioverifyClient(server, timeout=120.0) as client:
+        with connect(args, server) as client:
             client.wait_until_serving(timeout=30.0)
             yield client
         return
-    with local_server() as target, BioverifyClient(target, timeout=120.0) as client:
+    with local_server() as target, connect(args, target) as client:
         client.wait_until_serving(timeout=180.0)
         yield client
 
@@ -188,7 +205,7 @@ def cmd_eval_face_pairs(args: argparse.Namespace) -> int:
     from bioverify_admin.eval_face import evaluate_face_pairs
 
     pairs = read_face_pairs(args.pairs)
-    with _service(args.server) as client:
+    with _service(args, args.server) as client:
         result = evaluate_face_pairs(client, pairs, concurrency=args.concurrency)
     if args.json:
         print(_dump(result))
@@ -202,7 +219,7 @@ def cmd_eval_speaker_trials(args: argparse.Namespace) -> int:
     from bioverify_admin.eval_voice import evaluate_speaker_trials
 
     trials = read_speaker_trials(args.trials)
-    with _service(args.server) as client:
+    with _service(args, args.server) as client:
         result = evaluate_speaker_trials(
             client, trials, telephony=args.telephony, concurrency=args.concurrency
         )
@@ -218,7 +235,7 @@ def cmd_eval_face_identify(args: argparse.Namespace) -> int:
     from bioverify_admin.eval_identify import evaluate_face_identification
 
     images = read_identity_images(args.images)
-    with _service(args.server) as client:
+    with _service(args, args.server) as client:
         result = evaluate_face_identification(client, images, holdout_share=args.holdout_share)
     if args.json:
         print(_dump(result))
@@ -241,7 +258,7 @@ def cmd_enroll(args: argparse.Namespace) -> int:
             args.source, args.server, args.tenant
         )
         journal = bulk_enroll.Journal(path)
-    with BioverifyClient(args.server, timeout=300.0) as client:
+    with connect(args, args.server, timeout=300.0) as client:
         client.wait_until_serving(timeout=60.0)
         limit = client.service_info().limits.max_images_per_enrollment or 10
         with tqdm(total=len(jobs), unit="subject", file=sys.stderr, disable=args.quiet) as bar:
@@ -263,7 +280,7 @@ def cmd_enroll(args: argparse.Namespace) -> int:
 
 # -- subjects -----------------------------------------------------------------------------------
 def cmd_subjects_list(args: argparse.Namespace) -> int:
-    with BioverifyClient(args.server) as client:
+    with connect(args, args.server) as client:
         subjects = list(client.iter_subjects(tenant=args.tenant))
     if args.json:
         print(_dump([_subject_dict(s) for s in subjects]))
@@ -274,14 +291,14 @@ def cmd_subjects_list(args: argparse.Namespace) -> int:
 
 
 def cmd_subjects_show(args: argparse.Namespace) -> int:
-    with BioverifyClient(args.server) as client:
+    with connect(args, args.server) as client:
         subject = client.get_subject(args.subject_id, tenant=args.tenant)
     print(_dump(_subject_dict(subject)))
     return EXIT_OK
 
 
 def cmd_subjects_delete(args: argparse.Namespace) -> int:
-    with BioverifyClient(args.server) as client:
+    with connect(args, args.server) as client:
         reply = client.delete_subject(args.subject_id, tenant=args.tenant)
     print(f"deleted {reply.subject_id}: {reply.templates_deleted} template(s) erased")
     return EXIT_OK
@@ -307,9 +324,20 @@ def _subject_dict(subject: Any) -> dict[str, Any]:
 
 
 # -- parser -------------------------------------------------------------------------------------
+def cmd_token_digest(args: argparse.Namespace) -> int:
+    from bioverify.server.auth import token_digest
+
+    print(token_digest(args.token_value))
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bioverify-admin", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
+    parser.add_argument("--tls-ca", type=Path, help="PEM CA bundle: connect with TLS")
+    parser.add_argument("--tls-cert", type=Path, help="PEM client certificate (mutual TLS)")
+    parser.add_argument("--tls-key", type=Path, help="PEM client key (mutual TLS)")
+    parser.add_argument("--token", help="API token (default: BIOVERIFY_TOKEN)")
     sub = parser.add_subparsers(dest="command", required=True)
 
     def add(
@@ -381,6 +409,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--concurrency", type=int, default=1)
     p.add_argument("--json", action="store_true")
+
+    p = add(sub, "token-digest", cmd_token_digest, "print the digest to put in the tokens file")
+    p.add_argument("token_value", metavar="TOKEN")
 
     p = add(sub, "enroll", cmd_enroll, "bulk enrollment from a folder tree or a CSV")
     p.add_argument("source", type=Path, help="folder (one sub-folder per subject) or CSV")

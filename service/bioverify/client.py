@@ -51,8 +51,23 @@ class BioverifyClient:
         retries: int = 3,
         backoff: float = 0.2,
         credentials: grpc.ChannelCredentials | None = None,
+        tls_ca: bytes | None = None,
+        tls_client_cert: bytes | None = None,
+        tls_client_key: bytes | None = None,
+        token: str | None = None,
         max_message_bytes: int = 64 * 1024 * 1024,
     ) -> None:
+        """``tls_ca`` (PEM) turns TLS on (``tls_client_cert``/``tls_client_key`` for mutual
+        TLS); ``token`` is sent as ``authorization: Bearer <token>`` on every call."""
+        if credentials is None and tls_ca is not None:
+            credentials = grpc.ssl_channel_credentials(
+                root_certificates=tls_ca,
+                private_key=tls_client_key,
+                certificate_chain=tls_client_cert,
+            )
+        self._metadata: tuple[tuple[str, str], ...] = (
+            (("authorization", f"Bearer {token}"),) if token else ()
+        )
         options = [
             ("grpc.max_send_message_length", max_message_bytes),
             ("grpc.max_receive_message_length", max_message_bytes),
@@ -232,7 +247,9 @@ class BioverifyClient:
                 yield voice_pb2.VoiceStreamRequest(audio=chunk)
 
         try:
-            yield from self.voice.VerifyVoiceStream(requests(), timeout=timeout or self.timeout)
+            yield from self.voice.VerifyVoiceStream(
+                requests(), timeout=timeout or self.timeout, metadata=self._metadata
+            )
         except grpc.RpcError as exc:
             raise _client_error(exc) from exc
 
@@ -281,7 +298,7 @@ class BioverifyClient:
         attempt = 0
         while True:
             try:
-                return method(request, timeout=self.timeout)
+                return method(request, timeout=self.timeout, metadata=self._metadata)
             except grpc.RpcError as exc:
                 code = exc.code() if hasattr(exc, "code") else grpc.StatusCode.UNKNOWN
                 if code == grpc.StatusCode.UNAVAILABLE and attempt < self.retries:

@@ -24,9 +24,13 @@ def default_model_dir() -> Path:
 
 @dataclass(frozen=True)
 class Settings:
-    # Network
+    # Network and access
     host: str = "127.0.0.1"
     port: int = 50051
+    tls_cert_file: str = ""  # PEM; with tls_key_file the port serves TLS only
+    tls_key_file: str = ""
+    tls_client_ca_file: str = ""  # PEM; when set, clients must present a certificate (mTLS)
+    auth_tokens_file: str = ""  # SHA-256 digests of accepted API tokens, one per line
     # Storage
     data_dir: Path = Path("bioverify-data")
     store: str = "sqlite"
@@ -105,6 +109,10 @@ class Settings:
         return settings
 
     def validate(self) -> None:
+        if bool(self.tls_cert_file) != bool(self.tls_key_file):
+            raise ConfigurationError("tls_cert_file and tls_key_file go together")
+        if self.tls_client_ca_file and not self.tls_cert_file:
+            raise ConfigurationError("tls_client_ca_file needs tls_cert_file and tls_key_file")
         if not 0 <= self.port <= 65535:
             raise ConfigurationError(f"port must be 0..65535, got {self.port}")
         if self.store not in ("sqlite", "redis"):

@@ -24,6 +24,7 @@ from bioverify.face.registry import build_detector, build_embedder
 from bioverify.index.gallery import Gallery, GalleryFollower
 from bioverify.packs import PackCatalog, PackManifest, ensure_verified
 from bioverify.server import convert
+from bioverify.server.auth import TokenAuthInterceptor, load_token_digests, server_credentials
 from bioverify.server.face_servicer import FaceServicer
 from bioverify.server.info_servicer import InfoServicer
 from bioverify.server.status import ErrorMappingInterceptor
@@ -298,9 +299,15 @@ def build(settings: Settings) -> Application:
         store, max_subject_id_length=settings.max_subject_id_length, galleries=galleries
     )
 
+    interceptors: list[grpc.ServerInterceptor] = []
+    if settings.auth_tokens_file:
+        interceptors.append(
+            TokenAuthInterceptor(load_token_digests(Path(settings.auth_tokens_file)))
+        )
+    interceptors.append(ErrorMappingInterceptor())
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=settings.rpc_threads, thread_name_prefix="rpc"),
-        interceptors=[ErrorMappingInterceptor()],
+        interceptors=interceptors,
         options=[
             ("grpc.max_receive_message_length", settings.max_message_bytes),
             ("grpc.max_send_message_length", settings.max_message_bytes),
@@ -342,7 +349,16 @@ def build(settings: Settings) -> Application:
         reflection.enable_server_reflection(
             (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
         )
-    port = server.add_insecure_port(f"{settings.host}:{settings.port}")
+    address = f"{settings.host}:{settings.port}"
+    if settings.tls_cert_file:
+        credentials = server_credentials(
+            Path(settings.tls_cert_file),
+            Path(settings.tls_key_file),
+            Path(settings.tls_client_ca_file) if settings.tls_client_ca_file else None,
+        )
+        port = server.add_secure_port(address, credentials)
+    else:
+        port = server.add_insecure_port(address)
     if port == 0:
         raise ConfigurationError(f"cannot listen on {settings.host}:{settings.port}")
     return Application(

@@ -1,0 +1,171 @@
+"""TLS (server and mutual) and API-token authentication on a real server process."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import grpc
+import pytest
+
+from bioverify.client import BioverifyClient, BioverifyClientError
+from bioverify.server.auth import token_digest
+from tests.conftest import lfw
+from tests.service_process import ServiceProcess
+
+ADMIN = [sys.executable, "-m", "bioverify_admin.cli"]
+
+
+def openssl(*args: str, cwd: Path) -> None:
+    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A CA, a server certificate for 127.0.0.1 and a client certificate, made with openssl."""
+    d = tmp_path_factory.mktemp("pki")
+    openssl(
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=bioverify-test-ca",
+        cwd=d,
+    )
+    (d / "san.cnf").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+    for name in ("server", "client"):
+        openssl(
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            f"{name}.key",
+            "-out",
+            f"{name}.csr",
+            "-subj",
+            f"/CN={name}",
+            cwd=d,
+        )
+        openssl(
+            "x509",
+            "-req",
+            "-in",
+            f"{name}.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            f"{name}.pem",
+            "-days",
+            "2",
+            "-extfile",
+            "san.cnf",
+            cwd=d,
+        )
+    return d
+
+
+def test_tls_with_token_and_client_certificate(pki: Path, tmp_path: Path) -> None:
+    tokens = tmp_path / "tokens"
+    tokens.write_text(f"# ops team\n{token_digest('s3cret-token')}\n")
+    service = ServiceProcess(
+        tmp_path / "svc",
+        tmp_path / "data",
+        tls_cert_file=str(pki / "server.pem"),
+        tls_key_file=str(pki / "server.key"),
+        tls_client_ca_file=str(pki / "ca.pem"),
+        auth_tokens_file=str(tokens),
+    ).start()
+    ca = (pki / "ca.pem").read_bytes()
+    cert = (pki / "client.pem").read_bytes()
+    key = (pki / "client.key").read_bytes()
+    image = lfw("Roger_Federer", 8).read_bytes()
+    try:
+        good = BioverifyClient(
+            service.target,
+            tls_ca=ca,
+            tls_client_cert=cert,
+            tls_client_key=key,
+            token="s3cret-token",
+            retries=0,
+        )
+        good.wait_until_serving()
+        assert good.enroll_face("tls-subject", [image]).accepted_count == 1
+
+        wrong_token = BioverifyClient(
+            service.target,
+            tls_ca=ca,
+            tls_client_cert=cert,
+            tls_client_key=key,
+            token="guess",
+            retries=0,
+        )
+        with pytest.raises(BioverifyClientError) as info:
+            wrong_token.get_subject("tls-subject")
+        assert info.value.code == grpc.StatusCode.UNAUTHENTICATED
+        no_token = BioverifyClient(
+            service.target, tls_ca=ca, tls_client_cert=cert, tls_client_key=key, retries=0
+        )
+        with pytest.raises(BioverifyClientError) as info:
+            list(
+                no_token.verify_voice_stream(
+                    "x", [b"\xff" * 160], encoding="MULAW", sample_rate_hz=8000
+                )
+            )
+        assert info.value.code == grpc.StatusCode.UNAUTHENTICATED
+        no_client_cert = BioverifyClient(
+            service.target, tls_ca=ca, token="s3cret-token", retries=0, timeout=5
+        )
+        with pytest.raises(BioverifyClientError) as info:
+            no_client_cert.get_subject("tls-subject")
+        assert info.value.code == grpc.StatusCode.UNAVAILABLE  # handshake refused
+        plaintext = BioverifyClient(service.target, token="s3cret-token", retries=0, timeout=5)
+        with pytest.raises(BioverifyClientError):
+            plaintext.get_subject("tls-subject")
+
+        # The admin tool takes the same options.
+        out = subprocess.run(
+            [
+                *ADMIN,
+                "--tls-ca",
+                str(pki / "ca.pem"),
+                "--tls-cert",
+                str(pki / "client.pem"),
+                "--tls-key",
+                str(pki / "client.key"),
+                "--token",
+                "s3cret-token",
+                "subjects",
+                "list",
+                "--server",
+                service.target,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert out.returncode == 0 and out.stdout.split() == ["tls-subject"], out.stderr
+        for c in (good, wrong_token, no_token, no_client_cert, plaintext):
+            c.close()
+    finally:
+        service.stop()
+
+
+def test_bad_tokens_file_is_a_startup_error(tmp_path: Path) -> None:
+    tokens = tmp_path / "tokens"
+    tokens.write_text("plaintext-token-not-a-digest\n")
+    service = ServiceProcess(tmp_path / "svc", tmp_path / "data", auth_tokens_file=str(tokens))
+    with pytest.raises(RuntimeError, match="SHA-256"):
+        service.start(timeout=60)
