@@ -17,8 +17,8 @@ from typing import Any, TypeVar
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from bioverify import client_requests as requests
 from bioverify.v1 import (
-    common_pb2,
     face_pb2,
     face_pb2_grpc,
     info_pb2,
@@ -114,9 +114,7 @@ class BioverifyClient:
     def compare_faces(
         self, image_a: bytes, image_b: bytes, *, operating_point: str = ""
     ) -> face_pb2.CompareFacesResponse:
-        request = face_pb2.CompareFacesRequest(
-            image_a=image_a, image_b=image_b, policy=_policy(operating_point)
-        )
+        request = requests.compare_faces(image_a, image_b, operating_point)
         reply: face_pb2.CompareFacesResponse = self._call(self.face.CompareFaces, request)
         return reply
 
@@ -130,24 +128,22 @@ class BioverifyClient:
         replace: bool = False,
         dry_run: bool = False,
     ) -> face_pb2.EnrollFaceResponse:
-        request = face_pb2.EnrollFaceRequest(
-            subject_id=subject_id,
-            images=list(images),
-            metadata=dict(metadata or {}),
-            tenant=tenant,
-            replace=replace,
-            dry_run=dry_run,
-        )
+        request = requests.enroll_face(subject_id, images, metadata, tenant, replace, dry_run)
         reply: face_pb2.EnrollFaceResponse = self._call(self.face.EnrollFace, request)
         return reply
 
     def verify_face(
         self, subject_id: str, image: bytes, *, tenant: str = "", operating_point: str = ""
     ) -> face_pb2.VerifyFaceResponse:
-        request = face_pb2.VerifyFaceRequest(
-            subject_id=subject_id, image=image, tenant=tenant, policy=_policy(operating_point)
-        )
+        request = requests.verify_face(subject_id, image, tenant, operating_point)
         reply: face_pb2.VerifyFaceResponse = self._call(self.face.VerifyFace, request)
+        return reply
+
+    def identify_face(
+        self, image: bytes, *, top_k: int = 5, min_confidence: float = 0.0, tenant: str = ""
+    ) -> face_pb2.IdentifyFaceResponse:
+        request = requests.identify_face(image, top_k, min_confidence, tenant)
+        reply: face_pb2.IdentifyFaceResponse = self._call(self.face.IdentifyFace, request)
         return reply
 
     # -- voice ------------------------------------------------------------------------------
@@ -162,22 +158,12 @@ class BioverifyClient:
     ) -> voice_pb2.Audio:
         """An audio message: a WAV/FLAC/OGG/MP3 file as is, or raw ``PCM_S16LE``/``MULAW``/
         ``ALAW`` with its sample rate."""
-        audio = voice_pb2.Audio(
-            data=data,
-            encoding=encoding or "AUDIO_ENCODING_UNSPECIFIED",
-            sample_rate_hz=sample_rate_hz,
-            channels=channels,
-        )
-        if channel is not None:
-            audio.channel = channel
-        return audio
+        return requests.audio(data, encoding, sample_rate_hz, channels, channel)
 
     def compare_voices(
         self, clip_a: voice_pb2.Audio, clip_b: voice_pb2.Audio, *, operating_point: str = ""
     ) -> voice_pb2.CompareVoicesResponse:
-        request = voice_pb2.CompareVoicesRequest(
-            clip_a=clip_a, clip_b=clip_b, policy=_policy(operating_point)
-        )
+        request = requests.compare_voices(clip_a, clip_b, operating_point)
         reply: voice_pb2.CompareVoicesResponse = self._call(self.voice.CompareVoices, request)
         return reply
 
@@ -191,14 +177,7 @@ class BioverifyClient:
         replace: bool = False,
         dry_run: bool = False,
     ) -> voice_pb2.EnrollVoiceResponse:
-        request = voice_pb2.EnrollVoiceRequest(
-            subject_id=subject_id,
-            clips=list(clips),
-            metadata=dict(metadata or {}),
-            tenant=tenant,
-            replace=replace,
-            dry_run=dry_run,
-        )
+        request = requests.enroll_voice(subject_id, clips, metadata, tenant, replace, dry_run)
         reply: voice_pb2.EnrollVoiceResponse = self._call(self.voice.EnrollVoice, request)
         return reply
 
@@ -210,9 +189,7 @@ class BioverifyClient:
         tenant: str = "",
         operating_point: str = "",
     ) -> voice_pb2.VerifyVoiceResponse:
-        request = voice_pb2.VerifyVoiceRequest(
-            subject_id=subject_id, clip=clip, tenant=tenant, policy=_policy(operating_point)
-        )
+        request = requests.verify_voice(subject_id, clip, tenant, operating_point)
         reply: voice_pb2.VerifyVoiceResponse = self._call(self.voice.VerifyVoice, request)
         return reply
 
@@ -251,7 +228,7 @@ class BioverifyClient:
                 requests(), timeout=timeout or self.timeout, metadata=self._metadata
             )
         except grpc.RpcError as exc:
-            raise _client_error(exc) from exc
+            raise client_error(exc) from exc
 
     # -- subjects ---------------------------------------------------------------------------
     def get_subject(self, subject_id: str, *, tenant: str = "") -> subjects_pb2.Subject:
@@ -305,14 +282,10 @@ class BioverifyClient:
                     time.sleep(self.backoff * (2**attempt))
                     attempt += 1
                     continue
-                raise _client_error(exc) from exc
+                raise client_error(exc) from exc
 
 
-def _policy(operating_point: str) -> common_pb2.Policy:
-    return common_pb2.Policy(operating_point=operating_point)
-
-
-def _client_error(exc: grpc.RpcError) -> BioverifyClientError:
+def client_error(exc: grpc.RpcError) -> BioverifyClientError:
     code = exc.code() if hasattr(exc, "code") else grpc.StatusCode.UNKNOWN
     details = exc.details() if hasattr(exc, "details") else str(exc)
     reason = ""

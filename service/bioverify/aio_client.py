@@ -1,0 +1,197 @@
+"""An asyncio client for the bioverify v1 API (grpc.aio), with the same options, retries and
+errors as the synchronous ``BioverifyClient``.
+
+    async with AsyncBioverifyClient("localhost:50051", token="...") as client:
+        reply = await client.verify_face("customer-123", selfie_bytes)
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import grpc
+from grpc import aio
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from bioverify import client_requests as requests
+from bioverify.client import BioverifyClientError, client_error
+from bioverify.v1 import (
+    face_pb2,
+    face_pb2_grpc,
+    info_pb2,
+    info_pb2_grpc,
+    subjects_pb2,
+    subjects_pb2_grpc,
+    voice_pb2,
+    voice_pb2_grpc,
+)
+
+
+class AsyncBioverifyClient:
+    def __init__(
+        self,
+        target: str,
+        *,
+        timeout: float = 30.0,
+        retries: int = 3,
+        backoff: float = 0.2,
+        tls_ca: bytes | None = None,
+        tls_client_cert: bytes | None = None,
+        tls_client_key: bytes | None = None,
+        token: str | None = None,
+        max_message_bytes: int = 64 * 1024 * 1024,
+    ) -> None:
+        options = [
+            ("grpc.max_send_message_length", max_message_bytes),
+            ("grpc.max_receive_message_length", max_message_bytes),
+        ]
+        if tls_ca is not None:
+            credentials = grpc.ssl_channel_credentials(tls_ca, tls_client_key, tls_client_cert)
+            self._channel = aio.secure_channel(target, credentials, options=options)
+        else:
+            self._channel = aio.insecure_channel(target, options=options)
+        self.timeout = timeout
+        self.retries = retries
+        self.backoff = backoff
+        self._metadata: tuple[tuple[str, str], ...] = (
+            (("authorization", f"Bearer {token}"),) if token else ()
+        )
+        self.face = face_pb2_grpc.FaceServiceStub(self._channel)
+        self.voice = voice_pb2_grpc.VoiceServiceStub(self._channel)
+        self.subjects = subjects_pb2_grpc.SubjectServiceStub(self._channel)
+        self.info = info_pb2_grpc.InfoServiceStub(self._channel)
+        self._health = health_pb2_grpc.HealthStub(self._channel)
+
+    async def close(self) -> None:
+        await self._channel.close()
+
+    async def __aenter__(self) -> AsyncBioverifyClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def wait_until_serving(self, timeout: float = 120.0) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            try:
+                reply = await self._health.Check(health_pb2.HealthCheckRequest(), timeout=2.0)
+                if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                    return
+            except grpc.RpcError:
+                pass
+            if loop.time() > deadline:
+                raise TimeoutError(f"service not serving after {timeout:.0f} s")
+            await asyncio.sleep(0.2)
+
+    async def compare_faces(
+        self, image_a: bytes, image_b: bytes, *, operating_point: str = ""
+    ) -> face_pb2.CompareFacesResponse:
+        request = requests.compare_faces(image_a, image_b, operating_point)
+        reply: face_pb2.CompareFacesResponse = await self._call(self.face.CompareFaces, request)
+        return reply
+
+    async def enroll_face(
+        self,
+        subject_id: str,
+        images: Sequence[bytes],
+        *,
+        metadata: Mapping[str, str] | None = None,
+        tenant: str = "",
+        replace: bool = False,
+        dry_run: bool = False,
+    ) -> face_pb2.EnrollFaceResponse:
+        request = requests.enroll_face(subject_id, images, metadata, tenant, replace, dry_run)
+        reply: face_pb2.EnrollFaceResponse = await self._call(self.face.EnrollFace, request)
+        return reply
+
+    async def verify_face(
+        self, subject_id: str, image: bytes, *, tenant: str = "", operating_point: str = ""
+    ) -> face_pb2.VerifyFaceResponse:
+        request = requests.verify_face(subject_id, image, tenant, operating_point)
+        reply: face_pb2.VerifyFaceResponse = await self._call(self.face.VerifyFace, request)
+        return reply
+
+    async def identify_face(
+        self, image: bytes, *, top_k: int = 5, min_confidence: float = 0.0, tenant: str = ""
+    ) -> face_pb2.IdentifyFaceResponse:
+        request = requests.identify_face(image, top_k, min_confidence, tenant)
+        reply: face_pb2.IdentifyFaceResponse = await self._call(self.face.IdentifyFace, request)
+        return reply
+
+    @staticmethod
+    def audio(
+        data: bytes,
+        *,
+        encoding: str = "",
+        sample_rate_hz: int = 0,
+        channels: int = 0,
+        channel: int | None = None,
+    ) -> voice_pb2.Audio:
+        return requests.audio(data, encoding, sample_rate_hz, channels, channel)
+
+    async def compare_voices(
+        self, clip_a: voice_pb2.Audio, clip_b: voice_pb2.Audio, *, operating_point: str = ""
+    ) -> voice_pb2.CompareVoicesResponse:
+        request = requests.compare_voices(clip_a, clip_b, operating_point)
+        reply: voice_pb2.CompareVoicesResponse = await self._call(self.voice.CompareVoices, request)
+        return reply
+
+    async def enroll_voice(
+        self,
+        subject_id: str,
+        clips: Sequence[voice_pb2.Audio],
+        *,
+        metadata: Mapping[str, str] | None = None,
+        tenant: str = "",
+        replace: bool = False,
+        dry_run: bool = False,
+    ) -> voice_pb2.EnrollVoiceResponse:
+        request = requests.enroll_voice(subject_id, clips, metadata, tenant, replace, dry_run)
+        reply: voice_pb2.EnrollVoiceResponse = await self._call(self.voice.EnrollVoice, request)
+        return reply
+
+    async def verify_voice(
+        self, subject_id: str, clip: voice_pb2.Audio, *, tenant: str = "", operating_point: str = ""
+    ) -> voice_pb2.VerifyVoiceResponse:
+        request = requests.verify_voice(subject_id, clip, tenant, operating_point)
+        reply: voice_pb2.VerifyVoiceResponse = await self._call(self.voice.VerifyVoice, request)
+        return reply
+
+    async def get_subject(self, subject_id: str, *, tenant: str = "") -> subjects_pb2.Subject:
+        request = subjects_pb2.GetSubjectRequest(subject_id=subject_id, tenant=tenant)
+        reply: subjects_pb2.Subject = await self._call(self.subjects.GetSubject, request)
+        return reply
+
+    async def delete_subject(
+        self, subject_id: str, *, tenant: str = ""
+    ) -> subjects_pb2.DeleteSubjectResponse:
+        request = subjects_pb2.DeleteSubjectRequest(subject_id=subject_id, tenant=tenant)
+        reply: subjects_pb2.DeleteSubjectResponse = await self._call(
+            self.subjects.DeleteSubject, request
+        )
+        return reply
+
+    async def service_info(self) -> info_pb2.ServiceInfo:
+        reply: info_pb2.ServiceInfo = await self._call(
+            self.info.GetServiceInfo, info_pb2.GetServiceInfoRequest()
+        )
+        return reply
+
+    async def _call(self, method: Callable[..., Any], request: Any) -> Any:
+        attempt = 0
+        while True:
+            try:
+                return await method(request, timeout=self.timeout, metadata=self._metadata)
+            except aio.AioRpcError as exc:
+                if exc.code() == grpc.StatusCode.UNAVAILABLE and attempt < self.retries:
+                    await asyncio.sleep(self.backoff * (2**attempt))
+                    attempt += 1
+                    continue
+                raise client_error(exc) from exc
+
+
+__all__ = ["AsyncBioverifyClient", "BioverifyClientError"]

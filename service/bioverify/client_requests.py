@@ -1,0 +1,101 @@
+"""Request messages shared by the sync and asyncio clients."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from bioverify.v1 import common_pb2, face_pb2, voice_pb2
+
+
+def policy(operating_point: str) -> common_pb2.Policy:
+    return common_pb2.Policy(operating_point=operating_point)
+
+
+def compare_faces(
+    image_a: bytes, image_b: bytes, operating_point: str
+) -> face_pb2.CompareFacesRequest:
+    return face_pb2.CompareFacesRequest(
+        image_a=image_a, image_b=image_b, policy=policy(operating_point)
+    )
+
+
+def enroll_face(
+    subject_id: str,
+    images: Sequence[bytes],
+    metadata: Mapping[str, str] | None,
+    tenant: str,
+    replace: bool,
+    dry_run: bool,
+) -> face_pb2.EnrollFaceRequest:
+    return face_pb2.EnrollFaceRequest(
+        subject_id=subject_id,
+        images=list(images),
+        metadata=dict(metadata or {}),
+        tenant=tenant,
+        replace=replace,
+        dry_run=dry_run,
+    )
+
+
+def verify_face(
+    subject_id: str, image: bytes, tenant: str, operating_point: str
+) -> face_pb2.VerifyFaceRequest:
+    return face_pb2.VerifyFaceRequest(
+        subject_id=subject_id, image=image, tenant=tenant, policy=policy(operating_point)
+    )
+
+
+def identify_face(
+    image: bytes, top_k: int, min_confidence: float, tenant: str
+) -> face_pb2.IdentifyFaceRequest:
+    return face_pb2.IdentifyFaceRequest(
+        image=image, top_k=top_k, min_confidence=min_confidence, tenant=tenant
+    )
+
+
+def audio(
+    data: bytes, encoding: str, sample_rate_hz: int, channels: int, channel: int | None
+) -> voice_pb2.Audio:
+    message = voice_pb2.Audio(
+        data=data,
+        encoding=encoding or "AUDIO_ENCODING_UNSPECIFIED",
+        sample_rate_hz=sample_rate_hz,
+        channels=channels,
+    )
+    if channel is not None:
+        message.channel = channel
+    return message
+
+
+def compare_voices(
+    clip_a: voice_pb2.Audio, clip_b: voice_pb2.Audio, operating_point: str
+) -> voice_pb2.CompareVoicesRequest:
+    return voice_pb2.CompareVoicesRequest(
+        clip_a=clip_a, clip_b=clip_b, policy=policy(operating_point)
+    )
+
+
+def enroll_voice(
+    subject_id: str,
+    clips: Sequence[voice_pb2.Audio],
+    metadata: Mapping[str, str] | None,
+    tenant: str,
+    replace: bool,
+    dry_run: bool,
+) -> voice_pb2.EnrollVoiceRequest:
+    return voice_pb2.EnrollVoiceRequest(
+        subject_id=subject_id,
+        clips=list(clips),
+        metadata=dict(metadata or {}),
+        tenant=tenant,
+        replace=replace,
+        dry_run=dry_run,
+    )
+
+
+def verify_voice(
+    subject_id: str, clip: voice_pb2.Audio, tenant: str, operating_point: str
+) -> voice_pb2.VerifyVoiceRequest:
+    return voice_pb2.VerifyVoiceRequest(
+        subject_id=subject_id, clip=clip, tenant=tenant, policy=policy(operating_point)
+    )

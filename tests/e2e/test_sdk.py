@@ -1,0 +1,65 @@
+"""The client SDK as an app developer uses it: sync and asyncio, typed errors, retries."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import grpc
+import pytest
+
+from bioverify.aio_client import AsyncBioverifyClient
+from bioverify.client import BioverifyClient, BioverifyClientError
+from bioverify.v1 import common_pb2
+from tests.conftest import DATA, lfw
+
+
+def test_async_client_face_and_voice(face_server: str) -> None:
+    clip = sorted((DATA / "speaker" / "audio" / "libri_367").glob("*.flac"))
+
+    async def scenario() -> None:
+        async with AsyncBioverifyClient(face_server, timeout=60) as client:
+            await client.wait_until_serving(timeout=60)
+            images = [lfw("Angela_Bassett", n).read_bytes() for n in (3, 4, 5)]
+            enrolled = await client.enroll_face("sdk-async", images[:2], tenant="sdk")
+            assert enrolled.accepted_count == 2
+            # several requests in flight at once on one channel
+            replies = await asyncio.gather(
+                client.verify_face("sdk-async", images[2], tenant="sdk"),
+                client.compare_faces(images[0], images[2]),
+                client.identify_face(images[2], tenant="sdk"),
+            )
+            assert replies[0].decision == common_pb2.ACCEPT
+            assert replies[1].match.decision == common_pb2.ACCEPT
+            assert replies[2].candidates[0].subject_id == "sdk-async"
+            voice = await client.compare_voices(
+                client.audio(clip[0].read_bytes()), client.audio(clip[1].read_bytes())
+            )
+            assert voice.match.decision == common_pb2.ACCEPT
+            with pytest.raises(BioverifyClientError) as info:
+                await client.get_subject("nobody", tenant="sdk")
+            assert (
+                info.value.code == grpc.StatusCode.NOT_FOUND and info.value.reason == "NOT_ENROLLED"
+            )
+            await client.delete_subject("sdk-async", tenant="sdk")
+
+    asyncio.run(scenario())
+
+
+def test_errors_are_typed_with_stable_reasons(face_server: str) -> None:
+    with BioverifyClient(face_server, retries=0) as client:
+        with pytest.raises(BioverifyClientError) as info:
+            client.compare_faces(b"not an image", lfw("Angela_Bassett", 3).read_bytes())
+        assert info.value.code == grpc.StatusCode.INVALID_ARGUMENT
+        assert info.value.reason == "INVALID_IMAGE"
+        assert "image_a" in str(info.value)
+
+
+def test_retries_with_backoff_when_unavailable() -> None:
+    client = BioverifyClient("127.0.0.1:1", retries=2, backoff=0.1, timeout=2)
+    started = time.monotonic()
+    with pytest.raises(BioverifyClientError) as info:
+        client.service_info()
+    assert info.value.code == grpc.StatusCode.UNAVAILABLE
+    assert time.monotonic() - started >= 0.3  # 0.1 + 0.2 s of backoff between 3 attempts
+    client.close()
