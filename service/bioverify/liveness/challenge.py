@@ -1,0 +1,239 @@
+"""Active liveness (challenge-response): issue a random sequence of head actions with a
+single-use nonce, then check from per-frame head poses that they were done in order.
+
+Direction convention (image space): every action is defined by where the nose moves *in
+the image as the server receives it*. ``TURN_HEAD_LEFT`` means "turn so that your nose moves
+towards the image's left edge", i.e. the yaw ratio of ``face.quality.estimate_pose`` (positive
+when the nose points to the image's right) goes below ``-yaw_enter``. With a non-mirrored
+camera that is the subject's own right; clients that show a mirrored selfie preview must
+phrase the prompt for what the user sees (on a mirrored preview the nose moves to the
+*screen's right*). ``LOOK_UP``/``LOOK_DOWN`` move the nose towards the eyes/mouth line,
+measured against the pose of the first frames (nose/mouth proportions differ per person).
+
+``BLINK`` is defined but never issued: five landmarks (eye centres, nose, mouth corners) carry
+no eyelid information, so a blink cannot be verified from them; ``verify_challenge`` reports
+a challenge containing it as not verifiable.
+"""
+
+from __future__ import annotations
+
+import enum
+import hmac
+import secrets
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from bioverify.errors import ChallengeInvalid, ConfigurationError
+from bioverify.face.quality import Pose
+
+
+class Action(enum.StrEnum):
+    TURN_HEAD_LEFT = "TURN_HEAD_LEFT"
+    TURN_HEAD_RIGHT = "TURN_HEAD_RIGHT"
+    LOOK_UP = "LOOK_UP"
+    LOOK_DOWN = "LOOK_DOWN"
+    BLINK = "BLINK"
+
+
+ISSUABLE_ACTIONS = (
+    Action.TURN_HEAD_LEFT,
+    Action.TURN_HEAD_RIGHT,
+    Action.LOOK_UP,
+    Action.LOOK_DOWN,
+)
+"""Actions verifiable from 5-point landmarks (``BLINK`` is not; see the module docstring)."""
+
+
+@dataclass(frozen=True)
+class Challenge:
+    """An issued challenge. ``expires_at`` is on the issuer's clock (monotonic seconds)."""
+
+    challenge_id: str
+    nonce: str
+    actions: tuple[Action, ...]
+    expires_at: float
+
+
+class ChallengeIssuer:
+    """Creates challenges and redeems each at most once, in a bounded in-memory store.
+
+    Thread-safe. When ``max_pending`` challenges are outstanding, expired ones are dropped
+    first, then the oldest. ``consume`` removes the challenge whatever the outcome, so a
+    wrong nonce cannot be retried.
+    """
+
+    def __init__(
+        self,
+        *,
+        ttl_seconds: float,
+        max_pending: int,
+        actions: Sequence[Action] = ISSUABLE_ACTIONS,
+        min_actions: int = 2,
+        max_actions: int = 3,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if ttl_seconds <= 0:
+            raise ConfigurationError(f"challenge ttl must be > 0 s, got {ttl_seconds}")
+        if max_pending < 1:
+            raise ConfigurationError(f"max_pending must be >= 1, got {max_pending}")
+        pool = tuple(dict.fromkeys(Action(a) for a in actions))
+        if Action.BLINK in pool:
+            raise ConfigurationError("BLINK cannot be verified from 5 landmarks; do not issue it")
+        if not 1 <= min_actions <= max_actions or len(pool) < 2:
+            raise ConfigurationError("need 1 <= min_actions <= max_actions and >= 2 actions")
+        self._ttl = float(ttl_seconds)
+        self._max = int(max_pending)
+        self._pool = pool
+        self._min = int(min_actions)
+        self._max_actions = int(max_actions)
+        self._clock = clock
+        self._pending: OrderedDict[str, Challenge] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def issue(self) -> Challenge:
+        """A fresh challenge: 2-3 random actions, no action twice in a row."""
+        count = self._min + secrets.randbelow(self._max_actions - self._min + 1)
+        actions: list[Action] = []
+        while len(actions) < count:
+            action = secrets.choice(self._pool)
+            if not actions or action != actions[-1]:
+                actions.append(action)
+        challenge = Challenge(
+            challenge_id=secrets.token_urlsafe(16),
+            nonce=secrets.token_urlsafe(24),
+            actions=tuple(actions),
+            expires_at=self._clock() + self._ttl,
+        )
+        with self._lock:
+            self._evict(self._clock())
+            self._pending[challenge.challenge_id] = challenge
+        return challenge
+
+    def consume(self, challenge_id: str, nonce: str) -> Challenge:
+        """Redeem a challenge once; ``ChallengeInvalid`` if unknown, used, expired or forged."""
+        with self._lock:
+            challenge = self._pending.pop(challenge_id, None)
+        if challenge is None:
+            raise ChallengeInvalid("unknown or already used challenge")
+        if self._clock() >= challenge.expires_at:
+            raise ChallengeInvalid("the challenge has expired; request a new one")
+        if not hmac.compare_digest(challenge.nonce.encode(), nonce.encode()):
+            raise ChallengeInvalid("the challenge nonce does not match")
+        return challenge
+
+    def pending(self) -> int:
+        with self._lock:
+            return len(self._pending)
+
+    def _evict(self, now: float) -> None:
+        expired = [cid for cid, c in self._pending.items() if now >= c.expires_at]
+        for cid in expired:
+            del self._pending[cid]
+        while len(self._pending) >= self._max:
+            self._pending.popitem(last=False)
+
+
+@dataclass(frozen=True)
+class ChallengeThresholds:
+    """Pose limits of the action detector (ratios as in ``face.quality.Pose``).
+
+    An action starts when the pose passes ``*_enter`` and the face counts as back to
+    neutral within ``*_exit`` (hysteresis: ``exit < enter``). Pitch is relative to the
+    median pitch of the first ``baseline_frames`` frames.
+    """
+
+    yaw_enter: float
+    yaw_exit: float
+    pitch_enter: float
+    pitch_exit: float
+    baseline_frames: int
+
+
+DEFAULT_CHALLENGE_THRESHOLDS = ChallengeThresholds(
+    yaw_enter=0.25, yaw_exit=0.12, pitch_enter=0.12, pitch_exit=0.06, baseline_frames=3
+)
+"""Yaw ±0.25 is a clear head turn of roughly 15-20 degrees; pitch from 5 landmarks is
+noisier and person-dependent, hence relative to the start of the burst."""
+
+
+def _offsets(poses: Sequence[Pose], t: ChallengeThresholds) -> list[tuple[float, float]]:
+    n = max(1, min(t.baseline_frames, len(poses)))
+    base = sorted(p.pitch for p in poses[:n])[n // 2]
+    return [(p.yaw, p.pitch - base) for p in poses]
+
+
+def _strength(action: Action, yaw: float, dpitch: float) -> float:
+    """How far a pose goes in the action's direction (positive = that way)."""
+    if action is Action.TURN_HEAD_LEFT:
+        return -yaw
+    if action is Action.TURN_HEAD_RIGHT:
+        return yaw
+    if action is Action.LOOK_UP:
+        return -dpitch
+    if action is Action.LOOK_DOWN:
+        return dpitch
+    raise ValueError(f"{action} has no pose direction")
+
+
+def _enter(action: Action, t: ChallengeThresholds) -> float:
+    return (
+        t.yaw_enter if action in (Action.TURN_HEAD_LEFT, Action.TURN_HEAD_RIGHT) else t.pitch_enter
+    )
+
+
+def verify_challenge(
+    challenge: Challenge,
+    frames_poses: Sequence[Pose],
+    *,
+    thresholds: ChallengeThresholds = DEFAULT_CHALLENGE_THRESHOLDS,
+) -> tuple[bool, str]:
+    """Whether the poses show the challenge's actions in order, and why.
+
+    The face must start neutral (|yaw| within ``yaw_exit``). Each action is done when its
+    direction passes the enter threshold; before the next action the face must return to
+    neutral (within the exit thresholds), so one long turn cannot count twice. Doing a
+    different action first (passing 1.5x its enter threshold while another is expected)
+    fails the challenge, as does a sequence that ends early.
+    """
+    t = thresholds
+    if Action.BLINK in challenge.actions:
+        return False, "BLINK cannot be verified from 5-point landmarks"
+    if len(frames_poses) < 2:
+        return False, "need at least two frames"
+    offsets = _offsets(frames_poses, t)
+    first_yaw, first_pitch = offsets[0]
+    if abs(first_yaw) > t.yaw_exit or abs(first_pitch) > t.pitch_exit:
+        return False, f"the face must start facing the camera (yaw {first_yaw:+.2f})"
+    step = 0
+    neutral = True
+    done_at: list[int] = []
+    for i, (yaw, dpitch) in enumerate(offsets):
+        if step == len(challenge.actions):
+            break
+        expected = challenge.actions[step]
+        if not neutral:
+            if abs(yaw) <= t.yaw_exit and abs(dpitch) <= t.pitch_exit:
+                neutral = True
+            continue
+        if _strength(expected, yaw, dpitch) >= _enter(expected, t):
+            done_at.append(i)
+            step += 1
+            neutral = False
+            continue
+        for other in ISSUABLE_ACTIONS:
+            if other is not expected and _strength(other, yaw, dpitch) >= 1.5 * _enter(other, t):
+                return False, (
+                    f"frame {i}: {other.value} was performed while {expected.value} was expected"
+                )
+    if step < len(challenge.actions):
+        return False, (
+            f"only {step} of {len(challenge.actions)} actions seen; missing "
+            + ", ".join(a.value for a in challenge.actions[step:])
+        )
+    steps = ", ".join(
+        f"{a.value}@frame{f}" for a, f in zip(challenge.actions, done_at, strict=True)
+    )
+    return True, f"all actions performed in order ({steps})"

@@ -1,0 +1,71 @@
+"""Small types of the liveness layer: checks, the assessment, and the ports adapters implement.
+
+Convention everywhere: a higher score means *more likely live* (bona fide).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from bioverify.face.ports import DetectedFace, ImageBGR
+
+
+@dataclass(frozen=True)
+class Check:
+    """One component of a liveness decision, for humans and logs.
+
+    ``score`` is in [0, 1], higher = more likely live; ``weight`` is the component's
+    effective weight in the fused decision (0 for a gate such as the motion check, which
+    rejects on its own); ``passed`` says whether this component alone clears the threshold;
+    ``detail`` explains the measurement and its signed contribution.
+    """
+
+    name: str
+    score: float
+    weight: float
+    passed: bool
+    detail: str
+
+
+@dataclass(frozen=True)
+class LivenessAssessment:
+    """A liveness decision with its evidence.
+
+    ``live`` is ``score >= threshold``. ``reasons`` are ``(code, message)`` pairs naming the
+    strongest evidence towards "attack" when the face is rejected (empty when live).
+    """
+
+    live: bool
+    score: float
+    threshold: float
+    checks: tuple[Check, ...]
+    reasons: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
+class SignalValue:
+    """A raw feature value measured on one face, with a short human explanation."""
+
+    value: float
+    explanation: str
+
+
+class FacePadModel(Protocol):
+    """A learned presentation-attack detector on one face: P(bona fide) in [0, 1]."""
+
+    name: str
+
+    def score(self, image: ImageBGR, face: DetectedFace) -> float:
+        """Probability-like score that the face is a live person (higher = live)."""
+        ...
+
+
+class FaceSignal(Protocol):
+    """A cheap hand-crafted measurement on one face (raw feature, not yet a probability)."""
+
+    name: str
+
+    def measure(self, image: ImageBGR, face: DetectedFace) -> SignalValue:
+        """The raw feature value and what it means for this face."""
+        ...
