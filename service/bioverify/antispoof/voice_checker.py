@@ -1,0 +1,223 @@
+"""Voice spoof decision: AASIST and the explainable signals, fused by the pack's logistic
+model, reported as checks (the same shape as face liveness).
+
+``VoiceSpoofChecker.assess`` scores one clip. ``VoiceSpoofRunning`` follows a live call: it
+runs AASIST on each new window of audio as it arrives (so the expensive part is spread over
+the call) and assesses the whole call on demand from the running AASIST mean plus the signals
+of the audio kept so far.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from bioverify.antispoof.fusion import LogisticFusion, sigmoid
+from bioverify.antispoof.ports import Check, SpoofAssessment, VoiceSpoofModel
+from bioverify.antispoof.voice_signals import SIGNAL_NAMES, Signal, compute_signals
+from bioverify.errors import AudioTooShort, ConfigurationError
+from bioverify.voice.ports import SpeechSegment, Waveform
+
+AASIST_FEATURE = "aasist"
+AASIST_CLIP = 15.0
+"""AASIST log-odds are clipped to ±15 before fusion (beyond that the model is saturated)."""
+MIN_SPEECH_S = 1.0
+
+_CODES = {
+    AASIST_FEATURE: "VOICE_SPOOF_MODEL",
+    "mel_modulation": "VOICE_OVERSMOOTHED",
+    "spectral_contrast": "VOICE_FLAT_SPECTRUM",
+    "hf_contrast": "VOICE_VOCODER_NOISE",
+    "hf_ratio": "VOICE_BAND_LIMIT",
+    "hf_cliff": "VOICE_BAND_EDGE",
+    "hf_flatness": "VOICE_VOCODER_NOISE",
+    "f0_variation": "VOICE_FLAT_PROSODY",
+    "f0_perturbation": "VOICE_REGULAR_PHONATION",
+    "amp_perturbation": "VOICE_REGULAR_PHONATION",
+    "noise_floor": "VOICE_DIGITAL_SILENCE",
+    "zero_fraction": "VOICE_DIGITAL_SILENCE",
+    "lf_ratio": "VOICE_REPLAY_CHANNEL",
+    "reverb_tail": "VOICE_REPLAY_CHANNEL",
+}
+
+
+def reason_code(feature: str) -> str:
+    return _CODES.get(feature, "VOICE_SPOOF_" + feature.upper())
+
+
+class VoiceSpoofChecker:
+    """Fuses AASIST with the signals of :mod:`~bioverify.antispoof.voice_signals`.
+
+    ``model`` may be None only when the fusion does not use the ``aasist`` feature.
+    ``threshold`` defaults to the fusion's own (the pack's calibrated operating threshold).
+    """
+
+    def __init__(
+        self,
+        model: VoiceSpoofModel | None,
+        fusion: LogisticFusion,
+        *,
+        threshold: float | None = None,
+        max_reasons: int = 3,
+    ) -> None:
+        unknown = [f for f in fusion.features if f != AASIST_FEATURE and f not in SIGNAL_NAMES]
+        if unknown:
+            raise ConfigurationError(f"voice anti-spoofing fusion: unknown features {unknown}")
+        if AASIST_FEATURE in fusion.features and model is None:
+            raise ConfigurationError("voice anti-spoofing fusion uses AASIST but no model given")
+        self.model = model
+        self.fusion = fusion
+        self.threshold = fusion.threshold if threshold is None else threshold
+        self.max_reasons = max_reasons
+
+    def assess(
+        self,
+        wave16k: Waveform,
+        speech_segments: Sequence[SpeechSegment],
+        *,
+        aasist_log_odds: float | None = None,
+    ) -> SpoofAssessment:
+        """Assess one clip (16 kHz mono). ``aasist_log_odds`` reuses an AASIST result
+        computed elsewhere (e.g. the running mean of a live call) instead of running it."""
+        speech_s = sum(max(0.0, s.end_s - s.start_s) for s in speech_segments)
+        if speech_s < MIN_SPEECH_S:
+            raise AudioTooShort(
+                f"need at least {MIN_SPEECH_S:.1f} s of speech to check for spoofing, "
+                f"got {speech_s:.1f} s"
+            )
+        signals = compute_signals(wave16k, speech_segments)
+        values: dict[str, float] = {name: s.value for name, s in signals.items()}
+        aasist: float | None = None
+        if AASIST_FEATURE in self.fusion.features and self.model is not None:
+            raw = self.model.log_odds(wave16k) if aasist_log_odds is None else aasist_log_odds
+            aasist = float(np.clip(raw, -AASIST_CLIP, AASIST_CLIP))
+            values[AASIST_FEATURE] = aasist
+        return self._decide(values, signals, aasist)
+
+    def _decide(
+        self, values: Mapping[str, float], signals: Mapping[str, Signal], aasist: float | None
+    ) -> SpoofAssessment:
+        score = self.fusion.probability(values)
+        live = score >= self.threshold
+        contributions = self.fusion.contributions(values)
+        checks: list[Check] = []
+        for name in self.fusion.features:
+            c = contributions[name]
+            if name == AASIST_FEATURE:
+                assert aasist is not None
+                detail = f"AASIST bona fide log-odds {aasist:+.1f} (P = {sigmoid(aasist):.2f})"
+                own = sigmoid(aasist)
+                available = True
+            else:
+                sig = signals[name]
+                detail, own, available = sig.detail, sigmoid(c), sig.available
+            if not available:
+                detail = f"not measured: {detail}"
+            checks.append(Check(name=name, score=own, weight=c, passed=c >= 0.0, detail=detail))
+        for name, sig in signals.items():
+            if name not in contributions:
+                checks.append(
+                    Check(
+                        name=name,
+                        score=0.5,
+                        weight=0.0,
+                        passed=True,
+                        detail=f"informational, not scored: {sig.detail}",
+                    )
+                )
+        reasons: tuple[tuple[str, str], ...] = ()
+        if not live:
+            against = sorted((c for c in checks if c.weight < 0.0), key=lambda c: c.weight)[
+                : self.max_reasons
+            ]
+            reasons = tuple((reason_code(c.name), f"{c.name}: {c.detail}") for c in against)
+        return SpoofAssessment(
+            live=live,
+            score=score,
+            threshold=self.threshold,
+            checks=tuple(checks),
+            reasons=reasons,
+        )
+
+
+@dataclass(frozen=True)
+class RunningScore:
+    """AASIST evidence gathered so far in a live call."""
+
+    windows: int
+    mean_log_odds: float
+    min_log_odds: float
+
+    @property
+    def probability(self) -> float:
+        return sigmoid(self.mean_log_odds) if self.windows else math.nan
+
+
+class VoiceSpoofRunning:
+    """Accumulates spoofing evidence over a live call, one AASIST window at a time.
+
+    Feed 16 kHz audio with :meth:`accept`; every ``hop_s`` of new audio, once a full window
+    is buffered, the latest window is scored. :meth:`assess` fuses the running AASIST mean
+    with the signals of the buffered audio (at most ``keep_s`` seconds, the most recent).
+    Not thread-safe: one instance per call.
+    """
+
+    def __init__(
+        self, checker: VoiceSpoofChecker, *, hop_s: float = 2.0, keep_s: float = 30.0
+    ) -> None:
+        if checker.model is None:
+            raise ConfigurationError("a running voice spoof score needs the AASIST model")
+        self._checker = checker
+        self._model = checker.model
+        self._window = int(self._model.window)
+        self._hop = max(1, round(hop_s * 16000))
+        self._keep = max(self._window, round(keep_s * 16000))
+        self._buffer = np.zeros(0, dtype=np.float32)
+        self._total = 0  # samples accepted over the whole call
+        self._offset = 0  # call position of self._buffer[0]
+        self._next_end = self._window  # call position where the next window ends
+        self._scores: list[float] = []
+
+    @property
+    def running(self) -> RunningScore:
+        if not self._scores:
+            return RunningScore(0, math.nan, math.nan)
+        return RunningScore(len(self._scores), float(np.mean(self._scores)), min(self._scores))
+
+    @property
+    def duration_s(self) -> float:
+        return self._total / 16000
+
+    def accept(self, chunk: Waveform) -> list[float]:
+        """Add audio; returns the log-odds of any windows completed by it."""
+        data = np.asarray(chunk, dtype=np.float32).ravel()
+        self._buffer = np.concatenate([self._buffer, data])
+        self._total += data.size
+        new: list[float] = []
+        while self._total >= self._next_end:
+            start = self._next_end - self._window - self._offset
+            window = self._buffer[start : start + self._window]
+            new.append(float(self._model.log_odds(window)))
+            self._next_end += self._hop
+        self._scores.extend(new)
+        drop = self._buffer.size - self._keep
+        if drop > 0:
+            self._buffer = self._buffer[drop:]
+            self._offset += drop
+        return new
+
+    @property
+    def audio(self) -> Waveform:
+        """The buffered audio (the last ``keep_s`` seconds of the call)."""
+        return self._buffer
+
+    def assess(self, speech_segments: Sequence[SpeechSegment]) -> SpoofAssessment:
+        """Assess the call so far; ``speech_segments`` are relative to :attr:`audio`.
+
+        Before the first full window, AASIST runs once on the (tiled) buffered audio."""
+        running = self.running
+        log_odds = running.mean_log_odds if running.windows else None
+        return self._checker.assess(self._buffer, speech_segments, aasist_log_odds=log_odds)

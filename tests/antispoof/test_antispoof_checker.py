@@ -1,0 +1,116 @@
+"""VoiceSpoofChecker and VoiceSpoofRunning with a stand-in model (plumbing and decisions)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from bioverify.antispoof.fusion import LogisticFusion
+from bioverify.antispoof.ports import Check, SpoofAssessment
+from bioverify.antispoof.voice_checker import (
+    AASIST_FEATURE,
+    VoiceSpoofChecker,
+    VoiceSpoofRunning,
+    reason_code,
+)
+from bioverify.errors import AudioTooShort, ConfigurationError
+from bioverify.voice.ports import SpeechSegment, Waveform
+from tests.antispoof.test_antispoof_signals import SR, vowel, whole
+
+
+class FixedModel:
+    """Returns a fixed log-odds and records the length of every input."""
+
+    name = "fixed"
+
+    def __init__(self, log_odds: float, window: int = SR) -> None:
+        self.value = log_odds
+        self.window = window
+        self.calls: list[int] = []
+
+    def log_odds(self, wave16k: Waveform) -> float:
+        self.calls.append(int(wave16k.size))
+        return self.value
+
+    def score(self, wave16k: Waveform) -> float:
+        return 1 / (1 + math.exp(-self.log_odds(wave16k)))
+
+
+FUSION = LogisticFusion(
+    features=(AASIST_FEATURE, "f0_variation"),
+    mean=(0.0, 3.0),
+    scale=(5.0, 1.0),
+    weights=(2.0, 1.0),
+    bias=0.0,
+    threshold=0.5,
+)
+
+
+def speech(seconds: float = 3.0) -> np.ndarray:
+    t = np.arange(int(seconds * SR)) / SR
+    return vowel(120.0 * 2 ** (3 * np.sin(2 * np.pi * t / 2.0) / 12))
+
+
+def test_bona_fide_evidence_is_accepted_with_checks() -> None:
+    wave = speech()
+    result = VoiceSpoofChecker(FixedModel(10.0), FUSION).assess(wave, whole(wave))
+    assert isinstance(result, SpoofAssessment)
+    assert result.live and result.score >= result.threshold == 0.5
+    assert result.reasons == ()
+    by_name = {c.name: c for c in result.checks}
+    assert isinstance(by_name[AASIST_FEATURE], Check)
+    assert by_name[AASIST_FEATURE].passed and by_name[AASIST_FEATURE].weight == pytest.approx(4.0)
+    assert "AASIST" in by_name[AASIST_FEATURE].detail
+    assert by_name["noise_floor"].weight == 0.0  # informational only
+    assert "not scored" in by_name["noise_floor"].detail
+
+
+def test_spoof_evidence_is_rejected_with_reasons() -> None:
+    wave = vowel(np.full(3 * SR, 120.0))  # monotone
+    result = VoiceSpoofChecker(FixedModel(-10.0), FUSION, max_reasons=2).assess(wave, whole(wave))
+    assert not result.live
+    codes = [code for code, _ in result.reasons]
+    assert codes == [reason_code(AASIST_FEATURE), reason_code("f0_variation")]
+    assert codes == ["VOICE_SPOOF_MODEL", "VOICE_FLAT_PROSODY"]
+
+
+def test_precomputed_aasist_result_is_used_and_clipped() -> None:
+    wave = speech()
+    model = FixedModel(10.0)
+    result = VoiceSpoofChecker(model, FUSION).assess(wave, whole(wave), aasist_log_odds=-99.0)
+    assert model.calls == []
+    aasist = next(c for c in result.checks if c.name == AASIST_FEATURE)
+    assert aasist.weight == pytest.approx(2.0 * -3.0)  # clipped to -15, z = -3
+
+
+def test_too_little_speech_and_bad_configuration() -> None:
+    checker = VoiceSpoofChecker(FixedModel(0.0), FUSION)
+    wave = speech(1.0)
+    with pytest.raises(AudioTooShort):
+        checker.assess(wave, [SpeechSegment(0.0, 0.5)])
+    with pytest.raises(ConfigurationError, match="unknown features"):
+        VoiceSpoofChecker(None, LogisticFusion(("nope",), (0.0,), (1.0,), (1.0,), 0.0))
+    with pytest.raises(ConfigurationError, match="no model"):
+        VoiceSpoofChecker(None, FUSION)
+
+
+def test_running_score_windows_and_buffer() -> None:
+    model = FixedModel(2.0, window=SR)  # 1 s windows
+    running = VoiceSpoofRunning(VoiceSpoofChecker(model, FUSION), hop_s=0.5, keep_s=2.0)
+    assert running.running.windows == 0 and math.isnan(running.running.probability)
+    wave = speech(3.0)
+    done: list[float] = []
+    for start in range(0, wave.size, 3000):  # ragged chunks
+        done += running.accept(wave[start : start + 3000])
+    # windows end at 1.0, 1.5, 2.0, 2.5 and 3.0 s
+    assert len(done) == 5 and running.running.windows == 5
+    assert set(model.calls) == {SR}
+    assert running.running.probability == pytest.approx(1 / (1 + math.exp(-2.0)))
+    assert running.audio.size == 2 * SR  # only the last keep_s seconds are kept
+    np.testing.assert_array_equal(running.audio, wave[-2 * SR :])
+    result = running.assess(whole(running.audio))
+    assert len(model.calls) == 5  # AASIST is not run again: the running mean is used
+    aasist = next(c for c in result.checks if c.name == AASIST_FEATURE)
+    assert aasist.weight == pytest.approx(2.0 * 2.0 / 5.0)
