@@ -60,6 +60,15 @@ class Settings:
     max_clips_per_enrollment: int = 20
     max_call_seconds: float = 3600.0
     max_stream_chunk_bytes: int = 64 * 1024
+    # Liveness / anti-spoofing
+    face_liveness_pack: str = "auto"  # "none": no face liveness
+    voice_antispoof_pack: str = "auto"  # "none": no voice anti-spoofing
+    require_face_liveness: bool = False  # service default for enroll/verify/identify
+    require_voice_liveness: bool = False
+    liveness_observe_only: bool = False  # report liveness findings but never block
+    # YAML file: tenant -> {require_face, require_voice, observe_only}
+    liveness_tenant_policies: str = ""
+    challenge_ttl_s: float = 120.0
     # Gallery (1:N search)
     gallery_exact_max: int = 50_000  # exact search up to this many templates per tenant, ANN above
     gallery_snapshots: bool = True  # save the index at shutdown, load it at startup

@@ -16,8 +16,6 @@ from bioverify.client import BioverifyClient, BioverifyClientError
 from bioverify.v1 import (
     common_pb2,
     face_pb2,
-    liveness_pb2,
-    liveness_pb2_grpc,
 )
 from tests.conftest import lfw
 
@@ -96,15 +94,6 @@ def test_service_info_describes_models(client: BioverifyClient) -> None:
     assert model.calibration.method == "platt" and model.calibration.slope > 0
     assert info.runtime_versions["onnxruntime"]
     assert info.limits.max_image_bytes > 0
-
-
-def test_unimplemented_rpcs_say_so(face_server: str) -> None:
-    with grpc.insecure_channel(face_server) as channel:
-        liveness = liveness_pb2_grpc.LivenessServiceStub(channel)
-        with pytest.raises(grpc.RpcError) as info:
-            liveness.CheckLiveness(liveness_pb2.CheckLivenessRequest())
-        assert info.value.code() == grpc.StatusCode.UNIMPLEMENTED
-        assert "CheckLiveness" in info.value.details()
 
 
 # -- CompareFaces -------------------------------------------------------------------------------
@@ -370,12 +359,18 @@ def test_tenants_are_isolated(client: BioverifyClient) -> None:
     expect_error(grpc.StatusCode.INVALID_ARGUMENT, client.get_subject, "x", tenant="bad tenant!")
 
 
-def test_require_liveness_is_refused_until_available(client: BioverifyClient) -> None:
-    stub_request = face_pb2.CompareFacesRequest(
+def test_require_liveness_reports_the_checks(client: BioverifyClient) -> None:
+    request = face_pb2.CompareFacesRequest(
         image_a=read(CLINTON[0]),
         image_b=read(CLINTON[1]),
-        policy=common_pb2.Policy(require_liveness=True),
+        policy=common_pb2.Policy(require_liveness=True, observe_only=True),
     )
-    with pytest.raises(grpc.RpcError) as info:
-        client.face.CompareFaces(stub_request)
-    assert info.value.code() == grpc.StatusCode.UNIMPLEMENTED
+    reply = client.face.CompareFaces(request)
+    for report in (reply.liveness_a, reply.liveness_b):
+        assert report.checked and report.observe_only and 0.0 <= report.score <= 1.0
+        names = {c.name for c in report.checks}
+        assert len(names) >= 3 and all(c.detail for c in report.checks)
+    # observe mode never blocks: the decision is the match decision
+    assert reply.decision in (common_pb2.ACCEPT, common_pb2.RETRY)
+    plain = client.compare_faces(read(CLINTON[0]), read(CLINTON[1]))
+    assert not plain.liveness_a.checked  # not requested: not run

@@ -13,20 +13,25 @@ from pathlib import Path
 
 import grpc
 import numpy as np
+import yaml
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 import bioverify
+from bioverify.antispoof.voice_checker import VoiceSpoofChecker
 from bioverify.errors import ConfigurationError, Unavailable
 from bioverify.face.pipeline import FacePipeline, ImageLimits
 from bioverify.face.quality import DEFAULT_THRESHOLDS, QualityThresholds
 from bioverify.face.registry import build_detector, build_embedder
 from bioverify.index.gallery import Gallery, GalleryFollower
+from bioverify.liveness.challenge import ChallengeIssuer
+from bioverify.liveness.face_checker import FaceLivenessChecker
 from bioverify.packs import PackCatalog, PackManifest, ensure_verified
 from bioverify.server import convert
 from bioverify.server.auth import TokenAuthInterceptor, load_token_digests, server_credentials
 from bioverify.server.face_servicer import FaceServicer
 from bioverify.server.info_servicer import InfoServicer
+from bioverify.server.liveness_servicer import LivenessServicer
 from bioverify.server.status import ErrorMappingInterceptor
 from bioverify.server.subjects_servicer import SubjectServicer
 from bioverify.server.unimplemented import unimplemented_servicer
@@ -37,6 +42,7 @@ from bioverify.store.redis_store import RedisTemplateStore
 from bioverify.store.sqlite_store import SqliteTemplateStore
 from bioverify.usecases.common import InferencePool
 from bioverify.usecases.face import FaceVerification
+from bioverify.usecases.liveness import LivenessChecks, LivenessGate, TenantLivenessPolicy
 from bioverify.usecases.subjects import SubjectAdministration
 from bioverify.usecases.voice import VoicePolicy, VoiceVerification
 from bioverify.v1 import (
@@ -156,6 +162,74 @@ def choose_voice_pack(settings: Settings) -> PackManifest | None:
     return pack
 
 
+def optional_pack(settings: Settings, modality: str, wanted: str) -> PackManifest | None:
+    """A liveness / anti-spoofing pack: named, or with ``auto`` the first usable one."""
+    if wanted == "none":
+        return None
+    catalog = PackCatalog(settings.model_dir, settings.data_dir / "packs")
+    try:
+        pack = catalog.choose(modality, wanted)
+    except ConfigurationError:
+        if wanted != "auto":
+            raise
+        logger.warning("no usable %s pack: that check is not available", modality)
+        return None
+    if settings.verify_model_checksums:
+        ensure_verified(pack)
+    return pack
+
+
+def tenant_liveness_policies(settings: Settings) -> dict[str, TenantLivenessPolicy]:
+    if not settings.liveness_tenant_policies:
+        return {}
+    path = Path(settings.liveness_tenant_policies)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        return {
+            str(tenant): TenantLivenessPolicy(
+                require_face=bool(p.get("require_face", settings.require_face_liveness)),
+                require_voice=bool(p.get("require_voice", settings.require_voice_liveness)),
+                observe_only=bool(p.get("observe_only", settings.liveness_observe_only)),
+            )
+            for tenant, p in dict(data).items()
+        }
+    except (OSError, yaml.YAMLError, TypeError, ValueError, AttributeError) as exc:
+        raise ConfigurationError(f"invalid liveness tenant policies file {path}: {exc}") from exc
+
+
+def build_voice_spoof_checker(pack: PackManifest, threads: int) -> VoiceSpoofChecker:
+    """AASIST (ONNX, exported when the pack was built) fused with the explainable signals."""
+    from bioverify.antispoof.aasist_onnx import AasistDetector
+    from bioverify.antispoof.fusion import LogisticFusion
+    from bioverify.antispoof.voice_checker import VoiceSpoofChecker
+
+    fusion_block = pack.raw.get("fusion")
+    if not isinstance(fusion_block, dict):
+        raise ConfigurationError(f"pack {pack.id} has no fusion block")
+    fusion = LogisticFusion.from_dict(fusion_block)
+    model = (
+        AasistDetector(pack.file_path("aasist"), threads=threads)
+        if "aasist" in pack.files
+        else None
+    )
+    return VoiceSpoofChecker(model, fusion)
+
+
+def build_liveness_gate(settings: Settings) -> LivenessGate:
+    face_pack = optional_pack(settings, "face-liveness", settings.face_liveness_pack)
+    voice_pack = optional_pack(settings, "voice-antispoof", settings.voice_antispoof_pack)
+    return LivenessGate(
+        face=FaceLivenessChecker.from_pack(face_pack, settings.onnx_threads) if face_pack else None,
+        voice=build_voice_spoof_checker(voice_pack, settings.onnx_threads) if voice_pack else None,
+        default=TenantLivenessPolicy(
+            require_face=settings.require_face_liveness,
+            require_voice=settings.require_voice_liveness,
+            observe_only=settings.liveness_observe_only,
+        ),
+        tenants=tenant_liveness_policies(settings),
+    )
+
+
 def build_gallery(settings: Settings, modality: str, pack: PackManifest) -> Gallery:
     return Gallery(
         modality, pack.template_model, pack.embedding_dim, exact_max=settings.gallery_exact_max
@@ -258,12 +332,14 @@ def build(settings: Settings) -> Application:
     store = build_store(settings)
     pool = InferencePool(settings.inference_workers, max_queue=settings.max_concurrent_rpcs * 2)
     face_gallery = build_gallery(settings, "face", face_pack)
+    liveness = build_liveness_gate(settings)
     faces = FaceVerification(
         face_pipeline,
         face_pack,
         store,
         pool,
         face_gallery,
+        liveness=liveness,
         default_operating_point=settings.face_operating_point,
         max_images_per_enrollment=settings.max_images_per_enrollment,
         max_subject_id_length=settings.max_subject_id_length,
@@ -278,6 +354,7 @@ def build(settings: Settings) -> Application:
             store,
             pool,
             voice_gallery,
+            liveness=liveness,
             limits=audio_limits(settings),
             policy=VoicePolicy(
                 min_verify_speech_s=settings.voice_min_verify_speech_s,
@@ -331,13 +408,14 @@ def build(settings: Settings) -> Application:
         ),
         server,
     )
+    checks = LivenessChecks(
+        liveness,
+        face_pipeline,
+        pool,
+        ChallengeIssuer(ttl_seconds=settings.challenge_ttl_s, max_pending=10_000),
+    )
     liveness_pb2_grpc.add_LivenessServiceServicer_to_server(
-        unimplemented_servicer(
-            liveness_pb2_grpc.LivenessServiceServicer,
-            "LivenessService",
-            ["StartLivenessChallenge", "CheckLiveness"],
-        ),
-        server,
+        LivenessServicer(checks, voices), server
     )
     info = service_info(settings, face_pack, faces.default_operating_point, store.name)
     if voices is not None and voice_pack is not None:

@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from bioverify.face.pipeline import FaceFinding
+from bioverify.liveness.ports import LivenessAssessment
 from bioverify.packs import PackManifest
 from bioverify.scoring import MatchResult
 from bioverify.store.ports import SubjectRecord, Template, TemplateSummary
 from bioverify.usecases.common import Issue, RequestPolicy
 from bioverify.usecases.gallery_search import Duplicate, IdentifyResult
+from bioverify.usecases.liveness import LivenessResult
 from bioverify.usecases.voice import AudioInput, ClipReport
 from bioverify.v1 import common_pb2, face_pb2, info_pb2, subjects_pb2, voice_pb2
 from bioverify.voice.audio_decode import AudioEncoding
@@ -73,7 +75,36 @@ def finding_to_proto(finding: FaceFinding) -> face_pb2.FaceAnalysis:
     )
 
 
-def decision_for(match: MatchResult, retry: tuple[Issue, ...]) -> common_pb2.Decision:
+def liveness_to_proto(result: LivenessResult | None) -> common_pb2.LivenessReport:
+    if result is None:
+        return common_pb2.LivenessReport(checked=False)
+    return assessment_to_proto(result.assessment, result.observe_only)
+
+
+def assessment_to_proto(
+    a: LivenessAssessment, observe_only: bool = False
+) -> common_pb2.LivenessReport:
+    return common_pb2.LivenessReport(
+        checked=True,
+        live=a.live,
+        score=a.score,
+        threshold=a.threshold,
+        checks=[
+            common_pb2.LivenessCheck(
+                name=c.name, score=c.score, weight=c.weight, passed=c.passed, detail=c.detail
+            )
+            for c in a.checks
+        ],
+        reasons=[common_pb2.Reason(code=code, message=message) for code, message in a.reasons],
+        observe_only=observe_only,
+    )
+
+
+def decision_for(
+    match: MatchResult, retry: tuple[Issue, ...], *liveness: LivenessResult | None
+) -> common_pb2.Decision:
+    if any(result is not None and result.blocks for result in liveness):
+        return common_pb2.SPOOF_SUSPECTED
     if retry:
         return common_pb2.RETRY
     return common_pb2.ACCEPT if match.accepted else common_pb2.REJECT
@@ -193,7 +224,11 @@ def candidates_to_proto(result: IdentifyResult) -> list[common_pb2.Candidate]:
     ]
 
 
-def identify_decision(result: IdentifyResult, retry: tuple[Issue, ...]) -> common_pb2.Decision:
+def identify_decision(
+    result: IdentifyResult, retry: tuple[Issue, ...], liveness: LivenessResult | None = None
+) -> common_pb2.Decision:
+    if liveness is not None and liveness.blocks:
+        return common_pb2.SPOOF_SUSPECTED
     if retry:
         return common_pb2.RETRY
     return common_pb2.ACCEPT if result.found else common_pb2.REJECT

@@ -23,9 +23,9 @@ class FaceServicer(face_pb2_grpc.FaceServiceServicer):  # type: ignore[misc]
             match=convert.match_to_proto(out.match, out.model),
             face_a=convert.finding_to_proto(out.face_a),
             face_b=convert.finding_to_proto(out.face_b),
-            liveness_a=common_pb2.LivenessReport(checked=False),
-            liveness_b=common_pb2.LivenessReport(checked=False),
-            decision=convert.decision_for(out.match, out.retry),
+            liveness_a=convert.liveness_to_proto(out.liveness_a),
+            liveness_b=convert.liveness_to_proto(out.liveness_b),
+            decision=convert.decision_for(out.match, out.retry, out.liveness_a, out.liveness_b),
             reasons=convert.reasons_to_proto(out.retry),
         )
 
@@ -52,7 +52,7 @@ class FaceServicer(face_pb2_grpc.FaceServiceServicer):  # type: ignore[misc]
                     accepted=s.accepted,
                     reasons=convert.reasons_to_proto(s.reasons),
                     analysis=convert.finding_to_proto(s.finding) if s.finding else None,
-                    liveness=common_pb2.LivenessReport(checked=False),
+                    liveness=convert.liveness_to_proto(s.liveness),
                 )
                 for s in out.samples
             ],
@@ -75,8 +75,8 @@ class FaceServicer(face_pb2_grpc.FaceServiceServicer):  # type: ignore[misc]
             subject_id=out.subject_id,
             match=convert.match_to_proto(out.match, out.model),
             analysis=convert.finding_to_proto(out.finding),
-            liveness=common_pb2.LivenessReport(checked=False),
-            decision=convert.decision_for(out.match, out.retry),
+            liveness=convert.liveness_to_proto(out.liveness),
+            decision=convert.decision_for(out.match, out.retry, out.liveness),
             reasons=convert.reasons_to_proto(out.retry),
         )
 
@@ -93,8 +93,8 @@ class FaceServicer(face_pb2_grpc.FaceServiceServicer):  # type: ignore[misc]
         return face_pb2.IdentifyFaceResponse(
             candidates=convert.candidates_to_proto(out.result),
             analysis=convert.finding_to_proto(out.finding),
-            liveness=common_pb2.LivenessReport(checked=False),
-            decision=convert.identify_decision(out.result, out.retry),
+            liveness=convert.liveness_to_proto(out.liveness),
+            decision=convert.identify_decision(out.result, out.retry, out.liveness),
             reasons=convert.reasons_to_proto(out.retry),
             model=out.model,
         )

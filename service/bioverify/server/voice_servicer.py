@@ -29,9 +29,9 @@ class VoiceServicer(voice_pb2_grpc.VoiceServiceServicer):  # type: ignore[misc]
             match=convert.match_to_proto(out.match, out.model),
             quality_a=convert.clip_report_to_proto(out.clip_a),
             quality_b=convert.clip_report_to_proto(out.clip_b),
-            liveness_a=common_pb2.LivenessReport(checked=False),
-            liveness_b=common_pb2.LivenessReport(checked=False),
-            decision=convert.decision_for(out.match, out.retry),
+            liveness_a=convert.liveness_to_proto(out.liveness_a),
+            liveness_b=convert.liveness_to_proto(out.liveness_b),
+            decision=convert.decision_for(out.match, out.retry, out.liveness_a, out.liveness_b),
             reasons=convert.reasons_to_proto(out.retry),
         )
 
@@ -58,7 +58,7 @@ class VoiceServicer(voice_pb2_grpc.VoiceServiceServicer):  # type: ignore[misc]
                     accepted=s.accepted,
                     reasons=convert.reasons_to_proto(s.reasons),
                     quality=convert.clip_report_to_proto(s.report),
-                    liveness=common_pb2.LivenessReport(checked=False),
+                    liveness=convert.liveness_to_proto(s.liveness),
                 )
                 for s in out.samples
             ],
@@ -83,8 +83,8 @@ class VoiceServicer(voice_pb2_grpc.VoiceServiceServicer):  # type: ignore[misc]
             subject_id=out.subject_id,
             match=convert.match_to_proto(out.match, out.model),
             quality=convert.clip_report_to_proto(out.clip),
-            liveness=common_pb2.LivenessReport(checked=False),
-            decision=convert.decision_for(out.match, out.retry),
+            liveness=convert.liveness_to_proto(out.liveness),
+            decision=convert.decision_for(out.match, out.retry, out.liveness),
             reasons=convert.reasons_to_proto(out.retry),
         )
 
@@ -101,8 +101,8 @@ class VoiceServicer(voice_pb2_grpc.VoiceServiceServicer):  # type: ignore[misc]
         return voice_pb2.IdentifyVoiceResponse(
             candidates=convert.candidates_to_proto(out.result),
             quality=convert.clip_report_to_proto(out.clip),
-            liveness=common_pb2.LivenessReport(checked=False),
-            decision=convert.identify_decision(out.result, out.retry),
+            liveness=convert.liveness_to_proto(out.liveness),
+            decision=convert.identify_decision(out.result, out.retry, out.liveness),
             reasons=convert.reasons_to_proto(out.retry),
             model=out.model,
         )

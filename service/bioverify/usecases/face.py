@@ -26,10 +26,10 @@ from bioverify.scoring import (
 )
 from bioverify.store.ports import Template, TemplateStore
 from bioverify.usecases.common import (
+    DEFAULT_TENANT,
     InferencePool,
     Issue,
     RequestPolicy,
-    check_liveness_policy,
     sample_id,
     validate_metadata,
     validate_subject_id,
@@ -41,6 +41,7 @@ from bioverify.usecases.gallery_search import (
     find_duplicates,
     identify,
 )
+from bioverify.usecases.liveness import LivenessGate, LivenessResult, spoof_issues
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +55,8 @@ class CompareOutcome:
     face_a: FaceFinding
     face_b: FaceFinding
     retry: tuple[Issue, ...]  # quality problems that make the decision unreliable
+    liveness_a: LivenessResult | None = None
+    liveness_b: LivenessResult | None = None
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,7 @@ class SampleOutcome:
     accepted: bool
     reasons: tuple[Issue, ...]
     finding: FaceFinding | None
+    liveness: LivenessResult | None = None
 
 
 @dataclass(frozen=True)
@@ -78,6 +82,7 @@ class IdentifyOutcome:
     model: str
     finding: FaceFinding
     retry: tuple[Issue, ...]
+    liveness: LivenessResult | None = None
 
 
 @dataclass(frozen=True)
@@ -87,6 +92,7 @@ class VerifyOutcome:
     model: str
     finding: FaceFinding
     retry: tuple[Issue, ...]
+    liveness: LivenessResult | None = None
 
 
 class FaceVerification:
@@ -98,6 +104,7 @@ class FaceVerification:
         pool: InferencePool,
         gallery: Gallery,
         *,
+        liveness: LivenessGate | None = None,
         default_operating_point: str = "",
         max_images_per_enrollment: int = 20,
         max_subject_id_length: int = 128,
@@ -110,6 +117,7 @@ class FaceVerification:
         self.store = store
         self.pool = pool
         self.gallery = gallery
+        self.liveness = liveness or LivenessGate(face=None, voice=None)
         self.default_operating_point = pack.operating_point(default_operating_point).name
         self.max_images = max_images_per_enrollment
         self.max_subject_id_length = max_subject_id_length
@@ -127,11 +135,12 @@ class FaceVerification:
 
     # -- use cases --------------------------------------------------------------------------
     def compare(self, image_a: bytes, image_b: bytes, policy: RequestPolicy) -> CompareOutcome:
-        check_liveness_policy(policy)
         point = self.operating_point(policy)
         _require_image(image_a, "image_a")
         _require_image(image_b, "image_b")
         prepared = self._prepare_all([image_a, image_b], labels=("image_a", "image_b"))
+        live_a = self._liveness(policy, DEFAULT_TENANT, prepared[0], compare=True)
+        live_b = self._liveness(policy, DEFAULT_TENANT, prepared[1], compare=True)
         samples = self.pool.run(self.pipeline.embed, prepared)
         similarity = cosine_similarity(samples[0].embedding, samples[1].embedding)
         return CompareOutcome(
@@ -140,6 +149,8 @@ class FaceVerification:
             face_a=samples[0].finding,
             face_b=samples[1].finding,
             retry=_quality_issues(samples),
+            liveness_a=live_a,
+            liveness_b=live_b,
         )
 
     def enroll(
@@ -154,7 +165,6 @@ class FaceVerification:
         dry_run: bool = False,
         refuse_duplicates: bool = False,
     ) -> EnrollOutcome:
-        check_liveness_policy(policy)
         tenant = validate_tenant(tenant)
         subject_id = validate_subject_id(subject_id, self.max_subject_id_length)
         meta = validate_metadata(metadata)
@@ -179,7 +189,12 @@ class FaceVerification:
                 reasons = tuple(Issue(i.code, i.message) for i in quality.issues)
                 outcomes.append(SampleOutcome(index, False, reasons, prepared.finding))
                 continue
-            outcomes.append(SampleOutcome(index, True, (), prepared.finding))
+            live = self._liveness(policy, tenant, prepared)
+            if live is not None and live.blocks:
+                reasons = spoof_issues(live)
+                outcomes.append(SampleOutcome(index, False, reasons, prepared.finding, live))
+                continue
+            outcomes.append(SampleOutcome(index, True, (), prepared.finding, live))
             good.append(prepared)
             good_ids.append(sample_id(images[index]))
         if not good:
@@ -218,11 +233,12 @@ class FaceVerification:
         min_confidence: float,
         policy: RequestPolicy,
     ) -> IdentifyOutcome:
-        check_liveness_policy(policy)
         tenant = validate_tenant(tenant)
         point = self.operating_point(policy)
         _require_image(image, "image")
-        sample = self.pool.run(self.pipeline.analyse, image)
+        prepared = self.pool.run(self.pipeline.prepare, image)
+        live = self._liveness(policy, tenant, prepared)
+        sample = self.pool.run(self.pipeline.embed, [prepared])[0]
         result = identify(
             self.gallery,
             tenant,
@@ -232,12 +248,11 @@ class FaceVerification:
             calibration=self.calibration,
             point=point,
         )
-        return IdentifyOutcome(result, self.model, sample.finding, _quality_issues([sample]))
+        return IdentifyOutcome(result, self.model, sample.finding, _quality_issues([sample]), live)
 
     def verify(
         self, *, tenant: str, subject_id: str, image: bytes, policy: RequestPolicy
     ) -> VerifyOutcome:
-        check_liveness_policy(policy)
         tenant = validate_tenant(tenant)
         subject_id = validate_subject_id(subject_id, self.max_subject_id_length)
         point = self.operating_point(policy)
@@ -248,7 +263,9 @@ class FaceVerification:
                 f"subject {subject_id!r} was enrolled with face model {template.model}, but this "
                 f"service runs {self.model}; re-enroll the subject with the current model"
             )
-        sample = self.pool.run(self.pipeline.analyse, image)
+        prepared = self.pool.run(self.pipeline.prepare, image)
+        live = self._liveness(policy, tenant, prepared)
+        sample = self.pool.run(self.pipeline.embed, [prepared])[0]
         similarity = cosine_similarity(template.vector, sample.embedding)
         return VerifyOutcome(
             subject_id=subject_id,
@@ -256,9 +273,20 @@ class FaceVerification:
             model=self.model,
             finding=sample.finding,
             retry=_quality_issues([sample]),
+            liveness=live,
         )
 
     # -- helpers ----------------------------------------------------------------------------
+    def _liveness(
+        self, policy: RequestPolicy, tenant: str, prepared: PreparedFace, compare: bool = False
+    ) -> LivenessResult | None:
+        """Liveness when the request, the tenant or the service asks for it. CompareFaces
+        stores nothing and decides nothing about an enrolled person, so there it runs only when
+        the request asks."""
+        if compare and not policy.require_liveness:
+            return None
+        return self.pool.run(self.liveness.face_result, policy, tenant, prepared)
+
     def _prepare_all(self, images: Sequence[bytes], labels: Sequence[str]) -> list[PreparedFace]:
         """Prepare several images in parallel; errors name the image that caused them."""
         futures = [self.pool.submit(self.pipeline.prepare, data) for data in images]

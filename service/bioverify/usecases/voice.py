@@ -14,10 +14,12 @@ from bioverify.errors import (
     InvalidAudio,
     InvalidInput,
     ModelMismatch,
+    NotImplementedYet,
     StreamProtocolError,
     TooLarge,
 )
 from bioverify.index.gallery import Gallery
+from bioverify.liveness.ports import LivenessAssessment
 from bioverify.packs import PackManifest
 from bioverify.scoring import (
     Calibration,
@@ -29,10 +31,10 @@ from bioverify.scoring import (
 )
 from bioverify.store.ports import Template, TemplateStore
 from bioverify.usecases.common import (
+    DEFAULT_TENANT,
     InferencePool,
     Issue,
     RequestPolicy,
-    check_liveness_policy,
     sample_id,
     validate_metadata,
     validate_subject_id,
@@ -44,6 +46,7 @@ from bioverify.usecases.gallery_search import (
     find_duplicates,
     identify,
 )
+from bioverify.usecases.liveness import LivenessGate, LivenessResult, spoof_issues
 from bioverify.voice.audio_decode import (
     AudioEncoding,
     AudioLimits,
@@ -110,6 +113,8 @@ class CompareVoicesOutcome:
     clip_a: ClipReport
     clip_b: ClipReport
     retry: tuple[Issue, ...]
+    liveness_a: LivenessResult | None = None
+    liveness_b: LivenessResult | None = None
 
 
 @dataclass(frozen=True)
@@ -118,6 +123,7 @@ class VoiceSampleOutcome:
     accepted: bool
     reasons: tuple[Issue, ...]
     report: ClipReport | None
+    liveness: LivenessResult | None = None
 
 
 @dataclass(frozen=True)
@@ -136,6 +142,7 @@ class IdentifyVoiceOutcome:
     model: str
     clip: ClipReport
     retry: tuple[Issue, ...]
+    liveness: LivenessResult | None = None
 
 
 @dataclass(frozen=True)
@@ -145,6 +152,7 @@ class VerifyVoiceOutcome:
     model: str
     clip: ClipReport
     retry: tuple[Issue, ...]
+    liveness: LivenessResult | None = None
 
 
 def _report(
@@ -168,6 +176,7 @@ class VoiceVerification:
         pool: InferencePool,
         gallery: Gallery,
         *,
+        liveness: LivenessGate | None = None,
         limits: AudioLimits,
         policy: VoicePolicy,
         default_operating_point: str = "",
@@ -181,6 +190,7 @@ class VoiceVerification:
         self.store = store
         self.pool = pool
         self.gallery = gallery
+        self.liveness = liveness or LivenessGate(face=None, voice=None)
         self.limits = limits
         self.policy = policy
         self.default_operating_point = pack.operating_point(default_operating_point).name
@@ -231,7 +241,6 @@ class VoiceVerification:
     def compare(
         self, clip_a: AudioInput, clip_b: AudioInput, policy: RequestPolicy
     ) -> CompareVoicesOutcome:
-        check_liveness_policy(policy)
         point = self.operating_point(policy)
         future_a = self.pool.submit(self.analyse, clip_a)
         future_b = self.pool.submit(self.analyse, clip_b)
@@ -246,12 +255,16 @@ class VoiceVerification:
         issues_a = self._speech_issues(sample_a, self.policy.min_verify_speech_s)
         issues_b = self._speech_issues(sample_b, self.policy.min_verify_speech_s)
         similarity = cosine_similarity(sample_a.embedding, sample_b.embedding)
+        live_a = self._liveness(policy, DEFAULT_TENANT, sample_a, compare=True)
+        live_b = self._liveness(policy, DEFAULT_TENANT, sample_b, compare=True)
         return CompareVoicesOutcome(
             match=decide_match(similarity, self.calibration, point),
             model=self.model,
             clip_a=_report(dec_a, sample_a, issues_a),
             clip_b=_report(dec_b, sample_b, issues_b),
             retry=issues_a + issues_b,
+            liveness_a=live_a,
+            liveness_b=live_b,
         )
 
     def enroll(
@@ -266,7 +279,6 @@ class VoiceVerification:
         dry_run: bool = False,
         refuse_duplicates: bool = False,
     ) -> EnrollVoiceOutcome:
-        check_liveness_policy(policy)
         tenant = validate_tenant(tenant)
         subject_id = validate_subject_id(subject_id, self.max_subject_id_length)
         meta = validate_metadata(metadata)
@@ -290,8 +302,13 @@ class VoiceVerification:
                 )
                 continue
             issues = self._speech_issues(sample, self.policy.min_enroll_clip_speech_s)
+            live = None if issues else self._liveness(policy, tenant, sample)
+            if live is not None and live.blocks:
+                issues = spoof_issues(live)
             outcomes.append(
-                VoiceSampleOutcome(index, not issues, issues, _report(decoded, sample, issues))
+                VoiceSampleOutcome(
+                    index, not issues, issues, _report(decoded, sample, issues), live
+                )
             )
             if not issues:
                 accepted.append(sample)
@@ -347,11 +364,11 @@ class VoiceVerification:
         min_confidence: float,
         policy: RequestPolicy,
     ) -> IdentifyVoiceOutcome:
-        check_liveness_policy(policy)
         tenant = validate_tenant(tenant)
         point = self.operating_point(policy)
         decoded, sample = self._analyse_labelled(clip, "clip")
         issues = self._speech_issues(sample, self.policy.min_verify_speech_s)
+        live = self._liveness(policy, tenant, sample)
         result = identify(
             self.gallery,
             tenant,
@@ -361,7 +378,9 @@ class VoiceVerification:
             calibration=self.calibration,
             point=point,
         )
-        return IdentifyVoiceOutcome(result, self.model, _report(decoded, sample, issues), issues)
+        return IdentifyVoiceOutcome(
+            result, self.model, _report(decoded, sample, issues), issues, live
+        )
 
     def _template(self, tenant: str, subject_id: str) -> Template:
         template = self.store.get_template(tenant, subject_id, VOICE)
@@ -375,13 +394,13 @@ class VoiceVerification:
     def verify(
         self, *, tenant: str, subject_id: str, clip: AudioInput, policy: RequestPolicy
     ) -> VerifyVoiceOutcome:
-        check_liveness_policy(policy)
         tenant = validate_tenant(tenant)
         subject_id = validate_subject_id(subject_id, self.max_subject_id_length)
         point = self.operating_point(policy)
         template = self._template(tenant, subject_id)
         decoded, sample = self._analyse_labelled(clip, "clip")
         issues = self._speech_issues(sample, self.policy.min_verify_speech_s)
+        live = self._liveness(policy, tenant, sample)
         similarity = cosine_similarity(template.vector, sample.embedding)
         return VerifyVoiceOutcome(
             subject_id=subject_id,
@@ -389,11 +408,27 @@ class VoiceVerification:
             model=self.model,
             clip=_report(decoded, sample, issues),
             retry=issues,
+            liveness=live,
         )
+
+    def _liveness(
+        self, policy: RequestPolicy, tenant: str, sample: VoiceSample, compare: bool = False
+    ) -> LivenessResult | None:
+        if compare and not policy.require_liveness:
+            return None
+        return self.pool.run(
+            self.liveness.voice_result, policy, tenant, sample.wave, sample.segments
+        )
+
+    def check_clip(self, clip: AudioInput) -> LivenessAssessment:
+        """Synthetic / converted / replayed speech check on one clip (CheckLiveness)."""
+        if self.liveness.voice is None:
+            raise NotImplementedYet("no voice anti-spoofing pack is installed")
+        _, sample = self._analyse_labelled(clip, "clip")
+        return self.pool.run(self.liveness.voice.assess, sample.wave, sample.segments)
 
     # -- live calls -------------------------------------------------------------------------
     def open_stream(self, config: StreamConfig) -> VoiceStreamSession:
-        check_liveness_policy(config.policy)
         tenant = validate_tenant(config.tenant)
         subject_id = validate_subject_id(config.subject_id, self.max_subject_id_length)
         if config.encoding not in RAW_ENCODINGS:

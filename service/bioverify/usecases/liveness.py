@@ -1,0 +1,164 @@
+"""Liveness in the use cases: which requests need it (per request, per tenant, service
+default), running the checkers, and CheckLiveness / active challenges on their own."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from bioverify.antispoof.voice_checker import VoiceSpoofChecker
+from bioverify.errors import InvalidInput, NotImplementedYet
+from bioverify.face.pipeline import FacePipeline, PreparedFace
+from bioverify.face.quality import estimate_pose
+from bioverify.liveness.challenge import Challenge, ChallengeIssuer, verify_challenge
+from bioverify.liveness.face_checker import FaceLivenessChecker
+from bioverify.liveness.ports import Check, LivenessAssessment
+from bioverify.usecases.common import InferencePool, Issue, RequestPolicy
+from bioverify.voice.ports import SpeechSegment, Waveform
+
+
+@dataclass(frozen=True)
+class TenantLivenessPolicy:
+    require_face: bool = False
+    require_voice: bool = False
+    observe_only: bool = False
+
+
+@dataclass(frozen=True)
+class LivenessResult:
+    """An assessment and whether it blocks the decision (False in observe mode)."""
+
+    assessment: LivenessAssessment
+    observe_only: bool
+
+    @property
+    def blocks(self) -> bool:
+        return not self.assessment.live and not self.observe_only
+
+
+def spoof_issues(result: LivenessResult) -> tuple[Issue, ...]:
+    """Why a sample was judged not live, as issues (SPOOF_SUSPECTED first)."""
+    issues = [Issue("SPOOF_SUSPECTED", "the sample does not appear to come from a live person")]
+    issues.extend(Issue(code, message) for code, message in result.assessment.reasons)
+    return tuple(issues)
+
+
+@dataclass
+class LivenessGate:
+    face: FaceLivenessChecker | None
+    voice: VoiceSpoofChecker | None
+    default: TenantLivenessPolicy = field(default_factory=TenantLivenessPolicy)
+    tenants: Mapping[str, TenantLivenessPolicy] = field(default_factory=dict)
+
+    def _policy(self, tenant: str) -> TenantLivenessPolicy:
+        return self.tenants.get(tenant, self.default)
+
+    def _required(self, request: RequestPolicy, tenant: str, modality: str) -> tuple[bool, bool]:
+        policy = self._policy(tenant)
+        default = policy.require_face if modality == "face" else policy.require_voice
+        required = default if request.require_liveness is None else request.require_liveness
+        return required, request.observe_only or policy.observe_only
+
+    def face_result(
+        self, request: RequestPolicy, tenant: str, prepared: PreparedFace
+    ) -> LivenessResult | None:
+        required, observe = self._required(request, tenant, "face")
+        if not required:
+            return None
+        if self.face is None:
+            raise NotImplementedYet(
+                "liveness was required but this service has no face liveness pack installed"
+            )
+        return LivenessResult(self.face.assess(prepared.image, prepared.finding.face), observe)
+
+    def voice_result(
+        self,
+        request: RequestPolicy,
+        tenant: str,
+        wave16k: Waveform,
+        segments: Sequence[SpeechSegment],
+    ) -> LivenessResult | None:
+        required, observe = self._required(request, tenant, "voice")
+        if not required:
+            return None
+        if self.voice is None:
+            raise NotImplementedYet(
+                "liveness was required but this service has no voice anti-spoofing pack installed"
+            )
+        return LivenessResult(self.voice.assess(wave16k, segments), observe)
+
+
+class LivenessChecks:
+    """CheckLiveness and StartLivenessChallenge: liveness alone, without matching."""
+
+    def __init__(
+        self,
+        gate: LivenessGate,
+        face_pipeline: FacePipeline,
+        pool: InferencePool,
+        issuer: ChallengeIssuer,
+        *,
+        max_frames: int = 32,
+    ) -> None:
+        self.gate = gate
+        self.face_pipeline = face_pipeline
+        self.pool = pool
+        self.issuer = issuer
+        self.max_frames = max_frames
+
+    def start_challenge(self) -> Challenge:
+        if self.gate.face is None:
+            raise NotImplementedYet("no face liveness pack is installed")
+        return self.issuer.issue()
+
+    def check_image(self, image: bytes) -> LivenessAssessment:
+        checker = self._face_checker()
+        prepared = self.pool.run(self.face_pipeline.prepare, image)
+        return self.pool.run(checker.assess, prepared.image, prepared.finding.face)
+
+    def check_frames(
+        self, frames: Sequence[bytes], challenge_id: str, nonce: str
+    ) -> LivenessAssessment:
+        checker = self._face_checker()
+        if len(frames) < 2:
+            raise InvalidInput("send at least two frames for a multi-frame liveness check")
+        if len(frames) > self.max_frames:
+            raise InvalidInput(f"at most {self.max_frames} frames per liveness check")
+        challenge = self.issuer.consume(challenge_id, nonce) if challenge_id else None
+        futures = [self.pool.submit(self.face_pipeline.prepare, f) for f in frames]
+        prepared = []
+        for index, future in enumerate(futures):
+            try:
+                prepared.append(future.result())
+            except InvalidInput as exc:
+                exc.message = f"frame {index}: {exc.message}"
+                raise
+        assessment = self.pool.run(
+            checker.assess_frames, [(p.image, p.finding.face) for p in prepared]
+        )
+        if challenge is None:
+            return assessment
+        poses = [estimate_pose(p.finding.face.landmarks) for p in prepared]
+        passed, detail = verify_challenge(challenge, poses)
+        check = Check(
+            name="active_challenge",
+            score=1.0 if passed else 0.0,
+            weight=0.0,
+            passed=passed,
+            detail=detail,
+        )
+        reasons = assessment.reasons
+        if not passed:
+            reasons = (*reasons, ("CHALLENGE_FAILED", detail))
+        return LivenessAssessment(
+            live=assessment.live and passed,
+            score=assessment.score if passed else min(assessment.score, 0.0),
+            threshold=assessment.threshold,
+            checks=(*assessment.checks, check),
+            reasons=reasons,
+        )
+
+    def _face_checker(self) -> FaceLivenessChecker:
+        if self.gate.face is None:
+            raise NotImplementedYet("no face liveness pack is installed")
+        return self.gate.face
