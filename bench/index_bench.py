@@ -54,7 +54,7 @@ from typing import Any  # noqa: E402
 import faiss  # noqa: E402
 import numpy as np  # noqa: E402
 
-from bioverify.index.faiss_ann import FastScanIndex  # noqa: E402
+from bioverify.index.faiss_ann import DEFAULT_RERANK, FastScanIndex, default_subquantizers  # noqa: E402
 from bioverify.index.faiss_exact import ExactIndex  # noqa: E402
 from bioverify.index.gallery import INDEX_LOADERS  # noqa: E402
 from bioverify.index.ports import VectorIndex  # noqa: E402
@@ -247,7 +247,15 @@ def measure_index(
 
 
 def bench_size(
-    dim: int, n: int, threads: int, nq: int, baselines: bool, hnsw_max: int
+    dim: int,
+    n: int,
+    threads: int,
+    nq: int,
+    baselines: bool,
+    hnsw_max: int,
+    ann_m: int,
+    rerank: int,
+    with_exact: bool = True,
 ) -> tuple[list[Row], dict[str, float]]:
     s = synthesize(n, dim, nq)
     ids = np.arange(n, dtype=np.int64)
@@ -272,21 +280,26 @@ def bench_size(
     truth = (exact.search(s.mated, 1)[1][:, 0], exact.search(s.nonmated, 1)[1][:, 0])
     del exact
     rows: list[Row] = []
+    if with_exact:  # --no-exact: ground truth only (exact latency rows are slow at 1M)
+        _, r = measure_index(
+            "exact",
+            build_exact,
+            vi_search,
+            s,
+            truth,
+            threads,
+            save_load=vi_save_load,
+            remove=vi_remove,
+            latency_queries=exact_lat_q,
+        )
+        rows += r
+    ann_options: dict[str, int] = {"rerank": rerank}
+    if ann_m:
+        ann_options["m"] = ann_m
+    ann_name = f"pq-fastscan m={ann_m or default_subquantizers(dim)} rerank={rerank}"
     _, r = measure_index(
-        "exact",
-        build_exact,
-        vi_search,
-        s,
-        truth,
-        threads,
-        save_load=vi_save_load,
-        remove=vi_remove,
-        latency_queries=exact_lat_q,
-    )
-    rows += r
-    _, r = measure_index(
-        f"pq-fastscan m={dim // 2 if dim <= 256 else dim // 4} rerank=500",
-        lambda: FastScanIndex.build(ids, s.templates, seed=0),
+        ann_name,
+        lambda: FastScanIndex.build(ids, s.templates, seed=0, **ann_options),
         vi_search,
         s,
         truth,
@@ -388,6 +401,9 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=300, help="mated and non-mated each")
     parser.add_argument("--baselines", action="store_true", help="also IVF-Flat and HNSW")
     parser.add_argument("--hnsw-max", type=int, default=100_000, help="largest HNSW build")
+    parser.add_argument("--ann-m", type=int, default=0, help="PQ sub-quantizers (0: default)")
+    parser.add_argument("--rerank", type=int, default=DEFAULT_RERANK, help="ANN shortlist")
+    parser.add_argument("--exact", action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument("--out", type=Path, default=REPO / "bench/results/index_bench.json")
     args = parser.parse_args()
     faiss.omp_set_num_threads(args.threads)
@@ -397,7 +413,17 @@ def main() -> None:
     for dim in (int(d) for d in args.dims.split(",")):
         for n in (int(x) for x in args.sizes.split(",")):
             print(f"# dim {dim}, {n} templates", flush=True)
-            r, cal = bench_size(dim, n, args.threads, args.queries, args.baselines, args.hnsw_max)
+            r, cal = bench_size(
+                dim,
+                n,
+                args.threads,
+                args.queries,
+                args.baselines,
+                args.hnsw_max,
+                args.ann_m,
+                args.rerank,
+                args.exact,
+            )
             calibrations[f"{dim}/{n}"] = cal
             print_table(r)
             rows += r

@@ -138,16 +138,26 @@ def test_partitions_switch_between_exact_and_ann(store: SqliteTemplateStore) -> 
     for name in names[30:]:
         enroll(store, people, "big", name)
     gallery.catch_up(store)
+    assert gallery.describe()["big"] == ("exact", 60)  # catch_up never rebuilds an index
+    assert gallery.maintain() == 1
     assert gallery.describe() == {"big": ("pq-fastscan", 60), "small": ("exact", 1)}
     assert all(top(gallery, "big", people.probe(n)) == n for n in names)
     for name in names[:5]:
         store.delete_subject("big", name)  # 5 of 60 dead (< 10%): tombstones
     gallery.catch_up(store)
+    assert gallery.maintain() == 0
     assert gallery.describe()["big"] == ("pq-fastscan", 55)
     assert all(top(gallery, "big", people.probe(n)) not in names[:5] for n in names)
-    for name in names[5:45]:
+    for name in names[5:7]:
+        store.delete_subject("big", name)  # 7 of 60 dead: compacted
+    gallery.catch_up(store)
+    assert gallery.maintain() == 1
+    assert gallery.describe()["big"] == ("pq-fastscan", 53)
+    assert all(top(gallery, "big", people.probe(n)) == n for n in names[7:])
+    for name in names[7:45]:
         store.delete_subject("big", name)
     gallery.catch_up(store)  # 15 left, below exact_max / 2
+    assert gallery.maintain() == 1
     assert gallery.describe()["big"] == ("exact", 15)
     assert all(top(gallery, "big", people.probe(n)) == n for n in names[45:])
     gallery.rebuild(store)
@@ -223,7 +233,9 @@ def wait_until(condition: Callable[[], bool], timeout: float = 5.0) -> bool:
 def test_follower_keeps_the_gallery_current_and_stops(store: SqliteTemplateStore) -> None:
     people = People(6)
     enroll(store, people, "t", "ann")
-    gallery = Gallery("face", "m1", DIM)
+    for i in range(20):
+        enroll(store, people, "big", f"s{i}")
+    gallery = Gallery("face", "m1", DIM, exact_max=20)
     gallery.rebuild(store)
     follower = GalleryFollower(gallery, store, poll=0.2)
     follower.start()
@@ -232,6 +244,8 @@ def test_follower_keeps_the_gallery_current_and_stops(store: SqliteTemplateStore
         assert wait_until(lambda: top(gallery, "t", people.probe("bob")) == "bob")
         store.delete_subject("t", "ann")
         assert wait_until(lambda: top(gallery, "t", people.probe("ann")) != "ann")
+        enroll(store, people, "big", "s20")  # the follower also switches the partition to ANN
+        assert wait_until(lambda: gallery.describe()["big"] == ("pq-fastscan", 21))
     finally:
         started = time.monotonic()
         follower.stop(timeout=5.0)
@@ -263,6 +277,7 @@ def test_searches_run_while_changes_are_applied(store: SqliteTemplateStore) -> N
         for i in range(20, 40):  # crosses exact_max: an ANN is built and swapped in
             enroll(store, people, "t", f"s{i}")
             gallery.catch_up(store)
+            gallery.maintain()
     finally:
         stop.set()
         for t in threads:

@@ -159,3 +159,14 @@ def test_ann_recall_at_1_against_exact(dim: int) -> None:
         hit = ia[:, 0] == ie[:, 0]
         np.testing.assert_allclose(sa[hit, 0], se[hit, 0], rtol=1e-5)
         assert not np.isin(ia, gone).any()
+
+
+@FACTORIES
+def test_loading_a_corrupt_file_raises(make: Make, tmp_path: Path) -> None:
+    x, _, _ = gallery_and_probes(100, 16, 1, seed=10)
+    index = make(np.arange(100, dtype=np.int64), x)
+    index.save(tmp_path / "index")
+    data = (tmp_path / "index").read_bytes()
+    (tmp_path / "index").write_bytes(data[: len(data) // 2])
+    with pytest.raises((ValueError, RuntimeError)):
+        INDEX_LOADERS[index.kind](tmp_path / "index")

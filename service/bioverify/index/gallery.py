@@ -8,9 +8,11 @@ vectors on every query, and filtered graph/PQ searches lose recall when the filt
 
 Partitions up to ``exact_max`` templates use ``ExactIndex``; larger ones use the ANN factory
 (``FastScanIndex`` by default). The kind is chosen again whenever a partition is rebuilt and
-after each batch of changes (growing past ``exact_max`` → ANN; shrinking below half of it →
-exact; an ANN asking ``needs_rebuild()`` → compacted). Rebuilds happen outside the lock that
-searches take; only the swap is exclusive.
+by ``maintain()`` for partitions that changed (growing past ``exact_max`` → ANN; shrinking
+below half of it → exact; an ANN asking ``needs_rebuild()`` → compacted). ``maintain`` can take
+seconds (building a 1M ANN), so ``GalleryFollower`` runs it and ``catch_up`` never does: a
+request thread that catches up to see its own write only pays for applying the changes.
+Rebuilds happen outside the lock that searches take; only the swap is exclusive.
 
 The gallery follows the store: ``rebuild`` records ``store.latest_seq()`` *before* reading
 templates, then ``catch_up`` applies ``changes_since(seq)``. Re-applying a change is harmless
@@ -148,6 +150,7 @@ class Gallery:
         self._parts: dict[str, _Partition] = {}
         self._seq = 0
         self._next_id = 0
+        self._pending: set[str] = set()  # tenants changed since the last maintain()
         self._rw = RWLock()
         self._writer = threading.RLock()  # serialises rebuild / catch_up / save / load
 
@@ -215,6 +218,7 @@ class Gallery:
                 parts[tenant] = self._partition(ids, subjects, np.stack(vectors))
             with self._rw.write():
                 self._parts, self._seq, self._next_id = parts, seq, next_id
+                self._pending.clear()
         logger.info(
             "gallery %s/%s rebuilt: %d templates, %d tenants, seq %d, %.1f s",
             self.modality,
@@ -246,9 +250,18 @@ class Gallery:
                 for tenant, batch in batches.items():
                     self._mutate(tenant, batch)
                 self._seq = max(c.seq for c in fresh)
-            for tenant in batches:
-                self._reshape(tenant)
+            self._pending.update(batches)
             return len(fresh)
+
+    def maintain(self) -> int:
+        """Rebuild changed partitions whose size calls for the other index kind, or whose
+        index asks for it (tombstones); returns how many were rebuilt."""
+        rebuilt = 0
+        with self._writer:
+            pending, self._pending = self._pending, set()
+            for tenant in sorted(pending):
+                rebuilt += self._reshape(tenant)
+        return rebuilt
 
     def restore(self, store: TemplateStore, snapshot_dir: Path | None = None) -> str:
         """Load the snapshot (if usable) and catch up, else rebuild; returns which was done."""
@@ -257,6 +270,7 @@ class Gallery:
                 latest = store.latest_seq()
                 if self._seq <= latest:
                     self.catch_up(store)
+                    self.maintain()
                     return "snapshot"
                 logger.warning(
                     "gallery snapshot is at seq %d but the store is at %d (another store?); "
@@ -266,6 +280,7 @@ class Gallery:
                 )
             self.rebuild(store)
             self.catch_up(store)
+            self.maintain()
             return "rebuild"
 
     # -- snapshots ----------------------------------------------------------------------------
@@ -332,6 +347,7 @@ class Gallery:
                 self._parts = parts
                 self._seq = int(manifest["seq"])
                 self._next_id = int(manifest["next_id"])
+                self._pending = set(parts)
             return True
 
     # -- internals ----------------------------------------------------------------------------
@@ -406,7 +422,7 @@ class Gallery:
         if not part.ids:
             del self._parts[tenant]
 
-    def _reshape(self, tenant: str) -> None:
+    def _reshape(self, tenant: str) -> bool:
         """Rebuild a partition whose size calls for the other kind, or that asks for it.
 
         Caller holds ``_writer``, so nothing mutates between export and swap; searches keep
@@ -414,7 +430,7 @@ class Gallery:
         """
         part = self._parts.get(tenant)
         if part is None:
-            return
+            return False
         size = len(part.ids)
         is_exact = isinstance(part.index, ExactIndex)
         if is_exact and size > self.exact_max:
@@ -424,7 +440,7 @@ class Gallery:
         elif part.index.needs_rebuild():
             target = "ann" if not is_exact else "exact"
         else:
-            return
+            return False
         started = time.perf_counter()
         ids, vectors = part.index.export()
         if target == "ann":
@@ -443,10 +459,12 @@ class Gallery:
             size,
             time.perf_counter() - started,
         )
+        return True
 
 
 class GalleryFollower:
-    """A daemon thread that keeps a gallery caught up with its store until ``stop()``."""
+    """A daemon thread that keeps a gallery caught up with its store, and runs the gallery's
+    ``maintain()``, until ``stop()``."""
 
     def __init__(
         self,
@@ -489,6 +507,7 @@ class GalleryFollower:
                 changes = self._store.wait_for_changes(self._gallery.seq, self._poll_ms)
                 if changes:
                     self._gallery.apply_changes(self._store, changes)
+                self._gallery.maintain()
                 self.last_error = None
             except Exception as exc:
                 self.last_error = exc
