@@ -11,7 +11,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bioverify.client import BioverifyClient, BioverifyClientError
 from bioverify.errors import BioverifyError
@@ -28,7 +28,12 @@ from bioverify_admin.datasets import (
 )
 from bioverify_admin.local_server import ServerStartError, local_server
 
+if TYPE_CHECKING:
+    from bioverify.scoring import OperatingPoint
+    from bioverify_admin.eval_face import PairEvaluation
+
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+REPORT_HELP = "also write a self-contained HTML report (plots and tables) to this file"
 
 
 def _json_default(value: Any) -> Any:
@@ -201,12 +206,52 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 
 
 # -- eval ---------------------------------------------------------------------------------------
-def cmd_eval_face_pairs(args: argparse.Namespace) -> int:
-    from bioverify_admin.eval_face import evaluate_face_pairs
+def _report_folder_missing(args: argparse.Namespace) -> bool:
+    """True, after saying so, when ``--report`` names a file in a folder that does not exist."""
+    if args.report is not None and not args.report.parent.is_dir():
+        print(f"bioverify-admin: no folder {args.report.parent} for the report", file=sys.stderr)
+        return True
+    return False
 
+
+def _pair_report(
+    path: Path,
+    title: str,
+    evaluation: PairEvaluation,
+    points: tuple[list[OperatingPoint], str],
+) -> None:
+    from bioverify_admin.report_html import write_verification_report
+
+    operating_points, default = points
+    threshold = evaluation.summary["threshold"]
+    if not math.isfinite(threshold):  # the replies' thresholds differed: use the default point
+        threshold = next((p.threshold for p in operating_points if p.name == default), math.nan)
+    write_verification_report(
+        path,
+        title=title,
+        scores=evaluation.scores(),
+        labels=evaluation.labels(),
+        failed=evaluation.failed(),
+        threshold=threshold,
+        operating_point=default,
+        summary=evaluation.summary,
+        operating_points=operating_points,
+    )
+    print(f"report written to {path}", file=sys.stderr)
+
+
+def cmd_eval_face_pairs(args: argparse.Namespace) -> int:
+    from bioverify_admin.eval_face import run_face_pairs, service_operating_points
+
+    if _report_folder_missing(args):
+        return EXIT_USAGE
     pairs = read_face_pairs(args.pairs)
     with _service(args, args.server) as client:
-        result = evaluate_face_pairs(client, pairs, concurrency=args.concurrency)
+        evaluation = run_face_pairs(client, pairs, concurrency=args.concurrency)
+        points = service_operating_points(client, "face-matcher") if args.report else ([], "")
+    result = evaluation.summary
+    if args.report:
+        _pair_report(args.report, f"Face verification: {args.pairs.name}", evaluation, points)
     if args.json:
         print(_dump(result))
     else:
@@ -216,13 +261,23 @@ def cmd_eval_face_pairs(args: argparse.Namespace) -> int:
 
 
 def cmd_eval_speaker_trials(args: argparse.Namespace) -> int:
-    from bioverify_admin.eval_voice import evaluate_speaker_trials
+    from bioverify_admin.eval_face import service_operating_points
+    from bioverify_admin.eval_voice import run_speaker_trials
 
+    if _report_folder_missing(args):
+        return EXIT_USAGE
     trials = read_speaker_trials(args.trials)
     with _service(args, args.server) as client:
-        result = evaluate_speaker_trials(
+        evaluation = run_speaker_trials(
             client, trials, telephony=args.telephony, concurrency=args.concurrency
         )
+        points = service_operating_points(client, "speaker") if args.report else ([], "")
+    result = evaluation.summary
+    if args.report:
+        title = f"Speaker verification: {args.trials.name}" + (
+            " (telephony)" if args.telephony else ""
+        )
+        _pair_report(args.report, title, evaluation, points)
     if args.json:
         print(_dump(result))
     else:
@@ -232,11 +287,31 @@ def cmd_eval_speaker_trials(args: argparse.Namespace) -> int:
 
 
 def cmd_eval_face_identify(args: argparse.Namespace) -> int:
-    from bioverify_admin.eval_identify import evaluate_face_identification
+    from bioverify_admin.eval_identify import run_face_identification
 
+    if _report_folder_missing(args):
+        return EXIT_USAGE
     images = read_identity_images(args.images)
     with _service(args, args.server) as client:
-        result = evaluate_face_identification(client, images, holdout_share=args.holdout_share)
+        evaluation = run_face_identification(client, images, holdout_share=args.holdout_share)
+    result = evaluation.summary
+    if args.report and (evaluation.mated_scores.size == 0 or evaluation.nonmated_scores.size == 0):
+        print("bioverify-admin: no report: need mated and non-mated probes", file=sys.stderr)
+    elif args.report:
+        from bioverify_admin.report_html import write_identification_report
+
+        write_identification_report(
+            args.report,
+            title=f"Face identification (open-set 1:N): {args.images.name}",
+            mated_scores=evaluation.mated_scores,
+            mated_hits=evaluation.mated_hits,
+            nonmated_scores=evaluation.nonmated_scores,
+            threshold=evaluation.threshold,
+            summary=result,
+            mated_failed=evaluation.mated_failed,
+            nonmated_failed=evaluation.nonmated_failed,
+        )
+        print(f"report written to {args.report}", file=sys.stderr)
     if args.json:
         print(_dump(result))
     else:
@@ -394,12 +469,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--server", help="HOST:PORT of a running service (default: start one)")
     p.add_argument("--concurrency", type=int, default=1)
     p.add_argument("--json", action="store_true")
+    p.add_argument("--report", type=Path, metavar="OUT.html", help=REPORT_HELP)
 
     p = add(ev, "face-identify", cmd_eval_face_identify, "open-set 1:N via IdentifyFace")
     p.add_argument("images", type=Path, help="TSV: path, identity (paths relative to it)")
     p.add_argument("--server", help="HOST:PORT of a running service (default: start one)")
     p.add_argument("--holdout-share", type=float, default=0.2, help="share of identities kept out")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--report", type=Path, metavar="OUT.html", help=REPORT_HELP)
 
     p = add(ev, "speaker-trials", cmd_eval_speaker_trials, "speaker trials via CompareVoices")
     p.add_argument("trials", type=Path, help="TSV: enroll_path, test_path, target")
@@ -409,6 +486,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--concurrency", type=int, default=1)
     p.add_argument("--json", action="store_true")
+    p.add_argument("--report", type=Path, metavar="OUT.html", help=REPORT_HELP)
 
     p = add(sub, "token-digest", cmd_token_digest, "print the digest to put in the tokens file")
     p.add_argument("token_value", metavar="TOKEN")

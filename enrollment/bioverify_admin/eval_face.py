@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from bioverify import metrics
 from bioverify.client import BioverifyClient, BioverifyClientError
+from bioverify.scoring import OperatingPoint
 from bioverify_admin.datasets import Pair
 
 FAILED_SCORE = -1.0  # a pair the service could not score counts as a reject
@@ -50,17 +53,66 @@ def _compare(client: BioverifyClient, pair: Pair) -> PairResult:
     )
 
 
+@dataclass(frozen=True)
+class PairEvaluation:
+    """A summary and the per-pair results it was computed from (for plots and reports)."""
+
+    summary: dict[str, Any]
+    results: tuple[PairResult, ...]
+
+    def scores(self) -> npt.NDArray[np.float64]:
+        """Similarities, ``FAILED_SCORE`` where the service returned none."""
+        return score_arrays(self.results)[0]
+
+    def labels(self) -> npt.NDArray[np.bool_]:
+        return score_arrays(self.results)[1]
+
+    def failed(self) -> npt.NDArray[np.bool_]:
+        return np.array([r.similarity is None for r in self.results], dtype=bool)
+
+
+def score_arrays(
+    results: Sequence[PairResult],
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.bool_]]:
+    """(scores, labels): failed pairs score ``FAILED_SCORE``, a reject at any threshold."""
+    labels = np.array([r.same for r in results], dtype=bool)
+    scores = np.array(
+        [r.similarity if r.similarity is not None else FAILED_SCORE for r in results],
+        dtype=np.float64,
+    )
+    return scores, labels
+
+
+def service_operating_points(
+    client: BioverifyClient, role: str
+) -> tuple[list[OperatingPoint], str]:
+    """The operating points of the service's model in ``role`` and the default one's name."""
+    for model in client.service_info().models:
+        if model.role == role:
+            points = [
+                OperatingPoint(p.name, p.target_fmr, p.threshold) for p in model.operating_points
+            ]
+            default = next((p.name for p in model.operating_points if p.is_default), "")
+            return points, default
+    return [], ""
+
+
+def run_face_pairs(
+    client: BioverifyClient, pairs: list[Pair], *, concurrency: int = 1
+) -> PairEvaluation:
+    with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
+        results = list(pool.map(lambda p: _compare(client, p), pairs))
+    return PairEvaluation(summarise(results), tuple(results))
+
+
 def evaluate_face_pairs(
     client: BioverifyClient, pairs: list[Pair], *, concurrency: int = 1
 ) -> dict[str, Any]:
-    with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
-        results = list(pool.map(lambda p: _compare(client, p), pairs))
-    return summarise(results)
+    return run_face_pairs(client, pairs, concurrency=concurrency).summary
 
 
 def summarise(results: list[PairResult]) -> dict[str, Any]:
-    labels = np.array([r.same for r in results], dtype=bool)
-    scores = np.array([r.similarity if r.similarity is not None else FAILED_SCORE for r in results])
+    scores, labels = score_arrays(results)
     scored = [r for r in results if r.similarity is not None]
     thresholds = sorted({r.threshold for r in scored if r.threshold is not None})
     threshold = thresholds[0] if len(thresholds) == 1 else float("nan")

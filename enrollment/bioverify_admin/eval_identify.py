@@ -14,9 +14,11 @@ import hashlib
 import time
 import uuid
 from collections import defaultdict
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from bioverify import metrics
 from bioverify.client import BioverifyClient, BioverifyClientError
@@ -32,9 +34,28 @@ def is_held_out(identity: str, share: float) -> bool:
     return bucket < share
 
 
+@dataclass(frozen=True, eq=False)
+class IdentificationEvaluation:
+    """A summary and the per-probe top scores it was computed from (for plots and reports)."""
+
+    summary: dict[str, Any]
+    mated_scores: npt.NDArray[np.float64]  # top-candidate similarity of each mated probe
+    mated_hits: npt.NDArray[np.bool_]  # whether that top candidate was the right identity
+    nonmated_scores: npt.NDArray[np.float64]
+    threshold: float
+    mated_failed: npt.NDArray[np.bool_]  # the service answered with an error: score is -1
+    nonmated_failed: npt.NDArray[np.bool_]
+
+
 def evaluate_face_identification(
     client: BioverifyClient, images: list[LabelledImage], *, holdout_share: float = 0.2
 ) -> dict[str, Any]:
+    return run_face_identification(client, images, holdout_share=holdout_share).summary
+
+
+def run_face_identification(
+    client: BioverifyClient, images: list[LabelledImage], *, holdout_share: float = 0.2
+) -> IdentificationEvaluation:
     by_identity: dict[str, list[LabelledImage]] = defaultdict(list)
     for image in images:
         by_identity[image.identity].append(image)
@@ -97,29 +118,31 @@ def _probe(
     nonmated: list[LabelledImage],
     enrolled: set[str],
     failed_enroll: int,
-) -> dict[str, Any]:
+) -> IdentificationEvaluation:
     latencies: list[float] = []
     failed = 0
-    mated_scores, mated_hits = [], []
+    mated_scores, mated_hits, mated_failed = [], [], []
     for image in mated:
         subject, score, latency, fail = _top(client, tenant, image)
         failed += fail
         latencies.append(latency)
         mated_scores.append(score)
         mated_hits.append(subject == image.identity)
-    nonmated_scores = []
+        mated_failed.append(fail)
+    nonmated_scores, nonmated_failed = [], []
     for image in nonmated:
         subject, score, latency, fail = _top(client, tenant, image)
         failed += fail
         latencies.append(latency)
         nonmated_scores.append(score)
+        nonmated_failed.append(fail)
     info = client.service_info()
     face = next(m for m in info.models if m.role == "face-matcher")
     threshold = next(p.threshold for p in face.operating_points if p.is_default)
     hits = np.array(mated_hits, dtype=bool)
-    mscores = np.array(mated_scores)
-    nscores = np.array(nonmated_scores)
-    return {
+    mscores = np.array(mated_scores, dtype=np.float64)
+    nscores = np.array(nonmated_scores, dtype=np.float64)
+    summary = {
         "n_enrolled": len(enrolled),
         "n_probes": len(mated) + len(nonmated),
         "n_mated_probes": len(mated),
@@ -140,3 +163,12 @@ def _probe(
         "fpir_at_threshold": float(np.mean(nscores >= threshold)) if nscores.size else float("nan"),
         "mean_latency_ms": float(np.mean(latencies)) if latencies else float("nan"),
     }
+    return IdentificationEvaluation(
+        summary,
+        mscores,
+        hits,
+        nscores,
+        threshold,
+        np.array(mated_failed, dtype=bool),
+        np.array(nonmated_failed, dtype=bool),
+    )

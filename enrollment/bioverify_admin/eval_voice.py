@@ -14,7 +14,7 @@ from bioverify import metrics
 from bioverify.client import BioverifyClient, BioverifyClientError
 from bioverify.voice.audio_decode import mulaw_decode, mulaw_encode, resample
 from bioverify_admin.datasets import Pair
-from bioverify_admin.eval_face import PairResult, summarise
+from bioverify_admin.eval_face import PairEvaluation, PairResult, score_arrays, summarise
 
 TELEPHONY_RATE = 8000
 
@@ -49,18 +49,23 @@ def _compare(client: BioverifyClient, pair: Pair, telephony: bool) -> PairResult
     return PairResult(pair.same, m.similarity, m.threshold, m.similarity >= m.threshold, latency)
 
 
-def evaluate_speaker_trials(
+def run_speaker_trials(
     client: BioverifyClient, trials: list[Pair], *, telephony: bool, concurrency: int = 1
-) -> dict[str, Any]:
+) -> PairEvaluation:
     with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
         results = list(pool.map(lambda t: _compare(client, t, telephony), trials))
     summary = summarise(results)
     out: dict[str, Any] = {"n_trials": summary.pop("n_pairs"), **summary}
-    labels = np.array([r.same for r in results], dtype=bool)
-    scores = np.array([r.similarity if r.similarity is not None else -1.0 for r in results])
+    scores, labels = score_arrays(results)
     out["min_dcf_p001"] = metrics.min_dcf(scores, labels, p_target=0.01)
     out["telephony"] = telephony
-    return out
+    return PairEvaluation(out, tuple(results))
+
+
+def evaluate_speaker_trials(
+    client: BioverifyClient, trials: list[Pair], *, telephony: bool, concurrency: int = 1
+) -> dict[str, Any]:
+    return run_speaker_trials(client, trials, telephony=telephony, concurrency=concurrency).summary
 
 
 def decode_check(data: bytes) -> np.ndarray:
