@@ -6,7 +6,7 @@ find speech with the VAD, measure quality, keep only the speech, embed it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
@@ -32,6 +32,8 @@ class VoiceSample:
     duration_s: float
     segments: tuple[SpeechSegment, ...]
     """Speech found by the VAD, in seconds from the start of the clip."""
+    wave: Waveform = field(default_factory=lambda: np.zeros(0, dtype=np.float32), repr=False)
+    """The clip at the encoder's rate (transient: for anti-spoofing checks, never stored)."""
 
 
 def keep_speech(wave: Waveform, sample_rate: int, segments: tuple[SpeechSegment, ...]) -> Waveform:
@@ -135,4 +137,5 @@ class VoicePipeline:
             net_speech_s=quality.net_speech_s,
             duration_s=duration,
             segments=segments,
+            wave=wave,
         )
