@@ -39,11 +39,15 @@ def lfw(name: str, n: int) -> Path:
 
 @pytest.fixture(scope="session")
 def face_server(tmp_path_factory: pytest.TempPathFactory, models_dir: Path) -> Iterator[str]:
-    """A real service (default face pack, SQLite store) on a loopback port for the session."""
+    """A real service on a loopback port for the session: default face and voice packs, face
+    liveness, and the voice anti-spoofing pack built (AASIST exported to ONNX) into its data
+    directory the way ``bioverify-admin models build voice-antispoof`` does; SQLite store."""
+    from bioverify.antispoof.export_aasist import build_pack
     from bioverify.server.app import build
     from bioverify.settings import Settings
 
     data = tmp_path_factory.mktemp("bioverify-data")
+    build_pack(models_dir, data / "packs")
     settings = Settings(
         host="127.0.0.1",
         port=0,
