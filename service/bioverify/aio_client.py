@@ -8,7 +8,7 @@ errors as the synchronous ``BioverifyClient``.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import grpc
@@ -160,6 +160,56 @@ class AsyncBioverifyClient:
         request = requests.verify_voice(subject_id, clip, tenant, operating_point)
         reply: voice_pb2.VerifyVoiceResponse = await self._call(self.voice.VerifyVoice, request)
         return reply
+
+    async def verify_voice_stream(
+        self,
+        subject_id: str,
+        chunks: Iterable[bytes] | AsyncIterable[bytes],
+        *,
+        encoding: str,
+        sample_rate_hz: int,
+        channels: int = 1,
+        channel: int | None = None,
+        tenant: str = "",
+        interim_every_speech_seconds: float = 0.0,
+        operating_point: str = "",
+        require_liveness: bool | None = None,
+        observe_only: bool = False,
+        timeout: float | None = None,
+    ) -> AsyncIterator[voice_pb2.VoiceStreamResponse]:
+        """Verify a live call (see ``BioverifyClient.verify_voice_stream``): yields interim
+        results, each with the running synthetic-speech assessment in ``liveness``, then the
+        final one. ``chunks`` may be a plain or an async iterable (e.g. audio from a socket)."""
+        first = requests.voice_stream_config(
+            subject_id,
+            encoding=encoding,
+            sample_rate_hz=sample_rate_hz,
+            channels=channels,
+            channel=channel,
+            tenant=tenant,
+            interim_every_speech_seconds=interim_every_speech_seconds,
+            operating_point=operating_point,
+            require_liveness=require_liveness,
+            observe_only=observe_only,
+        )
+
+        async def messages() -> AsyncIterator[voice_pb2.VoiceStreamRequest]:
+            yield first
+            if isinstance(chunks, AsyncIterable):
+                async for chunk in chunks:
+                    yield voice_pb2.VoiceStreamRequest(audio=chunk)
+            else:
+                for chunk in chunks:
+                    yield voice_pb2.VoiceStreamRequest(audio=chunk)
+
+        call = self.voice.VerifyVoiceStream(
+            messages(), timeout=timeout or self.timeout, metadata=self._metadata
+        )
+        try:
+            async for reply in call:
+                yield reply
+        except aio.AioRpcError as exc:
+            raise client_error(exc) from exc
 
     async def get_subject(self, subject_id: str, *, tenant: str = "") -> subjects_pb2.Subject:
         request = subjects_pb2.GetSubjectRequest(subject_id=subject_id, tenant=tenant)

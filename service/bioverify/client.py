@@ -204,28 +204,39 @@ class BioverifyClient:
         channel: int | None = None,
         tenant: str = "",
         interim_every_speech_seconds: float = 0.0,
+        operating_point: str = "",
+        require_liveness: bool | None = None,
+        observe_only: bool = False,
         timeout: float | None = None,
     ) -> Iterator[voice_pb2.VoiceStreamResponse]:
-        """Verify a live call: yields interim results as speech accumulates, then the final one."""
-        config = voice_pb2.VoiceStreamConfig(
-            subject_id=subject_id,
-            tenant=tenant,
-            encoding=voice_pb2.AudioEncoding.Value(encoding),
+        """Verify a live call: yields interim results as speech accumulates, then the final one.
+
+        Each update's ``liveness`` is the running synthetic-speech assessment (``checked``
+        once enough speech was assessed, when the service has a voice anti-spoofing pack),
+        reported whatever the policy; ``require_liveness`` (None: the tenant's / service's
+        default) makes a spoof verdict turn the decision into ``SPOOF_SUSPECTED`` unless
+        ``observe_only``."""
+        first = requests.voice_stream_config(
+            subject_id,
+            encoding=encoding,
             sample_rate_hz=sample_rate_hz,
             channels=channels,
+            channel=channel,
+            tenant=tenant,
             interim_every_speech_seconds=interim_every_speech_seconds,
+            operating_point=operating_point,
+            require_liveness=require_liveness,
+            observe_only=observe_only,
         )
-        if channel is not None:
-            config.channel = channel
 
-        def requests() -> Iterator[voice_pb2.VoiceStreamRequest]:
-            yield voice_pb2.VoiceStreamRequest(config=config)
+        def messages() -> Iterator[voice_pb2.VoiceStreamRequest]:
+            yield first
             for chunk in chunks:
                 yield voice_pb2.VoiceStreamRequest(audio=chunk)
 
         try:
             yield from self.voice.VerifyVoiceStream(
-                requests(), timeout=timeout or self.timeout, metadata=self._metadata
+                messages(), timeout=timeout or self.timeout, metadata=self._metadata
             )
         except grpc.RpcError as exc:
             raise client_error(exc) from exc

@@ -7,8 +7,13 @@ from collections.abc import Mapping, Sequence
 from bioverify.v1 import common_pb2, face_pb2, voice_pb2
 
 
-def policy(operating_point: str) -> common_pb2.Policy:
-    return common_pb2.Policy(operating_point=operating_point)
+def policy(
+    operating_point: str, require_liveness: bool | None = None, observe_only: bool = False
+) -> common_pb2.Policy:
+    message = common_pb2.Policy(operating_point=operating_point, observe_only=observe_only)
+    if require_liveness is not None:
+        message.require_liveness = require_liveness
+    return message
 
 
 def compare_faces(
@@ -99,3 +104,31 @@ def verify_voice(
     return voice_pb2.VerifyVoiceRequest(
         subject_id=subject_id, clip=clip, tenant=tenant, policy=policy(operating_point)
     )
+
+
+def voice_stream_config(
+    subject_id: str,
+    *,
+    encoding: str,
+    sample_rate_hz: int,
+    channels: int,
+    channel: int | None,
+    tenant: str,
+    interim_every_speech_seconds: float,
+    operating_point: str,
+    require_liveness: bool | None,
+    observe_only: bool,
+) -> voice_pb2.VoiceStreamRequest:
+    """The first message of a live-call stream."""
+    config = voice_pb2.VoiceStreamConfig(
+        subject_id=subject_id,
+        tenant=tenant,
+        encoding=voice_pb2.AudioEncoding.Value(encoding),
+        sample_rate_hz=sample_rate_hz,
+        channels=channels,
+        interim_every_speech_seconds=interim_every_speech_seconds,
+        policy=policy(operating_point, require_liveness, observe_only),
+    )
+    if channel is not None:
+        config.channel = channel
+    return voice_pb2.VoiceStreamRequest(config=config)

@@ -221,6 +221,10 @@ def test_live_call_stream_interim_and_final(client: BioverifyClient) -> None:
     assert speech == sorted(speech) and final.net_speech_seconds > 0.5 * final.call_seconds
     assert final.call_seconds == pytest.approx(call.size / 8000, abs=0.05)
     assert final.decision == common_pb2.ACCEPT and final.match.confidence > 0.5
+    # The running synthetic-speech assessment is reported on every stream (it blocks only
+    # when liveness is required); on an 8 kHz line it says the high band was not there.
+    assert final.liveness.checked and final.liveness.observe_only
+    assert "stream_bandwidth" in {c.name for c in final.liveness.checks}
 
     impostor_call = concat(MALE[:6], 8000)
     last = list(

@@ -144,12 +144,14 @@ def _update_to_proto(update: StreamUpdate, model: str) -> voice_pb2.VoiceStreamR
         final=update.final,
         call_seconds=update.call_seconds,
         net_speech_seconds=update.net_speech_seconds,
-        liveness=common_pb2.LivenessReport(checked=False),
+        liveness=convert.liveness_to_proto(update.liveness),
         reasons=convert.reasons_to_proto(update.issues),
     )
     if update.match is not None:
         reply.match.CopyFrom(convert.match_to_proto(update.match, model))
-        reply.decision = convert.decision_for(update.match, update.issues)
+        reply.decision = convert.decision_for(update.match, update.issues, update.liveness)
+    elif update.liveness is not None and update.liveness.blocks:
+        reply.decision = common_pb2.SPOOF_SUSPECTED
     else:
         reply.decision = common_pb2.RETRY
     return reply

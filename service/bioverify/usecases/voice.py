@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import logging
+import math
+from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
 
+from bioverify.antispoof.voice_checker import MIN_SPEECH_S, VoiceSpoofChecker
 from bioverify.errors import (
+    AudioTooShort,
     BioverifyError,
     InvalidAudio,
     InvalidInput,
@@ -19,7 +23,7 @@ from bioverify.errors import (
     TooLarge,
 )
 from bioverify.index.gallery import Gallery
-from bioverify.liveness.ports import LivenessAssessment
+from bioverify.liveness.ports import Check, LivenessAssessment
 from bioverify.packs import PackManifest
 from bioverify.scoring import (
     Calibration,
@@ -56,6 +60,7 @@ from bioverify.voice.audio_decode import (
     mulaw_decode,
 )
 from bioverify.voice.pipeline import VoicePipeline, VoiceSample
+from bioverify.voice.ports import SpeechSegment
 from bioverify.voice.quality import VoiceQualityReport
 from bioverify.voice.stream_resample import StreamingResampler
 from bioverify.voice.vad_silero import SileroVad
@@ -452,8 +457,29 @@ class VoiceVerification:
         point = self.operating_point(config.policy)
         template = self._template(tenant, subject_id)
         interim = config.interim_every_speech_s or self.policy.interim_every_speech_s
+        # A stream is always assessed when a checker is installed (an agent must be warned
+        # mid-call); the policy only decides whether the assessment blocks the decision.
+        required, observe = self.liveness._required(config.policy, tenant, "voice")
+        checker = self.liveness.voice
+        if required and checker is None:
+            raise NotImplementedYet(
+                "liveness was required but this service has no voice anti-spoofing pack installed"
+            )
+        monitor = (
+            StreamSpoofMonitor(checker, rate=vad.sample_rate, input_rate=config.sample_rate_hz)
+            if checker is not None
+            else None
+        )
         return VoiceStreamSession(
-            self, vad, template, point, config, channels, max(1.0, min(interim, 30.0))
+            self,
+            vad,
+            template,
+            point,
+            config,
+            channels,
+            max(1.0, min(interim, 30.0)),
+            spoof=monitor,
+            spoof_observe_only=observe or not required,
         )
 
 
@@ -476,6 +502,305 @@ class StreamUpdate:
     net_speech_seconds: float
     match: MatchResult | None
     issues: tuple[Issue, ...] = ()
+    liveness: LivenessResult | None = None
+    """The running synthetic-speech assessment (None until enough speech was assessed or
+    without a voice anti-spoofing pack); ``observe_only`` when it does not block."""
+
+
+STREAM_SPOOF_CODE = "VOICE_SYNTHETIC_SPEECH"
+STREAM_SPOOF_RECENT = 4
+"""Assessed windows (about 4 s of speech each) in the running score: the last ~16 s."""
+STREAM_SPOOF_MARGIN_CLIP = 3.0
+"""Each window's fused log-odds margin over the threshold is clipped to this (±)."""
+STREAM_SPOOF_MAX_PAUSE_S = 0.5
+"""Non-speech kept per pause in an assessed window (enough for the noise-floor and reverb
+signals; longer pauses would only cost AASIST time)."""
+
+
+def _logit(p: float) -> float:
+    p = min(max(p, 1e-9), 1.0 - 1e-9)
+    return math.log(p / (1.0 - p))
+
+
+def _sigmoid(x: float) -> float:
+    return 1.0 / (1.0 + math.exp(-x)) if x >= 0 else math.exp(x) / (1.0 + math.exp(x))
+
+
+@dataclass(frozen=True)
+class _SpoofSpan:
+    """Audio gathered for one assessment (16 kHz, pauses shortened, VAD segments)."""
+
+    wave: npt.NDArray[np.float32]
+    segments: tuple[SpeechSegment, ...]
+    speech_s: float
+    start_call_s: float
+    end_call_s: float
+    aasist_start: int = 0
+    """Start of the one AASIST window (the one holding the most speech) in ``wave``."""
+
+
+@dataclass(frozen=True)
+class _SpoofWindow:
+    """One assessed stretch of the call."""
+
+    assessment: LivenessAssessment
+    speech_s: float
+    margin: float
+    start_call_s: float
+    end_call_s: float
+
+
+class StreamSpoofMonitor:
+    """The running synthetic-speech assessment of one live call.
+
+    **What is assessed.** Call audio (16 kHz) is gathered with the stream's VAD decisions;
+    each time one AASIST window's worth of *new* speech (``model.window`` samples, 4.04 s)
+    has been heard, that audio (speech plus its pauses, each pause cut to
+    ``STREAM_SPOOF_MAX_PAUSE_S``, the whole capped at two AASIST windows) is assessed once —
+    AASIST on exactly one window, the one holding the most speech, and the explainable
+    signals on the whole stretch — and dropped. At the end of the call the remainder is
+    assessed if it holds at least ``MIN_SPEECH_S`` of speech. Every stretch of speech is
+    thus assessed once: one AASIST window per ~4 s of speech, whatever the call length.
+    Memory is bounded too: at most two AASIST windows of audio plus the last
+    ``STREAM_SPOOF_RECENT`` assessments.
+
+    **Running score.** A speech-weighted mean, over the last ``STREAM_SPOOF_RECENT``
+    assessed windows (~16 s of speech), of each window's fused log-odds margin over the
+    operating threshold, every margin clipped to ``±STREAM_SPOOF_MARGIN_CLIP``. Why this
+    and not the alternatives:
+
+    * a max-suspicion (minimum over windows) score flags a whole call on one bad window (a
+      cough, a burst of line noise, a door slam) — per-window false alarms are several times
+      more frequent than per-clip ones on short windows;
+    * a whole-call mean is robust but dilutes a late attack: after an hour of the genuine
+      caller, a minute of converted speech would never move it;
+    * the clipped recent mean needs the *majority* of the recent speech to be suspicious:
+      one window can move it by at most ``MARGIN_CLIP / RECENT`` (0.75 log-odds), while a
+      switch to synthetic speech shows within two or three windows (8–12 s of speech).
+
+    Log-odds (not probabilities) are averaged because the fusion is additive in log-odds:
+    the reported per-check ``weight`` is the same speech-weighted mean of each check's
+    contribution, so the checks still explain the running score.
+
+    **Latching.** Once the running score has been below the threshold with at least two
+    windows behind it (a sustained episode, not a single window), the call stays flagged
+    (``live`` false, the episode's time named in the reasons) even if later speech looks
+    genuine: a call that contained synthetic speech should not end with a clean verdict.
+    Not thread-safe: one instance per call.
+    """
+
+    def __init__(self, checker: VoiceSpoofChecker, *, rate: int, input_rate: int) -> None:
+        self.checker = checker
+        self.rate = rate
+        window = int(checker.model.window) if checker.model is not None else round(4.04 * rate)
+        self.span = window
+        self.max_buffer = 2 * window
+        self.max_pause = round(STREAM_SPOOF_MAX_PAUSE_S * rate)
+        self.input_rate = input_rate
+        self._chunks: deque[tuple[npt.NDArray[np.float32], bool, int]] = deque()
+        self._buffered = 0
+        self._speech = 0
+        self._pause = 0
+        self._pos = 0  # 16 kHz samples of the call seen so far
+        self._recent: deque[_SpoofWindow] = deque(maxlen=STREAM_SPOOF_RECENT)
+        self._count = 0
+        self._assessed_speech_s = 0.0
+        self._episode: tuple[float, float] | None = None
+
+    @property
+    def windows_assessed(self) -> int:
+        return self._count
+
+    def add(self, samples: npt.NDArray[np.float32], speaking: bool) -> bool:
+        """Add one VAD window of call audio; True when a span of new speech is ready."""
+        start = self._pos
+        self._pos += samples.size
+        if speaking:
+            self._pause = 0
+            self._speech += samples.size
+        elif self._pause + samples.size > self.max_pause:
+            return False
+        else:
+            self._pause += samples.size
+        self._chunks.append((samples, speaking, start))
+        self._buffered += samples.size
+        while self._buffered > self.max_buffer:
+            dropped, was_speech, _ = self._chunks.popleft()
+            self._buffered -= dropped.size
+            if was_speech:
+                self._speech -= dropped.size
+        return self._speech >= self.span
+
+    def take(self, *, final: bool = False) -> _SpoofSpan | None:
+        """The gathered audio for an assessment, and a fresh buffer; None when there is not
+        enough new speech (a full span, or at the end of the call ``MIN_SPEECH_S``)."""
+        minimum = self.span if not final else round(MIN_SPEECH_S * self.rate)
+        if self._speech < minimum or not self._chunks:
+            return None
+        segments: list[SpeechSegment] = []
+        offset = 0
+        run_start: int | None = None
+        for samples, speaking, _ in self._chunks:
+            if speaking and run_start is None:
+                run_start = offset
+            elif not speaking and run_start is not None:
+                segments.append(SpeechSegment(run_start / self.rate, offset / self.rate))
+                run_start = None
+            offset += samples.size
+        if run_start is not None:
+            segments.append(SpeechSegment(run_start / self.rate, offset / self.rate))
+        first = self._chunks[0]
+        last = self._chunks[-1]
+        wave = np.concatenate([c[0] for c in self._chunks])
+        aasist_start = 0
+        if wave.size > self.span:
+            speech = np.concatenate([np.full(c[0].size, c[1]) for c in self._chunks])
+            cumulative = np.concatenate([[0], np.cumsum(speech, dtype=np.int64)])
+            inside = cumulative[self.span :] - cumulative[: -self.span]
+            aasist_start = int(np.argmax(inside))
+        span = _SpoofSpan(
+            wave=wave,
+            segments=tuple(segments),
+            speech_s=self._speech / self.rate,
+            start_call_s=first[2] / self.rate,
+            end_call_s=(last[2] + last[0].size) / self.rate,
+            aasist_start=aasist_start,
+        )
+        self._chunks.clear()
+        self._buffered = self._speech = self._pause = 0
+        return span
+
+    def assess(self, span: _SpoofSpan) -> LivenessAssessment:
+        """Assess one span: AASIST on exactly one window (the one holding the most speech;
+        a shorter span is tiled by the model), the signals on the whole span."""
+        model = self.checker.model
+        log_odds = None
+        if model is not None and span.wave.size > self.span:
+            window = span.wave[span.aasist_start : span.aasist_start + self.span]
+            log_odds = model.log_odds(window)
+        return self.checker.assess(span.wave, span.segments, aasist_log_odds=log_odds)
+
+    def record(self, assessment: LivenessAssessment, span: _SpoofSpan) -> None:
+        margin = _logit(assessment.score) - _logit(self.checker.threshold)
+        clip = STREAM_SPOOF_MARGIN_CLIP
+        self._recent.append(
+            _SpoofWindow(
+                assessment,
+                span.speech_s,
+                float(np.clip(margin, -clip, clip)),
+                span.start_call_s,
+                span.end_call_s,
+            )
+        )
+        self._count += 1
+        self._assessed_speech_s += span.speech_s
+        if len(self._recent) >= 2 and self._margin() < 0.0:
+            start = min(w.start_call_s for w in self._recent if w.margin < 0.0)
+            end = span.end_call_s
+            if self._episode is not None:
+                start = min(start, self._episode[0])
+            self._episode = (start, end)
+
+    def _margin(self) -> float:
+        total = sum(w.speech_s for w in self._recent)
+        return sum(w.speech_s * w.margin for w in self._recent) / total
+
+    def report(self) -> LivenessAssessment | None:
+        """The running assessment, or None before the first assessed window."""
+        if not self._recent:
+            return None
+        recent = list(self._recent)
+        total = sum(w.speech_s for w in recent)
+        margin = self._margin()
+        threshold = self.checker.threshold
+        live_now = margin >= 0.0
+        flagged = sum(1 for w in recent if w.margin < 0.0)
+        checks = self._checks(recent, total)
+        checks.append(
+            Check(
+                name="stream_windows",
+                score=1.0 - flagged / len(recent),
+                weight=0.0,
+                passed=live_now and self._episode is None,
+                detail=(
+                    f"running score over the last {len(recent)} window(s), {total:.1f} s of "
+                    f"speech ({flagged} below the threshold; each window's margin clipped to "
+                    f"±{STREAM_SPOOF_MARGIN_CLIP:g} log-odds); {self._count} window(s), "
+                    f"{self._assessed_speech_s:.1f} s of speech assessed in the call"
+                ),
+            )
+        )
+        if self.input_rate < 16000:
+            checks.append(
+                Check(
+                    name="stream_bandwidth",
+                    score=0.5,
+                    weight=0.0,
+                    passed=True,
+                    detail=(
+                        f"informational: the stream is sampled at {self.input_rate} Hz, so "
+                        "the checks on the 4-7.5 kHz band see no signal; narrowband calls "
+                        "score as less live than wideband ones"
+                    ),
+                )
+            )
+        reasons: list[tuple[str, str]] = []
+        if not live_now:
+            reasons.append(
+                (
+                    STREAM_SPOOF_CODE,
+                    f"synthetic speech suspected in the last {total:.0f} s of speech "
+                    f"({flagged} of {len(recent)} window(s) below the threshold)",
+                )
+            )
+            worst = min(recent, key=lambda w: w.margin)
+            reasons.extend(worst.assessment.reasons)
+        elif self._episode is not None:
+            start, end = self._episode
+            reasons.append(
+                (
+                    STREAM_SPOOF_CODE,
+                    f"synthetic speech was suspected earlier in the call, between {start:.0f} s "
+                    f"and {end:.0f} s",
+                )
+            )
+        return LivenessAssessment(
+            live=live_now and self._episode is None,
+            score=_sigmoid(margin + _logit(threshold)),
+            threshold=threshold,
+            checks=tuple(checks),
+            reasons=tuple(reasons),
+        )
+
+    @staticmethod
+    def _checks(recent: list[_SpoofWindow], total: float) -> list[Check]:
+        """Each check of the latest window, with weight and score averaged (by speech) over
+        the recent windows: the weights stay the additive parts of the running log-odds."""
+        latest = recent[-1].assessment.checks
+        checks: list[Check] = []
+        for check in latest:
+            found = [
+                (w.speech_s, c) for w in recent for c in w.assessment.checks if c.name == check.name
+            ]
+            seconds = sum(s for s, _ in found) or total
+            weight = sum(s * c.weight for s, c in found) / seconds
+            score = sum(s * c.score for s, c in found) / seconds
+            if check.weight == 0.0 and weight == 0.0:
+                checks.append(check)
+                continue
+            checks.append(
+                Check(
+                    name=check.name,
+                    score=score,
+                    weight=weight,
+                    passed=weight >= 0.0,
+                    detail=(
+                        f"latest window: {check.detail}; mean contribution {weight:+.2f} "
+                        f"over the last {len(found)} window(s)"
+                    ),
+                )
+            )
+        return checks
 
 
 @dataclass
@@ -501,6 +826,9 @@ class VoiceStreamSession:
 
     Evidence accumulates as the duration-weighted mean of the embeddings of successive speech
     chunks, so each chunk is embedded once and the cost stays linear in the call length.
+    With a voice anti-spoofing checker, ``spoof`` keeps the running synthetic-speech
+    assessment (see :class:`StreamSpoofMonitor`); ``spoof_observe_only`` is False only when
+    liveness is required and not in observe mode, i.e. when a spoof verdict blocks.
     """
 
     owner: VoiceVerification
@@ -510,6 +838,8 @@ class VoiceStreamSession:
     config: StreamConfig
     channels: int
     interim_s: float
+    spoof: StreamSpoofMonitor | None = None
+    spoof_observe_only: bool = True
     _carry: bytes = b""
     _samples_in: int = 0
     _evidence: _Evidence = field(default_factory=_Evidence)
@@ -571,6 +901,7 @@ class VoiceStreamSession:
         self._finished = True
         if self._pending_samples / self._rate >= 0.5:
             self._embed_pending()
+        self._assess_spoof(final=True)
         return self._update(final=True)
 
     # -- internals --------------------------------------------------------------------------
@@ -608,6 +939,8 @@ class VoiceStreamSession:
             if self._speaking and samples.size:
                 self._pending.append(samples)
                 self._pending_samples += samples.size
+            if self.spoof is not None and samples.size and self.spoof.add(samples, self._speaking):
+                self._assess_spoof()
             if self._pending_samples >= self.interim_s * self._rate:
                 self._embed_pending()
                 updates.append(self._update(final=False))
@@ -619,6 +952,19 @@ class VoiceStreamSession:
         self._pending_samples = 0
         embedding = self.owner.pool.run(self.owner.pipeline.encoder.embed, speech)
         self._evidence.add(embedding, speech.size / self._rate)
+
+    def _assess_spoof(self, final: bool = False) -> None:
+        """Assess the speech gathered since the last assessment (on the inference pool)."""
+        if self.spoof is None:
+            return
+        span = self.spoof.take(final=final)
+        if span is None:
+            return
+        try:
+            assessment = self.owner.pool.run(self.spoof.assess, span)
+        except AudioTooShort:  # the checker counts speech itself; nothing to add then
+            return
+        self.spoof.record(assessment, span)
 
     def _update(self, *, final: bool) -> StreamUpdate:
         embedding = self._evidence.embedding()
@@ -636,10 +982,17 @@ class VoiceStreamSession:
                     "needed for a decision",
                 ),
             )
+        liveness = None
+        report = self.spoof.report() if self.spoof is not None else None
+        if report is not None:
+            liveness = LivenessResult(report, self.spoof_observe_only)
+            if liveness.blocks:
+                issues = spoof_issues(liveness) + issues
         return StreamUpdate(
             final=final,
             call_seconds=self.call_seconds,
             net_speech_seconds=self._evidence.seconds,
             match=match,
             issues=issues,
+            liveness=liveness,
         )

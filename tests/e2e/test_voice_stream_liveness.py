@@ -1,0 +1,180 @@
+"""End to end: the running synthetic-speech assessment of a live call (VerifyVoiceStream) over
+the real service, with the AASIST pack conftest builds and real TTS / bona fide clips of one
+speaker (LJ) from ../shared/data/voice_spoof_labels.tsv.
+
+Which clips to stream is decided by CheckLiveness in the test (the clip the checker is most
+sure about among a few candidates), never by a hard-coded score."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import grpc
+import numpy as np
+import pytest
+import soundfile as sf
+
+from bioverify.aio_client import AsyncBioverifyClient
+from bioverify.client import BioverifyClient
+from bioverify.v1 import common_pb2, liveness_pb2, liveness_pb2_grpc, voice_pb2
+from bioverify.voice.audio_decode import resample
+from tests.conftest import DATA
+
+RATE = 16000
+
+
+def _rows() -> list[list[str]]:
+    lines = (DATA / "voice_spoof_labels.tsv").read_text().splitlines()
+    return [line.split("\t") for line in lines[1:]]
+
+
+def _lj(label: str) -> list[Path]:
+    """Long (>= 7.5 s) clips of the LJ speaker with this label, in file order."""
+    return [
+        DATA / r[0]
+        for r in _rows()
+        if r[1] == label and r[3] == "LJ" and float(r[5]) >= 7.5 and r[2] != "VOCODER"
+    ]
+
+
+BONAFIDE = _lj("bonafide")
+SPOOF = [p for p in _lj("spoof") if "gt_pwg" not in str(p)]  # TTS systems only
+ENROL = BONAFIDE[:3]
+
+
+def pcm16(path: Path) -> bytes:
+    wave, sr = sf.read(str(path), dtype="float32")
+    if wave.ndim > 1:
+        wave = wave.mean(axis=1)
+    wave = resample(wave, sr, RATE) if sr != RATE else wave
+    return (np.clip(wave, -1.0, 1.0) * 32767).astype("<i2").tobytes()
+
+
+def chunks(pcm: bytes, ms: int = 20) -> list[bytes]:
+    step = RATE * 2 * ms // 1000
+    return [pcm[i : i + step] for i in range(0, len(pcm), step)]
+
+
+@pytest.fixture(scope="module")
+def client(face_server: str) -> Iterator[BioverifyClient]:
+    with BioverifyClient(face_server, timeout=120.0, retries=0) as c:
+        c.wait_until_serving(timeout=60)
+        yield c
+
+
+def _check(stub: liveness_pb2_grpc.LivenessServiceStub, pcm: bytes) -> common_pb2.LivenessReport:
+    clip = BioverifyClient.audio(pcm, encoding="PCM_S16LE", sample_rate_hz=RATE)
+    reply = stub.CheckLiveness(liveness_pb2.CheckLivenessRequest(clip=clip), timeout=60)
+    report: common_pb2.LivenessReport = reply.liveness
+    return report
+
+
+@pytest.fixture(scope="module")
+def clips(client: BioverifyClient, face_server: str) -> Iterator[dict[str, bytes]]:
+    """The LJ speaker enrolled from bona fide speech; the TTS clip the checker rejects most
+    surely and the bona fide clip (not enrolled) it accepts most surely, among a few each."""
+    reply = client.enroll_voice("lj-caller", [client.audio(p.read_bytes()) for p in ENROL])
+    assert reply.accepted_count == len(ENROL)
+    spoofs = [pcm16(p) for p in SPOOF[::4][:2]]
+    genuine = [pcm16(p) for p in BONAFIDE[len(ENROL) :][::3][:2]]
+    with grpc.insecure_channel(face_server) as channel:
+        stub = liveness_pb2_grpc.LivenessServiceStub(channel)
+        spoof_reports = [_check(stub, pcm) for pcm in spoofs]
+        genuine_reports = [_check(stub, pcm) for pcm in genuine]
+    spoof = min(range(len(spoofs)), key=lambda i: spoof_reports[i].score)
+    live = max(range(len(genuine)), key=lambda i: genuine_reports[i].score)
+    assert not spoof_reports[spoof].live and genuine_reports[live].live
+    yield {"spoof": spoofs[spoof], "bonafide": genuine[live]}
+    client.delete_subject("lj-caller")
+
+
+def stream(
+    client: BioverifyClient,
+    pcm: bytes,
+    *,
+    require_liveness: bool | None = None,
+    observe_only: bool = False,
+) -> list[voice_pb2.VoiceStreamResponse]:
+    return list(
+        client.verify_voice_stream(
+            "lj-caller",
+            chunks(pcm),
+            encoding="PCM_S16LE",
+            sample_rate_hz=RATE,
+            interim_every_speech_seconds=2.0,
+            require_liveness=require_liveness,
+            observe_only=observe_only,
+        )
+    )
+
+
+def test_spoofed_call_is_flagged_mid_call_and_blocked_when_required(
+    client: BioverifyClient, clips: dict[str, bytes]
+) -> None:
+    replies = stream(client, clips["spoof"], require_liveness=True)
+    interim, final = replies[:-1], replies[-1]
+    assert final.final and len(interim) >= 2
+    assert not interim[0].liveness.checked  # 2 s of speech: not yet a full AASIST window
+    checked = [r for r in interim if r.liveness.checked]
+    assert checked, "no interim update carried a running assessment"
+    report = checked[0].liveness
+    assert 0.0 <= report.score <= 1.0 and report.threshold > 0 and not report.observe_only
+    names = {c.name for c in report.checks}
+    assert "aasist" in names and "stream_windows" in names
+    assert all(c.detail for c in report.checks)
+    assert any(c.weight != 0.0 for c in report.checks)
+    # An agent is warned mid-call: the interim carrying the verdict already blocks.
+    assert not report.live and checked[0].decision == common_pb2.SPOOF_SUSPECTED
+
+    assert final.liveness.checked and not final.liveness.live
+    assert final.decision == common_pb2.SPOOF_SUSPECTED
+    codes = [r.code for r in final.reasons]
+    assert codes[0] == "SPOOF_SUSPECTED" and "VOICE_SYNTHETIC_SPEECH" in codes
+    assert any("synthetic speech suspected" in r.message for r in final.liveness.reasons)
+
+
+def test_spoofed_call_in_observe_mode_and_by_default_is_reported_not_blocked(
+    client: BioverifyClient, clips: dict[str, bytes]
+) -> None:
+    for require, observe in ((True, True), (None, False)):
+        policy = f"require_liveness={require}, observe_only={observe}"
+        final = stream(client, clips["spoof"], require_liveness=require, observe_only=observe)[-1]
+        assert final.liveness.checked and not final.liveness.live, policy
+        assert final.liveness.observe_only and final.liveness.reasons
+        assert final.decision != common_pb2.SPOOF_SUSPECTED, policy
+        assert "SPOOF_SUSPECTED" not in [r.code for r in final.reasons]
+
+
+def test_bona_fide_call_is_live_and_accepted(
+    client: BioverifyClient, clips: dict[str, bytes]
+) -> None:
+    final = stream(client, clips["bonafide"], require_liveness=True)[-1]
+    assert final.liveness.checked and final.liveness.live and not final.liveness.reasons
+    assert final.liveness.score >= final.liveness.threshold
+    assert final.decision == common_pb2.ACCEPT
+
+
+def test_async_client_stream_exposes_liveness(face_server: str, clips: dict[str, bytes]) -> None:
+    async def scenario() -> list[voice_pb2.VoiceStreamResponse]:
+        async with AsyncBioverifyClient(face_server, timeout=60) as client:
+
+            async def audio() -> AsyncIterator[bytes]:
+                for chunk in chunks(clips["bonafide"]):
+                    yield chunk
+
+            return [
+                r
+                async for r in client.verify_voice_stream(
+                    "lj-caller",
+                    audio(),
+                    encoding="PCM_S16LE",
+                    sample_rate_hz=RATE,
+                    observe_only=True,
+                )
+            ]
+
+    replies = asyncio.run(scenario())
+    assert replies[-1].final and replies[-1].liveness.checked
+    assert replies[-1].liveness.checks
