@@ -46,10 +46,10 @@ def test_shipped_pack_floors(detect: Callable[[ImageBGR], DetectedFace]) -> None
         accepted.setdefault(row["label"], []).append(checker.assess(image, detect(image)).live)
     bpcer = 1.0 - float(np.mean(accepted["bonafide"]))
     apcer = {label: float(np.mean(v)) for label, v in accepted.items() if label != "bonafide"}
-    # Measured: BPCER 3.8%, APCER deepfake 16%, replay 60%.
+    # Measured: BPCER 3.8%, APCER deepfake 16%, replay 24%.
     assert bpcer <= 0.06
     assert apcer["deepfake"] <= 0.30
-    assert apcer["replay"] <= 0.75
+    assert apcer["replay"] <= 0.40
 
 
 @pytest.fixture(scope="module")
@@ -61,9 +61,10 @@ def test_cross_validated_floors_and_fusion_beats_components(dataset: fit.Dataset
     cv = fit.cross_validate(dataset, fit.DETECTORS)
     labels = dataset.labels
     _, fused = apcer_at_bpcer(cv.fused, labels, 0.05)
-    # Measured: deepfake 16%, replay 64% at BPCER 5% (grouped CV).
-    assert fused["deepfake"] <= 0.35
-    assert fused["replay"] <= 0.80
+    # Measured: deepfake 24%, replay 32% at BPCER 5% (grouped CV; 64% replay before the
+    # context-padded PAD network and the double-capture / gamut cues).
+    assert fused["deepfake"] <= 0.40
+    assert fused["replay"] <= 0.48
 
     def worst(scores: np.ndarray) -> float:
         _, apcer = apcer_at_bpcer(scores, labels, 0.05)

@@ -12,7 +12,13 @@ from onnx import TensorProto, helper
 
 from bioverify.errors import ConfigurationError, InvalidInput
 from bioverify.face.ports import DetectedFace, ImageBGR
-from bioverify.liveness.minifasnet import MiniFasNetPad, crop_box, crop_face, softmax
+from bioverify.liveness.minifasnet import (
+    MiniFasNetPad,
+    context_padding,
+    crop_box,
+    crop_face,
+    softmax,
+)
 from tests.liveness.conftest import SAMPLES, read_image
 
 
@@ -35,6 +41,30 @@ def test_crop_box_shifts_inside_instead_of_clipping() -> None:
 def test_crop_box_caps_the_scale_to_the_image() -> None:
     # A box filling the image: scale capped at (h-1)/box_h, the crop is the whole image.
     assert crop_box((200, 150, 3), (0.0, 0.0, 150.0, 200.0), 2.7) == (0, 0, 149, 199)
+
+
+def test_context_padding_only_when_the_full_scale_box_does_not_fit() -> None:
+    # Room for the 108 x 135 box: no padding, the upstream crop is kept.
+    assert context_padding((300, 400, 3), (100.0, 100.0, 40.0, 50.0), 2.7) == (0, 0)
+    assert context_padding((300, 400, 3), (0.0, 10.0, 40.0, 50.0), 2.7) == (0, 0)
+    # A tight face crop: 150 x 200 box x2.7 = 405 x 540, padded until it fits.
+    pad_y, pad_x = context_padding((200, 150, 3), (0.0, 0.0, 150.0, 200.0), 2.7)
+    assert 200 + 2 * pad_y - 1 >= 540 and 150 + 2 * pad_x - 1 >= 405
+    assert pad_y <= 172 and pad_x <= 130
+
+
+def test_padded_crop_shows_the_face_at_the_trained_scale() -> None:
+    # A bright face box filling a dark-bordered image: with context padding the face covers
+    # about 1/2.7 of the crop's width; upstream (scale capped) it fills the crop.
+    image = np.zeros((200, 150, 3), np.uint8)
+    image[10:190, 10:140] = 200
+    face = _face(10, 10, 140, 190)
+    capped = crop_face(image, face, 2.7)
+    padded = crop_face(image, face, 2.7, pad_context=True)
+    assert padded.shape == (80, 80, 3)
+    bright_cols = int((padded[40, :, 0] > 100).sum())
+    assert abs(bright_cols - 80 * 130 / (140 * 2.7)) <= 4
+    assert (capped[40, :, 0] > 100).sum() > 60
 
 
 def test_crop_face_is_80x80_and_rejects_empty_boxes() -> None:

@@ -64,6 +64,19 @@ def test_blur_lowers_detail(face_image: tuple[ImageBGR, DetectedFace]) -> None:
     soft = fs.measure_patch(fs.face_patch(blurred, face))
     assert soft["detail_hf_energy"].value < sharp["detail_hf_energy"].value - 1.0
     assert soft["detail_sharpness"].value < sharp["detail_sharpness"].value - 1.0
+    assert soft["detail_scale_ratio"].value < sharp["detail_scale_ratio"].value - 0.3
+
+
+def test_gamut_compression_lowers_chroma_gamut(face_image: tuple[ImageBGR, DetectedFace]) -> None:
+    """Halving the chroma around its mean (as a display's smaller gamut does) is measured."""
+    image, face = face_image
+    ycc = cv2.cvtColor(image, cv2.COLOR_BGR2YCrCb).astype(np.float64)
+    for c in (1, 2):
+        ycc[..., c] = ycc[..., c].mean() + 0.5 * (ycc[..., c] - ycc[..., c].mean())
+    washed = cv2.cvtColor(np.clip(ycc, 0, 255).astype(np.uint8), cv2.COLOR_YCrCb2BGR)
+    a = fs.chroma_gamut(fs.face_patch(image, face)).value
+    b = fs.chroma_gamut(fs.face_patch(washed, face)).value
+    assert b < a - 0.4
 
 
 def test_periodic_pattern_raises_spectral_peaks(

@@ -25,6 +25,14 @@ Signals and the classic tells they follow:
     "Identification of deep network generated images using disparities in color
     components", 2020): GAN generators reproduce luma texture well but not the fine
     chroma statistics of camera images. Its weights are fitted data kept in the pack.
+``detail_scale_ratio`` (double-capture MTF)
+    log ratio of the finest Laplacian-pyramid octave's energy to the next octave's on the
+    inner face: every capture low-passes, so a face filmed off a screen or print loses its
+    finest octave faster than its coarser one (contrast-free, size-free).
+``chroma_gamut`` (colour gamut)
+    log of the Cr/Cb spread (root of the chroma covariance determinant) relative to the luma
+    variance on the inner face: a display and a print compress the colour gamut, so the skin
+    chroma varies less for the same shading than on a live face.
 ``specular_glare`` (reflection)
     share of near-white, low-saturation pixels on the face: screens add specular glare.
 ``colour_saturation`` (colour)
@@ -202,6 +210,31 @@ def moire_peaks(patch: FacePatch) -> SignalValue:
     )
 
 
+_INNER_HALF = (slice(9, 59), slice(9, 55))  # INNER at half resolution
+
+
+def detail_scale_ratio(patch: FacePatch) -> SignalValue:
+    g0 = patch.grey
+    g1 = cv2.pyrDown(g0)
+    g2 = cv2.pyrDown(g1)
+    fine = float((g0 - cv2.pyrUp(g1))[INNER].var())
+    coarse = float((g1 - cv2.pyrUp(g2))[_INNER_HALF].var())
+    value = math.log((fine + 1e-9) / (coarse + 1e-9))
+    return SignalValue(
+        value, f"finest/next octave detail {value:.2f} (log; each re-capture blurs the finest)"
+    )
+
+
+def chroma_gamut(patch: FacePatch) -> SignalValue:
+    ycc = cv2.cvtColor(patch.pixel, cv2.COLOR_BGR2YCrCb)[INNER].reshape(-1, 3).astype(np.float64)
+    cov = np.cov(ycc[:, 1:].T)
+    det = max(float(np.linalg.det(cov)), 1e-9)
+    value = 0.5 * math.log(det) - math.log(float(ycc[:, 0].var()) + 1e-6)
+    return SignalValue(
+        value, f"chroma spread {value:.2f} (log, relative to luma; screens and prints compress it)"
+    )
+
+
 def specular_glare(patch: FacePatch) -> SignalValue:
     hsv = cv2.cvtColor(patch.pixel, cv2.COLOR_BGR2HSV)[INNER]
     glare = float(((hsv[..., 2] >= 235) & (hsv[..., 1] < 60)).mean())
@@ -290,6 +323,8 @@ PATCH_SIGNALS = {
     "detail_hf_energy": detail_hf_energy,
     "detail_sharpness": detail_sharpness,
     "moire_peaks": moire_peaks,
+    "detail_scale_ratio": detail_scale_ratio,
+    "chroma_gamut": chroma_gamut,
     "specular_glare": specular_glare,
     "colour_saturation": colour_saturation,
     "landmark_asymmetry": landmark_asymmetry,

@@ -8,11 +8,18 @@ bilinear interpolation. The crop is fed as BGR float 0-255, no normalisation. Th
 outputs 3-class logits; after a softmax, class 1 is "real" and classes 0 and 2 are two kinds
 of spoof. ``2.7_80x80_MiniFASNetV2`` expects ``scale=2.7``, ``4_0_0_80x80_MiniFASNetV1SE``
 ``scale=4.0``.
+
+``pad_context=True`` departs from upstream in one case only: when the scaled box is larger
+than the image (a tight face crop, a close selfie), upstream shrinks the scale until the box
+fits, so the network sees a ~1x face crop it was never trained on; instead the image is
+extended by edge replication until the full-scale box fits. Images with room for the box
+are cropped exactly as upstream does.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -67,11 +74,34 @@ def crop_box(
     return int(left), int(top), int(right), int(bottom)
 
 
-def crop_face(image: ImageBGR, face: DetectedFace, scale: float) -> ImageBGR:
+def context_padding(
+    image_shape: tuple[int, ...], box: tuple[float, float, float, float], scale: float
+) -> tuple[int, int]:
+    """(vertical, horizontal) pixels to add on each side so the ``scale`` box fits the image."""
+    src_h, src_w = int(image_shape[0]), int(image_shape[1])
+    _, _, box_w, box_h = box
+    over_y = box_h * scale - (src_h - 1)
+    over_x = box_w * scale - (src_w - 1)
+    pad_y = math.ceil(over_y / 2) + 1 if over_y > 0 else 0
+    pad_x = math.ceil(over_x / 2) + 1 if over_x > 0 else 0
+    return pad_y, pad_x
+
+
+def crop_face(
+    image: ImageBGR, face: DetectedFace, scale: float, *, pad_context: bool = False
+) -> ImageBGR:
     """The model's 80x80 BGR input crop for one face (see the module docstring)."""
-    left, top, right, bottom = crop_box(
-        image.shape, (face.x1, face.y1, face.width, face.height), scale
-    )
+    box = (face.x1, face.y1, face.width, face.height)
+    if pad_context and box[2] > 0 and box[3] > 0:
+        pad_y, pad_x = context_padding(image.shape, box, scale)
+        if pad_y or pad_x:
+            padded: ImageBGR = np.asarray(
+                cv2.copyMakeBorder(image, pad_y, pad_y, pad_x, pad_x, cv2.BORDER_REPLICATE),
+                dtype=np.uint8,
+            )
+            image = padded
+            box = (box[0] + pad_x, box[1] + pad_y, box[2], box[3])
+    left, top, right, bottom = crop_box(image.shape, box, scale)
     patch = image[max(top, 0) : bottom + 1, max(left, 0) : right + 1]
     if patch.size == 0:
         raise InvalidInput("face box lies outside the image")
@@ -100,6 +130,7 @@ class MiniFasNetPad:
         scale: float,
         threads: int = 1,
         name: str = "minifasnet",
+        pad_context: bool = False,
     ) -> None:
         if not 1.0 <= scale <= 8.0:
             raise ConfigurationError(f"MiniFASNet crop scale must be in [1, 8], got {scale}")
@@ -107,13 +138,14 @@ class MiniFasNetPad:
             raise ConfigurationError(f"threads must be >= 1, got {threads}")
         self.name = name
         self.scale = float(scale)
+        self.pad_context = bool(pad_context)
         self._session = _load_session(Path(model_path), threads=threads)
         self._input_name: str = self._session.get_inputs()[0].name
 
     def probabilities(self, image: ImageBGR, face: DetectedFace) -> npt.NDArray[np.float64]:
         """Softmax over the 3 classes (spoof type 1, real, spoof type 2)."""
         check_bgr_image(image)
-        crop = crop_face(image, face, self.scale)
+        crop = crop_face(image, face, self.scale, pad_context=self.pad_context)
         blob = crop.transpose(2, 0, 1)[None].astype(np.float32)
         logits = self._session.run(None, {self._input_name: blob})[0]
         probs: npt.NDArray[np.float64] = softmax(logits)[0]
