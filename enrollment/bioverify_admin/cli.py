@@ -82,7 +82,8 @@ def _service(args: argparse.Namespace, server: str | None) -> Iterator[Bioverify
             client.wait_until_serving(timeout=30.0)
             yield client
         return
-    with local_server() as target, connect(args, target) as client:
+    packs = Settings.from_env().data_dir / "packs"  # built/imported packs travel along
+    with local_server(packs_from=packs) as target, connect(args, target) as client:
         client.wait_until_serving(timeout=180.0)
         yield client
 
@@ -130,6 +131,45 @@ def cmd_models_pull(args: argparse.Namespace) -> int:
     pack = _catalog().get(args.pack)
     fetched = models_cmd.pull(pack, settings.model_dir if args.to is None else args.to)
     print(f"{pack.id}: {len(fetched)} file(s) downloaded and verified")
+    return EXIT_OK
+
+
+def cmd_models_build(args: argparse.Namespace) -> int:
+    """Build a pack whose model file is exported from a checkpoint (needs torch)."""
+    import importlib.util
+
+    settings = Settings.from_env()
+    model_dir = args.model_dir or settings.model_dir
+    packs_dir = (args.data_dir or settings.data_dir) / "packs"
+    if importlib.util.find_spec("torch") is None:
+        print(
+            f"bioverify-admin: building {args.pack} needs torch: pip install 'bioverify[build]'",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
+    from bioverify.antispoof.export_aasist import build_pack
+
+    print(f"building {args.pack} from {model_dir} into {packs_dir} ...", file=sys.stderr)
+    try:
+        target = build_pack(model_dir, packs_dir)
+    except ModuleNotFoundError as exc:
+        print(
+            f"bioverify-admin: building {args.pack} needs {exc.name}: "
+            "pip install 'bioverify[build]'",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
+    built = models_cmd.describe_built(target)
+    if args.json:
+        print(_dump(built))
+    else:
+        print(f"built {built['id']} in {built['directory']}")
+        for f in built["files"]:
+            print(f"  {f['path']}  sha256 {f['sha256']}  {f['size_bytes']} B")
+        parity = built["parity_max_abs_diff"]
+        if parity is not None:
+            print(f"  ONNX parity with torch: max abs diff {parity:.3g}")
+    print("restart the service (same data directory) to use it", file=sys.stderr)
     return EXIT_OK
 
 
@@ -320,6 +360,74 @@ def cmd_eval_face_identify(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _print_result(args: argparse.Namespace, result: dict[str, Any]) -> None:
+    if args.json:
+        print(_dump(result))
+        return
+    for key, value in _nan_to_none(result).items():
+        shown = json.dumps(value, default=_json_default) if isinstance(value, dict) else value
+        print(f"{key:<20} {shown}")
+
+
+def cmd_eval_face_pad(args: argparse.Namespace) -> int:
+    from bioverify_admin.datasets import read_face_pad_labels
+    from bioverify_admin.eval_pad import PadUnavailable, run_face_pad
+
+    if _report_folder_missing(args):
+        return EXIT_USAGE
+    samples = read_face_pad_labels(args.labels)
+    try:
+        with _service(args, args.server) as client:
+            evaluation = run_face_pad(client, samples, workers=args.workers)
+    except PadUnavailable as exc:
+        hint = ""
+        if exc.error.code.name == "UNIMPLEMENTED":
+            hint = " (is a face-liveness pack installed? see `bioverify-admin models list`)"
+        print(f"bioverify-admin: face liveness unavailable: {exc}{hint}", file=sys.stderr)
+        return EXIT_FAILED
+    if args.report:
+        from bioverify_admin.report_html import write_pad_evaluation_report
+
+        write_pad_evaluation_report(
+            args.report, f"Face presentation attacks: {args.labels.name}", evaluation, voice=False
+        )
+        print(f"report written to {args.report}", file=sys.stderr)
+    _print_result(args, evaluation.summary)
+    return EXIT_OK
+
+
+def cmd_eval_voice_spoof(args: argparse.Namespace) -> int:
+    from bioverify_admin.datasets import read_voice_spoof_labels
+    from bioverify_admin.eval_pad import PadUnavailable, run_voice_spoof
+
+    if _report_folder_missing(args):
+        return EXIT_USAGE
+    samples = read_voice_spoof_labels(args.labels)
+    try:
+        with _service(args, args.server) as client:
+            evaluation = run_voice_spoof(client, samples, workers=args.workers)
+    except PadUnavailable as exc:
+        if exc.error.code.name == "UNIMPLEMENTED":
+            print(
+                "bioverify-admin: the service has no voice anti-spoofing pack "
+                f"({exc.error.message}). Run `bioverify-admin models build voice-antispoof`"
+                " (with the service's --data-dir / BIOVERIFY_DATA_DIR), then restart the service.",
+                file=sys.stderr,
+            )
+        else:
+            print(f"bioverify-admin: voice anti-spoofing unavailable: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    if args.report:
+        from bioverify_admin.report_html import write_pad_evaluation_report
+
+        write_pad_evaluation_report(
+            args.report, f"Voice spoofing: {args.labels.name}", evaluation, voice=True
+        )
+        print(f"report written to {args.report}", file=sys.stderr)
+    _print_result(args, evaluation.summary)
+    return EXIT_OK
+
+
 # -- enroll -----------------------------------------------------------------------------------
 def cmd_enroll(args: argparse.Namespace) -> int:
     from tqdm import tqdm
@@ -372,6 +480,28 @@ def cmd_subjects_show(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_subjects_export(args: argparse.Namespace) -> int:
+    """Every subject's metadata as JSON Lines (no embeddings, images or audio: the API has
+    none to give). With ``--out`` the file appears only once the export is complete."""
+    if args.out is not None and not args.out.parent.is_dir():
+        print(f"bioverify-admin: no folder {args.out.parent} for the export", file=sys.stderr)
+        return EXIT_USAGE
+    lines: list[str] = []
+    with connect(args, args.server) as client:
+        for subject in client.iter_subjects(tenant=args.tenant):
+            lines.append(json.dumps(_nan_to_none(_subject_dict(subject)), sort_keys=True))
+    text = "".join(line + "\n" for line in lines)
+    if args.out is None:
+        sys.stdout.write(text)
+    else:
+        partial = args.out.with_name(args.out.name + ".partial")
+        partial.write_text(text, encoding="utf-8")
+        partial.replace(args.out)
+    where = f" to {args.out}" if args.out else ""
+    print(f"exported {len(lines)} subject(s){where}", file=sys.stderr)
+    return EXIT_OK
+
+
 def cmd_subjects_delete(args: argparse.Namespace) -> int:
     with connect(args, args.server) as client:
         reply = client.delete_subject(args.subject_id, tenant=args.tenant)
@@ -380,19 +510,22 @@ def cmd_subjects_delete(args: argparse.Namespace) -> int:
 
 
 def _subject_dict(subject: Any) -> dict[str, Any]:
+    templates = [
+        {
+            "modality": {1: "face", 2: "voice"}.get(t.modality, "unknown"),
+            "model": t.model,
+            "sample_count": t.sample_count,
+            "created_at": t.created_at,
+            "updated_at": t.updated_at,
+        }
+        for t in subject.templates
+    ]
     return {
         "subject_id": subject.subject_id,
         "tenant": subject.tenant,
         "metadata": dict(subject.metadata),
-        "templates": [
-            {
-                "modality": {1: "face", 2: "voice"}.get(t.modality, "unknown"),
-                "model": t.model,
-                "sample_count": t.sample_count,
-                "updated_at": t.updated_at,
-            }
-            for t in subject.templates
-        ],
+        "modalities": sorted({str(t["modality"]) for t in templates}),
+        "templates": templates,
         "created_at": subject.created_at,
         "updated_at": subject.updated_at,
     }
@@ -435,6 +568,18 @@ def build_parser() -> argparse.ArgumentParser:
     p = add(models, "pull", cmd_models_pull, "download a pack's files (needs internet)")
     p.add_argument("pack")
     p.add_argument("--to", type=Path, help="model directory (default BIOVERIFY_MODEL_DIR)")
+    p = add(models, "build", cmd_models_build, "build a pack from a checkpoint (needs torch)")
+    p.add_argument("pack", choices=["voice-antispoof"])
+    p.add_argument(
+        "--model-dir", type=Path, help="checkpoints are read here (default BIOVERIFY_MODEL_DIR)"
+    )
+    p.add_argument(
+        "--data-dir",
+        type=Path,
+        help="the service's data directory: the pack goes to DIR/packs "
+        "(default BIOVERIFY_DATA_DIR)",
+    )
+    p.add_argument("--json", action="store_true")
 
     p = add(sub, "calibrate", cmd_calibrate, "fit calibration and thresholds into a pack")
     p.add_argument("modality", choices=["face", "voice"])
@@ -488,6 +633,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.add_argument("--report", type=Path, metavar="OUT.html", help=REPORT_HELP)
 
+    for name, fn, help_text, columns in (
+        (
+            "face-pad",
+            cmd_eval_face_pad,
+            "face presentation attacks via CheckLiveness(image)",
+            "path, label (bonafide|print|replay|mask|deepfake)",
+        ),
+        (
+            "voice-spoof",
+            cmd_eval_voice_spoof,
+            "voice spoofing / deepfakes via CheckLiveness(clip)",
+            "path, label (bonafide|spoof), attack_id",
+        ),
+    ):
+        p = add(ev, name, fn, help_text)
+        p.add_argument("labels", type=Path, help=f"TSV: {columns} (paths relative to it)")
+        p.add_argument("--server", help="HOST:PORT of a running service (default: start one)")
+        p.add_argument("--workers", type=int, default=1, help="requests in flight at once")
+        p.add_argument("--json", action="store_true")
+        p.add_argument("--report", type=Path, metavar="OUT.html", help=REPORT_HELP)
+
     p = add(sub, "token-digest", cmd_token_digest, "print the digest to put in the tokens file")
     p.add_argument("token_value", metavar="TOKEN")
 
@@ -517,6 +683,10 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--server", required=True, help="HOST:PORT of the service")
         p.add_argument("--tenant", default="")
         p.add_argument("--json", action="store_true")
+    p = add(subjects, "export", cmd_subjects_export, "every subject's metadata as JSON Lines")
+    p.add_argument("--server", required=True, help="HOST:PORT of the service")
+    p.add_argument("--tenant", default="")
+    p.add_argument("--out", type=Path, help="write here instead of stdout")
     return parser
 
 

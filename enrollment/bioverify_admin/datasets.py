@@ -65,3 +65,48 @@ def read_speaker_utterances(path: Path) -> list[LabelledImage]:
     """``path, speaker_id`` rows (the identity of each clip)."""
     rows = read_tsv(path, ("path", "speaker_id"))
     return [LabelledImage(path.parent / r["path"], r["speaker_id"]) for r in rows]
+
+
+BONAFIDE = "bonafide"
+FACE_ATTACK_CLASSES = ("print", "replay", "mask", "deepfake")
+VOICE_SPOOF = "spoof"
+
+
+@dataclass(frozen=True)
+class PadSample:
+    """A labelled liveness sample: ``label`` is ``bonafide`` or the attack class (face) /
+    ``spoof`` (voice); ``attack`` names the attack more finely (voice: the attack id)."""
+
+    path: Path
+    label: str
+    attack: str = ""
+
+    @property
+    def bonafide(self) -> bool:
+        return self.label == BONAFIDE
+
+
+def read_face_pad_labels(path: Path) -> list[PadSample]:
+    """``path, label`` rows, label ∈ {bonafide, print, replay, mask, deepfake}."""
+    rows = read_tsv(path, ("path", "label"))
+    allowed = (BONAFIDE, *FACE_ATTACK_CLASSES)
+    out = []
+    for n, r in enumerate(rows, start=2):
+        label = r["label"].strip()
+        if label not in allowed:
+            raise DatasetError(f"{path}:{n}: label {label!r} is not one of {', '.join(allowed)}")
+        out.append(PadSample(path.parent / r["path"], label, label))
+    return out
+
+
+def read_voice_spoof_labels(path: Path) -> list[PadSample]:
+    """``path, label, attack_id`` rows, label ∈ {bonafide, spoof} (attack_id ``-`` if bona fide)."""
+    rows = read_tsv(path, ("path", "label", "attack_id"))
+    out = []
+    for n, r in enumerate(rows, start=2):
+        label = r["label"].strip()
+        if label not in (BONAFIDE, VOICE_SPOOF):
+            raise DatasetError(f"{path}:{n}: label {label!r} is not bonafide or spoof")
+        attack = "" if label == BONAFIDE else (r["attack_id"] or "").strip() or "unknown"
+        out.append(PadSample(path.parent / r["path"], label, attack))
+    return out

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -19,10 +20,16 @@ class ServerStartError(Exception):
 
 @contextmanager
 def local_server(
-    extra_env: dict[str, str] | None = None, startup_timeout: float = 180.0
+    extra_env: dict[str, str] | None = None,
+    startup_timeout: float = 180.0,
+    packs_from: Path | None = None,
 ) -> Iterator[str]:
+    """``packs_from``: a packs folder (built or imported packs, e.g. ``DATA_DIR/packs``) copied
+    into the throwaway data directory so the service finds them."""
     with tempfile.TemporaryDirectory(prefix="bioverify-eval-") as tmp:
         data_dir = Path(tmp) / "data"
+        if packs_from is not None and packs_from.is_dir():
+            shutil.copytree(packs_from, data_dir / "packs", symlinks=True)
         port_file = Path(tmp) / "port"
         log_path = Path(tmp) / "server.log"
         env = {**os.environ, **(extra_env or {}), "BIOVERIFY_DATA_DIR": str(data_dir)}

@@ -144,3 +144,31 @@ def _ensure(path: Path) -> Path:
 
 def to_json(value: Any) -> str:
     return json.dumps(value, indent=2, sort_keys=False)
+
+
+def describe_built(directory: Path) -> dict[str, Any]:
+    """What a pack build wrote: its directory, files (path, sha256, size, whether the manifest
+    records that sha256) and the parity check recorded in the manifest's ``build`` section."""
+    pack = load_manifest_file(directory / MANIFEST_NAME)
+    files = []
+    for role, entry in pack.files.items():
+        path = pack.file_path(role)
+        digest = sha256_file(path)
+        files.append(
+            {
+                "role": role,
+                "path": str(path),
+                "sha256": digest,
+                "size_bytes": path.stat().st_size,
+                "matches_manifest": digest == entry.sha256,
+            }
+        )
+    build = pack.raw.get("build")
+    parity = build.get("parity_max_abs_diff") if isinstance(build, dict) else None
+    return {
+        "id": pack.id,
+        "directory": str(directory),
+        "manifest": str(directory / MANIFEST_NAME),
+        "files": files,
+        "parity_max_abs_diff": float(parity) if parity is not None else None,
+    }

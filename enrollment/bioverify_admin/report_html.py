@@ -11,7 +11,8 @@ person, bona fide presentation), and a sample is accepted when ``score >= thresh
 - :func:`write_verification_report`: 1:1 verification scores (``eval face-pairs``,
   ``eval speaker-trials``).
 - :func:`write_identification_report`: open-set 1:N top scores (``eval face-identify``).
-- :func:`write_pad_report`: presentation-attack detection scores (ISO/IEC 30107-3 APCER/BPCER).
+- :func:`write_pad_report`: presentation-attack detection scores (ISO/IEC 30107-3 APCER/BPCER);
+  :func:`write_pad_evaluation_report` for ``eval face-pad`` / ``eval voice-spoof``.
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
+    from bioverify_admin.eval_pad import PadEvaluation
+
 BONAFIDE = "bonafide"
 FloatArray = npt.NDArray[np.float64]
 Rows = Sequence[Mapping[str, Any]]
@@ -54,6 +57,7 @@ _GENUINE, _IMPOSTOR, _MARK = "#1f77b4", "#d62728", "#000000"
 _FIG_W, _FIG_H, _DPI, _SCALE = 5.4, 4.4, 100, 2  # inches, CSS px per inch, PNG oversampling
 _DET_BOTTOM = 0.8  # inches below DET axes, for the rotated tick labels
 _UNRESOLVED = "#ececec"  # shading of rates below one error in the data
+_MIN_HISTOGRAM = 5  # a class with fewer scores is drawn as tick marks, not as a histogram
 _UNRESOLVED_NOTE = "Grey: below one error in this data; a rate of 0 is drawn on the axis edge."
 
 
@@ -72,11 +76,7 @@ class PadClassRates:
 
 def threshold_at_bpcer(bonafide: npt.ArrayLike, bpcer: float) -> float:
     """The highest threshold that rejects at most ``bpcer`` of the bona fide scores."""
-    b = np.sort(np.asarray(bonafide, dtype=np.float64).ravel())
-    if b.size == 0:
-        raise ValueError("need bona fide scores")
-    k = math.floor(bpcer * b.size + 1e-9)  # at most k bona fide scores may fall below
-    return float(b[k]) if k < b.size else math.inf
+    return metrics.threshold_at_bpcer(bonafide, bpcer)
 
 
 def pad_rates(
@@ -323,10 +323,13 @@ def write_identification_report(
             ],
             threshold,
             filled=True,
-            rug=(
-                f"mated, wrong top-1 candidate (n={int((~hits & m_ok).sum())})",
-                mated[~hits & m_ok],
-            ),
+            rugs=[
+                (
+                    f"mated, wrong top-1 candidate (n={int((~hits & m_ok).sum())})",
+                    mated[~hits & m_ok],
+                    _COLOURS[4],
+                )
+            ],
         )
         ax.set_xlabel("top-candidate similarity")
         ax.set_title("Top-candidate score distributions")
@@ -357,13 +360,17 @@ def write_pad_report(
     threshold: float,
     summary: Mapping[str, Any],
     extra_tables: Sequence[Table] = (),
+    failed: npt.ArrayLike | None = None,
     generated: datetime | None = None,
 ) -> None:
     """A presentation-attack-detection report. ``labels`` are ``"bonafide"`` or the name of an
     attack class; a higher score means more likely bona fide. Per attack class: APCER at the
-    threshold, APCER at BPCER 5 % and 10 %, EER, a score histogram and a DET curve."""
+    threshold, APCER at BPCER 5 % and 10 %, EER, a score histogram and a DET curve.
+    ``failed`` marks samples the service could not assess: their stand-in score counts in the
+    curves and rates (as "not bona fide") but is left out of the histograms."""
     s = np.asarray(scores, dtype=np.float64).ravel()
     y = np.asarray(labels, dtype=object).ravel()
+    ok = _ok_mask(failed, s.size)
     bpcer, rates = pad_rates(s, labels, threshold)
     bonafide = s[y == BONAFIDE]
     finite = math.isfinite(threshold)
@@ -410,14 +417,35 @@ def write_pad_report(
         det_png = _png(fig)
 
         fig, ax = _axes()
-        groups = [(f"{BONAFIDE} (n={bonafide.size})", bonafide, _GENUINE)]
-        groups += [
-            (f"{r.attack_class} (n={r.n})", s[y == r.attack_class], colours[r.attack_class])
-            for r in rates
-        ]
-        _histograms(ax, groups, threshold, filled=False)
+        bona_ok, attack_ok = ok & (y == BONAFIDE), ok & (y != BONAFIDE)
+        _histograms(
+            ax,
+            [
+                (f"{BONAFIDE} (n={int(bona_ok.sum())})", s[bona_ok], _GENUINE),
+                (f"all attacks (n={int(attack_ok.sum())})", s[attack_ok], _IMPOSTOR),
+            ],
+            threshold,
+            filled=True,
+        )
+        ax.set_title("Bona fide vs attack scores")
+        pooled_png = _png(fig)
+
+        fig, ax = _axes()
+        shown = ok & (y == BONAFIDE)
+        groups = [(f"{BONAFIDE} (n={int(shown.sum())})", s[shown], _GENUINE)]
+        rugs: list[tuple[str, FloatArray, str]] = []
+        for r in rates:
+            shown = ok & (y == r.attack_class)
+            group = (f"{r.attack_class} (n={int(shown.sum())})", s[shown], colours[r.attack_class])
+            (groups if shown.sum() >= _MIN_HISTOGRAM else rugs).append(group)
+        _histograms(ax, groups, threshold, filled=False, rugs=rugs)
         ax.set_title("Score distributions per class")
         hist_png = _png(fig)
+    not_shown = f" ({int((~ok).sum())} failed sample(s) not shown)" if not ok.all() else ""
+    pooled_caption = "Bona fide and attack score histograms, threshold dashed" + not_shown
+    hist_caption = (
+        f"Per class; classes with fewer than {_MIN_HISTOGRAM} samples as tick marks" + not_shown
+    )
 
     class_rows = [
         {
@@ -449,15 +477,90 @@ def write_pad_report(
                     "error in this data; a rate of 0 is drawn on the axis edge.",
                     _FIG_W,
                 ),
-                (hist_png, "Score histograms per class", _FIG_W),
+                (pooled_png, pooled_caption, _FIG_W),
             ]
         ),
+        _figures([(hist_png, hist_caption, _FIG_W)]),
         _table("Per attack class", class_rows),
         _table("Bona fide and overall", totals),
         _table("Summary", _summary_rows(summary)),
         *(_table(t, rows) for t, rows in extra_tables),
     ]
     _write(path, title, body)
+
+
+def write_pad_evaluation_report(
+    path: Path,
+    title: str,
+    evaluation: PadEvaluation,
+    *,
+    voice: bool,
+    generated: datetime | None = None,
+) -> None:
+    """The report of ``eval face-pad`` (per attack class) or ``eval voice-spoof`` (curves per
+    attack family, ``TTS`` / ``VC`` / ...; a table per attack id), with the components table."""
+    summary = evaluation.summary
+    attacks = evaluation.attacks()
+    labels = [_attack_family(a) for a in attacks] if voice else evaluation.labels()
+    tables: list[Table] = []
+    if voice:
+        tables.append(
+            (
+                "Per attack id (each against all bona fide samples)",
+                [
+                    {
+                        "attack id": attack,
+                        "n": attacks.count(attack),
+                        "APCER at threshold": summary["apcer_by_attack"].get(attack),
+                        "EER": eer,
+                    }
+                    for attack, eer in summary["eer_by_attack"].items()
+                ],
+            )
+        )
+    tables.append(("Components: each check's score alone", _component_rows(summary, voice)))
+    write_pad_report(
+        path,
+        title=title,
+        scores=evaluation.scores(),
+        labels=labels,
+        threshold=float(summary["threshold"]),
+        summary={k: v for k, v in summary.items() if not _nested(v)},
+        extra_tables=tables,
+        failed=evaluation.failed(),
+        generated=generated,
+    )
+
+
+def _attack_family(attack: str) -> str:
+    """``TTS:Tacotron2+PWG`` -> ``TTS``; bona fide and names without a prefix unchanged."""
+    return attack.split(":", 1)[0] if ":" in attack else attack
+
+
+def _nested(value: Any) -> bool:
+    """A per-class or per-component block (a mapping of mappings or a per-group mapping of
+    rates), shown in its own table rather than the summary; ``failures`` stays."""
+    return isinstance(value, Mapping) and any(
+        isinstance(v, Mapping | float) for v in value.values()
+    )
+
+
+def _component_rows(summary: Mapping[str, Any], voice: bool) -> list[dict[str, Any]]:
+    rows = []
+    for check, c in summary.get("components", {}).items():
+        row: dict[str, Any] = {"check": check, "EER": c["eer"], "AUC": c["auc"]}
+        if voice:
+            row["APCER at BPCER 5%"] = c["apcer_at_bpcer_5"]
+            worst = max(
+                c["eer_by_attack"].items(), key=lambda kv: kv[1] if math.isfinite(kv[1]) else -1
+            )
+            row["worst attack (EER)"] = f"{worst[0]} ({_pct(worst[1])})"
+        else:
+            for name, rate in c["apcer_at_bpcer_5"].items():
+                row[f"APCER at BPCER 5%: {name}"] = rate
+        row["missing"] = c["n_missing"]
+        rows.append(row)
+    return rows
 
 
 # -- plotting -----------------------------------------------------------------------------------
@@ -648,12 +751,13 @@ def _histograms(
     threshold: float,
     *,
     filled: bool,
-    rug: tuple[str, FloatArray] | None = None,
+    rugs: Sequence[tuple[str, FloatArray, str]] = (),
 ) -> None:
-    """Density histograms on shared bins, the threshold as a dashed line and, optionally, a
-    small group of scores as tick marks along the bottom (too few for a histogram of their own)."""
+    """Density histograms on shared bins, the threshold as a dashed line and, optionally, small
+    groups of scores as tick marks along the bottom (too few for a histogram of their own)."""
     values = [g[np.isfinite(g)] for _, g, _ in groups]
-    every = np.concatenate(values) if values else np.zeros(0)
+    rug_values = [(label, g[np.isfinite(g)], colour) for label, g, colour in rugs]
+    every = np.concatenate([*values, *(g for _, g, _ in rug_values)] or [np.zeros(0)])
     if every.size == 0:
         return
     low, high = float(every.min()), float(every.max())
@@ -675,15 +779,17 @@ def _histograms(
                 color=colour,
                 label=label,
             )
-    if rug is not None and rug[1].size:
+    for label, data, colour in rug_values:
+        if not data.size:
+            continue
         ax.plot(
-            rug[1],
-            np.zeros(rug[1].size),
+            data,
+            np.zeros(data.size),
             "|",
-            color=_COLOURS[4],
+            color=colour,
             markersize=14,
             markeredgewidth=1.5,
-            label=rug[0],
+            label=label,
             clip_on=False,
             zorder=5,
         )

@@ -138,3 +138,30 @@ def fnir_at_fpir(
             fnir = 1.0 - float(np.mean(hit & (mated >= t)))
             best = min(best, fnir)
     return best
+
+
+# -- presentation-attack detection (ISO/IEC 30107-3) ---------------------------------------------
+# Labels are 1 for bona fide and 0 for attack; a sample is judged bona fide when score >= threshold.
+def threshold_at_bpcer(bonafide_scores: npt.ArrayLike, bpcer: float) -> float:
+    """The highest threshold that rejects at most ``bpcer`` of the bona fide scores: the
+    ``floor(bpcer * n)``-th lowest score (0-based); ``inf`` when every score may be rejected."""
+    b = np.sort(np.asarray(bonafide_scores, dtype=np.float64).ravel())
+    if b.size == 0:
+        raise ValueError("need bona fide scores")
+    k = int(np.floor(bpcer * b.size + 1e-9))  # at most k bona fide scores may fall below
+    return float(b[k]) if k < b.size else float("inf")
+
+
+def pad_error_rates(
+    scores: npt.ArrayLike, labels: npt.ArrayLike, threshold: float
+) -> tuple[float, float]:
+    """(APCER, BPCER) at ``threshold``: attacks accepted as bona fide, bona fide rejected."""
+    bonafide, attack = _split(scores, labels)
+    return float(np.mean(attack >= threshold)), float(np.mean(bonafide < threshold))
+
+
+def apcer_at_bpcer(scores: npt.ArrayLike, labels: npt.ArrayLike, bpcer: float) -> float:
+    """APCER at the strictest threshold whose BPCER is at most ``bpcer`` (e.g. 0.05 for the
+    "APCER @ BPCER 5 %" figure)."""
+    bonafide, attack = _split(scores, labels)
+    return float(np.mean(attack >= threshold_at_bpcer(bonafide, bpcer)))

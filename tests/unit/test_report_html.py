@@ -132,7 +132,7 @@ def test_nan_threshold_and_failed_pairs_are_reported_not_plotted(tmp_path: Path)
 
 def test_pad_report_is_self_contained(pad_html: str) -> None:
     _assert_self_contained(pad_html)
-    assert pad_html.count("data:image/png;base64,") == 2  # DET per class, histograms
+    assert pad_html.count("data:image/png;base64,") == 3  # DET, pooled and per-class histograms
     assert "Face PAD &lt;eval&gt;" in pad_html
     assert "0.5500" in pad_html
 
