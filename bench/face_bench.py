@@ -28,6 +28,7 @@ from typing import Any
 os.environ["ORT_DISABLE_TELEMETRY"] = "1"
 
 import cv2
+import grpc
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
@@ -40,6 +41,7 @@ from bioverify.face.align import norm_crop  # noqa: E402
 from bioverify.packs import PackCatalog  # noqa: E402
 from bioverify.server.app import build, build_face_pipeline  # noqa: E402
 from bioverify.settings import Settings  # noqa: E402
+from bioverify.v1 import common_pb2, face_pb2  # noqa: E402
 from bioverify_admin.datasets import Pair, read_face_pairs  # noqa: E402
 
 MOBILEFACENET = SHARED / "models" / "mobilefacenet_foamliu" / "MobileFaceNet.onnx"
@@ -119,6 +121,48 @@ def bench_grpc(settings: Settings, pairs: list[Pair]) -> dict[str, Any]:
         "p95_ms": pct(latencies, 95),
         "mean_ms": statistics.fmean(latencies),
         **accuracy_block(scores, labels, th if latencies else default),
+    }
+
+
+# -- 2b. VerifyFace with and without liveness ---------------------------------------------------
+def bench_verify_liveness(settings: Settings, pairs: list[Pair]) -> dict[str, Any]:
+    """VerifyFace latency with require_liveness off and on, interleaved request by request so
+    both see the same machine load; the issue's goal is liveness adding at most 30%."""
+    app = build(settings)
+    app.start()
+    plain: list[float] = []
+    live: list[float] = []
+    try:
+        with BioverifyClient(f"127.0.0.1:{app.port}", timeout=60, retries=0) as client:
+            client.wait_until_serving()
+            for i, pair in enumerate(p for p in pairs if p.same):
+                subject = f"bench-{i}"
+                try:
+                    client.enroll_face(subject, [pair.path_a.read_bytes()])
+                except BioverifyClientError:
+                    continue
+                probe = pair.path_b.read_bytes()
+                for require, sink in ((False, plain), (True, live)):
+                    request = face_pb2.VerifyFaceRequest(
+                        subject_id=subject,
+                        image=probe,
+                        policy=common_pb2.Policy(require_liveness=require),
+                    )
+                    t0 = time.perf_counter()
+                    try:
+                        client.face.VerifyFace(request, timeout=60)
+                    except grpc.RpcError:
+                        continue
+                    sink.append((time.perf_counter() - t0) * 1e3)
+    finally:
+        app.stop(grace=1.0)
+    return {
+        "n_requests": len(plain),
+        "without_liveness_p50_ms": pct(plain, 50),
+        "with_liveness_p50_ms": pct(live, 50),
+        "without_liveness_mean_ms": statistics.fmean(plain),
+        "with_liveness_mean_ms": statistics.fmean(live),
+        "liveness_overhead_p50": pct(live, 50) / pct(plain, 50) - 1.0,
     }
 
 
@@ -241,6 +285,7 @@ def main() -> int:
         results: dict[str, Any] = {"pairs": str(args.pairs), "n_pairs": len(pairs)}
         results["stages"] = bench_stages(settings, pairs)
         results["grpc_compare"] = bench_grpc(settings, pairs)
+        results["verify_liveness"] = bench_verify_liveness(settings, pairs)
     service_threshold = results["grpc_compare"]["threshold"]
     cosine = lambda a, b: float(np.dot(a, b))  # noqa: E731
     results["raw_yunet"] = bench_embedder(
@@ -294,6 +339,12 @@ def print_table(r: dict[str, Any]) -> None:
             f"{name:<34}{row[p50]:9.1f}{row[p95]:9.1f}{row['n_failed']:8d}{row['eer']:8.3f}"
             f"{row['auc']:8.4f}{row['accuracy_at_threshold']:9.3f}{row['best_accuracy']:9.3f}"
         )
+    v = r["verify_liveness"]
+    print(
+        f"\nVerifyFace p50 ms ({v['n_requests']} requests, interleaved): without liveness "
+        f"{v['without_liveness_p50_ms']:.1f}, with liveness {v['with_liveness_p50_ms']:.1f} "
+        f"(+{100 * v['liveness_overhead_p50']:.0f}%)"
+    )
     print("\nratios:", ", ".join(f"{k} = {v:.2f}" for k, v in r["ratios"].items()))
 
 
