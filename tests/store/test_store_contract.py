@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from bioverify.errors import ModelMismatch, NotEnrolled
-from bioverify.store.ports import Template, TemplateStore
+from bioverify.store.ports import Template, TemplateStore, TemplateWrite
 from bioverify.store.redis_store import RedisTemplateStore
 from bioverify.store.sqlite_store import SqliteTemplateStore
 
@@ -434,3 +434,58 @@ def test_sample_ids_make_saves_idempotent(store: TemplateStore) -> None:
         sample_ids=["ha"],
     )
     assert replaced.sample_count == 1 and replaced.sample_ids == ("ha",)
+
+
+def test_save_many_is_save_template_in_order(store: TemplateStore) -> None:
+    rng = np.random.default_rng(12)
+    a, b, c, d = unit(rng, 4)
+    before = store.latest_seq()
+    assert store.save_many([]) == []
+    saved = store.save_many(
+        [
+            TemplateWrite("t", "x", "face", "m", a[None], {"k": "1"}, sample_ids=["ha"]),
+            TemplateWrite("t", "y", "face", "m", b[None]),
+            # the same subject again in one batch extends it, in order, idempotently
+            TemplateWrite("t", "x", "face", "m", np.stack([a, c]), sample_ids=["ha", "hc"]),
+            TemplateWrite("u", "x", "voice", "v", d[None], extra={"speech_s": 2.0}),
+        ]
+    )
+    assert [(t.tenant, t.subject_id, t.sample_count) for t in saved] == [
+        ("t", "x", 1),
+        ("t", "y", 1),
+        ("t", "x", 2),
+        ("u", "x", 1),
+    ]
+    x = store.get_template("t", "x", "face")
+    assert x.sample_ids == ("ha", "hc")
+    np.testing.assert_allclose(x.samples, np.stack([a, c]))
+    np.testing.assert_allclose(x.vector, saved[2].vector, rtol=1e-6)
+    assert store.get_subject("t", "x").metadata == {"k": "1"}
+    assert store.get_template("u", "x", "voice").extra == {"speech_s": 2.0}
+    changes = store.changes_since(before)
+    assert [(c.tenant, c.subject_id, c.modality) for c in changes] == [
+        ("t", "x", "face"),
+        ("t", "y", "face"),
+        ("t", "x", "face"),
+        ("u", "x", "voice"),
+    ]
+    assert sorted(t.subject_id for t in store.iter_templates("face", "m")) == ["x", "y"]
+
+
+def test_save_many_refuses_another_model(store: TemplateStore) -> None:
+    rng = np.random.default_rng(13)
+    a, b = unit(rng, 2)
+    store.save_template(
+        tenant="t",
+        subject_id="x",
+        modality="face",
+        model="m1",
+        new_samples=a[None],
+        metadata={},
+        replace=False,
+    )
+    with pytest.raises(ModelMismatch):
+        store.save_many([TemplateWrite("t", "x", "face", "m2", b[None])])
+    assert store.get_template("t", "x", "face").model == "m1"
+    (replaced,) = store.save_many([TemplateWrite("t", "x", "face", "m2", b[None], replace=True)])
+    assert replaced.model == "m2" and store.get_template("t", "x", "face").model == "m2"

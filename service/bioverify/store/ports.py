@@ -33,6 +33,21 @@ class Template:
 
 
 @dataclass(frozen=True)
+class TemplateWrite:
+    """The arguments of one ``save_template`` call, for ``save_many``."""
+
+    tenant: str
+    subject_id: str
+    modality: str
+    model: str
+    new_samples: npt.NDArray[np.float32]
+    metadata: Mapping[str, str] = field(default_factory=dict)
+    replace: bool = False
+    extra: Mapping[str, float] | None = None
+    sample_ids: Sequence[str] = ()
+
+
+@dataclass(frozen=True)
 class TemplateSummary:
     modality: str
     model: str
@@ -82,6 +97,15 @@ class TemplateStore(Protocol):
         idempotent: samples whose id the template already holds are not added again, so a
         retried or resumed enrollment never counts a sample twice.
         Raises ModelMismatch when extending a template made by another model.
+        """
+        ...
+
+    def save_many(self, writes: Sequence[TemplateWrite]) -> list[Template]:
+        """Bulk load: the same as ``save_template`` for each write in order (same merging,
+        idempotency and ModelMismatch rules, one change each), with fewer round trips or
+        commits. Each template is written atomically; the batch as a whole is atomic on SQLite
+        (one transaction: an error saves none of it) but not on Redis (an error may leave the
+        writes before it saved). Meant for imports and benchmarks, not for the request path.
         """
         ...
 

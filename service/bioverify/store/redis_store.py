@@ -42,7 +42,14 @@ from redis.retry import Retry
 
 from bioverify.errors import ConfigurationError, ModelMismatch, NotEnrolled, Unavailable
 from bioverify.scoring import mean_template
-from bioverify.store.ports import Change, SubjectRecord, Template, TemplateSummary, merge_samples
+from bioverify.store.ports import (
+    Change,
+    SubjectRecord,
+    Template,
+    TemplateSummary,
+    TemplateWrite,
+    merge_samples,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -228,89 +235,161 @@ class RedisTemplateStore:
         extra: Mapping[str, float] | None = None,
         sample_ids: Sequence[str] = (),
     ) -> Template:
-        subj = self._subject_key(tenant, subject_id)
-        tpl = self._template_key(tenant, subject_id, modality)
+        write = TemplateWrite(
+            tenant=tenant,
+            subject_id=subject_id,
+            modality=modality,
+            model=model,
+            new_samples=new_samples,
+            metadata=metadata,
+            replace=replace,
+            extra=extra,
+            sample_ids=sample_ids,
+        )
         op_key = f"{self._p}op:{uuid.uuid4().hex}"
-        meta_args: list[str] = []
-        for key, value in metadata.items():
-            meta_args += [f"m:{key}", value]
         with self._translate():
             for attempt in range(_MAX_ATTEMPTS):
                 with self._redis.pipeline(transaction=True) as pipe:
-                    pipe.hget(subj, "v")
-                    pipe.hmget(tpl, ["model", "dim", "samples", "extra", "c", "ids"])
-                    version, (old_model, dim, blob, old_extra, old_created, old_ids) = (
-                        pipe.execute()
-                    )
-                now = _now()
-                created = now
-                old: npt.NDArray[np.float32] | None = None
-                previous_ids: list[str] = []
-                extra_values = {k: float(v) for k, v in (extra or {}).items()}
-                old_model_name = _str(old_model) if old_model is not None else ""
-                if old_model is not None and not replace:
-                    if old_model_name != model:
-                        raise ModelMismatch(
-                            f"subject {subject_id!r} has a {modality} template made by model "
-                            f"{old_model_name}, but this service runs {model}; re-enroll with "
-                            "replace=true to rebuild it with the current model"
-                        )
-                    old = np.frombuffer(blob, dtype=np.float32).reshape(-1, int(dim))
-                    previous_ids = json.loads(old_ids) if old_ids else []
-                    created = _str(old_created)
-                    for key, value in json.loads(old_extra).items():
-                        extra_values[key] = extra_values.get(key, 0.0) + float(value)
-                samples, ids, _ = merge_samples(old, previous_ids, new_samples, sample_ids)
-                vector = mean_template(samples)
-                summary = {"model": model, "n": int(samples.shape[0]), "c": created, "u": now}
-                status, _ = self._save(
-                    keys=[
-                        self._seq_key,
-                        self._stream,
-                        op_key,
-                        subj,
-                        tpl,
-                        self._subjects_key(tenant),
-                        self._subjects_key(tenant, modality),
-                        self._index_key(modality, model),
-                        self._models_key(modality),
-                        self._index_key(modality, old_model_name or model),
-                    ],
-                    args=[
-                        _str(version) if version is not None else "",
-                        tenant,
-                        subject_id,
-                        modality,
-                        model,
-                        old_model_name,
-                        int(samples.shape[1]),
-                        int(samples.shape[0]),
-                        vector.tobytes(),
-                        np.ascontiguousarray(samples, dtype=np.float32).tobytes(),
-                        json.dumps(extra_values, sort_keys=True),
-                        created,
-                        now,
-                        json.dumps(summary, sort_keys=True),
-                        _OP_TTL_SECONDS,
-                        json.dumps(list(ids)),
-                        *meta_args,
-                    ],
-                )
+                    self._read_for_save(pipe, write)
+                    version, old = pipe.execute()
+                keys, args, template = self._prepare_save(write, version, old, op_key)
+                status, _ = self._save(keys=keys, args=args)
                 if status != _CONFLICT:
-                    return Template(
-                        tenant=tenant,
-                        subject_id=subject_id,
-                        modality=modality,
-                        model=model,
-                        vector=vector,
-                        samples=samples,
-                        created_at=created,
-                        updated_at=now,
-                        extra=extra_values,
-                        sample_ids=ids,
-                    )
+                    return template
                 _backoff(attempt)
         raise _too_busy()
+
+    def save_many(self, writes: Sequence[TemplateWrite]) -> list[Template]:
+        """Runs of writes to distinct subjects, each run in one pipelined round trip for the
+        reads and one for the scripts. A write that lost a race to another writer is redone
+        with ``save_template`` right after its run."""
+        out: list[Template] = []
+        run: list[TemplateWrite] = []
+        subjects: set[tuple[str, str]] = set()
+        for w in writes:
+            if (w.tenant, w.subject_id) in subjects:
+                out += self._save_run(run)
+                run, subjects = [], set()
+            run.append(w)
+            subjects.add((w.tenant, w.subject_id))
+        out += self._save_run(run)
+        return out
+
+    def _save_run(self, writes: Sequence[TemplateWrite]) -> list[Template]:
+        if not writes:
+            return []
+        op_keys = [f"{self._p}op:{uuid.uuid4().hex}" for _ in writes]
+        with self._translate():
+            with self._redis.pipeline(transaction=True) as pipe:  # one consistent read
+                for w in writes:
+                    self._read_for_save(pipe, w)
+                reads = pipe.execute()
+            prepared = [
+                self._prepare_save(w, reads[2 * i], reads[2 * i + 1], op_keys[i])
+                for i, w in enumerate(writes)
+            ]
+            with self._redis.pipeline(transaction=False) as pipe:
+                for keys, args, _ in prepared:
+                    self._save(keys=keys, args=args, client=pipe)
+                statuses = pipe.execute()
+        out: list[Template] = []
+        for w, (_, _, template), (status, _) in zip(writes, prepared, statuses, strict=True):
+            if status == _CONFLICT:
+                template = self.save_template(
+                    tenant=w.tenant,
+                    subject_id=w.subject_id,
+                    modality=w.modality,
+                    model=w.model,
+                    new_samples=w.new_samples,
+                    metadata=w.metadata,
+                    replace=w.replace,
+                    extra=w.extra,
+                    sample_ids=w.sample_ids,
+                )
+            out.append(template)
+        return out
+
+    def _read_for_save(self, pipe: Any, w: TemplateWrite) -> None:
+        pipe.hget(self._subject_key(w.tenant, w.subject_id), "v")
+        pipe.hmget(
+            self._template_key(w.tenant, w.subject_id, w.modality),
+            ["model", "dim", "samples", "extra", "c", "ids"],
+        )
+
+    def _prepare_save(
+        self, w: TemplateWrite, version: Any, old_row: Sequence[Any], op_key: str
+    ) -> tuple[list[str], list[Any], Template]:
+        """The keys and arguments of the save script, and the template it would write."""
+        old_model, dim, blob, old_extra, old_created, old_ids = old_row
+        tenant, subject_id, modality, model = w.tenant, w.subject_id, w.modality, w.model
+        meta_args: list[str] = []
+        for key, value in w.metadata.items():
+            meta_args += [f"m:{key}", value]
+        now = _now()
+        created = now
+        old: npt.NDArray[np.float32] | None = None
+        previous_ids: list[str] = []
+        extra_values = {k: float(v) for k, v in (w.extra or {}).items()}
+        old_model_name = _str(old_model) if old_model is not None else ""
+        if old_model is not None and not w.replace:
+            if old_model_name != model:
+                raise ModelMismatch(
+                    f"subject {subject_id!r} has a {modality} template made by model "
+                    f"{old_model_name}, but this service runs {model}; re-enroll with "
+                    "replace=true to rebuild it with the current model"
+                )
+            old = np.frombuffer(blob, dtype=np.float32).reshape(-1, int(dim))
+            previous_ids = json.loads(old_ids) if old_ids else []
+            created = _str(old_created)
+            for key, value in json.loads(old_extra).items():
+                extra_values[key] = extra_values.get(key, 0.0) + float(value)
+        samples, ids, _ = merge_samples(old, previous_ids, w.new_samples, w.sample_ids)
+        vector = mean_template(samples)
+        summary = {"model": model, "n": int(samples.shape[0]), "c": created, "u": now}
+        keys = [
+            self._seq_key,
+            self._stream,
+            op_key,
+            self._subject_key(tenant, subject_id),
+            self._template_key(tenant, subject_id, modality),
+            self._subjects_key(tenant),
+            self._subjects_key(tenant, modality),
+            self._index_key(modality, model),
+            self._models_key(modality),
+            self._index_key(modality, old_model_name or model),
+        ]
+        args = [
+            _str(version) if version is not None else "",
+            tenant,
+            subject_id,
+            modality,
+            model,
+            old_model_name,
+            int(samples.shape[1]),
+            int(samples.shape[0]),
+            vector.tobytes(),
+            np.ascontiguousarray(samples, dtype=np.float32).tobytes(),
+            json.dumps(extra_values, sort_keys=True),
+            created,
+            now,
+            json.dumps(summary, sort_keys=True),
+            _OP_TTL_SECONDS,
+            json.dumps(list(ids)),
+            *meta_args,
+        ]
+        template = Template(
+            tenant=tenant,
+            subject_id=subject_id,
+            modality=modality,
+            model=model,
+            vector=vector,
+            samples=samples,
+            created_at=created,
+            updated_at=now,
+            extra=extra_values,
+            sample_ids=ids,
+        )
+        return keys, args, template
 
     def delete_subject(self, tenant: str, subject_id: str) -> int:
         subj = self._subject_key(tenant, subject_id)

@@ -22,6 +22,7 @@ from bioverify.store.ports import (
     SubjectRecord,
     Template,
     TemplateSummary,
+    TemplateWrite,
     merge_samples,
 )
 
@@ -99,66 +100,87 @@ class SqliteTemplateStore:
         extra: Mapping[str, float] | None = None,
         sample_ids: Sequence[str] = (),
     ) -> Template:
+        write = TemplateWrite(
+            tenant=tenant,
+            subject_id=subject_id,
+            modality=modality,
+            model=model,
+            new_samples=new_samples,
+            metadata=metadata,
+            replace=replace,
+            extra=extra,
+            sample_ids=sample_ids,
+        )
+        with self._lock, self._transaction() as cur:
+            return self._save(cur, write, _now())
+
+    def save_many(self, writes: Sequence[TemplateWrite]) -> list[Template]:
+        """Every write in one transaction (one commit, one fsync): all saved or none."""
         now = _now()
         with self._lock, self._transaction() as cur:
-            row = cur.execute(
-                "SELECT metadata, created_at FROM subjects WHERE tenant=? AND subject_id=?",
-                (tenant, subject_id),
-            ).fetchone()
-            merged = {**(json.loads(row[0]) if row else {}), **dict(metadata)}
-            subject_created = row[1] if row else now
-            cur.execute(
-                "INSERT INTO subjects (tenant, subject_id, metadata, created_at, updated_at) "
-                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (tenant, subject_id) DO UPDATE SET "
-                "metadata=excluded.metadata, updated_at=excluded.updated_at",
-                (tenant, subject_id, json.dumps(merged, sort_keys=True), subject_created, now),
-            )
-            existing = cur.execute(
-                "SELECT model, dim, samples, extra, created_at, sample_ids FROM templates "
-                "WHERE tenant=? AND subject_id=? AND modality=?",
-                (tenant, subject_id, modality),
-            ).fetchone()
-            created = now
-            extra_values = dict(extra or {})
-            old: npt.NDArray[np.float32] | None = None
-            old_ids: list[str] = []
-            if existing is not None and not replace:
-                old_model, dim, blob, old_extra, created, old_ids_json = existing
-                if old_model != model:
-                    raise ModelMismatch(
-                        f"subject {subject_id!r} has a {modality} template made by model "
-                        f"{old_model}, but this service runs {model}; re-enroll with "
-                        "replace=true to rebuild it with the current model"
-                    )
-                old = np.frombuffer(blob, dtype=np.float32).reshape(-1, dim)
-                old_ids = json.loads(old_ids_json)
-                for key, value in json.loads(old_extra).items():
-                    extra_values[key] = extra_values.get(key, 0.0) + float(value)
-            samples, ids, _ = merge_samples(old, old_ids, new_samples, sample_ids)
-            vector = mean_template(samples)
-            cur.execute(
-                "INSERT OR REPLACE INTO templates (tenant, subject_id, modality, model, dim, "
-                "vector, samples, sample_count, extra, sample_ids, created_at, updated_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    tenant,
-                    subject_id,
-                    modality,
-                    model,
-                    int(samples.shape[1]),
-                    vector.tobytes(),
-                    np.ascontiguousarray(samples, dtype=np.float32).tobytes(),
-                    int(samples.shape[0]),
-                    json.dumps(extra_values, sort_keys=True),
-                    json.dumps(list(ids)),
-                    created,
-                    now,
-                ),
-            )
-            cur.execute(
-                "INSERT INTO changes (op, tenant, subject_id, modality) VALUES ('upsert', ?, ?, ?)",
-                (tenant, subject_id, modality),
-            )
+            return [self._save(cur, w, now) for w in writes]
+
+    @staticmethod
+    def _save(cur: sqlite3.Cursor, w: TemplateWrite, now: str) -> Template:
+        tenant, subject_id, modality, model = w.tenant, w.subject_id, w.modality, w.model
+        row = cur.execute(
+            "SELECT metadata, created_at FROM subjects WHERE tenant=? AND subject_id=?",
+            (tenant, subject_id),
+        ).fetchone()
+        merged = {**(json.loads(row[0]) if row else {}), **dict(w.metadata)}
+        subject_created = row[1] if row else now
+        cur.execute(
+            "INSERT INTO subjects (tenant, subject_id, metadata, created_at, updated_at) "
+            "VALUES (?, ?, ?, ?, ?) ON CONFLICT (tenant, subject_id) DO UPDATE SET "
+            "metadata=excluded.metadata, updated_at=excluded.updated_at",
+            (tenant, subject_id, json.dumps(merged, sort_keys=True), subject_created, now),
+        )
+        existing = cur.execute(
+            "SELECT model, dim, samples, extra, created_at, sample_ids FROM templates "
+            "WHERE tenant=? AND subject_id=? AND modality=?",
+            (tenant, subject_id, modality),
+        ).fetchone()
+        created = now
+        extra_values = dict(w.extra or {})
+        old: npt.NDArray[np.float32] | None = None
+        old_ids: list[str] = []
+        if existing is not None and not w.replace:
+            old_model, dim, blob, old_extra, created, old_ids_json = existing
+            if old_model != model:
+                raise ModelMismatch(
+                    f"subject {subject_id!r} has a {modality} template made by model "
+                    f"{old_model}, but this service runs {model}; re-enroll with "
+                    "replace=true to rebuild it with the current model"
+                )
+            old = np.frombuffer(blob, dtype=np.float32).reshape(-1, dim)
+            old_ids = json.loads(old_ids_json)
+            for key, value in json.loads(old_extra).items():
+                extra_values[key] = extra_values.get(key, 0.0) + float(value)
+        samples, ids, _ = merge_samples(old, old_ids, w.new_samples, w.sample_ids)
+        vector = mean_template(samples)
+        cur.execute(
+            "INSERT OR REPLACE INTO templates (tenant, subject_id, modality, model, dim, "
+            "vector, samples, sample_count, extra, sample_ids, created_at, updated_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                tenant,
+                subject_id,
+                modality,
+                model,
+                int(samples.shape[1]),
+                vector.tobytes(),
+                np.ascontiguousarray(samples, dtype=np.float32).tobytes(),
+                int(samples.shape[0]),
+                json.dumps(extra_values, sort_keys=True),
+                json.dumps(list(ids)),
+                created,
+                now,
+            ),
+        )
+        cur.execute(
+            "INSERT INTO changes (op, tenant, subject_id, modality) VALUES ('upsert', ?, ?, ?)",
+            (tenant, subject_id, modality),
+        )
         return Template(
             tenant=tenant,
             subject_id=subject_id,
