@@ -1,6 +1,8 @@
 """``calibrate``: fit a pack's calibration (similarity -> P(same)) and its operating points
 (thresholds at target false-match rates) from labelled data, and write them into the pack's
-manifest. The embeddings come from the pack's own pipeline, run in this process."""
+manifest. Scores come either from the pack's own pipeline run in this process, or, with
+``--server``, from a running service's CompareFaces / CompareVoices replies (raw cosine
+similarities of the pack that service serves), like any other client."""
 
 from __future__ import annotations
 
@@ -104,6 +106,14 @@ def scores_from_pairs(
             continue
         s = float(np.dot(embeddings[a], embeddings[b]))
         (genuine if same else impostor).append(s)
+    return ScoreSet(np.array(genuine), np.array(impostor), failed, description)
+
+
+def scores_from_results(results: Sequence[tuple[bool, float | None]], description: str) -> ScoreSet:
+    """Scores from a service's pair replies: ``(same, similarity or None when it failed)``."""
+    genuine = [s for same, s in results if same and s is not None]
+    impostor = [s for same, s in results if not same and s is not None]
+    failed = sum(s is None for _, s in results)
     return ScoreSet(np.array(genuine), np.array(impostor), failed, description)
 
 

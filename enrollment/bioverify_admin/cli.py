@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bioverify.client import BioverifyClient, BioverifyClientError
-from bioverify.errors import BioverifyError
-from bioverify.packs import PackCatalog
+from bioverify.errors import BioverifyError, ConfigurationError
+from bioverify.packs import PackCatalog, PackManifest
 from bioverify.scoring import operating_point_name
 from bioverify.settings import Settings
 from bioverify_admin import models_cmd
@@ -27,6 +27,9 @@ from bioverify_admin.datasets import (
     read_speaker_utterances,
 )
 from bioverify_admin.local_server import ServerStartError, local_server
+
+if TYPE_CHECKING:
+    from bioverify_admin.calibrate import ScoreSet
 
 if TYPE_CHECKING:
     from bioverify.scoring import OperatingPoint
@@ -174,12 +177,50 @@ def cmd_models_build(args: argparse.Namespace) -> int:
 
 
 # -- calibrate ----------------------------------------------------------------------------------
+def _scores_from_service(
+    args: argparse.Namespace, catalog: PackCatalog
+) -> tuple[PackManifest, ScoreSet]:
+    """Pair scores from a running service (CompareFaces / CompareVoices), and the local
+    manifest of the pack that service serves (to compare against and to write into)."""
+    from bioverify_admin import calibrate
+    from bioverify_admin.eval_face import run_face_pairs
+    from bioverify_admin.eval_voice import run_speaker_trials
+
+    role = "face-matcher" if args.modality == "face" else "speaker"
+    with connect(args, args.server) as client:
+        served = next((m.pack for m in client.service_info().models if m.role == role), "")
+        if not served:
+            raise ConfigurationError(f"the service at {args.server} serves no {args.modality} pack")
+        if args.modality == "face":
+            evaluation = run_face_pairs(client, read_face_pairs(args.pairs), concurrency=2)
+        else:
+            evaluation = run_speaker_trials(
+                client, read_speaker_trials(args.pairs), telephony=False, concurrency=2
+            )
+    pack = catalog.choose(args.modality, served)
+    scores = calibrate.scores_from_results(
+        [(r.same, r.similarity) for r in evaluation.results],
+        f"pairs {args.pairs.name} scored by the service at {args.server}",
+    )
+    return pack, scores
+
+
 def cmd_calibrate(args: argparse.Namespace) -> int:
     from bioverify.server.app import audio_limits, build_face_pipeline, build_voice_pipeline
     from bioverify_admin import calibrate
 
     settings = Settings.from_env()
     catalog = PackCatalog(settings.model_dir, settings.data_dir / "packs")
+    if args.server:
+        if not args.pairs:
+            print(
+                "bioverify-admin: with --server, give --pairs (each pair is scored by the "
+                "service's CompareFaces / CompareVoices)",
+                file=sys.stderr,
+            )
+            return EXIT_USAGE
+        pack, scores = _scores_from_service(args, catalog)
+        return _finish_calibration(args, pack, scores)
     if args.modality == "face":
         pack = catalog.choose("face", args.pack or settings.face_pack)
         face_pipeline = build_face_pipeline(settings, pack)
@@ -210,6 +251,12 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
             {i.path: i.identity for i in labelled},
             f"all pairs of {args.images.name} ({len(labelled)} samples)",
         )
+    return _finish_calibration(args, pack, scores)
+
+
+def _finish_calibration(args: argparse.Namespace, pack: PackManifest, scores: ScoreSet) -> int:
+    from bioverify_admin import calibrate
+
     fmrs = [float(x) for x in args.target_fmr.split(",")]
     calibration, points = calibrate.fit_calibration(scores, fmrs)
     before = calibrate.report_rows(scores, pack.operating_points) if pack.operating_points else []
@@ -600,6 +647,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="TSV of pairs: face `path_a, path_b, same`; voice `enroll_path, test_path, target`",
     )
     p.add_argument("--pack", help="pack id (default: BIOVERIFY_FACE_PACK / auto)")
+    p.add_argument(
+        "--server",
+        help="HOST:PORT of a running service: score --pairs through it (the pack it serves is "
+        "calibrated; --write writes into that pack's manifest on this machine)",
+    )
     p.add_argument(
         "--target-fmr", default="1e-3,1e-2,1e-4", help="comma-separated; first = default"
     )

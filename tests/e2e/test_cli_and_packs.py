@@ -210,3 +210,40 @@ def test_bad_setting_is_a_clear_startup_error(models_dir: Path, tmp_path: Path) 
     env = run_env(models_dir, tmp_path / "data", BIOVERIFY_PORT="not-a-port")
     proc = subprocess.run([*SERVE], env=env, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and "port" in proc.stderr
+
+
+def test_calibrate_through_a_running_server(
+    served: str, models_dir: Path, data_dir: Path, tmp_path: Path
+) -> None:
+    """`calibrate --server` scores the pairs with the service's own CompareFaces and fits the
+    pack that service serves; without --write nothing is written."""
+    rows = (data_dir / "face_pairs.tsv").read_text().splitlines()
+    same = [r for r in rows[1:] if r.endswith("\t1")][:10]
+    diff = [r for r in rows[1:] if r.endswith("\t0")][:30]
+    pairs = tmp_path / "pairs.tsv"
+    pairs.write_text("\n".join([rows[0], *same, *diff]) + "\n")
+    (tmp_path / "face_verification").symlink_to(data_dir / "face_verification")
+    env = run_env(models_dir, tmp_path / "data")
+    manifest = PackCatalog(models_dir, tmp_path / "data" / "packs").get("face-yunet-mobilefacenet")
+    assert manifest.manifest_path is not None
+    before = manifest.manifest_path.read_bytes()
+    out = subprocess.run(
+        [*ADMIN, "calibrate", "face", "--pairs", str(pairs), "--server", served, "--json"],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=env,
+    )
+    report = json.loads(out.stdout)
+    assert report["pack"] == "face-yunet-mobilefacenet"
+    assert report["n_genuine"] == 10 and report["n_impostor"] == 30
+    assert report["calibration"]["slope"] > 0
+    assert [r["operating_point"] for r in report["after"]] == ["fmr_1e-2", "fmr_1e-3", "fmr_1e-4"]
+    assert manifest.manifest_path.read_bytes() == before
+    no_pairs = subprocess.run(
+        [*ADMIN, "calibrate", "face", "--images", str(pairs), "--server", served],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert no_pairs.returncode != 0 and "--pairs" in no_pairs.stderr
