@@ -23,6 +23,8 @@ from bioverify.v1 import (
     face_pb2_grpc,
     info_pb2,
     info_pb2_grpc,
+    liveness_pb2,
+    liveness_pb2_grpc,
     subjects_pb2,
     subjects_pb2_grpc,
     voice_pb2,
@@ -84,6 +86,7 @@ class BioverifyClient:
         self.voice = voice_pb2_grpc.VoiceServiceStub(self._channel)
         self.subjects = subjects_pb2_grpc.SubjectServiceStub(self._channel)
         self.info = info_pb2_grpc.InfoServiceStub(self._channel)
+        self.liveness = liveness_pb2_grpc.LivenessServiceStub(self._channel)
         self._health = health_pb2_grpc.HealthStub(self._channel)
 
     # -- lifecycle --------------------------------------------------------------------------
@@ -112,9 +115,21 @@ class BioverifyClient:
 
     # -- face -------------------------------------------------------------------------------
     def compare_faces(
-        self, image_a: bytes, image_b: bytes, *, operating_point: str = ""
+        self,
+        image_a: bytes,
+        image_b: bytes,
+        *,
+        operating_point: str = "",
+        require_liveness: bool | None = None,
+        observe_only: bool = False,
     ) -> face_pb2.CompareFacesResponse:
-        request = requests.compare_faces(image_a, image_b, operating_point)
+        request = requests.compare_faces(
+            image_a,
+            image_b,
+            operating_point,
+            require_liveness=require_liveness,
+            observe_only=observe_only,
+        )
         reply: face_pb2.CompareFacesResponse = self._call(self.face.CompareFaces, request)
         return reply
 
@@ -127,22 +142,64 @@ class BioverifyClient:
         tenant: str = "",
         replace: bool = False,
         dry_run: bool = False,
+        refuse_duplicates: bool = False,
+        require_liveness: bool | None = None,
+        observe_only: bool = False,
     ) -> face_pb2.EnrollFaceResponse:
-        request = requests.enroll_face(subject_id, images, metadata, tenant, replace, dry_run)
+        """``refuse_duplicates``: ALREADY_EXISTS when the face matches another subject."""
+        request = requests.enroll_face(
+            subject_id,
+            images,
+            metadata,
+            tenant,
+            replace,
+            dry_run,
+            refuse_duplicates=refuse_duplicates,
+            require_liveness=require_liveness,
+            observe_only=observe_only,
+        )
         reply: face_pb2.EnrollFaceResponse = self._call(self.face.EnrollFace, request)
         return reply
 
     def verify_face(
-        self, subject_id: str, image: bytes, *, tenant: str = "", operating_point: str = ""
+        self,
+        subject_id: str,
+        image: bytes,
+        *,
+        tenant: str = "",
+        operating_point: str = "",
+        require_liveness: bool | None = None,
+        observe_only: bool = False,
     ) -> face_pb2.VerifyFaceResponse:
-        request = requests.verify_face(subject_id, image, tenant, operating_point)
+        request = requests.verify_face(
+            subject_id,
+            image,
+            tenant,
+            operating_point,
+            require_liveness=require_liveness,
+            observe_only=observe_only,
+        )
         reply: face_pb2.VerifyFaceResponse = self._call(self.face.VerifyFace, request)
         return reply
 
     def identify_face(
-        self, image: bytes, *, top_k: int = 5, min_confidence: float = 0.0, tenant: str = ""
+        self,
+        image: bytes,
+        *,
+        top_k: int = 5,
+        min_confidence: float = 0.0,
+        tenant: str = "",
+        require_liveness: bool | None = None,
+        observe_only: bool = False,
     ) -> face_pb2.IdentifyFaceResponse:
-        request = requests.identify_face(image, top_k, min_confidence, tenant)
+        request = requests.identify_face(
+            image,
+            top_k,
+            min_confidence,
+            tenant,
+            require_liveness=require_liveness,
+            observe_only=observe_only,
+        )
         reply: face_pb2.IdentifyFaceResponse = self._call(self.face.IdentifyFace, request)
         return reply
 
@@ -176,8 +233,22 @@ class BioverifyClient:
         tenant: str = "",
         replace: bool = False,
         dry_run: bool = False,
+        refuse_duplicates: bool = False,
+        require_liveness: bool | None = None,
+        observe_only: bool = False,
     ) -> voice_pb2.EnrollVoiceResponse:
-        request = requests.enroll_voice(subject_id, clips, metadata, tenant, replace, dry_run)
+        """``refuse_duplicates``: ALREADY_EXISTS when the voice matches another subject."""
+        request = requests.enroll_voice(
+            subject_id,
+            clips,
+            metadata,
+            tenant,
+            replace,
+            dry_run,
+            refuse_duplicates=refuse_duplicates,
+            require_liveness=require_liveness,
+            observe_only=observe_only,
+        )
         reply: voice_pb2.EnrollVoiceResponse = self._call(self.voice.EnrollVoice, request)
         return reply
 
@@ -188,9 +259,71 @@ class BioverifyClient:
         *,
         tenant: str = "",
         operating_point: str = "",
+        require_liveness: bool | None = None,
+        observe_only: bool = False,
     ) -> voice_pb2.VerifyVoiceResponse:
-        request = requests.verify_voice(subject_id, clip, tenant, operating_point)
+        request = requests.verify_voice(
+            subject_id,
+            clip,
+            tenant,
+            operating_point,
+            require_liveness=require_liveness,
+            observe_only=observe_only,
+        )
         reply: voice_pb2.VerifyVoiceResponse = self._call(self.voice.VerifyVoice, request)
+        return reply
+
+    def identify_voice(
+        self,
+        clip: voice_pb2.Audio,
+        *,
+        top_k: int = 5,
+        min_confidence: float = 0.0,
+        tenant: str = "",
+        require_liveness: bool | None = None,
+        observe_only: bool = False,
+    ) -> voice_pb2.IdentifyVoiceResponse:
+        request = requests.identify_voice(
+            clip,
+            top_k,
+            min_confidence,
+            tenant,
+            require_liveness=require_liveness,
+            observe_only=observe_only,
+        )
+        reply: voice_pb2.IdentifyVoiceResponse = self._call(self.voice.IdentifyVoice, request)
+        return reply
+
+    # -- liveness ---------------------------------------------------------------------------
+    def check_liveness(
+        self,
+        *,
+        image: bytes | None = None,
+        frames: Sequence[bytes] | None = None,
+        clip: voice_pb2.Audio | None = None,
+        challenge_id: str = "",
+        nonce: str = "",
+        tenant: str = "",
+    ) -> liveness_pb2.CheckLivenessResponse:
+        """Liveness alone, for exactly one of an image, a frame sequence (with the
+        ``challenge_id``/``nonce`` of an active challenge) or a voice clip."""
+        request = requests.check_liveness(
+            image=image,
+            frames=frames,
+            clip=clip,
+            challenge_id=challenge_id,
+            nonce=nonce,
+            tenant=tenant,
+        )
+        reply: liveness_pb2.CheckLivenessResponse = self._call(self.liveness.CheckLiveness, request)
+        return reply
+
+    def start_liveness_challenge(self, *, tenant: str = "") -> liveness_pb2.LivenessChallenge:
+        """A random head-pose challenge with a single-use nonce and an expiry."""
+        request = liveness_pb2.StartLivenessChallengeRequest(tenant=tenant)
+        reply: liveness_pb2.LivenessChallenge = self._call(
+            self.liveness.StartLivenessChallenge, request
+        )
         return reply
 
     def verify_voice_stream(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from bioverify.v1 import common_pb2, face_pb2, voice_pb2
+from bioverify.v1 import common_pb2, face_pb2, liveness_pb2, voice_pb2
 
 
 def policy(
@@ -16,11 +16,46 @@ def policy(
     return message
 
 
+def duplicate_action(refuse: bool) -> common_pb2.DuplicateAction:
+    return common_pb2.DUPLICATE_REFUSE if refuse else common_pb2.DUPLICATE_REPORT
+
+
+def check_liveness(
+    *,
+    image: bytes | None,
+    frames: Sequence[bytes] | None,
+    clip: voice_pb2.Audio | None,
+    challenge_id: str,
+    nonce: str,
+    tenant: str,
+) -> liveness_pb2.CheckLivenessRequest:
+    given = [x is not None for x in (image, frames, clip)]
+    if sum(given) != 1:
+        raise ValueError("give exactly one of image, frames or clip")
+    request = liveness_pb2.CheckLivenessRequest(
+        challenge_id=challenge_id, nonce=nonce, tenant=tenant
+    )
+    if image is not None:
+        request.image = image
+    elif frames is not None:
+        request.frames.frames.extend(frames)
+    elif clip is not None:
+        request.clip.CopyFrom(clip)
+    return request
+
+
 def compare_faces(
-    image_a: bytes, image_b: bytes, operating_point: str
+    image_a: bytes,
+    image_b: bytes,
+    operating_point: str,
+    *,
+    require_liveness: bool | None = None,
+    observe_only: bool = False,
 ) -> face_pb2.CompareFacesRequest:
     return face_pb2.CompareFacesRequest(
-        image_a=image_a, image_b=image_b, policy=policy(operating_point)
+        image_a=image_a,
+        image_b=image_b,
+        policy=policy(operating_point, require_liveness, observe_only),
     )
 
 
@@ -31,6 +66,10 @@ def enroll_face(
     tenant: str,
     replace: bool,
     dry_run: bool,
+    *,
+    refuse_duplicates: bool = False,
+    require_liveness: bool | None = None,
+    observe_only: bool = False,
 ) -> face_pb2.EnrollFaceRequest:
     return face_pb2.EnrollFaceRequest(
         subject_id=subject_id,
@@ -39,22 +78,43 @@ def enroll_face(
         tenant=tenant,
         replace=replace,
         dry_run=dry_run,
+        duplicate_action=duplicate_action(refuse_duplicates),
+        policy=policy("", require_liveness, observe_only),
     )
 
 
 def verify_face(
-    subject_id: str, image: bytes, tenant: str, operating_point: str
+    subject_id: str,
+    image: bytes,
+    tenant: str,
+    operating_point: str,
+    *,
+    require_liveness: bool | None = None,
+    observe_only: bool = False,
 ) -> face_pb2.VerifyFaceRequest:
     return face_pb2.VerifyFaceRequest(
-        subject_id=subject_id, image=image, tenant=tenant, policy=policy(operating_point)
+        subject_id=subject_id,
+        image=image,
+        tenant=tenant,
+        policy=policy(operating_point, require_liveness, observe_only),
     )
 
 
 def identify_face(
-    image: bytes, top_k: int, min_confidence: float, tenant: str
+    image: bytes,
+    top_k: int,
+    min_confidence: float,
+    tenant: str,
+    *,
+    require_liveness: bool | None = None,
+    observe_only: bool = False,
 ) -> face_pb2.IdentifyFaceRequest:
     return face_pb2.IdentifyFaceRequest(
-        image=image, top_k=top_k, min_confidence=min_confidence, tenant=tenant
+        image=image,
+        top_k=top_k,
+        min_confidence=min_confidence,
+        tenant=tenant,
+        policy=policy("", require_liveness, observe_only),
     )
 
 
@@ -87,6 +147,10 @@ def enroll_voice(
     tenant: str,
     replace: bool,
     dry_run: bool,
+    *,
+    refuse_duplicates: bool = False,
+    require_liveness: bool | None = None,
+    observe_only: bool = False,
 ) -> voice_pb2.EnrollVoiceRequest:
     return voice_pb2.EnrollVoiceRequest(
         subject_id=subject_id,
@@ -95,14 +159,43 @@ def enroll_voice(
         tenant=tenant,
         replace=replace,
         dry_run=dry_run,
+        duplicate_action=duplicate_action(refuse_duplicates),
+        policy=policy("", require_liveness, observe_only),
     )
 
 
 def verify_voice(
-    subject_id: str, clip: voice_pb2.Audio, tenant: str, operating_point: str
+    subject_id: str,
+    clip: voice_pb2.Audio,
+    tenant: str,
+    operating_point: str,
+    *,
+    require_liveness: bool | None = None,
+    observe_only: bool = False,
 ) -> voice_pb2.VerifyVoiceRequest:
     return voice_pb2.VerifyVoiceRequest(
-        subject_id=subject_id, clip=clip, tenant=tenant, policy=policy(operating_point)
+        subject_id=subject_id,
+        clip=clip,
+        tenant=tenant,
+        policy=policy(operating_point, require_liveness, observe_only),
+    )
+
+
+def identify_voice(
+    clip: voice_pb2.Audio,
+    top_k: int,
+    min_confidence: float,
+    tenant: str,
+    *,
+    require_liveness: bool | None = None,
+    observe_only: bool = False,
+) -> voice_pb2.IdentifyVoiceRequest:
+    return voice_pb2.IdentifyVoiceRequest(
+        clip=clip,
+        top_k=top_k,
+        min_confidence=min_confidence,
+        tenant=tenant,
+        policy=policy("", require_liveness, observe_only),
     )
 
 

@@ -63,3 +63,47 @@ def test_retries_with_backoff_when_unavailable() -> None:
     assert info.value.code == grpc.StatusCode.UNAVAILABLE
     assert time.monotonic() - started >= 0.3  # 0.1 + 0.2 s of backoff between 3 attempts
     client.close()
+
+
+def test_liveness_duplicates_and_voice_identification_through_the_sdk(face_server: str) -> None:
+    spoof = DATA / "face_pad" / "gan_vs_ffhq"
+    gan = sorted(spoof.rglob("fake_*.jpg"))[0].read_bytes()
+    speaker = sorted((DATA / "speaker" / "audio" / "libri_2033").glob("*.flac"))
+    with BioverifyClient(face_server, timeout=60, retries=0) as client:
+        client.wait_until_serving(timeout=60)
+        reply = client.check_liveness(image=gan)
+        assert reply.liveness.checked and reply.liveness.checks
+        assert reply.decision == (
+            common_pb2.ACCEPT if reply.liveness.live else common_pb2.SPOOF_SUSPECTED
+        )
+        challenge = client.start_liveness_challenge()
+        assert challenge.nonce and challenge.actions
+        with pytest.raises(ValueError):
+            client.check_liveness(image=gan, frames=[gan, gan])
+
+        face = lfw("Roger_Federer", 13).read_bytes()
+        client.enroll_face("sdk-dup-a", [face], tenant="sdk-dup")
+        with pytest.raises(BioverifyClientError) as info:
+            client.enroll_face(
+                "sdk-dup-b",
+                [lfw("Roger_Federer", 14).read_bytes()],
+                tenant="sdk-dup",
+                refuse_duplicates=True,
+            )
+        assert info.value.code == grpc.StatusCode.ALREADY_EXISTS
+        verified = client.verify_face("sdk-dup-a", face, tenant="sdk-dup", require_liveness=True)
+        assert verified.liveness.checked
+
+        clips = [client.audio(p.read_bytes()) for p in speaker[:3]]
+        client.enroll_voice("sdk-voice", clips[:2], tenant="sdk-dup")
+        found = client.identify_voice(clips[2], tenant="sdk-dup")
+        assert found.candidates and found.candidates[0].subject_id == "sdk-voice"
+        for subject in ("sdk-dup-a", "sdk-voice"):
+            client.delete_subject(subject, tenant="sdk-dup")
+
+    async def async_liveness() -> None:
+        async with AsyncBioverifyClient(face_server, timeout=60) as client:
+            reply = await client.check_liveness(image=gan)
+            assert reply.liveness.checked
+
+    asyncio.run(async_liveness())
