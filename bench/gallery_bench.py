@@ -63,7 +63,9 @@ if __name__ == "__main__" and len(sys.argv) > 2 and sys.argv[1] == "--child-serv
 
     def _dump() -> None:
         _rec["maxrss_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-        _phases_file.write_text(json.dumps(_rec))
+        tmp = _phases_file.with_name(_phases_file.name + f".{threading.get_ident()}.tmp")
+        tmp.write_text(json.dumps(_rec))  # atomic: a dump may be interrupted by SIGTERM's
+        tmp.replace(_phases_file)
 
     def _timed(name: str, always: bool = False) -> None:
         original = getattr(_gallery.Gallery, name)
@@ -581,6 +583,9 @@ def start_once(
     try:
         ready = wait_serving(server, timeout)
         peak = vm_hwm(server.proc.pid)
+        deadline = time.monotonic() + 30  # SERVING is set just before start() records
+        while not server.phases_file.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
     finally:
         phases = stop_server(server)
     f = lambda key: float(phases.get(f"face.{key}", 0.0))  # noqa: E731
