@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from bioverify.errors import ConfigurationError
+from bioverify.liveness.face_checker import pad_logit, pad_probability
 from bioverify.liveness.fusion import (
     DetectorSpec,
     FusionParams,
@@ -167,3 +168,18 @@ def test_shipped_pack_parses() -> None:
     assert 0.0 < params.threshold < 1.0
     assert params.target_bpcer == 0.05
     assert {d.code for d in params.detectors} >= {"RECAPTURE_SUSPECTED", "SYNTHETIC_FACE_SUSPECTED"}
+
+
+def test_pad_probability_inverts_pad_logit() -> None:
+    probs = np.array([0.0, 1e-3, 0.3, 0.5, 0.9999, 1.0])
+    logits = [pad_logit(float(v)) for v in probs]
+    np.testing.assert_allclose(pad_probability(logits), probs, atol=1e-12)
+
+
+def test_candidate_detector_sets_use_oriented_components() -> None:
+    from bioverify.liveness import fit_face_fusion as fit
+
+    assert fit.DETECTOR_SETS["shipped"] == fit.DETECTORS
+    for detectors in fit.DETECTOR_SETS.values():
+        for det in detectors:
+            assert det.features and set(det.features) <= set(fit.ORIENTATION)

@@ -46,6 +46,27 @@ def test_patch_geometry(face_image: tuple[ImageBGR, DetectedFace]) -> None:
     assert all(np.isfinite(v.value) and v.explanation for v in values.values())
 
 
+def test_derived_views_are_computed_on_demand_once(
+    face_image: tuple[ImageBGR, DetectedFace],
+) -> None:
+    """The spectrum and colour conversions cost nothing until a signal reads them."""
+    patch = fs.face_patch(*face_image)
+    assert not {"power", "ycrcb", "hsv_inner"} & set(vars(patch))
+    fs.detail_scale_ratio(patch)
+    fs.chroma_gamut(patch)
+    assert "power" not in vars(patch) and "ycrcb" in vars(patch)
+    assert patch.power is patch.power
+
+
+def test_chroma_gamut_matches_its_definition(face_image: tuple[ImageBGR, DetectedFace]) -> None:
+    patch = fs.face_patch(*face_image)
+    ycc = cv2.cvtColor(patch.pixel, cv2.COLOR_BGR2YCrCb)[fs.INNER].reshape(-1, 3)
+    ycc = ycc.astype(np.float64)
+    det = np.linalg.det(np.cov(ycc[:, 1:].T))
+    expected = 0.5 * np.log(det) - np.log(ycc[:, 0].var() + 1e-6)
+    assert fs.chroma_gamut(patch).value == pytest.approx(expected, abs=1e-9)
+
+
 def test_signals_are_resolution_normalised(face_image: tuple[ImageBGR, DetectedFace]) -> None:
     """The same face at 2x size (upsampled, then measured) keeps its geometry-free values."""
     image, face = face_image

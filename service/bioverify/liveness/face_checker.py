@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from bioverify.errors import ConfigurationError, InvalidInput
 from bioverify.face.ports import DetectedFace, ImageBGR
@@ -37,6 +38,13 @@ def pad_logit(probability: float) -> float:
     """A PAD probability as a bounded log-odds (about ±9.2), the fused feature value."""
     p = min(1.0, max(0.0, probability))
     return math.log((p + _PAD_EPS) / (1.0 - p + _PAD_EPS))
+
+
+def pad_probability(value: npt.ArrayLike) -> npt.NDArray[np.float64]:
+    """Inverse of ``pad_logit`` (element-wise): the PAD probability behind a fused value."""
+    r = np.exp(np.asarray(value, dtype=np.float64))
+    out: npt.NDArray[np.float64] = np.clip((r * (1.0 + _PAD_EPS) - _PAD_EPS) / (1.0 + r), 0, 1)
+    return out
 
 
 @dataclass(frozen=True)

@@ -51,6 +51,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import cv2
@@ -76,13 +77,41 @@ FloatArray = npt.NDArray[np.float64]
 
 @dataclass(frozen=True)
 class FacePatch:
-    """One face resampled to the 128x128 template crop (see the module docstring)."""
+    """One face resampled to the 128x128 template crop (see the module docstring).
+
+    Derived views (spectrum, colour spaces) are computed on first use and kept, so a
+    checker pays only for what its fusion reads and no conversion runs twice.
+    """
 
     grey: FloatArray
-    power: FloatArray  # centred power spectrum of the Hann-windowed grey crop
     pixel: ImageBGR
     landmarks: npt.NDArray[np.float64]
     inter_ocular_px: float
+
+    @cached_property
+    def power(self) -> FloatArray:
+        """Centred power spectrum of the Hann-windowed grey crop."""
+        grey = self.grey
+        spectrum: FloatArray = np.fft.fftshift(
+            np.abs(np.fft.fft2((grey - grey.mean()) * _HANN)) ** 2
+        )
+        return spectrum
+
+    @cached_property
+    def ycrcb(self) -> npt.NDArray[np.uint8]:
+        """The colour crop in YCrCb (uint8)."""
+        out: npt.NDArray[np.uint8] = np.asarray(
+            cv2.cvtColor(self.pixel, cv2.COLOR_BGR2YCrCb), dtype=np.uint8
+        )
+        return out
+
+    @cached_property
+    def hsv_inner(self) -> npt.NDArray[np.uint8]:
+        """The inner face of the colour crop in HSV (uint8)."""
+        out: npt.NDArray[np.uint8] = np.asarray(
+            cv2.cvtColor(self.pixel, cv2.COLOR_BGR2HSV)[INNER], dtype=np.uint8
+        )
+        return out
 
 
 def _window(size: int) -> FloatArray:
@@ -126,7 +155,6 @@ def face_patch(image: ImageBGR, face: DetectedFace) -> FacePatch:
         grey = cv2.cvtColor(pixel, cv2.COLOR_BGR2GRAY).astype(np.float64)
     return FacePatch(
         grey=grey,
-        power=np.fft.fftshift(np.abs(np.fft.fft2((grey - grey.mean()) * _HANN)) ** 2),
         pixel=np.ascontiguousarray(pixel),
         landmarks=landmarks,
         inter_ocular_px=iod,
@@ -226,25 +254,27 @@ def detail_scale_ratio(patch: FacePatch) -> SignalValue:
 
 
 def chroma_gamut(patch: FacePatch) -> SignalValue:
-    ycc = cv2.cvtColor(patch.pixel, cv2.COLOR_BGR2YCrCb)[INNER].reshape(-1, 3).astype(np.float64)
-    cov = np.cov(ycc[:, 1:].T)
-    det = max(float(np.linalg.det(cov)), 1e-9)
-    value = 0.5 * math.log(det) - math.log(float(ycc[:, 0].var()) + 1e-6)
+    ycc = patch.ycrcb[INNER].reshape(-1, 3).astype(np.float64)
+    centred = ycc - ycc.mean(axis=0)
+    n = centred.shape[0]
+    cov = centred[:, 1:].T @ centred[:, 1:] / (n - 1)  # unbiased, as np.cov
+    det = max(float(cov[0, 0] * cov[1, 1] - cov[0, 1] * cov[1, 0]), 1e-9)
+    luma_var = float(centred[:, 0] @ centred[:, 0]) / n
+    value = 0.5 * math.log(det) - math.log(luma_var + 1e-6)
     return SignalValue(
         value, f"chroma spread {value:.2f} (log, relative to luma; screens and prints compress it)"
     )
 
 
 def specular_glare(patch: FacePatch) -> SignalValue:
-    hsv = cv2.cvtColor(patch.pixel, cv2.COLOR_BGR2HSV)[INNER]
+    hsv = patch.hsv_inner
     glare = float(((hsv[..., 2] >= 235) & (hsv[..., 1] < 60)).mean())
     value = math.log(glare + 1e-3)
     return SignalValue(value, f"specular glare on {glare:.1%} of the face (screen reflections)")
 
 
 def colour_saturation(patch: FacePatch) -> SignalValue:
-    hsv = cv2.cvtColor(patch.pixel, cv2.COLOR_BGR2HSV)[INNER]
-    value = float(hsv[..., 1].mean()) / 255.0
+    value = float(patch.hsv_inner[..., 1].mean()) / 255.0
     return SignalValue(value, f"skin saturation {value:.2f} (screens and prints wash it out)")
 
 
@@ -259,13 +289,14 @@ def landmark_asymmetry(patch: FacePatch) -> SignalValue:
 
 def chroma_cooccurrence(patch: FacePatch) -> FloatArray:
     """Normalised co-occurrences of neighbouring Cr and Cb differences (100 bins)."""
-    ycc = cv2.cvtColor(patch.pixel, cv2.COLOR_BGR2YCrCb).astype(np.int16)
     levels = 2 * COOC_LEVELS + 1
     parts = []
     for channel in (1, 2):
-        plane = ycc[..., channel]
+        plane = patch.ycrcb[..., channel].astype(np.int16)
         for axis in (0, 1):
-            d = np.clip(np.diff(plane, axis=axis), -COOC_LEVELS, COOC_LEVELS) + COOC_LEVELS
+            d = np.diff(plane, axis=axis)
+            np.clip(d, -COOC_LEVELS, COOC_LEVELS, out=d)
+            d += COOC_LEVELS
             pairs = d[:, :-1] * levels + d[:, 1:] if axis == 1 else d[:-1] * levels + d[1:]
             hist = np.bincount(pairs.ravel(), minlength=levels * levels).astype(np.float64)
             parts.append(hist / pairs.size)

@@ -4,6 +4,7 @@ Usage::
 
     python -m bioverify.liveness.fit_face_fusion LABELS_TSV OUTPUT_JSON \\
         [--models-dir ../shared/models] [--v1se PATH_TO_V1SE.onnx]
+        [--detectors shipped|v1se_in_pad|...] [--compare]
 
 ``LABELS_TSV`` has the columns ``path, label, subject_id`` (paths relative to its folder;
 label ``bonafide`` or an attack class). Every face is detected with YuNet; the PAD network
@@ -19,6 +20,12 @@ and the signal checks are measured once; then:
    component.
 3. **Final parameters** fitted on all faces, written as a ``face-liveness`` model pack
    manifest to ``OUTPUT_JSON``.
+
+``--v1se`` (the ONNX written by ``export_minifasnet``) also measures MiniFASNetV1SE at its
+4.0x scale, with context padding and with upstream's crop, and upstream's V2 + V1SE softmax
+average; ``--compare`` cross-validates every candidate detector set (``DETECTOR_SETS``) and
+``--detectors`` picks the one to fit. Measured on the DEV PAD set, no V1SE set beat the
+shipped V2-only fusion, so the shipped pack has no V1SE component.
 """
 
 from __future__ import annotations
@@ -43,7 +50,13 @@ from bioverify.face.detector_yunet import YunetDetector
 from bioverify.face.image_decode import decode_image
 from bioverify.face.quality import select_primary_face
 from bioverify.liveness import face_signals
-from bioverify.liveness.face_checker import FaceLivenessChecker, MotionPolicy, pad_feature
+from bioverify.liveness.face_checker import (
+    FaceLivenessChecker,
+    MotionPolicy,
+    pad_feature,
+    pad_logit,
+    pad_probability,
+)
 from bioverify.liveness.face_signals import ChromaTextureModel
 from bioverify.liveness.fusion import (
     DetectorSpec,
@@ -60,6 +73,9 @@ FloatArray = npt.NDArray[np.float64]
 V2_ROLE = "minifasnet_v2"
 V2_PATH = "silent_face_antispoof/onnx/2.7_80x80_MiniFASNetV2.onnx"
 V2_UPSTREAM_CROP = "minifasnet_v2_upstream_crop"  # report only: scale capped to the image
+V1SE_ROLE = "minifasnet_v1se"
+V1SE_UPSTREAM_CROP = "minifasnet_v1se_upstream_crop"  # report only
+PAD_ENSEMBLE = "pad_minifasnet_ensemble"  # upstream's V2 + V1SE softmax average, as a logit
 YUNET_PATH = "opencv_yunet/face_detection_yunet_2023mar_dynamic.onnx"
 CHROMA_L2 = 0.05
 FUSION_L2 = 0.5
@@ -67,7 +83,9 @@ INNER_FOLDS = 5
 
 ORIENTATION = {
     pad_feature(V2_ROLE): 1.0,
-    pad_feature("minifasnet_v1se"): 1.0,
+    pad_feature(V1SE_ROLE): 1.0,
+    pad_feature(V1SE_UPSTREAM_CROP): 1.0,
+    PAD_ENSEMBLE: 1.0,
     pad_feature(V2_UPSTREAM_CROP): 1.0,
     "detail_hf_energy": 1.0,
     "detail_scale_ratio": 1.0,
@@ -83,7 +101,9 @@ ORIENTATION = {
 
 LABELS = {
     pad_feature(V2_ROLE): "MiniFASNetV2 PAD network",
-    pad_feature("minifasnet_v1se"): "MiniFASNetV1SE PAD network",
+    pad_feature(V1SE_ROLE): "MiniFASNetV1SE PAD network",
+    pad_feature(V1SE_UPSTREAM_CROP): "MiniFASNetV1SE, upstream crop (scale capped)",
+    PAD_ENSEMBLE: "MiniFASNetV2 + V1SE softmax average",
     pad_feature(V2_UPSTREAM_CROP): "MiniFASNetV2, upstream crop (scale capped)",
     "detail_scale_ratio": "finest/next octave detail",
     "chroma_gamut": "chroma spread relative to luma",
@@ -125,6 +145,40 @@ webcam faces set the BPCER 5% threshold and let more replays through), specular 
 colour saturation (their direction flips between capture devices) and landmark asymmetry
 (no signal)."""
 
+_RECAPTURE, _PAD, _SYNTHETIC = DETECTORS
+
+
+def _pad_detector(*features: str) -> DetectorSpec:
+    return replace(_PAD, features=features)
+
+
+DETECTOR_SETS: dict[str, tuple[DetectorSpec, ...]] = {
+    "shipped": DETECTORS,
+    "v1se_in_pad": (
+        _RECAPTURE,
+        _pad_detector(pad_feature(V2_ROLE), pad_feature(V1SE_ROLE)),
+        _SYNTHETIC,
+    ),
+    "v1se_own_detector": (
+        *DETECTORS,
+        DetectorSpec(
+            name="pad_network_v1se",
+            code="PAD_NETWORK_SPOOF",
+            message="the second PAD network judges the face a presentation attack",
+            features=(pad_feature(V1SE_ROLE),),
+        ),
+    ),
+    "v1se_only": (_RECAPTURE, _pad_detector(pad_feature(V1SE_ROLE)), _SYNTHETIC),
+    "ensemble": (_RECAPTURE, _pad_detector(PAD_ENSEMBLE), _SYNTHETIC),
+    "v1se_upstream_crop_in_pad": (
+        _RECAPTURE,
+        _pad_detector(pad_feature(V2_ROLE), pad_feature(V1SE_UPSTREAM_CROP)),
+        _SYNTHETIC,
+    ),
+}
+"""Candidate detector sets compared by the same grouped CV (``--compare``); only the
+``shipped`` one needs nothing beyond the V2 network. The V1SE sets need ``--v1se``."""
+
 
 MOTION = MotionPolicy(min_frame_change=0.5, min_nonrigid=0.004, min_pose_range=0.02)
 """Not fitted (the PAD set has no video): a still image replayed frame after frame has zero
@@ -160,7 +214,8 @@ def load_dataset(labels_tsv: Path, models_dir: Path, v1se: Path | None) -> Datas
         MiniFasNetPad(models_dir / V2_PATH, scale=2.7, name=V2_UPSTREAM_CROP),
     ]
     if v1se is not None:
-        pads.append(MiniFasNetPad(v1se, scale=4.0, name="minifasnet_v1se"))
+        pads.append(MiniFasNetPad(v1se, scale=4.0, name=V1SE_ROLE, pad_context=True))
+        pads.append(MiniFasNetPad(v1se, scale=4.0, name=V1SE_UPSTREAM_CROP))
     checker = _measuring_checker(pads)
     values: dict[str, list[float]] = defaultdict(list)
     seconds: dict[str, list[float]] = defaultdict(list)
@@ -186,11 +241,19 @@ def load_dataset(labels_tsv: Path, models_dir: Path, v1se: Path | None) -> Datas
         cooc.append(face_signals.chroma_cooccurrence(patch))
         seconds[face_signals.CHROMA_TEXTURE].append(time.perf_counter() - start)
         kept.append(row)
+    arrays = {k: np.asarray(v, dtype=np.float64) for k, v in values.items()}
+    if v1se is not None:
+        # Upstream's ensemble: the mean of the two softmaxes, back on the logit scale.
+        live = (
+            pad_probability(arrays[pad_feature(V2_ROLE)])
+            + pad_probability(arrays[pad_feature(V1SE_ROLE)])
+        ) / 2
+        arrays[PAD_ENSEMBLE] = np.array([pad_logit(float(p)) for p in live])
     return Dataset(
         rows=kept,
         labels=[r["label"] for r in kept],
         groups=[cv_group(r) for r in kept],
-        values={k: np.asarray(v, dtype=np.float64) for k, v in values.items()},
+        values=arrays,
         cooc=np.asarray(cooc, dtype=np.float64),
         seconds=dict(seconds),
     )
@@ -334,21 +397,55 @@ def print_table(rows: Sequence[tuple[str, dict[str, Any]]], classes: Sequence[st
         print(line)
 
 
+def compare_sets(data: Dataset, classes: Sequence[str]) -> None:
+    """Grouped-CV fusion figures of every detector set whose components were measured."""
+    rows = []
+    for name, detectors in DETECTOR_SETS.items():
+        needed = {f for d in detectors for f in d.features} - {face_signals.CHROMA_TEXTURE}
+        if needed <= set(data.values):
+            rows.append(
+                (f"FUSION {name}", figures(cross_validate(data, detectors).fused, data.labels))
+            )
+    print("\nDetector sets (grouped CV fusion; selecting among them biases the winner):")
+    print_table(rows, classes)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("labels", type=Path, help="face_pad_labels.tsv")
     parser.add_argument("output", type=Path, help="pack manifest JSON to write")
     parser.add_argument("--models-dir", type=Path, default=Path("../shared/models"))
-    parser.add_argument("--v1se", type=Path, default=None, help="MiniFASNetV1SE ONNX (report only)")
+    parser.add_argument(
+        "--v1se", type=Path, default=None, help="MiniFASNetV1SE ONNX (export_minifasnet output)"
+    )
+    parser.add_argument(
+        "--detectors",
+        choices=sorted(DETECTOR_SETS),
+        default="shipped",
+        help="detector set to cross-validate and fit (the V1SE sets need --v1se)",
+    )
+    parser.add_argument(
+        "--compare", action="store_true", help="also cross-validate every available detector set"
+    )
     args = parser.parse_args(argv)
 
     data = load_dataset(args.labels, args.models_dir, args.v1se)
     lab = data.labels
     classes = sorted(set(lab) - {"bonafide"})
     print(f"{len(lab)} faces: " + ", ".join(f"{c} {lab.count(c)}" for c in sorted(set(lab))))
+    detectors = DETECTOR_SETS[args.detectors]
+    missing = (
+        {f for d in detectors for f in d.features}
+        - set(data.values)
+        - {face_signals.CHROMA_TEXTURE}
+    )
+    if missing:
+        parser.error(f"detector set {args.detectors!r} needs {sorted(missing)} (pass --v1se)")
+    if args.compare:
+        compare_sets(data, classes)
 
-    cv = cross_validate(data, DETECTORS)
+    cv = cross_validate(data, detectors)
     rows: list[tuple[str, dict[str, Any]]] = []
     for name in sorted(data.values):
         oriented = ORIENTATION.get(name, 1.0) * data.values[name]
@@ -372,7 +469,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for name, secs in sorted(data.seconds.items()):
         print(f"  {name:40} {1000 * float(np.median(secs)):7.2f}")
 
-    params, model, values = fit_all(data, np.ones(len(lab), dtype=bool), DETECTORS)
+    params, model, values = fit_all(data, np.ones(len(lab), dtype=bool), detectors)
     values[face_signals.CHROMA_TEXTURE] = np.array([model.score(c) for c in data.cooc])
     shipped = fused_scores(params, values) >= params.threshold
     in_bpcer = float(np.mean(~shipped[arr == "bonafide"]))
