@@ -452,7 +452,9 @@ def cmd_eval_voice_spoof(args: argparse.Namespace) -> int:
     samples = read_voice_spoof_labels(args.labels)
     try:
         with _service(args, args.server) as client:
-            evaluation = run_voice_spoof(client, samples, workers=args.workers)
+            evaluation = run_voice_spoof(
+                client, samples, workers=args.workers, telephony=args.telephony
+            )
     except PadUnavailable as exc:
         if exc.error.code.name == "UNIMPLEMENTED":
             print(
@@ -705,6 +707,12 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--workers", type=int, default=1, help="requests in flight at once")
         p.add_argument("--json", action="store_true")
         p.add_argument("--report", type=Path, metavar="OUT.html", help=REPORT_HELP)
+        if name == "voice-spoof":
+            p.add_argument(
+                "--telephony",
+                action="store_true",
+                help="send every clip as 8 kHz G.711 mu-law, as a phone line carries it",
+            )
 
     p = add(sub, "token-digest", cmd_token_digest, "print the digest to put in the tokens file")
     p.add_argument("token_value", metavar="TOKEN")

@@ -14,6 +14,10 @@ faces, ``clip`` for voice). Bona fide is the positive class and the score is
   (ISO/IEC 30107-3 figures per component); checks the service marks informational (fusion
   weight 0 in every reply, neutral score) are only named, in ``informational_checks``.
 
+``eval voice-spoof --telephony`` sends every clip as a phone line carries it (mono, 8 kHz,
+G.711 mu-law, declared ``MULAW`` at 8000 Hz), like ``eval speaker-trials --telephony``: the
+figures are those of the service's telephone-band model.
+
 Samples the service could not assess (no face, several faces, corrupt image, too little speech,
 unreadable file, ...) count in ``n_failed`` (with their reasons in ``failures``) and are treated
 as **not live**: they score ``FAILED_SCORE`` (below every real score, so rejected at any
@@ -28,6 +32,7 @@ token, ...) stop it instead: see :class:`PadUnavailable`.
 
 from __future__ import annotations
 
+import io
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -38,10 +43,12 @@ from typing import Any
 import grpc
 import numpy as np
 import numpy.typing as npt
+import soundfile as sf
 
 from bioverify import metrics
 from bioverify.client import BioverifyClient, BioverifyClientError
 from bioverify.v1 import liveness_pb2, liveness_pb2_grpc
+from bioverify.voice.audio_decode import mulaw_encode, resample
 from bioverify_admin.datasets import BONAFIDE, FACE_ATTACK_CLASSES, PadSample
 
 FAILED_SCORE = -1.0  # a sample the service could not assess: not live at any threshold
@@ -113,9 +120,13 @@ def _check(
         data = sample.path.read_bytes()
     except OSError as exc:
         return PadResult(sample, None, False, None, failure=f"UNREADABLE_FILE: {exc.strerror}")
+    try:
+        request = make_request(data)
+    except (sf.LibsndfileError, ValueError) as exc:  # --telephony decodes the file here
+        return PadResult(sample, None, False, None, failure=f"UNREADABLE_FILE: {exc}")
     started = time.perf_counter()
     try:
-        reply = call(make_request(data))
+        reply = call(request)
     except BioverifyClientError as exc:
         if exc.code in FATAL_CODES:
             raise PadUnavailable(exc) from exc
@@ -165,16 +176,37 @@ def run_face_pad(
     return PadEvaluation(summarise_face(results), tuple(results))
 
 
+TELEPHONY_RATE = 8000
+
+
+def telephony_mulaw(data: bytes) -> bytes:
+    """An audio file's bytes as a phone line carries them: mono, 8 kHz, G.711 mu-law."""
+    wave, rate = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
+    return mulaw_encode(resample(wave.mean(axis=1), rate, TELEPHONY_RATE))
+
+
 def run_voice_spoof(
-    client: BioverifyClient, samples: Sequence[PadSample], *, workers: int = 1
+    client: BioverifyClient,
+    samples: Sequence[PadSample],
+    *,
+    workers: int = 1,
+    telephony: bool = False,
 ) -> PadEvaluation:
-    results = _run(
-        client,
-        samples,
-        lambda data: liveness_pb2.CheckLivenessRequest(clip=client.audio(data)),
-        workers,
-    )
-    return PadEvaluation(summarise_voice(results), tuple(results))
+    """``telephony``: send every clip as 8 kHz G.711 mu-law (see :func:`telephony_mulaw`)."""
+
+    def request(data: bytes) -> liveness_pb2.CheckLivenessRequest:
+        if telephony:
+            clip = client.audio(
+                telephony_mulaw(data), encoding="MULAW", sample_rate_hz=TELEPHONY_RATE
+            )
+        else:
+            clip = client.audio(data)
+        return liveness_pb2.CheckLivenessRequest(clip=clip)
+
+    results = _run(client, samples, request, workers)
+    summary = summarise_voice(results)
+    summary["telephony"] = telephony
+    return PadEvaluation(summary, tuple(results))
 
 
 # -- figures --------------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ import soundfile as sf
 from bioverify.aio_client import AsyncBioverifyClient
 from bioverify.client import BioverifyClient
 from bioverify.v1 import common_pb2, liveness_pb2, liveness_pb2_grpc, voice_pb2
-from bioverify.voice.audio_decode import resample
+from bioverify.voice.audio_decode import mulaw_encode, resample
 from tests.conftest import DATA
 
 RATE = 16000
@@ -52,9 +52,18 @@ def pcm16(path: Path) -> bytes:
     return (np.clip(wave, -1.0, 1.0) * 32767).astype("<i2").tobytes()
 
 
-def chunks(pcm: bytes, ms: int = 20) -> list[bytes]:
-    step = RATE * 2 * ms // 1000
+def chunks(pcm: bytes, ms: int = 20, bytes_per_second: int = RATE * 2) -> list[bytes]:
+    step = bytes_per_second * ms // 1000
     return [pcm[i : i + step] for i in range(0, len(pcm), step)]
+
+
+PHONE_RATE = 8000
+
+
+def mulaw8k(path: Path) -> bytes:
+    """The clip as a phone line carries it: mono, 8 kHz, G.711 mu-law."""
+    wave, sr = sf.read(str(path), dtype="float32", always_2d=True)
+    return mulaw_encode(resample(wave.mean(axis=1), sr, PHONE_RATE))
 
 
 @pytest.fixture(scope="module")
@@ -154,6 +163,45 @@ def test_bona_fide_call_is_live_and_accepted(
     assert final.liveness.checked and final.liveness.live and not final.liveness.reasons
     assert final.liveness.score >= final.liveness.threshold
     assert final.decision == common_pb2.ACCEPT
+
+
+def test_mulaw_8k_bona_fide_call_ends_live(client: BioverifyClient, face_server: str) -> None:
+    """A genuine caller on an 8 kHz G.711 line is scored by the telephone-band model and is
+    not flagged (the wideband model flagged nearly every such call). The clip is the one
+    CheckLiveness, sent the same audio, accepts most surely among a few bona fide ones."""
+    candidates = [mulaw8k(p) for p in BONAFIDE[len(ENROL) :][::2][:3]]
+    with grpc.insecure_channel(face_server) as channel:
+        stub = liveness_pb2_grpc.LivenessServiceStub(channel)
+        reports = []
+        for data in candidates:
+            clip = BioverifyClient.audio(data, encoding="MULAW", sample_rate_hz=PHONE_RATE)
+            request = liveness_pb2.CheckLivenessRequest(clip=clip)
+            reports.append(stub.CheckLiveness(request, timeout=60).liveness)
+    assert all(
+        "narrowband input: telephone-band model" in c.detail
+        for r in reports
+        for c in r.checks
+        if c.name == "bandwidth"
+    )
+    best = max(range(len(candidates)), key=lambda i: reports[i].score)
+    assert reports[best].live
+    replies = list(
+        client.verify_voice_stream(
+            "lj-caller",
+            chunks(candidates[best], bytes_per_second=PHONE_RATE),
+            encoding="MULAW",
+            sample_rate_hz=PHONE_RATE,
+            interim_every_speech_seconds=2.0,
+            require_liveness=True,
+        )
+    )
+    final = replies[-1]
+    assert final.final and final.liveness.checked
+    assert final.liveness.live and not final.liveness.reasons
+    assert final.decision != common_pb2.SPOOF_SUSPECTED
+    assert "SPOOF_SUSPECTED" not in [r.code for r in final.reasons]
+    band = [c.detail for c in final.liveness.checks if c.name == "stream_bandwidth"]
+    assert band and "telephone-band model" in band[0]
 
 
 def test_async_client_stream_exposes_liveness(face_server: str, clips: dict[str, bytes]) -> None:

@@ -18,6 +18,12 @@ Usage::
     python -m bioverify.antispoof.fit_voice_fusion --data-dir ../shared/data \\
         --onnx /tmp/bioverify-packs/voice-antispoof/aasist/AASIST.onnx \\
         --out /tmp/voice-fusion.json --pack service/bioverify/packs/voice-antispoof.json
+
+``--telephony`` fits the telephone-band fusion instead (the pack's ``fusion_narrowband``
+block, used by the checker for narrowband input): every clip, bona fide and spoof alike,
+goes through 8 kHz G.711 mu-law and back before it is measured, the candidates use only
+in-band features (:data:`NARROWBAND_CANDIDATES`), and the threshold is set at the
+out-of-fold BPCER of the wideband fusion (so phone callers are rejected as often as others).
 """
 
 from __future__ import annotations
@@ -69,6 +75,20 @@ CANDIDATES: tuple[FusionConfig, ...] = tuple(
 (noise floor, digital zeros, reverberation tail) are left out: the development clips are
 trimmed demo excerpts with too few pauses to learn them from."""
 
+_NB_PROSODY = (AASIST_FEATURE, "f0_variation")
+_NB_CORE = (*_NB_PROSODY, "nb_contrast", "nb_texture")
+_NB_WIDE = (*_NB_CORE, "nb_modulation", "f0_perturbation", "amp_perturbation")
+NARROWBAND_CANDIDATES: tuple[FusionConfig, ...] = tuple(
+    FusionConfig(features, l2)
+    for features in (_NB_PROSODY, _NB_CORE, _NB_WIDE)
+    for l2 in (0.1, 1.0)
+)
+"""Telephone-band fusions (``--telephony``): only features meaningful below 3.4 kHz, i.e.
+AASIST on the round-tripped audio, prosody and phonation, and the in-band spectral signals.
+Left out besides the pause signals: everything above 4 kHz, ``spectral_contrast`` (its top
+band straddles the telephone band edge) and ``lf_ratio`` (real phone lines high-pass the
+audio at 300 Hz, which the round trip does not reproduce)."""
+
 
 @dataclass(frozen=True)
 class Dataset:
@@ -83,10 +103,15 @@ class Dataset:
     vad_s: float
 
 
-def measure(data_dir: Path, labels_tsv: Path, onnx: Path, threads: int = 1) -> Dataset:
+def measure(
+    data_dir: Path, labels_tsv: Path, onnx: Path, threads: int = 1, *, telephony: bool = False
+) -> Dataset:
+    """Measure every clip; with ``telephony`` each clip (bona fide and spoof alike) first goes
+    through 8 kHz G.711 mu-law and back (``bandwidth.telephony_round_trip``)."""
     import soundfile as sf
 
     from bioverify.antispoof.aasist_onnx import AasistDetector
+    from bioverify.antispoof.bandwidth import telephony_round_trip
     from bioverify.antispoof.voice_signals import compute_signals
     from bioverify.voice.vad_silero import SileroVad
 
@@ -100,6 +125,8 @@ def measure(data_dir: Path, labels_tsv: Path, onnx: Path, threads: int = 1) -> D
         wave, rate = sf.read(data_dir / row["path"], dtype="float32", always_2d=False)
         if rate != 16000 or wave.ndim != 1:
             raise SystemExit(f"{row['path']}: expected 16 kHz mono, got {rate} Hz")
+        if telephony:
+            wave = telephony_round_trip(wave)
         seconds += wave.size / 16000
         t0 = time.perf_counter()
         segments = vad.speech_segments(wave)
@@ -224,6 +251,21 @@ def print_row(name: str, summary: dict[str, Any], groups: Sequence[str]) -> None
     print(f"{name:34s} {_fmt(summary['eer'])} {summary['auc']:5.2f} {cells}")
 
 
+def bpcer_threshold(scores: npt.ArrayLike, labels: npt.ArrayLike, target: float) -> float:
+    """The highest threshold (midway between scores) whose BPCER is at most ``target``: the
+    most spoofs caught for that share of bona fide rejected."""
+    s = np.asarray(scores, dtype=np.float64)
+    y = np.asarray(labels).astype(bool)
+    candidates = np.unique(s)
+    mids = np.concatenate([[candidates[0] - 1e-6], (candidates[:-1] + candidates[1:]) / 2])
+    best = float(mids[0])
+    for t in mids:
+        _, bpcer = error_rates_at(s, y, float(t))
+        if bpcer <= target + 1e-12:
+            best = float(t)
+    return best
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Fit the voice anti-spoofing fusion.")
     parser.add_argument("--data-dir", type=Path, required=True)
@@ -234,15 +276,38 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--pack-file-path", default="aasist/AASIST.onnx")
     parser.add_argument("--cache", type=Path, help="reuse/store measured features (.npz)")
     parser.add_argument("--no-nested", action="store_true", help="skip nested selection")
+    parser.add_argument(
+        "--telephony",
+        action="store_true",
+        help="fit the telephone-band fusion (pack block fusion_narrowband): every clip goes "
+        "through 8 kHz G.711 mu-law and back first, and only in-band features are used",
+    )
+    parser.add_argument(
+        "--bpcer-target",
+        type=float,
+        help="set the threshold at this out-of-fold BPCER instead of the EER point (default "
+        "with --telephony: the BPCER of the pack's wideband fusion at its threshold)",
+    )
     args = parser.parse_args(argv)
+    telephony: bool = args.telephony
+    candidates = NARROWBAND_CANDIDATES if telephony else CANDIDATES
+    block = "fusion_narrowband" if telephony else "fusion"
+    bpcer_target: float | None = args.bpcer_target
+    if bpcer_target is None and telephony:
+        if args.pack is None:
+            raise SystemExit("--telephony needs --pack (for the wideband BPCER) or --bpcer-target")
+        wide = json.loads(args.pack.read_text(encoding="utf-8"))["fusion"]["validation"]
+        bpcer_target = float(wide["bpcer_at_threshold"])
 
     if args.cache and args.cache.is_file():
         ds = load_cache(args.cache)
     else:
         labels = args.labels or args.data_dir / "voice_spoof_labels.tsv"
-        ds = measure(args.data_dir, labels, args.onnx)
+        ds = measure(args.data_dir, labels, args.onnx, telephony=telephony)
         if args.cache:
             save_cache(ds, args.cache)
+    if telephony:
+        print("telephony: every clip through 8 kHz G.711 mu-law and back")
     groups = sorted(set(ds.group.tolist()))
     n_b, n_s = int(ds.bonafide.sum()), int((~ds.bonafide).sum())
     print(f"{len(ds.paths)} clips ({n_b} bona fide, {n_s} spoof), {ds.seconds:.0f} s of audio")
@@ -272,7 +337,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"\nFusions, leave-one-attack-out             {header}  cross-corpus")
     results: dict[FusionConfig, dict[str, Any]] = {}
     cvs: dict[FusionConfig, CrossValidation] = {}
-    for config in CANDIDATES:
+    for config in candidates:
         cv = leave_one_attack_out(ds.x, ds.bonafide, ds.attack, ds.group, config.trainer(FEATURES))
         cvs[config] = cv
         results[config] = cv_summary(cv, ds)
@@ -290,13 +355,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     nested: dict[str, Any] = {}
     if not args.no_nested:
         cv_nested = leave_one_attack_out(
-            ds.x, ds.bonafide, ds.attack, ds.group, selecting_trainer(FEATURES, CANDIDATES)
+            ds.x, ds.bonafide, ds.attack, ds.group, selecting_trainer(FEATURES, candidates)
         )
         nested = cv_summary(cv_nested, ds)
         nested_eer = nested["eer"]
         print_row("nested (choice cross-validated)", nested, groups)
 
-    chosen = min(CANDIDATES, key=lambda c: (round(results[c]["eer"], 9), CANDIDATES.index(c)))
+    chosen = min(candidates, key=lambda c: (round(results[c]["eer"], 9), candidates.index(c)))
     cv = cvs[chosen]
     oof_scores, oof_labels = cv.pooled()
     oof_groups = np.concatenate([ds.group[ds.bonafide], ds.group[~ds.bonafide]])
@@ -304,7 +369,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     slope, offset = platt(oof_scores, oof_labels, balanced_weights(oof_labels, oof_groups))
     final = chosen.fit(ds.x, ds.bonafide, ds.group, FEATURES).rescaled(slope, offset)
     oof_prob = 1.0 / (1.0 + np.exp(-(slope * oof_scores + offset)))
-    threshold = eer_threshold(oof_prob, oof_labels)
+    if bpcer_target is None:
+        threshold = eer_threshold(oof_prob, oof_labels)
+        rule = "out-of-fold EER point"
+    else:
+        threshold = bpcer_threshold(oof_prob, oof_labels, bpcer_target)
+        rule = f"out-of-fold BPCER at most {100 * bpcer_target:.1f} %"
     apcer, bpcer = error_rates_at(oof_prob, oof_labels, threshold)
     cols = [FEATURES.index(f) for f in chosen.features]
     in_prob = 1.0 / (1.0 + np.exp(-final.log_odds_matrix(ds.x[:, cols])))
@@ -316,7 +386,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         solo = single[AASIST_FEATURE]["per_attack"][a]
         print(f"  {a:34s} fused {_fmt(v)}   aasist alone {_fmt(solo)}")
     print(
-        f"threshold P(bona fide) >= {threshold:.3f}: out-of-fold APCER {100 * apcer:.1f} % "
+        f"threshold P(bona fide) >= {threshold:.3f} ({rule}): "
+        f"out-of-fold APCER {100 * apcer:.1f} % "
         f"BPCER {100 * bpcer:.1f} %; final model on all data APCER {100 * in_apcer:.1f} % "
         f"BPCER {100 * in_bpcer:.1f} %"
     )
@@ -339,7 +410,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"Platt on leave-one-attack-out scores (slope {slope:.3f}, offset {offset:.3f}),"
                 " folded into weights and bias"
             ),
-            "fitted_on": f"voice_spoof_labels.tsv ({n_b} bona fide, {n_s} spoof)",
+            "fitted_on": f"voice_spoof_labels.tsv ({n_b} bona fide, {n_s} spoof)"
+            + (", every clip through 8 kHz G.711 mu-law and back" if telephony else ""),
+            "threshold_rule": rule,
             "validation": {
                 "method": "leave-one-attack-out, bona fide in 6 folds",
                 "eer": round(results[chosen]["eer"], 4),
@@ -364,7 +437,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"wrote {args.out}")
     if args.pack:
         manifest = json.loads(args.pack.read_text(encoding="utf-8"))
-        manifest["fusion"] = data
+        manifest[block] = data
         entry = manifest.setdefault("files", {}).setdefault("aasist", {})
         entry["path"] = args.pack_file_path
         entry["sha256"] = sha256_file(args.onnx)

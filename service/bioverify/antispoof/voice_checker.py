@@ -12,9 +12,11 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
+from bioverify.antispoof.bandwidth import Bandwidth, assess_bandwidth
 from bioverify.antispoof.fusion import LogisticFusion, sigmoid
 from bioverify.antispoof.ports import Check, SpoofAssessment, VoiceSpoofModel
 from bioverify.antispoof.voice_signals import SIGNAL_NAMES, Signal, compute_signals
@@ -22,6 +24,10 @@ from bioverify.errors import AudioTooShort, ConfigurationError
 from bioverify.voice.ports import SpeechSegment, Waveform
 
 AASIST_FEATURE = "aasist"
+BANDWIDTH_CHECK = "bandwidth"
+"""The informational check naming the model used: wideband or telephone band."""
+NARROWBAND_FUSION_KEY = "fusion_narrowband"
+"""The pack manifest block of the telephone-band fusion (``fusion`` is the wideband one)."""
 AASIST_CLIP = 15.0
 """AASIST log-odds are clipped to ±15 before fusion (beyond that the model is saturated)."""
 MIN_SPEECH_S = 1.0
@@ -41,6 +47,9 @@ _CODES = {
     "zero_fraction": "VOICE_DIGITAL_SILENCE",
     "lf_ratio": "VOICE_REPLAY_CHANNEL",
     "reverb_tail": "VOICE_REPLAY_CHANNEL",
+    "nb_modulation": "VOICE_OVERSMOOTHED",
+    "nb_contrast": "VOICE_FLAT_SPECTRUM",
+    "nb_texture": "VOICE_VOCODER_NOISE",
 }
 
 
@@ -48,11 +57,26 @@ def reason_code(feature: str) -> str:
     return _CODES.get(feature, "VOICE_SPOOF_" + feature.upper())
 
 
+def _check_fusion(fusion: LogisticFusion, model: VoiceSpoofModel | None, what: str) -> None:
+    unknown = [f for f in fusion.features if f != AASIST_FEATURE and f not in SIGNAL_NAMES]
+    if unknown:
+        raise ConfigurationError(f"voice anti-spoofing {what}: unknown features {unknown}")
+    if AASIST_FEATURE in fusion.features and model is None:
+        raise ConfigurationError(f"voice anti-spoofing {what} uses AASIST but no model given")
+
+
 class VoiceSpoofChecker:
     """Fuses AASIST with the signals of :mod:`~bioverify.antispoof.voice_signals`.
 
-    ``model`` may be None only when the fusion does not use the ``aasist`` feature.
-    ``threshold`` defaults to the fusion's own (the pack's calibrated operating threshold).
+    ``model`` may be None only when no fusion uses the ``aasist`` feature. ``threshold``
+    defaults to the fusion's own (the pack's calibrated operating threshold) and applies to
+    the wideband fusion only.
+
+    ``narrowband_fusion`` (the pack's ``fusion_narrowband``, fitted on the same labels after
+    an 8 kHz mu-law round trip, using only telephone-band features) scores narrowband input:
+    audio declared at 8 kHz or in G.711, or measured to have no energy above the telephone
+    band (:mod:`~bioverify.antispoof.bandwidth`). Without it, narrowband input is scored by
+    the wideband fusion (and says so), which rejects most genuine phone callers.
     """
 
     def __init__(
@@ -60,18 +84,48 @@ class VoiceSpoofChecker:
         model: VoiceSpoofModel | None,
         fusion: LogisticFusion,
         *,
+        narrowband_fusion: LogisticFusion | None = None,
         threshold: float | None = None,
         max_reasons: int = 3,
     ) -> None:
-        unknown = [f for f in fusion.features if f != AASIST_FEATURE and f not in SIGNAL_NAMES]
-        if unknown:
-            raise ConfigurationError(f"voice anti-spoofing fusion: unknown features {unknown}")
-        if AASIST_FEATURE in fusion.features and model is None:
-            raise ConfigurationError("voice anti-spoofing fusion uses AASIST but no model given")
+        _check_fusion(fusion, model, "fusion")
+        if narrowband_fusion is not None:
+            _check_fusion(narrowband_fusion, model, "narrowband fusion")
         self.model = model
         self.fusion = fusion
+        self.narrowband_fusion = narrowband_fusion
         self.threshold = fusion.threshold if threshold is None else threshold
         self.max_reasons = max_reasons
+
+    @classmethod
+    def from_manifest(
+        cls, manifest: Mapping[str, Any], model: VoiceSpoofModel | None
+    ) -> VoiceSpoofChecker:
+        """The checker of a voice-antispoof pack manifest (its ``fusion`` block and, when
+        present, its ``fusion_narrowband`` block)."""
+        block = manifest.get("fusion")
+        if not isinstance(block, Mapping):
+            raise ConfigurationError(f"pack {manifest.get('id')} has no fusion block")
+        narrow = manifest.get(NARROWBAND_FUSION_KEY)
+        if narrow is not None and not isinstance(narrow, Mapping):
+            raise ConfigurationError(f"pack {manifest.get('id')}: bad {NARROWBAND_FUSION_KEY}")
+        return cls(
+            model,
+            LogisticFusion.from_dict(block),
+            narrowband_fusion=LogisticFusion.from_dict(narrow) if narrow is not None else None,
+        )
+
+    def fusion_for(self, bandwidth: Bandwidth) -> tuple[LogisticFusion, float]:
+        """(fusion, threshold) for input of this bandwidth."""
+        if bandwidth.narrowband and self.narrowband_fusion is not None:
+            return self.narrowband_fusion, self.narrowband_fusion.threshold
+        return self.fusion, self.threshold
+
+    def threshold_for(self, narrowband: bool) -> float:
+        """The operating threshold used for wideband or narrowband input."""
+        if narrowband and self.narrowband_fusion is not None:
+            return self.narrowband_fusion.threshold
+        return self.threshold
 
     def assess(
         self,
@@ -79,32 +133,45 @@ class VoiceSpoofChecker:
         speech_segments: Sequence[SpeechSegment],
         *,
         aasist_log_odds: float | None = None,
+        narrowband: bool = False,
     ) -> SpoofAssessment:
         """Assess one clip (16 kHz mono). ``aasist_log_odds`` reuses an AASIST result
-        computed elsewhere (e.g. the running mean of a live call) instead of running it."""
+        computed elsewhere (e.g. the running mean of a live call) instead of running it.
+
+        ``narrowband`` declares telephone input (the caller knows it was sent at 8 kHz or in
+        G.711); otherwise the bandwidth is measured on the audio itself, which also catches
+        16 kHz files upsampled from a phone recording."""
         speech_s = sum(max(0.0, s.end_s - s.start_s) for s in speech_segments)
         if speech_s < MIN_SPEECH_S:
             raise AudioTooShort(
                 f"need at least {MIN_SPEECH_S:.1f} s of speech to check for spoofing, "
                 f"got {speech_s:.1f} s"
             )
+        bandwidth = assess_bandwidth(wave16k, speech_segments, declared=narrowband)
+        fusion, threshold = self.fusion_for(bandwidth)
         signals = compute_signals(wave16k, speech_segments)
         values: dict[str, float] = {name: s.value for name, s in signals.items()}
         aasist: float | None = None
-        if AASIST_FEATURE in self.fusion.features and self.model is not None:
+        if AASIST_FEATURE in fusion.features and self.model is not None:
             raw = self.model.log_odds(wave16k) if aasist_log_odds is None else aasist_log_odds
             aasist = float(np.clip(raw, -AASIST_CLIP, AASIST_CLIP))
             values[AASIST_FEATURE] = aasist
-        return self._decide(values, signals, aasist)
+        return self._decide(values, signals, aasist, fusion, threshold, bandwidth)
 
     def _decide(
-        self, values: Mapping[str, float], signals: Mapping[str, Signal], aasist: float | None
+        self,
+        values: Mapping[str, float],
+        signals: Mapping[str, Signal],
+        aasist: float | None,
+        fusion: LogisticFusion,
+        threshold: float,
+        bandwidth: Bandwidth,
     ) -> SpoofAssessment:
-        score = self.fusion.probability(values)
-        live = score >= self.threshold
-        contributions = self.fusion.contributions(values)
+        score = fusion.probability(values)
+        live = score >= threshold
+        contributions = fusion.contributions(values)
         checks: list[Check] = []
-        for name in self.fusion.features:
+        for name in fusion.features:
             c = contributions[name]
             if name == AASIST_FEATURE:
                 assert aasist is not None
@@ -117,6 +184,12 @@ class VoiceSpoofChecker:
             if not available:
                 detail = f"not measured: {detail}"
             checks.append(Check(name=name, score=own, weight=c, passed=c >= 0.0, detail=detail))
+        detail = bandwidth.detail
+        if bandwidth.narrowband and fusion is self.fusion:
+            detail += "; no telephone-band model in the pack, so the wideband one is used"
+        checks.append(
+            Check(name=BANDWIDTH_CHECK, score=0.5, weight=0.0, passed=True, detail=detail)
+        )
         for name, sig in signals.items():
             if name not in contributions:
                 checks.append(
@@ -137,7 +210,7 @@ class VoiceSpoofChecker:
         return SpoofAssessment(
             live=live,
             score=score,
-            threshold=self.threshold,
+            threshold=threshold,
             checks=tuple(checks),
             reasons=reasons,
         )
@@ -162,15 +235,22 @@ class VoiceSpoofRunning:
     Feed 16 kHz audio with :meth:`accept`; every ``hop_s`` of new audio, once a full window
     is buffered, the latest window is scored. :meth:`assess` fuses the running AASIST mean
     with the signals of the buffered audio (at most ``keep_s`` seconds, the most recent).
+    ``narrowband`` declares a telephone call (see :meth:`VoiceSpoofChecker.assess`).
     Not thread-safe: one instance per call.
     """
 
     def __init__(
-        self, checker: VoiceSpoofChecker, *, hop_s: float = 2.0, keep_s: float = 30.0
+        self,
+        checker: VoiceSpoofChecker,
+        *,
+        hop_s: float = 2.0,
+        keep_s: float = 30.0,
+        narrowband: bool = False,
     ) -> None:
         if checker.model is None:
             raise ConfigurationError("a running voice spoof score needs the AASIST model")
         self._checker = checker
+        self._narrowband = narrowband
         self._model = checker.model
         self._window = int(self._model.window)
         self._hop = max(1, round(hop_s * 16000))
@@ -220,4 +300,6 @@ class VoiceSpoofRunning:
         Before the first full window, AASIST runs once on the (tiled) buffered audio."""
         running = self.running
         log_odds = running.mean_log_odds if running.windows else None
-        return self._checker.assess(self._buffer, speech_segments, aasist_log_odds=log_odds)
+        return self._checker.assess(
+            self._buffer, speech_segments, aasist_log_odds=log_odds, narrowband=self._narrowband
+        )

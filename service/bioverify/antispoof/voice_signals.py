@@ -49,6 +49,11 @@ The signals, and why each should carry over to synthesis systems not seen in dev
 ``reverb_tail``
     Energy decay after speech offsets (dB over 100 ms): replayed speech carries the
     reverberation of the playback room on top of the recording room's.
+``nb_modulation`` / ``nb_contrast`` / ``nb_texture``
+    Telephone-band (below 3.4 kHz) versions of ``mel_modulation`` (30 mel bands of
+    100-3400 Hz), of the harmonic peak-to-valley range (500 Hz bands of 0.5-3.5 kHz) and of
+    the unvoiced fine-structure spread (detrended 1.8-3.4 kHz): the cues a telephone channel
+    keeps, used by the narrowband fusion. On wideband audio they measure the same thing.
 
 Nothing here looks at which data set a clip came from; the development data's groups (a
 22.05 kHz TTS corpus and a 16 kHz VC corpus) are compared per group in the fitting script.
@@ -90,7 +95,13 @@ SIGNAL_NAMES: tuple[str, ...] = (
     "zero_fraction",
     "lf_ratio",
     "reverb_tail",
+    "nb_modulation",
+    "nb_contrast",
+    "nb_texture",
 )
+NARROWBAND_SIGNALS: tuple[str, ...] = ("nb_modulation", "nb_contrast", "nb_texture")
+"""The in-band (below 3.4 kHz) counterparts of the over-smoothing, spectral-contrast and
+vocoder-texture signals, meaningful on telephone audio."""
 
 
 @dataclass(frozen=True)
@@ -522,6 +533,66 @@ def reverb_tail(a: _Analysis) -> Signal:
     )
 
 
+_NB_TOP = 3400.0
+
+
+def nb_modulation(a: _Analysis) -> Signal:
+    name, unit = "nb_modulation", "dB/frame"
+    if a.active.sum() < 20:
+        return _nan(name, unit, "too little speech")
+    bank = _mel_filterbank(30, FRAME, 100.0, _NB_TOP)
+    logmel = 10.0 * np.log10(a.power @ bank.T + _EPS)
+    pair = a.active[1:] & a.active[:-1]
+    value = float(np.abs(np.diff(logmel, axis=0))[pair].mean())
+    return Signal(
+        name,
+        value,
+        unit,
+        f"telephone-band log-mel changes {value:.2f} dB per 10 ms over speech (smooth, "
+        "averaged spectra change less)",
+    )
+
+
+def nb_contrast(a: _Analysis) -> Signal:
+    name, unit = "nb_contrast", "dB"
+    if a.voiced.sum() < 10:
+        return _nan(name, unit, "too few voiced frames")
+    logp = 10.0 * np.log10(a.power[a.voiced] + _EPS)
+    ranges = []
+    for lo in range(500, 3500, 500):
+        band = logp[:, _band(a, lo, lo + 500)]
+        ranges.append(np.percentile(band, 95, axis=1) - np.percentile(band, 5, axis=1))
+    value = float(np.median(np.mean(ranges, axis=0)))
+    return Signal(
+        name,
+        value,
+        unit,
+        f"peak-to-valley {value:.1f} dB within 500 Hz bands of 0.5-3.5 kHz of voiced speech "
+        "(averaged spectra are flatter)",
+    )
+
+
+def nb_texture(a: _Analysis) -> Signal:
+    name, unit = "nb_texture", "dB"
+    frames = a.active & ~a.voiced
+    if frames.sum() < 5:
+        return _nan(name, unit, "too few unvoiced speech frames")
+    band = _band(a, 1800.0, _NB_TOP)
+    logp = 10.0 * np.log10(a.power[frames][:, band] + _EPS)
+    x = a.freqs[band]
+    design = np.vstack([x - x.mean(), np.ones_like(x)]).T
+    coef, *_ = np.linalg.lstsq(design, logp.T, rcond=None)
+    resid = logp - (design @ coef).T
+    value = float(np.median(resid.std(axis=1)))
+    return Signal(
+        name,
+        value,
+        unit,
+        f"1.8-3.4 kHz fine structure spreads {value:.1f} dB in unvoiced speech (stationary "
+        f"noise gives {GAUSSIAN_NOISE_SPREAD_DB:.1f} dB)",
+    )
+
+
 def compute_signals(
     wave16k: Waveform | FloatArray, segments: Sequence[SpeechSegment]
 ) -> dict[str, Signal]:
@@ -542,6 +613,9 @@ def compute_signals(
         zero_fraction(x, a),
         lf_ratio(a),
         reverb_tail(a),
+        nb_modulation(a),
+        nb_contrast(a),
+        nb_texture(a),
     ]
     return {s.name: s for s in signals}
 

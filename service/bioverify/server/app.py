@@ -212,7 +212,9 @@ def build_voice_spoof_checker(pack: PackManifest, threads: int) -> VoiceSpoofChe
         if "aasist" in pack.files
         else None
     )
-    return VoiceSpoofChecker(model, fusion)
+    narrow = pack.raw.get("fusion_narrowband")
+    narrowband = LogisticFusion.from_dict(narrow) if isinstance(narrow, dict) else None
+    return VoiceSpoofChecker(model, fusion, narrowband_fusion=narrowband)
 
 
 def build_liveness_gate(settings: Settings) -> LivenessGate:

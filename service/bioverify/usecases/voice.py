@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
+from bioverify.antispoof.bandwidth import declared_narrowband
 from bioverify.antispoof.voice_checker import MIN_SPEECH_S, VoiceSpoofChecker
 from bioverify.errors import (
     AudioTooShort,
@@ -427,10 +428,15 @@ class VoiceVerification:
 
     def check_clip(self, clip: AudioInput) -> LivenessAssessment:
         """Synthetic / converted / replayed speech check on one clip (CheckLiveness)."""
-        if self.liveness.voice is None:
+        checker = self.liveness.voice
+        if checker is None:
             raise NotImplementedYet("no voice anti-spoofing pack is installed")
-        _, sample = self._analyse_labelled(clip, "clip")
-        return self.pool.run(self.liveness.voice.assess, sample.wave, sample.segments)
+        decoded, sample = self._analyse_labelled(clip, "clip")
+        # Declared 8 kHz / G.711 input is narrowband; otherwise the checker measures it.
+        narrowband = declared_narrowband(decoded.sample_rate_hz, decoded.encoding)
+        return self.pool.run(
+            lambda: checker.assess(sample.wave, sample.segments, narrowband=narrowband)
+        )
 
     # -- live calls -------------------------------------------------------------------------
     def open_stream(self, config: StreamConfig) -> VoiceStreamSession:
@@ -466,7 +472,12 @@ class VoiceVerification:
                 "liveness was required but this service has no voice anti-spoofing pack installed"
             )
         monitor = (
-            StreamSpoofMonitor(checker, rate=vad.sample_rate, input_rate=config.sample_rate_hz)
+            StreamSpoofMonitor(
+                checker,
+                rate=vad.sample_rate,
+                input_rate=config.sample_rate_hz,
+                narrowband=declared_narrowband(config.sample_rate_hz, config.encoding),
+            )
             if checker is not None
             else None
         )
@@ -589,8 +600,13 @@ class StreamSpoofMonitor:
     Not thread-safe: one instance per call.
     """
 
-    def __init__(self, checker: VoiceSpoofChecker, *, rate: int, input_rate: int) -> None:
+    def __init__(
+        self, checker: VoiceSpoofChecker, *, rate: int, input_rate: int, narrowband: bool = False
+    ) -> None:
         self.checker = checker
+        self.narrowband = narrowband
+        """Declared telephone call (8 kHz or G.711): the telephone-band fusion scores every
+        window; otherwise each window's bandwidth is measured by the checker."""
         self.rate = rate
         window = int(checker.model.window) if checker.model is not None else round(4.04 * rate)
         self.span = window
@@ -678,10 +694,12 @@ class StreamSpoofMonitor:
         if model is not None and span.wave.size > self.span:
             window = span.wave[span.aasist_start : span.aasist_start + self.span]
             log_odds = model.log_odds(window)
-        return self.checker.assess(span.wave, span.segments, aasist_log_odds=log_odds)
+        return self.checker.assess(
+            span.wave, span.segments, aasist_log_odds=log_odds, narrowband=self.narrowband
+        )
 
     def record(self, assessment: LivenessAssessment, span: _SpoofSpan) -> None:
-        margin = _logit(assessment.score) - _logit(self.checker.threshold)
+        margin = _logit(assessment.score) - _logit(assessment.threshold)
         clip = STREAM_SPOOF_MARGIN_CLIP
         self._recent.append(
             _SpoofWindow(
@@ -712,7 +730,7 @@ class StreamSpoofMonitor:
         recent = list(self._recent)
         total = sum(w.speech_s for w in recent)
         margin = self._margin()
-        threshold = self.checker.threshold
+        threshold = recent[-1].assessment.threshold
         live_now = margin >= 0.0
         flagged = sum(1 for w in recent if w.margin < 0.0)
         checks = self._checks(recent, total)
@@ -730,7 +748,12 @@ class StreamSpoofMonitor:
                 ),
             )
         )
-        if self.input_rate < 16000:
+        if self.input_rate < 16000 or self.narrowband:
+            model = (
+                "the telephone-band model scores it"
+                if self.checker.narrowband_fusion is not None
+                else "no telephone-band model is installed, so it scores as less live"
+            )
             checks.append(
                 Check(
                     name="stream_bandwidth",
@@ -738,9 +761,9 @@ class StreamSpoofMonitor:
                     weight=0.0,
                     passed=True,
                     detail=(
-                        f"informational: the stream is sampled at {self.input_rate} Hz, so "
-                        "the checks on the 4-7.5 kHz band see no signal; narrowband calls "
-                        "score as less live than wideband ones"
+                        f"informational: the stream is sampled at {self.input_rate} Hz"
+                        f"{' (G.711)' if self.narrowband and self.input_rate > 8000 else ''}; "
+                        f"narrowband input: {model}"
                     ),
                 )
             )
