@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import soundfile as sf
 
 from bioverify import metrics
 from bioverify.errors import BioverifyError
@@ -28,6 +29,7 @@ from bioverify.scoring import (
 )
 from bioverify.voice.audio_decode import AudioLimits, decode_audio
 from bioverify.voice.pipeline import VoicePipeline
+from bioverify_admin.eval_voice import TELEPHONY_RATE, telephony_bytes
 
 logger = logging.getLogger(__name__)
 
@@ -58,15 +60,29 @@ def embed_face_files(
 
 
 def embed_voice_files(
-    pipeline: VoicePipeline, limits: AudioLimits, paths: Sequence[Path], workers: int = 2
+    pipeline: VoicePipeline,
+    limits: AudioLimits,
+    paths: Sequence[Path],
+    workers: int = 2,
+    *,
+    telephony: bool = False,
 ) -> dict[Path, np.ndarray]:
-    """Speaker embeddings of every clip the pipeline accepts; failures are left out."""
+    """Speaker embeddings of every clip the pipeline accepts; failures are left out. With
+    ``telephony`` each clip first goes through 8 kHz G.711 mu-law, as a phone line carries it."""
 
     def one(path: Path) -> tuple[Path, np.ndarray | None]:
         try:
-            decoded = decode_audio(path.read_bytes(), limits=limits)
+            if telephony:
+                decoded = decode_audio(
+                    telephony_bytes(path),
+                    encoding="MULAW",
+                    sample_rate_hz=TELEPHONY_RATE,
+                    limits=limits,
+                )
+            else:
+                decoded = decode_audio(path.read_bytes(), limits=limits)
             return path, pipeline.analyse(decoded).embedding
-        except (BioverifyError, OSError) as exc:
+        except (BioverifyError, OSError, sf.LibsndfileError) as exc:
             logger.warning("skipping %s: %s", path.name, exc)
             return path, None
 
@@ -163,13 +179,30 @@ def write_into_manifest(
     calibration: Calibration,
     points: Sequence[OperatingPoint],
     default_point: str,
+    channel: str = "",
 ) -> None:
+    """Write the fit as the pack's calibration, or with ``channel`` as that channel's (the
+    channel must use the pack's operating point names)."""
     data = json.loads(manifest_path.read_text(encoding="utf-8"))
-    data["calibration"] = calibration.to_dict()
-    data["operating_points"] = [p.to_dict() for p in points]
-    if default_point not in {p.name for p in points}:
-        raise ValueError(f"default operating point {default_point} is not among the fitted ones")
-    data["default_operating_point"] = default_point
+    if channel:
+        names = {p["name"] for p in data.get("operating_points", ())}
+        if names != {p.name for p in points}:
+            raise ValueError(
+                f"fit the same operating points as the pack ({', '.join(sorted(names))}) "
+                f"for channel {channel}"
+            )
+        data.setdefault("channel_calibrations", {})[channel] = {
+            "calibration": calibration.to_dict(),
+            "operating_points": [p.to_dict() for p in points],
+        }
+    else:
+        data["calibration"] = calibration.to_dict()
+        data["operating_points"] = [p.to_dict() for p in points]
+        if default_point not in {p.name for p in points}:
+            raise ValueError(
+                f"default operating point {default_point} is not among the fitted ones"
+            )
+        data["default_operating_point"] = default_point
     tmp = manifest_path.with_suffix(".tmp")
     tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
     tmp.replace(manifest_path)

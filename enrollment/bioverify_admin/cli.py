@@ -31,6 +31,8 @@ from bioverify_admin.local_server import ServerStartError, local_server
 if TYPE_CHECKING:
     from bioverify_admin.calibrate import ScoreSet
 
+NARROWBAND = "narrowband"  # the pack channel fitted by `calibrate voice --telephony`
+
 if TYPE_CHECKING:
     from bioverify.scoring import OperatingPoint
     from bioverify_admin.eval_face import PairEvaluation
@@ -195,12 +197,13 @@ def _scores_from_service(
             evaluation = run_face_pairs(client, read_face_pairs(args.pairs), concurrency=2)
         else:
             evaluation = run_speaker_trials(
-                client, read_speaker_trials(args.pairs), telephony=False, concurrency=2
+                client, read_speaker_trials(args.pairs), telephony=args.telephony, concurrency=2
             )
     pack = catalog.choose(args.modality, served)
     scores = calibrate.scores_from_results(
         [(r.same, r.similarity) for r in evaluation.results],
-        f"pairs {args.pairs.name} scored by the service at {args.server}",
+        f"pairs {args.pairs.name} scored by the service at {args.server}"
+        + (" through 8 kHz G.711 mu-law" if args.telephony else ""),
     )
     return pack, scores
 
@@ -211,6 +214,9 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 
     settings = Settings.from_env()
     catalog = PackCatalog(settings.model_dir, settings.data_dir / "packs")
+    if args.telephony and args.modality != "voice":
+        print("bioverify-admin: --telephony applies to voice only", file=sys.stderr)
+        return EXIT_USAGE
     if args.server:
         if not args.pairs:
             print(
@@ -237,19 +243,24 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         labelled = read_speaker_utterances(args.images) if args.images else []
 
         def embed(paths: list[Path]) -> dict[Path, Any]:
-            return calibrate.embed_voice_files(voice_pipeline, audio_limits(settings), paths)
+            return calibrate.embed_voice_files(
+                voice_pipeline, audio_limits(settings), paths, telephony=args.telephony
+            )
 
+    line = " through 8 kHz G.711 mu-law" if args.telephony else ""
     if pairs:
         embeddings = embed([p.path_a for p in pairs] + [p.path_b for p in pairs])
         scores = calibrate.scores_from_pairs(
-            embeddings, [(p.path_a, p.path_b, p.same) for p in pairs], f"pairs {args.pairs.name}"
+            embeddings,
+            [(p.path_a, p.path_b, p.same) for p in pairs],
+            f"pairs {args.pairs.name}{line}",
         )
     else:
         embeddings = embed([i.path for i in labelled])
         scores = calibrate.scores_from_identities(
             embeddings,
             {i.path: i.identity for i in labelled},
-            f"all pairs of {args.images.name} ({len(labelled)} samples)",
+            f"all pairs of {args.images.name} ({len(labelled)} samples){line}",
         )
     return _finish_calibration(args, pack, scores)
 
@@ -259,10 +270,14 @@ def _finish_calibration(args: argparse.Namespace, pack: PackManifest, scores: Sc
 
     fmrs = [float(x) for x in args.target_fmr.split(",")]
     calibration, points = calibrate.fit_calibration(scores, fmrs)
-    before = calibrate.report_rows(scores, pack.operating_points) if pack.operating_points else []
+    channel = NARROWBAND if args.telephony else ""
+    current = pack.channels[channel].operating_points if channel in pack.channels else None
+    current = current or pack.operating_points
+    before = calibrate.report_rows(scores, current) if current else []
     after = calibrate.report_rows(scores, points)
     report = {
         "pack": pack.id,
+        "channel": channel or "default",
         "n_genuine": int(scores.genuine.size),
         "n_impostor": int(scores.impostor.size),
         "n_failed_images": scores.n_failed_images,
@@ -287,7 +302,9 @@ def _finish_calibration(args: argparse.Namespace, pack: PackManifest, scores: Sc
             print("this pack has no manifest file to write into", file=sys.stderr)
             return EXIT_FAILED
         default_point = args.default or operating_point_name(fmrs[0])
-        calibrate.write_into_manifest(pack.manifest_path, calibration, points, default_point)
+        calibrate.write_into_manifest(
+            pack.manifest_path, calibration, points, default_point, channel=channel
+        )
         print(f"written into {pack.manifest_path}", file=sys.stderr)
     return EXIT_OK
 
@@ -649,6 +666,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="TSV of pairs: face `path_a, path_b, same`; voice `enroll_path, test_path, target`",
     )
     p.add_argument("--pack", help="pack id (default: BIOVERIFY_FACE_PACK / auto)")
+    p.add_argument(
+        "--telephony",
+        action="store_true",
+        help="voice: pass every clip through 8 kHz G.711 mu-law first and fit the pack's "
+        "narrowband (telephone) calibration, used for 8 kHz / G.711 input",
+    )
     p.add_argument(
         "--server",
         help="HOST:PORT of a running service: score --pairs through it (the pack it serves is "

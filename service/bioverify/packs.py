@@ -55,6 +55,12 @@ class ComponentSpec:
 
 
 @dataclass(frozen=True)
+class ChannelCalibration:
+    calibration: Calibration
+    operating_points: tuple[OperatingPoint, ...]
+
+
+@dataclass(frozen=True)
 class PackManifest:
     id: str
     version: str
@@ -70,6 +76,9 @@ class PackManifest:
     root: Path
     manifest_path: Path | None
     raw: Mapping[str, Any]
+    # Calibration and thresholds for another capture channel (e.g. "narrowband": telephone
+    # audio), whose impostor scores sit elsewhere; same operating point names as the default.
+    channels: Mapping[str, ChannelCalibration] = field(default_factory=dict)
 
     @property
     def template_model(self) -> str:
@@ -87,9 +96,15 @@ class PackManifest:
             raise ConfigurationError(f"pack {self.id} has no file for {role!r}") from exc
         return resolve_file(entry, self.root)
 
-    def operating_point(self, name: str = "") -> OperatingPoint:
+    def calibration_for(self, channel: str = "") -> Calibration | None:
+        """The calibration for ``channel`` where the pack has one, else the default."""
+        special = self.channels.get(channel)
+        return special.calibration if special is not None else self.calibration
+
+    def operating_point(self, name: str = "", channel: str = "") -> OperatingPoint:
         wanted = name or self.default_operating_point
-        for point in self.operating_points:
+        special = self.channels.get(channel)
+        for point in special.operating_points if special is not None else self.operating_points:
             if point.name == wanted:
                 return point
         valid = ", ".join(p.name for p in self.operating_points) or "none"
@@ -181,6 +196,20 @@ def parse_manifest(
         default_point = str(data.get("default_operating_point", points[0].name if points else ""))
         if points and default_point not in {p.name for p in points}:
             raise ConfigurationError(f"{where}: default operating point {default_point} unknown")
+        channels = {
+            str(name): ChannelCalibration(
+                calibration=Calibration.from_dict(block["calibration"]),
+                operating_points=tuple(
+                    OperatingPoint.from_dict(p) for p in block["operating_points"]
+                ),
+            )
+            for name, block in dict(data.get("channel_calibrations", {})).items()
+        }
+        for name, channel in channels.items():
+            if {p.name for p in channel.operating_points} != {p.name for p in points}:
+                raise ConfigurationError(
+                    f"{where}: channel {name} must define the same operating points as the pack"
+                )
         return PackManifest(
             id=str(data["id"]),
             version=str(data.get("version", "1")),
@@ -196,6 +225,7 @@ def parse_manifest(
             root=root,
             manifest_path=manifest_path,
             raw=dict(data),
+            channels=channels,
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise ConfigurationError(f"{where}: invalid pack manifest ({exc})") from exc

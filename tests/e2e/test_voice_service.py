@@ -13,9 +13,10 @@ import pytest
 import soundfile as sf
 
 from bioverify.client import BioverifyClient, BioverifyClientError
+from bioverify.packs import PackCatalog
 from bioverify.v1 import common_pb2, voice_pb2
 from bioverify.voice.audio_decode import alaw_encode, mulaw_encode, resample
-from tests.conftest import DATA
+from tests.conftest import DATA, MODELS
 
 AUDIO = DATA / "speaker" / "audio"
 MALE = sorted((AUDIO / "timit_dr1-mcpm0").glob("*.flac"))
@@ -97,6 +98,20 @@ def test_formats_rates_and_channels(client: BioverifyClient) -> None:
         assert reply.match.decision == common_pb2.ACCEPT, name
     rate = client.compare_voices(reference, variants["mulaw-8k"]).quality_b.input_sample_rate_hz
     assert rate == 8000
+    # Two phone-line clips are scored against the pack's telephone thresholds (a shared line
+    # raises impostor scores); a phone clip against a wideband one keeps the default ones.
+    pack = PackCatalog(MODELS, MODELS / "no-imports").get("voice-campplus")
+    phone = pack.operating_point(channel="narrowband").threshold
+    assert phone > pack.operating_point().threshold
+    mixed = client.compare_voices(reference, variants["mulaw-8k"]).match
+    assert mixed.threshold == pytest.approx(pack.operating_point().threshold)
+    phone_reference = client.audio(
+        mulaw_encode(load(MALE[1], 8000)), encoding="MULAW", sample_rate_hz=8000
+    )
+    for name in ("pcm16-8k", "mulaw-8k", "alaw-8k"):
+        both = client.compare_voices(phone_reference, variants[name]).match
+        assert both.operating_point == pack.default_operating_point
+        assert both.threshold == pytest.approx(phone) and both.decision == common_pb2.ACCEPT
     # The other channel of that recording is silent: no speech to compare.
     expect(
         grpc.StatusCode.INVALID_ARGUMENT,
@@ -301,3 +316,20 @@ def test_stream_stopping_mid_sample_and_silence_only(client: BioverifyClient) ->
     assert final.final and final.decision == common_pb2.RETRY and not final.HasField("match")
     assert final.reasons[0].code == "NOT_ENOUGH_SPEECH"
     client.delete_subject("exec-3")
+
+
+def test_phone_enrolled_subject_is_verified_at_telephone_thresholds(
+    client: BioverifyClient,
+) -> None:
+    pack = PackCatalog(MODELS, MODELS / "no-imports").get("voice-campplus")
+
+    def phone(path: Path) -> voice_pb2.Audio:
+        return client.audio(mulaw_encode(load(path, 8000)), encoding="MULAW", sample_rate_hz=8000)
+
+    client.enroll_voice("phone-1", [phone(p) for p in LIBRI[:2]], tenant="phone")
+    by_phone = client.verify_voice("phone-1", phone(LIBRI[3]), tenant="phone").match
+    assert by_phone.threshold == pytest.approx(pack.operating_point(channel="narrowband").threshold)
+    assert by_phone.decision == common_pb2.ACCEPT
+    by_app = client.verify_voice("phone-1", client.audio(LIBRI[4].read_bytes()), tenant="phone")
+    assert by_app.match.threshold == pytest.approx(pack.operating_point().threshold)
+    client.delete_subject("phone-1", tenant="phone")
