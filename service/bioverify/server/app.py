@@ -24,6 +24,7 @@ from bioverify.face.pipeline import FacePipeline, ImageLimits
 from bioverify.face.quality import DEFAULT_THRESHOLDS, QualityThresholds
 from bioverify.face.registry import build_detector, build_embedder
 from bioverify.index.gallery import Gallery, GalleryFollower
+from bioverify.liveness.av_sync import AvSyncChecker
 from bioverify.liveness.challenge import ChallengeIssuer
 from bioverify.liveness.face_checker import FaceLivenessChecker
 from bioverify.packs import PackCatalog, PackManifest, ensure_verified
@@ -415,6 +416,8 @@ def build(settings: Settings) -> Application:
         face_pipeline,
         pool,
         ChallengeIssuer(ttl_seconds=settings.challenge_ttl_s, max_pending=10_000),
+        av_sync=AvSyncChecker.create(vad=voice_pipeline.vad if voice_pipeline else None),
+        audio_limits=audio_limits(settings),
     )
     liveness_pb2_grpc.add_LivenessServiceServicer_to_server(
         LivenessServicer(checks, voices), server

@@ -5,16 +5,23 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
+from typing import TYPE_CHECKING
 
 from bioverify.antispoof.voice_checker import VoiceSpoofChecker
 from bioverify.errors import InvalidInput, NotImplementedYet
 from bioverify.face.pipeline import FacePipeline, PreparedFace
 from bioverify.face.quality import estimate_pose
+from bioverify.liveness.av_sync import AV_SYNC, AV_SYNC_FAILED, AvSyncChecker
 from bioverify.liveness.challenge import Challenge, ChallengeIssuer, verify_challenge
 from bioverify.liveness.face_checker import FaceLivenessChecker
 from bioverify.liveness.ports import Check, LivenessAssessment
 from bioverify.usecases.common import InferencePool, Issue, RequestPolicy
+from bioverify.voice.audio_decode import AudioLimits, DecodedAudio, decode_audio
 from bioverify.voice.ports import SpeechSegment, Waveform
+
+if TYPE_CHECKING:
+    from bioverify.usecases.voice import AudioInput
 
 
 @dataclass(frozen=True)
@@ -99,12 +106,18 @@ class LivenessChecks:
         issuer: ChallengeIssuer,
         *,
         max_frames: int = 32,
+        av_sync: AvSyncChecker | None = None,
+        audio_limits: AudioLimits | None = None,
     ) -> None:
         self.gate = gate
         self.face_pipeline = face_pipeline
         self.pool = pool
         self.issuer = issuer
         self.max_frames = max_frames
+        self.av_sync = av_sync
+        self.audio_limits = audio_limits or AudioLimits(
+            max_bytes=25 * 1024 * 1024, max_duration_s=300.0
+        )
 
     def start_challenge(self) -> Challenge:
         if self.gate.face is None:
@@ -117,13 +130,24 @@ class LivenessChecks:
         return self.pool.run(checker.assess, prepared.image, prepared.finding.face)
 
     def check_frames(
-        self, frames: Sequence[bytes], challenge_id: str, nonce: str
+        self,
+        frames: Sequence[bytes],
+        challenge_id: str,
+        nonce: str,
+        *,
+        fps: float = 0.0,
+        audio: AudioInput | None = None,
     ) -> LivenessAssessment:
+        """Liveness over a burst of frames: the face checker (motion included), then the
+        active challenge when one is answered and the audio-visual sync check when the
+        frames come with their audio. A failed challenge or an evaluated, failed sync check
+        makes the sample not live (CHALLENGE_FAILED / AV_SYNC_FAILED)."""
         checker = self._face_checker()
         if len(frames) < 2:
             raise InvalidInput("send at least two frames for a multi-frame liveness check")
         if len(frames) > self.max_frames:
             raise InvalidInput(f"at most {self.max_frames} frames per liveness check")
+        decoded = self._frames_audio(audio, len(frames), fps) if audio is not None else None
         challenge = self.issuer.consume(challenge_id, nonce) if challenge_id else None
         futures = [self.pool.submit(self.face_pipeline.prepare, f) for f in frames]
         prepared = []
@@ -133,30 +157,72 @@ class LivenessChecks:
             except InvalidInput as exc:
                 exc.message = f"frame {index}: {exc.message}"
                 raise
-        assessment = self.pool.run(
-            checker.assess_frames, [(p.image, p.finding.face) for p in prepared]
-        )
-        if challenge is None:
+        faces = [(p.image, p.finding.face) for p in prepared]
+        assessment = self.pool.run(checker.assess_frames, faces)
+        live, score = assessment.live, assessment.score
+        checks, reasons = list(assessment.checks), list(assessment.reasons)
+        if challenge is not None:
+            poses = [estimate_pose(p.finding.face.landmarks) for p in prepared]
+            passed, detail = verify_challenge(challenge, poses)
+            checks.append(
+                Check(
+                    name="active_challenge",
+                    score=1.0 if passed else 0.0,
+                    weight=0.0,
+                    passed=passed,
+                    detail=detail,
+                )
+            )
+            if not passed:
+                live, score = False, min(score, 0.0)
+                reasons.append(("CHALLENGE_FAILED", detail))
+        if decoded is not None:
+            if self.av_sync is None:
+                checks.append(
+                    Check(
+                        name=AV_SYNC,
+                        score=0.0,
+                        weight=0.0,
+                        passed=False,
+                        detail="not evaluated: this service has no audio-visual sync check",
+                    )
+                )
+            else:
+                result = self.pool.run(
+                    self.av_sync.check, faces, fps, decoded.samples, decoded.sample_rate_hz
+                )
+                checks.append(result.check)
+                if result.evaluated and not result.check.passed:
+                    live = False
+                    reasons.append((AV_SYNC_FAILED, result.check.detail))
+        if challenge is None and decoded is None:
             return assessment
-        poses = [estimate_pose(p.finding.face.landmarks) for p in prepared]
-        passed, detail = verify_challenge(challenge, poses)
-        check = Check(
-            name="active_challenge",
-            score=1.0 if passed else 0.0,
-            weight=0.0,
-            passed=passed,
-            detail=detail,
-        )
-        reasons = assessment.reasons
-        if not passed:
-            reasons = (*reasons, ("CHALLENGE_FAILED", detail))
         return LivenessAssessment(
-            live=assessment.live and passed,
-            score=assessment.score if passed else min(assessment.score, 0.0),
+            live=live,
+            score=score,
             threshold=assessment.threshold,
-            checks=(*assessment.checks, check),
-            reasons=reasons,
+            checks=tuple(checks),
+            reasons=tuple(reasons),
         )
+
+    def _frames_audio(self, audio: AudioInput, n_frames: int, fps: float) -> DecodedAudio:
+        """The audio track of a frame sequence, decoded and checked against the frames."""
+        if not audio.data:
+            raise InvalidInput("the frames' audio is empty: send the capture's audio or none")
+        decode = partial(
+            decode_audio,
+            encoding=audio.encoding,
+            sample_rate_hz=audio.sample_rate_hz,
+            channels=audio.channels,
+            channel=audio.channel,
+            limits=self.audio_limits,
+        )
+        decoded = self.pool.run(decode, audio.data)
+        if self.av_sync is not None:
+            self.av_sync.validate(n_frames, fps, decoded.duration_s)
+        elif not fps > 0:
+            raise InvalidInput("frames with audio need their frame rate: set fps > 0")
+        return decoded
 
     def _face_checker(self) -> FaceLivenessChecker:
         if self.gate.face is None:
