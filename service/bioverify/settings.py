@@ -66,6 +66,9 @@ class Settings:
     require_face_liveness: bool = False  # service default for enroll/verify/identify
     require_voice_liveness: bool = False
     liveness_observe_only: bool = False  # report liveness findings but never block
+    # False: telephone-band audio fails required voice liveness (no downgrade to the weaker
+    # telephone-band spoofing model)
+    voice_liveness_allow_narrowband: bool = True
     # YAML file: tenant -> {require_face, require_voice, observe_only}
     liveness_tenant_policies: str = ""
     challenge_ttl_s: float = 120.0

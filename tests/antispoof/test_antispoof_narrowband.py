@@ -34,8 +34,6 @@ from tests.antispoof.antispoof_assets import read_clip, spoof_rows
 from tests.antispoof.test_antispoof_accuracy import subset
 from tests.antispoof.test_antispoof_checker import FUSION, FixedModel, speech
 
-WIDE_BONAFIDE = "voice_spoof/vctk_vcdemo/p225_001.wav"
-
 
 def _first_bonafide() -> str:
     return next(r["path"] for r in spoof_rows() if r["label"] == "bonafide")

@@ -191,6 +191,9 @@ def tenant_liveness_policies(settings: Settings) -> dict[str, TenantLivenessPoli
                 require_face=bool(p.get("require_face", settings.require_face_liveness)),
                 require_voice=bool(p.get("require_voice", settings.require_voice_liveness)),
                 observe_only=bool(p.get("observe_only", settings.liveness_observe_only)),
+                allow_narrowband_voice=bool(
+                    p.get("allow_narrowband_voice", settings.voice_liveness_allow_narrowband)
+                ),
             )
             for tenant, p in dict(data).items()
         }
@@ -228,6 +231,7 @@ def build_liveness_gate(settings: Settings) -> LivenessGate:
             require_face=settings.require_face_liveness,
             require_voice=settings.require_voice_liveness,
             observe_only=settings.liveness_observe_only,
+            allow_narrowband_voice=settings.voice_liveness_allow_narrowband,
         ),
         tenants=tenant_liveness_policies(settings),
     )

@@ -4,10 +4,11 @@ default), running the checkers, and CheckLiveness / active challenges on their o
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import TYPE_CHECKING
 
+from bioverify.antispoof.bandwidth import assess_bandwidth
 from bioverify.antispoof.voice_checker import VoiceSpoofChecker
 from bioverify.errors import InvalidInput, NotImplementedYet
 from bioverify.face.pipeline import FacePipeline, PreparedFace
@@ -29,6 +30,10 @@ class TenantLivenessPolicy:
     require_face: bool = False
     require_voice: bool = False
     observe_only: bool = False
+    # Telephone-band audio gets the weaker telephone-band spoofing model; a tenant that must
+    # not let an attacker downgrade to it (by sending 8 kHz / G.711 or low-passed audio) sets
+    # this False, and narrowband samples then fail voice liveness.
+    allow_narrowband_voice: bool = True
 
 
 @dataclass(frozen=True)
@@ -60,6 +65,9 @@ class LivenessGate:
     def _policy(self, tenant: str) -> TenantLivenessPolicy:
         return self.tenants.get(tenant, self.default)
 
+    def allows_narrowband(self, tenant: str) -> bool:
+        return self._policy(tenant).allow_narrowband_voice
+
     def _required(self, request: RequestPolicy, tenant: str, modality: str) -> tuple[bool, bool]:
         policy = self._policy(tenant)
         default = policy.require_face if modality == "face" else policy.require_voice
@@ -84,7 +92,11 @@ class LivenessGate:
         tenant: str,
         wave16k: Waveform,
         segments: Sequence[SpeechSegment],
+        *,
+        declared_narrowband: bool = False,
     ) -> LivenessResult | None:
+        """``declared_narrowband``: the request sent 8 kHz or G.711 audio (otherwise the
+        bandwidth is measured on the audio)."""
         required, observe = self._required(request, tenant, "voice")
         if not required:
             return None
@@ -92,7 +104,23 @@ class LivenessGate:
             raise NotImplementedYet(
                 "liveness was required but this service has no voice anti-spoofing pack installed"
             )
-        return LivenessResult(self.voice.assess(wave16k, segments), observe)
+        bandwidth = assess_bandwidth(wave16k, segments, declared=declared_narrowband)
+        assessment = self.voice.assess(wave16k, segments, narrowband=bandwidth.narrowband)
+        if bandwidth.narrowband and not self._policy(tenant).allow_narrowband_voice:
+            assessment = replace(
+                assessment,
+                live=False,
+                reasons=(
+                    (
+                        "NARROWBAND_NOT_ALLOWED",
+                        "telephone-band audio cannot be checked for synthetic speech as "
+                        f"reliably as wideband audio, and this tenant requires wideband "
+                        f"({bandwidth.detail})",
+                    ),
+                    *assessment.reasons,
+                ),
+            )
+        return LivenessResult(assessment, observe)
 
 
 class LivenessChecks:

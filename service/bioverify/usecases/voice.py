@@ -294,8 +294,8 @@ class VoiceVerification:
         issues_a = self._speech_issues(sample_a, self.policy.min_verify_speech_s)
         issues_b = self._speech_issues(sample_b, self.policy.min_verify_speech_s)
         similarity = cosine_similarity(sample_a.embedding, sample_b.embedding)
-        live_a = self._liveness(policy, DEFAULT_TENANT, sample_a, compare=True)
-        live_b = self._liveness(policy, DEFAULT_TENANT, sample_b, compare=True)
+        live_a = self._liveness(policy, DEFAULT_TENANT, dec_a, sample_a, compare=True)
+        live_b = self._liveness(policy, DEFAULT_TENANT, dec_b, sample_b, compare=True)
         calibration, point = self.scoring(policy, self.channel(_narrow(dec_a), _narrow(dec_b)))
         return CompareVoicesOutcome(
             match=decide_match(similarity, calibration, point),
@@ -343,7 +343,7 @@ class VoiceVerification:
                 )
                 continue
             issues = self._speech_issues(sample, self.policy.min_enroll_clip_speech_s)
-            live = None if issues else self._liveness(policy, tenant, sample)
+            live = None if issues else self._liveness(policy, tenant, decoded, sample)
             if live is not None and live.blocks:
                 issues = spoof_issues(live)
             outcomes.append(
@@ -412,7 +412,7 @@ class VoiceVerification:
         point = self.operating_point(policy)
         decoded, sample = self._analyse_labelled(clip, "clip")
         issues = self._speech_issues(sample, self.policy.min_verify_speech_s)
-        live = self._liveness(policy, tenant, sample)
+        live = self._liveness(policy, tenant, decoded, sample)
         # Candidates' channels are not known in the index: a phone probe is searched with the
         # stricter telephone thresholds (an open-set search must not let impostors in).
         calibration, point = self.scoring(policy, self.channel(_narrow(decoded)))
@@ -447,7 +447,7 @@ class VoiceVerification:
         template = self._template(tenant, subject_id)
         decoded, sample = self._analyse_labelled(clip, "clip")
         issues = self._speech_issues(sample, self.policy.min_verify_speech_s)
-        live = self._liveness(policy, tenant, sample)
+        live = self._liveness(policy, tenant, decoded, sample)
         similarity = cosine_similarity(template.vector, sample.embedding)
         calibration, point = self.scoring(
             policy, self.channel(_narrow(decoded), _template_narrow(template))
@@ -462,12 +462,19 @@ class VoiceVerification:
         )
 
     def _liveness(
-        self, policy: RequestPolicy, tenant: str, sample: VoiceSample, compare: bool = False
+        self,
+        policy: RequestPolicy,
+        tenant: str,
+        decoded: DecodedAudio,
+        sample: VoiceSample,
+        compare: bool = False,
     ) -> LivenessResult | None:
         if compare and not policy.require_liveness:
             return None
         return self.pool.run(
-            self.liveness.voice_result, policy, tenant, sample.wave, sample.segments
+            lambda: self.liveness.voice_result(
+                policy, tenant, sample.wave, sample.segments, declared_narrowband=_narrow(decoded)
+            )
         )
 
     def check_clip(self, clip: AudioInput) -> LivenessAssessment:
@@ -521,6 +528,17 @@ class VoiceVerification:
         if required and checker is None:
             raise NotImplementedYet(
                 "liveness was required but this service has no voice anti-spoofing pack installed"
+            )
+        if (
+            required
+            and not observe
+            and declared_narrowband(config.sample_rate_hz, config.encoding)
+            and not self.liveness.allows_narrowband(tenant)
+        ):
+            raise InvalidAudio(
+                "this tenant requires wideband audio for voice liveness: telephone-band streams "
+                "(8 kHz or G.711) cannot be checked for synthetic speech reliably enough",
+                reason="NARROWBAND_NOT_ALLOWED",
             )
         monitor = (
             StreamSpoofMonitor(
