@@ -333,3 +333,51 @@ def test_phone_enrolled_subject_is_verified_at_telephone_thresholds(
     by_app = client.verify_voice("phone-1", client.audio(LIBRI[4].read_bytes()), tenant="phone")
     assert by_app.match.threshold == pytest.approx(pack.operating_point().threshold)
     client.delete_subject("phone-1", tenant="phone")
+
+
+def test_a_call_that_never_ends_is_cut_at_the_maximum_length(
+    tmp_path: Path, models_dir: Path
+) -> None:
+    """A stream that keeps sending past ``max_call_seconds`` gets RESOURCE_EXHAUSTED; the
+    server stays up for the next call."""
+    from bioverify.server.app import build
+    from bioverify.settings import Settings
+
+    app = build(
+        Settings(
+            host="127.0.0.1",
+            port=0,
+            data_dir=tmp_path,
+            model_dir=models_dir,
+            max_call_seconds=3.0,
+            face_liveness_pack="none",
+            voice_antispoof_pack="none",
+            log_level="WARNING",
+        )
+    )
+    app.start()
+    try:
+        with BioverifyClient(f"127.0.0.1:{app.port}", timeout=60, retries=0) as short:
+            short.wait_until_serving(timeout=60)
+            short.enroll_voice("exec-4", [short.audio(p.read_bytes()) for p in LIBRI[:2]])
+
+            def endless() -> Iterator[bytes]:
+                while True:  # 20 ms of mu-law silence, forever
+                    yield b"\xff" * 160
+
+            with pytest.raises(BioverifyClientError) as info:
+                list(
+                    short.verify_voice_stream(
+                        "exec-4", endless(), encoding="MULAW", sample_rate_hz=8000
+                    )
+                )
+            assert info.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED
+            assert "maximum length" in info.value.message
+            call = mulaw_encode(load(LIBRI[3], 8000))
+            chunks = [call[i : i + 160] for i in range(0, min(len(call), 2 * 8000), 160)]
+            final = list(
+                short.verify_voice_stream("exec-4", chunks, encoding="MULAW", sample_rate_hz=8000)
+            )[-1]
+            assert final.final
+    finally:
+        app.stop(grace=1.0)
