@@ -16,7 +16,7 @@ from bioverify.voice.audio_decode import (
     mulaw_encode,
     resample,
 )
-from bioverify.voice.pipeline import VoicePipeline, keep_speech
+from bioverify.voice.pipeline import VoicePipeline, keep_speech, speech_for_embedding
 from bioverify.voice.ports import SpeechSegment
 from bioverify.voice.quality import VoiceIssue
 
@@ -115,3 +115,19 @@ def test_keep_speech() -> None:
         keep_speech(wave, 100, segs), np.r_[10:20, 50:55, 99:100].astype(np.float32)
     )
     assert keep_speech(wave, 100, ()).size == 0
+
+
+def test_mostly_speech_is_embedded_whole_and_long_non_speech_is_cut() -> None:
+    rate = 16000
+    wave = np.arange(10 * rate, dtype=np.float32)
+    # 10 s with 1.4 s of pauses: fluent speech, embedded whole (pauses included).
+    fluent = (SpeechSegment(0.0, 4.3), SpeechSegment(5.0, 7.0), SpeechSegment(7.7, 10.0))
+    assert speech_for_embedding(wave, rate, fluent) is wave
+    # 10 s with 4 s of hold music in the middle: only the (padded) speech is embedded.
+    on_hold = (SpeechSegment(0.0, 3.0), SpeechSegment(7.0, 10.0))
+    cut = speech_for_embedding(wave, rate, on_hold)
+    assert cut.size == round((3.15 + 3.15) * rate)
+    assert cut[0] == 0 and cut[-1] == wave[-1]
+    # Long in seconds but a small share of a long clip: whole.
+    long_clip = np.zeros(60 * rate, dtype=np.float32)
+    assert speech_for_embedding(long_clip, rate, (SpeechSegment(2.0, 60.0),)) is long_clip
