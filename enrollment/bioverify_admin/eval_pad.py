@@ -32,7 +32,6 @@ token, ...) stop it instead: see :class:`PadUnavailable`.
 
 from __future__ import annotations
 
-import io
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -47,9 +46,9 @@ import soundfile as sf
 
 from bioverify import metrics
 from bioverify.client import BioverifyClient, BioverifyClientError
-from bioverify.v1 import liveness_pb2, liveness_pb2_grpc
-from bioverify.voice.audio_decode import mulaw_encode, resample
+from bioverify.v1 import liveness_pb2
 from bioverify_admin.datasets import BONAFIDE, FACE_ATTACK_CLASSES, PadSample
+from bioverify_admin.eval_voice import TELEPHONY_RATE, telephony_mulaw
 
 FAILED_SCORE = -1.0  # a sample the service could not assess: not live at any threshold
 BPCER_TARGETS = ((0.05, "apcer_at_bpcer_5"), (0.10, "apcer_at_bpcer_10"))
@@ -104,29 +103,22 @@ class PadEvaluation:
 
 
 # -- calling the service --------------------------------------------------------------------------
-def _liveness_call(client: BioverifyClient) -> Callable[[Any], Any]:
-    """CheckLiveness through the client's channel, token and retry policy (the SDK has no
-    liveness method of its own yet)."""
-    stub = liveness_pb2_grpc.LivenessServiceStub(client._channel)
-    return lambda request: client._call(stub.CheckLiveness, request)
+Send = Callable[[bytes], Callable[[], liveness_pb2.CheckLivenessResponse]]
+"""A sample's bytes -> the CheckLiveness call to make (building it may fail on a bad file)."""
 
 
-def _check(
-    call: Callable[[Any], Any],
-    sample: PadSample,
-    make_request: Callable[[bytes], liveness_pb2.CheckLivenessRequest],
-) -> PadResult:
+def _check(sample: PadSample, prepare: Send) -> PadResult:
     try:
         data = sample.path.read_bytes()
     except OSError as exc:
         return PadResult(sample, None, False, None, failure=f"UNREADABLE_FILE: {exc.strerror}")
     try:
-        request = make_request(data)
+        call = prepare(data)
     except (sf.LibsndfileError, ValueError) as exc:  # --telephony decodes the file here
         return PadResult(sample, None, False, None, failure=f"UNREADABLE_FILE: {exc}")
     started = time.perf_counter()
     try:
-        reply = call(request)
+        reply = call()
     except BioverifyClientError as exc:
         if exc.code in FATAL_CODES:
             raise PadUnavailable(exc) from exc
@@ -151,38 +143,24 @@ def _reason(exc: BioverifyClientError) -> str:
     return exc.reason or exc.code.name
 
 
-def _run(
-    client: BioverifyClient,
-    samples: Sequence[PadSample],
-    make_request: Callable[[bytes], liveness_pb2.CheckLivenessRequest],
-    workers: int,
-) -> list[PadResult]:
-    call = _liveness_call(client)
+def _run(samples: Sequence[PadSample], prepare: Send, workers: int) -> list[PadResult]:
     if not samples:
         return []
     # The first sample alone: a service without the check fails fast, before the pool starts.
-    first = _check(call, samples[0], make_request)
+    first = _check(samples[0], prepare)
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        rest = list(pool.map(lambda s: _check(call, s, make_request), samples[1:]))
+        rest = list(pool.map(lambda s: _check(s, prepare), samples[1:]))
     return [first, *rest]
 
 
 def run_face_pad(
     client: BioverifyClient, samples: Sequence[PadSample], *, workers: int = 1
 ) -> PadEvaluation:
-    results = _run(
-        client, samples, lambda data: liveness_pb2.CheckLivenessRequest(image=data), workers
-    )
+    def prepare(data: bytes) -> Callable[[], liveness_pb2.CheckLivenessResponse]:
+        return lambda: client.check_liveness(image=data)
+
+    results = _run(samples, prepare, workers)
     return PadEvaluation(summarise_face(results), tuple(results))
-
-
-TELEPHONY_RATE = 8000
-
-
-def telephony_mulaw(data: bytes) -> bytes:
-    """An audio file's bytes as a phone line carries them: mono, 8 kHz, G.711 mu-law."""
-    wave, rate = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
-    return mulaw_encode(resample(wave.mean(axis=1), rate, TELEPHONY_RATE))
 
 
 def run_voice_spoof(
@@ -194,16 +172,16 @@ def run_voice_spoof(
 ) -> PadEvaluation:
     """``telephony``: send every clip as 8 kHz G.711 mu-law (see :func:`telephony_mulaw`)."""
 
-    def request(data: bytes) -> liveness_pb2.CheckLivenessRequest:
+    def prepare(data: bytes) -> Callable[[], liveness_pb2.CheckLivenessResponse]:
         if telephony:
             clip = client.audio(
                 telephony_mulaw(data), encoding="MULAW", sample_rate_hz=TELEPHONY_RATE
             )
         else:
             clip = client.audio(data)
-        return liveness_pb2.CheckLivenessRequest(clip=clip)
+        return lambda: client.check_liveness(clip=clip)
 
-    results = _run(client, samples, request, workers)
+    results = _run(samples, prepare, workers)
     summary = summarise_voice(results)
     summary["telephony"] = telephony
     return PadEvaluation(summary, tuple(results))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -19,11 +20,15 @@ from bioverify_admin.eval_face import PairEvaluation, PairResult, score_arrays, 
 TELEPHONY_RATE = 8000
 
 
+def telephony_mulaw(data: bytes) -> bytes:
+    """An audio file's bytes as a phone line carries them: mono, 8 kHz, G.711 mu-law."""
+    wave, rate = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
+    return mulaw_encode(resample(wave.mean(axis=1), rate, TELEPHONY_RATE))
+
+
 def telephony_bytes(path: Path) -> bytes:
-    """The clip as a phone line carries it: mono, 8 kHz, G.711 mu-law (raw bytes)."""
-    wave, rate = sf.read(str(path), dtype="float32", always_2d=True)
-    mono = wave.mean(axis=1)
-    return mulaw_encode(resample(mono, rate, TELEPHONY_RATE))
+    """The clip file as a phone line carries it (see :func:`telephony_mulaw`)."""
+    return telephony_mulaw(path.read_bytes())
 
 
 def _clip(client: BioverifyClient, path: Path, telephony: bool) -> Any:
