@@ -105,7 +105,7 @@ class LivenessGate:
                 "liveness was required but this service has no voice anti-spoofing pack installed"
             )
         bandwidth = assess_bandwidth(wave16k, segments, declared=declared_narrowband)
-        assessment = self.voice.assess(wave16k, segments, narrowband=bandwidth.narrowband)
+        assessment = self.voice.assess(wave16k, segments, bandwidth=bandwidth)
         if bandwidth.narrowband and not self._policy(tenant).allow_narrowband_voice:
             assessment = replace(
                 assessment,
