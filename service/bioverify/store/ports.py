@@ -6,10 +6,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
+
+from bioverify.errors import ModelMismatch
+from bioverify.scoring import mean_template
 
 Vector = npt.NDArray[np.float32]
 
@@ -45,6 +49,17 @@ class TemplateWrite:
     replace: bool = False
     extra: Mapping[str, float] | None = None
     sample_ids: Sequence[str] = ()
+
+
+@dataclass(frozen=True)
+class StoredTemplate:
+    """What a store holds of the template a write would extend, as the store read it."""
+
+    model: str
+    samples: npt.NDArray[np.float32]  # (n, dim)
+    sample_ids: Sequence[str]
+    extra: Mapping[str, float]
+    created_at: str
 
 
 @dataclass(frozen=True)
@@ -176,3 +191,77 @@ def merge_samples(
         (*old_ids, *(ids[r] for r in keep)),
         len(keep),
     )
+
+
+def utc_now() -> str:
+    """A store timestamp: UTC, milliseconds, ``Z`` suffix."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def apply_write(w: TemplateWrite, old: StoredTemplate | None, now: str) -> Template:
+    """The template ``w`` makes of the stored one (``old``; None when there is none), the same
+    in every store. Unless ``w.replace``, the new samples join the old ones (see
+    :func:`merge_samples`), ``extra`` values add up and the creation time stays; extending a
+    template made by another model raises ModelMismatch."""
+    extra = {k: float(v) for k, v in (w.extra or {}).items()}
+    created = now
+    kept: StoredTemplate | None = None if w.replace else old
+    if kept is not None:
+        if kept.model != w.model:
+            raise ModelMismatch(
+                f"subject {w.subject_id!r} has a {w.modality} template made by model "
+                f"{kept.model}, but this service runs {w.model}; re-enroll with "
+                "replace=true to rebuild it with the current model"
+            )
+        created = kept.created_at
+        for key, value in kept.extra.items():
+            extra[key] = extra.get(key, 0.0) + float(value)
+    samples, ids, _ = merge_samples(
+        kept.samples if kept else None, kept.sample_ids if kept else (), w.new_samples, w.sample_ids
+    )
+    return Template(
+        tenant=w.tenant,
+        subject_id=w.subject_id,
+        modality=w.modality,
+        model=w.model,
+        vector=mean_template(samples),
+        samples=samples,
+        created_at=created,
+        updated_at=now,
+        extra=extra,
+        sample_ids=ids,
+    )
+
+
+class SavesTemplates:
+    """``save_template`` of a store as one :class:`TemplateWrite` given to ``_save_write``."""
+
+    def save_template(
+        self,
+        *,
+        tenant: str,
+        subject_id: str,
+        modality: str,
+        model: str,
+        new_samples: npt.NDArray[np.float32],
+        metadata: Mapping[str, str],
+        replace: bool,
+        extra: Mapping[str, float] | None = None,
+        sample_ids: Sequence[str] = (),
+    ) -> Template:
+        return self._save_write(
+            TemplateWrite(
+                tenant=tenant,
+                subject_id=subject_id,
+                modality=modality,
+                model=model,
+                new_samples=new_samples,
+                metadata=metadata,
+                replace=replace,
+                extra=extra,
+                sample_ids=sample_ids,
+            )
+        )
+
+    def _save_write(self, write: TemplateWrite) -> Template:
+        raise NotImplementedError

@@ -31,24 +31,24 @@ import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 import redis
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.retry import Retry
 
-from bioverify.errors import ConfigurationError, ModelMismatch, NotEnrolled, Unavailable
-from bioverify.scoring import mean_template
+from bioverify.errors import ConfigurationError, NotEnrolled, Unavailable
 from bioverify.store.ports import (
     Change,
+    SavesTemplates,
+    StoredTemplate,
     SubjectRecord,
     Template,
     TemplateSummary,
     TemplateWrite,
-    merge_samples,
+    apply_write,
+    utc_now,
 )
 
 logger = logging.getLogger(__name__)
@@ -153,10 +153,6 @@ return out
 """
 
 
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 def _esc(part: str) -> str:
     return part.replace("%", "%25").replace(":", "%3A")
 
@@ -165,7 +161,7 @@ def _str(value: bytes | str) -> str:
     return value.decode("utf-8") if isinstance(value, bytes) else value
 
 
-class RedisTemplateStore:
+class RedisTemplateStore(SavesTemplates):
     """TemplateStore on Redis (redis-py + hiredis); thread-safe, reconnects by itself."""
 
     name = "redis"
@@ -222,30 +218,7 @@ class RedisTemplateStore:
         return f"{self._p}models:{_esc(modality)}"
 
     # -- writes -----------------------------------------------------------------------------
-    def save_template(
-        self,
-        *,
-        tenant: str,
-        subject_id: str,
-        modality: str,
-        model: str,
-        new_samples: npt.NDArray[np.float32],
-        metadata: Mapping[str, str],
-        replace: bool,
-        extra: Mapping[str, float] | None = None,
-        sample_ids: Sequence[str] = (),
-    ) -> Template:
-        write = TemplateWrite(
-            tenant=tenant,
-            subject_id=subject_id,
-            modality=modality,
-            model=model,
-            new_samples=new_samples,
-            metadata=metadata,
-            replace=replace,
-            extra=extra,
-            sample_ids=sample_ids,
-        )
+    def _save_write(self, write: TemplateWrite) -> Template:
         op_key = f"{self._p}op:{uuid.uuid4().hex}"
         with self._translate():
             for attempt in range(_MAX_ATTEMPTS):
@@ -262,7 +235,7 @@ class RedisTemplateStore:
     def save_many(self, writes: Sequence[TemplateWrite]) -> list[Template]:
         """Runs of writes to distinct subjects, each run in one pipelined round trip for the
         reads and one for the scripts. A write that lost a race to another writer is redone
-        with ``save_template`` right after its run."""
+        alone right after its run."""
         out: list[Template] = []
         run: list[TemplateWrite] = []
         subjects: set[tuple[str, str]] = set()
@@ -294,19 +267,7 @@ class RedisTemplateStore:
                 statuses = pipe.execute()
         out: list[Template] = []
         for w, (_, _, template), (status, _) in zip(writes, prepared, statuses, strict=True):
-            if status == _CONFLICT:
-                template = self.save_template(
-                    tenant=w.tenant,
-                    subject_id=w.subject_id,
-                    modality=w.modality,
-                    model=w.model,
-                    new_samples=w.new_samples,
-                    metadata=w.metadata,
-                    replace=w.replace,
-                    extra=w.extra,
-                    sample_ids=w.sample_ids,
-                )
-            out.append(template)
+            out.append(self._save_write(w) if status == _CONFLICT else template)
         return out
 
     def _read_for_save(self, pipe: Any, w: TemplateWrite) -> None:
@@ -325,26 +286,19 @@ class RedisTemplateStore:
         meta_args: list[str] = []
         for key, value in w.metadata.items():
             meta_args += [f"m:{key}", value]
-        now = _now()
-        created = now
-        old: npt.NDArray[np.float32] | None = None
-        previous_ids: list[str] = []
-        extra_values = {k: float(v) for k, v in (w.extra or {}).items()}
+        now = utc_now()
         old_model_name = _str(old_model) if old_model is not None else ""
-        if old_model is not None and not w.replace:
-            if old_model_name != model:
-                raise ModelMismatch(
-                    f"subject {subject_id!r} has a {modality} template made by model "
-                    f"{old_model_name}, but this service runs {model}; re-enroll with "
-                    "replace=true to rebuild it with the current model"
-                )
-            old = np.frombuffer(blob, dtype=np.float32).reshape(-1, int(dim))
-            previous_ids = json.loads(old_ids) if old_ids else []
-            created = _str(old_created)
-            for key, value in json.loads(old_extra).items():
-                extra_values[key] = extra_values.get(key, 0.0) + float(value)
-        samples, ids, _ = merge_samples(old, previous_ids, w.new_samples, w.sample_ids)
-        vector = mean_template(samples)
+        old: StoredTemplate | None = None
+        if old_model is not None and not w.replace:  # a replaced template is not read
+            old = StoredTemplate(
+                model=old_model_name,
+                samples=np.frombuffer(blob, dtype=np.float32).reshape(-1, int(dim)),
+                sample_ids=json.loads(old_ids) if old_ids else [],
+                extra=json.loads(old_extra),
+                created_at=_str(old_created),
+            )
+        template = apply_write(w, old, now)
+        samples, created = template.samples, template.created_at
         summary = {"model": model, "n": int(samples.shape[0]), "c": created, "u": now}
         keys = [
             self._seq_key,
@@ -367,28 +321,16 @@ class RedisTemplateStore:
             old_model_name,
             int(samples.shape[1]),
             int(samples.shape[0]),
-            vector.tobytes(),
+            template.vector.tobytes(),
             np.ascontiguousarray(samples, dtype=np.float32).tobytes(),
-            json.dumps(extra_values, sort_keys=True),
+            json.dumps(dict(template.extra), sort_keys=True),
             created,
             now,
             json.dumps(summary, sort_keys=True),
             _OP_TTL_SECONDS,
-            json.dumps(list(ids)),
+            json.dumps(list(template.sample_ids)),
             *meta_args,
         ]
-        template = Template(
-            tenant=tenant,
-            subject_id=subject_id,
-            modality=modality,
-            model=model,
-            vector=vector,
-            samples=samples,
-            created_at=created,
-            updated_at=now,
-            extra=extra_values,
-            sample_ids=ids,
-        )
         return keys, args, template
 
     def delete_subject(self, tenant: str, subject_id: str) -> int:

@@ -7,23 +7,23 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
-from datetime import UTC, datetime
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 
-from bioverify.errors import ModelMismatch, NotEnrolled, Unavailable
-from bioverify.scoring import mean_template
+from bioverify.errors import NotEnrolled, Unavailable
 from bioverify.store.ports import (
     Change,
+    SavesTemplates,
+    StoredTemplate,
     SubjectRecord,
     Template,
     TemplateSummary,
     TemplateWrite,
-    merge_samples,
+    apply_write,
+    utc_now,
 )
 
 SCHEMA = """
@@ -64,11 +64,7 @@ CREATE TABLE IF NOT EXISTS changes (
 _POLL_SECONDS = 0.05
 
 
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-class SqliteTemplateStore:
+class SqliteTemplateStore(SavesTemplates):
     name = "sqlite"
 
     def __init__(self, path: Path) -> None:
@@ -87,42 +83,19 @@ class SqliteTemplateStore:
             raise Unavailable(f"cannot open the template database at {path}: {exc}") from exc
 
     # -- writes -----------------------------------------------------------------------------
-    def save_template(
-        self,
-        *,
-        tenant: str,
-        subject_id: str,
-        modality: str,
-        model: str,
-        new_samples: npt.NDArray[np.float32],
-        metadata: Mapping[str, str],
-        replace: bool,
-        extra: Mapping[str, float] | None = None,
-        sample_ids: Sequence[str] = (),
-    ) -> Template:
-        write = TemplateWrite(
-            tenant=tenant,
-            subject_id=subject_id,
-            modality=modality,
-            model=model,
-            new_samples=new_samples,
-            metadata=metadata,
-            replace=replace,
-            extra=extra,
-            sample_ids=sample_ids,
-        )
+    def _save_write(self, write: TemplateWrite) -> Template:
         with self._lock, self._transaction() as cur:
-            return self._save(cur, write, _now())
+            return self._save(cur, write, utc_now())
 
     def save_many(self, writes: Sequence[TemplateWrite]) -> list[Template]:
         """Every write in one transaction (one commit, one fsync): all saved or none."""
-        now = _now()
+        now = utc_now()
         with self._lock, self._transaction() as cur:
             return [self._save(cur, w, now) for w in writes]
 
     @staticmethod
     def _save(cur: sqlite3.Cursor, w: TemplateWrite, now: str) -> Template:
-        tenant, subject_id, modality, model = w.tenant, w.subject_id, w.modality, w.model
+        tenant, subject_id, modality = w.tenant, w.subject_id, w.modality
         row = cur.execute(
             "SELECT metadata, created_at FROM subjects WHERE tenant=? AND subject_id=?",
             (tenant, subject_id),
@@ -140,24 +113,17 @@ class SqliteTemplateStore:
             "WHERE tenant=? AND subject_id=? AND modality=?",
             (tenant, subject_id, modality),
         ).fetchone()
-        created = now
-        extra_values = dict(w.extra or {})
-        old: npt.NDArray[np.float32] | None = None
-        old_ids: list[str] = []
-        if existing is not None and not w.replace:
-            old_model, dim, blob, old_extra, created, old_ids_json = existing
-            if old_model != model:
-                raise ModelMismatch(
-                    f"subject {subject_id!r} has a {modality} template made by model "
-                    f"{old_model}, but this service runs {model}; re-enroll with "
-                    "replace=true to rebuild it with the current model"
-                )
-            old = np.frombuffer(blob, dtype=np.float32).reshape(-1, dim)
-            old_ids = json.loads(old_ids_json)
-            for key, value in json.loads(old_extra).items():
-                extra_values[key] = extra_values.get(key, 0.0) + float(value)
-        samples, ids, _ = merge_samples(old, old_ids, w.new_samples, w.sample_ids)
-        vector = mean_template(samples)
+        old: StoredTemplate | None = None
+        if existing is not None and not w.replace:  # a replaced template is not read
+            old_model, dim, blob, old_extra, created, old_ids = existing
+            old = StoredTemplate(
+                model=old_model,
+                samples=np.frombuffer(blob, dtype=np.float32).reshape(-1, dim),
+                sample_ids=json.loads(old_ids),
+                extra=json.loads(old_extra),
+                created_at=created,
+            )
+        t = apply_write(w, old, now)
         cur.execute(
             "INSERT OR REPLACE INTO templates (tenant, subject_id, modality, model, dim, "
             "vector, samples, sample_count, extra, sample_ids, created_at, updated_at) "
@@ -166,14 +132,14 @@ class SqliteTemplateStore:
                 tenant,
                 subject_id,
                 modality,
-                model,
-                int(samples.shape[1]),
-                vector.tobytes(),
-                np.ascontiguousarray(samples, dtype=np.float32).tobytes(),
-                int(samples.shape[0]),
-                json.dumps(extra_values, sort_keys=True),
-                json.dumps(list(ids)),
-                created,
+                t.model,
+                int(t.samples.shape[1]),
+                t.vector.tobytes(),
+                np.ascontiguousarray(t.samples, dtype=np.float32).tobytes(),
+                t.sample_count,
+                json.dumps(dict(t.extra), sort_keys=True),
+                json.dumps(list(t.sample_ids)),
+                t.created_at,
                 now,
             ),
         )
@@ -181,18 +147,7 @@ class SqliteTemplateStore:
             "INSERT INTO changes (op, tenant, subject_id, modality) VALUES ('upsert', ?, ?, ?)",
             (tenant, subject_id, modality),
         )
-        return Template(
-            tenant=tenant,
-            subject_id=subject_id,
-            modality=modality,
-            model=model,
-            vector=vector,
-            samples=samples,
-            created_at=created,
-            updated_at=now,
-            extra=extra_values,
-            sample_ids=ids,
-        )
+        return t
 
     def delete_subject(self, tenant: str, subject_id: str) -> int:
         with self._lock, self._transaction() as cur:
