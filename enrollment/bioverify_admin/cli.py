@@ -356,11 +356,7 @@ def cmd_eval_face_pairs(args: argparse.Namespace) -> int:
     result = evaluation.summary
     if args.report:
         _pair_report(args.report, f"Face verification: {args.pairs.name}", evaluation, points)
-    if args.json:
-        print(_dump(result))
-    else:
-        for key, value in result.items():
-            print(f"{key:<20} {value}")
+    _print_result(args, result)
     return EXIT_OK
 
 
@@ -382,11 +378,7 @@ def cmd_eval_speaker_trials(args: argparse.Namespace) -> int:
             " (telephony)" if args.telephony else ""
         )
         _pair_report(args.report, title, evaluation, points)
-    if args.json:
-        print(_dump(result))
-    else:
-        for key, value in result.items():
-            print(f"{key:<20} {value}")
+    _print_result(args, result)
     return EXIT_OK
 
 
@@ -416,11 +408,7 @@ def cmd_eval_face_identify(args: argparse.Namespace) -> int:
             nonmated_failed=evaluation.nonmated_failed,
         )
         print(f"report written to {args.report}", file=sys.stderr)
-    if args.json:
-        print(_dump(result))
-    else:
-        for key, value in result.items():
-            print(f"{key:<22} {value}")
+    _print_result(args, result)
     return EXIT_OK
 
 
