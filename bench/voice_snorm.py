@@ -34,7 +34,6 @@ import json
 import os
 import sys
 import tempfile
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -50,11 +49,10 @@ from bioverify.packs import PackCatalog  # noqa: E402
 from bioverify.scoring import fit_platt, threshold_at_fmr  # noqa: E402
 from bioverify.server.app import audio_limits, build_voice_pipeline  # noqa: E402
 from bioverify.settings import Settings  # noqa: E402
-from bioverify.voice.audio_decode import decode_audio  # noqa: E402
 from bioverify.voice.pipeline import VoicePipeline  # noqa: E402
 from bioverify.voice.score_norm import adaptive_snorm_batch  # noqa: E402
+from bioverify_admin.calibrate import embed_voice_files  # noqa: E402
 from bioverify_admin.datasets import read_speaker_trials, read_speaker_utterances  # noqa: E402
-from bioverify_admin.eval_voice import TELEPHONY_RATE, telephony_bytes  # noqa: E402
 
 DATA = SHARED / "data"
 P_TARGETS = (0.01, 0.001)
@@ -126,22 +124,12 @@ def evaluate(
 def embed_utterances(
     pipeline: VoicePipeline, settings: Settings, paths: list[Path], telephony: bool
 ) -> np.ndarray:
-    limits = audio_limits(settings)
-
-    def one(path: Path) -> np.ndarray:
-        if telephony:
-            decoded = decode_audio(
-                telephony_bytes(path),
-                encoding="MULAW",
-                sample_rate_hz=TELEPHONY_RATE,
-                limits=limits,
-            )
-        else:
-            decoded = decode_audio(path.read_bytes(), limits=limits)
-        return pipeline.analyse(decoded).embedding
-
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        return np.stack(list(pool.map(one, paths)))
+    """Embeddings in ``paths`` order (the calibrate tool's embedder; every clip must embed)."""
+    embedded = embed_voice_files(pipeline, audio_limits(settings), paths, telephony=telephony)
+    missing = [p.name for p in paths if p not in embedded]
+    if missing:
+        raise RuntimeError(f"could not embed {', '.join(missing)}")
+    return np.stack([embedded[p] for p in paths])
 
 
 # -- the experiment ------------------------------------------------------------------------------
