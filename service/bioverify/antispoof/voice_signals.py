@@ -319,36 +319,21 @@ def _nan(name: str, unit: str, why: str) -> Signal:
     return Signal(name, math.nan, unit, why)
 
 
-def mel_modulation(a: _Analysis) -> Signal:
-    name, unit = "mel_modulation", "dB/frame"
+def _modulation(a: _Analysis, name: str, n_mels: int, fmax: float, what: str) -> Signal:
+    """Mean frame-to-frame log-mel change over speech, ``n_mels`` bands of 100 Hz-``fmax``."""
+    unit = "dB/frame"
     if a.active.sum() < 20:
         return _nan(name, unit, "too little speech")
-    bank = _mel_filterbank(40, FRAME, 100.0, 7000.0)
+    bank = _mel_filterbank(n_mels, FRAME, 100.0, fmax)
     logmel = 10.0 * np.log10(a.power @ bank.T + _EPS)
     pair = a.active[1:] & a.active[:-1]
-    delta = np.abs(np.diff(logmel, axis=0))[pair]
-    value = float(delta.mean())
+    value = float(np.abs(np.diff(logmel, axis=0))[pair].mean())
     return Signal(
         name,
         value,
         unit,
-        f"log-mel changes {value:.2f} dB per 10 ms over speech (smooth, averaged spectra "
+        f"{what} changes {value:.2f} dB per 10 ms over speech (smooth, averaged spectra "
         "change less)",
-    )
-
-
-def spectral_contrast(a: _Analysis) -> Signal:
-    name, unit = "spectral_contrast", "dB"
-    if a.voiced.sum() < 10:
-        return _nan(name, unit, "too few voiced frames")
-    logp = 10.0 * np.log10(a.power[a.voiced] + _EPS)
-    ranges = []
-    for lo in range(1000, 4000, 500):
-        band = logp[:, _band(a, lo, lo + 500)]
-        ranges.append(np.percentile(band, 95, axis=1) - np.percentile(band, 5, axis=1))
-    value = float(np.median(np.mean(ranges, axis=0)))
-    return Signal(
-        name, value, unit, f"peak-to-valley {value:.1f} dB within 500 Hz bands of 1-4 kHz"
     )
 
 
@@ -356,35 +341,40 @@ def _band_limited(a: _Analysis) -> bool:
     return _ratio_db(a, a.active, (5000.0, 7500.0), (1000.0, 4000.0)) < -50.0
 
 
-def hf_contrast(a: _Analysis) -> Signal:
-    name, unit = "hf_contrast", "dB"
+_BAND_LIMITED = "band-limited audio: nothing above 5 kHz to inspect"
+
+
+def _contrast(
+    a: _Analysis, name: str, lo: int, hi: int, detail: str, *, needs_hf: bool = False
+) -> Signal:
+    """Median over voiced frames of the mean 5-95th percentile range of the log spectrum
+    within the 500 Hz bands of ``lo``-``hi`` Hz; ``detail`` formats the value."""
+    unit = "dB"
     if a.voiced.sum() < 10:
         return _nan(name, unit, "too few voiced frames")
-    if _band_limited(a):
-        return _nan(name, unit, "band-limited audio: nothing above 5 kHz to inspect")
+    if needs_hf and _band_limited(a):
+        return _nan(name, unit, _BAND_LIMITED)
     logp = 10.0 * np.log10(a.power[a.voiced] + _EPS)
-    spreads = []
-    for lo in range(4000, 7500, 500):
-        band = logp[:, _band(a, lo, lo + 500)]
-        spreads.append(np.percentile(band, 95, axis=1) - np.percentile(band, 5, axis=1))
-    value = float(np.median(np.mean(spreads, axis=0)))
-    return Signal(
-        name,
-        value,
-        unit,
-        f"4-7.5 kHz peak-to-valley {value:.1f} dB within 500 Hz bands of voiced speech "
-        "(vocoder noise is flatter)",
-    )
+    ranges = []
+    for start in range(lo, hi, 500):
+        band = logp[:, _band(a, start, start + 500)]
+        ranges.append(np.percentile(band, 95, axis=1) - np.percentile(band, 5, axis=1))
+    value = float(np.median(np.mean(ranges, axis=0)))
+    return Signal(name, value, unit, detail.format(value))
 
 
-def hf_texture(a: _Analysis) -> Signal:
-    name, unit = "hf_texture", "dB"
+def _texture(
+    a: _Analysis, name: str, lo: float, hi: float, what: str, *, needs_hf: bool = False
+) -> Signal:
+    """Median over unvoiced speech frames of the spread of the linearly detrended
+    ``lo``-``hi`` Hz log spectrum."""
+    unit = "dB"
     frames = a.active & ~a.voiced
     if frames.sum() < 5:
         return _nan(name, unit, "too few unvoiced speech frames")
-    if _band_limited(a):
-        return _nan(name, unit, "band-limited audio: nothing above 5 kHz to inspect")
-    band = _band(a, 5000.0, 7500.0)
+    if needs_hf and _band_limited(a):
+        return _nan(name, unit, _BAND_LIMITED)
+    band = _band(a, lo, hi)
     logp = 10.0 * np.log10(a.power[frames][:, band] + _EPS)
     x = a.freqs[band]
     design = np.vstack([x - x.mean(), np.ones_like(x)]).T
@@ -395,9 +385,39 @@ def hf_texture(a: _Analysis) -> Signal:
         name,
         value,
         unit,
-        f"5-7.5 kHz fine structure spreads {value:.1f} dB in unvoiced speech (stationary "
+        f"{what} fine structure spreads {value:.1f} dB in unvoiced speech (stationary "
         f"noise gives {GAUSSIAN_NOISE_SPREAD_DB:.1f} dB)",
     )
+
+
+def mel_modulation(a: _Analysis) -> Signal:
+    return _modulation(a, "mel_modulation", 40, 7000.0, "log-mel")
+
+
+def spectral_contrast(a: _Analysis) -> Signal:
+    return _contrast(
+        a,
+        "spectral_contrast",
+        1000,
+        4000,
+        "peak-to-valley {:.1f} dB within 500 Hz bands of 1-4 kHz",
+    )
+
+
+def hf_contrast(a: _Analysis) -> Signal:
+    return _contrast(
+        a,
+        "hf_contrast",
+        4000,
+        7500,
+        "4-7.5 kHz peak-to-valley {:.1f} dB within 500 Hz bands of voiced speech "
+        "(vocoder noise is flatter)",
+        needs_hf=True,
+    )
+
+
+def hf_texture(a: _Analysis) -> Signal:
+    return _texture(a, "hf_texture", 5000.0, 7500.0, "5-7.5 kHz", needs_hf=True)
 
 
 def hf_ratio(a: _Analysis) -> Signal:
@@ -537,60 +557,22 @@ _NB_TOP = 3400.0
 
 
 def nb_modulation(a: _Analysis) -> Signal:
-    name, unit = "nb_modulation", "dB/frame"
-    if a.active.sum() < 20:
-        return _nan(name, unit, "too little speech")
-    bank = _mel_filterbank(30, FRAME, 100.0, _NB_TOP)
-    logmel = 10.0 * np.log10(a.power @ bank.T + _EPS)
-    pair = a.active[1:] & a.active[:-1]
-    value = float(np.abs(np.diff(logmel, axis=0))[pair].mean())
-    return Signal(
-        name,
-        value,
-        unit,
-        f"telephone-band log-mel changes {value:.2f} dB per 10 ms over speech (smooth, "
-        "averaged spectra change less)",
-    )
+    return _modulation(a, "nb_modulation", 30, _NB_TOP, "telephone-band log-mel")
 
 
 def nb_contrast(a: _Analysis) -> Signal:
-    name, unit = "nb_contrast", "dB"
-    if a.voiced.sum() < 10:
-        return _nan(name, unit, "too few voiced frames")
-    logp = 10.0 * np.log10(a.power[a.voiced] + _EPS)
-    ranges = []
-    for lo in range(500, 3500, 500):
-        band = logp[:, _band(a, lo, lo + 500)]
-        ranges.append(np.percentile(band, 95, axis=1) - np.percentile(band, 5, axis=1))
-    value = float(np.median(np.mean(ranges, axis=0)))
-    return Signal(
-        name,
-        value,
-        unit,
-        f"peak-to-valley {value:.1f} dB within 500 Hz bands of 0.5-3.5 kHz of voiced speech "
+    return _contrast(
+        a,
+        "nb_contrast",
+        500,
+        3500,
+        "peak-to-valley {:.1f} dB within 500 Hz bands of 0.5-3.5 kHz of voiced speech "
         "(averaged spectra are flatter)",
     )
 
 
 def nb_texture(a: _Analysis) -> Signal:
-    name, unit = "nb_texture", "dB"
-    frames = a.active & ~a.voiced
-    if frames.sum() < 5:
-        return _nan(name, unit, "too few unvoiced speech frames")
-    band = _band(a, 1800.0, _NB_TOP)
-    logp = 10.0 * np.log10(a.power[frames][:, band] + _EPS)
-    x = a.freqs[band]
-    design = np.vstack([x - x.mean(), np.ones_like(x)]).T
-    coef, *_ = np.linalg.lstsq(design, logp.T, rcond=None)
-    resid = logp - (design @ coef).T
-    value = float(np.median(resid.std(axis=1)))
-    return Signal(
-        name,
-        value,
-        unit,
-        f"1.8-3.4 kHz fine structure spreads {value:.1f} dB in unvoiced speech (stationary "
-        f"noise gives {GAUSSIAN_NOISE_SPREAD_DB:.1f} dB)",
-    )
+    return _texture(a, "nb_texture", 1800.0, _NB_TOP, "1.8-3.4 kHz")
 
 
 def compute_signals(
@@ -618,7 +600,3 @@ def compute_signals(
         nb_texture(a),
     ]
     return {s.name: s for s in signals}
-
-
-def signal_vector(signals: dict[str, Signal], names: Sequence[str]) -> FloatArray:
-    return np.array([signals[n].value if n in signals else math.nan for n in names])
