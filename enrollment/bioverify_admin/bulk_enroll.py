@@ -31,6 +31,7 @@ MODALITIES = ("face", "voice")
 class SampleFile:
     path: Path
     sha256: str
+    data: bytes  # read once: hashed for the journal, then sent
 
 
 @dataclass(frozen=True)
@@ -138,14 +139,6 @@ def load_jobs(source: Path) -> list[EnrollJob]:
     raise DatasetError(f"{source}: give a folder (one sub-folder per subject) or a CSV file")
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while block := handle.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 class Journal:
     """Samples the service has already answered for, keyed by (tenant, subject, modality,
     content hash). Appends are fsynced, so a crash loses at most the subject in flight."""
@@ -251,7 +244,7 @@ class BulkEnroller:
         unreadable: list[SampleResult] = []
         for path in job.files:
             try:
-                sha = file_sha256(path)
+                data = path.read_bytes()
             except OSError as exc:
                 unreadable.append(
                     SampleResult(
@@ -264,16 +257,17 @@ class BulkEnroller:
                     )
                 )
                 continue
+            sha = hashlib.sha256(data).hexdigest()  # the service's sample id too
             if self.journal and self.journal.done(self.tenant, job.subject_id, job.modality, sha):
                 skipped += 1
             else:
-                todo.append(SampleFile(path, sha))
+                todo.append(SampleFile(path, sha, data))
         results: list[SampleResult] = list(unreadable)
         duplicates: list[dict[str, Any]] = []
         for start in range(0, len(todo), self.max_per_request):
             batch = todo[start : start + self.max_per_request]
-            batch_results, batch_dups = self._send(job, batch)
-            if self.journal and not self.dry_run:
+            batch_results, batch_dups, refused = self._send(job, batch)
+            if self.journal and not self.dry_run and not refused:
                 self.journal.record(self.tenant, batch_results)
             results.extend(batch_results)
             duplicates.extend(batch_dups)
@@ -281,8 +275,11 @@ class BulkEnroller:
 
     def _send(
         self, job: EnrollJob, batch: list[SampleFile]
-    ) -> tuple[list[SampleResult], list[dict[str, Any]]]:
-        payloads = [f.path.read_bytes() for f in batch]
+    ) -> tuple[list[SampleResult], list[dict[str, Any]], bool]:
+        """Per-sample results, duplicate warnings, and whether the service refused the whole
+        enrollment (e.g. too little speech in total): then no sample counts as accepted and
+        none is journalled, so a later run (with more clips) sends them again."""
+        payloads = [f.data for f in batch]
         if job.modality == "face":
             reply: Any = self.client.enroll_face(
                 job.subject_id, payloads, tenant=self.tenant, dry_run=self.dry_run
@@ -294,13 +291,19 @@ class BulkEnroller:
                 tenant=self.tenant,
                 dry_run=self.dry_run,
             )
+        refusal = tuple(f"{r.code}: {r.message}" for r in reply.reasons)
         results = []
         for sample in reply.samples:
             f = batch[sample.index]
-            reasons = tuple(f"{r.code}: {r.message}" for r in sample.reasons)
+            reasons = tuple(f"{r.code}: {r.message}" for r in sample.reasons) + refusal
             results.append(
                 SampleResult(
-                    job.subject_id, job.modality, str(f.path), f.sha256, sample.accepted, reasons
+                    job.subject_id,
+                    job.modality,
+                    str(f.path),
+                    f.sha256,
+                    sample.accepted and not refusal,
+                    reasons,
                 )
             )
         duplicates = [
@@ -312,7 +315,7 @@ class BulkEnroller:
             }
             for d in reply.duplicates
         ]
-        return results, duplicates
+        return results, duplicates, bool(refusal)
 
 
 def format_table(report: RunReport) -> str:

@@ -195,3 +195,31 @@ def test_bad_source_is_a_clear_error(face_server: str, tmp_path: Path) -> None:
     bad.write_text("name,file\nalice,a.jpg\n")
     out = run_enroll(face_server, str(bad), cwd=tmp_path)
     assert out.returncode == 2 and "subject_id" in out.stderr
+
+
+def test_refused_enrollment_is_reported_and_not_journalled(
+    client: BioverifyClient, face_server: str, tmp_path: Path
+) -> None:
+    """One clip with ~1.5 s of speech passes the per-clip minimum, but an enrollment needs 2 s:
+    the service refuses it, so the run must not count the clip as accepted nor mark it done."""
+    import numpy as np
+    import soundfile as sf
+
+    wave, rate = sf.read(SPEECH[0], dtype="float32")
+    onset = int(np.argmax(np.abs(wave) > 0.05))
+    (tmp_path / "people" / "erin").mkdir(parents=True)
+    sf.write(
+        tmp_path / "people" / "erin" / "short.flac", wave[onset : onset + int(1.6 * rate)], rate
+    )
+    report = tmp_path / "refused.json"
+    args = (str(tmp_path / "people"), "--tenant", "bulk-refused", "--report", str(report))
+    out = run_enroll(face_server, *args, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    data = json.loads(report.read_text())
+    (sample,) = data["samples"]
+    assert not sample["accepted"]
+    assert any(r.startswith("NOT_ENOUGH_SPEECH") for r in sample["reasons"])
+    assert counts(client, "bulk-refused") == {}
+    again = run_enroll(face_server, *args, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert json.loads(report.read_text())["summary"]["skipped_already_done"] == 0
