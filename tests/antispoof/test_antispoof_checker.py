@@ -1,4 +1,4 @@
-"""VoiceSpoofChecker and VoiceSpoofRunning with a stand-in model (plumbing and decisions)."""
+"""VoiceSpoofChecker with a stand-in model (plumbing and decisions)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ from bioverify.antispoof.ports import Check, SpoofAssessment
 from bioverify.antispoof.voice_checker import (
     AASIST_FEATURE,
     VoiceSpoofChecker,
-    VoiceSpoofRunning,
     reason_code,
 )
 from bioverify.errors import AudioTooShort, ConfigurationError
@@ -94,23 +93,3 @@ def test_too_little_speech_and_bad_configuration() -> None:
         VoiceSpoofChecker(None, LogisticFusion(("nope",), (0.0,), (1.0,), (1.0,), 0.0))
     with pytest.raises(ConfigurationError, match="no model"):
         VoiceSpoofChecker(None, FUSION)
-
-
-def test_running_score_windows_and_buffer() -> None:
-    model = FixedModel(2.0, window=SR)  # 1 s windows
-    running = VoiceSpoofRunning(VoiceSpoofChecker(model, FUSION), hop_s=0.5, keep_s=2.0)
-    assert running.running.windows == 0 and math.isnan(running.running.probability)
-    wave = speech(3.0)
-    done: list[float] = []
-    for start in range(0, wave.size, 3000):  # ragged chunks
-        done += running.accept(wave[start : start + 3000])
-    # windows end at 1.0, 1.5, 2.0, 2.5 and 3.0 s
-    assert len(done) == 5 and running.running.windows == 5
-    assert set(model.calls) == {SR}
-    assert running.running.probability == pytest.approx(1 / (1 + math.exp(-2.0)))
-    assert running.audio.size == 2 * SR  # only the last keep_s seconds are kept
-    np.testing.assert_array_equal(running.audio, wave[-2 * SR :])
-    result = running.assess(whole(running.audio))
-    assert len(model.calls) == 5  # AASIST is not run again: the running mean is used
-    aasist = next(c for c in result.checks if c.name == AASIST_FEATURE)
-    assert aasist.weight == pytest.approx(2.0 * 2.0 / 5.0)

@@ -1,17 +1,13 @@
 """Voice spoof decision: AASIST and the explainable signals, fused by the pack's logistic
 model, reported as checks (the same shape as face liveness).
 
-``VoiceSpoofChecker.assess`` scores one clip. ``VoiceSpoofRunning`` follows a live call: it
-runs AASIST on each new window of audio as it arrives (so the expensive part is spread over
-the call) and assesses the whole call on demand from the running AASIST mean plus the signals
-of the audio kept so far.
+``VoiceSpoofChecker.assess`` scores one clip; live calls are followed window by window by
+:class:`bioverify.usecases.voice.StreamSpoofMonitor`, which calls it.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -216,93 +212,4 @@ class VoiceSpoofChecker:
             threshold=threshold,
             checks=tuple(checks),
             reasons=reasons,
-        )
-
-
-@dataclass(frozen=True)
-class RunningScore:
-    """AASIST evidence gathered so far in a live call."""
-
-    windows: int
-    mean_log_odds: float
-    min_log_odds: float
-
-    @property
-    def probability(self) -> float:
-        return sigmoid(self.mean_log_odds) if self.windows else math.nan
-
-
-class VoiceSpoofRunning:
-    """Accumulates spoofing evidence over a live call, one AASIST window at a time.
-
-    Feed 16 kHz audio with :meth:`accept`; every ``hop_s`` of new audio, once a full window
-    is buffered, the latest window is scored. :meth:`assess` fuses the running AASIST mean
-    with the signals of the buffered audio (at most ``keep_s`` seconds, the most recent).
-    ``narrowband`` declares a telephone call (see :meth:`VoiceSpoofChecker.assess`).
-    Not thread-safe: one instance per call.
-    """
-
-    def __init__(
-        self,
-        checker: VoiceSpoofChecker,
-        *,
-        hop_s: float = 2.0,
-        keep_s: float = 30.0,
-        narrowband: bool = False,
-    ) -> None:
-        if checker.model is None:
-            raise ConfigurationError("a running voice spoof score needs the AASIST model")
-        self._checker = checker
-        self._narrowband = narrowband
-        self._model = checker.model
-        self._window = int(self._model.window)
-        self._hop = max(1, round(hop_s * 16000))
-        self._keep = max(self._window, round(keep_s * 16000))
-        self._buffer = np.zeros(0, dtype=np.float32)
-        self._total = 0  # samples accepted over the whole call
-        self._offset = 0  # call position of self._buffer[0]
-        self._next_end = self._window  # call position where the next window ends
-        self._scores: list[float] = []
-
-    @property
-    def running(self) -> RunningScore:
-        if not self._scores:
-            return RunningScore(0, math.nan, math.nan)
-        return RunningScore(len(self._scores), float(np.mean(self._scores)), min(self._scores))
-
-    @property
-    def duration_s(self) -> float:
-        return self._total / 16000
-
-    def accept(self, chunk: Waveform) -> list[float]:
-        """Add audio; returns the log-odds of any windows completed by it."""
-        data = np.asarray(chunk, dtype=np.float32).ravel()
-        self._buffer = np.concatenate([self._buffer, data])
-        self._total += data.size
-        new: list[float] = []
-        while self._total >= self._next_end:
-            start = self._next_end - self._window - self._offset
-            window = self._buffer[start : start + self._window]
-            new.append(float(self._model.log_odds(window)))
-            self._next_end += self._hop
-        self._scores.extend(new)
-        drop = self._buffer.size - self._keep
-        if drop > 0:
-            self._buffer = self._buffer[drop:]
-            self._offset += drop
-        return new
-
-    @property
-    def audio(self) -> Waveform:
-        """The buffered audio (the last ``keep_s`` seconds of the call)."""
-        return self._buffer
-
-    def assess(self, speech_segments: Sequence[SpeechSegment]) -> SpoofAssessment:
-        """Assess the call so far; ``speech_segments`` are relative to :attr:`audio`.
-
-        Before the first full window, AASIST runs once on the (tiled) buffered audio."""
-        running = self.running
-        log_odds = running.mean_log_odds if running.windows else None
-        return self._checker.assess(
-            self._buffer, speech_segments, aasist_log_odds=log_odds, narrowband=self._narrowband
         )

@@ -64,6 +64,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cache
 
 import numpy as np
 import numpy.typing as npt
@@ -173,7 +174,10 @@ def _segment_mask(
     return mask
 
 
+@cache
 def _mel_filterbank(n_mels: int, n_fft: int, fmin: float, fmax: float) -> FloatArray:
+    """Triangular mel filters (built once per band layout; read-only, shared)."""
+
     def to_mel(hz: FloatArray) -> FloatArray:
         return 2595.0 * np.log10(1.0 + hz / 700.0)
 
@@ -186,6 +190,7 @@ def _mel_filterbank(n_mels: int, n_fft: int, fmin: float, fmax: float) -> FloatA
         up = (freqs - lo) / max(mid - lo, _EPS)
         down = (hi - freqs) / max(hi - mid, _EPS)
         bank[i] = np.clip(np.minimum(up, down), 0.0, None)
+    bank.setflags(write=False)
     return bank
 
 

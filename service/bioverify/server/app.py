@@ -204,21 +204,13 @@ def tenant_liveness_policies(settings: Settings) -> dict[str, TenantLivenessPoli
 def build_voice_spoof_checker(pack: PackManifest, threads: int) -> VoiceSpoofChecker:
     """AASIST (ONNX, exported when the pack was built) fused with the explainable signals."""
     from bioverify.antispoof.aasist_onnx import AasistDetector
-    from bioverify.antispoof.fusion import LogisticFusion
-    from bioverify.antispoof.voice_checker import VoiceSpoofChecker
 
-    fusion_block = pack.raw.get("fusion")
-    if not isinstance(fusion_block, dict):
-        raise ConfigurationError(f"pack {pack.id} has no fusion block")
-    fusion = LogisticFusion.from_dict(fusion_block)
     model = (
         AasistDetector(pack.file_path("aasist"), threads=threads)
         if "aasist" in pack.files
         else None
     )
-    narrow = pack.raw.get("fusion_narrowband")
-    narrowband = LogisticFusion.from_dict(narrow) if isinstance(narrow, dict) else None
-    return VoiceSpoofChecker(model, fusion, narrowband_fusion=narrowband)
+    return VoiceSpoofChecker.from_manifest(pack.raw, model)
 
 
 def build_liveness_gate(settings: Settings) -> LivenessGate:
