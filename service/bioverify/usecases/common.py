@@ -6,14 +6,27 @@ import hashlib
 import re
 import threading
 import unicodedata
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from bioverify.errors import InvalidInput, InvalidSubjectId, NotImplementedYet, Overloaded
+from bioverify.errors import (
+    BioverifyError,
+    InvalidInput,
+    InvalidSubjectId,
+    ModelMismatch,
+    NotImplementedYet,
+    Overloaded,
+    TooLarge,
+)
+from bioverify.index.gallery import Gallery
+from bioverify.scoring import Calibration, OperatingPoint
+from bioverify.store.ports import Template, TemplateStore, TemplateWrite
+from bioverify.usecases.gallery_search import Duplicate, find_duplicates
 
 T = TypeVar("T")
+A = TypeVar("A")
 
 DEFAULT_TENANT = "default"
 _TENANT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -60,6 +73,80 @@ def validate_metadata(metadata: Mapping[str, str]) -> dict[str, str]:
     return out
 
 
+def validate_enrollment(
+    tenant: str,
+    subject_id: str,
+    metadata: Mapping[str, str],
+    samples: Sequence[object],
+    *,
+    noun: str,
+    max_samples: int,
+    max_subject_id_length: int,
+) -> tuple[str, str, dict[str, str]]:
+    """The checks of an enroll request before any inference: tenant, subject id, metadata and
+    the number of samples (``noun``: "images", "clips"). Returns (tenant, subject_id, metadata)."""
+    tenant = validate_tenant(tenant)
+    subject_id = validate_subject_id(subject_id, max_subject_id_length)
+    meta = validate_metadata(metadata)
+    if not samples:
+        raise InvalidInput(f"no {noun} to enroll: send at least one")
+    if len(samples) > max_samples:
+        raise TooLarge(f"at most {max_samples} {noun} per enrollment, got {len(samples)}")
+    return tenant, subject_id, meta
+
+
+def template_for(
+    store: TemplateStore, tenant: str, subject_id: str, modality: str, model: str
+) -> Template:
+    """The subject's template to compare against; ModelMismatch when another model made it."""
+    template = store.get_template(tenant, subject_id, modality)
+    if template.model != model:
+        raise ModelMismatch(
+            f"subject {subject_id!r} was enrolled with {modality} model {template.model}, but "
+            f"this service runs {model}; re-enroll the subject with the current model"
+        )
+    return template
+
+
+def save_enrollment(
+    store: TemplateStore,
+    gallery: Gallery,
+    write: TemplateWrite,
+    *,
+    calibration: Calibration,
+    point: OperatingPoint,
+    refuse_duplicates: bool,
+    dry_run: bool,
+) -> tuple[Template | None, tuple[Duplicate, ...]]:
+    """Search the gallery for other subjects matching the new samples (AlreadyExists with
+    ``refuse_duplicates``), then save them unless ``dry_run``. Returns the saved template (None
+    on a dry run) and the duplicates found."""
+    duplicates = find_duplicates(
+        gallery,
+        write.tenant,
+        write.subject_id,
+        list(write.new_samples),
+        calibration=calibration,
+        point=point,
+        refuse=refuse_duplicates and not dry_run,
+    )
+    if dry_run:
+        return None, duplicates
+    template = store.save_template(
+        tenant=write.tenant,
+        subject_id=write.subject_id,
+        modality=write.modality,
+        model=write.model,
+        new_samples=write.new_samples,
+        metadata=write.metadata,
+        replace=write.replace,
+        extra=write.extra,
+        sample_ids=write.sample_ids,
+    )
+    gallery.catch_up(store)  # this replica sees its own write at once
+    return template, duplicates
+
+
 @dataclass(frozen=True)
 class Issue:
     """A reason with a stable code, e.g. ("BLURRED", "the face is blurred")."""
@@ -86,6 +173,35 @@ def check_liveness_policy(policy: RequestPolicy) -> None:
             "require_liveness is not available yet in this service version; "
             "send the request without it"
         )
+
+
+def prepare_all(
+    pool: InferencePool, fn: Callable[[A], T], items: Sequence[A], labels: Sequence[str]
+) -> list[T]:
+    """``fn`` on every item in parallel on the pool; an error names the item that caused it
+    (its message is prefixed with the item's label, e.g. "image_a: ...")."""
+    futures = [pool.submit(fn, item) for item in items]
+    results: list[T] = []
+    for label, future in zip(labels, futures, strict=True):
+        try:
+            results.append(future.result())
+        except BioverifyError as exc:
+            exc.message = f"{label}: {exc.message}"
+            raise
+    return results
+
+
+def prepare_each(pool: InferencePool, fn: Callable[[A], T], items: Sequence[A]) -> list[T | Issue]:
+    """``fn`` on every item in parallel on the pool, for enrollment: an item the client got
+    wrong (InvalidInput, TooLarge) gives the Issue that rejects it instead of failing them all."""
+    futures = [pool.submit(fn, item) for item in items]
+    results: list[T | Issue] = []
+    for future in futures:
+        try:
+            results.append(future.result())
+        except (InvalidInput, TooLarge) as exc:
+            results.append(Issue(exc.reason, exc.message))
+    return results
 
 
 class InferencePool:

@@ -8,12 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bioverify.errors import (
-    BioverifyError,
-    InvalidInput,
-    ModelMismatch,
-    TooLarge,
-)
+from bioverify.errors import BioverifyError, InvalidInput
 from bioverify.face.pipeline import FaceFinding, FacePipeline, FaceSample, PreparedFace
 from bioverify.index.gallery import Gallery
 from bioverify.packs import PackManifest
@@ -24,23 +19,22 @@ from bioverify.scoring import (
     cosine_similarity,
     decide_match,
 )
-from bioverify.store.ports import Template, TemplateStore
+from bioverify.store.ports import Template, TemplateStore, TemplateWrite
 from bioverify.usecases.common import (
     DEFAULT_TENANT,
     InferencePool,
     Issue,
     RequestPolicy,
+    prepare_all,
+    prepare_each,
     sample_id,
-    validate_metadata,
+    save_enrollment,
+    template_for,
+    validate_enrollment,
     validate_subject_id,
     validate_tenant,
 )
-from bioverify.usecases.gallery_search import (
-    Duplicate,
-    IdentifyResult,
-    find_duplicates,
-    identify,
-)
+from bioverify.usecases.gallery_search import Duplicate, IdentifyResult, identify
 from bioverify.usecases.liveness import LivenessGate, LivenessResult, spoof_issues
 
 logger = logging.getLogger(__name__)
@@ -138,7 +132,9 @@ class FaceVerification:
         point = self.operating_point(policy)
         _require_image(image_a, "image_a")
         _require_image(image_b, "image_b")
-        prepared = self._prepare_all([image_a, image_b], labels=("image_a", "image_b"))
+        prepared = prepare_all(
+            self.pool, self.pipeline.prepare, [image_a, image_b], ("image_a", "image_b")
+        )
         live_a = self._liveness(policy, DEFAULT_TENANT, prepared[0], compare=True)
         live_b = self._liveness(policy, DEFAULT_TENANT, prepared[1], compare=True)
         samples = self.pool.run(self.pipeline.embed, prepared)
@@ -165,24 +161,21 @@ class FaceVerification:
         dry_run: bool = False,
         refuse_duplicates: bool = False,
     ) -> EnrollOutcome:
-        tenant = validate_tenant(tenant)
-        subject_id = validate_subject_id(subject_id, self.max_subject_id_length)
-        meta = validate_metadata(metadata)
-        if not images:
-            raise InvalidInput("no images to enroll: send at least one")
-        if len(images) > self.max_images:
-            raise TooLarge(f"at most {self.max_images} images per enrollment, got {len(images)}")
-        futures = [self.pool.submit(self.pipeline.prepare, data) for data in images]
+        tenant, subject_id, meta = validate_enrollment(
+            tenant,
+            subject_id,
+            metadata,
+            images,
+            noun="images",
+            max_samples=self.max_images,
+            max_subject_id_length=self.max_subject_id_length,
+        )
         outcomes: list[SampleOutcome] = []
         good: list[PreparedFace] = []
         good_ids: list[str] = []
-        for index, future in enumerate(futures):
-            try:
-                prepared = future.result()
-            except (InvalidInput, TooLarge) as exc:
-                outcomes.append(
-                    SampleOutcome(index, False, (Issue(exc.reason, exc.message),), None)
-                )
+        for index, prepared in enumerate(prepare_each(self.pool, self.pipeline.prepare, images)):
+            if isinstance(prepared, Issue):
+                outcomes.append(SampleOutcome(index, False, (prepared,), None))
                 continue
             quality = prepared.finding.quality
             if not quality.ok:
@@ -200,18 +193,7 @@ class FaceVerification:
         if not good:
             return EnrollOutcome(subject_id=subject_id, samples=tuple(outcomes), template=None)
         embedded: list[FaceSample] = self.pool.run(self.pipeline.embed, good)
-        duplicates = find_duplicates(
-            self.gallery,
-            tenant,
-            subject_id,
-            [s.embedding for s in embedded],
-            calibration=self.calibration,
-            point=self.operating_point(policy),
-            refuse=refuse_duplicates and not dry_run,
-        )
-        if dry_run:
-            return EnrollOutcome(subject_id, tuple(outcomes), None, duplicates)
-        template = self.store.save_template(
+        write = TemplateWrite(
             tenant=tenant,
             subject_id=subject_id,
             modality=FACE,
@@ -221,7 +203,15 @@ class FaceVerification:
             replace=replace,
             sample_ids=good_ids,
         )
-        self.gallery.catch_up(self.store)  # this replica sees its own write at once
+        template, duplicates = save_enrollment(
+            self.store,
+            self.gallery,
+            write,
+            calibration=self.calibration,
+            point=self.operating_point(policy),
+            refuse_duplicates=refuse_duplicates,
+            dry_run=dry_run,
+        )
         return EnrollOutcome(subject_id, tuple(outcomes), template, duplicates)
 
     def identify(
@@ -256,12 +246,7 @@ class FaceVerification:
         subject_id = validate_subject_id(subject_id, self.max_subject_id_length)
         point = self.operating_point(policy)
         _require_image(image, "image")
-        template = self.store.get_template(tenant, subject_id, FACE)
-        if template.model != self.model:
-            raise ModelMismatch(
-                f"subject {subject_id!r} was enrolled with face model {template.model}, but this "
-                f"service runs {self.model}; re-enroll the subject with the current model"
-            )
+        template = template_for(self.store, tenant, subject_id, FACE, self.model)
         prepared = self.pool.run(self.pipeline.prepare, image)
         live, sample = self._liveness_and_embedding(policy, tenant, prepared)
         similarity = cosine_similarity(template.vector, sample.embedding)
@@ -296,18 +281,6 @@ class FaceVerification:
         finally:
             result = live.result()
         return result, sample
-
-    def _prepare_all(self, images: Sequence[bytes], labels: Sequence[str]) -> list[PreparedFace]:
-        """Prepare several images in parallel; errors name the image that caused them."""
-        futures = [self.pool.submit(self.pipeline.prepare, data) for data in images]
-        prepared = []
-        for label, future in zip(labels, futures, strict=True):
-            try:
-                prepared.append(future.result())
-            except BioverifyError as exc:
-                exc.message = f"{label}: {exc.message}"
-                raise
-        return prepared
 
 
 def _require_image(data: bytes, label: str) -> None:

@@ -18,7 +18,6 @@ from bioverify.errors import (
     BioverifyError,
     InvalidAudio,
     InvalidInput,
-    ModelMismatch,
     NotImplementedYet,
     StreamProtocolError,
     TooLarge,
@@ -34,23 +33,22 @@ from bioverify.scoring import (
     decide_match,
     l2_normalize,
 )
-from bioverify.store.ports import Template, TemplateStore
+from bioverify.store.ports import Template, TemplateStore, TemplateWrite
 from bioverify.usecases.common import (
     DEFAULT_TENANT,
     InferencePool,
     Issue,
     RequestPolicy,
+    prepare_all,
+    prepare_each,
     sample_id,
-    validate_metadata,
+    save_enrollment,
+    template_for,
+    validate_enrollment,
     validate_subject_id,
     validate_tenant,
 )
-from bioverify.usecases.gallery_search import (
-    Duplicate,
-    IdentifyResult,
-    find_duplicates,
-    identify,
-)
+from bioverify.usecases.gallery_search import Duplicate, IdentifyResult, identify
 from bioverify.usecases.liveness import LivenessGate, LivenessResult, spoof_issues
 from bioverify.voice.audio_decode import (
     AudioEncoding,
@@ -260,11 +258,7 @@ class VoiceVerification:
         return decoded, self.pipeline.analyse(decoded)
 
     def _analyse_labelled(self, clip: AudioInput, label: str) -> tuple[DecodedAudio, VoiceSample]:
-        try:
-            return self.pool.run(self.analyse, clip)
-        except BioverifyError as exc:
-            exc.message = f"{label}: {exc.message}"
-            raise
+        return prepare_all(self.pool, self.analyse, [clip], [label])[0]
 
     def _speech_issues(self, sample: VoiceSample, minimum: float) -> tuple[Issue, ...]:
         issues = [Issue(i.code, i.message) for i in sample.quality.issues]
@@ -281,16 +275,9 @@ class VoiceVerification:
         self, clip_a: AudioInput, clip_b: AudioInput, policy: RequestPolicy
     ) -> CompareVoicesOutcome:
         point = self.operating_point(policy)
-        future_a = self.pool.submit(self.analyse, clip_a)
-        future_b = self.pool.submit(self.analyse, clip_b)
-        results = []
-        for label, future in (("clip_a", future_a), ("clip_b", future_b)):
-            try:
-                results.append(future.result())
-            except BioverifyError as exc:
-                exc.message = f"{label}: {exc.message}"
-                raise
-        (dec_a, sample_a), (dec_b, sample_b) = results
+        (dec_a, sample_a), (dec_b, sample_b) = prepare_all(
+            self.pool, self.analyse, [clip_a, clip_b], ("clip_a", "clip_b")
+        )
         issues_a = self._speech_issues(sample_a, self.policy.min_verify_speech_s)
         issues_b = self._speech_issues(sample_b, self.policy.min_verify_speech_s)
         similarity = cosine_similarity(sample_a.embedding, sample_b.embedding)
@@ -319,29 +306,24 @@ class VoiceVerification:
         dry_run: bool = False,
         refuse_duplicates: bool = False,
     ) -> EnrollVoiceOutcome:
-        tenant = validate_tenant(tenant)
-        subject_id = validate_subject_id(subject_id, self.max_subject_id_length)
-        meta = validate_metadata(metadata)
-        if not clips:
-            raise InvalidInput("no clips to enroll: send at least one")
-        if len(clips) > self.policy.max_clips_per_enrollment:
-            raise TooLarge(
-                f"at most {self.policy.max_clips_per_enrollment} clips per enrollment, "
-                f"got {len(clips)}"
-            )
-        futures = [self.pool.submit(self.analyse, clip) for clip in clips]
+        tenant, subject_id, meta = validate_enrollment(
+            tenant,
+            subject_id,
+            metadata,
+            clips,
+            noun="clips",
+            max_samples=self.policy.max_clips_per_enrollment,
+            max_subject_id_length=self.max_subject_id_length,
+        )
         outcomes: list[VoiceSampleOutcome] = []
         accepted: list[VoiceSample] = []
         accepted_ids: list[str] = []
         narrow_speech = 0.0
-        for index, future in enumerate(futures):
-            try:
-                decoded, sample = future.result()
-            except (InvalidInput, TooLarge) as exc:
-                outcomes.append(
-                    VoiceSampleOutcome(index, False, (Issue(exc.reason, exc.message),), None)
-                )
+        for index, analysed in enumerate(prepare_each(self.pool, self.analyse, clips)):
+            if isinstance(analysed, Issue):
+                outcomes.append(VoiceSampleOutcome(index, False, (analysed,), None))
                 continue
+            decoded, sample = analysed
             issues = self._speech_issues(sample, self.policy.min_enroll_clip_speech_s)
             live = None if issues else self._liveness(policy, tenant, decoded, sample)
             if live is not None and live.blocks:
@@ -374,18 +356,7 @@ class VoiceVerification:
             return EnrollVoiceOutcome(subject_id, tuple(outcomes), None, total, (refusal,))
         # All-phone enrollments are searched like phone probes (see :meth:`identify`).
         calibration, point = self.scoring(policy, self.channel(narrow_speech >= total > 0.0))
-        duplicates = find_duplicates(
-            self.gallery,
-            tenant,
-            subject_id,
-            [s.embedding for s in accepted],
-            calibration=calibration,
-            point=point,
-            refuse=refuse_duplicates and not dry_run,
-        )
-        if dry_run:
-            return EnrollVoiceOutcome(subject_id, tuple(outcomes), None, total, (), duplicates)
-        template = self.store.save_template(
+        write = TemplateWrite(
             tenant=tenant,
             subject_id=subject_id,
             modality=VOICE,
@@ -396,7 +367,15 @@ class VoiceVerification:
             extra={"net_speech_s": total, NARROWBAND_SPEECH: narrow_speech},
             sample_ids=accepted_ids,
         )
-        self.gallery.catch_up(self.store)  # this replica sees its own write at once
+        template, duplicates = save_enrollment(
+            self.store,
+            self.gallery,
+            write,
+            calibration=calibration,
+            point=point,
+            refuse_duplicates=refuse_duplicates,
+            dry_run=dry_run,
+        )
         return EnrollVoiceOutcome(subject_id, tuple(outcomes), template, total, (), duplicates)
 
     def identify(
@@ -430,13 +409,7 @@ class VoiceVerification:
         )
 
     def _template(self, tenant: str, subject_id: str) -> Template:
-        template = self.store.get_template(tenant, subject_id, VOICE)
-        if template.model != self.model:
-            raise ModelMismatch(
-                f"subject {subject_id!r} was enrolled with voice model {template.model}, but "
-                f"this service runs {self.model}; re-enroll the subject with the current model"
-            )
-        return template
+        return template_for(self.store, tenant, subject_id, VOICE, self.model)
 
     def verify(
         self, *, tenant: str, subject_id: str, clip: AudioInput, policy: RequestPolicy
