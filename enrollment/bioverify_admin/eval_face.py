@@ -105,12 +105,6 @@ def run_face_pairs(
     return PairEvaluation(summarise(results), tuple(results))
 
 
-def evaluate_face_pairs(
-    client: BioverifyClient, pairs: list[Pair], *, concurrency: int = 1
-) -> dict[str, Any]:
-    return run_face_pairs(client, pairs, concurrency=concurrency).summary
-
-
 def summarise(results: list[PairResult]) -> dict[str, Any]:
     scores, labels = score_arrays(results)
     scored = [r for r in results if r.similarity is not None]

@@ -47,12 +47,6 @@ class IdentificationEvaluation:
     nonmated_failed: npt.NDArray[np.bool_]
 
 
-def evaluate_face_identification(
-    client: BioverifyClient, images: list[LabelledImage], *, holdout_share: float = 0.2
-) -> dict[str, Any]:
-    return run_face_identification(client, images, holdout_share=holdout_share).summary
-
-
 def run_face_identification(
     client: BioverifyClient, images: list[LabelledImage], *, holdout_share: float = 0.2
 ) -> IdentificationEvaluation:

@@ -8,12 +8,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import soundfile as sf
 
 from bioverify import metrics
 from bioverify.client import BioverifyClient, BioverifyClientError
-from bioverify.voice.audio_decode import mulaw_decode, mulaw_encode, resample
+from bioverify.voice.audio_decode import mulaw_encode, resample
 from bioverify_admin.datasets import Pair
 from bioverify_admin.eval_face import PairEvaluation, PairResult, score_arrays, summarise
 
@@ -71,8 +70,3 @@ def evaluate_speaker_trials(
     client: BioverifyClient, trials: list[Pair], *, telephony: bool, concurrency: int = 1
 ) -> dict[str, Any]:
     return run_speaker_trials(client, trials, telephony=telephony, concurrency=concurrency).summary
-
-
-def decode_check(data: bytes) -> np.ndarray:
-    """Inverse of telephony_bytes' encoding (for tests)."""
-    return mulaw_decode(data)

@@ -36,7 +36,6 @@ class Settings:
     store: str = "sqlite"
     redis_url: str = "redis://127.0.0.1:6379/0"
     redis_key_prefix: str = "bioverify:"
-    keep_raw_samples: bool = False
     # Models
     model_dir: Path = field(default_factory=default_model_dir)
     face_pack: str = "auto"

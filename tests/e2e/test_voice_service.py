@@ -381,3 +381,33 @@ def test_a_call_that_never_ends_is_cut_at_the_maximum_length(
             assert final.final
     finally:
         app.stop(grace=1.0)
+
+
+def test_a_service_without_a_voice_pack_says_so(tmp_path: Path, models_dir: Path) -> None:
+    from bioverify.server.app import build
+    from bioverify.settings import Settings
+
+    app = build(
+        Settings(
+            host="127.0.0.1",
+            port=0,
+            data_dir=tmp_path,
+            model_dir=models_dir,
+            voice_pack="none",
+            face_liveness_pack="none",
+            voice_antispoof_pack="none",
+            log_level="WARNING",
+        )
+    )
+    app.start()
+    try:
+        with BioverifyClient(f"127.0.0.1:{app.port}", timeout=60, retries=0) as faces_only:
+            faces_only.wait_until_serving(timeout=60)
+            clip = faces_only.audio(LIBRI[0].read_bytes())
+            with pytest.raises(BioverifyClientError) as info:
+                faces_only.compare_voices(clip, clip)
+            assert info.value.code == grpc.StatusCode.UNIMPLEMENTED
+            assert "CompareVoices" in info.value.message
+            assert "without a voice model pack" in info.value.message
+    finally:
+        app.stop(grace=1.0)

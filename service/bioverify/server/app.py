@@ -404,6 +404,8 @@ def build(settings: Settings) -> Application:
             voice_pb2_grpc.VoiceServiceServicer,
             "VoiceService",
             ["CompareVoices", "EnrollVoice", "VerifyVoice", "IdentifyVoice", "VerifyVoiceStream"],
+            "this service runs without a voice model pack (BIOVERIFY_VOICE_PACK=none, or none "
+            "installed)",
         ),
         server,
     )

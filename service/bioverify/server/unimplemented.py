@@ -1,5 +1,6 @@
-"""Servicers for parts of the v1 contract this version does not serve yet: every RPC answers
-UNIMPLEMENTED with a message naming the RPC (instead of grpc's bare 'Method not implemented')."""
+"""Servicers for parts of the v1 contract this installation does not serve (e.g. voice with no
+voice pack): every RPC answers UNIMPLEMENTED with a message naming the RPC and the reason
+(instead of grpc's bare 'Method not implemented')."""
 
 from __future__ import annotations
 
@@ -9,10 +10,10 @@ from typing import Any
 from bioverify.errors import NotImplementedYet
 
 
-def unimplemented_servicer(base: type[Any], service: str, rpc_names: list[str]) -> Any:
+def unimplemented_servicer(base: type[Any], service: str, rpc_names: list[str], why: str) -> Any:
     def make(rpc: str) -> Callable[..., Any]:
         def handler(self: Any, request: Any, context: Any) -> Any:
-            raise NotImplementedYet(f"{service}.{rpc} is not available in this service version yet")
+            raise NotImplementedYet(f"{service}.{rpc} is not served: {why}")
 
         return handler
 
