@@ -315,7 +315,9 @@ class BulkEnroller:
             }
             for d in reply.duplicates
         ]
-        return results, duplicates, bool(refusal)
+        # Samples refused only as a whole (each fine on its own) are worth sending again later;
+        # samples rejected on their own merits are answered for good.
+        return results, duplicates, bool(refusal) and any(s.accepted for s in reply.samples)
 
 
 def format_table(report: RunReport) -> str:

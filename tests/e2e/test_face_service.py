@@ -283,6 +283,7 @@ def test_enroll_with_only_bad_images_writes_nothing(client: BioverifyClient) -> 
     assert reply.accepted_count == 0 and reply.rejected_count == 2
     assert {r.code for s in reply.samples for r in s.reasons} == {"NO_FACE", "INVALID_IMAGE"}
     assert not reply.HasField("template")
+    assert [r.code for r in reply.reasons] == ["NO_SAMPLE_ACCEPTED"]
     expect_error(grpc.StatusCode.NOT_FOUND, client.get_subject, "nobody-1")
 
 

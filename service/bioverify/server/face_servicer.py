@@ -57,6 +57,7 @@ class FaceServicer(face_pb2_grpc.FaceServiceServicer):  # type: ignore[misc]
                 for s in out.samples
             ],
             duplicates=convert.duplicates_to_proto(out.duplicates),
+            reasons=convert.reasons_to_proto(out.refusal),
         )
         if out.template is not None:
             reply.template.CopyFrom(convert.template_to_proto(out.template))

@@ -16,7 +16,6 @@ from bioverify.errors import (
     InvalidInput,
     InvalidSubjectId,
     ModelMismatch,
-    NotImplementedYet,
     Overloaded,
     TooLarge,
 )
@@ -167,12 +166,9 @@ def sample_id(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def check_liveness_policy(policy: RequestPolicy) -> None:
-    if policy.require_liveness:
-        raise NotImplementedYet(
-            "require_liveness is not available yet in this service version; "
-            "send the request without it"
-        )
+NOTHING_ACCEPTED = Issue(
+    "NO_SAMPLE_ACCEPTED", "no sample was accepted (see each sample's reasons); nothing was enrolled"
+)
 
 
 def prepare_all(

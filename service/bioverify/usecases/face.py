@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,6 +22,7 @@ from bioverify.scoring import (
 from bioverify.store.ports import Template, TemplateStore, TemplateWrite
 from bioverify.usecases.common import (
     DEFAULT_TENANT,
+    NOTHING_ACCEPTED,
     InferencePool,
     Issue,
     RequestPolicy,
@@ -68,6 +69,7 @@ class EnrollOutcome:
     samples: tuple[SampleOutcome, ...]
     template: Template | None
     duplicates: tuple[Duplicate, ...] = ()
+    refusal: tuple[Issue, ...] = ()  # why no template was written, when none was
 
 
 @dataclass(frozen=True)
@@ -135,9 +137,10 @@ class FaceVerification:
         prepared = prepare_all(
             self.pool, self.pipeline.prepare, [image_a, image_b], ("image_a", "image_b")
         )
-        live_a = self._liveness(policy, DEFAULT_TENANT, prepared[0], compare=True)
-        live_b = self._liveness(policy, DEFAULT_TENANT, prepared[1], compare=True)
+        wait_a = self._start_liveness(policy, DEFAULT_TENANT, prepared[0], compare=True)
+        wait_b = self._start_liveness(policy, DEFAULT_TENANT, prepared[1], compare=True)
         samples = self.pool.run(self.pipeline.embed, prepared)
+        live_a, live_b = wait_a(), wait_b()
         similarity = cosine_similarity(samples[0].embedding, samples[1].embedding)
         return CompareOutcome(
             match=decide_match(similarity, self.calibration, point),
@@ -173,6 +176,7 @@ class FaceVerification:
         outcomes: list[SampleOutcome] = []
         good: list[PreparedFace] = []
         good_ids: list[str] = []
+        checking: list[tuple[int, PreparedFace, Callable[[], LivenessResult | None]]] = []
         for index, prepared in enumerate(prepare_each(self.pool, self.pipeline.prepare, images)):
             if isinstance(prepared, Issue):
                 outcomes.append(SampleOutcome(index, False, (prepared,), None))
@@ -182,7 +186,9 @@ class FaceVerification:
                 reasons = tuple(Issue(i.code, i.message) for i in quality.issues)
                 outcomes.append(SampleOutcome(index, False, reasons, prepared.finding))
                 continue
-            live = self._liveness(policy, tenant, prepared)
+            checking.append((index, prepared, self._start_liveness(policy, tenant, prepared)))
+        for index, prepared, wait in checking:  # every sample's liveness runs at once
+            live = wait()
             if live is not None and live.blocks:
                 reasons = spoof_issues(live)
                 outcomes.append(SampleOutcome(index, False, reasons, prepared.finding, live))
@@ -190,8 +196,9 @@ class FaceVerification:
             outcomes.append(SampleOutcome(index, True, (), prepared.finding, live))
             good.append(prepared)
             good_ids.append(sample_id(images[index]))
+        outcomes.sort(key=lambda o: o.index)
         if not good:
-            return EnrollOutcome(subject_id=subject_id, samples=tuple(outcomes), template=None)
+            return EnrollOutcome(subject_id, tuple(outcomes), None, refusal=(NOTHING_ACCEPTED,))
         embedded: list[FaceSample] = self.pool.run(self.pipeline.embed, good)
         write = TemplateWrite(
             tenant=tenant,
@@ -260,27 +267,25 @@ class FaceVerification:
         )
 
     # -- helpers ----------------------------------------------------------------------------
-    def _liveness(
+    def _start_liveness(
         self, policy: RequestPolicy, tenant: str, prepared: PreparedFace, compare: bool = False
-    ) -> LivenessResult | None:
-        """Liveness when the request, the tenant or the service asks for it. CompareFaces
-        stores nothing and decides nothing about an enrolled person, so there it runs only when
-        the request asks."""
+    ) -> Callable[[], LivenessResult | None]:
+        """Start the liveness check on the pool (when the request, the tenant or the service
+        asks for it) and return what waits for its result, so it runs beside other work.
+        CompareFaces stores nothing and decides nothing about an enrolled person, so there it
+        runs only when the request asks."""
         if compare and not policy.require_liveness:
-            return None
-        return self.pool.run(self.liveness.face_result, policy, tenant, prepared)
+            return lambda: None
+        return self.pool.submit(self.liveness.face_result, policy, tenant, prepared).result
 
     def _liveness_and_embedding(
         self, policy: RequestPolicy, tenant: str, prepared: PreparedFace
     ) -> tuple[LivenessResult | None, FaceSample]:
         """Liveness and the embedding both start from the detected face and are independent:
         run them side by side on the pool, so liveness adds little to a request's latency."""
-        live = self.pool.submit(self.liveness.face_result, policy, tenant, prepared)
-        try:
-            sample = self.pool.run(self.pipeline.embed, [prepared])[0]
-        finally:
-            result = live.result()
-        return result, sample
+        wait = self._start_liveness(policy, tenant, prepared)
+        sample = self.pool.run(self.pipeline.embed, [prepared])[0]
+        return wait(), sample
 
 
 def _require_image(data: bytes, label: str) -> None:

@@ -68,7 +68,9 @@ class LivenessGate:
     def allows_narrowband(self, tenant: str) -> bool:
         return self._policy(tenant).allow_narrowband_voice
 
-    def _required(self, request: RequestPolicy, tenant: str, modality: str) -> tuple[bool, bool]:
+    def requirement(self, request: RequestPolicy, tenant: str, modality: str) -> tuple[bool, bool]:
+        """(required, observe_only) for ``modality``: the request's choice, else the
+        tenant's, else the service default."""
         policy = self._policy(tenant)
         default = policy.require_face if modality == "face" else policy.require_voice
         required = default if request.require_liveness is None else request.require_liveness
@@ -77,7 +79,7 @@ class LivenessGate:
     def face_result(
         self, request: RequestPolicy, tenant: str, prepared: PreparedFace
     ) -> LivenessResult | None:
-        required, observe = self._required(request, tenant, "face")
+        required, observe = self.requirement(request, tenant, "face")
         if not required:
             return None
         if self.face is None:
@@ -97,7 +99,7 @@ class LivenessGate:
     ) -> LivenessResult | None:
         """``declared_narrowband``: the request sent 8 kHz or G.711 audio (otherwise the
         bandwidth is measured on the audio)."""
-        required, observe = self._required(request, tenant, "voice")
+        required, observe = self.requirement(request, tenant, "voice")
         if not required:
             return None
         if self.voice is None:

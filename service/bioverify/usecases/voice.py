@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import math
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -36,6 +36,7 @@ from bioverify.scoring import (
 from bioverify.store.ports import Template, TemplateStore, TemplateWrite
 from bioverify.usecases.common import (
     DEFAULT_TENANT,
+    NOTHING_ACCEPTED,
     InferencePool,
     Issue,
     RequestPolicy,
@@ -244,10 +245,10 @@ class VoiceVerification:
         return calibration, self.operating_point(policy, channel)
 
     # -- clips ------------------------------------------------------------------------------
-    def analyse(self, clip: AudioInput) -> tuple[DecodedAudio, VoiceSample]:
+    def decode(self, clip: AudioInput) -> DecodedAudio:
         if not clip.data:
             raise InvalidAudio("the audio is empty: send a WAV, FLAC, OGG or MP3 file or raw PCM")
-        decoded = decode_audio(
+        return decode_audio(
             clip.data,
             encoding=clip.encoding,
             sample_rate_hz=clip.sample_rate_hz,
@@ -255,6 +256,9 @@ class VoiceVerification:
             channel=clip.channel,
             limits=self.limits,
         )
+
+    def analyse(self, clip: AudioInput) -> tuple[DecodedAudio, VoiceSample]:
+        decoded = self.decode(clip)
         return decoded, self.pipeline.analyse(decoded)
 
     def _analyse_labelled(self, clip: AudioInput, label: str) -> tuple[DecodedAudio, VoiceSample]:
@@ -281,8 +285,9 @@ class VoiceVerification:
         issues_a = self._speech_issues(sample_a, self.policy.min_verify_speech_s)
         issues_b = self._speech_issues(sample_b, self.policy.min_verify_speech_s)
         similarity = cosine_similarity(sample_a.embedding, sample_b.embedding)
-        live_a = self._liveness(policy, DEFAULT_TENANT, dec_a, sample_a, compare=True)
-        live_b = self._liveness(policy, DEFAULT_TENANT, dec_b, sample_b, compare=True)
+        wait_a = self._start_liveness(policy, DEFAULT_TENANT, dec_a, sample_a, compare=True)
+        wait_b = self._start_liveness(policy, DEFAULT_TENANT, dec_b, sample_b, compare=True)
+        live_a, live_b = wait_a(), wait_b()
         calibration, point = self.scoring(policy, self.channel(_narrow(dec_a), _narrow(dec_b)))
         return CompareVoicesOutcome(
             match=decide_match(similarity, calibration, point),
@@ -319,13 +324,19 @@ class VoiceVerification:
         accepted: list[VoiceSample] = []
         accepted_ids: list[str] = []
         narrow_speech = 0.0
+        checking = []
         for index, analysed in enumerate(prepare_each(self.pool, self.analyse, clips)):
             if isinstance(analysed, Issue):
                 outcomes.append(VoiceSampleOutcome(index, False, (analysed,), None))
                 continue
             decoded, sample = analysed
             issues = self._speech_issues(sample, self.policy.min_enroll_clip_speech_s)
-            live = None if issues else self._liveness(policy, tenant, decoded, sample)
+            wait = (
+                (lambda: None) if issues else self._start_liveness(policy, tenant, decoded, sample)
+            )
+            checking.append((index, decoded, sample, issues, wait))
+        for index, decoded, sample, issues, wait in checking:  # liveness of all clips at once
+            live = wait()
             if live is not None and live.blocks:
                 issues = spoof_issues(live)
             outcomes.append(
@@ -337,9 +348,10 @@ class VoiceVerification:
                 accepted.append(sample)
                 accepted_ids.append(sample_id(clips[index].data))
                 narrow_speech += sample.net_speech_s if _narrow(decoded) else 0.0
+        outcomes.sort(key=lambda o: o.index)
         total = float(sum(s.net_speech_s for s in accepted))
         if not accepted:
-            return EnrollVoiceOutcome(subject_id, tuple(outcomes), None, total)
+            return EnrollVoiceOutcome(subject_id, tuple(outcomes), None, total, (NOTHING_ACCEPTED,))
         existing = 0.0
         if not replace:
             try:
@@ -391,7 +403,7 @@ class VoiceVerification:
         point = self.operating_point(policy)
         decoded, sample = self._analyse_labelled(clip, "clip")
         issues = self._speech_issues(sample, self.policy.min_verify_speech_s)
-        live = self._liveness(policy, tenant, decoded, sample)
+        live = self._start_liveness(policy, tenant, decoded, sample)()
         # Candidates' channels are not known in the index: a phone probe is searched with the
         # stricter telephone thresholds (an open-set search must not let impostors in).
         calibration, point = self.scoring(policy, self.channel(_narrow(decoded)))
@@ -420,7 +432,7 @@ class VoiceVerification:
         template = self._template(tenant, subject_id)
         decoded, sample = self._analyse_labelled(clip, "clip")
         issues = self._speech_issues(sample, self.policy.min_verify_speech_s)
-        live = self._liveness(policy, tenant, decoded, sample)
+        live = self._start_liveness(policy, tenant, decoded, sample)()
         similarity = cosine_similarity(template.vector, sample.embedding)
         calibration, point = self.scoring(
             policy, self.channel(_narrow(decoded), _template_narrow(template))
@@ -434,33 +446,37 @@ class VoiceVerification:
             liveness=live,
         )
 
-    def _liveness(
+    def _start_liveness(
         self,
         policy: RequestPolicy,
         tenant: str,
         decoded: DecodedAudio,
         sample: VoiceSample,
         compare: bool = False,
-    ) -> LivenessResult | None:
+    ) -> Callable[[], LivenessResult | None]:
+        """Start the spoofing check on the pool and return what waits for its result (see
+        FaceVerification._start_liveness)."""
         if compare and not policy.require_liveness:
-            return None
-        return self.pool.run(
+            return lambda: None
+        return self.pool.submit(
             lambda: self.liveness.voice_result(
                 policy, tenant, sample.wave, sample.segments, declared_narrowband=_narrow(decoded)
             )
-        )
+        ).result
 
     def check_clip(self, clip: AudioInput) -> LivenessAssessment:
         """Synthetic / converted / replayed speech check on one clip (CheckLiveness)."""
         checker = self.liveness.voice
         if checker is None:
             raise NotImplementedYet("no voice anti-spoofing pack is installed")
-        decoded, sample = self._analyse_labelled(clip, "clip")
-        # Declared 8 kHz / G.711 input is narrowband; otherwise the checker measures it.
-        narrowband = declared_narrowband(decoded.sample_rate_hz, decoded.encoding)
-        return self.pool.run(
-            lambda: checker.assess(sample.wave, sample.segments, narrowband=narrowband)
-        )
+
+        def check(clip: AudioInput) -> LivenessAssessment:
+            decoded = self.decode(clip)
+            speech = self.pipeline.find_speech(decoded)  # no speaker embedding needed here
+            # Declared 8 kHz / G.711 input is narrowband; otherwise the checker measures it.
+            return checker.assess(speech.wave, speech.segments, narrowband=_narrow(decoded))
+
+        return prepare_all(self.pool, check, [clip], ["clip"])[0]
 
     # -- live calls -------------------------------------------------------------------------
     def open_stream(self, config: StreamConfig) -> VoiceStreamSession:
@@ -496,7 +512,7 @@ class VoiceVerification:
         interim = config.interim_every_speech_s or self.policy.interim_every_speech_s
         # A stream is always assessed when a checker is installed (an agent must be warned
         # mid-call); the policy only decides whether the assessment blocks the decision.
-        required, observe = self.liveness._required(config.policy, tenant, "voice")
+        required, observe = self.liveness.requirement(config.policy, tenant, "voice")
         checker = self.liveness.voice
         if required and checker is None:
             raise NotImplementedYet(
@@ -664,10 +680,6 @@ class StreamSpoofMonitor:
         self._count = 0
         self._assessed_speech_s = 0.0
         self._episode: tuple[float, float] | None = None
-
-    @property
-    def windows_assessed(self) -> int:
-        return self._count
 
     def add(self, samples: npt.NDArray[np.float32], speaking: bool) -> bool:
         """Add one VAD window of call audio; True when a span of new speech is ready."""

@@ -85,6 +85,16 @@ def speech_for_embedding(
     return keep_speech(wave, sample_rate, pad_segments(segments, SEGMENT_PAD_S, duration))
 
 
+@dataclass(frozen=True)
+class Speech:
+    """A clip at the encoder's rate with the VAD's speech segments."""
+
+    wave: Waveform
+    segments: tuple[SpeechSegment, ...]
+    duration_s: float
+    clipping: float
+
+
 class VoicePipeline:
     """Turns :class:`DecodedAudio` into a :class:`VoiceSample`. Thread-safe if its parts are."""
 
@@ -100,8 +110,9 @@ class VoicePipeline:
         self.limits = limits
         self.thresholds = thresholds
 
-    def analyse(self, decoded: DecodedAudio) -> VoiceSample:
-        """Embedding and quality of the speech in ``decoded``.
+    def find_speech(self, decoded: DecodedAudio) -> Speech:
+        """The audio at the encoder's rate and where its speech is (no embedding: what the
+        spoofing check needs on its own).
 
         Raises:
             AudioTooShort: the VAD found no speech.
@@ -132,13 +143,21 @@ class VoicePipeline:
             raise AudioTooShort(
                 "no speech was detected in the audio; record the speaker talking clearly"
             )
-        quality = assess_quality(wave, enc_rate, segments, self.thresholds, clipping=clipping)
-        embedding = self.encoder.embed(speech_for_embedding(wave, enc_rate, segments))
+        return Speech(wave, segments, duration, clipping)
+
+    def analyse(self, decoded: DecodedAudio) -> VoiceSample:
+        """Embedding and quality of the speech in ``decoded`` (raises as :meth:`find_speech`)."""
+        speech = self.find_speech(decoded)
+        rate = self.encoder.sample_rate
+        quality = assess_quality(
+            speech.wave, rate, speech.segments, self.thresholds, clipping=speech.clipping
+        )
+        embedding = self.encoder.embed(speech_for_embedding(speech.wave, rate, speech.segments))
         return VoiceSample(
             embedding=embedding,
             quality=quality,
             net_speech_s=quality.net_speech_s,
-            duration_s=duration,
-            segments=segments,
-            wave=wave,
+            duration_s=speech.duration_s,
+            segments=speech.segments,
+            wave=speech.wave,
         )
