@@ -300,3 +300,23 @@ def test_ann_factory_is_pluggable(store: SqliteTemplateStore) -> None:
     gallery.rebuild(store)
     assert built == [20]
     assert top(gallery, "t", people.probe("s4")) == "s4"
+
+
+@pytest.mark.parametrize("size", [10, 60])  # exact, and ANN above exact_max
+def test_search_many_is_search_per_row(store: SqliteTemplateStore, size: int) -> None:
+    people = People(7)
+    names = [f"p{i:03d}" for i in range(size)]
+    for name in names:
+        enroll(store, people, "t", name)
+    gallery = Gallery("face", "m1", DIM, exact_max=40)
+    gallery.rebuild(store)
+    gallery.maintain()
+    probes = np.stack([people.probe(n) for n in names[:8]])
+    many = gallery.search_many("t", probes, 3)
+    assert len(many) == 8
+    for probe, row, name in zip(probes, many, names[:8], strict=True):
+        one = gallery.search("t", probe, 3)
+        assert [s for s, _ in row] == [s for s, _ in one]  # batched BLAS: float32 rounding
+        np.testing.assert_allclose([c for _, c in row], [c for _, c in one], atol=1e-6)
+        assert row[0][0] == name
+    assert gallery.search_many("nobody", probes, 3) == [[]] * 8

@@ -178,17 +178,27 @@ class Gallery:
         query = as_vectors(vector, self.dim)
         if query.shape[0] != 1:
             raise ValueError("search takes one vector")
+        return self.search_many(tenant, query, k)[0]
+
+    def search_many(
+        self, tenant: str, vectors: npt.ArrayLike, k: int
+    ) -> list[list[tuple[str, float]]]:
+        """:meth:`search` for each row of ``vectors``, in one index call."""
+        query = as_vectors(vectors, self.dim)
         if self._search_threads is not None:
             faiss.omp_set_num_threads(self._search_threads)  # this thread's OpenMP setting
         with self._rw.read():
             part = self._parts.get(tenant)
             if part is None:
-                return []
+                return [[] for _ in range(query.shape[0])]
             scores, ids = part.index.search(query, k)
             return [
-                (part.subjects[int(i)], float(s))
-                for s, i in zip(scores[0], ids[0], strict=True)
-                if i >= 0
+                [
+                    (part.subjects[int(i)], float(s))
+                    for s, i in zip(row_s, row_i, strict=True)
+                    if i >= 0
+                ]
+                for row_s, row_i in zip(scores, ids, strict=True)
             ]
 
     # -- following the store -----------------------------------------------------------------

@@ -84,10 +84,10 @@ def find_duplicates(
     """Other subjects whose template matches any of the new samples above the threshold.
     With ``refuse`` a match raises AlreadyExists (the enrollment is not written)."""
     best: dict[str, float] = {}
-    for embedding in embeddings:
-        for other, similarity in gallery.search(tenant, embedding, 5):
-            if other != subject_id and similarity >= point.threshold:
-                best[other] = max(best.get(other, -1.0), similarity)
+    hits = gallery.search_many(tenant, np.stack(embeddings), 5) if embeddings else []
+    for other, similarity in (hit for row in hits for hit in row):
+        if other != subject_id and similarity >= point.threshold:
+            best[other] = max(best.get(other, -1.0), similarity)
     duplicates = tuple(
         Duplicate(other, sim, float(calibration.probability(sim)))
         for other, sim in sorted(best.items(), key=lambda kv: -kv[1])
