@@ -38,9 +38,15 @@ def check_image(
 
 
 def test_check_liveness_explains_itself(liveness: liveness_pb2_grpc.LivenessServiceStub) -> None:
-    for name in ("image_T1.jpg", "image_F1.jpg", "image_F2.jpg"):
+    # MiniFASNet's own samples: T1 is a live face, F1 and F2 are presentation attacks.
+    for name, expected in (
+        ("image_T1.jpg", True),
+        ("image_F1.jpg", False),
+        ("image_F2.jpg", False),
+    ):
         reply = check_image(liveness, (SAMPLES / name).read_bytes())
         report = reply.liveness
+        assert report.live == expected, name
         assert report.checked and 0.0 <= report.score <= 1.0 and report.threshold > 0
         assert report.live == (report.score >= report.threshold)
         assert len(report.checks) >= 3 and all(c.detail for c in report.checks)

@@ -177,6 +177,7 @@ def test_mulaw_8k_bona_fide_call_ends_live(client: BioverifyClient, face_server:
             clip = BioverifyClient.audio(data, encoding="MULAW", sample_rate_hz=PHONE_RATE)
             request = liveness_pb2.CheckLivenessRequest(clip=clip)
             reports.append(stub.CheckLiveness(request, timeout=60).liveness)
+    assert all(sum(c.name == "bandwidth" for c in r.checks) == 1 for r in reports)
     assert all(
         "narrowband input: telephone-band model" in c.detail
         for r in reports
