@@ -294,7 +294,7 @@ class AsyncBioverifyClient:
         return reply
 
     async def start_liveness_challenge(self, *, tenant: str = "") -> liveness_pb2.LivenessChallenge:
-        """A random head-pose challenge with a single-use nonce and an expiry."""
+        """A random challenge (head turns, nods, blinks) with a single-use nonce and an expiry."""
         request = liveness_pb2.StartLivenessChallengeRequest(tenant=tenant)
         reply: liveness_pb2.LivenessChallenge = await self._call(
             self.liveness.StartLivenessChallenge, request

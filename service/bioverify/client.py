@@ -319,7 +319,7 @@ class BioverifyClient:
         return reply
 
     def start_liveness_challenge(self, *, tenant: str = "") -> liveness_pb2.LivenessChallenge:
-        """A random head-pose challenge with a single-use nonce and an expiry."""
+        """A random challenge (head turns, nods, blinks) with a single-use nonce and an expiry."""
         request = liveness_pb2.StartLivenessChallengeRequest(tenant=tenant)
         reply: liveness_pb2.LivenessChallenge = self._call(
             self.liveness.StartLivenessChallenge, request

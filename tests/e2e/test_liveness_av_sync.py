@@ -18,7 +18,8 @@ import soundfile as sf
 
 from bioverify.face.detector_dlib import DlibHogDetector
 from bioverify.face.ports import ImageBGR
-from bioverify.liveness.av_sync import AV_SYNC, AV_SYNC_FAILED, MouthOpening
+from bioverify.liveness.av_sync import AV_SYNC, AV_SYNC_FAILED
+from bioverify.liveness.shape68 import FaceShape68
 from bioverify.v1 import common_pb2, liveness_pb2, liveness_pb2_grpc, voice_pb2
 from tests.conftest import DATA, lfw
 
@@ -92,7 +93,7 @@ def talking_frames(speech: tuple[Floats, int]) -> list[bytes]:
     amplitude /= amplitude.max()
     image = cv2.imread(str(FACE), cv2.IMREAD_COLOR)
     face = DlibHogDetector().detect(image)[0]
-    points = MouthOpening().landmarks(image, face)
+    points = FaceShape68().landmarks(image, face)
     eyes = float(np.linalg.norm(points[36:42].mean(axis=0) - points[42:48].mean(axis=0)))
     return [jpeg(open_mouth(image, points, MAX_OPENING * eyes * a)) for a in amplitude]
 

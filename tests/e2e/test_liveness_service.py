@@ -1,11 +1,13 @@
 """Liveness over the real service: CheckLiveness on PAD images, liveness inside VerifyFace,
-active challenges (single-use nonces, replayed still images fail)."""
+active challenges (single-use nonces, replayed still images fail, real blinks and turns)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
+import cv2
 import grpc
+import numpy as np
 import pytest
 
 from bioverify.client import BioverifyClient
@@ -99,6 +101,7 @@ def test_active_challenge_single_use_and_still_replay_fails(
     reply = liveness.CheckLiveness(request, timeout=60)
     assert not reply.liveness.live and reply.decision == common_pb2.SPOOF_SUSPECTED
     assert any(c.name == "active_challenge" and not c.passed for c in reply.liveness.checks)
+    assert any(c.name == "eye_blink" and not c.passed for c in reply.liveness.checks)
     with pytest.raises(grpc.RpcError) as info:  # the nonce is single-use
         liveness.CheckLiveness(request, timeout=60)
     assert info.value.code() == grpc.StatusCode.FAILED_PRECONDITION
@@ -110,6 +113,67 @@ def test_active_challenge_single_use_and_still_replay_fails(
     with pytest.raises(grpc.RpcError) as info:
         liveness.CheckLiveness(bad, timeout=60)
     assert info.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+
+
+def blink_challenge(
+    stub: liveness_pb2_grpc.LivenessServiceStub, allowed: set[int]
+) -> liveness_pb2.LivenessChallenge:
+    """A fresh challenge with a BLINK and only ``allowed`` actions (they are random)."""
+    for _ in range(200):
+        challenge: liveness_pb2.LivenessChallenge = stub.StartLivenessChallenge(
+            liveness_pb2.StartLivenessChallengeRequest()
+        )
+        if liveness_pb2.BLINK in challenge.actions and set(challenge.actions) <= allowed:
+            return challenge
+    pytest.fail("the service never issued a BLINK challenge")
+
+
+def test_active_challenge_with_a_blink_and_head_turns(
+    liveness: liveness_pb2_grpc.LivenessServiceStub,
+) -> None:
+    """Real frames per action: a live webcam recording's open and shut eyes (DEV PAD set) and
+    an LFW face turned to the image's left (flipped for right). Also: BLINK is issued."""
+    webcam = DATA / "face_pad" / "webcam_replay" / "alexcamargoweb"
+    open_a, open_b = ((webcam / f"real_{n}.png").read_bytes() for n in ("0070", "0028"))
+    shut = (webcam / "real_0000.png").read_bytes()
+    turned = lfw("Johnny_Carson", 2).read_bytes()
+    decoded = cv2.imdecode(np.frombuffer(turned, np.uint8), cv2.IMREAD_COLOR)
+    assert decoded is not None
+    flipped = cv2.flip(decoded, 1)
+    frames_for = {
+        liveness_pb2.BLINK: [shut, open_b],
+        liveness_pb2.TURN_HEAD_LEFT: [turned, open_a],
+        liveness_pb2.TURN_HEAD_RIGHT: [cv2.imencode(".png", flipped)[1].tobytes(), open_a],
+    }
+    challenge = blink_challenge(liveness, set(frames_for))
+    frames = [open_a, open_b, open_a]
+    for action in challenge.actions:
+        frames += frames_for[action]
+    request = liveness_pb2.CheckLivenessRequest(
+        frames=liveness_pb2.FrameSequence(frames=frames, fps=5),
+        challenge_id=challenge.challenge_id,
+        nonce=challenge.nonce,
+    )
+    reply = liveness.CheckLiveness(request, timeout=60)
+    (check,) = [c for c in reply.liveness.checks if c.name == "active_challenge"]
+    assert check.passed and "BLINK@frame" in check.detail, check.detail
+    (blink,) = [c for c in reply.liveness.checks if c.name == "eye_blink"]
+    assert blink.passed and blink.weight == 0.0 and "shut at frame" in blink.detail
+    # The same frames without the shut-eye one: the blink is missing.
+    challenge = blink_challenge(liveness, set(frames_for))
+    frames = [open_a, open_b, open_a]
+    for action in challenge.actions:
+        frames += [open_a, open_b] if action == liveness_pb2.BLINK else frames_for[action]
+    request = liveness_pb2.CheckLivenessRequest(
+        frames=liveness_pb2.FrameSequence(frames=frames, fps=5),
+        challenge_id=challenge.challenge_id,
+        nonce=challenge.nonce,
+    )
+    reply = liveness.CheckLiveness(request, timeout=60)
+    (check,) = [c for c in reply.liveness.checks if c.name == "active_challenge"]
+    assert not check.passed and "BLINK" in check.detail, check.detail
+    assert not reply.liveness.live and reply.decision == common_pb2.SPOOF_SUSPECTED
+    assert any(r.code == "CHALLENGE_FAILED" for r in reply.reasons)
 
 
 def test_bad_liveness_requests(liveness: liveness_pb2_grpc.LivenessServiceStub) -> None:

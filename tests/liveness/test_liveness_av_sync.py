@@ -13,13 +13,11 @@ from bioverify.face.ports import DetectedFace
 from bioverify.liveness.av_sync import (
     AV_SYNC,
     AvSyncChecker,
-    MouthOpening,
-    aperture_from_68,
     frame_energy_db,
     lagged_correlation,
     pearson,
-    predictor_box,
 )
+from bioverify.liveness.shape68 import FaceShape68, aperture_from_68, predictor_box
 from tests.liveness.conftest import LFW, read_image
 
 
@@ -73,14 +71,14 @@ def test_aperture_is_normalised_by_the_eye_distance() -> None:
 
 
 def test_predictor_box_and_a_real_face() -> None:
-    mouth = MouthOpening()
+    shape = FaceShape68()
     image = read_image(LFW / "Nursultan_Nazarbayev" / "Nursultan_Nazarbayev_0002.jpg")
     from bioverify.face.detector_dlib import DlibHogDetector
 
     face = DlibHogDetector().detect(image)[0]
     left, top, right, bottom = predictor_box(face)
     assert right - left == bottom - top and left < face.landmarks[0][0] < right
-    opening = mouth.aperture(image, face)
+    opening = shape.mouth_aperture(image, face)
     assert 0.0 <= opening < 0.1  # lips closed on this photo
 
 
@@ -104,7 +102,7 @@ def test_not_evaluated_is_never_a_pass() -> None:
     without = AvSyncChecker(None, unavailable="no predictor").check(frames, 15.0, wave, 16000)
     assert not without.evaluated and not without.check.passed and without.check.weight == 0.0
     assert without.check.name == AV_SYNC and "not evaluated: no predictor" in without.check.detail
-    checker = AvSyncChecker(MouthOpening())
+    checker = AvSyncChecker(FaceShape68())
     short = checker.check(frames[:8], 15.0, wave[:8533], 16000)
     assert not short.evaluated and "needs at least 10 frames" in short.check.detail
     rng = np.random.default_rng(0)

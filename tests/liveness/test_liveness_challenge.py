@@ -1,4 +1,4 @@
-"""Challenge-response: issuing, single use, expiry, bounded store, and action order."""
+"""Challenge-response: issuing, single use, expiry, bounded store, action order and blinks."""
 
 from __future__ import annotations
 
@@ -11,15 +11,19 @@ from bioverify.errors import ChallengeInvalid, ConfigurationError
 from bioverify.face.ports import DetectedFace, ImageBGR
 from bioverify.face.quality import Pose, estimate_pose
 from bioverify.liveness.challenge import (
-    ISSUABLE_ACTIONS,
+    ALL_ACTIONS,
+    POSE_ACTIONS,
     Action,
     Challenge,
     ChallengeIssuer,
+    observe_blink,
     verify_challenge,
 )
-from tests.liveness.conftest import LFW, read_image
+from bioverify.liveness.shape68 import FaceShape68
+from tests.liveness.conftest import DATA, LFW, read_image
 
 L, R, U, D = (Action.TURN_HEAD_LEFT, Action.TURN_HEAD_RIGHT, Action.LOOK_UP, Action.LOOK_DOWN)
+B = Action.BLINK
 
 
 class FakeClock:
@@ -47,12 +51,13 @@ def test_issue_draws_2_to_3_distinct_neighbouring_actions() -> None:
     for _ in range(200):
         c = issuer.issue()
         assert 2 <= len(c.actions) <= 3
-        assert all(a in ISSUABLE_ACTIONS for a in c.actions)
+        assert all(a in POSE_ACTIONS for a in c.actions)
         assert all(a != b for a, b in zip(c.actions, c.actions[1:], strict=False))
         seen.update(c.actions)
         assert len(c.nonce) >= 32 and len(c.challenge_id) >= 20
-    assert seen == set(ISSUABLE_ACTIONS)
-    assert Action.BLINK not in seen
+    assert seen == set(POSE_ACTIONS)  # BLINK only when the service can verify it
+    with_blinks = ChallengeIssuer(ttl_seconds=30, max_pending=1000, actions=ALL_ACTIONS)
+    assert {a for _ in range(300) for a in with_blinks.issue().actions} == set(ALL_ACTIONS)
 
 
 def test_consume_is_single_use() -> None:
@@ -100,8 +105,6 @@ def test_store_is_bounded() -> None:
 
 
 def test_configuration_errors() -> None:
-    with pytest.raises(ConfigurationError, match="BLINK"):
-        ChallengeIssuer(ttl_seconds=10, max_pending=3, actions=[L, Action.BLINK])
     with pytest.raises(ConfigurationError):
         ChallengeIssuer(ttl_seconds=0, max_pending=3)
     with pytest.raises(ConfigurationError):
@@ -143,11 +146,97 @@ def test_still_image_replay_fails() -> None:
     assert not ok and "only 0 of 2" in detail
 
 
-def test_must_start_frontal_and_blink_is_not_verifiable() -> None:
+def test_must_start_frontal_and_blink_needs_the_eyes() -> None:
     ok, detail = verify_challenge(_challenge(L, R), _poses((-0.3, 0.1), NEUTRAL, (0.3, 0.1)))
     assert not ok and "start facing" in detail
-    ok, detail = verify_challenge(_challenge(L, Action.BLINK), _poses(*[NEUTRAL] * 3))
-    assert not ok and "BLINK" in detail
+    ok, detail = verify_challenge(_challenge(L, B), _poses(*[NEUTRAL] * 3))
+    assert not ok and "BLINK cannot be verified" in detail
+    with pytest.raises(ValueError, match="one eye openness value per frame"):
+        verify_challenge(_challenge(L, B), _poses(*[NEUTRAL] * 3), eye_openness=[0.3, 0.3])
+
+
+OPEN, SHUT = 0.30, 0.06
+TURN_L = (-0.3, 0.1)
+
+
+def test_blink_then_turn_passes_and_a_still_face_never_blinks() -> None:
+    poses = _poses(NEUTRAL, NEUTRAL, NEUTRAL, NEUTRAL, NEUTRAL, TURN_L, NEUTRAL)
+    eyes = [OPEN, OPEN, SHUT, OPEN, OPEN, OPEN, OPEN]
+    ok, detail = verify_challenge(_challenge(B, L), poses, eye_openness=eyes)
+    assert ok, detail
+    assert "BLINK@frame2, TURN_HEAD_LEFT@frame5" in detail and "eye ratio open 0.30" in detail
+    ok, detail = verify_challenge(_challenge(B, L), poses, eye_openness=[OPEN] * 7)
+    assert not ok and "only 0 of 2" in detail and "missing BLINK" in detail
+
+
+def test_blink_counts_only_facing_the_camera_and_once_the_eyes_reopen() -> None:
+    # Eyes narrowing while the head is turned (or looking down) are not a blink.
+    poses = _poses(NEUTRAL, NEUTRAL, NEUTRAL, TURN_L, NEUTRAL, NEUTRAL)
+    eyes = [OPEN, OPEN, OPEN, SHUT, OPEN, OPEN]
+    ok, detail = verify_challenge(_challenge(L, B), poses, eye_openness=eyes)
+    assert not ok and "only 1 of 2" in detail
+    # Shut and turning away before the eyes open again: the turn waits for the reopening.
+    poses = _poses(NEUTRAL, NEUTRAL, NEUTRAL, NEUTRAL, TURN_L, NEUTRAL)
+    eyes = [OPEN, OPEN, SHUT, SHUT, SHUT, SHUT]
+    ok, detail = verify_challenge(_challenge(B, L), poses, eye_openness=eyes)
+    assert not ok and "only 1 of 2" in detail
+    # A burst that ends with the eyes shut has no blink either.
+    poses = _poses(NEUTRAL, NEUTRAL, TURN_L, NEUTRAL, NEUTRAL, NEUTRAL)
+    eyes = [OPEN, OPEN, OPEN, OPEN, OPEN, SHUT]
+    ok, detail = verify_challenge(_challenge(L, B), poses, eye_openness=eyes)
+    assert not ok and "did not open again" in detail
+    ok, detail = verify_challenge(_challenge(L, B), [*poses, poses[-1]], eye_openness=[*eyes, OPEN])
+    assert ok, detail
+
+
+def test_blink_thresholds_are_relative_to_the_open_eyes() -> None:
+    # A narrow-eyed person (open 0.22): 0.10 is shut for them; 0.15 (a squint) is not.
+    poses = _poses(*[NEUTRAL] * 6, TURN_L)
+    squint = [0.22, 0.22, 0.15, 0.22, 0.22, 0.22, 0.22]
+    assert not verify_challenge(_challenge(B, L), poses, eye_openness=squint)[0]
+    blink = [0.22, 0.22, 0.10, 0.22, 0.22, 0.22, 0.22]
+    assert verify_challenge(_challenge(B, L), poses, eye_openness=blink)[0]
+    # Eyes that never look open (hidden by glare, tiny face) cannot be judged.
+    ok, detail = verify_challenge(
+        _challenge(B, L), poses, eye_openness=[0.12, 0.12, 0.02] + [0.12] * 4
+    )
+    assert not ok and "not clearly visible" in detail
+
+
+def test_observe_blink_on_a_passive_burst() -> None:
+    poses = _poses(*[NEUTRAL] * 5)
+    seen, detail = observe_blink(poses, [OPEN, OPEN, SHUT, OPEN, OPEN])
+    assert seen and "shut at frame 2" in detail
+    seen, detail = observe_blink(poses, [OPEN] * 5)
+    assert not seen and "no blink in 5 frames" in detail and "informational" in detail
+    seen, detail = observe_blink(poses, [OPEN, OPEN, OPEN, OPEN, SHUT])  # never reopened
+    assert not seen
+    seen, detail = observe_blink(poses, [0.1, 0.1, 0.02, 0.1, 0.1])
+    assert not seen and detail.startswith("not evaluated: the eyes are not clearly visible")
+    with pytest.raises(ValueError):
+        observe_blink(poses, [OPEN])
+
+
+def test_a_real_blink_on_webcam_frames(detect: Callable[[ImageBGR], DetectedFace]) -> None:
+    """Frames of one live webcam recording (the DEV PAD set): a smile that shuts the eyes
+    between open-eyed frames is a blink; the same open frame repeated is not."""
+    shape = FaceShape68()
+    folder = DATA / "face_pad" / "webcam_replay" / "alexcamargoweb"
+    names = ("real_0070", "real_0028", "real_0070", "real_0000", "real_0028")
+    frames = [read_image(folder / f"{name}.png") for name in names]
+    faces = [detect(image) for image in frames]
+    poses = [estimate_pose(face.landmarks) for face in faces]
+    eyes = [shape.eye_openness(image, face) for image, face in zip(frames, faces, strict=True)]
+    assert eyes[3] < 0.12 and min(eyes[:3] + eyes[4:]) > 0.25
+    ok, detail = verify_challenge(_challenge(B, B), poses, eye_openness=eyes)
+    assert not ok and "only 1 of 2" in detail  # one blink cannot count twice
+    blink_only = Challenge("id", "nonce", (B,), expires_at=1e18)
+    ok, detail = verify_challenge(blink_only, poses, eye_openness=eyes)
+    assert ok and "BLINK@frame3" in detail, detail
+    ok, detail = verify_challenge(blink_only, [poses[0]] * 5, eye_openness=[eyes[0]] * 5)
+    assert not ok and "only 0 of 1" in detail
+    assert observe_blink(poses, eyes)[0]
+    assert not observe_blink(poses[:3], eyes[:3])[0]
 
 
 def test_real_faces_and_their_mirror_images(detect: Callable[[ImageBGR], DetectedFace]) -> None:

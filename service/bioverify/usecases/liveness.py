@@ -14,9 +14,15 @@ from bioverify.errors import InvalidInput, NotImplementedYet
 from bioverify.face.pipeline import FacePipeline, PreparedFace
 from bioverify.face.quality import estimate_pose
 from bioverify.liveness.av_sync import AV_SYNC, AV_SYNC_FAILED, AvSyncChecker
-from bioverify.liveness.challenge import Challenge, ChallengeIssuer, verify_challenge
+from bioverify.liveness.challenge import (
+    EYE_BLINK,
+    Challenge,
+    ChallengeIssuer,
+    observe_blink,
+    verify_challenge,
+)
 from bioverify.liveness.face_checker import FaceLivenessChecker
-from bioverify.liveness.ports import Check, LivenessAssessment
+from bioverify.liveness.ports import Check, EyeOpenness, LivenessAssessment
 from bioverify.usecases.common import InferencePool, Issue, RequestPolicy
 from bioverify.voice.audio_decode import AudioLimits, DecodedAudio, decode_audio
 from bioverify.voice.ports import SpeechSegment, Waveform
@@ -137,6 +143,7 @@ class LivenessChecks:
         *,
         max_frames: int = 32,
         av_sync: AvSyncChecker | None = None,
+        eyes: EyeOpenness | None = None,
         audio_limits: AudioLimits | None = None,
     ) -> None:
         self.gate = gate
@@ -145,6 +152,7 @@ class LivenessChecks:
         self.issuer = issuer
         self.max_frames = max_frames
         self.av_sync = av_sync
+        self.eyes = eyes
         self.audio_limits = audio_limits or AudioLimits(
             max_bytes=25 * 1024 * 1024, max_duration_s=300.0
         )
@@ -168,10 +176,11 @@ class LivenessChecks:
         fps: float = 0.0,
         audio: AudioInput | None = None,
     ) -> LivenessAssessment:
-        """Liveness over a burst of frames: the face checker (motion included), then the
-        active challenge when one is answered and the audio-visual sync check when the
-        frames come with their audio. A failed challenge or an evaluated, failed sync check
-        makes the sample not live (CHALLENGE_FAILED / AV_SYNC_FAILED)."""
+        """Liveness over a burst of frames: the face checker (motion included), whether the
+        face blinked (``eye_blink``, informational), then the active challenge when one is
+        answered and the audio-visual sync check when the frames come with their audio. A
+        failed challenge or an evaluated, failed sync check makes the sample not live
+        (CHALLENGE_FAILED / AV_SYNC_FAILED)."""
         checker = self._face_checker()
         if len(frames) < 2:
             raise InvalidInput("send at least two frames for a multi-frame liveness check")
@@ -188,12 +197,24 @@ class LivenessChecks:
                 exc.message = f"frame {index}: {exc.message}"
                 raise
         faces = [(p.image, p.finding.face) for p in prepared]
+        eyes = self.eyes
+        openness = (
+            [self.pool.submit(eyes.eye_openness, *face) for face in faces]
+            if eyes is not None
+            else None
+        )
         assessment = self.pool.run(checker.assess_frames, faces)
         live, score = assessment.live, assessment.score
         checks, reasons = list(assessment.checks), list(assessment.reasons)
+        poses = [estimate_pose(p.finding.face.landmarks) for p in prepared]
+        eye_openness = [f.result() for f in openness] if openness is not None else None
+        if eye_openness is not None:
+            seen, detail = observe_blink(poses, eye_openness)
+            checks.append(
+                Check(name=EYE_BLINK, score=float(seen), weight=0.0, passed=seen, detail=detail)
+            )
         if challenge is not None:
-            poses = [estimate_pose(p.finding.face.landmarks) for p in prepared]
-            passed, detail = verify_challenge(challenge, poses)
+            passed, detail = verify_challenge(challenge, poses, eye_openness=eye_openness)
             checks.append(
                 Check(
                     name="active_challenge",
@@ -225,8 +246,6 @@ class LivenessChecks:
                 if result.evaluated and not result.check.passed:
                     live = False
                     reasons.append((AV_SYNC_FAILED, result.check.detail))
-        if challenge is None and decoded is None:
-            return assessment
         return LivenessAssessment(
             live=live,
             score=score,
