@@ -180,6 +180,10 @@ def test_blink_counts_only_facing_the_camera_and_once_the_eyes_reopen() -> None:
     eyes = [OPEN, OPEN, SHUT, SHUT, SHUT, SHUT]
     ok, detail = verify_challenge(_challenge(B, L), poses, eye_openness=eyes)
     assert not ok and "only 1 of 2" in detail
+    # Eyes shut from the first frame: a blink starts with open eyes.
+    poses = _poses(NEUTRAL, NEUTRAL, NEUTRAL, TURN_L, NEUTRAL)
+    ok, detail = verify_challenge(_challenge(B, L), poses, eye_openness=[SHUT] + [OPEN] * 4)
+    assert not ok and "only 0 of 2" in detail
     # A burst that ends with the eyes shut has no blink either.
     poses = _poses(NEUTRAL, NEUTRAL, TURN_L, NEUTRAL, NEUTRAL, NEUTRAL)
     eyes = [OPEN, OPEN, OPEN, OPEN, OPEN, SHUT]
@@ -210,6 +214,8 @@ def test_observe_blink_on_a_passive_burst() -> None:
     seen, detail = observe_blink(poses, [OPEN] * 5)
     assert not seen and "no blink in 5 frames" in detail and "informational" in detail
     seen, detail = observe_blink(poses, [OPEN, OPEN, OPEN, OPEN, SHUT])  # never reopened
+    assert not seen
+    seen, detail = observe_blink(poses, [SHUT, OPEN, OPEN, OPEN, OPEN])  # never seen open first
     assert not seen
     seen, detail = observe_blink(poses, [0.1, 0.1, 0.02, 0.1, 0.1])
     assert not seen and detail.startswith("not evaluated: the eyes are not clearly visible")

@@ -14,9 +14,10 @@ measured against the pose of the first frames (nose/mouth proportions differ per
 it is verified from the eye aspect ratio of dlib's 68-point shape (``shape68``), per frame.
 A blink is a frame, facing the camera, whose ratio falls to ``blink_closed_ratio`` of the
 open-eye level (the 80th percentile over the frames facing the camera: the eyes are open in
-most of them), followed by the eyes opening again to ``blink_open_ratio`` of it before the
-next action or the end. A still photo has a constant ratio and never blinks. The service
-issues ``BLINK`` only when it has the shape model (``ALL_ACTIONS``; else ``POSE_ACTIONS``).
+most of them), after a frame with the eyes open (``blink_open_ratio`` of that level) and
+before the eyes open again, ahead of the next action or the end. A still photo has a constant
+ratio and never blinks. The service issues ``BLINK`` only when it has the shape model
+(``ALL_ACTIONS``; else ``POSE_ACTIONS``).
 """
 
 from __future__ import annotations
@@ -228,7 +229,7 @@ def observe_blink(
     *,
     thresholds: ChallengeThresholds = DEFAULT_CHALLENGE_THRESHOLDS,
 ) -> tuple[bool, str]:
-    """Whether a burst shows a blink (eyes shut facing the camera, then open again), and how.
+    """Whether a burst shows a blink (open, shut facing the camera, open again), and how.
 
     For passive multi-frame liveness, where no blink was asked for: people blink every 2-10
     seconds, so a short burst without one proves nothing, but a blink proves a moving face.
@@ -243,7 +244,7 @@ def observe_blink(
         return False, f"not evaluated: {levels}"
     open_level, shut_below, open_above = levels
     for i in range(len(eyes)):
-        if frontal[i] and eyes[i] <= shut_below:
+        if frontal[i] and eyes[i] <= shut_below and (eyes[:i] >= open_above).any():
             if (eyes[i + 1 :] >= open_above).any():
                 return True, (
                     f"the eyes shut at frame {i} (ratio {eyes[i]:.2f}, open {open_level:.2f}) "
@@ -305,7 +306,7 @@ def verify_challenge(
             neutral = frontal[i] and reopened
             continue
         if expected is Action.BLINK:
-            performed = frontal[i] and eyes[i] <= shut_below
+            performed = frontal[i] and eyes[i] <= shut_below and (eyes[:i] >= open_above).any()
         else:
             performed = _strength(expected, yaw, dpitch) >= _enter(expected, t)
         if performed:
