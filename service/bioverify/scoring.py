@@ -85,10 +85,71 @@ class Calibration:
             raise ConfigurationError(f"invalid calibration block: {exc}") from exc
 
 
+def sigmoid(x: float) -> float:
+    """The logistic function, without overflow for large ``|x|``."""
+    if x >= 0:
+        return 1.0 / (1.0 + math.exp(-x))
+    e = math.exp(x)
+    return e / (1.0 + e)
+
+
+def logit(p: float) -> float:
+    """Log-odds of a probability, clamped to about ±27.6 at 0 and 1."""
+    p = min(1.0 - 1e-12, max(1e-12, p))
+    return math.log(p / (1.0 - p))
+
+
+def fit_logistic_newton(
+    design: npt.ArrayLike,
+    target: npt.ArrayLike,
+    weights: npt.ArrayLike,
+    penalty: npt.ArrayLike,
+    *,
+    iterations: int = 100,
+) -> FloatArray:
+    """Coefficients minimising ``sum(w * log-loss) + 1/2 sum(penalty * beta**2)``.
+
+    ``design`` is (n, k) (include a column of ones for a bias, with penalty 0 for it),
+    ``target`` 0/1, ``weights`` >= 0 (scaled here to sum to 1, so a penalty does not grow
+    with n). Newton's method with step halving from zero: deterministic, and it converges
+    on any strictly convex problem (a tiny ridge is added for separable data).
+    """
+    x = np.asarray(design, dtype=np.float64)
+    y = np.asarray(target, dtype=np.float64).ravel()
+    w = np.asarray(weights, dtype=np.float64).ravel()
+    w = w / w.sum()
+    ridge = np.asarray(penalty, dtype=np.float64) + 1e-12
+
+    def loss(beta: FloatArray) -> float:
+        a = x @ beta
+        rows = y * np.logaddexp(0.0, -a) + (1.0 - y) * np.logaddexp(0.0, a)
+        return float(w @ rows + 0.5 * (ridge * beta) @ beta)
+
+    beta = np.zeros(x.shape[1])
+    current = loss(beta)
+    for _ in range(iterations):
+        p = expit(x @ beta)
+        grad = x.T @ (w * (p - y)) + ridge * beta
+        hess = (x * (w * p * (1.0 - p))[:, None]).T @ x + np.diag(ridge)
+        step = np.linalg.solve(hess, grad)
+        t = 1.0
+        while True:
+            candidate = beta - t * step
+            new = loss(candidate)
+            if new <= current or t < 1e-6:
+                break
+            t *= 0.5
+        beta, previous, current = candidate, current, new
+        if previous - current < 1e-14 or float(np.max(np.abs(t * step))) < 1e-10:
+            break
+    out: FloatArray = beta
+    return out
+
+
 def fit_platt(
     genuine: npt.ArrayLike, impostor: npt.ArrayLike, *, l2: float = 1e-6, iterations: int = 200
 ) -> tuple[float, float]:
-    """Class-balanced logistic regression of same/different on the similarity (Newton's method).
+    """Class-balanced logistic regression of same/different on the similarity.
 
     Each class gets total weight 1/2, so the fit is prior-free; a tiny ridge keeps it finite on
     separable data.
@@ -101,15 +162,7 @@ def fit_platt(
     y = np.concatenate([np.ones_like(g), np.zeros_like(i)])
     w = np.concatenate([np.full(g.size, 0.5 / g.size), np.full(i.size, 0.5 / i.size)])
     features = np.stack([x, np.ones_like(x)], axis=1)
-    params = np.zeros(2)
-    for _ in range(iterations):
-        p = expit(features @ params)
-        grad = features.T @ (w * (p - y)) + l2 * np.array([params[0], 0.0])
-        hess = (features * (w * p * (1 - p))[:, None]).T @ features + l2 * np.diag([1.0, 0.0])
-        step = np.linalg.solve(hess + 1e-12 * np.eye(2), grad)
-        params -= step
-        if float(np.max(np.abs(step))) < 1e-10:
-            break
+    params = fit_logistic_newton(features, y, w, [l2, 0.0], iterations=iterations)
     return float(params[0]), float(params[1])
 
 

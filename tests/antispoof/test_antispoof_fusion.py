@@ -16,11 +16,11 @@ from bioverify.antispoof.fusion import (
     fit_logistic,
     leave_one_attack_out,
     select_config,
-    sigmoid,
 )
 from bioverify.antispoof.voice_checker import AASIST_FEATURE
 from bioverify.antispoof.voice_signals import SIGNAL_NAMES
 from bioverify.metrics import eer
+from bioverify.scoring import sigmoid
 
 GOLDEN = LogisticFusion(
     features=("a", "b"),

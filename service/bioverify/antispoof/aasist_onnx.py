@@ -24,6 +24,7 @@ import numpy as np
 import numpy.typing as npt
 
 from bioverify.errors import ConfigurationError, InvalidAudio
+from bioverify.scoring import sigmoid
 from bioverify.voice.ports import Waveform
 
 NB_SAMP = 64600
@@ -146,11 +147,4 @@ class AasistDetector:
 
     def score(self, wave16k: Waveform) -> float:
         """P(bona fide) for a clip of 16 kHz speech."""
-        return float(_sigmoid(self.log_odds(wave16k)))
-
-
-def _sigmoid(x: float) -> float:
-    if x >= 0:
-        return 1.0 / (1.0 + math.exp(-x))
-    z = math.exp(x)
-    return z / (1.0 + z)
+        return sigmoid(self.log_odds(wave16k))

@@ -27,6 +27,7 @@ import numpy as np
 import numpy.typing as npt
 
 from bioverify.metrics import eer
+from bioverify.scoring import fit_logistic_newton, sigmoid
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -120,13 +121,6 @@ class LogisticFusion:
         )
 
 
-def sigmoid(x: float) -> float:
-    if x >= 0:
-        return 1.0 / (1.0 + math.exp(-x))
-    e = math.exp(x)
-    return e / (1.0 + e)
-
-
 def platt(
     scores: npt.ArrayLike, labels: npt.ArrayLike, sample_weight: npt.ArrayLike | None = None
 ) -> tuple[float, float]:
@@ -193,19 +187,9 @@ def fit_logistic(
     z = (xm - np.asarray(mean)) / np.asarray(scale)
     z = np.clip(np.where(np.isfinite(z), z, 0.0), -clip, clip)
     design = np.hstack([np.ones((y.size, 1)), z])
-    beta = np.zeros(design.shape[1])
     penalty = np.full(design.shape[1], l2)
     penalty[0] = 0.0
-    n = y.size
-    for _ in range(iterations):
-        p = 1.0 / (1.0 + np.exp(-(design @ beta)))
-        grad = design.T @ (sw * (p - y)) / n + penalty * beta
-        hess = (design * (sw * p * (1.0 - p))[:, None]).T @ design / n + np.diag(penalty)
-        hess[0, 0] += 1e-9
-        step = np.linalg.solve(hess, grad)
-        beta -= step
-        if float(np.max(np.abs(step))) < 1e-10:
-            break
+    beta = fit_logistic_newton(design, y, sw, penalty, iterations=iterations)
     return LogisticFusion(
         features=tuple(features),
         mean=tuple(mean),

@@ -13,10 +13,11 @@ from typing import Any
 import numpy as np
 
 from bioverify.antispoof.bandwidth import Bandwidth, assess_bandwidth
-from bioverify.antispoof.fusion import LogisticFusion, sigmoid
+from bioverify.antispoof.fusion import LogisticFusion
 from bioverify.antispoof.ports import Check, SpoofAssessment, VoiceSpoofModel
 from bioverify.antispoof.voice_signals import SIGNAL_NAMES, Signal, compute_signals
 from bioverify.errors import AudioTooShort, ConfigurationError
+from bioverify.scoring import sigmoid
 from bioverify.voice.ports import SpeechSegment, Waveform
 
 AASIST_FEATURE = "aasist"

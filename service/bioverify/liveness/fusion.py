@@ -33,6 +33,7 @@ from scipy.optimize import minimize
 
 from bioverify.errors import ConfigurationError
 from bioverify.liveness.ports import Check, LivenessAssessment
+from bioverify.scoring import fit_logistic_newton, logit, sigmoid
 
 METHOD = "softmin-detectors/1"
 Z_CLIP = 4.0
@@ -176,18 +177,6 @@ def _validate(params: FusionParams) -> None:
                 raise ConfigurationError(f"detector {det.name} names unknown feature {name}")
         if any(w < 0 or not math.isfinite(w) for w in det.weights):
             raise ConfigurationError(f"detector {det.name}: weights must be finite and >= 0")
-
-
-def sigmoid(x: float) -> float:
-    if x >= 0:
-        return 1.0 / (1.0 + math.exp(-x))
-    e = math.exp(x)
-    return e / (1.0 + e)
-
-
-def logit(p: float) -> float:
-    p = min(1.0 - 1e-12, max(1e-12, p))
-    return math.log(p / (1.0 - p))
 
 
 def _softmin(values: Sequence[float], temperature: float) -> tuple[float, list[float]]:
@@ -478,17 +467,12 @@ def apcer_at_threshold(
 
 
 def fit_logistic(
-    features: npt.ArrayLike,
-    positive: npt.ArrayLike,
-    *,
-    l2: float,
-    weights: npt.ArrayLike | None = None,
+    features: npt.ArrayLike, positive: npt.ArrayLike, *, l2: float
 ) -> tuple[FloatArray, FloatArray, FloatArray, float]:
     """L2-regularised logistic regression on standardised columns (class-balanced).
 
     Returns ``(mean, std, weights, bias)`` so that ``bias + ((x - mean) / std) @ weights``
-    is the log-odds of the positive class. ``l2`` must be > 0 (the bias is not shrunk);
-    solved by Newton's method from zero, so the result is deterministic.
+    is the log-odds of the positive class. ``l2`` must be > 0 (the bias is not shrunk).
     """
     x = np.asarray(features, dtype=np.float64)
     y = np.asarray(positive).astype(bool)
@@ -498,38 +482,9 @@ def fit_logistic(
         raise ValueError("need both classes")
     mean = x.mean(axis=0)
     std = np.maximum(x.std(axis=0), 1e-9)
-    z = (x - mean) / std
-    if weights is None:
-        sw = np.where(y, 0.5 / y.sum(), 0.5 / (~y).sum())
-    else:
-        sw = np.asarray(weights, dtype=np.float64)
-    target = y.astype(np.float64)
-    design = np.column_stack([np.ones(len(z)), z])
+    design = np.column_stack([np.ones(len(x)), (x - mean) / std])
     penalty = np.full(design.shape[1], l2)
     penalty[0] = 0.0  # the bias is not shrunk
-
-    def loss(p: FloatArray) -> float:
-        a = design @ p
-        rows = target * np.logaddexp(0, -a) + (1 - target) * np.logaddexp(0, a)
-        return float((sw * rows).sum() + 0.5 * (penalty * p) @ p)
-
-    # Newton's method with step halving: the objective is strictly convex (l2 > 0).
-    p = np.zeros(design.shape[1])
-    current = loss(p)
-    for _ in range(100):
-        prob = 1.0 / (1.0 + np.exp(-(design @ p)))
-        grad = design.T @ (sw * (prob - target)) + penalty * p
-        hess = (design * (sw * prob * (1 - prob))[:, None]).T @ design + np.diag(penalty)
-        hess[np.diag_indices_from(hess)] += 1e-12
-        step = np.linalg.solve(hess, grad)
-        t = 1.0
-        while t > 1e-6:
-            candidate = p - t * step
-            new = loss(candidate)
-            if new <= current:
-                break
-            t *= 0.5
-        p, previous, current = candidate, current, new
-        if previous - current < 1e-12:
-            break
+    balanced = np.where(y, 0.5 / y.sum(), 0.5 / (~y).sum())
+    p = fit_logistic_newton(design, y, balanced, penalty)
     return mean, std, p[1:], float(p[0])

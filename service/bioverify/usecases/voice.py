@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import math
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -32,6 +31,8 @@ from bioverify.scoring import (
     cosine_similarity,
     decide_match,
     l2_normalize,
+    logit,
+    sigmoid,
 )
 from bioverify.store.ports import Template, TemplateStore, TemplateWrite
 from bioverify.usecases.common import (
@@ -586,15 +587,6 @@ STREAM_SPOOF_MAX_PAUSE_S = 0.5
 signals; longer pauses would only cost AASIST time)."""
 
 
-def _logit(p: float) -> float:
-    p = min(max(p, 1e-9), 1.0 - 1e-9)
-    return math.log(p / (1.0 - p))
-
-
-def _sigmoid(x: float) -> float:
-    return 1.0 / (1.0 + math.exp(-x)) if x >= 0 else math.exp(x) / (1.0 + math.exp(x))
-
-
 @dataclass(frozen=True)
 class _SpoofSpan:
     """Audio gathered for one assessment (16 kHz, pauses shortened, VAD segments)."""
@@ -753,7 +745,7 @@ class StreamSpoofMonitor:
         )
 
     def record(self, assessment: LivenessAssessment, span: _SpoofSpan) -> None:
-        margin = _logit(assessment.score) - _logit(assessment.threshold)
+        margin = logit(assessment.score) - logit(assessment.threshold)
         clip = STREAM_SPOOF_MARGIN_CLIP
         self._recent.append(
             _SpoofWindow(
@@ -843,7 +835,7 @@ class StreamSpoofMonitor:
             )
         return LivenessAssessment(
             live=live_now and self._episode is None,
-            score=_sigmoid(margin + _logit(threshold)),
+            score=sigmoid(margin + logit(threshold)),
             threshold=threshold,
             checks=tuple(checks),
             reasons=tuple(reasons),
