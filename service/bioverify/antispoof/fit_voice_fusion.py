@@ -40,6 +40,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+from scipy.special import expit
 
 from bioverify.antispoof.fusion import (
     CrossValidation,
@@ -368,7 +369,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Calibrate the out-of-fold log-odds (the L2 penalty shrinks them), folded into weights.
     slope, offset = platt(oof_scores, oof_labels, balanced_weights(oof_labels, oof_groups))
     final = chosen.fit(ds.x, ds.bonafide, ds.group, FEATURES).rescaled(slope, offset)
-    oof_prob = 1.0 / (1.0 + np.exp(-(slope * oof_scores + offset)))
+    oof_prob = expit(slope * oof_scores + offset)
     if bpcer_target is None:
         threshold = eer_threshold(oof_prob, oof_labels)
         rule = "out-of-fold EER point"
@@ -377,7 +378,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         rule = f"out-of-fold BPCER at most {100 * bpcer_target:.1f} %"
     apcer, bpcer = error_rates_at(oof_prob, oof_labels, threshold)
     cols = [FEATURES.index(f) for f in chosen.features]
-    in_prob = 1.0 / (1.0 + np.exp(-final.log_odds_matrix(ds.x[:, cols])))
+    in_prob = expit(final.log_odds_matrix(ds.x[:, cols]))
     in_apcer, in_bpcer = error_rates_at(in_prob, ds.bonafide, threshold)
 
     print(f"\nChosen: {', '.join(chosen.features)} (l2={chosen.l2})")

@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 from scipy.optimize import minimize
+from scipy.special import expit
 
 from bioverify.errors import ConfigurationError
 from bioverify.liveness.ports import Check, LivenessAssessment
@@ -360,7 +361,7 @@ def fit_fusion(
         share = e / total
         loss_rows = y * np.logaddexp(0.0, -fused) + (1 - y) * np.logaddexp(0.0, fused)
         loss = float((sw * loss_rows).sum())
-        dfused = sw * (1.0 / (1.0 + np.exp(-fused)) - y)
+        dfused = sw * (expit(fused) - y)
         da = dfused[:, None] * share
         grads_w = [
             zk.T @ da[:, k] + l2 * (w - w0)
@@ -428,7 +429,7 @@ def fused_scores(params: FusionParams, values: Mapping[str, npt.ArrayLike]) -> F
     scaled = -a / params.temperature
     top = scaled.max(axis=1, keepdims=True)
     fused = -params.temperature * (top[:, 0] + np.log(np.exp(scaled - top).sum(axis=1)))
-    out: FloatArray = 1.0 / (1.0 + np.exp(-fused))
+    out: FloatArray = expit(fused)
     return out
 
 
