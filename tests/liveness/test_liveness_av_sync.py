@@ -78,7 +78,7 @@ def test_predictor_box_and_a_real_face() -> None:
     face = DlibHogDetector().detect(image)[0]
     left, top, right, bottom = predictor_box(face)
     assert right - left == bottom - top and left < face.landmarks[0][0] < right
-    opening = shape.mouth_aperture(image, face)
+    opening = aperture_from_68(shape.landmarks(image, face))
     assert 0.0 <= opening < 0.1  # lips closed on this photo
 
 
@@ -88,7 +88,7 @@ def _face() -> DetectedFace:
 
 
 def test_validate_rejects_inconsistent_captures() -> None:
-    checker = AvSyncChecker(None)
+    checker = AvSyncChecker()
     checker.validate(30, 15.0, 2.3)  # within max(0.5 s, 25 %)
     for fps, audio_s in ((0.0, 2.0), (float("nan"), 2.0), (15.0, 3.0), (15.0, 1.2)):
         with pytest.raises(InvalidInput):
@@ -99,14 +99,15 @@ def test_not_evaluated_is_never_a_pass() -> None:
     image = np.zeros((128, 128, 3), np.uint8)
     frames = [(image, _face())] * 30
     wave = np.zeros(32000, np.float32)
-    without = AvSyncChecker(None, unavailable="no predictor").check(frames, 15.0, wave, 16000)
+    without = AvSyncChecker(unavailable="no predictor").check(None, 15.0, wave, 16000)
     assert not without.evaluated and not without.check.passed and without.check.weight == 0.0
     assert without.check.name == AV_SYNC and "not evaluated: no predictor" in without.check.detail
-    checker = AvSyncChecker(FaceShape68())
-    short = checker.check(frames[:8], 15.0, wave[:8533], 16000)
+    checker = AvSyncChecker()
+    shapes = [FaceShape68().landmarks(image, face) for image, face in frames]
+    short = checker.check(shapes[:8], 15.0, wave[:8533], 16000)
     assert not short.evaluated and "needs at least 10 frames" in short.check.detail
     rng = np.random.default_rng(0)
     noise = (0.1 * rng.standard_normal(32000)).astype(np.float32)
     silent = np.concatenate([noise[:8000], np.zeros(24000, np.float32)])
-    quiet = checker.check(frames, 15.0, silent, 16000)
+    quiet = checker.check(shapes, 15.0, silent, 16000)
     assert not quiet.evaluated and "of speech during the video" in quiet.check.detail

@@ -19,7 +19,7 @@ from bioverify.liveness.challenge import (
     observe_blink,
     verify_challenge,
 )
-from bioverify.liveness.shape68 import FaceShape68
+from bioverify.liveness.shape68 import FaceShape68, eye_aspect_ratio
 from tests.liveness.conftest import DATA, LFW, read_image
 
 L, R, U, D = (Action.TURN_HEAD_LEFT, Action.TURN_HEAD_RIGHT, Action.LOOK_UP, Action.LOOK_DOWN)
@@ -232,7 +232,10 @@ def test_a_real_blink_on_webcam_frames(detect: Callable[[ImageBGR], DetectedFace
     frames = [read_image(folder / f"{name}.png") for name in names]
     faces = [detect(image) for image in frames]
     poses = [estimate_pose(face.landmarks) for face in faces]
-    eyes = [shape.eye_openness(image, face) for image, face in zip(frames, faces, strict=True)]
+    eyes = [
+        eye_aspect_ratio(shape.landmarks(image, face))
+        for image, face in zip(frames, faces, strict=True)
+    ]
     assert eyes[3] < 0.12 and min(eyes[:3] + eyes[4:]) > 0.25
     ok, detail = verify_challenge(_challenge(B, B), poses, eye_openness=eyes)
     assert not ok and "only 1 of 2" in detail  # one blink cannot count twice

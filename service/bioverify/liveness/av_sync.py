@@ -56,9 +56,8 @@ import numpy as np
 import numpy.typing as npt
 
 from bioverify.errors import InvalidInput
-from bioverify.face.ports import DetectedFace, ImageBGR
 from bioverify.liveness.ports import Check
-from bioverify.liveness.shape68 import FaceShape68
+from bioverify.liveness.shape68 import aperture_from_68
 from bioverify.voice.audio_decode import resample
 from bioverify.voice.ports import VoiceActivityDetector, Waveform
 
@@ -161,18 +160,16 @@ def lagged_correlation(
 
 
 class AvSyncChecker:
-    """The ``av_sync`` liveness check, built once at startup around the shared shape model."""
+    """The ``av_sync`` liveness check on the frames' 68-point shapes (``shape68``)."""
 
     def __init__(
         self,
-        shape: FaceShape68 | None,
         *,
         vad: VoiceActivityDetector | None = None,
         policy: AvSyncPolicy | None = None,
         unavailable: str = "the dlib 68-point shape predictor is not installed",
     ) -> None:
-        """``shape`` None offers the check as "not evaluated", saying ``unavailable``."""
-        self.shape = shape
+        """``unavailable``: why the check is "not evaluated" when there are no shapes."""
         self.vad = vad
         self.policy = policy or AvSyncPolicy()
         self.unavailable = unavailable
@@ -193,17 +190,20 @@ class AvSyncChecker:
 
     def check(
         self,
-        frames: Sequence[tuple[ImageBGR, DetectedFace]],
+        shapes: Sequence[npt.NDArray[np.float32]] | None,
         fps: float,
         wave: Waveform,
         sample_rate: int,
     ) -> AvSyncResult:
-        """Mouth opening against speech energy over the frames (``validate`` first)."""
+        """Mouth opening against speech energy over the frames (``validate`` first).
+
+        ``shapes``: each frame's 68 landmarks (``FaceShape68.landmarks``), None without the
+        shape model."""
         policy = self.policy
-        n = len(frames)
-        video_s = n / fps
-        if self.shape is None:
+        if shapes is None:
             return _not_evaluated(self.unavailable)
+        n = len(shapes)
+        video_s = n / fps
         if n < policy.min_frames or video_s < policy.min_duration_s:
             return _not_evaluated(
                 f"{n} frames, {video_s:.2f} s: needs at least {policy.min_frames} frames "
@@ -219,7 +219,7 @@ class AvSyncChecker:
             )
         floor = float(energy.min())
         gated = np.where(speaking, energy, floor)
-        aperture = np.array([self.shape.mouth_aperture(image, face) for image, face in frames])
+        aperture = np.array([aperture_from_68(points) for points in shapes])
         spread = float(np.percentile(aperture, 90) - np.percentile(aperture, 10))
         max_lag = max(0, math.floor(policy.max_lag_s * fps + 1e-9))
         r, lag = lagged_correlation(aperture, gated, max_lag, min_overlap=policy.min_frames)

@@ -8,6 +8,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+import numpy as np
+import numpy.typing as npt
+
 from bioverify.face.ports import DetectedFace, ImageBGR
 
 
@@ -71,9 +74,9 @@ class FaceSignal(Protocol):
         ...
 
 
-class EyeOpenness(Protocol):
-    """How open the eyes of a detected face are (eye aspect ratio, size-free)."""
+class FaceShapeModel(Protocol):
+    """A dense landmark model: the 68 iBUG points of a detected face (eyelids, lips)."""
 
-    def eye_openness(self, image: ImageBGR, face: DetectedFace) -> float:
-        """About 0.25-0.35 with the eyes open, under 0.1 with them shut."""
+    def landmarks(self, image: ImageBGR, face: DetectedFace) -> npt.NDArray[np.float32]:
+        """(68, 2) points (x, y) in image pixels."""
         ...

@@ -69,14 +69,6 @@ class FaceShape68:
         points += np.array([x0, y0], dtype=np.float32)
         return points
 
-    def mouth_aperture(self, image: ImageBGR, face: DetectedFace) -> float:
-        """Inner-lip opening over the inter-ocular distance (0 when the lips touch)."""
-        return aperture_from_68(self.landmarks(image, face))
-
-    def eye_openness(self, image: ImageBGR, face: DetectedFace) -> float:
-        """Mean eye aspect ratio of both eyes (about 0.25-0.35 open, under 0.1 shut)."""
-        return eye_aspect_ratio(self.landmarks(image, face))
-
 
 def load_face_shape() -> tuple[FaceShape68 | None, str]:
     """The installed shape model, or None and why (logged once: the checks that need it

@@ -421,11 +421,10 @@ def build(settings: Settings) -> Application:
             actions=ALL_ACTIONS if face_shape is not None else POSE_ACTIONS,
         ),
         av_sync=AvSyncChecker(
-            face_shape,
             vad=voice_pipeline.vad if voice_pipeline else None,
             unavailable=f"the mouth landmark model cannot be loaded ({no_shape})",
         ),
-        eyes=face_shape,
+        face_shape=face_shape,
         audio_limits=audio_limits(settings),
     )
     liveness_pb2_grpc.add_LivenessServiceServicer_to_server(

@@ -22,7 +22,8 @@ from bioverify.liveness.challenge import (
     verify_challenge,
 )
 from bioverify.liveness.face_checker import FaceLivenessChecker
-from bioverify.liveness.ports import Check, EyeOpenness, LivenessAssessment
+from bioverify.liveness.ports import Check, FaceShapeModel, LivenessAssessment
+from bioverify.liveness.shape68 import eye_aspect_ratio
 from bioverify.usecases.common import InferencePool, Issue, RequestPolicy
 from bioverify.voice.audio_decode import AudioLimits, DecodedAudio, decode_audio
 from bioverify.voice.ports import SpeechSegment, Waveform
@@ -143,7 +144,7 @@ class LivenessChecks:
         *,
         max_frames: int = 32,
         av_sync: AvSyncChecker | None = None,
-        eyes: EyeOpenness | None = None,
+        face_shape: FaceShapeModel | None = None,
         audio_limits: AudioLimits | None = None,
     ) -> None:
         self.gate = gate
@@ -152,7 +153,7 @@ class LivenessChecks:
         self.issuer = issuer
         self.max_frames = max_frames
         self.av_sync = av_sync
-        self.eyes = eyes
+        self.face_shape = face_shape
         self.audio_limits = audio_limits or AudioLimits(
             max_bytes=25 * 1024 * 1024, max_duration_s=300.0
         )
@@ -197,17 +198,14 @@ class LivenessChecks:
                 exc.message = f"frame {index}: {exc.message}"
                 raise
         faces = [(p.image, p.finding.face) for p in prepared]
-        eyes = self.eyes
-        openness = (
-            [self.pool.submit(eyes.eye_openness, *face) for face in faces]
-            if eyes is not None
-            else None
-        )
+        shape = self.face_shape
+        shaping = [self.pool.submit(shape.landmarks, *f) for f in faces] if shape else None
         assessment = self.pool.run(checker.assess_frames, faces)
         live, score = assessment.live, assessment.score
         checks, reasons = list(assessment.checks), list(assessment.reasons)
         poses = [estimate_pose(p.finding.face.landmarks) for p in prepared]
-        eye_openness = [f.result() for f in openness] if openness is not None else None
+        shapes = [f.result() for f in shaping] if shaping is not None else None
+        eye_openness = [eye_aspect_ratio(p) for p in shapes] if shapes is not None else None
         if eye_openness is not None:
             seen, detail = observe_blink(poses, eye_openness)
             checks.append(
@@ -240,7 +238,7 @@ class LivenessChecks:
                 )
             else:
                 result = self.pool.run(
-                    self.av_sync.check, faces, fps, decoded.samples, decoded.sample_rate_hz
+                    self.av_sync.check, shapes, fps, decoded.samples, decoded.sample_rate_hz
                 )
                 checks.append(result.check)
                 if result.evaluated and not result.check.passed:
