@@ -145,31 +145,28 @@ def test_active_challenge_with_a_blink_and_head_turns(
         liveness_pb2.TURN_HEAD_LEFT: [turned, open_a],
         liveness_pb2.TURN_HEAD_RIGHT: [cv2.imencode(".png", flipped)[1].tobytes(), open_a],
     }
-    challenge = blink_challenge(liveness, set(frames_for))
-    frames = [open_a, open_b, open_a]
-    for action in challenge.actions:
-        frames += frames_for[action]
-    request = liveness_pb2.CheckLivenessRequest(
-        frames=liveness_pb2.FrameSequence(frames=frames, fps=5),
-        challenge_id=challenge.challenge_id,
-        nonce=challenge.nonce,
-    )
-    reply = liveness.CheckLiveness(request, timeout=60)
+
+    def answer(frames_of: dict[int, list[bytes]]) -> liveness_pb2.CheckLivenessResponse:
+        """Answer a fresh BLINK challenge with neutral frames, then each action's frames."""
+        challenge = blink_challenge(liveness, set(frames_of))
+        frames = [open_a, open_b, open_a]
+        for action in challenge.actions:
+            frames += frames_of[action]
+        request = liveness_pb2.CheckLivenessRequest(
+            frames=liveness_pb2.FrameSequence(frames=frames, fps=5),
+            challenge_id=challenge.challenge_id,
+            nonce=challenge.nonce,
+        )
+        reply: liveness_pb2.CheckLivenessResponse = liveness.CheckLiveness(request, timeout=60)
+        return reply
+
+    reply = answer(frames_for)
     (check,) = [c for c in reply.liveness.checks if c.name == "active_challenge"]
     assert check.passed and "BLINK@frame" in check.detail, check.detail
     (blink,) = [c for c in reply.liveness.checks if c.name == "eye_blink"]
     assert blink.passed and blink.weight == 0.0 and "shut at frame" in blink.detail
     # The same frames without the shut-eye one: the blink is missing.
-    challenge = blink_challenge(liveness, set(frames_for))
-    frames = [open_a, open_b, open_a]
-    for action in challenge.actions:
-        frames += [open_a, open_b] if action == liveness_pb2.BLINK else frames_for[action]
-    request = liveness_pb2.CheckLivenessRequest(
-        frames=liveness_pb2.FrameSequence(frames=frames, fps=5),
-        challenge_id=challenge.challenge_id,
-        nonce=challenge.nonce,
-    )
-    reply = liveness.CheckLiveness(request, timeout=60)
+    reply = answer({**frames_for, liveness_pb2.BLINK: [open_a, open_b]})
     (check,) = [c for c in reply.liveness.checks if c.name == "active_challenge"]
     assert not check.passed and "BLINK" in check.detail, check.detail
     assert not reply.liveness.live and reply.decision == common_pb2.SPOOF_SUSPECTED
