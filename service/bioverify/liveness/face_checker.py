@@ -181,28 +181,19 @@ class FaceLivenessChecker:
         pose = motion[face_signals.MOTION_POSE_RANGE]
         moved = change.value >= policy.min_frame_change
         articulated = nonrigid.value >= policy.min_nonrigid or pose.value >= policy.min_pose_range
-        motion_checks = (
+        motion_checks = tuple(
             Check(
-                name=face_signals.MOTION_FRAME_CHANGE,
-                score=_ramp(change.value, policy.min_frame_change),
+                name=name,
+                score=_ramp(signal.value, needed),
                 weight=0.0,
-                passed=moved,
-                detail=f"{change.explanation} (need {policy.min_frame_change:g})",
-            ),
-            Check(
-                name=face_signals.MOTION_NONRIGID,
-                score=_ramp(nonrigid.value, policy.min_nonrigid),
-                weight=0.0,
-                passed=nonrigid.value >= policy.min_nonrigid,
-                detail=f"{nonrigid.explanation} (need {policy.min_nonrigid:g}, or pose range)",
-            ),
-            Check(
-                name=face_signals.MOTION_POSE_RANGE,
-                score=_ramp(pose.value, policy.min_pose_range),
-                weight=0.0,
-                passed=pose.value >= policy.min_pose_range,
-                detail=f"{pose.explanation} (need {policy.min_pose_range:g}, or non-rigid)",
-            ),
+                passed=signal.value >= needed,
+                detail=f"{signal.explanation} (need {needed:g}{alternative})",
+            )
+            for name, signal, needed, alternative in (
+                (face_signals.MOTION_FRAME_CHANGE, change, policy.min_frame_change, ""),
+                (face_signals.MOTION_NONRIGID, nonrigid, policy.min_nonrigid, ", or pose range"),
+                (face_signals.MOTION_POSE_RANGE, pose, policy.min_pose_range, ", or non-rigid"),
+            )
         )
         checks = assessment.checks + motion_checks
         if moved and articulated:
