@@ -8,8 +8,8 @@ errors as the synchronous ``BioverifyClient``.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Mapping, Sequence
-from typing import Any
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Coroutine, Iterable
+from typing import Any, Concatenate, ParamSpec, TypeVar, cast
 
 import grpc
 from grpc import aio
@@ -18,17 +18,29 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from bioverify import client_requests as requests
 from bioverify.client import BioverifyClientError, client_error
 from bioverify.v1 import (
-    face_pb2,
     face_pb2_grpc,
-    info_pb2,
     info_pb2_grpc,
-    liveness_pb2,
     liveness_pb2_grpc,
-    subjects_pb2,
     subjects_pb2_grpc,
     voice_pb2,
     voice_pb2_grpc,
 )
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def bind_async_unary(
+    rpc: requests.Unary[P, R],
+) -> Callable[Concatenate[AsyncBioverifyClient, P], Coroutine[Any, Any, R]]:
+    """A client coroutine: build the request, await ``client.<service>.<method>`` with retries."""
+
+    async def call(client: AsyncBioverifyClient, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        stub = getattr(getattr(client, rpc.service), rpc.method)
+        return cast(R, await client._call(stub, rpc.build(*args, **kwargs)))
+
+    requests.describe_method(call, rpc, f"Coroutine[{rpc.reply.__name__}]")
+    return call
 
 
 class AsyncBioverifyClient:
@@ -90,216 +102,22 @@ class AsyncBioverifyClient:
                 raise TimeoutError(f"service not serving after {timeout:.0f} s")
             await asyncio.sleep(0.2)
 
-    async def compare_faces(
-        self,
-        image_a: bytes,
-        image_b: bytes,
-        *,
-        operating_point: str = "",
-        require_liveness: bool | None = None,
-        observe_only: bool = False,
-    ) -> face_pb2.CompareFacesResponse:
-        request = requests.compare_faces(
-            image_a,
-            image_b,
-            operating_point,
-            require_liveness=require_liveness,
-            observe_only=observe_only,
-        )
-        reply: face_pb2.CompareFacesResponse = await self._call(self.face.CompareFaces, request)
-        return reply
-
-    async def enroll_face(
-        self,
-        subject_id: str,
-        images: Sequence[bytes],
-        *,
-        metadata: Mapping[str, str] | None = None,
-        tenant: str = "",
-        replace: bool = False,
-        dry_run: bool = False,
-        refuse_duplicates: bool = False,
-        require_liveness: bool | None = None,
-        observe_only: bool = False,
-    ) -> face_pb2.EnrollFaceResponse:
-        """``refuse_duplicates``: ALREADY_EXISTS when the face matches another subject."""
-        request = requests.enroll_face(
-            subject_id,
-            images,
-            metadata,
-            tenant,
-            replace,
-            dry_run,
-            refuse_duplicates=refuse_duplicates,
-            require_liveness=require_liveness,
-            observe_only=observe_only,
-        )
-        reply: face_pb2.EnrollFaceResponse = await self._call(self.face.EnrollFace, request)
-        return reply
-
-    async def verify_face(
-        self,
-        subject_id: str,
-        image: bytes,
-        *,
-        tenant: str = "",
-        operating_point: str = "",
-        require_liveness: bool | None = None,
-        observe_only: bool = False,
-    ) -> face_pb2.VerifyFaceResponse:
-        request = requests.verify_face(
-            subject_id,
-            image,
-            tenant,
-            operating_point,
-            require_liveness=require_liveness,
-            observe_only=observe_only,
-        )
-        reply: face_pb2.VerifyFaceResponse = await self._call(self.face.VerifyFace, request)
-        return reply
-
-    async def identify_face(
-        self,
-        image: bytes,
-        *,
-        top_k: int = 5,
-        min_confidence: float = 0.0,
-        tenant: str = "",
-        require_liveness: bool | None = None,
-        observe_only: bool = False,
-    ) -> face_pb2.IdentifyFaceResponse:
-        request = requests.identify_face(
-            image,
-            top_k,
-            min_confidence,
-            tenant,
-            require_liveness=require_liveness,
-            observe_only=observe_only,
-        )
-        reply: face_pb2.IdentifyFaceResponse = await self._call(self.face.IdentifyFace, request)
-        return reply
-
-    @staticmethod
-    def audio(
-        data: bytes,
-        *,
-        encoding: str = "",
-        sample_rate_hz: int = 0,
-        channels: int = 0,
-        channel: int | None = None,
-    ) -> voice_pb2.Audio:
-        return requests.audio(data, encoding, sample_rate_hz, channels, channel)
-
-    async def compare_voices(
-        self, clip_a: voice_pb2.Audio, clip_b: voice_pb2.Audio, *, operating_point: str = ""
-    ) -> voice_pb2.CompareVoicesResponse:
-        request = requests.compare_voices(clip_a, clip_b, operating_point)
-        reply: voice_pb2.CompareVoicesResponse = await self._call(self.voice.CompareVoices, request)
-        return reply
-
-    async def enroll_voice(
-        self,
-        subject_id: str,
-        clips: Sequence[voice_pb2.Audio],
-        *,
-        metadata: Mapping[str, str] | None = None,
-        tenant: str = "",
-        replace: bool = False,
-        dry_run: bool = False,
-        refuse_duplicates: bool = False,
-        require_liveness: bool | None = None,
-        observe_only: bool = False,
-    ) -> voice_pb2.EnrollVoiceResponse:
-        """``refuse_duplicates``: ALREADY_EXISTS when the voice matches another subject."""
-        request = requests.enroll_voice(
-            subject_id,
-            clips,
-            metadata,
-            tenant,
-            replace,
-            dry_run,
-            refuse_duplicates=refuse_duplicates,
-            require_liveness=require_liveness,
-            observe_only=observe_only,
-        )
-        reply: voice_pb2.EnrollVoiceResponse = await self._call(self.voice.EnrollVoice, request)
-        return reply
-
-    async def verify_voice(
-        self,
-        subject_id: str,
-        clip: voice_pb2.Audio,
-        *,
-        tenant: str = "",
-        operating_point: str = "",
-        require_liveness: bool | None = None,
-        observe_only: bool = False,
-    ) -> voice_pb2.VerifyVoiceResponse:
-        request = requests.verify_voice(
-            subject_id,
-            clip,
-            tenant,
-            operating_point,
-            require_liveness=require_liveness,
-            observe_only=observe_only,
-        )
-        reply: voice_pb2.VerifyVoiceResponse = await self._call(self.voice.VerifyVoice, request)
-        return reply
-
-    async def identify_voice(
-        self,
-        clip: voice_pb2.Audio,
-        *,
-        top_k: int = 5,
-        min_confidence: float = 0.0,
-        tenant: str = "",
-        require_liveness: bool | None = None,
-        observe_only: bool = False,
-    ) -> voice_pb2.IdentifyVoiceResponse:
-        request = requests.identify_voice(
-            clip,
-            top_k,
-            min_confidence,
-            tenant,
-            require_liveness=require_liveness,
-            observe_only=observe_only,
-        )
-        reply: voice_pb2.IdentifyVoiceResponse = await self._call(self.voice.IdentifyVoice, request)
-        return reply
-
-    # -- liveness ---------------------------------------------------------------------------
-    async def check_liveness(
-        self,
-        *,
-        image: bytes | None = None,
-        frames: Sequence[bytes] | None = None,
-        clip: voice_pb2.Audio | None = None,
-        challenge_id: str = "",
-        nonce: str = "",
-        tenant: str = "",
-    ) -> liveness_pb2.CheckLivenessResponse:
-        """Liveness alone, for exactly one of an image, a frame sequence (with the
-        ``challenge_id``/``nonce`` of an active challenge) or a voice clip."""
-        request = requests.check_liveness(
-            image=image,
-            frames=frames,
-            clip=clip,
-            challenge_id=challenge_id,
-            nonce=nonce,
-            tenant=tenant,
-        )
-        reply: liveness_pb2.CheckLivenessResponse = await self._call(
-            self.liveness.CheckLiveness, request
-        )
-        return reply
-
-    async def start_liveness_challenge(self, *, tenant: str = "") -> liveness_pb2.LivenessChallenge:
-        """A random challenge (head turns, nods, blinks) with a single-use nonce and an expiry."""
-        request = liveness_pb2.StartLivenessChallengeRequest(tenant=tenant)
-        reply: liveness_pb2.LivenessChallenge = await self._call(
-            self.liveness.StartLivenessChallenge, request
-        )
-        return reply
+    # -- unary RPCs (signatures and docstrings: ``client_requests``) ----------------------
+    audio = staticmethod(requests.audio)
+    compare_faces = bind_async_unary(requests.compare_faces)
+    enroll_face = bind_async_unary(requests.enroll_face)
+    verify_face = bind_async_unary(requests.verify_face)
+    identify_face = bind_async_unary(requests.identify_face)
+    compare_voices = bind_async_unary(requests.compare_voices)
+    enroll_voice = bind_async_unary(requests.enroll_voice)
+    verify_voice = bind_async_unary(requests.verify_voice)
+    identify_voice = bind_async_unary(requests.identify_voice)
+    check_liveness = bind_async_unary(requests.check_liveness)
+    start_liveness_challenge = bind_async_unary(requests.start_liveness_challenge)
+    get_subject = bind_async_unary(requests.get_subject)
+    list_subjects = bind_async_unary(requests.list_subjects)
+    delete_subject = bind_async_unary(requests.delete_subject)
+    service_info = bind_async_unary(requests.service_info)
 
     async def verify_voice_stream(
         self,
@@ -350,26 +168,6 @@ class AsyncBioverifyClient:
                 yield reply
         except aio.AioRpcError as exc:
             raise client_error(exc) from exc
-
-    async def get_subject(self, subject_id: str, *, tenant: str = "") -> subjects_pb2.Subject:
-        request = subjects_pb2.GetSubjectRequest(subject_id=subject_id, tenant=tenant)
-        reply: subjects_pb2.Subject = await self._call(self.subjects.GetSubject, request)
-        return reply
-
-    async def delete_subject(
-        self, subject_id: str, *, tenant: str = ""
-    ) -> subjects_pb2.DeleteSubjectResponse:
-        request = subjects_pb2.DeleteSubjectRequest(subject_id=subject_id, tenant=tenant)
-        reply: subjects_pb2.DeleteSubjectResponse = await self._call(
-            self.subjects.DeleteSubject, request
-        )
-        return reply
-
-    async def service_info(self) -> info_pb2.ServiceInfo:
-        reply: info_pb2.ServiceInfo = await self._call(
-            self.info.GetServiceInfo, info_pb2.GetServiceInfoRequest()
-        )
-        return reply
 
     async def _call(self, method: Callable[..., Any], request: Any) -> Any:
         attempt = 0

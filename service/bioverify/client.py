@@ -11,19 +11,16 @@ message); UNAVAILABLE is retried with exponential backoff.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from typing import Any, TypeVar
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, Concatenate, ParamSpec, TypeVar, cast
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from bioverify import client_requests as requests
 from bioverify.v1 import (
-    face_pb2,
     face_pb2_grpc,
-    info_pb2,
     info_pb2_grpc,
-    liveness_pb2,
     liveness_pb2_grpc,
     subjects_pb2,
     subjects_pb2_grpc,
@@ -31,7 +28,8 @@ from bioverify.v1 import (
     voice_pb2_grpc,
 )
 
-T = TypeVar("T")
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 class BioverifyClientError(Exception):
@@ -42,6 +40,17 @@ class BioverifyClientError(Exception):
         self.code = code
         self.message = message
         self.reason = reason
+
+
+def bind_unary(rpc: requests.Unary[P, R]) -> Callable[Concatenate[BioverifyClient, P], R]:
+    """A client method: build the request, call ``client.<service>.<method>`` with retries."""
+
+    def call(client: BioverifyClient, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        stub = getattr(getattr(client, rpc.service), rpc.method)
+        return cast(R, client._call(stub, rpc.build(*args, **kwargs)))
+
+    requests.describe_method(call, rpc, rpc.reply.__name__)
+    return call
 
 
 class BioverifyClient:
@@ -113,218 +122,22 @@ class BioverifyClient:
                 raise TimeoutError(f"service not serving after {timeout:.0f} s")
             time.sleep(0.2)
 
-    # -- face -------------------------------------------------------------------------------
-    def compare_faces(
-        self,
-        image_a: bytes,
-        image_b: bytes,
-        *,
-        operating_point: str = "",
-        require_liveness: bool | None = None,
-        observe_only: bool = False,
-    ) -> face_pb2.CompareFacesResponse:
-        request = requests.compare_faces(
-            image_a,
-            image_b,
-            operating_point,
-            require_liveness=require_liveness,
-            observe_only=observe_only,
-        )
-        reply: face_pb2.CompareFacesResponse = self._call(self.face.CompareFaces, request)
-        return reply
-
-    def enroll_face(
-        self,
-        subject_id: str,
-        images: Sequence[bytes],
-        *,
-        metadata: Mapping[str, str] | None = None,
-        tenant: str = "",
-        replace: bool = False,
-        dry_run: bool = False,
-        refuse_duplicates: bool = False,
-        require_liveness: bool | None = None,
-        observe_only: bool = False,
-    ) -> face_pb2.EnrollFaceResponse:
-        """``refuse_duplicates``: ALREADY_EXISTS when the face matches another subject."""
-        request = requests.enroll_face(
-            subject_id,
-            images,
-            metadata,
-            tenant,
-            replace,
-            dry_run,
-            refuse_duplicates=refuse_duplicates,
-            require_liveness=require_liveness,
-            observe_only=observe_only,
-        )
-        reply: face_pb2.EnrollFaceResponse = self._call(self.face.EnrollFace, request)
-        return reply
-
-    def verify_face(
-        self,
-        subject_id: str,
-        image: bytes,
-        *,
-        tenant: str = "",
-        operating_point: str = "",
-        require_liveness: bool | None = None,
-        observe_only: bool = False,
-    ) -> face_pb2.VerifyFaceResponse:
-        request = requests.verify_face(
-            subject_id,
-            image,
-            tenant,
-            operating_point,
-            require_liveness=require_liveness,
-            observe_only=observe_only,
-        )
-        reply: face_pb2.VerifyFaceResponse = self._call(self.face.VerifyFace, request)
-        return reply
-
-    def identify_face(
-        self,
-        image: bytes,
-        *,
-        top_k: int = 5,
-        min_confidence: float = 0.0,
-        tenant: str = "",
-        require_liveness: bool | None = None,
-        observe_only: bool = False,
-    ) -> face_pb2.IdentifyFaceResponse:
-        request = requests.identify_face(
-            image,
-            top_k,
-            min_confidence,
-            tenant,
-            require_liveness=require_liveness,
-            observe_only=observe_only,
-        )
-        reply: face_pb2.IdentifyFaceResponse = self._call(self.face.IdentifyFace, request)
-        return reply
-
-    # -- voice ------------------------------------------------------------------------------
-    @staticmethod
-    def audio(
-        data: bytes,
-        *,
-        encoding: str = "",
-        sample_rate_hz: int = 0,
-        channels: int = 0,
-        channel: int | None = None,
-    ) -> voice_pb2.Audio:
-        """An audio message: a WAV/FLAC/OGG/MP3 file as is, or raw ``PCM_S16LE``/``MULAW``/
-        ``ALAW`` with its sample rate."""
-        return requests.audio(data, encoding, sample_rate_hz, channels, channel)
-
-    def compare_voices(
-        self, clip_a: voice_pb2.Audio, clip_b: voice_pb2.Audio, *, operating_point: str = ""
-    ) -> voice_pb2.CompareVoicesResponse:
-        request = requests.compare_voices(clip_a, clip_b, operating_point)
-        reply: voice_pb2.CompareVoicesResponse = self._call(self.voice.CompareVoices, request)
-        return reply
-
-    def enroll_voice(
-        self,
-        subject_id: str,
-        clips: Sequence[voice_pb2.Audio],
-        *,
-        metadata: Mapping[str, str] | None = None,
-        tenant: str = "",
-        replace: bool = False,
-        dry_run: bool = False,
-        refuse_duplicates: bool = False,
-        require_liveness: bool | None = None,
-        observe_only: bool = False,
-    ) -> voice_pb2.EnrollVoiceResponse:
-        """``refuse_duplicates``: ALREADY_EXISTS when the voice matches another subject."""
-        request = requests.enroll_voice(
-            subject_id,
-            clips,
-            metadata,
-            tenant,
-            replace,
-            dry_run,
-            refuse_duplicates=refuse_duplicates,
-            require_liveness=require_liveness,
-            observe_only=observe_only,
-        )
-        reply: voice_pb2.EnrollVoiceResponse = self._call(self.voice.EnrollVoice, request)
-        return reply
-
-    def verify_voice(
-        self,
-        subject_id: str,
-        clip: voice_pb2.Audio,
-        *,
-        tenant: str = "",
-        operating_point: str = "",
-        require_liveness: bool | None = None,
-        observe_only: bool = False,
-    ) -> voice_pb2.VerifyVoiceResponse:
-        request = requests.verify_voice(
-            subject_id,
-            clip,
-            tenant,
-            operating_point,
-            require_liveness=require_liveness,
-            observe_only=observe_only,
-        )
-        reply: voice_pb2.VerifyVoiceResponse = self._call(self.voice.VerifyVoice, request)
-        return reply
-
-    def identify_voice(
-        self,
-        clip: voice_pb2.Audio,
-        *,
-        top_k: int = 5,
-        min_confidence: float = 0.0,
-        tenant: str = "",
-        require_liveness: bool | None = None,
-        observe_only: bool = False,
-    ) -> voice_pb2.IdentifyVoiceResponse:
-        request = requests.identify_voice(
-            clip,
-            top_k,
-            min_confidence,
-            tenant,
-            require_liveness=require_liveness,
-            observe_only=observe_only,
-        )
-        reply: voice_pb2.IdentifyVoiceResponse = self._call(self.voice.IdentifyVoice, request)
-        return reply
-
-    # -- liveness ---------------------------------------------------------------------------
-    def check_liveness(
-        self,
-        *,
-        image: bytes | None = None,
-        frames: Sequence[bytes] | None = None,
-        clip: voice_pb2.Audio | None = None,
-        challenge_id: str = "",
-        nonce: str = "",
-        tenant: str = "",
-    ) -> liveness_pb2.CheckLivenessResponse:
-        """Liveness alone, for exactly one of an image, a frame sequence (with the
-        ``challenge_id``/``nonce`` of an active challenge) or a voice clip."""
-        request = requests.check_liveness(
-            image=image,
-            frames=frames,
-            clip=clip,
-            challenge_id=challenge_id,
-            nonce=nonce,
-            tenant=tenant,
-        )
-        reply: liveness_pb2.CheckLivenessResponse = self._call(self.liveness.CheckLiveness, request)
-        return reply
-
-    def start_liveness_challenge(self, *, tenant: str = "") -> liveness_pb2.LivenessChallenge:
-        """A random challenge (head turns, nods, blinks) with a single-use nonce and an expiry."""
-        request = liveness_pb2.StartLivenessChallengeRequest(tenant=tenant)
-        reply: liveness_pb2.LivenessChallenge = self._call(
-            self.liveness.StartLivenessChallenge, request
-        )
-        return reply
+    # -- unary RPCs (signatures and docstrings: ``client_requests``) ----------------------
+    audio = staticmethod(requests.audio)
+    compare_faces = bind_unary(requests.compare_faces)
+    enroll_face = bind_unary(requests.enroll_face)
+    verify_face = bind_unary(requests.verify_face)
+    identify_face = bind_unary(requests.identify_face)
+    compare_voices = bind_unary(requests.compare_voices)
+    enroll_voice = bind_unary(requests.enroll_voice)
+    verify_voice = bind_unary(requests.verify_voice)
+    identify_voice = bind_unary(requests.identify_voice)
+    check_liveness = bind_unary(requests.check_liveness)
+    start_liveness_challenge = bind_unary(requests.start_liveness_challenge)
+    get_subject = bind_unary(requests.get_subject)
+    list_subjects = bind_unary(requests.list_subjects)
+    delete_subject = bind_unary(requests.delete_subject)
+    service_info = bind_unary(requests.service_info)
 
     def verify_voice_stream(
         self,
@@ -375,20 +188,6 @@ class BioverifyClient:
             raise client_error(exc) from exc
 
     # -- subjects ---------------------------------------------------------------------------
-    def get_subject(self, subject_id: str, *, tenant: str = "") -> subjects_pb2.Subject:
-        request = subjects_pb2.GetSubjectRequest(subject_id=subject_id, tenant=tenant)
-        reply: subjects_pb2.Subject = self._call(self.subjects.GetSubject, request)
-        return reply
-
-    def list_subjects(
-        self, *, tenant: str = "", page_size: int = 0, page_token: str = ""
-    ) -> subjects_pb2.ListSubjectsResponse:
-        request = subjects_pb2.ListSubjectsRequest(
-            tenant=tenant, page_size=page_size, page_token=page_token
-        )
-        reply: subjects_pb2.ListSubjectsResponse = self._call(self.subjects.ListSubjects, request)
-        return reply
-
     def iter_subjects(
         self, *, tenant: str = "", page_size: int = 500
     ) -> Iterator[subjects_pb2.Subject]:
@@ -399,20 +198,6 @@ class BioverifyClient:
             token = page.next_page_token
             if not token:
                 return
-
-    def delete_subject(
-        self, subject_id: str, *, tenant: str = ""
-    ) -> subjects_pb2.DeleteSubjectResponse:
-        request = subjects_pb2.DeleteSubjectRequest(subject_id=subject_id, tenant=tenant)
-        reply: subjects_pb2.DeleteSubjectResponse = self._call(self.subjects.DeleteSubject, request)
-        return reply
-
-    # -- info -------------------------------------------------------------------------------
-    def service_info(self) -> info_pb2.ServiceInfo:
-        reply: info_pb2.ServiceInfo = self._call(
-            self.info.GetServiceInfo, info_pb2.GetServiceInfoRequest()
-        )
-        return reply
 
     # -- plumbing ---------------------------------------------------------------------------
     def _call(self, method: Callable[..., Any], request: Any) -> Any:

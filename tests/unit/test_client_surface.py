@@ -1,0 +1,51 @@
+"""The sync and asyncio clients bind the same unary RPC table: same methods, same signatures,
+each reaching the stub method its request builder is tagged with."""
+
+from __future__ import annotations
+
+import inspect
+
+import grpc
+import pytest
+
+from bioverify import client_requests as requests
+from bioverify.aio_client import AsyncBioverifyClient
+from bioverify.client import BioverifyClient
+from bioverify.v1 import (
+    face_pb2_grpc,
+    info_pb2_grpc,
+    liveness_pb2_grpc,
+    subjects_pb2_grpc,
+    voice_pb2_grpc,
+)
+
+STUBS = {
+    "face": face_pb2_grpc.FaceServiceStub,
+    "voice": voice_pb2_grpc.VoiceServiceStub,
+    "liveness": liveness_pb2_grpc.LivenessServiceStub,
+    "subjects": subjects_pb2_grpc.SubjectServiceStub,
+    "info": info_pb2_grpc.InfoServiceStub,
+}
+RPCS = {name: rpc for name, rpc in vars(requests).items() if isinstance(rpc, requests.Unary)}
+
+
+def test_every_rpc_is_a_method_of_both_clients_with_the_builder_signature() -> None:
+    assert len(RPCS) == 14  # every unary RPC of the five services the SDK covers
+    for name, rpc in RPCS.items():
+        for cls in (BioverifyClient, AsyncBioverifyClient):
+            method = getattr(cls, name)
+            params = list(inspect.signature(method).parameters.values())
+            assert params[0].name == "self"
+            assert params[1:] == list(inspect.signature(rpc.build).parameters.values()), name
+            assert method.__doc__ == rpc.build.__doc__
+        assert inspect.iscoroutinefunction(getattr(AsyncBioverifyClient, name))
+        with grpc.insecure_channel("localhost:1") as channel:  # the tagged stub method exists
+            stub = STUBS[rpc.service](channel)
+            assert callable(getattr(stub, rpc.method)), f"{rpc.service}.{rpc.method}"
+
+
+def test_request_builders_validate_before_any_call() -> None:
+    with pytest.raises(ValueError, match="exactly one of image, frames or clip"):
+        BioverifyClient("localhost:1").check_liveness()
+    request = requests.enroll_face.build("s", [b"x"], refuse_duplicates=True, tenant="t")
+    assert request.subject_id == "s" and request.tenant == "t" and request.duplicate_action
