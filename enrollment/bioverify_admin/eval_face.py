@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -30,27 +30,26 @@ class PairResult:
     failure: str = ""
 
 
+def timed_compare(same: bool, compare: Callable[[], Any]) -> PairResult:
+    """One Compare* call timed; a ``match`` in the reply, or the error's reason as failure."""
+    started = time.perf_counter()
+    try:
+        reply = compare()
+    except BioverifyClientError as exc:
+        latency = (time.perf_counter() - started) * 1e3
+        return PairResult(same, None, None, None, latency, exc.reason or exc.code.name)
+    latency = (time.perf_counter() - started) * 1e3
+    m = reply.match
+    return PairResult(same, m.similarity, m.threshold, m.similarity >= m.threshold, latency)
+
+
 def _compare(client: BioverifyClient, pair: Pair) -> PairResult:
     try:
         image_a = pair.path_a.read_bytes()
         image_b = pair.path_b.read_bytes()
     except OSError as exc:
         return PairResult(pair.same, None, None, None, 0.0, f"UNREADABLE_FILE: {exc.strerror}")
-    started = time.perf_counter()
-    try:
-        reply = client.compare_faces(image_a, image_b)
-    except BioverifyClientError as exc:
-        latency = (time.perf_counter() - started) * 1e3
-        return PairResult(pair.same, None, None, None, latency, exc.reason or exc.code.name)
-    latency = (time.perf_counter() - started) * 1e3
-    match = reply.match
-    return PairResult(
-        same=pair.same,
-        similarity=match.similarity,
-        threshold=match.threshold,
-        accepted=match.similarity >= match.threshold,
-        latency_ms=latency,
-    )
+    return timed_compare(pair.same, lambda: client.compare_faces(image_a, image_b))
 
 
 @dataclass(frozen=True)

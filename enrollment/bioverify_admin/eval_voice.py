@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -11,10 +10,16 @@ from typing import Any
 import soundfile as sf
 
 from bioverify import metrics
-from bioverify.client import BioverifyClient, BioverifyClientError
+from bioverify.client import BioverifyClient
 from bioverify.voice.audio_decode import mulaw_encode, resample
 from bioverify_admin.datasets import Pair
-from bioverify_admin.eval_face import PairEvaluation, PairResult, score_arrays, summarise
+from bioverify_admin.eval_face import (
+    PairEvaluation,
+    PairResult,
+    score_arrays,
+    summarise,
+    timed_compare,
+)
 
 TELEPHONY_RATE = 8000
 
@@ -42,15 +47,7 @@ def _compare(client: BioverifyClient, pair: Pair, telephony: bool) -> PairResult
         clip_b = _clip(client, pair.path_b, telephony)
     except (OSError, sf.LibsndfileError) as exc:
         return PairResult(pair.same, None, None, None, 0.0, f"UNREADABLE_FILE: {exc}")
-    started = time.perf_counter()
-    try:
-        reply = client.compare_voices(clip_a, clip_b)
-    except BioverifyClientError as exc:
-        latency = (time.perf_counter() - started) * 1e3
-        return PairResult(pair.same, None, None, None, latency, exc.reason or exc.code.name)
-    latency = (time.perf_counter() - started) * 1e3
-    m = reply.match
-    return PairResult(pair.same, m.similarity, m.threshold, m.similarity >= m.threshold, latency)
+    return timed_compare(pair.same, lambda: client.compare_voices(clip_a, clip_b))
 
 
 def run_speaker_trials(
