@@ -410,7 +410,12 @@ def build(settings: Settings) -> Application:
         ),
         server,
     )
-    face_shape, no_shape = load_face_shape()
+    # Blinks and av_sync only run on frames the face liveness checker accepts.
+    face_shape, no_shape = (
+        load_face_shape()
+        if liveness.face is not None
+        else (None, "no face liveness pack is installed")
+    )
     checks = LivenessChecks(
         liveness,
         face_pipeline,
