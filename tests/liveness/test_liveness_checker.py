@@ -117,7 +117,7 @@ def test_configuration_errors(pack: PackManifest) -> None:
         pack,
         components={"pad_model": ComponentSpec(adapter="nope", files=("minifasnet_v2",))},
     )
-    with pytest.raises(ConfigurationError, match="unknown PAD adapter"):
+    with pytest.raises(ConfigurationError, match="unknown pad_model adapter 'nope'"):
         FaceLivenessChecker.from_pack(bad)
     no_fusion = replace(pack, raw={k: v for k, v in pack.raw.items() if k != "fusion"})
     with pytest.raises(ConfigurationError, match="no liveness fusion"):

@@ -22,7 +22,7 @@ from bioverify.liveness import face_signals
 from bioverify.liveness.face_signals import ChromaTextureModel
 from bioverify.liveness.fusion import FusionParams, fuse
 from bioverify.liveness.ports import Check, FacePadModel, LivenessAssessment
-from bioverify.packs import ComponentSpec, PackManifest
+from bioverify.packs import ComponentSpec, PackManifest, build_component
 
 NO_MOTION = "NO_MOTION"
 PAD_PREFIX = "pad_"
@@ -220,21 +220,11 @@ class FaceLivenessChecker:
         if not isinstance(fusion_block, Mapping):
             raise ConfigurationError(f"pack {pack.id} has no liveness fusion block")
         params = FusionParams.from_dict(fusion_block)
-        pads = []
-        for name, spec in pack.components.items():
-            if not name.startswith("pad_model"):
-                continue
-            try:
-                factory = PAD_ADAPTERS[spec.adapter]
-            except KeyError as exc:
-                valid = ", ".join(sorted(PAD_ADAPTERS))
-                raise ConfigurationError(
-                    f"pack {pack.id}: unknown PAD adapter {spec.adapter!r}; valid: {valid}"
-                ) from exc
-            try:
-                pads.append(factory(pack, spec, threads))
-            except TypeError as exc:
-                raise ConfigurationError(f"pack {pack.id}: bad {name} parameters ({exc})") from exc
+        pads = [
+            build_component(PAD_ADAPTERS, name, pack, threads)
+            for name in pack.components
+            if name.startswith("pad_model")
+        ]
         models = params.extra.get("signal_models", {})
         chroma = (
             ChromaTextureModel.from_dict(models[face_signals.CHROMA_TEXTURE])
