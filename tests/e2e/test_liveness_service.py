@@ -132,7 +132,9 @@ def test_active_challenge_with_a_blink_and_head_turns(
     liveness: liveness_pb2_grpc.LivenessServiceStub,
 ) -> None:
     """Real frames per action: a live webcam recording's open and shut eyes (DEV PAD set) and
-    an LFW face turned to the image's left (flipped for right). Also: BLINK is issued."""
+    an LFW face turned to the image's left (flipped for right). Also: BLINK is issued. The
+    turns are another person's, so the challenge is performed but the burst is rejected
+    for changing identity: the splice an attacker would use to pass with their own face."""
     webcam = DATA / "face_pad" / "webcam_replay" / "alexcamargoweb"
     open_a, open_b = ((webcam / f"real_{n}.png").read_bytes() for n in ("0070", "0028"))
     shut = (webcam / "real_0000.png").read_bytes()
@@ -165,12 +167,42 @@ def test_active_challenge_with_a_blink_and_head_turns(
     assert check.passed and "BLINK@frame" in check.detail, check.detail
     (blink,) = [c for c in reply.liveness.checks if c.name == "eye_blink"]
     assert blink.passed and blink.weight == 0.0 and "shut at frame" in blink.detail
+    (same,) = [c for c in reply.liveness.checks if c.name == "identity_continuity"]
+    assert not same.passed and "show a different person" in same.detail, same.detail
+    assert not reply.liveness.live and reply.decision == common_pb2.SPOOF_SUSPECTED
+    assert any(r.code == "IDENTITY_CHANGED" for r in reply.reasons)
     # The same frames without the shut-eye one: the blink is missing.
     reply = answer({**frames_for, liveness_pb2.BLINK: [open_a, open_b]})
     (check,) = [c for c in reply.liveness.checks if c.name == "active_challenge"]
     assert not check.passed and "BLINK" in check.detail, check.detail
     assert not reply.liveness.live and reply.decision == common_pb2.SPOOF_SUSPECTED
     assert any(r.code == "CHALLENGE_FAILED" for r in reply.reasons)
+
+
+def test_frames_of_one_person_are_continuous_and_a_spliced_face_is_named(
+    liveness: liveness_pb2_grpc.LivenessServiceStub,
+) -> None:
+    """A live webcam recording (DEV PAD set), a head turn included, is one person; the same
+    frames with one LFW photo of someone else injected fail identity continuity at it."""
+    webcam = DATA / "face_pad" / "webcam_replay" / "Krzysiek354"
+    frames = [(webcam / f"real_{n}.png").read_bytes() for n in ("0000", "0020", "0060", "0079")]
+
+    def check(burst: list[bytes]) -> tuple[liveness_pb2.CheckLivenessResponse, str, bool]:
+        reply = liveness.CheckLiveness(
+            liveness_pb2.CheckLivenessRequest(frames=liveness_pb2.FrameSequence(frames=burst)),
+            timeout=60,
+        )
+        (same,) = [c for c in reply.liveness.checks if c.name == "identity_continuity"]
+        assert same.weight == 0.0 and "largest jump between consecutive frames" in same.detail
+        return reply, same.detail, same.passed
+
+    reply, detail, passed = check(frames)
+    assert passed and "every frame shows the face of frame" in detail, detail
+    assert not any(r.code == "IDENTITY_CHANGED" for r in reply.reasons)
+    reply, detail, passed = check([*frames[:2], lfw("Johnny_Carson", 2).read_bytes(), *frames[2:]])
+    assert not passed and "frame(s) 2 show a different person" in detail, detail
+    assert not reply.liveness.live and reply.decision == common_pb2.SPOOF_SUSPECTED
+    assert any(r.code == "IDENTITY_CHANGED" for r in reply.reasons)
 
 
 def test_bad_liveness_requests(liveness: liveness_pb2_grpc.LivenessServiceStub) -> None:

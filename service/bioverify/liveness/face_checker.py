@@ -184,7 +184,7 @@ class FaceLivenessChecker:
         motion_checks = tuple(
             Check(
                 name=name,
-                score=_ramp(signal.value, needed),
+                score=ramp_score(signal.value, needed),
                 weight=0.0,
                 passed=signal.value >= needed,
                 detail=f"{signal.explanation} (need {needed:g}{alternative})",
@@ -236,7 +236,7 @@ class FaceLivenessChecker:
         return cls(pads, params, chroma_model=chroma, motion_policy=motion)
 
 
-def _ramp(value: float, needed: float) -> float:
+def ramp_score(value: float, needed: float) -> float:
     """A [0, 1] score that reaches 0.5 at the needed value."""
     if needed <= 0:
         return 1.0

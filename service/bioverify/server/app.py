@@ -425,6 +425,9 @@ def build(settings: Settings) -> Application:
             max_pending=10_000,
             actions=ALL_ACTIONS if face_shape is not None else POSE_ACTIONS,
         ),
+        # Frames of one burst are one capture session, far closer than the photos the
+        # verification thresholds were set on: the most permissive one separates people.
+        identity_threshold=max(face_pack.operating_points, key=lambda p: p.target_fmr).threshold,
         av_sync=AvSyncChecker(
             vad=voice_pipeline.vad if voice_pipeline else None,
             unavailable=f"the mouth landmark model cannot be loaded ({no_shape})",

@@ -21,7 +21,13 @@ from bioverify.liveness.challenge import (
     observe_blink,
     verify_challenge,
 )
-from bioverify.liveness.face_checker import FaceLivenessChecker
+from bioverify.liveness.continuity import (
+    IDENTITY_CHANGED,
+    IDENTITY_CONTINUITY,
+    identity_continuity,
+    largest_jump,
+)
+from bioverify.liveness.face_checker import FaceLivenessChecker, ramp_score
 from bioverify.liveness.ports import Check, FaceShapeModel, LivenessAssessment
 from bioverify.liveness.shape68 import eye_aspect_ratio
 from bioverify.usecases.common import InferencePool, Issue, RequestPolicy
@@ -142,6 +148,7 @@ class LivenessChecks:
         pool: InferencePool,
         issuer: ChallengeIssuer,
         *,
+        identity_threshold: float,
         max_frames: int = 32,
         av_sync: AvSyncChecker | None = None,
         face_shape: FaceShapeModel | None = None,
@@ -151,6 +158,7 @@ class LivenessChecks:
         self.face_pipeline = face_pipeline
         self.pool = pool
         self.issuer = issuer
+        self.identity_threshold = identity_threshold
         self.max_frames = max_frames
         self.av_sync = av_sync
         self.face_shape = face_shape
@@ -177,11 +185,12 @@ class LivenessChecks:
         fps: float = 0.0,
         audio: AudioInput | None = None,
     ) -> LivenessAssessment:
-        """Liveness over a burst of frames: the face checker (motion included), whether the
-        face blinked (``eye_blink``, informational), then the active challenge when one is
-        answered and the audio-visual sync check when the frames come with their audio. A
-        failed challenge or an evaluated, failed sync check makes the sample not live
-        (CHALLENGE_FAILED / AV_SYNC_FAILED)."""
+        """Liveness over a burst of frames: the face checker (motion included), whether every
+        frame shows the same person (``identity_continuity``), whether the face blinked
+        (``eye_blink``, informational), then the active challenge when one is answered and
+        the audio-visual sync check when the frames come with their audio. A change of
+        person, a failed challenge or an evaluated, failed sync check makes the sample not
+        live (IDENTITY_CHANGED / CHALLENGE_FAILED / AV_SYNC_FAILED)."""
         checker = self._face_checker()
         if len(frames) < 2:
             raise InvalidInput("send at least two frames for a multi-frame liveness check")
@@ -200,9 +209,27 @@ class LivenessChecks:
         faces = [(p.image, p.finding.face) for p in prepared]
         shape = self.face_shape
         shaping = [self.pool.submit(shape.landmarks, *f) for f in faces] if shape else None
+        embedding = self.pool.submit(self.face_pipeline.embed, prepared)
         assessment = self.pool.run(checker.assess_frames, faces)
         live, score = assessment.live, assessment.score
         checks, reasons = list(assessment.checks), list(assessment.reasons)
+        same = identity_continuity(
+            [sample.embedding for sample in embedding.result()], self.identity_threshold
+        )
+        jump = largest_jump([face for _, face in faces])
+        detail = f"{same.explanation()}; {jump.explanation()}"
+        checks.append(
+            Check(
+                name=IDENTITY_CONTINUITY,
+                score=ramp_score(same.lowest_similarity, same.threshold),
+                weight=0.0,
+                passed=same.passed,
+                detail=detail,
+            )
+        )
+        if not same.passed:
+            live, score = False, min(score, 0.0)
+            reasons.append((IDENTITY_CHANGED, same.explanation()))
         poses = [estimate_pose(p.finding.face.landmarks) for p in prepared]
         shapes = [f.result() for f in shaping] if shaping is not None else None
         eye_openness = [eye_aspect_ratio(p) for p in shapes] if shapes is not None else None

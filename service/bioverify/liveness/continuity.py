@@ -1,0 +1,118 @@
+"""Continuity of a burst of frames: every frame shows the same person, and how far it jumps.
+
+PAD, motion and the active challenge each judge what a frame shows, not who is in it: an
+attacker can perform a challenge with their own live face and splice in someone else's
+frames, or inject a photo between the actions. Here each frame's face embedding is compared
+with the burst's medoid (the frame most similar to all the others), so any mix of two
+identities fails, whatever the order and whichever identity has more frames. The threshold
+is the face pack's most permissive verification threshold: frames of one capture session
+are far more alike than two photos of a person taken years apart, so a frame below it is
+taken for another person.
+
+The largest geometric jump between consecutive frames (face-box travel in face widths, and
+the change of face size) is reported beside it, for reviewers; it does not decide, because
+a client may send frames sampled far apart in time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from bioverify.errors import InvalidInput
+from bioverify.face.ports import DetectedFace
+
+IDENTITY_CONTINUITY = "identity_continuity"
+IDENTITY_CHANGED = "IDENTITY_CHANGED"
+
+
+@dataclass(frozen=True)
+class IdentityContinuity:
+    """Similarity of each frame to the burst's reference (medoid) frame."""
+
+    passed: bool
+    reference: int
+    lowest_similarity: float
+    threshold: float
+    different: tuple[int, ...]
+
+    def explanation(self) -> str:
+        if self.passed:
+            return (
+                f"every frame shows the face of frame {self.reference}: lowest similarity "
+                f"{self.lowest_similarity:.2f} (need {self.threshold:.2f})"
+            )
+        shown = ", ".join(str(i) for i in self.different[:8])
+        more = f" and {len(self.different) - 8} more" if len(self.different) > 8 else ""
+        return (
+            f"frame(s) {shown}{more} show a different person from frame {self.reference}: "
+            f"similarity down to {self.lowest_similarity:.2f} (need {self.threshold:.2f})"
+        )
+
+
+def identity_continuity(embeddings: npt.ArrayLike, threshold: float) -> IdentityContinuity:
+    """Whether all frames' embeddings (one row per frame) are the reference frame's person.
+
+    The reference is the frame with the largest summed cosine similarity to the others (the
+    first on ties); a frame is a different person when its similarity to it is below
+    ``threshold``.
+    """
+    vectors = np.asarray(embeddings, dtype=np.float64)
+    if vectors.ndim != 2 or len(vectors) < 2:
+        raise InvalidInput("identity continuity needs the embeddings of at least two frames")
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    if not np.all(np.isfinite(vectors)) or np.any(norms == 0):
+        raise InvalidInput("a frame's face embedding is empty or not finite")
+    unit = vectors / norms
+    similarity = unit @ unit.T
+    reference = int(np.argmax(similarity.sum(axis=1)))
+    to_reference = np.delete(similarity[reference], reference)
+    others = np.delete(np.arange(len(unit)), reference)
+    different = tuple(int(i) for i in others[to_reference < threshold])
+    return IdentityContinuity(
+        passed=not different,
+        reference=reference,
+        lowest_similarity=float(to_reference.min()),
+        threshold=float(threshold),
+        different=different,
+    )
+
+
+@dataclass(frozen=True)
+class LargestJump:
+    """The largest change of the face box between two consecutive frames."""
+
+    travel: float
+    """Displacement of the box centre, in face widths (of the earlier frame)."""
+    scale: float
+    """Ratio of the larger to the smaller box width (>= 1)."""
+    travel_at: int
+    scale_at: int
+
+    def explanation(self) -> str:
+        return (
+            f"largest jump between consecutive frames: {self.travel:.2f} face widths "
+            f"(into frame {self.travel_at}), size x{self.scale:.2f} (into frame {self.scale_at})"
+        )
+
+
+def largest_jump(faces: Sequence[DetectedFace]) -> LargestJump:
+    """Largest face-box travel and size change between consecutive frames."""
+    if len(faces) < 2:
+        raise InvalidInput("frame jumps need at least two frames")
+    boxes = np.array([(f.x1, f.y1, f.x2, f.y2) for f in faces], dtype=np.float64)
+    widths = np.maximum(boxes[:, 2] - boxes[:, 0], 1e-6)
+    centres = (boxes[:, :2] + boxes[:, 2:]) / 2.0
+    travel = np.hypot(*(centres[1:] - centres[:-1]).T) / widths[:-1]
+    ratio = widths[1:] / widths[:-1]
+    scale = np.maximum(ratio, 1.0 / ratio)
+    moved, resized = int(np.argmax(travel)), int(np.argmax(scale))
+    return LargestJump(
+        travel=float(travel[moved]),
+        scale=float(scale[resized]),
+        travel_at=moved + 1,
+        scale_at=resized + 1,
+    )
