@@ -131,13 +131,29 @@ def verify_face(
     operating_point: str = "",
     require_liveness: bool | None = None,
     observe_only: bool = False,
+    live_frames: Sequence[bytes] | None = None,
+    fps: float = 0.0,
+    challenge_id: str = "",
+    nonce: str = "",
 ) -> face_pb2.VerifyFaceRequest:
-    return face_pb2.VerifyFaceRequest(
+    """``live_frames`` (with ``fps`` and an answered challenge's ``challenge_id``/``nonce``):
+    frames of the same capture vouching that ``image`` is of a live person; their liveness
+    is then checked, and ``image`` must show their person."""
+    request = face_pb2.VerifyFaceRequest(
         subject_id=subject_id,
         image=image,
         tenant=tenant,
         policy=policy(operating_point, require_liveness, observe_only),
     )
+    if live_frames is not None:
+        request.live_capture.CopyFrom(
+            liveness_pb2.LiveCapture(
+                frames=frame_sequence(live_frames, fps), challenge_id=challenge_id, nonce=nonce
+            )
+        )
+    elif challenge_id or nonce:
+        raise ValueError("a challenge is answered with live_frames")
+    return request
 
 
 @unary("face", "IdentifyFace", face_pb2.IdentifyFaceResponse)
@@ -242,9 +258,10 @@ def check_liveness(
     challenge_id: str = "",
     nonce: str = "",
     tenant: str = "",
+    fps: float = 0.0,
 ) -> liveness_pb2.CheckLivenessRequest:
-    """Liveness alone, for exactly one of an image, a frame sequence (with the
-    ``challenge_id``/``nonce`` of an active challenge) or a voice clip."""
+    """Liveness alone, for exactly one of an image, a frame sequence (with its ``fps`` and
+    the ``challenge_id``/``nonce`` of an active challenge) or a voice clip."""
     given = [x is not None for x in (image, frames, clip)]
     if sum(given) != 1:
         raise ValueError("give exactly one of image, frames or clip")
@@ -254,10 +271,14 @@ def check_liveness(
     if image is not None:
         request.image = image
     elif frames is not None:
-        request.frames.frames.extend(frames)
+        request.frames.CopyFrom(frame_sequence(frames, fps))
     elif clip is not None:
         request.clip.CopyFrom(clip)
     return request
+
+
+def frame_sequence(frames: Sequence[bytes], fps: float = 0.0) -> liveness_pb2.FrameSequence:
+    return liveness_pb2.FrameSequence(frames=list(frames), fps=fps)
 
 
 @unary("liveness", "StartLivenessChallenge", liveness_pb2.LivenessChallenge)

@@ -17,10 +17,18 @@ def test_reference_is_the_medoid_and_lowest_similarity_is_to_it() -> None:
     result = identity_continuity(vectors, threshold=0.7)
     assert result.passed and result.reference == 1 and result.different == ()
     assert result.lowest_similarity == pytest.approx(0.8)
-    assert "frame 1" in result.explanation() and "0.80 (need 0.70)" in result.explanation()
+    assert result.explanation() == (
+        "all 3 faces are the person of frame 1: lowest similarity 0.80 (need 0.70)"
+    )
     stricter = identity_continuity(vectors, threshold=0.85)
     assert not stricter.passed and stricter.different == (0,)
-    assert "frame(s) 0 show a different person from frame 1" in stricter.explanation()
+    assert stricter.explanation() == (
+        "frame 0: a different person from frame 1, similarity down to 0.80 (need 0.85)"
+    )
+    named = identity_continuity(vectors, threshold=0.85, names=("the image", "a", "b"))
+    assert named.explanation().startswith("the image: a different person from a,")
+    with pytest.raises(ValueError):
+        identity_continuity(vectors, threshold=0.85, names=("one", "two"))
 
 
 def test_a_spliced_identity_fails_whichever_has_more_frames() -> None:

@@ -38,31 +38,37 @@ class IdentityContinuity:
     lowest_similarity: float
     threshold: float
     different: tuple[int, ...]
+    names: tuple[str, ...]
 
     def explanation(self) -> str:
         if self.passed:
             return (
-                f"every frame shows the face of frame {self.reference}: lowest similarity "
-                f"{self.lowest_similarity:.2f} (need {self.threshold:.2f})"
+                f"all {len(self.names)} faces are the person of {self.names[self.reference]}: "
+                f"lowest similarity {self.lowest_similarity:.2f} (need {self.threshold:.2f})"
             )
-        shown = ", ".join(str(i) for i in self.different[:8])
+        shown = ", ".join(self.names[i] for i in self.different[:8])
         more = f" and {len(self.different) - 8} more" if len(self.different) > 8 else ""
         return (
-            f"frame(s) {shown}{more} show a different person from frame {self.reference}: "
+            f"{shown}{more}: a different person from {self.names[self.reference]}, "
             f"similarity down to {self.lowest_similarity:.2f} (need {self.threshold:.2f})"
         )
 
 
-def identity_continuity(embeddings: npt.ArrayLike, threshold: float) -> IdentityContinuity:
-    """Whether all frames' embeddings (one row per frame) are the reference frame's person.
+def identity_continuity(
+    embeddings: npt.ArrayLike, threshold: float, names: Sequence[str] = ()
+) -> IdentityContinuity:
+    """Whether all faces' embeddings (one row per face) are the reference face's person.
 
-    The reference is the frame with the largest summed cosine similarity to the others (the
-    first on ties); a frame is a different person when its similarity to it is below
-    ``threshold``.
+    The reference is the face with the largest summed cosine similarity to the others (the
+    first on ties); a face is a different person when its similarity to it is below
+    ``threshold``. ``names`` label the rows in the explanation (default "frame <i>").
     """
     vectors = np.asarray(embeddings, dtype=np.float64)
     if vectors.ndim != 2 or len(vectors) < 2:
         raise InvalidInput("identity continuity needs the embeddings of at least two frames")
+    labels = tuple(names) or tuple(f"frame {i}" for i in range(len(vectors)))
+    if len(labels) != len(vectors):
+        raise ValueError(f"{len(labels)} names for {len(vectors)} embeddings")
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
     if not np.all(np.isfinite(vectors)) or np.any(norms == 0):
         raise InvalidInput("a frame's face embedding is empty or not finite")
@@ -78,6 +84,7 @@ def identity_continuity(embeddings: npt.ArrayLike, threshold: float) -> Identity
         lowest_similarity=float(to_reference.min()),
         threshold=float(threshold),
         different=different,
+        names=labels,
     )
 
 

@@ -333,6 +333,33 @@ def build(settings: Settings) -> Application:
     pool = InferencePool(settings.inference_workers, max_queue=settings.max_concurrent_rpcs * 2)
     face_gallery = build_gallery(settings, "face", face_pack)
     liveness = build_liveness_gate(settings)
+    voice_pack = choose_voice_pack(settings)
+    voice_pipeline = build_voice_pipeline(settings, voice_pack) if voice_pack else None
+    # Blinks and av_sync only run on frames the face liveness checker accepts.
+    face_shape, no_shape = (
+        load_face_shape()
+        if liveness.face is not None
+        else (None, "no face liveness pack is installed")
+    )
+    checks = LivenessChecks(
+        liveness,
+        face_pipeline,
+        pool,
+        ChallengeIssuer(
+            ttl_seconds=settings.challenge_ttl_s,
+            max_pending=10_000,
+            actions=ALL_ACTIONS if face_shape is not None else POSE_ACTIONS,
+        ),
+        # Frames of one burst are one capture session, far closer than the photos the
+        # verification thresholds were set on: the most permissive one separates people.
+        identity_threshold=max(face_pack.operating_points, key=lambda p: p.target_fmr).threshold,
+        av_sync=AvSyncChecker(
+            vad=voice_pipeline.vad if voice_pipeline else None,
+            unavailable=f"the mouth landmark model cannot be loaded ({no_shape})",
+        ),
+        face_shape=face_shape,
+        audio_limits=audio_limits(settings),
+    )
     faces = FaceVerification(
         face_pipeline,
         face_pack,
@@ -340,12 +367,11 @@ def build(settings: Settings) -> Application:
         pool,
         face_gallery,
         liveness=liveness,
+        live_capture=checks,
         default_operating_point=settings.face_operating_point,
         max_images_per_enrollment=settings.max_images_per_enrollment,
         max_subject_id_length=settings.max_subject_id_length,
     )
-    voice_pack = choose_voice_pack(settings)
-    voice_pipeline = build_voice_pipeline(settings, voice_pack) if voice_pack else None
     voice_gallery = build_gallery(settings, "voice", voice_pack) if voice_pack else None
     voices = (
         VoiceVerification(
@@ -409,31 +435,6 @@ def build(settings: Settings) -> Application:
             "installed)",
         ),
         server,
-    )
-    # Blinks and av_sync only run on frames the face liveness checker accepts.
-    face_shape, no_shape = (
-        load_face_shape()
-        if liveness.face is not None
-        else (None, "no face liveness pack is installed")
-    )
-    checks = LivenessChecks(
-        liveness,
-        face_pipeline,
-        pool,
-        ChallengeIssuer(
-            ttl_seconds=settings.challenge_ttl_s,
-            max_pending=10_000,
-            actions=ALL_ACTIONS if face_shape is not None else POSE_ACTIONS,
-        ),
-        # Frames of one burst are one capture session, far closer than the photos the
-        # verification thresholds were set on: the most permissive one separates people.
-        identity_threshold=max(face_pack.operating_points, key=lambda p: p.target_fmr).threshold,
-        av_sync=AvSyncChecker(
-            vad=voice_pipeline.vad if voice_pipeline else None,
-            unavailable=f"the mouth landmark model cannot be loaded ({no_shape})",
-        ),
-        face_shape=face_shape,
-        audio_limits=audio_limits(settings),
     )
     liveness_pb2_grpc.add_LivenessServiceServicer_to_server(
         LivenessServicer(checks, voices), server

@@ -11,9 +11,9 @@ from bioverify.scoring import MatchResult
 from bioverify.store.ports import SubjectRecord, Template, TemplateSummary
 from bioverify.usecases.common import Issue, RequestPolicy
 from bioverify.usecases.gallery_search import Duplicate, IdentifyResult
-from bioverify.usecases.liveness import LivenessResult
+from bioverify.usecases.liveness import LiveCapture, LivenessResult
 from bioverify.usecases.voice import AudioInput, ClipReport
-from bioverify.v1 import common_pb2, face_pb2, info_pb2, subjects_pb2, voice_pb2
+from bioverify.v1 import common_pb2, face_pb2, info_pb2, liveness_pb2, subjects_pb2, voice_pb2
 from bioverify.voice.audio_decode import AudioEncoding
 
 MODALITY_TO_PROTO = {"face": common_pb2.FACE, "voice": common_pb2.VOICE}
@@ -188,6 +188,18 @@ def audio_from_proto(audio: voice_pb2.Audio) -> AudioInput:
         sample_rate_hz=audio.sample_rate_hz or None,
         channels=audio.channels or None,
         channel=audio.channel if audio.HasField("channel") else None,
+    )
+
+
+def live_capture_from_proto(
+    frames: liveness_pb2.FrameSequence, challenge_id: str, nonce: str
+) -> LiveCapture:
+    return LiveCapture(
+        frames=list(frames.frames),
+        challenge_id=challenge_id,
+        nonce=nonce,
+        fps=frames.fps,
+        audio=audio_from_proto(frames.audio) if frames.HasField("audio") else None,
     )
 
 

@@ -71,6 +71,13 @@ class FaceServicer(face_pb2_grpc.FaceServiceServicer):  # type: ignore[misc]
             subject_id=request.subject_id,
             image=request.image,
             policy=convert.policy_from_proto(request.policy),
+            capture=convert.live_capture_from_proto(
+                request.live_capture.frames,
+                request.live_capture.challenge_id,
+                request.live_capture.nonce,
+            )
+            if request.HasField("live_capture")
+            else None,
         )
         return face_pb2.VerifyFaceResponse(
             subject_id=out.subject_id,

@@ -42,15 +42,8 @@ class LivenessServicer(liveness_pb2_grpc.LivenessServiceServicer):  # type: igno
                 raise InvalidInput("an active challenge needs frames, not a single image")
             assessment = self.checks.check_image(request.image)
         elif kind == "frames":
-            sequence = request.frames
             assessment = self.checks.check_frames(
-                list(sequence.frames),
-                request.challenge_id,
-                request.nonce,
-                fps=sequence.fps,
-                audio=convert.audio_from_proto(sequence.audio)
-                if sequence.HasField("audio")
-                else None,
+                convert.live_capture_from_proto(request.frames, request.challenge_id, request.nonce)
             )
         elif kind == "clip":
             if self.voices is None:

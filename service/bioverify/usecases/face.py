@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bioverify.errors import BioverifyError, InvalidInput
+from bioverify.errors import BioverifyError, InvalidInput, NotImplementedYet
 from bioverify.face.pipeline import FaceFinding, FacePipeline, FaceSample, PreparedFace
 from bioverify.index.gallery import Gallery
 from bioverify.packs import PackManifest
@@ -36,7 +36,13 @@ from bioverify.usecases.common import (
     validate_tenant,
 )
 from bioverify.usecases.gallery_search import Duplicate, IdentifyResult, identify
-from bioverify.usecases.liveness import LivenessGate, LivenessResult, spoof_issues
+from bioverify.usecases.liveness import (
+    LiveCapture,
+    LivenessChecks,
+    LivenessGate,
+    LivenessResult,
+    spoof_issues,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -101,6 +107,7 @@ class FaceVerification:
         gallery: Gallery,
         *,
         liveness: LivenessGate | None = None,
+        live_capture: LivenessChecks | None = None,
         default_operating_point: str = "",
         max_images_per_enrollment: int = 20,
         max_subject_id_length: int = 128,
@@ -114,6 +121,7 @@ class FaceVerification:
         self.pool = pool
         self.gallery = gallery
         self.liveness = liveness or LivenessGate(face=None, voice=None)
+        self.live_capture = live_capture
         self.default_operating_point = pack.operating_point(default_operating_point).name
         self.max_images = max_images_per_enrollment
         self.max_subject_id_length = max_subject_id_length
@@ -247,15 +255,30 @@ class FaceVerification:
         return IdentifyOutcome(result, self.model, sample.finding, _quality_issues([sample]), live)
 
     def verify(
-        self, *, tenant: str, subject_id: str, image: bytes, policy: RequestPolicy
+        self,
+        *,
+        tenant: str,
+        subject_id: str,
+        image: bytes,
+        policy: RequestPolicy,
+        capture: LiveCapture | None = None,
     ) -> VerifyOutcome:
+        """``capture``: frames of the same capture vouching for ``image``; their liveness
+        (``image`` included in the identity continuity) replaces the single-image check."""
         tenant = validate_tenant(tenant)
         subject_id = validate_subject_id(subject_id, self.max_subject_id_length)
         point = self.operating_point(policy)
         _require_image(image, "image")
         template = template_for(self.store, tenant, subject_id, FACE, self.model)
         prepared = self.pool.run(self.pipeline.prepare, image)
-        live, sample = self._liveness_and_embedding(policy, tenant, prepared)
+        live: LivenessResult | None
+        if capture is None:
+            live, sample = self._liveness_and_embedding(policy, tenant, prepared)
+        else:
+            if self.live_capture is None:
+                raise NotImplementedYet("this service cannot check a live capture")
+            sample = self.pool.run(self.pipeline.embed, [prepared])[0]
+            live = self.live_capture.vouch_for(capture, sample.embedding, policy, tenant)
         similarity = cosine_similarity(template.vector, sample.embedding)
         return VerifyOutcome(
             subject_id=subject_id,

@@ -8,6 +8,9 @@ from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import TYPE_CHECKING
 
+import numpy as np
+import numpy.typing as npt
+
 from bioverify.antispoof.bandwidth import assess_bandwidth
 from bioverify.antispoof.voice_checker import VoiceSpoofChecker
 from bioverify.errors import InvalidInput, NotImplementedYet
@@ -66,6 +69,18 @@ def spoof_issues(result: LivenessResult) -> tuple[Issue, ...]:
     issues = [Issue("SPOOF_SUSPECTED", "the sample does not appear to come from a live person")]
     issues.extend(Issue(code, message) for code, message in result.assessment.reasons)
     return tuple(issues)
+
+
+@dataclass(frozen=True)
+class LiveCapture:
+    """A burst of frames from one capture (CheckLiveness frames, VerifyFace live_capture),
+    with the challenge it answers (empty: none) and its audio track (None: none)."""
+
+    frames: Sequence[bytes]
+    challenge_id: str = ""
+    nonce: str = ""
+    fps: float = 0.0
+    audio: AudioInput | None = None
 
 
 @dataclass
@@ -176,28 +191,40 @@ class LivenessChecks:
         prepared = self.pool.run(self.face_pipeline.prepare, image)
         return self.pool.run(checker.assess, prepared.image, prepared.finding.face)
 
-    def check_frames(
+    def vouch_for(
         self,
-        frames: Sequence[bytes],
-        challenge_id: str,
-        nonce: str,
-        *,
-        fps: float = 0.0,
-        audio: AudioInput | None = None,
+        capture: LiveCapture,
+        verified: npt.NDArray[np.float32],
+        request: RequestPolicy,
+        tenant: str,
+    ) -> LivenessResult:
+        """Liveness of a verified face from the capture sent with it (``check_frames`` with
+        the verified face's embedding among the frames'); blocking unless observe mode."""
+        _, observe = self.gate.requirement(request, tenant, "face")
+        return LivenessResult(self.check_frames(capture, verified=verified), observe)
+
+    def check_frames(
+        self, capture: LiveCapture, *, verified: npt.NDArray[np.float32] | None = None
     ) -> LivenessAssessment:
         """Liveness over a burst of frames: the face checker (motion included), whether every
         frame shows the same person (``identity_continuity``), whether the face blinked
         (``eye_blink``, informational), then the active challenge when one is answered and
         the audio-visual sync check when the frames come with their audio. A change of
         person, a failed challenge or an evaluated, failed sync check makes the sample not
-        live (IDENTITY_CHANGED / CHALLENGE_FAILED / AV_SYNC_FAILED)."""
+        live (IDENTITY_CHANGED / CHALLENGE_FAILED / AV_SYNC_FAILED). ``verified``: the
+        embedding of a face the frames vouch for, which must be their person too."""
         checker = self._face_checker()
+        frames, audio, fps = capture.frames, capture.audio, capture.fps
         if len(frames) < 2:
             raise InvalidInput("send at least two frames for a multi-frame liveness check")
         if len(frames) > self.max_frames:
             raise InvalidInput(f"at most {self.max_frames} frames per liveness check")
         decoded = self._frames_audio(audio, len(frames), fps) if audio is not None else None
-        challenge = self.issuer.consume(challenge_id, nonce) if challenge_id else None
+        challenge = (
+            self.issuer.consume(capture.challenge_id, capture.nonce)
+            if capture.challenge_id
+            else None
+        )
         futures = [self.pool.submit(self.face_pipeline.prepare, f) for f in frames]
         prepared = []
         for index, future in enumerate(futures):
@@ -213,9 +240,12 @@ class LivenessChecks:
         assessment = self.pool.run(checker.assess_frames, faces)
         live, score = assessment.live, assessment.score
         checks, reasons = list(assessment.checks), list(assessment.reasons)
-        same = identity_continuity(
-            [sample.embedding for sample in embedding.result()], self.identity_threshold
-        )
+        embeddings = [sample.embedding for sample in embedding.result()]
+        names = [f"frame {i}" for i in range(len(embeddings))]
+        if verified is not None:
+            embeddings.append(verified)
+            names.append("the verified image")
+        same = identity_continuity(embeddings, self.identity_threshold, names)
         jump = largest_jump([face for _, face in faces])
         detail = f"{same.explanation()}; {jump.explanation()}"
         checks.append(

@@ -23,9 +23,10 @@ _sym_db = _symbol_database.Default()
 
 
 from bioverify.v1 import common_pb2 as bioverify_dot_v1_dot_common__pb2
+from bioverify.v1 import liveness_pb2 as bioverify_dot_v1_dot_liveness__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17\x62ioverify/v1/face.proto\x12\x0c\x62ioverify.v1\x1a\x19\x62ioverify/v1/common.proto\"\x1d\n\x05Point\x12\t\n\x01x\x18\x01 \x01(\x02\x12\t\n\x01y\x18\x02 \x01(\x02\"\x7f\n\x07\x46\x61\x63\x65\x42ox\x12\t\n\x01x\x18\x01 \x01(\x02\x12\t\n\x01y\x18\x02 \x01(\x02\x12\r\n\x05width\x18\x03 \x01(\x02\x12\x0e\n\x06height\x18\x04 \x01(\x02\x12\x17\n\x0f\x64\x65tection_score\x18\x05 \x01(\x02\x12&\n\tlandmarks\x18\x06 \x03(\x0b\x32\x13.bioverify.v1.Point\"\x93\x02\n\x0b\x46\x61\x63\x65Quality\x12\x12\n\nacceptable\x18\x01 \x01(\x08\x12\x1d\n\x15inter_eye_distance_px\x18\x02 \x01(\x01\x12\x16\n\x0e\x66\x61\x63\x65_height_px\x18\t \x01(\x01\x12\x11\n\tsharpness\x18\x03 \x01(\x01\x12\x12\n\nbrightness\x18\x04 \x01(\x01\x12\x15\n\rdark_fraction\x18\n \x01(\x01\x12\x17\n\x0f\x62right_fraction\x18\x0b \x01(\x01\x12\x11\n\tyaw_ratio\x18\x05 \x01(\x01\x12\x13\n\x0bpitch_ratio\x18\x06 \x01(\x01\x12\x14\n\x0croll_degrees\x18\x07 \x01(\x01\x12$\n\x06issues\x18\x08 \x03(\x0b\x32\x14.bioverify.v1.Reason\"\xa2\x01\n\x0c\x46\x61\x63\x65\x41nalysis\x12#\n\x04\x66\x61\x63\x65\x18\x01 \x01(\x0b\x32\x15.bioverify.v1.FaceBox\x12*\n\x07quality\x18\x02 \x01(\x0b\x32\x19.bioverify.v1.FaceQuality\x12\x16\n\x0e\x66\x61\x63\x65s_detected\x18\x03 \x01(\x05\x12\x13\n\x0bimage_width\x18\x04 \x01(\x05\x12\x14\n\x0cimage_height\x18\x05 \x01(\x05\"]\n\x13\x43ompareFacesRequest\x12\x0f\n\x07image_a\x18\x01 \x01(\x0c\x12\x0f\n\x07image_b\x18\x02 \x01(\x0c\x12$\n\x06policy\x18\x03 \x01(\x0b\x32\x14.bioverify.v1.Policy\"\xcc\x02\n\x14\x43ompareFacesResponse\x12\'\n\x05match\x18\x01 \x01(\x0b\x32\x18.bioverify.v1.MatchScore\x12*\n\x06\x66\x61\x63\x65_a\x18\x02 \x01(\x0b\x32\x1a.bioverify.v1.FaceAnalysis\x12*\n\x06\x66\x61\x63\x65_b\x18\x03 \x01(\x0b\x32\x1a.bioverify.v1.FaceAnalysis\x12\x30\n\nliveness_a\x18\x04 \x01(\x0b\x32\x1c.bioverify.v1.LivenessReport\x12\x30\n\nliveness_b\x18\x05 \x01(\x0b\x32\x1c.bioverify.v1.LivenessReport\x12(\n\x08\x64\x65\x63ision\x18\x06 \x01(\x0e\x32\x16.bioverify.v1.Decision\x12%\n\x07reasons\x18\x07 \x03(\x0b\x32\x14.bioverify.v1.Reason\"\xba\x02\n\x11\x45nrollFaceRequest\x12\x12\n\nsubject_id\x18\x01 \x01(\t\x12\x0e\n\x06images\x18\x02 \x03(\x0c\x12?\n\x08metadata\x18\x03 \x03(\x0b\x32-.bioverify.v1.EnrollFaceRequest.MetadataEntry\x12\x0e\n\x06tenant\x18\x04 \x01(\t\x12\x0f\n\x07replace\x18\x05 \x01(\x08\x12$\n\x06policy\x18\x06 \x01(\x0b\x32\x14.bioverify.v1.Policy\x12\x37\n\x10\x64uplicate_action\x18\x07 \x01(\x0e\x32\x1d.bioverify.v1.DuplicateAction\x12\x0f\n\x07\x64ry_run\x18\x08 \x01(\x08\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xb8\x01\n\x10\x46\x61\x63\x65SampleResult\x12\r\n\x05index\x18\x01 \x01(\x05\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x02 \x01(\x08\x12%\n\x07reasons\x18\x03 \x03(\x0b\x32\x14.bioverify.v1.Reason\x12,\n\x08\x61nalysis\x18\x04 \x01(\x0b\x32\x1a.bioverify.v1.FaceAnalysis\x12.\n\x08liveness\x18\x05 \x01(\x0b\x32\x1c.bioverify.v1.LivenessReport\"\x90\x02\n\x12\x45nrollFaceResponse\x12\x12\n\nsubject_id\x18\x01 \x01(\t\x12\x16\n\x0e\x61\x63\x63\x65pted_count\x18\x02 \x01(\x05\x12\x16\n\x0erejected_count\x18\x03 \x01(\x05\x12/\n\x07samples\x18\x04 \x03(\x0b\x32\x1e.bioverify.v1.FaceSampleResult\x12,\n\x08template\x18\x05 \x01(\x0b\x32\x1a.bioverify.v1.TemplateInfo\x12\x30\n\nduplicates\x18\x06 \x03(\x0b\x32\x1c.bioverify.v1.DuplicateMatch\x12%\n\x07reasons\x18\x07 \x03(\x0b\x32\x14.bioverify.v1.Reason\"l\n\x11VerifyFaceRequest\x12\x12\n\nsubject_id\x18\x01 \x01(\t\x12\r\n\x05image\x18\x02 \x01(\x0c\x12\x0e\n\x06tenant\x18\x03 \x01(\t\x12$\n\x06policy\x18\x04 \x01(\x0b\x32\x14.bioverify.v1.Policy\"\x80\x02\n\x12VerifyFaceResponse\x12\x12\n\nsubject_id\x18\x01 \x01(\t\x12\'\n\x05match\x18\x02 \x01(\x0b\x32\x18.bioverify.v1.MatchScore\x12,\n\x08\x61nalysis\x18\x03 \x01(\x0b\x32\x1a.bioverify.v1.FaceAnalysis\x12.\n\x08liveness\x18\x04 \x01(\x0b\x32\x1c.bioverify.v1.LivenessReport\x12(\n\x08\x64\x65\x63ision\x18\x05 \x01(\x0e\x32\x16.bioverify.v1.Decision\x12%\n\x07reasons\x18\x06 \x03(\x0b\x32\x14.bioverify.v1.Reason\"\x81\x01\n\x13IdentifyFaceRequest\x12\r\n\x05image\x18\x01 \x01(\x0c\x12\r\n\x05top_k\x18\x02 \x01(\x05\x12\x16\n\x0emin_confidence\x18\x03 \x01(\x01\x12\x0e\n\x06tenant\x18\x04 \x01(\t\x12$\n\x06policy\x18\x05 \x01(\x0b\x32\x14.bioverify.v1.Policy\"\x81\x02\n\x14IdentifyFaceResponse\x12+\n\ncandidates\x18\x01 \x03(\x0b\x32\x17.bioverify.v1.Candidate\x12,\n\x08\x61nalysis\x18\x02 \x01(\x0b\x32\x1a.bioverify.v1.FaceAnalysis\x12.\n\x08liveness\x18\x03 \x01(\x0b\x32\x1c.bioverify.v1.LivenessReport\x12(\n\x08\x64\x65\x63ision\x18\x04 \x01(\x0e\x32\x16.bioverify.v1.Decision\x12%\n\x07reasons\x18\x05 \x03(\x0b\x32\x14.bioverify.v1.Reason\x12\r\n\x05model\x18\x06 \x01(\t2\xdd\x02\n\x0b\x46\x61\x63\x65Service\x12U\n\x0c\x43ompareFaces\x12!.bioverify.v1.CompareFacesRequest\x1a\".bioverify.v1.CompareFacesResponse\x12O\n\nEnrollFace\x12\x1f.bioverify.v1.EnrollFaceRequest\x1a .bioverify.v1.EnrollFaceResponse\x12O\n\nVerifyFace\x12\x1f.bioverify.v1.VerifyFaceRequest\x1a .bioverify.v1.VerifyFaceResponse\x12U\n\x0cIdentifyFace\x12!.bioverify.v1.IdentifyFaceRequest\x1a\".bioverify.v1.IdentifyFaceResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17\x62ioverify/v1/face.proto\x12\x0c\x62ioverify.v1\x1a\x19\x62ioverify/v1/common.proto\x1a\x1b\x62ioverify/v1/liveness.proto\"\x1d\n\x05Point\x12\t\n\x01x\x18\x01 \x01(\x02\x12\t\n\x01y\x18\x02 \x01(\x02\"\x7f\n\x07\x46\x61\x63\x65\x42ox\x12\t\n\x01x\x18\x01 \x01(\x02\x12\t\n\x01y\x18\x02 \x01(\x02\x12\r\n\x05width\x18\x03 \x01(\x02\x12\x0e\n\x06height\x18\x04 \x01(\x02\x12\x17\n\x0f\x64\x65tection_score\x18\x05 \x01(\x02\x12&\n\tlandmarks\x18\x06 \x03(\x0b\x32\x13.bioverify.v1.Point\"\x93\x02\n\x0b\x46\x61\x63\x65Quality\x12\x12\n\nacceptable\x18\x01 \x01(\x08\x12\x1d\n\x15inter_eye_distance_px\x18\x02 \x01(\x01\x12\x16\n\x0e\x66\x61\x63\x65_height_px\x18\t \x01(\x01\x12\x11\n\tsharpness\x18\x03 \x01(\x01\x12\x12\n\nbrightness\x18\x04 \x01(\x01\x12\x15\n\rdark_fraction\x18\n \x01(\x01\x12\x17\n\x0f\x62right_fraction\x18\x0b \x01(\x01\x12\x11\n\tyaw_ratio\x18\x05 \x01(\x01\x12\x13\n\x0bpitch_ratio\x18\x06 \x01(\x01\x12\x14\n\x0croll_degrees\x18\x07 \x01(\x01\x12$\n\x06issues\x18\x08 \x03(\x0b\x32\x14.bioverify.v1.Reason\"\xa2\x01\n\x0c\x46\x61\x63\x65\x41nalysis\x12#\n\x04\x66\x61\x63\x65\x18\x01 \x01(\x0b\x32\x15.bioverify.v1.FaceBox\x12*\n\x07quality\x18\x02 \x01(\x0b\x32\x19.bioverify.v1.FaceQuality\x12\x16\n\x0e\x66\x61\x63\x65s_detected\x18\x03 \x01(\x05\x12\x13\n\x0bimage_width\x18\x04 \x01(\x05\x12\x14\n\x0cimage_height\x18\x05 \x01(\x05\"]\n\x13\x43ompareFacesRequest\x12\x0f\n\x07image_a\x18\x01 \x01(\x0c\x12\x0f\n\x07image_b\x18\x02 \x01(\x0c\x12$\n\x06policy\x18\x03 \x01(\x0b\x32\x14.bioverify.v1.Policy\"\xcc\x02\n\x14\x43ompareFacesResponse\x12\'\n\x05match\x18\x01 \x01(\x0b\x32\x18.bioverify.v1.MatchScore\x12*\n\x06\x66\x61\x63\x65_a\x18\x02 \x01(\x0b\x32\x1a.bioverify.v1.FaceAnalysis\x12*\n\x06\x66\x61\x63\x65_b\x18\x03 \x01(\x0b\x32\x1a.bioverify.v1.FaceAnalysis\x12\x30\n\nliveness_a\x18\x04 \x01(\x0b\x32\x1c.bioverify.v1.LivenessReport\x12\x30\n\nliveness_b\x18\x05 \x01(\x0b\x32\x1c.bioverify.v1.LivenessReport\x12(\n\x08\x64\x65\x63ision\x18\x06 \x01(\x0e\x32\x16.bioverify.v1.Decision\x12%\n\x07reasons\x18\x07 \x03(\x0b\x32\x14.bioverify.v1.Reason\"\xba\x02\n\x11\x45nrollFaceRequest\x12\x12\n\nsubject_id\x18\x01 \x01(\t\x12\x0e\n\x06images\x18\x02 \x03(\x0c\x12?\n\x08metadata\x18\x03 \x03(\x0b\x32-.bioverify.v1.EnrollFaceRequest.MetadataEntry\x12\x0e\n\x06tenant\x18\x04 \x01(\t\x12\x0f\n\x07replace\x18\x05 \x01(\x08\x12$\n\x06policy\x18\x06 \x01(\x0b\x32\x14.bioverify.v1.Policy\x12\x37\n\x10\x64uplicate_action\x18\x07 \x01(\x0e\x32\x1d.bioverify.v1.DuplicateAction\x12\x0f\n\x07\x64ry_run\x18\x08 \x01(\x08\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xb8\x01\n\x10\x46\x61\x63\x65SampleResult\x12\r\n\x05index\x18\x01 \x01(\x05\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x02 \x01(\x08\x12%\n\x07reasons\x18\x03 \x03(\x0b\x32\x14.bioverify.v1.Reason\x12,\n\x08\x61nalysis\x18\x04 \x01(\x0b\x32\x1a.bioverify.v1.FaceAnalysis\x12.\n\x08liveness\x18\x05 \x01(\x0b\x32\x1c.bioverify.v1.LivenessReport\"\x90\x02\n\x12\x45nrollFaceResponse\x12\x12\n\nsubject_id\x18\x01 \x01(\t\x12\x16\n\x0e\x61\x63\x63\x65pted_count\x18\x02 \x01(\x05\x12\x16\n\x0erejected_count\x18\x03 \x01(\x05\x12/\n\x07samples\x18\x04 \x03(\x0b\x32\x1e.bioverify.v1.FaceSampleResult\x12,\n\x08template\x18\x05 \x01(\x0b\x32\x1a.bioverify.v1.TemplateInfo\x12\x30\n\nduplicates\x18\x06 \x03(\x0b\x32\x1c.bioverify.v1.DuplicateMatch\x12%\n\x07reasons\x18\x07 \x03(\x0b\x32\x14.bioverify.v1.Reason\"\x9d\x01\n\x11VerifyFaceRequest\x12\x12\n\nsubject_id\x18\x01 \x01(\t\x12\r\n\x05image\x18\x02 \x01(\x0c\x12\x0e\n\x06tenant\x18\x03 \x01(\t\x12$\n\x06policy\x18\x04 \x01(\x0b\x32\x14.bioverify.v1.Policy\x12/\n\x0clive_capture\x18\x05 \x01(\x0b\x32\x19.bioverify.v1.LiveCapture\"\x80\x02\n\x12VerifyFaceResponse\x12\x12\n\nsubject_id\x18\x01 \x01(\t\x12\'\n\x05match\x18\x02 \x01(\x0b\x32\x18.bioverify.v1.MatchScore\x12,\n\x08\x61nalysis\x18\x03 \x01(\x0b\x32\x1a.bioverify.v1.FaceAnalysis\x12.\n\x08liveness\x18\x04 \x01(\x0b\x32\x1c.bioverify.v1.LivenessReport\x12(\n\x08\x64\x65\x63ision\x18\x05 \x01(\x0e\x32\x16.bioverify.v1.Decision\x12%\n\x07reasons\x18\x06 \x03(\x0b\x32\x14.bioverify.v1.Reason\"\x81\x01\n\x13IdentifyFaceRequest\x12\r\n\x05image\x18\x01 \x01(\x0c\x12\r\n\x05top_k\x18\x02 \x01(\x05\x12\x16\n\x0emin_confidence\x18\x03 \x01(\x01\x12\x0e\n\x06tenant\x18\x04 \x01(\t\x12$\n\x06policy\x18\x05 \x01(\x0b\x32\x14.bioverify.v1.Policy\"\x81\x02\n\x14IdentifyFaceResponse\x12+\n\ncandidates\x18\x01 \x03(\x0b\x32\x17.bioverify.v1.Candidate\x12,\n\x08\x61nalysis\x18\x02 \x01(\x0b\x32\x1a.bioverify.v1.FaceAnalysis\x12.\n\x08liveness\x18\x03 \x01(\x0b\x32\x1c.bioverify.v1.LivenessReport\x12(\n\x08\x64\x65\x63ision\x18\x04 \x01(\x0e\x32\x16.bioverify.v1.Decision\x12%\n\x07reasons\x18\x05 \x03(\x0b\x32\x14.bioverify.v1.Reason\x12\r\n\x05model\x18\x06 \x01(\t2\xdd\x02\n\x0b\x46\x61\x63\x65Service\x12U\n\x0c\x43ompareFaces\x12!.bioverify.v1.CompareFacesRequest\x1a\".bioverify.v1.CompareFacesResponse\x12O\n\nEnrollFace\x12\x1f.bioverify.v1.EnrollFaceRequest\x1a .bioverify.v1.EnrollFaceResponse\x12O\n\nVerifyFace\x12\x1f.bioverify.v1.VerifyFaceRequest\x1a .bioverify.v1.VerifyFaceResponse\x12U\n\x0cIdentifyFace\x12!.bioverify.v1.IdentifyFaceRequest\x1a\".bioverify.v1.IdentifyFaceResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,34 +35,34 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_ENROLLFACEREQUEST_METADATAENTRY']._loaded_options = None
   _globals['_ENROLLFACEREQUEST_METADATAENTRY']._serialized_options = b'8\001'
-  _globals['_POINT']._serialized_start=68
-  _globals['_POINT']._serialized_end=97
-  _globals['_FACEBOX']._serialized_start=99
-  _globals['_FACEBOX']._serialized_end=226
-  _globals['_FACEQUALITY']._serialized_start=229
-  _globals['_FACEQUALITY']._serialized_end=504
-  _globals['_FACEANALYSIS']._serialized_start=507
-  _globals['_FACEANALYSIS']._serialized_end=669
-  _globals['_COMPAREFACESREQUEST']._serialized_start=671
-  _globals['_COMPAREFACESREQUEST']._serialized_end=764
-  _globals['_COMPAREFACESRESPONSE']._serialized_start=767
-  _globals['_COMPAREFACESRESPONSE']._serialized_end=1099
-  _globals['_ENROLLFACEREQUEST']._serialized_start=1102
-  _globals['_ENROLLFACEREQUEST']._serialized_end=1416
-  _globals['_ENROLLFACEREQUEST_METADATAENTRY']._serialized_start=1369
-  _globals['_ENROLLFACEREQUEST_METADATAENTRY']._serialized_end=1416
-  _globals['_FACESAMPLERESULT']._serialized_start=1419
-  _globals['_FACESAMPLERESULT']._serialized_end=1603
-  _globals['_ENROLLFACERESPONSE']._serialized_start=1606
-  _globals['_ENROLLFACERESPONSE']._serialized_end=1878
-  _globals['_VERIFYFACEREQUEST']._serialized_start=1880
-  _globals['_VERIFYFACEREQUEST']._serialized_end=1988
-  _globals['_VERIFYFACERESPONSE']._serialized_start=1991
-  _globals['_VERIFYFACERESPONSE']._serialized_end=2247
-  _globals['_IDENTIFYFACEREQUEST']._serialized_start=2250
-  _globals['_IDENTIFYFACEREQUEST']._serialized_end=2379
-  _globals['_IDENTIFYFACERESPONSE']._serialized_start=2382
-  _globals['_IDENTIFYFACERESPONSE']._serialized_end=2639
-  _globals['_FACESERVICE']._serialized_start=2642
-  _globals['_FACESERVICE']._serialized_end=2991
+  _globals['_POINT']._serialized_start=97
+  _globals['_POINT']._serialized_end=126
+  _globals['_FACEBOX']._serialized_start=128
+  _globals['_FACEBOX']._serialized_end=255
+  _globals['_FACEQUALITY']._serialized_start=258
+  _globals['_FACEQUALITY']._serialized_end=533
+  _globals['_FACEANALYSIS']._serialized_start=536
+  _globals['_FACEANALYSIS']._serialized_end=698
+  _globals['_COMPAREFACESREQUEST']._serialized_start=700
+  _globals['_COMPAREFACESREQUEST']._serialized_end=793
+  _globals['_COMPAREFACESRESPONSE']._serialized_start=796
+  _globals['_COMPAREFACESRESPONSE']._serialized_end=1128
+  _globals['_ENROLLFACEREQUEST']._serialized_start=1131
+  _globals['_ENROLLFACEREQUEST']._serialized_end=1445
+  _globals['_ENROLLFACEREQUEST_METADATAENTRY']._serialized_start=1398
+  _globals['_ENROLLFACEREQUEST_METADATAENTRY']._serialized_end=1445
+  _globals['_FACESAMPLERESULT']._serialized_start=1448
+  _globals['_FACESAMPLERESULT']._serialized_end=1632
+  _globals['_ENROLLFACERESPONSE']._serialized_start=1635
+  _globals['_ENROLLFACERESPONSE']._serialized_end=1907
+  _globals['_VERIFYFACEREQUEST']._serialized_start=1910
+  _globals['_VERIFYFACEREQUEST']._serialized_end=2067
+  _globals['_VERIFYFACERESPONSE']._serialized_start=2070
+  _globals['_VERIFYFACERESPONSE']._serialized_end=2326
+  _globals['_IDENTIFYFACEREQUEST']._serialized_start=2329
+  _globals['_IDENTIFYFACEREQUEST']._serialized_end=2458
+  _globals['_IDENTIFYFACERESPONSE']._serialized_start=2461
+  _globals['_IDENTIFYFACERESPONSE']._serialized_end=2718
+  _globals['_FACESERVICE']._serialized_start=2721
+  _globals['_FACESERVICE']._serialized_end=3070
 # @@protoc_insertion_point(module_scope)

@@ -1,4 +1,5 @@
 from bioverify.v1 import common_pb2 as _common_pb2
+from bioverify.v1 import liveness_pb2 as _liveness_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
@@ -159,16 +160,18 @@ class EnrollFaceResponse(_message.Message):
     def __init__(self, subject_id: _Optional[str] = ..., accepted_count: _Optional[int] = ..., rejected_count: _Optional[int] = ..., samples: _Optional[_Iterable[_Union[FaceSampleResult, _Mapping]]] = ..., template: _Optional[_Union[_common_pb2.TemplateInfo, _Mapping]] = ..., duplicates: _Optional[_Iterable[_Union[_common_pb2.DuplicateMatch, _Mapping]]] = ..., reasons: _Optional[_Iterable[_Union[_common_pb2.Reason, _Mapping]]] = ...) -> None: ...
 
 class VerifyFaceRequest(_message.Message):
-    __slots__ = ("subject_id", "image", "tenant", "policy")
+    __slots__ = ("subject_id", "image", "tenant", "policy", "live_capture")
     SUBJECT_ID_FIELD_NUMBER: _ClassVar[int]
     IMAGE_FIELD_NUMBER: _ClassVar[int]
     TENANT_FIELD_NUMBER: _ClassVar[int]
     POLICY_FIELD_NUMBER: _ClassVar[int]
+    LIVE_CAPTURE_FIELD_NUMBER: _ClassVar[int]
     subject_id: str
     image: bytes
     tenant: str
     policy: _common_pb2.Policy
-    def __init__(self, subject_id: _Optional[str] = ..., image: _Optional[bytes] = ..., tenant: _Optional[str] = ..., policy: _Optional[_Union[_common_pb2.Policy, _Mapping]] = ...) -> None: ...
+    live_capture: _liveness_pb2.LiveCapture
+    def __init__(self, subject_id: _Optional[str] = ..., image: _Optional[bytes] = ..., tenant: _Optional[str] = ..., policy: _Optional[_Union[_common_pb2.Policy, _Mapping]] = ..., live_capture: _Optional[_Union[_liveness_pb2.LiveCapture, _Mapping]] = ...) -> None: ...
 
 class VerifyFaceResponse(_message.Message):
     __slots__ = ("subject_id", "match", "analysis", "liveness", "decision", "reasons")

@@ -26,25 +26,27 @@ from bioverify.v1 import common_pb2 as bioverify_dot_v1_dot_common__pb2
 from bioverify.v1 import voice_pb2 as bioverify_dot_v1_dot_voice__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1b\x62ioverify/v1/liveness.proto\x12\x0c\x62ioverify.v1\x1a\x19\x62ioverify/v1/common.proto\x1a\x18\x62ioverify/v1/voice.proto\"C\n\x1dStartLivenessChallengeRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x12\n\nsubject_id\x18\x02 \x01(\t\"|\n\x11LivenessChallenge\x12\x14\n\x0c\x63hallenge_id\x18\x01 \x01(\t\x12\r\n\x05nonce\x18\x02 \x01(\t\x12.\n\x07\x61\x63tions\x18\x03 \x03(\x0e\x32\x1d.bioverify.v1.ChallengeAction\x12\x12\n\nexpires_at\x18\x04 \x01(\t\"P\n\rFrameSequence\x12\x0e\n\x06\x66rames\x18\x01 \x03(\x0c\x12\x0b\n\x03\x66ps\x18\x02 \x01(\x01\x12\"\n\x05\x61udio\x18\x03 \x01(\x0b\x32\x13.bioverify.v1.Audio\"\xe0\x01\n\x14\x43heckLivenessRequest\x12\x0f\n\x05image\x18\x01 \x01(\x0cH\x00\x12-\n\x06\x66rames\x18\x02 \x01(\x0b\x32\x1b.bioverify.v1.FrameSequenceH\x00\x12#\n\x04\x63lip\x18\x03 \x01(\x0b\x32\x13.bioverify.v1.AudioH\x00\x12\x14\n\x0c\x63hallenge_id\x18\x04 \x01(\t\x12\r\n\x05nonce\x18\x05 \x01(\t\x12\x0e\n\x06tenant\x18\x06 \x01(\t\x12$\n\x06policy\x18\x07 \x01(\x0b\x32\x14.bioverify.v1.PolicyB\x08\n\x06sample\"\x98\x01\n\x15\x43heckLivenessResponse\x12.\n\x08liveness\x18\x01 \x01(\x0b\x32\x1c.bioverify.v1.LivenessReport\x12(\n\x08\x64\x65\x63ision\x18\x02 \x01(\x0e\x32\x16.bioverify.v1.Decision\x12%\n\x07reasons\x18\x03 \x03(\x0b\x32\x14.bioverify.v1.Reason*\x83\x01\n\x0f\x43hallengeAction\x12 \n\x1c\x43HALLENGE_ACTION_UNSPECIFIED\x10\x00\x12\x12\n\x0eTURN_HEAD_LEFT\x10\x01\x12\x13\n\x0fTURN_HEAD_RIGHT\x10\x02\x12\t\n\x05\x42LINK\x10\x03\x12\x0b\n\x07LOOK_UP\x10\x04\x12\r\n\tLOOK_DOWN\x10\x05\x32\xd3\x01\n\x0fLivenessService\x12\x66\n\x16StartLivenessChallenge\x12+.bioverify.v1.StartLivenessChallengeRequest\x1a\x1f.bioverify.v1.LivenessChallenge\x12X\n\rCheckLiveness\x12\".bioverify.v1.CheckLivenessRequest\x1a#.bioverify.v1.CheckLivenessResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1b\x62ioverify/v1/liveness.proto\x12\x0c\x62ioverify.v1\x1a\x19\x62ioverify/v1/common.proto\x1a\x18\x62ioverify/v1/voice.proto\"C\n\x1dStartLivenessChallengeRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x12\n\nsubject_id\x18\x02 \x01(\t\"|\n\x11LivenessChallenge\x12\x14\n\x0c\x63hallenge_id\x18\x01 \x01(\t\x12\r\n\x05nonce\x18\x02 \x01(\t\x12.\n\x07\x61\x63tions\x18\x03 \x03(\x0e\x32\x1d.bioverify.v1.ChallengeAction\x12\x12\n\nexpires_at\x18\x04 \x01(\t\"P\n\rFrameSequence\x12\x0e\n\x06\x66rames\x18\x01 \x03(\x0c\x12\x0b\n\x03\x66ps\x18\x02 \x01(\x01\x12\"\n\x05\x61udio\x18\x03 \x01(\x0b\x32\x13.bioverify.v1.Audio\"_\n\x0bLiveCapture\x12+\n\x06\x66rames\x18\x01 \x01(\x0b\x32\x1b.bioverify.v1.FrameSequence\x12\x14\n\x0c\x63hallenge_id\x18\x02 \x01(\t\x12\r\n\x05nonce\x18\x03 \x01(\t\"\xe0\x01\n\x14\x43heckLivenessRequest\x12\x0f\n\x05image\x18\x01 \x01(\x0cH\x00\x12-\n\x06\x66rames\x18\x02 \x01(\x0b\x32\x1b.bioverify.v1.FrameSequenceH\x00\x12#\n\x04\x63lip\x18\x03 \x01(\x0b\x32\x13.bioverify.v1.AudioH\x00\x12\x14\n\x0c\x63hallenge_id\x18\x04 \x01(\t\x12\r\n\x05nonce\x18\x05 \x01(\t\x12\x0e\n\x06tenant\x18\x06 \x01(\t\x12$\n\x06policy\x18\x07 \x01(\x0b\x32\x14.bioverify.v1.PolicyB\x08\n\x06sample\"\x98\x01\n\x15\x43heckLivenessResponse\x12.\n\x08liveness\x18\x01 \x01(\x0b\x32\x1c.bioverify.v1.LivenessReport\x12(\n\x08\x64\x65\x63ision\x18\x02 \x01(\x0e\x32\x16.bioverify.v1.Decision\x12%\n\x07reasons\x18\x03 \x03(\x0b\x32\x14.bioverify.v1.Reason*\x83\x01\n\x0f\x43hallengeAction\x12 \n\x1c\x43HALLENGE_ACTION_UNSPECIFIED\x10\x00\x12\x12\n\x0eTURN_HEAD_LEFT\x10\x01\x12\x13\n\x0fTURN_HEAD_RIGHT\x10\x02\x12\t\n\x05\x42LINK\x10\x03\x12\x0b\n\x07LOOK_UP\x10\x04\x12\r\n\tLOOK_DOWN\x10\x05\x32\xd3\x01\n\x0fLivenessService\x12\x66\n\x16StartLivenessChallenge\x12+.bioverify.v1.StartLivenessChallengeRequest\x1a\x1f.bioverify.v1.LivenessChallenge\x12X\n\rCheckLiveness\x12\".bioverify.v1.CheckLivenessRequest\x1a#.bioverify.v1.CheckLivenessResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'bioverify.v1.liveness_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_CHALLENGEACTION']._serialized_start=758
-  _globals['_CHALLENGEACTION']._serialized_end=889
+  _globals['_CHALLENGEACTION']._serialized_start=855
+  _globals['_CHALLENGEACTION']._serialized_end=986
   _globals['_STARTLIVENESSCHALLENGEREQUEST']._serialized_start=98
   _globals['_STARTLIVENESSCHALLENGEREQUEST']._serialized_end=165
   _globals['_LIVENESSCHALLENGE']._serialized_start=167
   _globals['_LIVENESSCHALLENGE']._serialized_end=291
   _globals['_FRAMESEQUENCE']._serialized_start=293
   _globals['_FRAMESEQUENCE']._serialized_end=373
-  _globals['_CHECKLIVENESSREQUEST']._serialized_start=376
-  _globals['_CHECKLIVENESSREQUEST']._serialized_end=600
-  _globals['_CHECKLIVENESSRESPONSE']._serialized_start=603
-  _globals['_CHECKLIVENESSRESPONSE']._serialized_end=755
-  _globals['_LIVENESSSERVICE']._serialized_start=892
-  _globals['_LIVENESSSERVICE']._serialized_end=1103
+  _globals['_LIVECAPTURE']._serialized_start=375
+  _globals['_LIVECAPTURE']._serialized_end=470
+  _globals['_CHECKLIVENESSREQUEST']._serialized_start=473
+  _globals['_CHECKLIVENESSREQUEST']._serialized_end=697
+  _globals['_CHECKLIVENESSRESPONSE']._serialized_start=700
+  _globals['_CHECKLIVENESSRESPONSE']._serialized_end=852
+  _globals['_LIVENESSSERVICE']._serialized_start=989
+  _globals['_LIVENESSSERVICE']._serialized_end=1200
 # @@protoc_insertion_point(module_scope)

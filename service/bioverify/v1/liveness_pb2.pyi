@@ -54,6 +54,16 @@ class FrameSequence(_message.Message):
     audio: _voice_pb2.Audio
     def __init__(self, frames: _Optional[_Iterable[bytes]] = ..., fps: _Optional[float] = ..., audio: _Optional[_Union[_voice_pb2.Audio, _Mapping]] = ...) -> None: ...
 
+class LiveCapture(_message.Message):
+    __slots__ = ("frames", "challenge_id", "nonce")
+    FRAMES_FIELD_NUMBER: _ClassVar[int]
+    CHALLENGE_ID_FIELD_NUMBER: _ClassVar[int]
+    NONCE_FIELD_NUMBER: _ClassVar[int]
+    frames: FrameSequence
+    challenge_id: str
+    nonce: str
+    def __init__(self, frames: _Optional[_Union[FrameSequence, _Mapping]] = ..., challenge_id: _Optional[str] = ..., nonce: _Optional[str] = ...) -> None: ...
+
 class CheckLivenessRequest(_message.Message):
     __slots__ = ("image", "frames", "clip", "challenge_id", "nonce", "tenant", "policy")
     IMAGE_FIELD_NUMBER: _ClassVar[int]
