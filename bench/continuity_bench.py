@@ -158,7 +158,7 @@ def main() -> None:
     )
     pack = choose_face_pack(settings)
     pipeline = build_face_pipeline(settings, pack)
-    threshold = max(pack.operating_points, key=lambda p: p.target_fmr).threshold
+    threshold = pack.loosest_operating_point().threshold
     report: dict[str, Any] = {"face_pack": pack.id, "threshold": threshold, "burst": args.burst}
     webcam_prepared: list[PreparedFace] = []
     for name, people in (("lfw", lfw_images()), ("webcam", webcam_frames())):

@@ -151,8 +151,8 @@ def verify_face(
                 frames=frame_sequence(live_frames, fps), challenge_id=challenge_id, nonce=nonce
             )
         )
-    elif challenge_id or nonce:
-        raise ValueError("a challenge is answered with live_frames")
+    elif challenge_id or nonce or fps:
+        raise ValueError("fps and a challenge's answer go with live_frames")
     return request
 
 
@@ -282,9 +282,12 @@ def frame_sequence(frames: Sequence[bytes], fps: float = 0.0) -> liveness_pb2.Fr
 
 
 @unary("liveness", "StartLivenessChallenge", liveness_pb2.LivenessChallenge)
-def start_liveness_challenge(*, tenant: str = "") -> liveness_pb2.StartLivenessChallengeRequest:
-    """A random challenge (head turns, nods, blinks) with a single-use nonce and an expiry."""
-    return liveness_pb2.StartLivenessChallengeRequest(tenant=tenant)
+def start_liveness_challenge(
+    *, tenant: str = "", subject_id: str = ""
+) -> liveness_pb2.StartLivenessChallengeRequest:
+    """A random challenge (head turns, nods, blinks) with a single-use nonce and an expiry,
+    redeemable only in ``tenant`` and, with ``subject_id``, only by its ``verify_face``."""
+    return liveness_pb2.StartLivenessChallengeRequest(tenant=tenant, subject_id=subject_id)
 
 
 # -- subjects and info ----------------------------------------------------------------------

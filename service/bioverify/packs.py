@@ -112,6 +112,12 @@ class PackManifest:
             f"pack {self.id} has no operating point {wanted!r}; valid: {valid}"
         )
 
+    def loosest_operating_point(self) -> OperatingPoint:
+        """The operating point with the highest target false-match rate."""
+        if not self.operating_points:
+            raise ConfigurationError(f"pack {self.id} has no operating points")
+        return max(self.operating_points, key=lambda p: p.target_fmr)
+
 
 ComponentFactory = Callable[[PackManifest, ComponentSpec, int], T]
 

@@ -3,6 +3,7 @@ active challenges (single-use nonces, replayed still images fail, real blinks an
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 
 import cv2
@@ -218,15 +219,21 @@ def test_bad_liveness_requests(liveness: liveness_pb2_grpc.LivenessServiceStub) 
 
 
 def test_verify_face_with_a_live_capture_binds_the_image_to_the_frames(
-    client: BioverifyClient,
+    client: BioverifyClient, liveness: liveness_pb2_grpc.LivenessServiceStub
 ) -> None:
     """VerifyFace with live_capture: a live webcam burst of the enrolled person vouches for
-    their image; the same person's image sent with someone else's live frames (an attacker
-    performing the capture with their own face) is SPOOF_SUSPECTED although it matches."""
+    their image (ACCEPT); the same person's image sent with someone else's live frames (an
+    attacker performing the capture with their own face) is SPOOF_SUSPECTED although the
+    image matches, whatever require_liveness says; observe mode only reports it."""
     webcam = DATA / "face_pad" / "webcam_replay"
 
     def frames_of(person: str, numbers: tuple[str, ...]) -> list[bytes]:
         return [(webcam / person / f"real_{n}.png").read_bytes() for n in numbers]
+
+    def check(reply: face_pb2.VerifyFaceResponse, name: str) -> common_pb2.LivenessCheck:
+        (found,) = [c for c in reply.liveness.checks if c.name == name]
+        assert found.weight == 0.0 and found.detail
+        return found
 
     own = frames_of("Krzysiek354", ("0000", "0020", "0060", "0079"))
     other = frames_of("alexcamargoweb", ("0014", "0028", "0042", "0056"))
@@ -234,27 +241,30 @@ def test_verify_face_with_a_live_capture_binds_the_image_to_the_frames(
     client.enroll_face("capture-1", frames_of("Krzysiek354", ("0119", "0139")), tenant="cap")
     try:
         reply = client.verify_face("capture-1", image, tenant="cap", live_frames=own, fps=2)
-        assert reply.match.decision == common_pb2.ACCEPT and reply.liveness.checked
-        (same,) = [c for c in reply.liveness.checks if c.name == "identity_continuity"]
-        assert same.passed and "all 5 faces are the person of" in same.detail, same.detail
-        assert not any(r.code == "IDENTITY_CHANGED" for r in reply.liveness.reasons)
-        assert reply.decision == (
-            common_pb2.ACCEPT if reply.liveness.live else common_pb2.SPOOF_SUSPECTED
-        )
+        assert reply.match.decision == common_pb2.ACCEPT and reply.liveness.live
+        assert reply.decision == common_pb2.ACCEPT
+        same = check(reply, "identity_continuity")
+        assert same.passed and "all 5 faces are the person of frame" in same.detail
+        assert check(reply, "capture_matches_subject").passed
+        assert check(reply, "motion_frame_change").passed
 
-        for observe in (False, True):
+        for observe, require in ((False, None), (False, False), (True, None)):
             reply = client.verify_face(
-                "capture-1", image, tenant="cap", live_frames=other, observe_only=observe
+                "capture-1",
+                image,
+                tenant="cap",
+                live_frames=other,
+                observe_only=observe,
+                require_liveness=require,
             )
             assert reply.match.decision == common_pb2.ACCEPT and not reply.liveness.live
-            (same,) = [c for c in reply.liveness.checks if c.name == "identity_continuity"]
+            same = check(reply, "identity_continuity")
             assert "the verified image: a different person" in same.detail, same.detail
-            if observe:  # reported, not blocking
-                assert reply.decision == common_pb2.ACCEPT
-            else:
-                assert reply.decision == common_pb2.SPOOF_SUSPECTED
+            assert not check(reply, "capture_matches_subject").passed
             assert any(r.code == "IDENTITY_CHANGED" for r in reply.liveness.reasons)
             assert reply.liveness.observe_only == observe
+            expected = common_pb2.ACCEPT if observe else common_pb2.SPOOF_SUSPECTED
+            assert reply.decision == expected  # observe mode reports, does not block
 
         for bad, code, message in (
             ({"live_frames": own[:1]}, INVALID, "at least two frames"),
@@ -270,5 +280,58 @@ def test_verify_face_with_a_live_capture_binds_the_image_to_the_frames(
             assert info.value.code == code and message in info.value.message, info.value
         with pytest.raises(ValueError):
             client.verify_face("capture-1", image, tenant="cap", challenge_id="c", nonce="n")
+
+        # A challenge bound to the subject: a request with a broken frame does not use it up;
+        # it is redeemed once, only by this subject's VerifyFace in this tenant.
+        def bound() -> liveness_pb2.LivenessChallenge:
+            challenge: liveness_pb2.LivenessChallenge = liveness.StartLivenessChallenge(
+                liveness_pb2.StartLivenessChallengeRequest(tenant="cap", subject_id="capture-1")
+            )
+            return challenge
+
+        challenge = bound()
+        answer = {"challenge_id": challenge.challenge_id, "nonce": challenge.nonce}
+        with pytest.raises(BioverifyClientError) as info:
+            client.verify_face(
+                "capture-1", image, tenant="cap", live_frames=[*own, b"junk"], **answer
+            )
+        assert info.value.code == INVALID
+        reply = client.verify_face("capture-1", image, tenant="cap", live_frames=own, **answer)
+        assert check(reply, "active_challenge").detail  # judged (the turns were not asked for)
+        with pytest.raises(BioverifyClientError) as info:
+            client.verify_face("capture-1", image, tenant="cap", live_frames=own, **answer)
+        assert info.value.code == grpc.StatusCode.FAILED_PRECONDITION
+        for tenant, subject, message in (
+            ("cap", "capture-2", "another subject"),
+            ("other", "capture-1", "another tenant"),
+        ):
+            client.enroll_face(subject, other[:2], tenant=tenant)
+            challenge = bound()
+            with pytest.raises(BioverifyClientError) as info:
+                client.verify_face(
+                    subject,
+                    image,
+                    tenant=tenant,
+                    live_frames=own,
+                    challenge_id=challenge.challenge_id,
+                    nonce=challenge.nonce,
+                )
+            assert info.value.code == grpc.StatusCode.FAILED_PRECONDITION
+            assert message in info.value.message, info.value
+        challenge = bound()
+        with pytest.raises(grpc.RpcError) as rpc_info:
+            liveness.CheckLiveness(
+                liveness_pb2.CheckLivenessRequest(
+                    frames=liveness_pb2.FrameSequence(frames=own),
+                    challenge_id=challenge.challenge_id,
+                    nonce=challenge.nonce,
+                    tenant="cap",
+                ),
+                timeout=60,
+            )
+        assert rpc_info.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+        assert "answer it in VerifyFace" in (rpc_info.value.details() or "")
     finally:
-        client.delete_subject("capture-1", tenant="cap")
+        for tenant, subject in (("cap", "capture-1"), ("cap", "capture-2"), ("other", "capture-1")):
+            with contextlib.suppress(BioverifyClientError):
+                client.delete_subject(subject, tenant=tenant)

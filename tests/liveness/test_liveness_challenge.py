@@ -79,6 +79,25 @@ def test_wrong_nonce_fails_and_burns_the_challenge() -> None:
         issuer.consume("never-issued", "x")
 
 
+def test_a_challenge_is_redeemed_only_in_its_tenant_and_for_its_subject() -> None:
+    issuer = ChallengeIssuer(ttl_seconds=30, max_pending=10)
+    for issued, redeemed, message in (
+        (("bank-a", ""), ("bank-b", ""), "another tenant"),
+        (("bank-a", "alice"), ("bank-a", "bob"), "another subject"),
+        (("bank-a", "alice"), ("bank-a", ""), "answer it in VerifyFace"),
+    ):
+        c = issuer.issue(*issued)
+        assert (c.tenant, c.subject_id) == issued
+        with pytest.raises(ChallengeInvalid, match=message):
+            issuer.consume(c.challenge_id, c.nonce, tenant=redeemed[0], subject_id=redeemed[1])
+        with pytest.raises(ChallengeInvalid, match="already used"):  # burnt all the same
+            issuer.consume(c.challenge_id, c.nonce, tenant=issued[0], subject_id=issued[1])
+    anyone = issuer.issue("bank-a")
+    assert issuer.consume(anyone.challenge_id, anyone.nonce, tenant="bank-a", subject_id="bob")
+    alice = issuer.issue("bank-a", "alice")
+    assert issuer.consume(alice.challenge_id, alice.nonce, tenant="bank-a", subject_id="alice")
+
+
 def test_expiry() -> None:
     clock = FakeClock()
     issuer = ChallengeIssuer(ttl_seconds=10, max_pending=10, clock=clock)

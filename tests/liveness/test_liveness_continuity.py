@@ -45,6 +45,21 @@ def test_a_spliced_identity_fails_whichever_has_more_frames() -> None:
         assert result.lowest_similarity < 0.3
 
 
+def test_an_appended_face_is_tested_but_never_the_reference() -> None:
+    """Frames of two unrelated people and a blend of both as the verified image: the blend
+    is the medoid of all three, but only frames may be the reference, so the mix fails."""
+    alice, bob = np.eye(2)
+    blend = (alice + bob) / np.sqrt(2)
+    names = ("frame 0", "frame 1", "the verified image")
+    assert identity_continuity([alice, bob, blend], 0.5, names).passed  # blend bridges them
+    result = identity_continuity([alice, bob, blend], 0.5, names, candidates=2)
+    assert not result.passed and result.reference == 0 and result.different == (1,)
+    assert result.lowest_similarity == pytest.approx(0.0)
+    for bad in (0, 4):
+        with pytest.raises(ValueError):
+            identity_continuity([alice, bob, blend], 0.5, candidates=bad)
+
+
 def test_one_person_with_different_scales_passes() -> None:
     rng = np.random.default_rng(3)
     face = rng.normal(size=64)

@@ -68,6 +68,9 @@ class Challenge:
     nonce: str
     actions: tuple[Action, ...]
     expires_at: float
+    tenant: str = ""
+    subject_id: str = ""
+    """Empty: any subject (CheckLiveness, or VerifyFace of anyone in the tenant)."""
 
 
 class ChallengeIssuer:
@@ -104,8 +107,9 @@ class ChallengeIssuer:
         self._pending: OrderedDict[str, Challenge] = OrderedDict()
         self._lock = threading.Lock()
 
-    def issue(self) -> Challenge:
-        """A fresh challenge: 2-3 random actions, no action twice in a row."""
+    def issue(self, tenant: str = "", subject_id: str = "") -> Challenge:
+        """A fresh challenge: 2-3 random actions, no action twice in a row, redeemable only
+        in ``tenant`` and, when given, only to verify ``subject_id``."""
         count = self._min + secrets.randbelow(self._max_actions - self._min + 1)
         actions: list[Action] = []
         while len(actions) < count:
@@ -117,14 +121,19 @@ class ChallengeIssuer:
             nonce=secrets.token_urlsafe(24),
             actions=tuple(actions),
             expires_at=self._clock() + self._ttl,
+            tenant=tenant,
+            subject_id=subject_id,
         )
         with self._lock:
             self._evict(self._clock())
             self._pending[challenge.challenge_id] = challenge
         return challenge
 
-    def consume(self, challenge_id: str, nonce: str) -> Challenge:
-        """Redeem a challenge once; ``ChallengeInvalid`` if unknown, used, expired or forged."""
+    def consume(
+        self, challenge_id: str, nonce: str, *, tenant: str = "", subject_id: str = ""
+    ) -> Challenge:
+        """Redeem a challenge once; ``ChallengeInvalid`` if unknown, used, expired, forged, or
+        issued for another tenant or subject (``subject_id`` empty: no subject is verified)."""
         with self._lock:
             challenge = self._pending.pop(challenge_id, None)
         if challenge is None:
@@ -133,6 +142,14 @@ class ChallengeIssuer:
             raise ChallengeInvalid("the challenge has expired; request a new one")
         if not hmac.compare_digest(challenge.nonce.encode(), nonce.encode()):
             raise ChallengeInvalid("the challenge nonce does not match")
+        if challenge.tenant != tenant:
+            raise ChallengeInvalid("the challenge was issued for another tenant")
+        if challenge.subject_id and challenge.subject_id != subject_id:
+            raise ChallengeInvalid(
+                "the challenge was issued to verify another subject"
+                if subject_id
+                else "the challenge was issued to verify a subject: answer it in VerifyFace"
+            )
         return challenge
 
     def pending(self) -> int:

@@ -24,8 +24,10 @@ import numpy.typing as npt
 
 from bioverify.errors import InvalidInput
 from bioverify.face.ports import DetectedFace
+from bioverify.scoring import l2_normalize
 
 IDENTITY_CONTINUITY = "identity_continuity"
+CAPTURE_MATCHES_SUBJECT = "capture_matches_subject"
 IDENTITY_CHANGED = "IDENTITY_CHANGED"
 
 
@@ -55,13 +57,20 @@ class IdentityContinuity:
 
 
 def identity_continuity(
-    embeddings: npt.ArrayLike, threshold: float, names: Sequence[str] = ()
+    embeddings: npt.ArrayLike,
+    threshold: float,
+    names: Sequence[str] = (),
+    *,
+    candidates: int | None = None,
 ) -> IdentityContinuity:
     """Whether all faces' embeddings (one row per face) are the reference face's person.
 
-    The reference is the face with the largest summed cosine similarity to the others (the
-    first on ties); a face is a different person when its similarity to it is below
-    ``threshold``. ``names`` label the rows in the explanation (default "frame <i>").
+    The reference is the face, among the first ``candidates`` rows (default all), with the
+    largest summed cosine similarity to the others (the first on ties); a face is a
+    different person when its similarity to it is below ``threshold``. Rows after the
+    candidates are only tested (a verified image must not become the reference: a blend of
+    two people would then bridge frames of both). ``names`` label the rows in the
+    explanation (default "frame <i>").
     """
     vectors = np.asarray(embeddings, dtype=np.float64)
     if vectors.ndim != 2 or len(vectors) < 2:
@@ -69,12 +78,14 @@ def identity_continuity(
     labels = tuple(names) or tuple(f"frame {i}" for i in range(len(vectors)))
     if len(labels) != len(vectors):
         raise ValueError(f"{len(labels)} names for {len(vectors)} embeddings")
-    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    if not np.all(np.isfinite(vectors)) or np.any(norms == 0):
+    count = len(vectors) if candidates is None else candidates
+    if not 1 <= count <= len(vectors):
+        raise ValueError(f"{count} reference candidates among {len(vectors)} embeddings")
+    if not np.all(np.isfinite(vectors)) or np.any(np.linalg.norm(vectors, axis=1) == 0):
         raise InvalidInput("a frame's face embedding is empty or not finite")
-    unit = vectors / norms
+    unit = l2_normalize(vectors).astype(np.float64)
     similarity = unit @ unit.T
-    reference = int(np.argmax(similarity.sum(axis=1)))
+    reference = int(np.argmax(similarity[:count].sum(axis=1)))
     to_reference = np.delete(similarity[reference], reference)
     others = np.delete(np.arange(len(unit)), reference)
     different = tuple(int(i) for i in others[to_reference < threshold])

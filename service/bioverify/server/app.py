@@ -352,7 +352,8 @@ def build(settings: Settings) -> Application:
         ),
         # Frames of one burst are one capture session, far closer than the photos the
         # verification thresholds were set on: the most permissive one separates people.
-        identity_threshold=max(face_pack.operating_points, key=lambda p: p.target_fmr).threshold,
+        identity_threshold=face_pack.loosest_operating_point().threshold,
+        max_subject_id_length=settings.max_subject_id_length,
         av_sync=AvSyncChecker(
             vad=voice_pipeline.vad if voice_pipeline else None,
             unavailable=f"the mouth landmark model cannot be loaded ({no_shape})",

@@ -23,7 +23,7 @@ class LivenessServicer(liveness_pb2_grpc.LivenessServiceServicer):  # type: igno
     def StartLivenessChallenge(
         self, request: liveness_pb2.StartLivenessChallengeRequest, context: grpc.ServicerContext
     ) -> liveness_pb2.LivenessChallenge:
-        challenge = self.checks.start_challenge()
+        challenge = self.checks.start_challenge(request.tenant, request.subject_id)
         expires = datetime.now(UTC).timestamp() + (challenge.expires_at - time.monotonic())
         return liveness_pb2.LivenessChallenge(
             challenge_id=challenge.challenge_id,
@@ -43,7 +43,10 @@ class LivenessServicer(liveness_pb2_grpc.LivenessServiceServicer):  # type: igno
             assessment = self.checks.check_image(request.image)
         elif kind == "frames":
             assessment = self.checks.check_frames(
-                convert.live_capture_from_proto(request.frames, request.challenge_id, request.nonce)
+                convert.live_capture_from_proto(
+                    request.frames, request.challenge_id, request.nonce
+                ),
+                tenant=request.tenant,
             )
         elif kind == "clip":
             if self.voices is None:

@@ -37,6 +37,7 @@ from bioverify.usecases.common import (
 )
 from bioverify.usecases.gallery_search import Duplicate, IdentifyResult, identify
 from bioverify.usecases.liveness import (
+    CaptureBinding,
     LiveCapture,
     LivenessChecks,
     LivenessGate,
@@ -264,7 +265,7 @@ class FaceVerification:
         capture: LiveCapture | None = None,
     ) -> VerifyOutcome:
         """``capture``: frames of the same capture vouching for ``image``; their liveness
-        (``image`` included in the identity continuity) replaces the single-image check."""
+        (``image`` and the enrolled subject bound to them) replaces the single-image check."""
         tenant = validate_tenant(tenant)
         subject_id = validate_subject_id(subject_id, self.max_subject_id_length)
         point = self.operating_point(policy)
@@ -278,7 +279,13 @@ class FaceVerification:
             if self.live_capture is None:
                 raise NotImplementedYet("this service cannot check a live capture")
             sample = self.pool.run(self.pipeline.embed, [prepared])[0]
-            live = self.live_capture.vouch_for(capture, sample.embedding, policy, tenant)
+            binding = CaptureBinding(
+                image=sample.embedding,
+                subject_id=subject_id,
+                template=template.vector,
+                threshold=point.threshold,
+            )
+            live = self.live_capture.vouch_for(capture, binding, policy, tenant)
         similarity = cosine_similarity(template.vector, sample.embedding)
         return VerifyOutcome(
             subject_id=subject_id,

@@ -25,6 +25,7 @@ from bioverify.liveness.challenge import (
     verify_challenge,
 )
 from bioverify.liveness.continuity import (
+    CAPTURE_MATCHES_SUBJECT,
     IDENTITY_CHANGED,
     IDENTITY_CONTINUITY,
     identity_continuity,
@@ -33,7 +34,15 @@ from bioverify.liveness.continuity import (
 from bioverify.liveness.face_checker import FaceLivenessChecker, ramp_score
 from bioverify.liveness.ports import Check, FaceShapeModel, LivenessAssessment
 from bioverify.liveness.shape68 import eye_aspect_ratio
-from bioverify.usecases.common import InferencePool, Issue, RequestPolicy
+from bioverify.scoring import cosine_similarity
+from bioverify.usecases.common import (
+    InferencePool,
+    Issue,
+    RequestPolicy,
+    prepare_all,
+    validate_subject_id,
+    validate_tenant,
+)
 from bioverify.voice.audio_decode import AudioLimits, DecodedAudio, decode_audio
 from bioverify.voice.ports import SpeechSegment, Waveform
 
@@ -81,6 +90,18 @@ class LiveCapture:
     nonce: str = ""
     fps: float = 0.0
     audio: AudioInput | None = None
+
+
+@dataclass(frozen=True)
+class CaptureBinding:
+    """What a live capture vouches for in VerifyFace: the verified image (its embedding),
+    which must be the frames' person, and the enrolled subject, whose template the frames'
+    reference face must match at the request's similarity ``threshold``."""
+
+    image: npt.NDArray[np.float32]
+    subject_id: str
+    template: npt.NDArray[np.float32]
+    threshold: float
 
 
 @dataclass
@@ -165,6 +186,7 @@ class LivenessChecks:
         *,
         identity_threshold: float,
         max_frames: int = 32,
+        max_subject_id_length: int = 128,
         av_sync: AvSyncChecker | None = None,
         face_shape: FaceShapeModel | None = None,
         audio_limits: AudioLimits | None = None,
@@ -174,6 +196,7 @@ class LivenessChecks:
         self.pool = pool
         self.issuer = issuer
         self.identity_threshold = identity_threshold
+        self.max_subject_id_length = max_subject_id_length
         self.max_frames = max_frames
         self.av_sync = av_sync
         self.face_shape = face_shape
@@ -181,10 +204,15 @@ class LivenessChecks:
             max_bytes=25 * 1024 * 1024, max_duration_s=300.0
         )
 
-    def start_challenge(self) -> Challenge:
+    def start_challenge(self, tenant: str, subject_id: str = "") -> Challenge:
+        """A challenge redeemable in ``tenant`` only and, with ``subject_id``, only by
+        VerifyFace of that subject."""
         if self.gate.face is None:
             raise NotImplementedYet("no face liveness pack is installed")
-        return self.issuer.issue()
+        tenant = validate_tenant(tenant)
+        if subject_id:
+            subject_id = validate_subject_id(subject_id, self.max_subject_id_length)
+        return self.issuer.issue(tenant, subject_id)
 
     def check_image(self, image: bytes) -> LivenessAssessment:
         checker = self._face_checker()
@@ -192,47 +220,52 @@ class LivenessChecks:
         return self.pool.run(checker.assess, prepared.image, prepared.finding.face)
 
     def vouch_for(
-        self,
-        capture: LiveCapture,
-        verified: npt.NDArray[np.float32],
-        request: RequestPolicy,
-        tenant: str,
+        self, capture: LiveCapture, binding: CaptureBinding, request: RequestPolicy, tenant: str
     ) -> LivenessResult:
-        """Liveness of a verified face from the capture sent with it (``check_frames`` with
-        the verified face's embedding among the frames'); blocking unless observe mode."""
+        """Liveness of a verified face from the capture sent with it: ``check_frames`` bound
+        to the verified image and the enrolled subject; blocking unless observe mode."""
         _, observe = self.gate.requirement(request, tenant, "face")
-        return LivenessResult(self.check_frames(capture, verified=verified), observe)
+        return LivenessResult(self.check_frames(capture, tenant=tenant, binding=binding), observe)
 
     def check_frames(
-        self, capture: LiveCapture, *, verified: npt.NDArray[np.float32] | None = None
+        self, capture: LiveCapture, *, tenant: str, binding: CaptureBinding | None = None
     ) -> LivenessAssessment:
         """Liveness over a burst of frames: the face checker (motion included), whether every
         frame shows the same person (``identity_continuity``), whether the face blinked
         (``eye_blink``, informational), then the active challenge when one is answered and
         the audio-visual sync check when the frames come with their audio. A change of
         person, a failed challenge or an evaluated, failed sync check makes the sample not
-        live (IDENTITY_CHANGED / CHALLENGE_FAILED / AV_SYNC_FAILED). ``verified``: the
-        embedding of a face the frames vouch for, which must be their person too."""
+        live (IDENTITY_CHANGED / CHALLENGE_FAILED / AV_SYNC_FAILED).
+
+        With a ``binding`` (VerifyFace), the verified image joins the continuity check and
+        the frames' reference face must match the enrolled template at the request's
+        operating point (``capture_matches_subject``), so the live person is the subject.
+        The challenge is redeemed once the frames are decoded and their faces found: a
+        request the client got wrong does not use it up."""
         checker = self._face_checker()
+        tenant = validate_tenant(tenant)
         frames, audio, fps = capture.frames, capture.audio, capture.fps
         if len(frames) < 2:
             raise InvalidInput("send at least two frames for a multi-frame liveness check")
         if len(frames) > self.max_frames:
             raise InvalidInput(f"at most {self.max_frames} frames per liveness check")
         decoded = self._frames_audio(audio, len(frames), fps) if audio is not None else None
+        prepared = prepare_all(
+            self.pool,
+            self.face_pipeline.prepare,
+            frames,
+            [f"frame {i}" for i in range(len(frames))],
+        )
         challenge = (
-            self.issuer.consume(capture.challenge_id, capture.nonce)
+            self.issuer.consume(
+                capture.challenge_id,
+                capture.nonce,
+                tenant=tenant,
+                subject_id=binding.subject_id if binding is not None else "",
+            )
             if capture.challenge_id
             else None
         )
-        futures = [self.pool.submit(self.face_pipeline.prepare, f) for f in frames]
-        prepared = []
-        for index, future in enumerate(futures):
-            try:
-                prepared.append(future.result())
-            except InvalidInput as exc:
-                exc.message = f"frame {index}: {exc.message}"
-                raise
         faces = [(p.image, p.finding.face) for p in prepared]
         shape = self.face_shape
         shaping = [self.pool.submit(shape.landmarks, *f) for f in faces] if shape else None
@@ -242,24 +275,47 @@ class LivenessChecks:
         checks, reasons = list(assessment.checks), list(assessment.reasons)
         embeddings = [sample.embedding for sample in embedding.result()]
         names = [f"frame {i}" for i in range(len(embeddings))]
-        if verified is not None:
-            embeddings.append(verified)
+        if binding is not None:
+            embeddings.append(binding.image)
             names.append("the verified image")
-        same = identity_continuity(embeddings, self.identity_threshold, names)
+        same = identity_continuity(
+            embeddings, self.identity_threshold, names, candidates=len(frames)
+        )
         jump = largest_jump([face for _, face in faces])
-        detail = f"{same.explanation()}; {jump.explanation()}"
-        checks.append(
+        identity_checks = [
             Check(
                 name=IDENTITY_CONTINUITY,
                 score=ramp_score(same.lowest_similarity, same.threshold),
                 weight=0.0,
                 passed=same.passed,
-                detail=detail,
+                detail=f"{same.explanation()}; {jump.explanation()}",
             )
-        )
+        ]
         if not same.passed:
-            live, score = False, min(score, 0.0)
             reasons.append((IDENTITY_CHANGED, same.explanation()))
+        if binding is not None:
+            similarity = cosine_similarity(embeddings[same.reference], binding.template)
+            matches = similarity >= binding.threshold
+            detail = (
+                f"the capture's {names[same.reference]} against the enrolled subject: "
+                f"similarity {similarity:.2f} (need {binding.threshold:.2f})"
+            )
+            identity_checks.append(
+                Check(
+                    name=CAPTURE_MATCHES_SUBJECT,
+                    score=ramp_score(similarity, binding.threshold),
+                    weight=0.0,
+                    passed=matches,
+                    detail=detail,
+                )
+            )
+            if not matches:
+                reasons.append(
+                    (IDENTITY_CHANGED, f"the live capture is not the enrolled subject: {detail}")
+                )
+        checks.extend(identity_checks)
+        if not all(c.passed for c in identity_checks):
+            live, score = False, min(score, 0.0)
         poses = [estimate_pose(p.finding.face.landmarks) for p in prepared]
         shapes = [f.result() for f in shaping] if shaping is not None else None
         eye_openness = [eye_aspect_ratio(p) for p in shapes] if shapes is not None else None
