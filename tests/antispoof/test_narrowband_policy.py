@@ -14,7 +14,8 @@ from bioverify.antispoof.voice_checker import VoiceSpoofChecker
 from bioverify.server.app import tenant_liveness_policies
 from bioverify.settings import Settings
 from bioverify.usecases.common import RequestPolicy
-from bioverify.usecases.liveness import LivenessGate, TenantLivenessPolicy
+from bioverify.usecases.liveness import NARROWBAND_NOT_ALLOWED, LivenessGate, TenantLivenessPolicy
+from bioverify.usecases.voice import StreamSpoofMonitor
 from tests.antispoof.antispoof_assets import read_clip
 
 BONA_FIDE = "voice_spoof/vctk_vcdemo/bonafide/p225_003.flac"
@@ -73,3 +74,17 @@ def test_tenant_policy_file_sets_the_narrowband_rule(tmp_path: Path) -> None:
         policies["callcentre"].require_voice and not policies["callcentre"].allow_narrowband_voice
     )
     assert policies["app"].allow_narrowband_voice
+
+
+def test_live_call_windows_follow_the_tenant_rule(gate: LivenessGate) -> None:
+    """A 16 kHz stream of phone audio (measured, not declared, narrowband): each assessed
+    window of a wideband-only tenant's call fails like a clip would; other tenants' don't."""
+    phone = telephony_round_trip(read_clip(BONA_FIDE))
+    for tenant, refused in (("strict", True), ("bank", False)):
+        monitor = StreamSpoofMonitor(gate, tenant, rate=16000, input_rate=16000)
+        for start in range(0, phone.size, 512):
+            monitor.add(phone[start : start + 512], True)
+        span = monitor.take(final=True)
+        assert span is not None
+        reasons = [code for code, _ in monitor.assess(span).reasons]
+        assert (NARROWBAND_NOT_ALLOWED in reasons) == refused, (tenant, reasons)

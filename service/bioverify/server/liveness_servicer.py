@@ -51,7 +51,9 @@ class LivenessServicer(liveness_pb2_grpc.LivenessServiceServicer):  # type: igno
         elif kind == "clip":
             if self.voices is None:
                 raise InvalidInput("this service has no voice pipeline")
-            assessment = self.voices.check_clip(convert.audio_from_proto(request.clip))
+            assessment = self.voices.check_clip(
+                convert.audio_from_proto(request.clip), request.tenant
+            )
         else:
             raise InvalidInput("send an image, frames or an audio clip")
         return liveness_pb2.CheckLivenessResponse(

@@ -50,6 +50,9 @@ if TYPE_CHECKING:
     from bioverify.usecases.voice import AudioInput
 
 
+NARROWBAND_NOT_ALLOWED = "NARROWBAND_NOT_ALLOWED"
+
+
 @dataclass(frozen=True)
 class TenantLivenessPolicy:
     require_face: bool = False
@@ -151,27 +154,47 @@ class LivenessGate:
         required, observe = self.requirement(request, tenant, "voice")
         if not required:
             return None
+        assessment = self.assess_voice(
+            tenant, wave16k, segments, declared_narrowband=declared_narrowband
+        )
+        return LivenessResult(assessment, observe)
+
+    def assess_voice(
+        self,
+        tenant: str,
+        wave16k: Waveform,
+        segments: Sequence[SpeechSegment],
+        *,
+        declared_narrowband: bool = False,
+        aasist_log_odds: float | None = None,
+    ) -> LivenessAssessment:
+        """The voice spoofing assessment under ``tenant``'s policy, for every voice path
+        (clips, CheckLiveness, each window of a live call): telephone-band audio, declared or
+        measured, is scored by the telephone-band model, and fails with
+        NARROWBAND_NOT_ALLOWED where the tenant requires wideband."""
         if self.voice is None:
             raise NotImplementedYet(
                 "liveness was required but this service has no voice anti-spoofing pack installed"
             )
         bandwidth = assess_bandwidth(wave16k, segments, declared=declared_narrowband)
-        assessment = self.voice.assess(wave16k, segments, bandwidth=bandwidth)
-        if bandwidth.narrowband and not self._policy(tenant).allow_narrowband_voice:
-            assessment = replace(
-                assessment,
-                live=False,
-                reasons=(
-                    (
-                        "NARROWBAND_NOT_ALLOWED",
-                        "telephone-band audio cannot be checked for synthetic speech as "
-                        f"reliably as wideband audio, and this tenant requires wideband "
-                        f"({bandwidth.detail})",
-                    ),
-                    *assessment.reasons,
+        assessment = self.voice.assess(
+            wave16k, segments, bandwidth=bandwidth, aasist_log_odds=aasist_log_odds
+        )
+        if not bandwidth.narrowband or self._policy(tenant).allow_narrowband_voice:
+            return assessment
+        return replace(
+            assessment,
+            live=False,
+            reasons=(
+                (
+                    NARROWBAND_NOT_ALLOWED,
+                    "telephone-band audio cannot be checked for synthetic speech as "
+                    f"reliably as wideband audio, and this tenant requires wideband "
+                    f"({bandwidth.detail})",
                 ),
-            )
-        return LivenessResult(assessment, observe)
+                *assessment.reasons,
+            ),
+        )
 
 
 class LivenessChecks:

@@ -10,8 +10,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
+from bioverify.antispoof.aasist_onnx import NB_SAMP
 from bioverify.antispoof.bandwidth import declared_narrowband
-from bioverify.antispoof.voice_checker import MIN_SPEECH_S, VoiceSpoofChecker
+from bioverify.antispoof.voice_checker import MIN_SPEECH_S
 from bioverify.errors import (
     AudioTooShort,
     BioverifyError,
@@ -51,7 +52,12 @@ from bioverify.usecases.common import (
     validate_tenant,
 )
 from bioverify.usecases.gallery_search import Duplicate, IdentifyResult, identify
-from bioverify.usecases.liveness import LivenessGate, LivenessResult, spoof_issues
+from bioverify.usecases.liveness import (
+    NARROWBAND_NOT_ALLOWED,
+    LivenessGate,
+    LivenessResult,
+    spoof_issues,
+)
 from bioverify.voice.audio_decode import (
     AudioEncoding,
     AudioLimits,
@@ -465,17 +471,19 @@ class VoiceVerification:
             )
         ).result
 
-    def check_clip(self, clip: AudioInput) -> LivenessAssessment:
-        """Synthetic / converted / replayed speech check on one clip (CheckLiveness)."""
-        checker = self.liveness.voice
-        if checker is None:
+    def check_clip(self, clip: AudioInput, tenant: str = "") -> LivenessAssessment:
+        """Synthetic / converted / replayed speech check on one clip (CheckLiveness), under
+        ``tenant``'s narrowband policy."""
+        if self.liveness.voice is None:
             raise NotImplementedYet("no voice anti-spoofing pack is installed")
+        tenant = validate_tenant(tenant)
 
         def check(clip: AudioInput) -> LivenessAssessment:
             decoded = self.decode(clip)
             speech = self.pipeline.find_speech(decoded)  # no speaker embedding needed here
-            # Declared 8 kHz / G.711 input is narrowband; otherwise the checker measures it.
-            return checker.assess(speech.wave, speech.segments, narrowband=_narrow(decoded))
+            return self.liveness.assess_voice(
+                tenant, speech.wave, speech.segments, declared_narrowband=_narrow(decoded)
+            )
 
         return prepare_all(self.pool, check, [clip], ["clip"])[0]
 
@@ -528,11 +536,12 @@ class VoiceVerification:
             raise InvalidAudio(
                 "this tenant requires wideband audio for voice liveness: telephone-band streams "
                 "(8 kHz or G.711) cannot be checked for synthetic speech reliably enough",
-                reason="NARROWBAND_NOT_ALLOWED",
+                reason=NARROWBAND_NOT_ALLOWED,
             )
         monitor = (
             StreamSpoofMonitor(
-                checker,
+                self.liveness,
+                tenant,
                 rate=vad.sample_rate,
                 input_rate=config.sample_rate_hz,
                 narrowband=declared_narrowband(config.sample_rate_hz, config.encoding),
@@ -651,14 +660,26 @@ class StreamSpoofMonitor:
     """
 
     def __init__(
-        self, checker: VoiceSpoofChecker, *, rate: int, input_rate: int, narrowband: bool = False
+        self,
+        gate: LivenessGate,
+        tenant: str,
+        *,
+        rate: int,
+        input_rate: int,
+        narrowband: bool = False,
     ) -> None:
-        self.checker = checker
+        if gate.voice is None:
+            raise NotImplementedYet("no voice anti-spoofing pack is installed")
+        self.gate = gate
+        self.tenant = tenant
+        self.checker = gate.voice
         self.narrowband = narrowband
         """Declared telephone call (8 kHz or G.711): the telephone-band fusion scores every
         window; otherwise each window's bandwidth is measured by the checker."""
         self.rate = rate
-        window = int(checker.model.window) if checker.model is not None else round(4.04 * rate)
+        model = self.checker.model
+        # Without AASIST, spans are as long as its window would be (4.04 s at 16 kHz).
+        window = int(model.window) if model is not None else round(NB_SAMP * rate / 16000)
         self.span = window
         self.max_buffer = 2 * window
         self.max_pause = round(STREAM_SPOOF_MAX_PAUSE_S * rate)
@@ -740,8 +761,12 @@ class StreamSpoofMonitor:
         if model is not None and span.wave.size > self.span:
             window = span.wave[span.aasist_start : span.aasist_start + self.span]
             log_odds = model.log_odds(window)
-        return self.checker.assess(
-            span.wave, span.segments, aasist_log_odds=log_odds, narrowband=self.narrowband
+        return self.gate.assess_voice(
+            self.tenant,
+            span.wave,
+            span.segments,
+            declared_narrowband=self.narrowband,
+            aasist_log_odds=log_odds,
         )
 
     def record(self, assessment: LivenessAssessment, span: _SpoofSpan) -> None:
