@@ -176,3 +176,20 @@ def test_frames_and_audio_must_describe_the_same_capture(
             check(liveness, [still] * N_FRAMES, fps, wav_bytes(wave, rate))
         assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert expected in (info.value.details() or ""), info.value.details()
+
+
+def test_a_moving_face_with_someone_elses_speech_is_never_scored_live(
+    liveness: liveness_pb2_grpc.LivenessServiceStub, speech: tuple[Floats, int]
+) -> None:
+    """A live webcam recording (DEV PAD set: the face moves, so motion passes) sent with read
+    speech that its lips do not follow: the sync check alone rejects it, and a rejected
+    sample's score stays below the threshold like every other rejection."""
+    webcam = DATA / "face_pad" / "webcam_replay" / "Krzysiek354"
+    frames = [p.read_bytes() for p in sorted(webcam.glob("real_*.png"))] * 2
+    fps = 8.0
+    wave = window(speech, START_S, len(frames) / fps)
+    reply = check(liveness, frames, fps, wav_bytes(wave, speech[1]))
+    codes = [r.code for r in reply.reasons]
+    assert AV_SYNC_FAILED in codes and "NO_MOTION" not in codes, codes
+    assert not reply.liveness.live and reply.decision == common_pb2.SPOOF_SUSPECTED
+    assert reply.liveness.score < reply.liveness.threshold

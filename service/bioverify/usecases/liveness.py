@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from functools import partial
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -16,7 +15,7 @@ from bioverify.antispoof.voice_checker import VoiceSpoofChecker
 from bioverify.errors import InvalidInput, NotImplementedYet
 from bioverify.face.pipeline import FacePipeline, PreparedFace
 from bioverify.face.quality import estimate_pose
-from bioverify.liveness.av_sync import AV_SYNC, AV_SYNC_FAILED, AvSyncChecker
+from bioverify.liveness.av_sync import AV_SYNC_FAILED, AvSyncChecker
 from bioverify.liveness.challenge import (
     EYE_BLINK,
     Challenge,
@@ -43,7 +42,7 @@ from bioverify.usecases.common import (
     validate_subject_id,
     validate_tenant,
 )
-from bioverify.voice.audio_decode import AudioLimits, DecodedAudio, decode_audio
+from bioverify.voice.audio_decode import AudioLimits, DecodedAudio
 from bioverify.voice.ports import SpeechSegment, Waveform
 
 if TYPE_CHECKING:
@@ -210,9 +209,9 @@ class LivenessChecks:
         identity_threshold: float,
         max_frames: int = 32,
         max_subject_id_length: int = 128,
+        audio_limits: AudioLimits,
         av_sync: AvSyncChecker | None = None,
         face_shape: FaceShapeModel | None = None,
-        audio_limits: AudioLimits | None = None,
     ) -> None:
         self.gate = gate
         self.face_pipeline = face_pipeline
@@ -221,11 +220,9 @@ class LivenessChecks:
         self.identity_threshold = identity_threshold
         self.max_subject_id_length = max_subject_id_length
         self.max_frames = max_frames
-        self.av_sync = av_sync
+        self.av_sync = av_sync or AvSyncChecker()
         self.face_shape = face_shape
-        self.audio_limits = audio_limits or AudioLimits(
-            max_bytes=25 * 1024 * 1024, max_duration_s=300.0
-        )
+        self.audio_limits = audio_limits
 
     def start_challenge(self, tenant: str, subject_id: str = "") -> Challenge:
         """A challenge redeemable in ``tenant`` only and, with ``subject_id``, only by
@@ -291,10 +288,11 @@ class LivenessChecks:
         )
         faces = [(p.image, p.finding.face) for p in prepared]
         shape = self.face_shape
-        shaping = [self.pool.submit(shape.landmarks, *f) for f in faces] if shape else None
+        shaping = (  # one task: the shape model serialises its calls anyway
+            self.pool.submit(lambda: [shape.landmarks(*f) for f in faces]) if shape else None
+        )
         embedding = self.pool.submit(self.face_pipeline.embed, prepared)
         assessment = self.pool.run(checker.assess_frames, faces)
-        live, score = assessment.live, assessment.score
         checks, reasons = list(assessment.checks), list(assessment.reasons)
         embeddings = [sample.embedding for sample in embedding.result()]
         names = [f"frame {i}" for i in range(len(embeddings))]
@@ -314,8 +312,9 @@ class LivenessChecks:
                 detail=f"{same.explanation()}; {jump.explanation()}",
             )
         ]
+        rejected: list[tuple[str, str]] = []  # each makes the sample not live, score 0
         if not same.passed:
-            reasons.append((IDENTITY_CHANGED, same.explanation()))
+            rejected.append((IDENTITY_CHANGED, same.explanation()))
         if binding is not None:
             similarity = cosine_similarity(embeddings[same.reference], binding.template)
             matches = similarity >= binding.threshold
@@ -333,14 +332,12 @@ class LivenessChecks:
                 )
             )
             if not matches:
-                reasons.append(
+                rejected.append(
                     (IDENTITY_CHANGED, f"the live capture is not the enrolled subject: {detail}")
                 )
         checks.extend(identity_checks)
-        if not all(c.passed for c in identity_checks):
-            live, score = False, min(score, 0.0)
         poses = [estimate_pose(p.finding.face.landmarks) for p in prepared]
-        shapes = [f.result() for f in shaping] if shaping is not None else None
+        shapes = shaping.result() if shaping is not None else None
         eye_openness = [eye_aspect_ratio(p) for p in shapes] if shapes is not None else None
         if eye_openness is not None:
             seen, detail = observe_blink(poses, eye_openness)
@@ -359,30 +356,18 @@ class LivenessChecks:
                 )
             )
             if not passed:
-                live, score = False, min(score, 0.0)
-                reasons.append(("CHALLENGE_FAILED", detail))
+                rejected.append(("CHALLENGE_FAILED", detail))
         if decoded is not None:
-            if self.av_sync is None:
-                checks.append(
-                    Check(
-                        name=AV_SYNC,
-                        score=0.0,
-                        weight=0.0,
-                        passed=False,
-                        detail="not evaluated: this service has no audio-visual sync check",
-                    )
-                )
-            else:
-                result = self.pool.run(
-                    self.av_sync.check, shapes, fps, decoded.samples, decoded.sample_rate_hz
-                )
-                checks.append(result.check)
-                if result.evaluated and not result.check.passed:
-                    live = False
-                    reasons.append((AV_SYNC_FAILED, result.check.detail))
+            result = self.pool.run(
+                self.av_sync.check, shapes, fps, decoded.samples, decoded.sample_rate_hz
+            )
+            checks.append(result.check)
+            if result.evaluated and not result.check.passed:
+                rejected.append((AV_SYNC_FAILED, result.check.detail))
+        reasons.extend(rejected)
         return LivenessAssessment(
-            live=live,
-            score=score,
+            live=assessment.live and not rejected,
+            score=min(assessment.score, 0.0) if rejected else assessment.score,
             threshold=assessment.threshold,
             checks=tuple(checks),
             reasons=tuple(reasons),
@@ -390,21 +375,8 @@ class LivenessChecks:
 
     def _frames_audio(self, audio: AudioInput, n_frames: int, fps: float) -> DecodedAudio:
         """The audio track of a frame sequence, decoded and checked against the frames."""
-        if not audio.data:
-            raise InvalidInput("the frames' audio is empty: send the capture's audio or none")
-        decode = partial(
-            decode_audio,
-            encoding=audio.encoding,
-            sample_rate_hz=audio.sample_rate_hz,
-            channels=audio.channels,
-            channel=audio.channel,
-            limits=self.audio_limits,
-        )
-        decoded = self.pool.run(decode, audio.data)
-        if self.av_sync is not None:
-            self.av_sync.validate(n_frames, fps, decoded.duration_s)
-        elif not fps > 0:
-            raise InvalidInput("frames with audio need their frame rate: set fps > 0")
+        decoded = self.pool.run(audio.decode, self.audio_limits, "the frames' audio")
+        self.av_sync.validate(n_frames, fps, decoded.duration_s)
         return decoded
 
     def _face_checker(self) -> FaceLivenessChecker:

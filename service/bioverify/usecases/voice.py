@@ -89,6 +89,19 @@ class AudioInput:
     channels: int | None = None
     channel: int | None = None
 
+    def decode(self, limits: AudioLimits, what: str = "the audio") -> DecodedAudio:
+        """Decoded as declared; InvalidAudio naming ``what`` when empty or undecodable."""
+        if not self.data:
+            raise InvalidAudio(f"{what} is empty: send a WAV, FLAC, OGG or MP3 file or raw PCM")
+        return decode_audio(
+            self.data,
+            encoding=self.encoding,
+            sample_rate_hz=self.sample_rate_hz,
+            channels=self.channels,
+            channel=self.channel,
+            limits=limits,
+        )
+
 
 @dataclass(frozen=True)
 class VoicePolicy:
@@ -253,16 +266,7 @@ class VoiceVerification:
 
     # -- clips ------------------------------------------------------------------------------
     def decode(self, clip: AudioInput) -> DecodedAudio:
-        if not clip.data:
-            raise InvalidAudio("the audio is empty: send a WAV, FLAC, OGG or MP3 file or raw PCM")
-        return decode_audio(
-            clip.data,
-            encoding=clip.encoding,
-            sample_rate_hz=clip.sample_rate_hz,
-            channels=clip.channels,
-            channel=clip.channel,
-            limits=self.limits,
-        )
+        return clip.decode(self.limits)
 
     def analyse(self, clip: AudioInput) -> tuple[DecodedAudio, VoiceSample]:
         decoded = self.decode(clip)
