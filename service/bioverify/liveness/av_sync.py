@@ -50,7 +50,6 @@ import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -89,14 +88,11 @@ class AvSyncPolicy:
 
 @dataclass(frozen=True)
 class AvSyncResult:
-    """The check as reported, and the measurements behind it (for tests and benchmarks)."""
+    """The check as reported, and whether it was evaluated (a failed evaluated check
+    rejects the sample; "not evaluated" only reports why)."""
 
     check: Check
     evaluated: bool
-    correlation: float = 0.0
-    lag_s: float = 0.0
-    mouth_range: float = 0.0
-    speech_s: float = 0.0
 
 
 def frame_energy_db(
@@ -214,8 +210,7 @@ class AvSyncChecker:
         speech_s = float(speaking.sum()) / fps
         if speech_s < policy.min_speech_s:
             return _not_evaluated(
-                f"{speech_s:.2f} s of speech during the video, needs {policy.min_speech_s:g} s",
-                speech_s=speech_s,
+                f"{speech_s:.2f} s of speech during the video, needs {policy.min_speech_s:g} s"
             )
         floor = float(energy.min())
         gated = np.where(speaking, energy, floor)
@@ -239,7 +234,7 @@ class AvSyncChecker:
             passed, score = True, r
             detail = f"the mouth moves with the speech: {measured}"
         check = Check(name=AV_SYNC, score=score, weight=0.0, passed=passed, detail=detail)
-        return AvSyncResult(check, True, r, lag_s, spread, speech_s)
+        return AvSyncResult(check, True)
 
     def _speaking(
         self, wave: Waveform, sample_rate: int, n: int, fps: float, energy: FloatArray
@@ -258,6 +253,6 @@ class AvSyncChecker:
         return speaking
 
 
-def _not_evaluated(why: str, **measured: Any) -> AvSyncResult:
+def _not_evaluated(why: str) -> AvSyncResult:
     check = Check(name=AV_SYNC, score=0.0, weight=0.0, passed=False, detail=f"not evaluated: {why}")
-    return AvSyncResult(check, False, **measured)
+    return AvSyncResult(check, False)
