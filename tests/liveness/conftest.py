@@ -15,6 +15,7 @@ from bioverify.face.detector_yunet import YunetDetector
 from bioverify.face.ports import DetectedFace, ImageBGR
 from bioverify.face.quality import select_primary_face
 from bioverify.liveness.minifasnet import MiniFasNetPad
+from bioverify.liveness.shape68 import FaceShape68
 
 SHARED = Path(
     os.environ.get("BIOVERIFY_SHARED_DIR", Path(__file__).resolve().parents[2].parent / "shared")
@@ -43,6 +44,12 @@ def read_image(path: Path) -> ImageBGR:
 @pytest.fixture(scope="session")
 def yunet() -> YunetDetector:
     return YunetDetector(require(YUNET))
+
+
+@pytest.fixture(scope="session")
+def face_shape() -> FaceShape68:
+    """dlib's 68-point predictor, loaded once (about 1 s and 100 MB)."""
+    return FaceShape68()
 
 
 @pytest.fixture(scope="session")

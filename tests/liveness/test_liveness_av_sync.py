@@ -70,8 +70,8 @@ def test_aperture_is_normalised_by_the_eye_distance() -> None:
     assert aperture_from_68(points) == pytest.approx(4.0 / 40.0)
 
 
-def test_predictor_box_and_a_real_face() -> None:
-    shape = FaceShape68()
+def test_predictor_box_and_a_real_face(face_shape: FaceShape68) -> None:
+    shape = face_shape
     image = read_image(LFW / "Nursultan_Nazarbayev" / "Nursultan_Nazarbayev_0002.jpg")
     from bioverify.face.detector_dlib import DlibHogDetector
 
@@ -95,7 +95,7 @@ def test_validate_rejects_inconsistent_captures() -> None:
             checker.validate(30, fps, audio_s)
 
 
-def test_not_evaluated_is_never_a_pass() -> None:
+def test_not_evaluated_is_never_a_pass(face_shape: FaceShape68) -> None:
     image = np.zeros((128, 128, 3), np.uint8)
     frames = [(image, _face())] * 30
     wave = np.zeros(32000, np.float32)
@@ -103,7 +103,7 @@ def test_not_evaluated_is_never_a_pass() -> None:
     assert not without.evaluated and not without.check.passed and without.check.weight == 0.0
     assert without.check.name == AV_SYNC and "not evaluated: no predictor" in without.check.detail
     checker = AvSyncChecker()
-    shapes = [FaceShape68().landmarks(image, face) for image, face in frames]
+    shapes = [face_shape.landmarks(image, face) for image, face in frames]
     short = checker.check(shapes[:8], 15.0, wave[:8533], 16000)
     assert not short.evaluated and "needs at least 10 frames" in short.check.detail
     rng = np.random.default_rng(0)

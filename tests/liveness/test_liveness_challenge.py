@@ -242,10 +242,12 @@ def test_observe_blink_on_a_passive_burst() -> None:
         observe_blink(poses, [OPEN])
 
 
-def test_a_real_blink_on_webcam_frames(detect: Callable[[ImageBGR], DetectedFace]) -> None:
+def test_a_real_blink_on_webcam_frames(
+    detect: Callable[[ImageBGR], DetectedFace], face_shape: FaceShape68
+) -> None:
     """Frames of one live webcam recording (the DEV PAD set): a smile that shuts the eyes
     between open-eyed frames is a blink; the same open frame repeated is not."""
-    shape = FaceShape68()
+    shape = face_shape
     folder = DATA / "face_pad" / "webcam_replay" / "alexcamargoweb"
     names = ("real_0070", "real_0028", "real_0070", "real_0000", "real_0028")
     frames = [read_image(folder / f"{name}.png") for name in names]
