@@ -62,58 +62,6 @@ _UNRESOLVED_NOTE = "Grey: below one error in this data; a rate of 0 is drawn on 
 
 
 # -- pure helpers -------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class PadClassRates:
-    """Error rates of one attack class against all bona fide samples (ISO/IEC 30107-3)."""
-
-    attack_class: str
-    n: int
-    apcer: float  # attacks accepted as bona fide at the report's threshold
-    apcer_at_bpcer_5: float  # at the strictest threshold whose BPCER is at most 5 %
-    apcer_at_bpcer_10: float
-    eer: float
-
-
-def threshold_at_bpcer(bonafide: npt.ArrayLike, bpcer: float) -> float:
-    """The highest threshold that rejects at most ``bpcer`` of the bona fide scores."""
-    return metrics.threshold_at_bpcer(bonafide, bpcer)
-
-
-def pad_rates(
-    scores: npt.ArrayLike, labels: Sequence[str], threshold: float
-) -> tuple[float, list[PadClassRates]]:
-    """(BPCER at ``threshold``, per-attack-class rates sorted by class name)."""
-    s = np.asarray(scores, dtype=np.float64).ravel()
-    y = np.asarray(labels, dtype=object).ravel()
-    if s.shape != y.shape:
-        raise ValueError("scores and labels differ in length")
-    bonafide = s[y == BONAFIDE]
-    if bonafide.size == 0:
-        raise ValueError(f"need {BONAFIDE!r} samples")
-    classes = sorted({str(v) for v in y} - {BONAFIDE})
-    if not classes:
-        raise ValueError("need at least one attack class")
-    finite = math.isfinite(threshold)
-    bpcer = float(np.mean(bonafide < threshold)) if finite else math.nan
-    cut5, cut10 = threshold_at_bpcer(bonafide, 0.05), threshold_at_bpcer(bonafide, 0.10)
-    rows = []
-    for name in classes:
-        attack = s[y == name]
-        both = np.concatenate([bonafide, attack])
-        is_bona = np.concatenate([np.ones(bonafide.size, bool), np.zeros(attack.size, bool)])
-        rows.append(
-            PadClassRates(
-                attack_class=name,
-                n=int(attack.size),
-                apcer=float(np.mean(attack >= threshold)) if finite else math.nan,
-                apcer_at_bpcer_5=float(np.mean(attack >= cut5)),
-                apcer_at_bpcer_10=float(np.mean(attack >= cut10)),
-                eer=metrics.eer(both, is_bona),
-            )
-        )
-    return bpcer, rows
-
-
 def identification_curve(
     mated_scores: npt.ArrayLike, mated_hits: npt.ArrayLike, nonmated_scores: npt.ArrayLike
 ) -> tuple[FloatArray, FloatArray]:
@@ -371,7 +319,7 @@ def write_pad_report(
     s = np.asarray(scores, dtype=np.float64).ravel()
     y = np.asarray(labels, dtype=object).ravel()
     ok = _ok_mask(failed, s.size)
-    bpcer, rates = pad_rates(s, labels, threshold)
+    bpcer, rates = metrics.pad_rates(s, labels, threshold)
     bonafide = s[y == BONAFIDE]
     finite = math.isfinite(threshold)
     lo = _lower_rate(min(bonafide.size, *(r.n for r in rates)))

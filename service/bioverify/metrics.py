@@ -6,6 +6,8 @@ genuine and 0 for impostor (or attack).
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -152,16 +154,59 @@ def threshold_at_bpcer(bonafide_scores: npt.ArrayLike, bpcer: float) -> float:
     return float(b[k]) if k < b.size else float("inf")
 
 
-def pad_error_rates(
-    scores: npt.ArrayLike, labels: npt.ArrayLike, threshold: float
-) -> tuple[float, float]:
-    """(APCER, BPCER) at ``threshold``: attacks accepted as bona fide, bona fide rejected."""
-    bonafide, attack = _split(scores, labels)
-    return float(np.mean(attack >= threshold)), float(np.mean(bonafide < threshold))
-
-
 def apcer_at_bpcer(scores: npt.ArrayLike, labels: npt.ArrayLike, bpcer: float) -> float:
     """APCER at the strictest threshold whose BPCER is at most ``bpcer`` (e.g. 0.05 for the
     "APCER @ BPCER 5 %" figure)."""
     bonafide, attack = _split(scores, labels)
     return float(np.mean(attack >= threshold_at_bpcer(bonafide, bpcer)))
+
+
+PAD_BONAFIDE = "bonafide"
+"""The label of bona fide samples in per-class PAD figures."""
+
+
+@dataclass(frozen=True)
+class PadClassRates:
+    """Error rates of one attack class against all bona fide samples (ISO/IEC 30107-3)."""
+
+    attack_class: str
+    n: int
+    apcer: float  # attacks accepted as bona fide at the report's threshold
+    apcer_at_bpcer_5: float  # at the strictest threshold whose BPCER is at most 5 %
+    apcer_at_bpcer_10: float
+    eer: float
+
+
+def pad_rates(
+    scores: npt.ArrayLike, labels: Sequence[str], threshold: float
+) -> tuple[float, list[PadClassRates]]:
+    """(BPCER at ``threshold``, per-attack-class rates sorted by class name)."""
+    s = np.asarray(scores, dtype=np.float64).ravel()
+    y = np.asarray(labels, dtype=object).ravel()
+    if s.shape != y.shape:
+        raise ValueError("scores and labels differ in length")
+    bonafide = s[y == PAD_BONAFIDE]
+    if bonafide.size == 0:
+        raise ValueError(f"need {PAD_BONAFIDE!r} samples")
+    classes = sorted({str(v) for v in y} - {PAD_BONAFIDE})
+    if not classes:
+        raise ValueError("need at least one attack class")
+    finite = math.isfinite(threshold)
+    bpcer = float(np.mean(bonafide < threshold)) if finite else math.nan
+    cut5, cut10 = threshold_at_bpcer(bonafide, 0.05), threshold_at_bpcer(bonafide, 0.10)
+    rows = []
+    for name in classes:
+        attack = s[y == name]
+        both = np.concatenate([bonafide, attack])
+        is_bona = np.concatenate([np.ones(bonafide.size, bool), np.zeros(attack.size, bool)])
+        rows.append(
+            PadClassRates(
+                attack_class=name,
+                n=int(attack.size),
+                apcer=float(np.mean(attack >= threshold)) if finite else math.nan,
+                apcer_at_bpcer_5=float(np.mean(attack >= cut5)),
+                apcer_at_bpcer_10=float(np.mean(attack >= cut10)),
+                eer=eer(both, is_bona),
+            )
+        )
+    return bpcer, rows

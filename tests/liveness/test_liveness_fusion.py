@@ -20,8 +20,8 @@ from bioverify.liveness.fusion import (
     fit_logistic,
     fuse,
     fused_scores,
-    threshold_at_bpcer,
 )
+from bioverify.metrics import threshold_at_bpcer
 
 PACK = (
     Path(__file__).resolve().parents[2] / "service" / "bioverify" / "packs" / "face-liveness.json"

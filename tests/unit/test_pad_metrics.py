@@ -42,10 +42,11 @@ def test_apcer_at_bpcer_golden() -> None:
 
 
 def test_pad_error_rates_golden() -> None:
-    assert metrics.pad_error_rates(SCORES, LABELS, 10.0) == (pytest.approx(2 / 5), 9 / 20)
-    assert metrics.pad_error_rates(SCORES, LABELS, 0.0) == (1.0, 0.0)
+    # (APCER, BPCER) are error_rates_at's (FAR, FRR) with bona fide as the genuine class.
+    assert metrics.error_rates_at(SCORES, LABELS, 10.0) == (pytest.approx(2 / 5), 9 / 20)
+    assert metrics.error_rates_at(SCORES, LABELS, 0.0) == (1.0, 0.0)
     with pytest.raises(ValueError):
-        metrics.pad_error_rates([0.1, 0.2], [1, 1], 0.5)
+        metrics.error_rates_at([0.1, 0.2], [1, 1], 0.5)
 
 
 def _result(label: str, score: float | None, attack: str = "", **checks: float) -> PadResult:

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from bioverify import metrics
 from bioverify.scoring import OperatingPoint
 from bioverify_admin import report_html
 
@@ -154,23 +155,23 @@ def test_pad_rates_golden() -> None:
     bonafide = np.arange(1.0, 21.0)  # 1 .. 20
     attack = np.array([0.5, 2.5, 5.5, 10.5, 15.5])
     labels = ["bonafide"] * 20 + ["print"] * 5
-    bpcer, (rates,) = report_html.pad_rates(np.concatenate([bonafide, attack]), labels, 10.0)
+    bpcer, (rates,) = metrics.pad_rates(np.concatenate([bonafide, attack]), labels, 10.0)
     assert bpcer == pytest.approx(9 / 20)
     assert rates.attack_class == "print"
     assert rates.n == 5
     assert rates.apcer == pytest.approx(2 / 5)
     # BPCER 5 %: at most 1 of 20 bona fide below -> threshold 2; 10 %: threshold 3
-    assert report_html.threshold_at_bpcer(bonafide, 0.05) == 2.0
-    assert report_html.threshold_at_bpcer(bonafide, 0.10) == 3.0
+    assert metrics.threshold_at_bpcer(bonafide, 0.05) == 2.0
+    assert metrics.threshold_at_bpcer(bonafide, 0.10) == 3.0
     assert rates.apcer_at_bpcer_5 == pytest.approx(4 / 5)
     assert rates.apcer_at_bpcer_10 == pytest.approx(3 / 5)
 
 
 def test_pad_rates_need_bona_fide_and_attacks() -> None:
     with pytest.raises(ValueError, match="bonafide"):
-        report_html.pad_rates([0.1, 0.2], ["print", "print"], 0.5)
+        metrics.pad_rates([0.1, 0.2], ["print", "print"], 0.5)
     with pytest.raises(ValueError, match="attack class"):
-        report_html.pad_rates([0.1, 0.2], ["bonafide", "bonafide"], 0.5)
+        metrics.pad_rates([0.1, 0.2], ["bonafide", "bonafide"], 0.5)
 
 
 def test_identification_curve_golden() -> None:

@@ -34,6 +34,7 @@ from scipy.special import expit
 
 from bioverify.errors import ConfigurationError
 from bioverify.liveness.ports import Check, LivenessAssessment
+from bioverify.metrics import threshold_at_bpcer
 from bioverify.scoring import fit_logistic_newton, logit, sigmoid
 
 METHOD = "softmin-detectors/1"
@@ -431,15 +432,6 @@ def fused_scores(params: FusionParams, values: Mapping[str, npt.ArrayLike]) -> F
     fused = -params.temperature * (top[:, 0] + np.log(np.exp(scaled - top).sum(axis=1)))
     out: FloatArray = expit(fused)
     return out
-
-
-def threshold_at_bpcer(bona_fide_scores: npt.ArrayLike, bpcer: float) -> float:
-    """The highest threshold (accept ``score >= t``) rejecting at most ``bpcer`` of bona fide."""
-    s = np.sort(np.asarray(bona_fide_scores, dtype=np.float64).ravel())
-    if s.size == 0:
-        raise ValueError("no bona fide scores")
-    k = math.floor(bpcer * s.size + 1e-9)
-    return float(s[min(k, s.size - 1)])
 
 
 def apcer_at_bpcer(
