@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from bioverify.client import BioverifyClient, BioverifyClientError
 from bioverify.errors import BioverifyError, ConfigurationError
-from bioverify.packs import PackCatalog, PackManifest
+from bioverify.packs import NARROWBAND_CHANNEL, PackCatalog, PackManifest
 from bioverify.scoring import operating_point_name
 from bioverify.settings import Settings
 from bioverify_admin import models_cmd
@@ -29,12 +29,8 @@ from bioverify_admin.datasets import (
 from bioverify_admin.local_server import ServerStartError, local_server
 
 if TYPE_CHECKING:
-    from bioverify_admin.calibrate import ScoreSet
-
-NARROWBAND = "narrowband"  # the pack channel fitted by `calibrate voice --telephony`
-
-if TYPE_CHECKING:
     from bioverify.scoring import OperatingPoint
+    from bioverify_admin.calibrate import ScoreSet
     from bioverify_admin.eval_face import PairEvaluation
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -270,9 +266,8 @@ def _finish_calibration(args: argparse.Namespace, pack: PackManifest, scores: Sc
 
     fmrs = [float(x) for x in args.target_fmr.split(",")]
     calibration, points = calibrate.fit_calibration(scores, fmrs)
-    channel = NARROWBAND if args.telephony else ""
-    current = pack.channels[channel].operating_points if channel in pack.channels else None
-    current = current or pack.operating_points
+    channel = NARROWBAND_CHANNEL if args.telephony else ""
+    current = pack.operating_points_for(channel)
     before = calibrate.report_rows(scores, current) if current else []
     after = calibrate.report_rows(scores, points)
     report = {

@@ -54,6 +54,10 @@ class ComponentSpec:
     params: Mapping[str, Any] = field(default_factory=dict)
 
 
+NARROWBAND_CHANNEL = "narrowband"
+"""The channel of telephone-band voice (8 kHz, G.711), fitted by `calibrate voice --telephony`."""
+
+
 @dataclass(frozen=True)
 class ChannelCalibration:
     calibration: Calibration
@@ -101,10 +105,14 @@ class PackManifest:
         special = self.channels.get(channel)
         return special.calibration if special is not None else self.calibration
 
+    def operating_points_for(self, channel: str = "") -> tuple[OperatingPoint, ...]:
+        """The operating points for ``channel`` where the pack has them, else the default."""
+        special = self.channels.get(channel)
+        return special.operating_points if special is not None else self.operating_points
+
     def operating_point(self, name: str = "", channel: str = "") -> OperatingPoint:
         wanted = name or self.default_operating_point
-        special = self.channels.get(channel)
-        for point in special.operating_points if special is not None else self.operating_points:
+        for point in self.operating_points_for(channel):
             if point.name == wanted:
                 return point
         valid = ", ".join(p.name for p in self.operating_points) or "none"

@@ -24,7 +24,7 @@ from bioverify.errors import (
 )
 from bioverify.index.gallery import Gallery
 from bioverify.liveness.ports import Check, LivenessAssessment
-from bioverify.packs import PackManifest
+from bioverify.packs import NARROWBAND_CHANNEL, PackManifest
 from bioverify.scoring import (
     Calibration,
     MatchResult,
@@ -180,7 +180,6 @@ class VerifyVoiceOutcome:
     liveness: LivenessResult | None = None
 
 
-NARROWBAND = "narrowband"
 NARROWBAND_SPEECH = "narrowband_speech_s"  # template extra: seconds enrolled from phone audio
 
 
@@ -257,7 +256,7 @@ class VoiceVerification:
         thresholds keep their false-match rate (0.04 % at fmr_1e-3) and the stricter
         telephone ones would reject most genuine callers."""
         narrow = bool(narrowband) and all(narrowband)
-        return NARROWBAND if narrow and NARROWBAND in self.pack.channels else ""
+        return NARROWBAND_CHANNEL if narrow and NARROWBAND_CHANNEL in self.pack.channels else ""
 
     def scoring(self, policy: RequestPolicy, channel: str) -> tuple[Calibration, OperatingPoint]:
         """Calibration and operating point for ``channel`` (see :meth:`channel`)."""
