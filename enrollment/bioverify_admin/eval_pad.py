@@ -49,7 +49,7 @@ from bioverify import metrics
 from bioverify.client import BioverifyClient, BioverifyClientError
 from bioverify.v1 import liveness_pb2
 from bioverify_admin.datasets import BONAFIDE, FACE_ATTACK_CLASSES, PadSample
-from bioverify_admin.eval_voice import TELEPHONY_RATE, telephony_mulaw
+from bioverify_admin.eval_voice import clip_from_bytes
 
 FAILED_SCORE = -1.0  # a sample the service could not assess: not live at any threshold
 BPCER_TARGETS = ((0.05, "apcer_at_bpcer_5"), (0.10, "apcer_at_bpcer_10"))
@@ -171,15 +171,10 @@ def run_voice_spoof(
     workers: int = 1,
     telephony: bool = False,
 ) -> PadEvaluation:
-    """``telephony``: send every clip as 8 kHz G.711 mu-law (see :func:`telephony_mulaw`)."""
+    """``telephony``: send every clip as 8 kHz G.711 mu-law (see :func:`clip_from_bytes`)."""
 
     def prepare(data: bytes) -> Callable[[], liveness_pb2.CheckLivenessResponse]:
-        if telephony:
-            clip = client.audio(
-                telephony_mulaw(data), encoding="MULAW", sample_rate_hz=TELEPHONY_RATE
-            )
-        else:
-            clip = client.audio(data)
+        clip = clip_from_bytes(client, data, telephony)
         return lambda: client.check_liveness(clip=clip)
 
     results = _run(samples, prepare, workers)

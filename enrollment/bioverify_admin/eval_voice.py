@@ -35,16 +35,17 @@ def telephony_bytes(path: Path) -> bytes:
     return telephony_mulaw(path.read_bytes())
 
 
-def _clip(client: BioverifyClient, path: Path, telephony: bool) -> Any:
+def clip_from_bytes(client: BioverifyClient, data: bytes, telephony: bool) -> Any:
+    """The request's Audio for a clip file's bytes: as is, or as a phone line carries it."""
     if telephony:
-        return client.audio(telephony_bytes(path), encoding="MULAW", sample_rate_hz=TELEPHONY_RATE)
-    return client.audio(path.read_bytes())
+        return client.audio(telephony_mulaw(data), encoding="MULAW", sample_rate_hz=TELEPHONY_RATE)
+    return client.audio(data)
 
 
 def _compare(client: BioverifyClient, pair: Pair, telephony: bool) -> PairResult:
     try:
-        clip_a = _clip(client, pair.path_a, telephony)
-        clip_b = _clip(client, pair.path_b, telephony)
+        clip_a = clip_from_bytes(client, pair.path_a.read_bytes(), telephony)
+        clip_b = clip_from_bytes(client, pair.path_b.read_bytes(), telephony)
     except (OSError, sf.LibsndfileError) as exc:
         return PairResult(pair.same, None, None, None, 0.0, f"UNREADABLE_FILE: {exc}")
     return timed_compare(pair.same, lambda: client.compare_voices(clip_a, clip_b))
