@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from bioverify.scoring import OperatingPoint
     from bioverify_admin.calibrate import ScoreSet
     from bioverify_admin.eval_face import PairEvaluation
+    from bioverify_admin.eval_pad import PadEvaluation
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 REPORT_HELP = "also write a self-contained HTML report (plots and tables) to this file"
@@ -416,65 +417,81 @@ def _print_result(args: argparse.Namespace, result: dict[str, Any]) -> None:
         print(f"{key:<20} {shown}")
 
 
-def cmd_eval_face_pad(args: argparse.Namespace) -> int:
-    from bioverify_admin.datasets import read_face_pad_labels
-    from bioverify_admin.eval_pad import PadUnavailable, run_face_pad
+def _run_pad_eval(
+    args: argparse.Namespace,
+    run: Callable[[BioverifyClient], PadEvaluation],
+    *,
+    title: str,
+    voice: bool,
+    unavailable: Callable[[BioverifyClientError], str],
+) -> int:
+    """Shared by ``eval face-pad`` and ``eval voice-spoof``: run against the service, write the
+    optional report, print the summary; ``unavailable`` words the failure when the service
+    cannot assess samples (no pack installed, ...)."""
+    from bioverify_admin.eval_pad import PadUnavailable
 
     if _report_folder_missing(args):
         return EXIT_USAGE
-    samples = read_face_pad_labels(args.labels)
     try:
         with _service(args, args.server) as client:
-            evaluation = run_face_pad(client, samples, workers=args.workers)
+            evaluation = run(client)
     except PadUnavailable as exc:
-        hint = ""
-        if exc.error.code.name == "UNIMPLEMENTED":
-            hint = " (is a face-liveness pack installed? see `bioverify-admin models list`)"
-        print(f"bioverify-admin: face liveness unavailable: {exc}{hint}", file=sys.stderr)
+        print(f"bioverify-admin: {unavailable(exc.error)}", file=sys.stderr)
         return EXIT_FAILED
     if args.report:
         from bioverify_admin.report_html import write_pad_evaluation_report
 
-        write_pad_evaluation_report(
-            args.report, f"Face presentation attacks: {args.labels.name}", evaluation, voice=False
-        )
+        write_pad_evaluation_report(args.report, title, evaluation, voice=voice)
         print(f"report written to {args.report}", file=sys.stderr)
     _print_result(args, evaluation.summary)
     return EXIT_OK
+
+
+def cmd_eval_face_pad(args: argparse.Namespace) -> int:
+    from bioverify_admin.datasets import read_face_pad_labels
+    from bioverify_admin.eval_pad import run_face_pad
+
+    samples = read_face_pad_labels(args.labels)
+
+    def unavailable(error: BioverifyClientError) -> str:
+        hint = ""
+        if error.code.name == "UNIMPLEMENTED":
+            hint = " (is a face-liveness pack installed? see `bioverify-admin models list`)"
+        return f"face liveness unavailable: {error}{hint}"
+
+    return _run_pad_eval(
+        args,
+        lambda client: run_face_pad(client, samples, workers=args.workers),
+        title=f"Face presentation attacks: {args.labels.name}",
+        voice=False,
+        unavailable=unavailable,
+    )
 
 
 def cmd_eval_voice_spoof(args: argparse.Namespace) -> int:
     from bioverify_admin.datasets import read_voice_spoof_labels
-    from bioverify_admin.eval_pad import PadUnavailable, run_voice_spoof
+    from bioverify_admin.eval_pad import run_voice_spoof
 
-    if _report_folder_missing(args):
-        return EXIT_USAGE
     samples = read_voice_spoof_labels(args.labels)
-    try:
-        with _service(args, args.server) as client:
-            evaluation = run_voice_spoof(
-                client, samples, workers=args.workers, telephony=args.telephony
-            )
-    except PadUnavailable as exc:
-        if exc.error.code.name == "UNIMPLEMENTED":
-            print(
-                "bioverify-admin: the service has no voice anti-spoofing pack "
-                f"({exc.error.message}). Run `bioverify-admin models build voice-antispoof`"
-                " (with the service's --data-dir / BIOVERIFY_DATA_DIR), then restart the service.",
-                file=sys.stderr,
-            )
-        else:
-            print(f"bioverify-admin: voice anti-spoofing unavailable: {exc}", file=sys.stderr)
-        return EXIT_FAILED
-    if args.report:
-        from bioverify_admin.report_html import write_pad_evaluation_report
 
-        write_pad_evaluation_report(
-            args.report, f"Voice spoofing: {args.labels.name}", evaluation, voice=True
-        )
-        print(f"report written to {args.report}", file=sys.stderr)
-    _print_result(args, evaluation.summary)
-    return EXIT_OK
+    def unavailable(error: BioverifyClientError) -> str:
+        if error.code.name == "UNIMPLEMENTED":
+            return (
+                f"the service has no voice anti-spoofing pack ({error.message}). Run "
+                "`bioverify-admin models build voice-antispoof` (with the service's --data-dir /"
+                " BIOVERIFY_DATA_DIR), then restart the service."
+            )
+        return f"voice anti-spoofing unavailable: {error}"
+
+    return _run_pad_eval(
+        args,
+        lambda client: run_voice_spoof(
+            client, samples, workers=args.workers, telephony=args.telephony
+        ),
+        title=f"Voice spoofing: {args.labels.name}",
+        voice=True,
+        unavailable=unavailable,
+    )
 
 
 # -- enroll -----------------------------------------------------------------------------------
