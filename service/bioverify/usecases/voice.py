@@ -66,7 +66,7 @@ from bioverify.voice.audio_decode import (
     decode_audio,
     mulaw_decode,
 )
-from bioverify.voice.pipeline import VoicePipeline, VoiceSample
+from bioverify.voice.pipeline import Speech, VoicePipeline, VoiceSample
 from bioverify.voice.ports import SpeechSegment
 from bioverify.voice.quality import VoiceQualityReport
 from bioverify.voice.stream_resample import StreamingResampler
@@ -271,9 +271,6 @@ class VoiceVerification:
         decoded = self.decode(clip)
         return decoded, self.pipeline.analyse(decoded)
 
-    def _analyse_labelled(self, clip: AudioInput, label: str) -> tuple[DecodedAudio, VoiceSample]:
-        return prepare_all(self.pool, self.analyse, [clip], [label])[0]
-
     def _speech_issues(self, sample: VoiceSample, minimum: float) -> tuple[Issue, ...]:
         issues = [Issue(i.code, i.message) for i in sample.quality.issues]
         if sample.net_speech_s < minimum and not any(i.code == "NOT_ENOUGH_SPEECH" for i in issues):
@@ -411,9 +408,8 @@ class VoiceVerification:
     ) -> IdentifyVoiceOutcome:
         tenant = validate_tenant(tenant)
         point = self.operating_point(policy)
-        decoded, sample = self._analyse_labelled(clip, "clip")
+        decoded, sample, live = self._analyse_with_liveness(policy, tenant, clip)
         issues = self._speech_issues(sample, self.policy.min_verify_speech_s)
-        live = self._start_liveness(policy, tenant, decoded, sample)()
         # Candidates' channels are not known in the index: a phone probe is searched with the
         # stricter telephone thresholds (an open-set search must not let impostors in).
         calibration, point = self.scoring(policy, self.channel(_narrow(decoded)))
@@ -440,9 +436,8 @@ class VoiceVerification:
         subject_id = validate_subject_id(subject_id, self.max_subject_id_length)
         point = self.operating_point(policy)
         template = self._template(tenant, subject_id)
-        decoded, sample = self._analyse_labelled(clip, "clip")
+        decoded, sample, live = self._analyse_with_liveness(policy, tenant, clip)
         issues = self._speech_issues(sample, self.policy.min_verify_speech_s)
-        live = self._start_liveness(policy, tenant, decoded, sample)()
         similarity = cosine_similarity(template.vector, sample.embedding)
         calibration, point = self.scoring(
             policy, self.channel(_narrow(decoded), _template_narrow(template))
@@ -456,12 +451,26 @@ class VoiceVerification:
             liveness=live,
         )
 
+    def _analyse_with_liveness(
+        self, policy: RequestPolicy, tenant: str, clip: AudioInput
+    ) -> tuple[DecodedAudio, VoiceSample, LivenessResult | None]:
+        """Decode and find the speech, then run the spoofing check and the embedding side by
+        side on the pool: both start from the speech, so liveness adds little latency."""
+        decoded, speech = prepare_all(self.pool, self._find_speech, [clip], ["clip"])[0]
+        wait = self._start_liveness(policy, tenant, decoded, speech)
+        sample = self.pool.run(self.pipeline.sample, speech)
+        return decoded, sample, wait()
+
+    def _find_speech(self, clip: AudioInput) -> tuple[DecodedAudio, Speech]:
+        decoded = self.decode(clip)
+        return decoded, self.pipeline.find_speech(decoded)
+
     def _start_liveness(
         self,
         policy: RequestPolicy,
         tenant: str,
         decoded: DecodedAudio,
-        sample: VoiceSample,
+        sample: VoiceSample | Speech,
         compare: bool = False,
     ) -> Callable[[], LivenessResult | None]:
         """Start the spoofing check on the pool and return what waits for its result (see
@@ -482,8 +491,7 @@ class VoiceVerification:
         tenant = validate_tenant(tenant)
 
         def check(clip: AudioInput) -> LivenessAssessment:
-            decoded = self.decode(clip)
-            speech = self.pipeline.find_speech(decoded)  # no speaker embedding needed here
+            decoded, speech = self._find_speech(clip)  # no speaker embedding needed here
             return self.liveness.assess_voice(
                 tenant, speech.wave, speech.segments, declared_narrowband=_narrow(decoded)
             )

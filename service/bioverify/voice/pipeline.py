@@ -147,7 +147,11 @@ class VoicePipeline:
 
     def analyse(self, decoded: DecodedAudio) -> VoiceSample:
         """Embedding and quality of the speech in ``decoded`` (raises as :meth:`find_speech`)."""
-        speech = self.find_speech(decoded)
+        return self.sample(self.find_speech(decoded))
+
+    def sample(self, speech: Speech) -> VoiceSample:
+        """Embedding and quality of speech already found (the second half of :meth:`analyse`,
+        so a caller can start the spoofing check on the speech before the embedding)."""
         rate = self.encoder.sample_rate
         quality = assess_quality(
             speech.wave, rate, speech.segments, self.thresholds, clipping=speech.clipping
