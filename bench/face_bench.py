@@ -18,7 +18,6 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -29,7 +28,6 @@ from typing import Any
 os.environ["ORT_DISABLE_TELEMETRY"] = "1"
 
 import cv2
-import grpc
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
@@ -42,8 +40,8 @@ from bioverify.face.align import norm_crop  # noqa: E402
 from bioverify.packs import PackCatalog  # noqa: E402
 from bioverify.server.app import build, build_face_pipeline  # noqa: E402
 from bioverify.settings import Settings  # noqa: E402
-from bioverify.v1 import common_pb2, face_pb2  # noqa: E402
 from bioverify_admin.datasets import Pair, read_face_pairs  # noqa: E402
+from bioverify_admin.local_server import local_server  # noqa: E402
 
 MOBILEFACENET = SHARED / "models" / "mobilefacenet_foamliu" / "MobileFaceNet.onnx"
 SCRFD = SHARED / "models" / "insightface_buffalo_m" / "det_2.5g.onnx"
@@ -133,49 +131,27 @@ def bench_verify_liveness(settings: Settings, pairs: list[Pair]) -> dict[str, An
     The service runs in its own process, as deployed: in this process the client's and the
     server's Python threads would compete for one GIL and two cores, and liveness, which runs
     beside the embedding, would look several times dearer than it is."""
-    port_file = settings.data_dir / "verify-liveness.port"
-    server = subprocess.Popen(
-        [
-            *(sys.executable, "-m", "bioverify.cli", "serve", "--port", "0"),
-            *("--data-dir", str(settings.data_dir / "verify-liveness")),
-            *("--model-dir", str(settings.model_dir), "--port-file", str(port_file)),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
     plain: list[float] = []
     live: list[float] = []
-    try:
-        deadline = time.monotonic() + 120
-        while not port_file.exists():
-            if server.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("bioverify serve did not start")
-            time.sleep(0.2)
-        port = int(port_file.read_text().strip())
-        with BioverifyClient(f"127.0.0.1:{port}", timeout=60, retries=0) as client:
-            client.wait_until_serving()
-            for i, pair in enumerate(p for p in pairs if p.same):
-                subject = f"bench-{i}"
+    with (
+        local_server(extra_env={"BIOVERIFY_MODEL_DIR": str(settings.model_dir)}) as target,
+        BioverifyClient(target, timeout=60, retries=0) as client,
+    ):
+        client.wait_until_serving()
+        for i, pair in enumerate(p for p in pairs if p.same):
+            subject = f"bench-{i}"
+            try:
+                client.enroll_face(subject, [pair.path_a.read_bytes()])
+            except BioverifyClientError:
+                continue
+            probe = pair.path_b.read_bytes()
+            for require, sink in ((False, plain), (True, live)):
+                t0 = time.perf_counter()
                 try:
-                    client.enroll_face(subject, [pair.path_a.read_bytes()])
+                    client.verify_face(subject, probe, require_liveness=require)
                 except BioverifyClientError:
                     continue
-                probe = pair.path_b.read_bytes()
-                for require, sink in ((False, plain), (True, live)):
-                    request = face_pb2.VerifyFaceRequest(
-                        subject_id=subject,
-                        image=probe,
-                        policy=common_pb2.Policy(require_liveness=require),
-                    )
-                    t0 = time.perf_counter()
-                    try:
-                        client.face.VerifyFace(request, timeout=60)
-                    except grpc.RpcError:
-                        continue
-                    sink.append((time.perf_counter() - t0) * 1e3)
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
+                sink.append((time.perf_counter() - t0) * 1e3)
     return {
         "n_requests": len(plain),
         "without_liveness_p50_ms": pct(plain, 50),
