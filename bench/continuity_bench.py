@@ -52,13 +52,13 @@ from bioverify.server.app import (  # noqa: E402
     choose_face_pack,
 )
 from bioverify.settings import Settings  # noqa: E402
+from bioverify_admin.datasets import read_identity_images  # noqa: E402
 
 
 def lfw_images() -> dict[str, list[Path]]:
     people: dict[str, list[Path]] = defaultdict(list)
-    for line in (DATA / "face_images.tsv").read_text().splitlines()[1:]:
-        path, identity = line.split("\t")[:2]
-        people[identity].append(DATA / path)
+    for image in read_identity_images(DATA / "face_images.tsv"):
+        people[image.identity].append(image.path)
     return {k: sorted(v) for k, v in people.items()}
 
 

@@ -156,7 +156,6 @@ if __name__ == "__main__" and len(sys.argv) > 2 and sys.argv[1] == "--child-serv
     sys.exit(cli.main(sys.argv[3:]))
 
 import argparse
-import csv
 import hashlib
 import json
 import os
@@ -190,6 +189,7 @@ from bioverify.settings import Settings
 from bioverify.store.ports import TemplateStore, TemplateWrite
 from bioverify.store.redis_store import RedisTemplateStore
 from bioverify.store.sqlite_store import SqliteTemplateStore
+from bioverify_admin.datasets import read_identity_images
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("BIOVERIFY_SHARED_DIR", REPO.parent / "shared"))
@@ -381,11 +381,8 @@ def stop_server(server: Server) -> dict[str, Any]:
 
 # -- 1. enrollment throughput ----------------------------------------------------------------
 def read_images(tsv: Path, limit: int | None) -> list[tuple[str, bytes]]:
-    with tsv.open(newline="", encoding="utf-8") as handle:
-        rows = list(csv.DictReader(handle, delimiter="\t"))
-    if limit:
-        rows = rows[:limit]
-    return [(row["identity"], (tsv.parent / row["path"]).read_bytes()) for row in rows]
+    rows = read_identity_images(tsv)
+    return [(row.identity, row.path.read_bytes()) for row in rows[: limit or None]]
 
 
 def inference_split(images: list[tuple[str, bytes]]) -> tuple[dict[str, Any], list[np.ndarray]]:
