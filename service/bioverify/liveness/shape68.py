@@ -25,8 +25,6 @@ from bioverify.face.ports import DetectedFace, ImageBGR
 
 logger = logging.getLogger(__name__)
 
-SHAPE_PREDICTOR_FILE = "shape_predictor_68_face_landmarks.dat"
-
 _INNER_LIP_PAIRS = ((61, 67), (62, 66), (63, 65))
 _EYES = (slice(36, 42), slice(42, 48))  # each: corner, upper lid x2, corner, lower lid x2
 _BOX_SIDE_PER_EYE_MOUTH = 2.4
@@ -36,18 +34,9 @@ class FaceShape68:
     """dlib's 68-point shape predictor, loaded once; thread-safe."""
 
     def __init__(self, predictor_path: str | Path | None = None) -> None:
-        from bioverify.face.detector_dlib import default_model_path, import_dlib, load_dlib_model
+        from bioverify.face.detector_dlib import load_shape_predictor_68
 
-        self._dlib = import_dlib()
-        path = (
-            Path(predictor_path)
-            if predictor_path is not None
-            else default_model_path(SHAPE_PREDICTOR_FILE)
-        )
-        self._predictor = load_dlib_model(self._dlib.shape_predictor, path)
-        probe = self._predictor(np.zeros((64, 64), np.uint8), self._dlib.rectangle(8, 8, 56, 56))
-        if probe.num_parts != 68:
-            raise ConfigurationError(f"{path.name} is not a 68-point shape predictor")
+        self._dlib, self._predictor = load_shape_predictor_68(predictor_path)
         self._lock = threading.Lock()  # dlib objects are not documented as thread-safe
 
     def landmarks(self, image: ImageBGR, face: DetectedFace) -> npt.NDArray[np.float32]:
