@@ -101,11 +101,13 @@ def assessment_to_proto(
 
 
 def decision_for(
-    match: MatchResult, retry: tuple[Issue, ...], *liveness: LivenessResult | None
+    match: MatchResult | None, retry: tuple[Issue, ...], *liveness: LivenessResult | None
 ) -> common_pb2.Decision:
+    """SPOOF_SUSPECTED over RETRY over the match's own decision; no match yet (a live call
+    before enough speech) is RETRY."""
     if any(result is not None and result.blocks for result in liveness):
         return common_pb2.SPOOF_SUSPECTED
-    if retry:
+    if retry or match is None:
         return common_pb2.RETRY
     return common_pb2.ACCEPT if match.accepted else common_pb2.REJECT
 

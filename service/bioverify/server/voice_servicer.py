@@ -149,9 +149,5 @@ def _update_to_proto(update: StreamUpdate, model: str) -> voice_pb2.VoiceStreamR
     )
     if update.match is not None:
         reply.match.CopyFrom(convert.match_to_proto(update.match, model))
-        reply.decision = convert.decision_for(update.match, update.issues, update.liveness)
-    elif update.liveness is not None and update.liveness.blocks:
-        reply.decision = common_pb2.SPOOF_SUSPECTED
-    else:
-        reply.decision = common_pb2.RETRY
+    reply.decision = convert.decision_for(update.match, update.issues, update.liveness)
     return reply
