@@ -115,6 +115,10 @@ class TemplateStore(Protocol):
         """
         ...
 
+    def save(self, write: TemplateWrite) -> Template:
+        """``save_template`` of one prepared :class:`TemplateWrite`."""
+        ...
+
     def save_many(self, writes: Sequence[TemplateWrite]) -> list[Template]:
         """Bulk load: the same as ``save_template`` for each write in order (same merging,
         idempotency and ModelMismatch rules, one change each), with fewer round trips or
@@ -234,7 +238,7 @@ def apply_write(w: TemplateWrite, old: StoredTemplate | None, now: str) -> Templ
 
 
 class SavesTemplates:
-    """``save_template`` of a store as one :class:`TemplateWrite` given to ``_save_write``."""
+    """``save_template`` of a store as one :class:`TemplateWrite` given to its ``save``."""
 
     def save_template(
         self,
@@ -249,7 +253,7 @@ class SavesTemplates:
         extra: Mapping[str, float] | None = None,
         sample_ids: Sequence[str] = (),
     ) -> Template:
-        return self._save_write(
+        return self.save(
             TemplateWrite(
                 tenant=tenant,
                 subject_id=subject_id,
@@ -263,5 +267,5 @@ class SavesTemplates:
             )
         )
 
-    def _save_write(self, write: TemplateWrite) -> Template:
+    def save(self, write: TemplateWrite) -> Template:
         raise NotImplementedError

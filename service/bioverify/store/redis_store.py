@@ -218,7 +218,7 @@ class RedisTemplateStore(SavesTemplates):
         return f"{self._p}models:{_esc(modality)}"
 
     # -- writes -----------------------------------------------------------------------------
-    def _save_write(self, write: TemplateWrite) -> Template:
+    def save(self, write: TemplateWrite) -> Template:
         op_key = f"{self._p}op:{uuid.uuid4().hex}"
         with self._translate():
             for attempt in range(_MAX_ATTEMPTS):
@@ -267,7 +267,7 @@ class RedisTemplateStore(SavesTemplates):
                 statuses = pipe.execute()
         out: list[Template] = []
         for w, (_, _, template), (status, _) in zip(writes, prepared, statuses, strict=True):
-            out.append(self._save_write(w) if status == _CONFLICT else template)
+            out.append(self.save(w) if status == _CONFLICT else template)
         return out
 
     def _read_for_save(self, pipe: Any, w: TemplateWrite) -> None:

@@ -83,7 +83,7 @@ class SqliteTemplateStore(SavesTemplates):
             raise Unavailable(f"cannot open the template database at {path}: {exc}") from exc
 
     # -- writes -----------------------------------------------------------------------------
-    def _save_write(self, write: TemplateWrite) -> Template:
+    def save(self, write: TemplateWrite) -> Template:
         with self._lock, self._transaction() as cur:
             return self._save(cur, write, utc_now())
 

@@ -131,17 +131,7 @@ def save_enrollment(
     )
     if dry_run:
         return None, duplicates
-    template = store.save_template(
-        tenant=write.tenant,
-        subject_id=write.subject_id,
-        modality=write.modality,
-        model=write.model,
-        new_samples=write.new_samples,
-        metadata=write.metadata,
-        replace=write.replace,
-        extra=write.extra,
-        sample_ids=write.sample_ids,
-    )
+    template = store.save(write)
     gallery.catch_up(store)  # this replica sees its own write at once
     return template, duplicates
 
