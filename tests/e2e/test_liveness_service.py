@@ -297,7 +297,9 @@ def test_verify_face_with_a_live_capture_binds_the_image_to_the_frames(
             )
         assert info.value.code == INVALID
         reply = client.verify_face("capture-1", image, tenant="cap", live_frames=own, **answer)
-        assert check(reply, "active_challenge").detail  # judged (the turns were not asked for)
+        # Redeemed and judged: these frames were not taken for this challenge's actions.
+        assert not check(reply, "active_challenge").passed
+        assert any(r.code == "CHALLENGE_FAILED" for r in reply.liveness.reasons)
         with pytest.raises(BioverifyClientError) as info:
             client.verify_face("capture-1", image, tenant="cap", live_frames=own, **answer)
         assert info.value.code == grpc.StatusCode.FAILED_PRECONDITION

@@ -20,22 +20,21 @@ from bioverify.aio_client import AsyncBioverifyClient
 from bioverify.client import BioverifyClient
 from bioverify.v1 import common_pb2, liveness_pb2, liveness_pb2_grpc, voice_pb2
 from bioverify.voice.audio_decode import mulaw_encode, resample
+from tests.antispoof.antispoof_assets import spoof_rows
 from tests.conftest import DATA
 
 RATE = 16000
 
 
-def _rows() -> list[list[str]]:
-    lines = (DATA / "voice_spoof_labels.tsv").read_text().splitlines()
-    return [line.split("\t") for line in lines[1:]]
-
-
 def _lj(label: str) -> list[Path]:
     """Long (>= 7.5 s) clips of the LJ speaker with this label, in file order."""
     return [
-        DATA / r[0]
-        for r in _rows()
-        if r[1] == label and r[3] == "LJ" and float(r[5]) >= 7.5 and r[2] != "VOCODER"
+        DATA / r["path"]
+        for r in spoof_rows()
+        if r["label"] == label
+        and r["speaker"] == "LJ"
+        and float(r["duration_s"]) >= 7.5
+        and r["attack_id"] != "VOCODER"
     ]
 
 
