@@ -240,6 +240,14 @@ def _eye_levels(
     return open_level, t.blink_closed_ratio * open_level, t.blink_open_ratio * open_level
 
 
+def _shuts_after_open(
+    eyes: npt.NDArray[np.float64], frontal: Sequence[bool], i: int, levels: tuple[float, float]
+) -> bool:
+    """Frame ``i`` has the eyes shut, facing the camera, after a frame with them open."""
+    shut_below, open_above = levels
+    return bool(frontal[i] and eyes[i] <= shut_below and (eyes[:i] >= open_above).any())
+
+
 def observe_blink(
     frames_poses: Sequence[Pose],
     eye_openness: Sequence[float],
@@ -261,7 +269,7 @@ def observe_blink(
         return False, f"not evaluated: {levels}"
     open_level, shut_below, open_above = levels
     for i in range(len(eyes)):
-        if frontal[i] and eyes[i] <= shut_below and (eyes[:i] >= open_above).any():
+        if _shuts_after_open(eyes, frontal, i, (shut_below, open_above)):
             if (eyes[i + 1 :] >= open_above).any():
                 return True, (
                     f"the eyes shut at frame {i} (ratio {eyes[i]:.2f}, open {open_level:.2f}) "
@@ -323,7 +331,7 @@ def verify_challenge(
             neutral = frontal[i] and reopened
             continue
         if expected is Action.BLINK:
-            performed = frontal[i] and eyes[i] <= shut_below and (eyes[:i] >= open_above).any()
+            performed = _shuts_after_open(eyes, frontal, i, (shut_below, open_above))
         else:
             performed = _strength(expected, yaw, dpitch) >= _enter(expected, t)
         if performed:
