@@ -15,6 +15,7 @@ import redis
 
 from bioverify.errors import ConfigurationError, NotEnrolled, Unavailable
 from bioverify.store import redis_store
+from bioverify.store.ports import TemplateWrite
 from bioverify.store.redis_store import UNREACHABLE, RedisTemplateStore
 from tests.redis_server import RedisServer
 
@@ -348,3 +349,36 @@ def test_iter_templates_pages_each_template_once_while_the_index_changes(
                 save(store, "s15b", unit(rng, 1))  # new, ahead: yielded
         expected = [f"s{i:02d}" for i in range(20) if i != 10]
         assert seen == sorted([*expected, "s15b"])
+
+
+def test_save_many_redoes_a_write_that_lost_a_race(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another replica writes a subject between save_many's read and its script: that write
+    is redone on top of the other one (nothing of either is lost); the others in the run keep
+    their first result."""
+    rng = np.random.default_rng(11)
+    with opened(redis_url) as store, opened(redis_url) as rival:
+        assert save(store, "raced", unit(rng, 1)) == 1
+        prepare = store._prepare_save
+        raced: list[str] = []
+
+        def racing(w: TemplateWrite, *args: Any) -> Any:  # fault injector: a rival write
+            prepared = prepare(w, *args)
+            if w.subject_id == "raced" and not raced:
+                raced.append(w.subject_id)
+                assert save(rival, "raced", unit(rng, 2)) == 3
+            return prepared
+
+        monkeypatch.setattr(store, "_prepare_save", racing)
+        writes = [
+            TemplateWrite("t", "raced", "face", "m", unit(rng, 1)),
+            TemplateWrite("t", "calm", "face", "m", unit(rng, 2)),
+        ]
+        raced_template, calm_template = store.save_many(writes)
+        assert raced == ["raced"]
+        assert raced_template.sample_count == 4  # 1 before + 2 of the rival + 1 of ours
+        assert store.get_template("t", "raced", "face").sample_count == 4
+        assert calm_template.sample_count == 2
+        assert store.get_template("t", "calm", "face").sample_count == 2
+        assert_consistent(store, redis_url)
