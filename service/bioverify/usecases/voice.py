@@ -522,13 +522,8 @@ class VoiceVerification:
             raise InvalidInput("live streams need the Silero VAD")
         self.operating_point(config.policy)  # an unknown name fails before any audio
         template = self._template(tenant, subject_id)
-        scoring = self.scoring(
-            config.policy,
-            self.channel(
-                declared_narrowband(config.sample_rate_hz, config.encoding),
-                _template_narrow(template),
-            ),
-        )
+        narrowband = declared_narrowband(config.sample_rate_hz, config.encoding)
+        scoring = self.scoring(config.policy, self.channel(narrowband, _template_narrow(template)))
         interim = config.interim_every_speech_s or self.policy.interim_every_speech_s
         # A stream is always assessed when a checker is installed (an agent must be warned
         # mid-call); the policy only decides whether the assessment blocks the decision.
@@ -538,12 +533,7 @@ class VoiceVerification:
             raise NotImplementedYet(
                 "liveness was required but this service has no voice anti-spoofing pack installed"
             )
-        if (
-            required
-            and not observe
-            and declared_narrowband(config.sample_rate_hz, config.encoding)
-            and not self.liveness.allows_narrowband(tenant)
-        ):
+        if required and not observe and narrowband and not self.liveness.allows_narrowband(tenant):
             raise InvalidAudio(
                 "this tenant requires wideband audio for voice liveness: telephone-band streams "
                 "(8 kHz or G.711) cannot be checked for synthetic speech reliably enough",
@@ -555,7 +545,7 @@ class VoiceVerification:
                 tenant,
                 rate=vad.sample_rate,
                 input_rate=config.sample_rate_hz,
-                narrowband=declared_narrowband(config.sample_rate_hz, config.encoding),
+                narrowband=narrowband,
             )
             if checker is not None
             else None
