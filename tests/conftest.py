@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
+
+if TYPE_CHECKING:
+    from bioverify.client import BioverifyClient
 
 os.environ["ORT_DISABLE_TELEMETRY"] = "1"
 
@@ -63,3 +68,29 @@ def face_server(tmp_path_factory: pytest.TempPathFactory, models_dir: Path) -> I
     app.start()
     yield f"127.0.0.1:{app.port}"
     app.stop(grace=1.0)
+
+
+@contextlib.contextmanager
+def custom_service(data_dir: Path, models_dir: Path, **overrides: Any) -> Iterator[BioverifyClient]:
+    """A real service with these settings on a loopback port (face and voice liveness off
+    unless ``overrides`` say otherwise), and a serving client of it; stopped on exit."""
+    from bioverify.client import BioverifyClient
+    from bioverify.server.app import build
+    from bioverify.settings import Settings
+
+    settings = {
+        "face_liveness_pack": "none",
+        "voice_antispoof_pack": "none",
+        "log_level": "WARNING",
+        **overrides,
+    }
+    app = build(
+        Settings(host="127.0.0.1", port=0, data_dir=data_dir, model_dir=models_dir, **settings)
+    )
+    app.start()
+    try:
+        with BioverifyClient(f"127.0.0.1:{app.port}", timeout=60, retries=0) as client:
+            client.wait_until_serving(timeout=60)
+            yield client
+    finally:
+        app.stop(grace=1.0)

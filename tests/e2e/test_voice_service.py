@@ -16,7 +16,7 @@ from bioverify.client import BioverifyClient, BioverifyClientError
 from bioverify.packs import PackCatalog
 from bioverify.v1 import common_pb2, voice_pb2
 from bioverify.voice.audio_decode import alaw_encode, mulaw_encode, resample
-from tests.conftest import DATA, MODELS
+from tests.conftest import DATA, MODELS, custom_service
 
 AUDIO = DATA / "speaker" / "audio"
 MALE = sorted((AUDIO / "timit_dr1-mcpm0").glob("*.flac"))
@@ -340,74 +340,34 @@ def test_a_call_that_never_ends_is_cut_at_the_maximum_length(
 ) -> None:
     """A stream that keeps sending past ``max_call_seconds`` gets RESOURCE_EXHAUSTED; the
     server stays up for the next call."""
-    from bioverify.server.app import build
-    from bioverify.settings import Settings
+    with custom_service(tmp_path, models_dir, max_call_seconds=3.0) as short:
+        short.enroll_voice("exec-4", [short.audio(p.read_bytes()) for p in LIBRI[:2]])
 
-    app = build(
-        Settings(
-            host="127.0.0.1",
-            port=0,
-            data_dir=tmp_path,
-            model_dir=models_dir,
-            max_call_seconds=3.0,
-            face_liveness_pack="none",
-            voice_antispoof_pack="none",
-            log_level="WARNING",
-        )
-    )
-    app.start()
-    try:
-        with BioverifyClient(f"127.0.0.1:{app.port}", timeout=60, retries=0) as short:
-            short.wait_until_serving(timeout=60)
-            short.enroll_voice("exec-4", [short.audio(p.read_bytes()) for p in LIBRI[:2]])
+        def endless() -> Iterator[bytes]:
+            while True:  # 20 ms of mu-law silence, forever
+                yield b"\xff" * 160
 
-            def endless() -> Iterator[bytes]:
-                while True:  # 20 ms of mu-law silence, forever
-                    yield b"\xff" * 160
-
-            with pytest.raises(BioverifyClientError) as info:
-                list(
-                    short.verify_voice_stream(
-                        "exec-4", endless(), encoding="MULAW", sample_rate_hz=8000
-                    )
+        with pytest.raises(BioverifyClientError) as info:
+            list(
+                short.verify_voice_stream(
+                    "exec-4", endless(), encoding="MULAW", sample_rate_hz=8000
                 )
-            assert info.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED
-            assert "maximum length" in info.value.message
-            call = mulaw_encode(load(LIBRI[3], 8000))
-            chunks = [call[i : i + 160] for i in range(0, min(len(call), 2 * 8000), 160)]
-            final = list(
-                short.verify_voice_stream("exec-4", chunks, encoding="MULAW", sample_rate_hz=8000)
-            )[-1]
-            assert final.final
-    finally:
-        app.stop(grace=1.0)
+            )
+        assert info.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert "maximum length" in info.value.message
+        call = mulaw_encode(load(LIBRI[3], 8000))
+        chunks = [call[i : i + 160] for i in range(0, min(len(call), 2 * 8000), 160)]
+        final = list(
+            short.verify_voice_stream("exec-4", chunks, encoding="MULAW", sample_rate_hz=8000)
+        )[-1]
+        assert final.final
 
 
 def test_a_service_without_a_voice_pack_says_so(tmp_path: Path, models_dir: Path) -> None:
-    from bioverify.server.app import build
-    from bioverify.settings import Settings
-
-    app = build(
-        Settings(
-            host="127.0.0.1",
-            port=0,
-            data_dir=tmp_path,
-            model_dir=models_dir,
-            voice_pack="none",
-            face_liveness_pack="none",
-            voice_antispoof_pack="none",
-            log_level="WARNING",
-        )
-    )
-    app.start()
-    try:
-        with BioverifyClient(f"127.0.0.1:{app.port}", timeout=60, retries=0) as faces_only:
-            faces_only.wait_until_serving(timeout=60)
-            clip = faces_only.audio(LIBRI[0].read_bytes())
-            with pytest.raises(BioverifyClientError) as info:
-                faces_only.compare_voices(clip, clip)
-            assert info.value.code == grpc.StatusCode.UNIMPLEMENTED
-            assert "CompareVoices" in info.value.message
-            assert "without a voice model pack" in info.value.message
-    finally:
-        app.stop(grace=1.0)
+    with custom_service(tmp_path, models_dir, voice_pack="none") as faces_only:
+        clip = faces_only.audio(LIBRI[0].read_bytes())
+        with pytest.raises(BioverifyClientError) as info:
+            faces_only.compare_voices(clip, clip)
+        assert info.value.code == grpc.StatusCode.UNIMPLEMENTED
+        assert "CompareVoices" in info.value.message
+        assert "without a voice model pack" in info.value.message
