@@ -79,6 +79,19 @@ def audio(
     return message
 
 
+def live_capture(
+    frames: Sequence[bytes] | None, fps: float, challenge_id: str, nonce: str
+) -> liveness_pb2.LiveCapture | None:
+    """A face request's ``live_capture`` (None: not sent)."""
+    if frames is None:
+        if challenge_id or nonce or fps:
+            raise ValueError("fps and a challenge's answer go with live_frames")
+        return None
+    return liveness_pb2.LiveCapture(
+        frames=frame_sequence(frames, fps), challenge_id=challenge_id, nonce=nonce
+    )
+
+
 # -- face -----------------------------------------------------------------------------------
 @unary("face", "CompareFaces", face_pb2.CompareFacesResponse)
 def compare_faces(
@@ -108,8 +121,15 @@ def enroll_face(
     refuse_duplicates: bool = False,
     require_liveness: bool | None = None,
     observe_only: bool = False,
+    live_frames: Sequence[bytes] | None = None,
+    fps: float = 0.0,
+    challenge_id: str = "",
+    nonce: str = "",
 ) -> face_pb2.EnrollFaceRequest:
-    """``refuse_duplicates``: ALREADY_EXISTS when the face matches another subject."""
+    """``refuse_duplicates``: ALREADY_EXISTS when the face matches another subject.
+    ``live_frames`` (with ``fps`` and an answered challenge's ``challenge_id``/``nonce``):
+    frames of one capture vouching that ``images`` are of a live person, as in
+    ``verify_face``; a capture judged not live enrolls nothing."""
     return face_pb2.EnrollFaceRequest(
         subject_id=subject_id,
         images=list(images),
@@ -119,6 +139,7 @@ def enroll_face(
         dry_run=dry_run,
         duplicate_action=duplicate_action(refuse_duplicates),
         policy=policy("", require_liveness, observe_only),
+        live_capture=live_capture(live_frames, fps, challenge_id, nonce),
     )
 
 
@@ -139,21 +160,13 @@ def verify_face(
     """``live_frames`` (with ``fps`` and an answered challenge's ``challenge_id``/``nonce``):
     frames of the same capture vouching that ``image`` is of a live person; their liveness
     is then checked, and ``image`` must show their person."""
-    request = face_pb2.VerifyFaceRequest(
+    return face_pb2.VerifyFaceRequest(
         subject_id=subject_id,
         image=image,
         tenant=tenant,
         policy=policy(operating_point, require_liveness, observe_only),
+        live_capture=live_capture(live_frames, fps, challenge_id, nonce),
     )
-    if live_frames is not None:
-        request.live_capture.CopyFrom(
-            liveness_pb2.LiveCapture(
-                frames=frame_sequence(live_frames, fps), challenge_id=challenge_id, nonce=nonce
-            )
-        )
-    elif challenge_id or nonce or fps:
-        raise ValueError("fps and a challenge's answer go with live_frames")
-    return request
 
 
 @unary("face", "IdentifyFace", face_pb2.IdentifyFaceResponse)
@@ -165,13 +178,21 @@ def identify_face(
     tenant: str = "",
     require_liveness: bool | None = None,
     observe_only: bool = False,
+    live_frames: Sequence[bytes] | None = None,
+    fps: float = 0.0,
+    challenge_id: str = "",
+    nonce: str = "",
 ) -> face_pb2.IdentifyFaceRequest:
+    """``live_frames`` (with ``fps`` and an answered challenge's ``challenge_id``/``nonce``):
+    frames of the same capture vouching that ``image`` is of a live person, as in
+    ``verify_face``."""
     return face_pb2.IdentifyFaceRequest(
         image=image,
         top_k=top_k,
         min_confidence=min_confidence,
         tenant=tenant,
         policy=policy("", require_liveness, observe_only),
+        live_capture=live_capture(live_frames, fps, challenge_id, nonce),
     )
 
 
@@ -286,7 +307,8 @@ def start_liveness_challenge(
     *, tenant: str = "", subject_id: str = ""
 ) -> liveness_pb2.StartLivenessChallengeRequest:
     """A random challenge (head turns, nods, blinks) with a single-use nonce and an expiry,
-    redeemable only in ``tenant`` and, with ``subject_id``, only by its ``verify_face``."""
+    redeemable only in ``tenant`` and, with ``subject_id``, only by that subject's
+    ``verify_face`` or ``enroll_face``."""
     return liveness_pb2.StartLivenessChallengeRequest(tenant=tenant, subject_id=subject_id)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from typing import Protocol
 
 import cv2
 import grpc
@@ -218,6 +219,26 @@ def test_bad_liveness_requests(liveness: liveness_pb2_grpc.LivenessServiceStub) 
         assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
 
 
+WEBCAM = DATA / "face_pad" / "webcam_replay"
+
+
+def frames_of(person: str, numbers: tuple[str, ...]) -> list[bytes]:
+    """Live webcam frames of one person (DEV PAD set)."""
+    return [(WEBCAM / person / f"real_{n}.png").read_bytes() for n in numbers]
+
+
+class HasLiveness(Protocol):
+    @property
+    def liveness(self) -> common_pb2.LivenessReport: ...
+
+
+def check(reply: HasLiveness, name: str) -> common_pb2.LivenessCheck:
+    """The reply's liveness check ``name`` (informational: weight 0, explained)."""
+    (found,) = [c for c in reply.liveness.checks if c.name == name]
+    assert found.weight == 0.0 and found.detail
+    return found
+
+
 def test_verify_face_with_a_live_capture_binds_the_image_to_the_frames(
     client: BioverifyClient, liveness: liveness_pb2_grpc.LivenessServiceStub
 ) -> None:
@@ -225,16 +246,6 @@ def test_verify_face_with_a_live_capture_binds_the_image_to_the_frames(
     their image (ACCEPT); the same person's image sent with someone else's live frames (an
     attacker performing the capture with their own face) is SPOOF_SUSPECTED although the
     image matches, whatever require_liveness says; observe mode only reports it."""
-    webcam = DATA / "face_pad" / "webcam_replay"
-
-    def frames_of(person: str, numbers: tuple[str, ...]) -> list[bytes]:
-        return [(webcam / person / f"real_{n}.png").read_bytes() for n in numbers]
-
-    def check(reply: face_pb2.VerifyFaceResponse, name: str) -> common_pb2.LivenessCheck:
-        (found,) = [c for c in reply.liveness.checks if c.name == name]
-        assert found.weight == 0.0 and found.detail
-        return found
-
     own = frames_of("Krzysiek354", ("0000", "0020", "0060", "0079"))
     other = frames_of("alexcamargoweb", ("0014", "0028", "0042", "0056"))
     (image,) = frames_of("Krzysiek354", ("0099",))
@@ -335,5 +346,98 @@ def test_verify_face_with_a_live_capture_binds_the_image_to_the_frames(
         assert "answer it in VerifyFace" in (rpc_info.value.details() or "")
     finally:
         for tenant, subject in (("cap", "capture-1"), ("cap", "capture-2"), ("other", "capture-1")):
+            with contextlib.suppress(BioverifyClientError):
+                client.delete_subject(subject, tenant=tenant)
+
+
+def test_enroll_and_identify_face_with_a_live_capture(
+    client: BioverifyClient, liveness: liveness_pb2_grpc.LivenessServiceStub
+) -> None:
+    """EnrollFace and IdentifyFace take a live capture as VerifyFace does: the enrolment
+    images (or the probe) must be the frames' person, samples added to an enrolled subject
+    and a found candidate must match the frames, and a capture judged not live writes
+    nothing (observe mode only reports)."""
+    own = frames_of("Krzysiek354", ("0000", "0020", "0060", "0079"))
+    other = frames_of("alexcamargoweb", ("0014", "0028", "0042", "0056"))
+    images = frames_of("Krzysiek354", ("0119", "0139"))
+    (probe,) = frames_of("Krzysiek354", ("0099",))
+    tenant = "onboard"
+
+    def enrolled(subject: str) -> int:
+        try:
+            templates = client.get_subject(subject, tenant=tenant).templates
+            return sum(t.sample_count for t in templates if t.modality == common_pb2.FACE)
+        except BioverifyClientError as exc:
+            assert exc.code == grpc.StatusCode.NOT_FOUND
+            return 0
+
+    try:
+        # The person of the images performs the capture: enrolled, and the reply says why.
+        reply = client.enroll_face("alice", images, tenant=tenant, live_frames=own, fps=2)
+        assert reply.liveness.live and reply.template.sample_count == 2, reply
+        same = check(reply, "identity_continuity")
+        assert same.passed and "all 6 faces are the person of frame" in same.detail
+        assert not [c for c in reply.liveness.checks if c.name == "capture_matches_subject"]
+
+        # Someone else's live capture with these images: nothing written, unless observing.
+        for observe in (False, True):
+            reply = client.enroll_face(
+                "mallory", images, tenant=tenant, live_frames=other, observe_only=observe
+            )
+            assert not reply.liveness.live
+            detail = check(reply, "identity_continuity").detail
+            assert "enrolment image 0, enrolment image 1: a different person" in detail
+            if observe:
+                assert reply.template.sample_count == 2 and not reply.reasons
+            else:
+                codes = [r.code for r in reply.reasons]
+                assert codes[0] == "SPOOF_SUSPECTED" and "IDENTITY_CHANGED" in codes, codes
+                assert not reply.HasField("template") and enrolled("mallory") == 0
+        client.delete_subject("mallory", tenant=tenant)
+
+        # Adding samples to alice: the live person must be alice, even when the new images
+        # and the frames agree with each other.
+        reply = client.enroll_face("alice", other[:2], tenant=tenant, live_frames=other[2:])
+        matches = check(reply, "capture_matches_subject")
+        assert not matches.passed and "against the enrolled subject" in matches.detail
+        assert not reply.HasField("template") and enrolled("alice") == 2
+
+        # A challenge bound to a subject is redeemed by that subject's enrolment only.
+        challenge = client.start_liveness_challenge(tenant=tenant, subject_id="bob")
+        answer = {"challenge_id": challenge.challenge_id, "nonce": challenge.nonce}
+        with pytest.raises(BioverifyClientError) as info:
+            client.identify_face(probe, tenant=tenant, live_frames=own, **answer)
+        assert info.value.code == grpc.StatusCode.FAILED_PRECONDITION
+        assert "EnrollFace for that subject" in info.value.message
+        challenge = client.start_liveness_challenge(tenant=tenant, subject_id="bob")
+        answer = {"challenge_id": challenge.challenge_id, "nonce": challenge.nonce}
+        reply = client.enroll_face("bob", images, tenant=tenant, live_frames=own, **answer)
+        assert not check(reply, "active_challenge").passed  # not performed in these frames
+        assert "CHALLENGE_FAILED" in [r.code for r in reply.reasons]
+        assert enrolled("bob") == 0
+
+        # IdentifyFace: alice's probe with her own capture finds her, bound to the frames.
+        reply = client.identify_face(probe, tenant=tenant, live_frames=own, fps=2)
+        assert reply.candidates[0].subject_id == "alice" and reply.liveness.live
+        assert reply.decision == common_pb2.ACCEPT
+        assert check(reply, "capture_matches_subject").passed
+        assert "all 5 faces are the person of frame" in check(reply, "identity_continuity").detail
+        # Her photo with someone else performing the capture.
+        reply = client.identify_face(probe, tenant=tenant, live_frames=other)
+        assert reply.candidates[0].subject_id == "alice"
+        assert reply.decision == common_pb2.SPOOF_SUSPECTED
+        assert "IDENTITY_CHANGED" in [r.code for r in reply.liveness.reasons]
+        assert "the identified image: a different person" in check(
+            reply, "identity_continuity"
+        ).detail
+        # Nobody found: there is no candidate for the capture to match.
+        reply = client.identify_face(other[0], tenant=tenant, live_frames=other[1:])
+        assert not reply.candidates and reply.decision == common_pb2.REJECT
+        assert not [c for c in reply.liveness.checks if c.name == "capture_matches_subject"]
+        with pytest.raises(BioverifyClientError) as info:
+            client.identify_face(probe, tenant=tenant, live_frames=[own[0], b"junk"])
+        assert info.value.code == INVALID and "frame 1:" in info.value.message
+    finally:
+        for subject in ("alice", "mallory", "bob"):
             with contextlib.suppress(BioverifyClientError):
                 client.delete_subject(subject, tenant=tenant)

@@ -133,7 +133,8 @@ class ChallengeIssuer:
         self, challenge_id: str, nonce: str, *, tenant: str = "", subject_id: str = ""
     ) -> Challenge:
         """Redeem a challenge once; ``ChallengeInvalid`` if unknown, used, expired, forged, or
-        issued for another tenant or subject (``subject_id`` empty: no subject is verified)."""
+        issued for another tenant or subject (``subject_id`` empty: the request is about no
+        one subject)."""
         with self._lock:
             challenge = self._pending.pop(challenge_id, None)
         if challenge is None:
@@ -146,9 +147,10 @@ class ChallengeIssuer:
             raise ChallengeInvalid("the challenge was issued for another tenant")
         if challenge.subject_id and challenge.subject_id != subject_id:
             raise ChallengeInvalid(
-                "the challenge was issued to verify another subject"
+                "the challenge was issued for another subject"
                 if subject_id
-                else "the challenge was issued to verify a subject: answer it in VerifyFace"
+                else "the challenge was issued for a subject: answer it in VerifyFace or "
+                "EnrollFace for that subject"
             )
         return challenge
 

@@ -205,6 +205,16 @@ def live_capture_from_proto(
     )
 
 
+def optional_live_capture(
+    request: face_pb2.VerifyFaceRequest | face_pb2.IdentifyFaceRequest | face_pb2.EnrollFaceRequest,
+) -> LiveCapture | None:
+    """The ``live_capture`` of a face request (VerifyFace, IdentifyFace, EnrollFace), if sent."""
+    if not request.HasField("live_capture"):
+        return None
+    capture: liveness_pb2.LiveCapture = request.live_capture
+    return live_capture_from_proto(capture.frames, capture.challenge_id, capture.nonce)
+
+
 AUDIO_ENCODING_FROM_PROTO = {
     voice_pb2.AUDIO_ENCODING_UNSPECIFIED: AudioEncoding.AUTO,
     voice_pb2.PCM_S16LE: AudioEncoding.PCM_S16LE,

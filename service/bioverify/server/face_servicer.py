@@ -41,6 +41,7 @@ class FaceServicer(face_pb2_grpc.FaceServiceServicer):  # type: ignore[misc]
             policy=convert.policy_from_proto(request.policy),
             dry_run=request.dry_run,
             refuse_duplicates=request.duplicate_action == common_pb2.DUPLICATE_REFUSE,
+            capture=convert.optional_live_capture(request),
         )
         reply = face_pb2.EnrollFaceResponse(
             subject_id=out.subject_id,
@@ -58,6 +59,7 @@ class FaceServicer(face_pb2_grpc.FaceServiceServicer):  # type: ignore[misc]
             ],
             duplicates=convert.duplicates_to_proto(out.duplicates),
             reasons=convert.reasons_to_proto(out.refusal),
+            liveness=convert.liveness_to_proto(out.liveness),
         )
         if out.template is not None:
             reply.template.CopyFrom(convert.template_to_proto(out.template))
@@ -71,13 +73,7 @@ class FaceServicer(face_pb2_grpc.FaceServiceServicer):  # type: ignore[misc]
             subject_id=request.subject_id,
             image=request.image,
             policy=convert.policy_from_proto(request.policy),
-            capture=convert.live_capture_from_proto(
-                request.live_capture.frames,
-                request.live_capture.challenge_id,
-                request.live_capture.nonce,
-            )
-            if request.HasField("live_capture")
-            else None,
+            capture=convert.optional_live_capture(request),
         )
         return face_pb2.VerifyFaceResponse(
             subject_id=out.subject_id,
@@ -97,6 +93,7 @@ class FaceServicer(face_pb2_grpc.FaceServiceServicer):  # type: ignore[misc]
             top_k=request.top_k,
             min_confidence=request.min_confidence,
             policy=convert.policy_from_proto(request.policy),
+            capture=convert.optional_live_capture(request),
         )
         return face_pb2.IdentifyFaceResponse(
             candidates=convert.candidates_to_proto(out.result),

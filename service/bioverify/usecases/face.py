@@ -1,4 +1,4 @@
-"""Face use cases: compare, enroll, verify."""
+"""Face use cases: compare, enroll, identify, verify."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bioverify.errors import BioverifyError, InvalidInput, NotImplementedYet
+from bioverify.errors import BioverifyError, InvalidInput, NotEnrolled, NotImplementedYet
 from bioverify.face.pipeline import FaceFinding, FacePipeline, FaceSample, PreparedFace
 from bioverify.index.gallery import Gallery
 from bioverify.packs import PackManifest
@@ -77,6 +77,7 @@ class EnrollOutcome:
     template: Template | None
     duplicates: tuple[Duplicate, ...] = ()
     refusal: tuple[Issue, ...] = ()  # why no template was written, when none was
+    liveness: LivenessResult | None = None  # the live capture's, when one was sent
 
 
 @dataclass(frozen=True)
@@ -172,7 +173,12 @@ class FaceVerification:
         policy: RequestPolicy,
         dry_run: bool = False,
         refuse_duplicates: bool = False,
+        capture: LiveCapture | None = None,
     ) -> EnrollOutcome:
+        """``capture``: frames of one capture vouching that the images are of a live person;
+        their liveness (every accepted image, and the subject's existing template when
+        samples are added to it, bound to them) replaces the per-image check, and a capture
+        judged not live writes nothing."""
         tenant, subject_id, meta = validate_enrollment(
             tenant,
             subject_id,
@@ -195,7 +201,9 @@ class FaceVerification:
                 reasons = tuple(Issue(i.code, i.message) for i in quality.issues)
                 outcomes.append(SampleOutcome(index, False, reasons, prepared.finding))
                 continue
-            checking.append((index, prepared, self._start_liveness(policy, tenant, prepared)))
+            # With a capture, the capture decides liveness for every image.
+            wait = self._start_liveness(policy, tenant, prepared) if capture is None else _unchecked
+            checking.append((index, prepared, wait))
         for index, prepared, wait in checking:  # every sample's liveness runs at once
             live = wait()
             if live is not None and live.blocks:
@@ -209,6 +217,21 @@ class FaceVerification:
         if not good:
             return EnrollOutcome(subject_id, tuple(outcomes), None, refusal=(NOTHING_ACCEPTED,))
         embedded: list[FaceSample] = self.pool.run(self.pipeline.embed, good)
+        live = None
+        if capture is not None:
+            names = [f"enrolment image {o.index}" for o in outcomes if o.accepted]
+            existing = None if replace else self._template_or_none(tenant, subject_id)
+            binding = CaptureBinding(
+                images=tuple(zip(names, (s.embedding for s in embedded), strict=True)),
+                subject_id=subject_id,
+                template=existing.vector if existing is not None else None,
+                threshold=self.operating_point(policy).threshold,
+            )
+            live = self._capture_checks().vouch_for(capture, binding, policy, tenant)
+            if live.blocks:
+                return EnrollOutcome(
+                    subject_id, tuple(outcomes), None, refusal=spoof_issues(live), liveness=live
+                )
         write = TemplateWrite(
             tenant=tenant,
             subject_id=subject_id,
@@ -228,7 +251,7 @@ class FaceVerification:
             refuse_duplicates=refuse_duplicates,
             dry_run=dry_run,
         )
-        return EnrollOutcome(subject_id, tuple(outcomes), template, duplicates)
+        return EnrollOutcome(subject_id, tuple(outcomes), template, duplicates, liveness=live)
 
     def identify(
         self,
@@ -238,12 +261,20 @@ class FaceVerification:
         top_k: int,
         min_confidence: float,
         policy: RequestPolicy,
+        capture: LiveCapture | None = None,
     ) -> IdentifyOutcome:
+        """``capture``: frames of the same capture vouching for ``image``; their liveness
+        (``image`` and, when one is found, the top candidate bound to them) replaces the
+        single-image check."""
         tenant = validate_tenant(tenant)
         point = self.operating_point(policy)
         _require_image(image, "image")
         prepared = self.pool.run(self.pipeline.prepare, image)
-        live, sample = self._liveness_and_embedding(policy, tenant, prepared)
+        live: LivenessResult | None
+        if capture is None:
+            live, sample = self._liveness_and_embedding(policy, tenant, prepared)
+        else:
+            sample = self.pool.run(self.pipeline.embed, [prepared])[0]
         result = identify(
             self.gallery,
             tenant,
@@ -253,6 +284,15 @@ class FaceVerification:
             calibration=self.calibration,
             point=point,
         )
+        if capture is not None:
+            found = result.candidates[0].subject_id if result.found else ""
+            template = template_for(self.store, tenant, found, FACE, self.model) if found else None
+            binding = CaptureBinding(
+                images=(("the identified image", sample.embedding),),
+                template=template.vector if template is not None else None,
+                threshold=point.threshold,
+            )
+            live = self._capture_checks().vouch_for(capture, binding, policy, tenant)
         return IdentifyOutcome(result, self.model, sample.finding, _quality_issues([sample]), live)
 
     def verify(
@@ -276,16 +316,14 @@ class FaceVerification:
         if capture is None:
             live, sample = self._liveness_and_embedding(policy, tenant, prepared)
         else:
-            if self.live_capture is None:
-                raise NotImplementedYet("this service cannot check a live capture")
             sample = self.pool.run(self.pipeline.embed, [prepared])[0]
             binding = CaptureBinding(
-                image=sample.embedding,
+                images=(("the verified image", sample.embedding),),
                 subject_id=subject_id,
                 template=template.vector,
                 threshold=point.threshold,
             )
-            live = self.live_capture.vouch_for(capture, binding, policy, tenant)
+            live = self._capture_checks().vouch_for(capture, binding, policy, tenant)
         similarity = cosine_similarity(template.vector, sample.embedding)
         return VerifyOutcome(
             subject_id=subject_id,
@@ -297,6 +335,17 @@ class FaceVerification:
         )
 
     # -- helpers ----------------------------------------------------------------------------
+    def _capture_checks(self) -> LivenessChecks:
+        if self.live_capture is None:
+            raise NotImplementedYet("this service cannot check a live capture")
+        return self.live_capture
+
+    def _template_or_none(self, tenant: str, subject_id: str) -> Template | None:
+        try:
+            return template_for(self.store, tenant, subject_id, FACE, self.model)
+        except NotEnrolled:
+            return None
+
     def _start_liveness(
         self, policy: RequestPolicy, tenant: str, prepared: PreparedFace, compare: bool = False
     ) -> Callable[[], LivenessResult | None]:
@@ -305,7 +354,7 @@ class FaceVerification:
         CompareFaces stores nothing and decides nothing about an enrolled person, so there it
         runs only when the request asks."""
         if compare and not policy.require_liveness:
-            return lambda: None
+            return _unchecked
         return self.pool.submit(self.liveness.face_result, policy, tenant, prepared).result
 
     def _liveness_and_embedding(
@@ -316,6 +365,11 @@ class FaceVerification:
         wait = self._start_liveness(policy, tenant, prepared)
         sample = self.pool.run(self.pipeline.embed, [prepared])[0]
         return wait(), sample
+
+
+def _unchecked() -> LivenessResult | None:
+    """The liveness result of a sample whose liveness is not checked on its own."""
+    return None
 
 
 def _require_image(data: bytes, label: str) -> None:

@@ -84,8 +84,9 @@ def spoof_issues(result: LivenessResult) -> tuple[Issue, ...]:
 
 @dataclass(frozen=True)
 class LiveCapture:
-    """A burst of frames from one capture (CheckLiveness frames, VerifyFace live_capture),
-    with the challenge it answers (empty: none) and its audio track (None: none)."""
+    """A burst of frames from one capture (CheckLiveness frames, the live_capture of
+    VerifyFace, IdentifyFace and EnrollFace), with the challenge it answers (empty: none) and
+    its audio track (None: none)."""
 
     frames: Sequence[bytes]
     challenge_id: str = ""
@@ -96,14 +97,19 @@ class LiveCapture:
 
 @dataclass(frozen=True)
 class CaptureBinding:
-    """What a live capture vouches for in VerifyFace: the verified image (its embedding),
-    which must be the frames' person, and the enrolled subject, whose template the frames'
-    reference face must match at the request's similarity ``threshold``."""
+    """What a live capture vouches for in a face decision.
 
-    image: npt.NDArray[np.float32]
-    subject_id: str
-    template: npt.NDArray[np.float32]
-    threshold: float
+    ``images``: the faces sent with the capture (the verified or identified image, the
+    enrolment images) by name, as embeddings; each must be the frames' person.
+    ``subject_id``: the subject the request is about (a challenge issued for a subject is
+    redeemable only there; empty: none). ``template``: the enrolled template the decision
+    names (None: none yet), which the frames' reference face must match at the request's
+    similarity ``threshold``."""
+
+    images: tuple[tuple[str, npt.NDArray[np.float32]], ...]
+    subject_id: str = ""
+    template: npt.NDArray[np.float32] | None = None
+    threshold: float = 0.0
 
 
 @dataclass
@@ -242,8 +248,8 @@ class LivenessChecks:
     def vouch_for(
         self, capture: LiveCapture, binding: CaptureBinding, request: RequestPolicy, tenant: str
     ) -> LivenessResult:
-        """Liveness of a verified face from the capture sent with it: ``check_frames`` bound
-        to the verified image and the enrolled subject; blocking unless observe mode."""
+        """Liveness of the faces of a decision from the capture sent with them:
+        ``check_frames`` bound to those faces and the subject; blocking unless observe mode."""
         _, observe = self.gate.requirement(request, tenant, "face")
         return LivenessResult(self.check_frames(capture, tenant=tenant, binding=binding), observe)
 
@@ -257,9 +263,10 @@ class LivenessChecks:
         person, a failed challenge or an evaluated, failed sync check makes the sample not
         live (IDENTITY_CHANGED / CHALLENGE_FAILED / AV_SYNC_FAILED).
 
-        With a ``binding`` (VerifyFace), the verified image joins the continuity check and
-        the frames' reference face must match the enrolled template at the request's
-        operating point (``capture_matches_subject``), so the live person is the subject.
+        With a ``binding`` (VerifyFace, IdentifyFace, EnrollFace), the faces sent with the
+        capture join the continuity check and, when the decision names an enrolled subject,
+        the frames' reference face must match its template at the request's operating point
+        (``capture_matches_subject``), so the live person is the subject.
         The challenge is redeemed once the frames are decoded and their faces found: a
         request the client got wrong does not use it up."""
         checker = self._face_checker()
@@ -297,8 +304,8 @@ class LivenessChecks:
         embeddings = [sample.embedding for sample in embedding.result()]
         names = [f"frame {i}" for i in range(len(embeddings))]
         if binding is not None:
-            embeddings.append(binding.image)
-            names.append("the verified image")
+            names.extend(name for name, _ in binding.images)
+            embeddings.extend(vector for _, vector in binding.images)
         same = identity_continuity(
             embeddings, self.identity_threshold, names, candidates=len(frames)
         )
@@ -315,7 +322,7 @@ class LivenessChecks:
         rejected: list[tuple[str, str]] = []  # each makes the sample not live, score 0
         if not same.passed:
             rejected.append((IDENTITY_CHANGED, same.explanation()))
-        if binding is not None:
+        if binding is not None and binding.template is not None:
             similarity = cosine_similarity(embeddings[same.reference], binding.template)
             matches = similarity >= binding.threshold
             detail = (

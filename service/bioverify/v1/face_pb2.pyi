@@ -101,7 +101,7 @@ class CompareFacesResponse(_message.Message):
     def __init__(self, match: _Optional[_Union[_common_pb2.MatchScore, _Mapping]] = ..., face_a: _Optional[_Union[FaceAnalysis, _Mapping]] = ..., face_b: _Optional[_Union[FaceAnalysis, _Mapping]] = ..., liveness_a: _Optional[_Union[_common_pb2.LivenessReport, _Mapping]] = ..., liveness_b: _Optional[_Union[_common_pb2.LivenessReport, _Mapping]] = ..., decision: _Optional[_Union[_common_pb2.Decision, str]] = ..., reasons: _Optional[_Iterable[_Union[_common_pb2.Reason, _Mapping]]] = ...) -> None: ...
 
 class EnrollFaceRequest(_message.Message):
-    __slots__ = ("subject_id", "images", "metadata", "tenant", "replace", "policy", "duplicate_action", "dry_run")
+    __slots__ = ("subject_id", "images", "metadata", "tenant", "replace", "policy", "duplicate_action", "dry_run", "live_capture")
     class MetadataEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -117,6 +117,7 @@ class EnrollFaceRequest(_message.Message):
     POLICY_FIELD_NUMBER: _ClassVar[int]
     DUPLICATE_ACTION_FIELD_NUMBER: _ClassVar[int]
     DRY_RUN_FIELD_NUMBER: _ClassVar[int]
+    LIVE_CAPTURE_FIELD_NUMBER: _ClassVar[int]
     subject_id: str
     images: _containers.RepeatedScalarFieldContainer[bytes]
     metadata: _containers.ScalarMap[str, str]
@@ -125,7 +126,8 @@ class EnrollFaceRequest(_message.Message):
     policy: _common_pb2.Policy
     duplicate_action: _common_pb2.DuplicateAction
     dry_run: bool
-    def __init__(self, subject_id: _Optional[str] = ..., images: _Optional[_Iterable[bytes]] = ..., metadata: _Optional[_Mapping[str, str]] = ..., tenant: _Optional[str] = ..., replace: _Optional[bool] = ..., policy: _Optional[_Union[_common_pb2.Policy, _Mapping]] = ..., duplicate_action: _Optional[_Union[_common_pb2.DuplicateAction, str]] = ..., dry_run: _Optional[bool] = ...) -> None: ...
+    live_capture: _liveness_pb2.LiveCapture
+    def __init__(self, subject_id: _Optional[str] = ..., images: _Optional[_Iterable[bytes]] = ..., metadata: _Optional[_Mapping[str, str]] = ..., tenant: _Optional[str] = ..., replace: _Optional[bool] = ..., policy: _Optional[_Union[_common_pb2.Policy, _Mapping]] = ..., duplicate_action: _Optional[_Union[_common_pb2.DuplicateAction, str]] = ..., dry_run: _Optional[bool] = ..., live_capture: _Optional[_Union[_liveness_pb2.LiveCapture, _Mapping]] = ...) -> None: ...
 
 class FaceSampleResult(_message.Message):
     __slots__ = ("index", "accepted", "reasons", "analysis", "liveness")
@@ -142,7 +144,7 @@ class FaceSampleResult(_message.Message):
     def __init__(self, index: _Optional[int] = ..., accepted: _Optional[bool] = ..., reasons: _Optional[_Iterable[_Union[_common_pb2.Reason, _Mapping]]] = ..., analysis: _Optional[_Union[FaceAnalysis, _Mapping]] = ..., liveness: _Optional[_Union[_common_pb2.LivenessReport, _Mapping]] = ...) -> None: ...
 
 class EnrollFaceResponse(_message.Message):
-    __slots__ = ("subject_id", "accepted_count", "rejected_count", "samples", "template", "duplicates", "reasons")
+    __slots__ = ("subject_id", "accepted_count", "rejected_count", "samples", "template", "duplicates", "reasons", "liveness")
     SUBJECT_ID_FIELD_NUMBER: _ClassVar[int]
     ACCEPTED_COUNT_FIELD_NUMBER: _ClassVar[int]
     REJECTED_COUNT_FIELD_NUMBER: _ClassVar[int]
@@ -150,6 +152,7 @@ class EnrollFaceResponse(_message.Message):
     TEMPLATE_FIELD_NUMBER: _ClassVar[int]
     DUPLICATES_FIELD_NUMBER: _ClassVar[int]
     REASONS_FIELD_NUMBER: _ClassVar[int]
+    LIVENESS_FIELD_NUMBER: _ClassVar[int]
     subject_id: str
     accepted_count: int
     rejected_count: int
@@ -157,7 +160,8 @@ class EnrollFaceResponse(_message.Message):
     template: _common_pb2.TemplateInfo
     duplicates: _containers.RepeatedCompositeFieldContainer[_common_pb2.DuplicateMatch]
     reasons: _containers.RepeatedCompositeFieldContainer[_common_pb2.Reason]
-    def __init__(self, subject_id: _Optional[str] = ..., accepted_count: _Optional[int] = ..., rejected_count: _Optional[int] = ..., samples: _Optional[_Iterable[_Union[FaceSampleResult, _Mapping]]] = ..., template: _Optional[_Union[_common_pb2.TemplateInfo, _Mapping]] = ..., duplicates: _Optional[_Iterable[_Union[_common_pb2.DuplicateMatch, _Mapping]]] = ..., reasons: _Optional[_Iterable[_Union[_common_pb2.Reason, _Mapping]]] = ...) -> None: ...
+    liveness: _common_pb2.LivenessReport
+    def __init__(self, subject_id: _Optional[str] = ..., accepted_count: _Optional[int] = ..., rejected_count: _Optional[int] = ..., samples: _Optional[_Iterable[_Union[FaceSampleResult, _Mapping]]] = ..., template: _Optional[_Union[_common_pb2.TemplateInfo, _Mapping]] = ..., duplicates: _Optional[_Iterable[_Union[_common_pb2.DuplicateMatch, _Mapping]]] = ..., reasons: _Optional[_Iterable[_Union[_common_pb2.Reason, _Mapping]]] = ..., liveness: _Optional[_Union[_common_pb2.LivenessReport, _Mapping]] = ...) -> None: ...
 
 class VerifyFaceRequest(_message.Message):
     __slots__ = ("subject_id", "image", "tenant", "policy", "live_capture")
@@ -190,18 +194,20 @@ class VerifyFaceResponse(_message.Message):
     def __init__(self, subject_id: _Optional[str] = ..., match: _Optional[_Union[_common_pb2.MatchScore, _Mapping]] = ..., analysis: _Optional[_Union[FaceAnalysis, _Mapping]] = ..., liveness: _Optional[_Union[_common_pb2.LivenessReport, _Mapping]] = ..., decision: _Optional[_Union[_common_pb2.Decision, str]] = ..., reasons: _Optional[_Iterable[_Union[_common_pb2.Reason, _Mapping]]] = ...) -> None: ...
 
 class IdentifyFaceRequest(_message.Message):
-    __slots__ = ("image", "top_k", "min_confidence", "tenant", "policy")
+    __slots__ = ("image", "top_k", "min_confidence", "tenant", "policy", "live_capture")
     IMAGE_FIELD_NUMBER: _ClassVar[int]
     TOP_K_FIELD_NUMBER: _ClassVar[int]
     MIN_CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
     TENANT_FIELD_NUMBER: _ClassVar[int]
     POLICY_FIELD_NUMBER: _ClassVar[int]
+    LIVE_CAPTURE_FIELD_NUMBER: _ClassVar[int]
     image: bytes
     top_k: int
     min_confidence: float
     tenant: str
     policy: _common_pb2.Policy
-    def __init__(self, image: _Optional[bytes] = ..., top_k: _Optional[int] = ..., min_confidence: _Optional[float] = ..., tenant: _Optional[str] = ..., policy: _Optional[_Union[_common_pb2.Policy, _Mapping]] = ...) -> None: ...
+    live_capture: _liveness_pb2.LiveCapture
+    def __init__(self, image: _Optional[bytes] = ..., top_k: _Optional[int] = ..., min_confidence: _Optional[float] = ..., tenant: _Optional[str] = ..., policy: _Optional[_Union[_common_pb2.Policy, _Mapping]] = ..., live_capture: _Optional[_Union[_liveness_pb2.LiveCapture, _Mapping]] = ...) -> None: ...
 
 class IdentifyFaceResponse(_message.Message):
     __slots__ = ("candidates", "analysis", "liveness", "decision", "reasons", "model")
