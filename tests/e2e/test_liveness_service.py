@@ -427,9 +427,9 @@ def test_enroll_and_identify_face_with_a_live_capture(
         assert reply.candidates[0].subject_id == "alice"
         assert reply.decision == common_pb2.SPOOF_SUSPECTED
         assert "IDENTITY_CHANGED" in [r.code for r in reply.liveness.reasons]
-        assert "the identified image: a different person" in check(
-            reply, "identity_continuity"
-        ).detail
+        assert (
+            "the identified image: a different person" in check(reply, "identity_continuity").detail
+        )
         # Nobody found: there is no candidate for the capture to match.
         reply = client.identify_face(other[0], tenant=tenant, live_frames=other[1:])
         assert not reply.candidates and reply.decision == common_pb2.REJECT
@@ -441,3 +441,52 @@ def test_enroll_and_identify_face_with_a_live_capture(
         for subject in ("alice", "mallory", "bob"):
             with contextlib.suppress(BioverifyClientError):
                 client.delete_subject(subject, tenant=tenant)
+
+
+def test_verify_face_accepts_a_challenge_performed_by_the_enrolled_person(
+    client: BioverifyClient,
+) -> None:
+    """The whole active path with one real person: a subject-bound challenge of head turns,
+    answered with the enrolled person's own live webcam frames (a real turn to the image's
+    left, mirrored for a turn to the right), vouches for their image in VerifyFace. The PAD
+    set keeps only face crops, and the turned face touches its crop's edge, so the turned
+    frame gets a margin back by edge replication (as the whole webcam frame would have)."""
+    neutral = frames_of("Krzysiek354", ("0000", "0020", "0119"))
+    (turned,) = frames_of("Krzysiek354", ("0060",))  # yaw -0.41: nose towards the image's left
+    decoded = cv2.imdecode(np.frombuffer(turned, np.uint8), cv2.IMREAD_COLOR)
+    assert decoded is not None
+    left = cv2.copyMakeBorder(decoded, 32, 32, 32, 32, cv2.BORDER_REPLICATE)
+    frames_for = {
+        liveness_pb2.TURN_HEAD_LEFT: cv2.imencode(".png", left)[1].tobytes(),
+        liveness_pb2.TURN_HEAD_RIGHT: cv2.imencode(".png", cv2.flip(left, 1))[1].tobytes(),
+    }
+    (image,) = frames_of("Krzysiek354", ("0099",))
+    tenant = "perform"
+    client.enroll_face("performer", frames_of("Krzysiek354", ("0139",)), tenant=tenant)
+    try:
+        for _ in range(400):  # the actions are random; this person can only turn
+            challenge = client.start_liveness_challenge(tenant=tenant, subject_id="performer")
+            if set(challenge.actions) <= set(frames_for):
+                break
+        else:
+            pytest.fail("the service never issued a challenge of head turns only")
+        frames = list(neutral)
+        for action in challenge.actions:
+            frames += [frames_for[action], neutral[0]]
+        reply = client.verify_face(
+            "performer",
+            image,
+            tenant=tenant,
+            live_frames=frames,
+            fps=5,
+            challenge_id=challenge.challenge_id,
+            nonce=challenge.nonce,
+        )
+        performed = check(reply, "active_challenge")
+        assert performed.passed and "TURN_HEAD" in performed.detail, performed.detail
+        assert check(reply, "identity_continuity").passed
+        assert check(reply, "capture_matches_subject").passed
+        assert reply.liveness.live and reply.decision == common_pb2.ACCEPT, reply.liveness
+    finally:
+        with contextlib.suppress(BioverifyClientError):
+            client.delete_subject("performer", tenant=tenant)
