@@ -437,6 +437,15 @@ def test_enroll_and_identify_face_with_a_live_capture(
         with pytest.raises(BioverifyClientError) as info:
             client.identify_face(probe, tenant=tenant, live_frames=[own[0], b"junk"])
         assert info.value.code == INVALID and "frame 1:" in info.value.message
+        # A capture too short to judge fails before any image is processed.
+        for call in (
+            lambda: client.identify_face(b"junk", tenant=tenant, live_frames=own[:1]),
+            lambda: client.enroll_face("bob", [b"junk"], tenant=tenant, live_frames=own[:1]),
+            lambda: client.verify_face("alice", b"junk", tenant=tenant, live_frames=own[:1]),
+        ):
+            with pytest.raises(BioverifyClientError) as info:
+                call()
+            assert info.value.code == INVALID and "at least two frames" in info.value.message
     finally:
         for subject in ("alice", "mallory", "bob"):
             with contextlib.suppress(BioverifyClientError):

@@ -188,6 +188,8 @@ class FaceVerification:
             max_samples=self.max_images,
             max_subject_id_length=self.max_subject_id_length,
         )
+        if capture is not None:
+            self._capture_checks().validate(capture)
         outcomes: list[SampleOutcome] = []
         good: list[PreparedFace] = []
         good_ids: list[str] = []
@@ -269,6 +271,8 @@ class FaceVerification:
         tenant = validate_tenant(tenant)
         point = self.operating_point(policy)
         _require_image(image, "image")
+        if capture is not None:
+            self._capture_checks().validate(capture)
         prepared = self.pool.run(self.pipeline.prepare, image)
         live: LivenessResult | None
         if capture is None:
@@ -311,6 +315,8 @@ class FaceVerification:
         point = self.operating_point(policy)
         _require_image(image, "image")
         template = template_for(self.store, tenant, subject_id, FACE, self.model)
+        if capture is not None:
+            self._capture_checks().validate(capture)
         prepared = self.pool.run(self.pipeline.prepare, image)
         live: LivenessResult | None
         if capture is None:

@@ -245,6 +245,15 @@ class LivenessChecks:
         prepared = self.pool.run(self.face_pipeline.prepare, image)
         return self.pool.run(checker.assess, prepared.image, prepared.finding.face)
 
+    def validate(self, capture: LiveCapture) -> None:
+        """What can be checked about a capture before any inference (InvalidInput if bad),
+        so a face request sent with a broken capture fails before its image is processed."""
+        self._face_checker()
+        if len(capture.frames) < 2:
+            raise InvalidInput("send at least two frames for a multi-frame liveness check")
+        if len(capture.frames) > self.max_frames:
+            raise InvalidInput(f"at most {self.max_frames} frames per liveness check")
+
     def vouch_for(
         self, capture: LiveCapture, binding: CaptureBinding, request: RequestPolicy, tenant: str
     ) -> LivenessResult:
@@ -271,11 +280,8 @@ class LivenessChecks:
         request the client got wrong does not use it up."""
         checker = self._face_checker()
         tenant = validate_tenant(tenant)
+        self.validate(capture)
         frames, audio, fps = capture.frames, capture.audio, capture.fps
-        if len(frames) < 2:
-            raise InvalidInput("send at least two frames for a multi-frame liveness check")
-        if len(frames) > self.max_frames:
-            raise InvalidInput(f"at most {self.max_frames} frames per liveness check")
         decoded = self._frames_audio(audio, len(frames), fps) if audio is not None else None
         prepared = prepare_all(
             self.pool,
