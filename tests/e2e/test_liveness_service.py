@@ -343,7 +343,7 @@ def test_verify_face_with_a_live_capture_binds_the_image_to_the_frames(
                 timeout=60,
             )
         assert rpc_info.value.code() == grpc.StatusCode.FAILED_PRECONDITION
-        assert "answer it in VerifyFace" in (rpc_info.value.details() or "")
+        assert "only VerifyFace or EnrollFace" in (rpc_info.value.details() or "")
     finally:
         for tenant, subject in (("cap", "capture-1"), ("cap", "capture-2"), ("other", "capture-1")):
             with contextlib.suppress(BioverifyClientError):
@@ -377,30 +377,52 @@ def test_enroll_and_identify_face_with_a_live_capture(
         assert reply.liveness.live and reply.template.sample_count == 2, reply
         same = check(reply, "identity_continuity")
         assert same.passed and "all 6 faces are the person of frame" in same.detail
+        assert check(reply, "images_match_capture").passed  # at the operating point
         assert not [c for c in reply.liveness.checks if c.name == "capture_matches_subject"]
 
-        # Someone else's live capture with these images: nothing written, unless observing.
+        # Someone else's live capture with these images (after one that is no face): nothing
+        # written and every sample rejected, unless observing; the images keep their indices.
         for observe in (False, True):
             reply = client.enroll_face(
-                "mallory", images, tenant=tenant, live_frames=other, observe_only=observe
+                "mallory",
+                [b"junk", *images],
+                tenant=tenant,
+                live_frames=other,
+                observe_only=observe,
             )
             assert not reply.liveness.live
             detail = check(reply, "identity_continuity").detail
-            assert "enrolment image 0, enrolment image 1: a different person" in detail
+            assert "enrolment image 1, enrolment image 2: a different person" in detail
+            assert not check(reply, "images_match_capture").passed
+            assert not reply.samples[0].accepted
+            assert reply.samples[0].reasons[0].code != "SPOOF_SUSPECTED"
             if observe:
                 assert reply.template.sample_count == 2 and not reply.reasons
+                assert reply.accepted_count == 2
             else:
                 codes = [r.code for r in reply.reasons]
                 assert codes[0] == "SPOOF_SUSPECTED" and "IDENTITY_CHANGED" in codes, codes
                 assert not reply.HasField("template") and enrolled("mallory") == 0
+                assert reply.accepted_count == 0 and reply.rejected_count == 3
+                assert reply.samples[2].reasons[0].code == "SPOOF_SUSPECTED"
         client.delete_subject("mallory", tenant=tenant)
 
-        # Adding samples to alice: the live person must be alice, even when the new images
-        # and the frames agree with each other.
-        reply = client.enroll_face("alice", other[:2], tenant=tenant, live_frames=other[2:])
-        matches = check(reply, "capture_matches_subject")
-        assert not matches.passed and "against the enrolled subject" in matches.detail
-        assert not reply.HasField("template") and enrolled("alice") == 2
+        # Adding samples to alice or replacing hers: the live person must be alice, even
+        # when the new images and the frames agree with each other.
+        for replace in (False, True):
+            reply = client.enroll_face(
+                "alice", other[:2], tenant=tenant, live_frames=other[2:], replace=replace
+            )
+            matches = check(reply, "capture_matches_subject")
+            assert not matches.passed and "against the enrolled subject" in matches.detail
+            assert not reply.HasField("template") and enrolled("alice") == 2
+        # Her own capture adds her new image; a dry run checks it all and writes nothing.
+        for dry_run, count in ((True, 2), (False, 3)):
+            reply = client.enroll_face(
+                "alice", [probe], tenant=tenant, live_frames=own, dry_run=dry_run
+            )
+            assert reply.liveness.live and check(reply, "capture_matches_subject").passed
+            assert enrolled("alice") == count and reply.accepted_count == 1
 
         # A challenge bound to a subject is redeemed by that subject's enrolment only.
         challenge = client.start_liveness_challenge(tenant=tenant, subject_id="bob")
@@ -408,7 +430,7 @@ def test_enroll_and_identify_face_with_a_live_capture(
         with pytest.raises(BioverifyClientError) as info:
             client.identify_face(probe, tenant=tenant, live_frames=own, **answer)
         assert info.value.code == grpc.StatusCode.FAILED_PRECONDITION
-        assert "EnrollFace for that subject" in info.value.message
+        assert "EnrollFace of that subject" in info.value.message
         challenge = client.start_liveness_challenge(tenant=tenant, subject_id="bob")
         answer = {"challenge_id": challenge.challenge_id, "nonce": challenge.nonce}
         reply = client.enroll_face("bob", images, tenant=tenant, live_frames=own, **answer)
@@ -430,6 +452,9 @@ def test_enroll_and_identify_face_with_a_live_capture(
         assert (
             "the identified image: a different person" in check(reply, "identity_continuity").detail
         )
+        assert not check(reply, "capture_matches_subject").passed
+        reply = client.identify_face(probe, tenant=tenant, live_frames=other, observe_only=True)
+        assert reply.decision == common_pb2.ACCEPT and not reply.liveness.live  # reported only
         # Nobody found: there is no candidate for the capture to match.
         reply = client.identify_face(other[0], tenant=tenant, live_frames=other[1:])
         assert not reply.candidates and reply.decision == common_pb2.REJECT

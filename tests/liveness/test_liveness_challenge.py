@@ -84,7 +84,7 @@ def test_a_challenge_is_redeemed_only_in_its_tenant_and_for_its_subject() -> Non
     for issued, redeemed, message in (
         (("bank-a", ""), ("bank-b", ""), "another tenant"),
         (("bank-a", "alice"), ("bank-a", "bob"), "another subject"),
-        (("bank-a", "alice"), ("bank-a", ""), "answer it in VerifyFace"),
+        (("bank-a", "alice"), ("bank-a", ""), "only VerifyFace or EnrollFace of that subject"),
     ):
         c = issuer.issue(*issued)
         assert (c.tenant, c.subject_id) == issued

@@ -170,10 +170,15 @@ class AvSyncChecker:
         self.policy = policy or AvSyncPolicy()
         self.unavailable = unavailable
 
-    def validate(self, n_frames: int, fps: float, audio_s: float) -> None:
-        """Reject requests whose frames and audio cannot describe the same capture."""
+    @staticmethod
+    def validate_frame_rate(fps: float) -> None:
+        """Frames sent with their audio need a frame rate to be aligned with it."""
         if not math.isfinite(fps) or fps <= 0:
             raise InvalidInput("frames with audio need their frame rate: set fps > 0")
+
+    def validate(self, n_frames: int, fps: float, audio_s: float) -> None:
+        """Reject requests whose frames and audio cannot describe the same capture."""
+        self.validate_frame_rate(fps)
         video_s = n_frames / fps
         tolerance = max(
             self.policy.duration_tolerance_s, self.policy.duration_tolerance_fraction * video_s

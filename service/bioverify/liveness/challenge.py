@@ -70,7 +70,8 @@ class Challenge:
     expires_at: float
     tenant: str = ""
     subject_id: str = ""
-    """Empty: any subject (CheckLiveness, or VerifyFace of anyone in the tenant)."""
+    """Empty: redeemable by any request of the tenant (CheckLiveness, or a face request
+    about anyone); set: only by VerifyFace or EnrollFace of that subject."""
 
 
 class ChallengeIssuer:
@@ -109,7 +110,7 @@ class ChallengeIssuer:
 
     def issue(self, tenant: str = "", subject_id: str = "") -> Challenge:
         """A fresh challenge: 2-3 random actions, no action twice in a row, redeemable only
-        in ``tenant`` and, when given, only to verify ``subject_id``."""
+        in ``tenant`` and, when given, only by requests about ``subject_id``."""
         count = self._min + secrets.randbelow(self._max_actions - self._min + 1)
         actions: list[Action] = []
         while len(actions) < count:
@@ -147,10 +148,10 @@ class ChallengeIssuer:
             raise ChallengeInvalid("the challenge was issued for another tenant")
         if challenge.subject_id and challenge.subject_id != subject_id:
             raise ChallengeInvalid(
-                "the challenge was issued for another subject"
+                "the challenge was issued for another subject; start a new challenge"
                 if subject_id
-                else "the challenge was issued for a subject: answer it in VerifyFace or "
-                "EnrollFace for that subject"
+                else "the challenge was issued for a subject: only VerifyFace or EnrollFace "
+                "of that subject can redeem one; start a new challenge"
             )
         return challenge
 

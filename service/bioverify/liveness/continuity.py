@@ -28,6 +28,7 @@ from bioverify.scoring import l2_normalize
 
 IDENTITY_CONTINUITY = "identity_continuity"
 CAPTURE_MATCHES_SUBJECT = "capture_matches_subject"
+IMAGES_MATCH_CAPTURE = "images_match_capture"
 IDENTITY_CHANGED = "IDENTITY_CHANGED"
 
 

@@ -8,7 +8,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bioverify.errors import BioverifyError, InvalidInput, NotEnrolled, NotImplementedYet
+from bioverify.errors import (
+    BioverifyError,
+    InvalidInput,
+    ModelMismatch,
+    NotEnrolled,
+    NotImplementedYet,
+    Unavailable,
+)
 from bioverify.face.pipeline import FaceFinding, FacePipeline, FaceSample, PreparedFace
 from bioverify.index.gallery import Gallery
 from bioverify.packs import PackManifest
@@ -176,9 +183,12 @@ class FaceVerification:
         capture: LiveCapture | None = None,
     ) -> EnrollOutcome:
         """``capture``: frames of one capture vouching that the images are of a live person;
-        their liveness (every accepted image, and the subject's existing template when
-        samples are added to it, bound to them) replaces the per-image check, and a capture
-        judged not live writes nothing."""
+        their liveness replaces the per-image check. Every accepted image must match the
+        frames' face at the operating point, and so must the subject's existing template
+        (also when replacing it: delete the subject to enroll someone else under its id). A
+        capture judged not live writes nothing and rejects every sample; on a dry run, an
+        answered challenge is used up all the same (a dry run must not let a client try
+        answers)."""
         tenant, subject_id, meta = validate_enrollment(
             tenant,
             subject_id,
@@ -188,8 +198,8 @@ class FaceVerification:
             max_samples=self.max_images,
             max_subject_id_length=self.max_subject_id_length,
         )
-        if capture is not None:
-            self._capture_checks().validate(capture)
+        point = self.operating_point(policy)
+        self._validate_capture(capture)
         outcomes: list[SampleOutcome] = []
         good: list[PreparedFace] = []
         good_ids: list[str] = []
@@ -222,18 +232,22 @@ class FaceVerification:
         live = None
         if capture is not None:
             names = [f"enrolment image {o.index}" for o in outcomes if o.accepted]
-            existing = None if replace else self._template_or_none(tenant, subject_id)
+            existing = self._comparable_template(tenant, subject_id)
             binding = CaptureBinding(
                 images=tuple(zip(names, (s.embedding for s in embedded), strict=True)),
+                threshold=point.threshold,
                 subject_id=subject_id,
                 template=existing.vector if existing is not None else None,
-                threshold=self.operating_point(policy).threshold,
+                images_at_threshold=True,
             )
             live = self._capture_checks().vouch_for(capture, binding, policy, tenant)
             if live.blocks:
-                return EnrollOutcome(
-                    subject_id, tuple(outcomes), None, refusal=spoof_issues(live), liveness=live
+                refusal = spoof_issues(live)
+                rejected = tuple(
+                    SampleOutcome(o.index, False, refusal, o.finding) if o.accepted else o
+                    for o in outcomes
                 )
+                return EnrollOutcome(subject_id, rejected, None, refusal=refusal, liveness=live)
         write = TemplateWrite(
             tenant=tenant,
             subject_id=subject_id,
@@ -249,7 +263,7 @@ class FaceVerification:
             self.gallery,
             write,
             calibration=self.calibration,
-            point=self.operating_point(policy),
+            point=point,
             refuse_duplicates=refuse_duplicates,
             dry_run=dry_run,
         )
@@ -271,8 +285,7 @@ class FaceVerification:
         tenant = validate_tenant(tenant)
         point = self.operating_point(policy)
         _require_image(image, "image")
-        if capture is not None:
-            self._capture_checks().validate(capture)
+        self._validate_capture(capture)
         prepared = self.pool.run(self.pipeline.prepare, image)
         live: LivenessResult | None
         if capture is None:
@@ -289,12 +302,15 @@ class FaceVerification:
             point=point,
         )
         if capture is not None:
-            found = result.candidates[0].subject_id if result.found else ""
-            template = template_for(self.store, tenant, found, FACE, self.model) if found else None
+            template = None
+            if result.found:
+                template = self._comparable_template(tenant, result.candidates[0].subject_id)
+                if template is None:  # deleted or re-enrolled since the gallery saw it
+                    raise Unavailable("the face gallery is catching up with a change; retry")
             binding = CaptureBinding(
                 images=(("the identified image", sample.embedding),),
-                template=template.vector if template is not None else None,
                 threshold=point.threshold,
+                template=template.vector if template is not None else None,
             )
             live = self._capture_checks().vouch_for(capture, binding, policy, tenant)
         return IdentifyOutcome(result, self.model, sample.finding, _quality_issues([sample]), live)
@@ -315,8 +331,7 @@ class FaceVerification:
         point = self.operating_point(policy)
         _require_image(image, "image")
         template = template_for(self.store, tenant, subject_id, FACE, self.model)
-        if capture is not None:
-            self._capture_checks().validate(capture)
+        self._validate_capture(capture)
         prepared = self.pool.run(self.pipeline.prepare, image)
         live: LivenessResult | None
         if capture is None:
@@ -325,9 +340,9 @@ class FaceVerification:
             sample = self.pool.run(self.pipeline.embed, [prepared])[0]
             binding = CaptureBinding(
                 images=(("the verified image", sample.embedding),),
+                threshold=point.threshold,
                 subject_id=subject_id,
                 template=template.vector,
-                threshold=point.threshold,
             )
             live = self._capture_checks().vouch_for(capture, binding, policy, tenant)
         similarity = cosine_similarity(template.vector, sample.embedding)
@@ -346,10 +361,15 @@ class FaceVerification:
             raise NotImplementedYet("this service cannot check a live capture")
         return self.live_capture
 
-    def _template_or_none(self, tenant: str, subject_id: str) -> Template | None:
+    def _validate_capture(self, capture: LiveCapture | None) -> None:
+        if capture is not None:
+            self._capture_checks().validate(capture)
+
+    def _comparable_template(self, tenant: str, subject_id: str) -> Template | None:
+        """The subject's face template when this service's model made it, else None."""
         try:
             return template_for(self.store, tenant, subject_id, FACE, self.model)
-        except NotEnrolled:
+        except (NotEnrolled, ModelMismatch):
             return None
 
     def _start_liveness(

@@ -27,6 +27,7 @@ from bioverify.liveness.continuity import (
     CAPTURE_MATCHES_SUBJECT,
     IDENTITY_CHANGED,
     IDENTITY_CONTINUITY,
+    IMAGES_MATCH_CAPTURE,
     identity_continuity,
     largest_jump,
 )
@@ -101,15 +102,18 @@ class CaptureBinding:
 
     ``images``: the faces sent with the capture (the verified or identified image, the
     enrolment images) by name, as embeddings; each must be the frames' person.
-    ``subject_id``: the subject the request is about (a challenge issued for a subject is
-    redeemable only there; empty: none). ``template``: the enrolled template the decision
-    names (None: none yet), which the frames' reference face must match at the request's
-    similarity ``threshold``."""
+    ``threshold``: the request's operating-point similarity. ``subject_id``: the subject the
+    request is about (a challenge issued for a subject is redeemable only there; empty:
+    none). ``template``: the enrolled template the decision names (None: none), which the
+    frames' reference face must match at ``threshold``. ``images_at_threshold``: each image
+    must also match the frames' reference face at ``threshold`` (EnrollFace, where the
+    images become the template and no decision ties them to one at that threshold)."""
 
     images: tuple[tuple[str, npt.NDArray[np.float32]], ...]
+    threshold: float
     subject_id: str = ""
     template: npt.NDArray[np.float32] | None = None
-    threshold: float = 0.0
+    images_at_threshold: bool = False
 
 
 @dataclass
@@ -232,7 +236,7 @@ class LivenessChecks:
 
     def start_challenge(self, tenant: str, subject_id: str = "") -> Challenge:
         """A challenge redeemable in ``tenant`` only and, with ``subject_id``, only by
-        VerifyFace of that subject."""
+        VerifyFace or EnrollFace of that subject."""
         if self.gate.face is None:
             raise NotImplementedYet("no face liveness pack is installed")
         tenant = validate_tenant(tenant)
@@ -246,13 +250,16 @@ class LivenessChecks:
         return self.pool.run(checker.assess, prepared.image, prepared.finding.face)
 
     def validate(self, capture: LiveCapture) -> None:
-        """What can be checked about a capture before any inference (InvalidInput if bad),
-        so a face request sent with a broken capture fails before its image is processed."""
+        """What can be checked about a capture before any inference (its frame count, the
+        frame rate its audio needs): InvalidInput if bad, so a face request sent with a
+        broken capture fails before its image is processed."""
         self._face_checker()
         if len(capture.frames) < 2:
             raise InvalidInput("send at least two frames for a multi-frame liveness check")
         if len(capture.frames) > self.max_frames:
             raise InvalidInput(f"at most {self.max_frames} frames per liveness check")
+        if capture.audio is not None:
+            self.av_sync.validate_frame_rate(capture.fps)
 
     def vouch_for(
         self, capture: LiveCapture, binding: CaptureBinding, request: RequestPolicy, tenant: str
@@ -328,6 +335,29 @@ class LivenessChecks:
         rejected: list[tuple[str, str]] = []  # each makes the sample not live, score 0
         if not same.passed:
             rejected.append((IDENTITY_CHANGED, same.explanation()))
+        if binding is not None and binding.images_at_threshold:
+            reference = embeddings[same.reference]
+            lowest, name = min(
+                (cosine_similarity(reference, vector), name) for name, vector in binding.images
+            )
+            matches = lowest >= binding.threshold
+            detail = (
+                f"the images against the capture's {names[same.reference]}: lowest "
+                f"similarity {lowest:.2f} ({name}; need {binding.threshold:.2f})"
+            )
+            identity_checks.append(
+                Check(
+                    name=IMAGES_MATCH_CAPTURE,
+                    score=ramp_score(lowest, binding.threshold),
+                    weight=0.0,
+                    passed=matches,
+                    detail=detail,
+                )
+            )
+            if not matches:
+                rejected.append(
+                    (IDENTITY_CHANGED, f"an image is not clearly the live person: {detail}")
+                )
         if binding is not None and binding.template is not None:
             similarity = cosine_similarity(embeddings[same.reference], binding.template)
             matches = similarity >= binding.threshold
