@@ -335,49 +335,40 @@ class LivenessChecks:
         rejected: list[tuple[str, str]] = []  # each makes the sample not live, score 0
         if not same.passed:
             rejected.append((IDENTITY_CHANGED, same.explanation()))
-        if binding is not None and binding.images_at_threshold:
+        if binding is not None:
             reference = embeddings[same.reference]
-            lowest, name = min(
-                (cosine_similarity(reference, vector), name) for name, vector in binding.images
-            )
-            matches = lowest >= binding.threshold
-            detail = (
-                f"the images against the capture's {names[same.reference]}: lowest "
-                f"similarity {lowest:.2f} ({name}; need {binding.threshold:.2f})"
-            )
-            identity_checks.append(
-                Check(
-                    name=IMAGES_MATCH_CAPTURE,
-                    score=ramp_score(lowest, binding.threshold),
-                    weight=0.0,
-                    passed=matches,
-                    detail=detail,
+            need = binding.threshold
+            bound: list[tuple[str, float, str, str]] = []  # check, similarity, detail, failure
+            if binding.images_at_threshold:
+                lowest, name = min(
+                    (cosine_similarity(reference, vector), name) for name, vector in binding.images
                 )
-            )
-            if not matches:
-                rejected.append(
-                    (IDENTITY_CHANGED, f"an image is not clearly the live person: {detail}")
+                detail = (
+                    f"the images against the capture's {names[same.reference]}: lowest "
+                    f"similarity {lowest:.2f} ({name}; need {need:.2f})"
                 )
-        if binding is not None and binding.template is not None:
-            similarity = cosine_similarity(embeddings[same.reference], binding.template)
-            matches = similarity >= binding.threshold
-            detail = (
-                f"the capture's {names[same.reference]} against the enrolled subject: "
-                f"similarity {similarity:.2f} (need {binding.threshold:.2f})"
-            )
-            identity_checks.append(
-                Check(
-                    name=CAPTURE_MATCHES_SUBJECT,
-                    score=ramp_score(similarity, binding.threshold),
-                    weight=0.0,
-                    passed=matches,
-                    detail=detail,
+                failure = "an image is not clearly the live person"
+                bound.append((IMAGES_MATCH_CAPTURE, lowest, detail, failure))
+            if binding.template is not None:
+                similarity = cosine_similarity(reference, binding.template)
+                detail = (
+                    f"the capture's {names[same.reference]} against the enrolled subject: "
+                    f"similarity {similarity:.2f} (need {need:.2f})"
                 )
-            )
-            if not matches:
-                rejected.append(
-                    (IDENTITY_CHANGED, f"the live capture is not the enrolled subject: {detail}")
+                failure = "the live capture is not the enrolled subject"
+                bound.append((CAPTURE_MATCHES_SUBJECT, similarity, detail, failure))
+            for name, similarity, detail, failure in bound:
+                identity_checks.append(
+                    Check(
+                        name=name,
+                        score=ramp_score(similarity, need),
+                        weight=0.0,
+                        passed=similarity >= need,
+                        detail=detail,
+                    )
                 )
+                if similarity < need:
+                    rejected.append((IDENTITY_CHANGED, f"{failure}: {detail}"))
         checks.extend(identity_checks)
         poses = [estimate_pose(p.finding.face.landmarks) for p in prepared]
         shapes = shaping.result() if shaping is not None else None
