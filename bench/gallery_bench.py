@@ -4,18 +4,18 @@
    settings and packs) enrolls one subject per image of ``face_images.tsv`` (EnrollFace, one
    image each) from 1, 2 and 4 concurrent clients; faces/s is images answered per wall second.
    The split: the same images through the face pipeline in-process on one thread (decode,
-   detect, align, embed = "inference"), and ``save_template`` of real-shaped templates (the
+   detect, align, embed = "inference"), and ``save`` of real-shaped templates (the
    embeddings of those images, one sample, a sample id) timed in-process on a fresh store
    (``--saves`` of them). SQLite always; with ``--redis`` also Redis (a real redis-server,
    AOF with ``appendfsync everysec``).
 2. **Replica start with N templates.** The store is filled with N synthetic unit-norm templates
    of the default face pack's model id and dimension through ``TemplateStore.save_many`` (the
-   bulk path: same semantics as ``save_template``, batched commits / round trips; one
-   ``save_template`` per template costs ~5 ms on SQLite with ``synchronous=FULL``, 80+ min for
+   bulk path: same semantics as ``save``, batched commits / round trips; one
+   ``save`` per template costs ~5 ms on SQLite with ``synchronous=FULL``, 80+ min for
    1M). Then, each in a fresh server process: (a) *cold* start with no snapshot (rebuild: read
    every template from the store, build the ANN index), until the health check answers
    SERVING; stop with SIGTERM (the snapshot is written); ``--catch-up`` more templates are
-   enrolled one by one with ``save_template``; (b) *warm* start from that snapshot plus the
+   enrolled one by one with ``save``; (b) *warm* start from that snapshot plus the
    catch-up. Phases are timed inside the server process by wrapping the ``Gallery`` methods
    (``bench/gallery_bench.py --child-serve`` runs ``bioverify serve`` with those wrappers);
    the total is measured from outside (process spawn → health SERVING). Also: peak RSS of
@@ -414,20 +414,22 @@ def inference_split(images: list[tuple[str, bytes]]) -> tuple[dict[str, Any], li
 
 
 def time_saves(store: TemplateStore, embeddings: list[np.ndarray], n: int) -> dict[str, Any]:
-    """``save_template`` (the request path) of real-shaped templates, one per new subject."""
+    """``save`` (the request path) of real-shaped templates, one per new subject."""
     times = []
     for i in range(n):
         vector = embeddings[i % len(embeddings)]
         started = time.perf_counter()
-        store.save_template(
-            tenant="",
-            subject_id=f"save-{i:06d}",
-            modality="face",
-            model="bench",
-            new_samples=vector[None],
-            metadata={},
-            replace=False,
-            sample_ids=[hashlib.sha256(vector.tobytes() + str(i).encode()).hexdigest()],
+        store.save(
+            TemplateWrite(
+                tenant="",
+                subject_id=f"save-{i:06d}",
+                modality="face",
+                model="bench",
+                new_samples=vector[None],
+                metadata={},
+                replace=False,
+                sample_ids=[hashlib.sha256(vector.tobytes() + str(i).encode()).hexdigest()],
+            )
         )
         times.append((time.perf_counter() - started) * 1e3)
     return {
@@ -559,15 +561,17 @@ def add_one_by_one(store: TemplateStore, model: str, dim: int, start: int, count
     started = time.perf_counter()
     for i in range(start, start + count):
         v = rng.standard_normal(dim).astype(np.float32)
-        store.save_template(
-            tenant="",
-            subject_id=f"late-{i:08d}",
-            modality="face",
-            model=model,
-            new_samples=(v / np.linalg.norm(v))[None],
-            metadata={},
-            replace=False,
-            sample_ids=[f"{i:064x}"],
+        store.save(
+            TemplateWrite(
+                tenant="",
+                subject_id=f"late-{i:08d}",
+                modality="face",
+                model=model,
+                new_samples=(v / np.linalg.norm(v))[None],
+                metadata={},
+                replace=False,
+                sample_ids=[f"{i:064x}"],
+            )
         )
     return time.perf_counter() - started
 
@@ -721,7 +725,7 @@ def print_report(result: dict[str, Any]) -> None:
     )
     for s in result["store_saves"]:
         print(
-            f"in-process save_template ({s['store']}, {s['saves']} saves): "
+            f"in-process save ({s['store']}, {s['saves']} saves): "
             f"{s['save_ms_mean']:.2f} ms mean, p50 {s['save_ms_p50']:.2f}, "
             f"p95 {s['save_ms_p95']:.2f} (load {s['loadavg_1m']})"
         )

@@ -14,6 +14,7 @@ import pytest
 
 from bioverify.index.faiss_ann import FastScanIndex
 from bioverify.index.gallery import Gallery, GalleryFollower
+from bioverify.store.ports import TemplateWrite
 from bioverify.store.sqlite_store import SqliteTemplateStore
 
 DIM = 32
@@ -56,14 +57,16 @@ def enroll(
     model: str = "m1",
 ) -> None:
     who = identity or name
-    store.save_template(
-        tenant=tenant,
-        subject_id=name,
-        modality=modality,
-        model=model,
-        new_samples=np.stack([people.probe(who), people.probe(who)]),
-        metadata={},
-        replace=True,
+    store.save(
+        TemplateWrite(
+            tenant=tenant,
+            subject_id=name,
+            modality=modality,
+            model=model,
+            new_samples=np.stack([people.probe(who), people.probe(who)]),
+            metadata={},
+            replace=True,
+        )
     )
 
 

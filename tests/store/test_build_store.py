@@ -10,6 +10,7 @@ import pytest
 from bioverify.errors import Unavailable
 from bioverify.server.app import build_store
 from bioverify.settings import Settings
+from bioverify.store.ports import TemplateWrite
 from tests.redis_server import free_port
 
 
@@ -20,14 +21,16 @@ def test_redis_store_from_settings(redis_url: str, tmp_path: Path) -> None:
     store = build_store(settings)
     try:
         assert store.name == "redis"
-        store.save_template(
-            tenant="t",
-            subject_id="a",
-            modality="face",
-            model="m",
-            new_samples=np.ones((1, 4), np.float32),
-            metadata={},
-            replace=False,
+        store.save(
+            TemplateWrite(
+                tenant="t",
+                subject_id="a",
+                modality="face",
+                model="m",
+                new_samples=np.ones((1, 4), np.float32),
+                metadata={},
+                replace=False,
+            )
         )
         assert store.get_subject("t", "a").templates[0].sample_count == 1
     finally:

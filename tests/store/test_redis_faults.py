@@ -26,14 +26,16 @@ def unit(rng: np.random.Generator, n: int, dim: int = 8) -> np.ndarray:
 
 
 def save(store: RedisTemplateStore, subject_id: str, samples: np.ndarray, **kw: Any) -> int:
-    t = store.save_template(
-        tenant=kw.pop("tenant", "t"),
-        subject_id=subject_id,
-        modality=kw.pop("modality", "face"),
-        model=kw.pop("model", "m"),
-        new_samples=samples,
-        metadata=kw.pop("metadata", {}),
-        replace=kw.pop("replace", False),
+    t = store.save(
+        TemplateWrite(
+            tenant=kw.pop("tenant", "t"),
+            subject_id=subject_id,
+            modality=kw.pop("modality", "face"),
+            model=kw.pop("model", "m"),
+            new_samples=samples,
+            metadata=kw.pop("metadata", {}),
+            replace=kw.pop("replace", False),
+        )
     )
     return t.sample_count
 
@@ -86,7 +88,7 @@ def test_outage_raises_unavailable_fast_and_recovers_with_acknowledged_data(
         durable_redis.kill()
 
         calls: dict[str, Callable[[], object]] = {
-            "save_template": lambda: save(store, "new", unit(rng, 1)),
+            "save": lambda: save(store, "new", unit(rng, 1)),
             "get_template": lambda: store.get_template("t", "s1", "face"),
             "get_subject": lambda: store.get_subject("t", "s1"),
             "list_subjects": lambda: store.list_subjects("t", limit=10),

@@ -35,14 +35,16 @@ def unit(rng: np.random.Generator, n: int, dim: int = 8) -> np.ndarray:
 def test_save_and_get_template(store: TemplateStore) -> None:
     rng = np.random.default_rng(0)
     samples = unit(rng, 3)
-    saved = store.save_template(
-        tenant="t",
-        subject_id="alice",
-        modality="face",
-        model="m1",
-        new_samples=samples,
-        metadata={"dept": "ops"},
-        replace=False,
+    saved = store.save(
+        TemplateWrite(
+            tenant="t",
+            subject_id="alice",
+            modality="face",
+            model="m1",
+            new_samples=samples,
+            metadata={"dept": "ops"},
+            replace=False,
+        )
     )
     got = store.get_template("t", "alice", "face")
     assert got.model == "m1" and got.sample_count == 3
@@ -55,33 +57,39 @@ def test_save_and_get_template(store: TemplateStore) -> None:
 
 def test_extend_and_replace(store: TemplateStore) -> None:
     rng = np.random.default_rng(1)
-    store.save_template(
-        tenant="t",
-        subject_id="a",
-        modality="face",
-        model="m1",
-        new_samples=unit(rng, 2),
-        metadata={},
-        replace=False,
+    store.save(
+        TemplateWrite(
+            tenant="t",
+            subject_id="a",
+            modality="face",
+            model="m1",
+            new_samples=unit(rng, 2),
+            metadata={},
+            replace=False,
+        )
     )
-    t = store.save_template(
-        tenant="t",
-        subject_id="a",
-        modality="face",
-        model="m1",
-        new_samples=unit(rng, 1),
-        metadata={"k": "v"},
-        replace=False,
+    t = store.save(
+        TemplateWrite(
+            tenant="t",
+            subject_id="a",
+            modality="face",
+            model="m1",
+            new_samples=unit(rng, 1),
+            metadata={"k": "v"},
+            replace=False,
+        )
     )
     assert t.sample_count == 3
-    t = store.save_template(
-        tenant="t",
-        subject_id="a",
-        modality="face",
-        model="m1",
-        new_samples=unit(rng, 1),
-        metadata={},
-        replace=True,
+    t = store.save(
+        TemplateWrite(
+            tenant="t",
+            subject_id="a",
+            modality="face",
+            model="m1",
+            new_samples=unit(rng, 1),
+            metadata={},
+            replace=True,
+        )
     )
     assert t.sample_count == 1
     assert store.get_subject("t", "a").metadata == {"k": "v"}
@@ -89,51 +97,59 @@ def test_extend_and_replace(store: TemplateStore) -> None:
 
 def test_extending_with_another_model_is_refused_and_changes_nothing(store: TemplateStore) -> None:
     rng = np.random.default_rng(2)
-    first = store.save_template(
-        tenant="t",
-        subject_id="a",
-        modality="face",
-        model="m1",
-        new_samples=unit(rng, 2),
-        metadata={"x": "1"},
-        replace=False,
-    )
-    with pytest.raises(ModelMismatch):
-        store.save_template(
+    first = store.save(
+        TemplateWrite(
             tenant="t",
             subject_id="a",
             modality="face",
-            model="m2",
-            new_samples=unit(rng, 1),
-            metadata={"x": "2"},
+            model="m1",
+            new_samples=unit(rng, 2),
+            metadata={"x": "1"},
             replace=False,
+        )
+    )
+    with pytest.raises(ModelMismatch):
+        store.save(
+            TemplateWrite(
+                tenant="t",
+                subject_id="a",
+                modality="face",
+                model="m2",
+                new_samples=unit(rng, 1),
+                metadata={"x": "2"},
+                replace=False,
+            )
         )
     after = store.get_template("t", "a", "face")
     assert after.model == "m1" and after.sample_count == 2
     np.testing.assert_allclose(after.vector, first.vector)
     assert store.get_subject("t", "a").metadata == {"x": "1"}
-    replaced = store.save_template(
-        tenant="t",
-        subject_id="a",
-        modality="face",
-        model="m2",
-        new_samples=unit(rng, 1),
-        metadata={},
-        replace=True,
+    replaced = store.save(
+        TemplateWrite(
+            tenant="t",
+            subject_id="a",
+            modality="face",
+            model="m2",
+            new_samples=unit(rng, 1),
+            metadata={},
+            replace=True,
+        )
     )
     assert replaced.model == "m2"
 
 
 def test_tenants_are_separate(store: TemplateStore) -> None:
     rng = np.random.default_rng(3)
-    store.save_template(
-        tenant="bank-a",
-        subject_id="s",
-        modality="face",
-        model="m",
-        new_samples=unit(rng, 1),
-        metadata={},
-        replace=False,
+    store.save(
+        TemplateWrite(
+            tenant="bank-a",
+            subject_id="s",
+            modality="face",
+            model="m",
+            new_samples=unit(rng, 1),
+            metadata={},
+            replace=False,
+        )
     )
     with pytest.raises(NotEnrolled):
         store.get_template("bank-b", "s", "face")
@@ -152,14 +168,16 @@ def test_unknown_subject(store: TemplateStore) -> None:
 def test_delete_erases_every_template(store: TemplateStore) -> None:
     rng = np.random.default_rng(4)
     for modality in ("face", "voice"):
-        store.save_template(
-            tenant="t",
-            subject_id="a",
-            modality=modality,
-            model="m",
-            new_samples=unit(rng, 2),
-            metadata={},
-            replace=False,
+        store.save(
+            TemplateWrite(
+                tenant="t",
+                subject_id="a",
+                modality=modality,
+                model="m",
+                new_samples=unit(rng, 2),
+                metadata={},
+                replace=False,
+            )
         )
     assert store.delete_subject("t", "a") == 2
     for modality in ("face", "voice"):
@@ -177,14 +195,16 @@ def test_list_subjects_pages_in_order(store: TemplateStore) -> None:
     rng = np.random.default_rng(5)
     ids = [f"s{i:03d}" for i in range(25)]
     for sid in reversed(ids):
-        store.save_template(
-            tenant="t",
-            subject_id=sid,
-            modality="face",
-            model="m",
-            new_samples=unit(rng, 1),
-            metadata={},
-            replace=False,
+        store.save(
+            TemplateWrite(
+                tenant="t",
+                subject_id=sid,
+                modality="face",
+                model="m",
+                new_samples=unit(rng, 1),
+                metadata={},
+                replace=False,
+            )
         )
     seen: list[str] = []
     after = ""
@@ -200,23 +220,27 @@ def test_list_subjects_pages_in_order(store: TemplateStore) -> None:
 
 def test_change_feed_is_monotonic(store: TemplateStore) -> None:
     rng = np.random.default_rng(6)
-    store.save_template(
-        tenant="t",
-        subject_id="a",
-        modality="face",
-        model="m",
-        new_samples=unit(rng, 1),
-        metadata={},
-        replace=False,
+    store.save(
+        TemplateWrite(
+            tenant="t",
+            subject_id="a",
+            modality="face",
+            model="m",
+            new_samples=unit(rng, 1),
+            metadata={},
+            replace=False,
+        )
     )
-    store.save_template(
-        tenant="t",
-        subject_id="b",
-        modality="face",
-        model="m",
-        new_samples=unit(rng, 1),
-        metadata={},
-        replace=False,
+    store.save(
+        TemplateWrite(
+            tenant="t",
+            subject_id="b",
+            modality="face",
+            model="m",
+            new_samples=unit(rng, 1),
+            metadata={},
+            replace=False,
+        )
     )
     changes = store.changes_since(0)
     assert [c.subject_id for c in changes] == ["a", "b"]
@@ -230,14 +254,16 @@ def test_concurrent_enroll_and_delete_end_consistent(store: TemplateStore) -> No
 
     def enroll() -> None:
         for v in vectors:
-            store.save_template(
-                tenant="t",
-                subject_id="x",
-                modality="face",
-                model="m",
-                new_samples=v[None],
-                metadata={},
-                replace=False,
+            store.save(
+                TemplateWrite(
+                    tenant="t",
+                    subject_id="x",
+                    modality="face",
+                    model="m",
+                    new_samples=v[None],
+                    metadata={},
+                    replace=False,
+                )
             )
 
     def delete() -> None:
@@ -277,15 +303,17 @@ def save(
     replace: bool = False,
     extra: dict[str, float] | None = None,
 ) -> Template:
-    return store.save_template(
-        tenant=tenant,
-        subject_id=subject_id,
-        modality=modality,
-        model=model,
-        new_samples=samples,
-        metadata=metadata or {},
-        replace=replace,
-        extra=extra,
+    return store.save(
+        TemplateWrite(
+            tenant=tenant,
+            subject_id=subject_id,
+            modality=modality,
+            model=model,
+            new_samples=samples,
+            metadata=metadata or {},
+            replace=replace,
+            extra=extra,
+        )
     )
 
 
@@ -380,14 +408,16 @@ def test_data_survives_reopen(tmp_path: Path) -> None:
     rng = np.random.default_rng(8)
     path = tmp_path / "durable.sqlite3"
     s = SqliteTemplateStore(path)
-    s.save_template(
-        tenant="t",
-        subject_id="a",
-        modality="face",
-        model="m",
-        new_samples=unit(rng, 1),
-        metadata={},
-        replace=False,
+    s.save(
+        TemplateWrite(
+            tenant="t",
+            subject_id="a",
+            modality="face",
+            model="m",
+            new_samples=unit(rng, 1),
+            metadata={},
+            replace=False,
+        )
     )
     s.close()
     reopened = SqliteTemplateStore(path)
@@ -398,45 +428,51 @@ def test_data_survives_reopen(tmp_path: Path) -> None:
 def test_sample_ids_make_saves_idempotent(store: TemplateStore) -> None:
     rng = np.random.default_rng(11)
     a, b, c = unit(rng, 3)
-    first = store.save_template(
-        tenant="t",
-        subject_id="i",
-        modality="face",
-        model="m",
-        new_samples=np.stack([a, b]),
-        metadata={},
-        replace=False,
-        sample_ids=["ha", "hb"],
+    first = store.save(
+        TemplateWrite(
+            tenant="t",
+            subject_id="i",
+            modality="face",
+            model="m",
+            new_samples=np.stack([a, b]),
+            metadata={},
+            replace=False,
+            sample_ids=["ha", "hb"],
+        )
     )
     assert first.sample_ids == ("ha", "hb")
-    again = store.save_template(
-        tenant="t",
-        subject_id="i",
-        modality="face",
-        model="m",
-        new_samples=np.stack([b, c]),
-        metadata={},
-        replace=False,
-        sample_ids=["hb", "hc"],
+    again = store.save(
+        TemplateWrite(
+            tenant="t",
+            subject_id="i",
+            modality="face",
+            model="m",
+            new_samples=np.stack([b, c]),
+            metadata={},
+            replace=False,
+            sample_ids=["hb", "hc"],
+        )
     )
     assert again.sample_count == 3 and again.sample_ids == ("ha", "hb", "hc")
     got = store.get_template("t", "i", "face")
     assert got.sample_ids == ("ha", "hb", "hc") and got.sample_count == 3
     np.testing.assert_allclose(got.samples, np.stack([a, b, c]))
-    replaced = store.save_template(
-        tenant="t",
-        subject_id="i",
-        modality="face",
-        model="m",
-        new_samples=a[None],
-        metadata={},
-        replace=True,
-        sample_ids=["ha"],
+    replaced = store.save(
+        TemplateWrite(
+            tenant="t",
+            subject_id="i",
+            modality="face",
+            model="m",
+            new_samples=a[None],
+            metadata={},
+            replace=True,
+            sample_ids=["ha"],
+        )
     )
     assert replaced.sample_count == 1 and replaced.sample_ids == ("ha",)
 
 
-def test_save_many_is_save_template_in_order(store: TemplateStore) -> None:
+def test_save_many_is_save_in_order(store: TemplateStore) -> None:
     rng = np.random.default_rng(12)
     a, b, c, d = unit(rng, 4)
     before = store.latest_seq()
@@ -475,14 +511,16 @@ def test_save_many_is_save_template_in_order(store: TemplateStore) -> None:
 def test_save_many_refuses_another_model(store: TemplateStore) -> None:
     rng = np.random.default_rng(13)
     a, b = unit(rng, 2)
-    store.save_template(
-        tenant="t",
-        subject_id="x",
-        modality="face",
-        model="m1",
-        new_samples=a[None],
-        metadata={},
-        replace=False,
+    store.save(
+        TemplateWrite(
+            tenant="t",
+            subject_id="x",
+            modality="face",
+            model="m1",
+            new_samples=a[None],
+            metadata={},
+            replace=False,
+        )
     )
     with pytest.raises(ModelMismatch):
         store.save_many([TemplateWrite("t", "x", "face", "m2", b[None])])

@@ -38,7 +38,7 @@ class Template:
 
 @dataclass(frozen=True)
 class TemplateWrite:
-    """The arguments of one ``save_template`` call, for ``save_many``."""
+    """One template write: what ``save`` and ``save_many`` take."""
 
     tenant: str
     subject_id: str
@@ -93,34 +93,18 @@ class Change:
 class TemplateStore(Protocol):
     name: str
 
-    def save_template(
-        self,
-        *,
-        tenant: str,
-        subject_id: str,
-        modality: str,
-        model: str,
-        new_samples: npt.NDArray[np.float32],
-        metadata: Mapping[str, str],
-        replace: bool,
-        extra: Mapping[str, float] | None = None,
-        sample_ids: Sequence[str] = (),
-    ) -> Template:
+    def save(self, write: TemplateWrite) -> Template:
         """Atomically add samples to (or replace) the subject's template of this modality.
 
-        ``sample_ids`` (one per new sample, e.g. a hash of the raw sample) make the call
+        ``write.sample_ids`` (one per new sample, e.g. a hash of the raw sample) make the call
         idempotent: samples whose id the template already holds are not added again, so a
         retried or resumed enrollment never counts a sample twice.
         Raises ModelMismatch when extending a template made by another model.
         """
         ...
 
-    def save(self, write: TemplateWrite) -> Template:
-        """``save_template`` of one prepared :class:`TemplateWrite`."""
-        ...
-
     def save_many(self, writes: Sequence[TemplateWrite]) -> list[Template]:
-        """Bulk load: the same as ``save_template`` for each write in order (same merging,
+        """Bulk load: the same as ``save`` for each write in order (same merging,
         idempotency and ModelMismatch rules, one change each), with fewer round trips or
         commits. Each template is written atomically; the batch as a whole is atomic on SQLite
         (one transaction: an error saves none of it) but not on Redis (an error may leave the
@@ -235,37 +219,3 @@ def apply_write(w: TemplateWrite, old: StoredTemplate | None, now: str) -> Templ
         extra=extra,
         sample_ids=ids,
     )
-
-
-class SavesTemplates:
-    """``save_template`` of a store as one :class:`TemplateWrite` given to its ``save``."""
-
-    def save_template(
-        self,
-        *,
-        tenant: str,
-        subject_id: str,
-        modality: str,
-        model: str,
-        new_samples: npt.NDArray[np.float32],
-        metadata: Mapping[str, str],
-        replace: bool,
-        extra: Mapping[str, float] | None = None,
-        sample_ids: Sequence[str] = (),
-    ) -> Template:
-        return self.save(
-            TemplateWrite(
-                tenant=tenant,
-                subject_id=subject_id,
-                modality=modality,
-                model=model,
-                new_samples=new_samples,
-                metadata=metadata,
-                replace=replace,
-                extra=extra,
-                sample_ids=sample_ids,
-            )
-        )
-
-    def save(self, write: TemplateWrite) -> Template:
-        raise NotImplementedError

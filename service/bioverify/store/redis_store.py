@@ -41,7 +41,6 @@ from redis.retry import Retry
 from bioverify.errors import ConfigurationError, NotEnrolled, Unavailable
 from bioverify.store.ports import (
     Change,
-    SavesTemplates,
     StoredTemplate,
     SubjectRecord,
     Template,
@@ -161,7 +160,7 @@ def _str(value: bytes | str) -> str:
     return value.decode("utf-8") if isinstance(value, bytes) else value
 
 
-class RedisTemplateStore(SavesTemplates):
+class RedisTemplateStore:
     """TemplateStore on Redis (redis-py + hiredis); thread-safe, reconnects by itself."""
 
     name = "redis"

@@ -16,7 +16,6 @@ import numpy as np
 from bioverify.errors import NotEnrolled, Unavailable
 from bioverify.store.ports import (
     Change,
-    SavesTemplates,
     StoredTemplate,
     SubjectRecord,
     Template,
@@ -64,7 +63,7 @@ CREATE TABLE IF NOT EXISTS changes (
 _POLL_SECONDS = 0.05
 
 
-class SqliteTemplateStore(SavesTemplates):
+class SqliteTemplateStore:
     name = "sqlite"
 
     def __init__(self, path: Path) -> None:
