@@ -285,13 +285,7 @@ class FaceVerification:
         tenant = validate_tenant(tenant)
         point = self.operating_point(policy)
         _require_image(image, "image")
-        self._validate_capture(capture)
-        prepared = self.pool.run(self.pipeline.prepare, image)
-        live: LivenessResult | None
-        if capture is None:
-            live, sample = self._liveness_and_embedding(policy, tenant, prepared)
-        else:
-            sample = self.pool.run(self.pipeline.embed, [prepared])[0]
+        live, sample = self._sample(image, policy, tenant, capture)
         result = identify(
             self.gallery,
             tenant,
@@ -331,13 +325,8 @@ class FaceVerification:
         point = self.operating_point(policy)
         _require_image(image, "image")
         template = template_for(self.store, tenant, subject_id, FACE, self.model)
-        self._validate_capture(capture)
-        prepared = self.pool.run(self.pipeline.prepare, image)
-        live: LivenessResult | None
-        if capture is None:
-            live, sample = self._liveness_and_embedding(policy, tenant, prepared)
-        else:
-            sample = self.pool.run(self.pipeline.embed, [prepared])[0]
+        live, sample = self._sample(image, policy, tenant, capture)
+        if capture is not None:
             binding = CaptureBinding(
                 images=(("the verified image", sample.embedding),),
                 threshold=point.threshold,
@@ -383,12 +372,17 @@ class FaceVerification:
             return _unchecked
         return self.pool.submit(self.liveness.face_result, policy, tenant, prepared).result
 
-    def _liveness_and_embedding(
-        self, policy: RequestPolicy, tenant: str, prepared: PreparedFace
+    def _sample(
+        self, image: bytes, policy: RequestPolicy, tenant: str, capture: LiveCapture | None
     ) -> tuple[LivenessResult | None, FaceSample]:
-        """Liveness and the embedding both start from the detected face and are independent:
-        run them side by side on the pool, so liveness adds little to a request's latency."""
-        wait = self._start_liveness(policy, tenant, prepared)
+        """The image's face, embedded, and its single-image liveness (None: not checked).
+        Both start from the detected face and are independent, so they run side by side on
+        the pool and liveness adds little to a request's latency. With a live capture the
+        capture decides liveness (checked by the caller), so only its shape is validated
+        here, before any image work."""
+        self._validate_capture(capture)
+        prepared = self.pool.run(self.pipeline.prepare, image)
+        wait = self._start_liveness(policy, tenant, prepared) if capture is None else _unchecked
         sample = self.pool.run(self.pipeline.embed, [prepared])[0]
         return wait(), sample
 
