@@ -367,7 +367,6 @@ def build(settings: Settings) -> Application:
         store,
         pool,
         face_gallery,
-        liveness=liveness,
         live_capture=checks,
         default_operating_point=settings.face_operating_point,
         max_images_per_enrollment=settings.max_images_per_enrollment,

@@ -13,7 +13,6 @@ from bioverify.errors import (
     InvalidInput,
     ModelMismatch,
     NotEnrolled,
-    NotImplementedYet,
     Unavailable,
 )
 from bioverify.face.pipeline import FaceFinding, FacePipeline, FaceSample, PreparedFace
@@ -115,8 +114,7 @@ class FaceVerification:
         pool: InferencePool,
         gallery: Gallery,
         *,
-        liveness: LivenessGate | None = None,
-        live_capture: LivenessChecks | None = None,
+        live_capture: LivenessChecks,
         default_operating_point: str = "",
         max_images_per_enrollment: int = 20,
         max_subject_id_length: int = 128,
@@ -129,8 +127,8 @@ class FaceVerification:
         self.store = store
         self.pool = pool
         self.gallery = gallery
-        self.liveness = liveness or LivenessGate(face=None, voice=None)
         self.live_capture = live_capture
+        self.liveness: LivenessGate = live_capture.gate
         self.default_operating_point = pack.operating_point(default_operating_point).name
         self.max_images = max_images_per_enrollment
         self.max_subject_id_length = max_subject_id_length
@@ -240,7 +238,7 @@ class FaceVerification:
                 template=existing.vector if existing is not None else None,
                 images_at_threshold=True,
             )
-            live = self._capture_checks().vouch_for(capture, binding, policy, tenant)
+            live = self.live_capture.vouch_for(capture, binding, policy, tenant)
             if live.blocks:
                 refusal = spoof_issues(live)
                 rejected = tuple(
@@ -306,7 +304,7 @@ class FaceVerification:
                 threshold=point.threshold,
                 template=template.vector if template is not None else None,
             )
-            live = self._capture_checks().vouch_for(capture, binding, policy, tenant)
+            live = self.live_capture.vouch_for(capture, binding, policy, tenant)
         return IdentifyOutcome(result, self.model, sample.finding, _quality_issues([sample]), live)
 
     def verify(
@@ -333,7 +331,7 @@ class FaceVerification:
                 subject_id=subject_id,
                 template=template.vector,
             )
-            live = self._capture_checks().vouch_for(capture, binding, policy, tenant)
+            live = self.live_capture.vouch_for(capture, binding, policy, tenant)
         similarity = cosine_similarity(template.vector, sample.embedding)
         return VerifyOutcome(
             subject_id=subject_id,
@@ -345,14 +343,9 @@ class FaceVerification:
         )
 
     # -- helpers ----------------------------------------------------------------------------
-    def _capture_checks(self) -> LivenessChecks:
-        if self.live_capture is None:
-            raise NotImplementedYet("this service cannot check a live capture")
-        return self.live_capture
-
     def _validate_capture(self, capture: LiveCapture | None) -> None:
         if capture is not None:
-            self._capture_checks().validate(capture)
+            self.live_capture.validate(capture)
 
     def _comparable_template(self, tenant: str, subject_id: str) -> Template | None:
         """The subject's face template when this service's model made it, else None."""
