@@ -7,6 +7,8 @@ import csv
 from dataclasses import dataclass
 from pathlib import Path
 
+from bioverify.metrics import PAD_BONAFIDE
+
 
 class DatasetError(Exception):
     pass
@@ -67,7 +69,7 @@ def read_speaker_utterances(path: Path) -> list[LabelledImage]:
     return [LabelledImage(path.parent / r["path"], r["speaker_id"]) for r in rows]
 
 
-BONAFIDE = "bonafide"
+BONAFIDE = PAD_BONAFIDE
 FACE_ATTACK_CLASSES = ("print", "replay", "mask", "deepfake")
 VOICE_SPOOF = "spoof"
 

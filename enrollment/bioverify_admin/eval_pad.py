@@ -32,7 +32,6 @@ token, ...) stop it instead: see :class:`PadUnavailable`.
 
 from __future__ import annotations
 
-import math
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -274,24 +273,17 @@ def summarise_face(results: Sequence[PadResult]) -> dict[str, Any]:
     labels = [r.sample.label for r in results]
     classes = [c for c in FACE_ATTACK_CLASSES if c in labels]
     classes += sorted({r.sample.label for r in results} - {BONAFIDE, *classes})
-    rates = (  # threshold-free figures from the scores; APCER itself from the decisions
-        {r.attack_class: r for r in metrics.pad_rates(scores, labels, math.inf)[1]}
-        if bona.any() and classes
-        else {}
-    )
     apcers = []
     for name in classes:
         of_class = [r for r in results if r.sample.label == name]
-        apcer = _rate([r.live for r in of_class])
+        apcer = _rate([r.live for r in of_class])  # from the service's decisions
         apcers.append(apcer)
-        figures = rates.get(name)
+        members = np.array([r.sample.label == name for r in results], dtype=bool)
         out[name] = {
             "n": len(of_class),
             "n_failed": sum(r.score is None for r in of_class),
             "apcer": apcer,
-            "apcer_at_bpcer_5": figures.apcer_at_bpcer_5 if figures else math.nan,
-            "apcer_at_bpcer_10": figures.apcer_at_bpcer_10 if figures else math.nan,
-            "eer": figures.eer if figures else math.nan,
+            **_attack_figures(scores, bona, members),
         }
     out["max_apcer"] = max(apcers) if apcers else float("nan")
     out.update(_components(results, bona, classes, by="label"))

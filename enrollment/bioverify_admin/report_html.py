@@ -40,7 +40,7 @@ if TYPE_CHECKING:
 
     from bioverify_admin.eval_pad import PadEvaluation
 
-BONAFIDE = "bonafide"
+BONAFIDE = metrics.PAD_BONAFIDE
 FloatArray = npt.NDArray[np.float64]
 Rows = Sequence[Mapping[str, Any]]
 Table = tuple[str, Rows]

@@ -34,7 +34,7 @@ from scipy.special import expit
 
 from bioverify.errors import ConfigurationError
 from bioverify.liveness.ports import Check, LivenessAssessment
-from bioverify.metrics import threshold_at_bpcer
+from bioverify.metrics import PAD_BONAFIDE, pad_rates, threshold_at_bpcer
 from bioverify.scoring import fit_logistic_newton, logit, sigmoid
 
 METHOD = "softmin-detectors/1"
@@ -295,7 +295,7 @@ def feature_stats(
 def sample_weights(labels: Sequence[str]) -> FloatArray:
     """Half the total weight to bona fide faces, half to attacks, uniform within each."""
     lab = np.asarray(labels)
-    bona = lab == "bonafide"
+    bona = lab == PAD_BONAFIDE
     weights = np.zeros(lab.size, dtype=np.float64)
     if bona.any():
         weights[bona] = 0.5 / bona.sum()
@@ -324,7 +324,7 @@ def fit_fusion(
     """
     names = sorted({f for d in detectors for f in d.features})
     lab = np.asarray(labels)
-    bona = lab == "bonafide"
+    bona = lab == PAD_BONAFIDE
     if bona.sum() < 2 or (~bona).sum() < 1:
         raise ValueError("need at least two bona fide and one attack row")
     raw = np.column_stack([np.asarray(values[n], dtype=np.float64) for n in names])
@@ -442,21 +442,15 @@ def apcer_at_bpcer(
     Returns ``(threshold, {attack class: APCER})``; higher score = more live.
     """
     s = np.asarray(scores, dtype=np.float64).ravel()
-    lab = np.asarray(labels)
-    threshold = threshold_at_bpcer(s[lab == "bonafide"], bpcer)
+    threshold = threshold_at_bpcer(s[np.asarray(labels) == PAD_BONAFIDE], bpcer)
     return threshold, apcer_at_threshold(s, labels, threshold)
 
 
 def apcer_at_threshold(
     scores: npt.ArrayLike, labels: Sequence[str], threshold: float
 ) -> dict[str, float]:
-    """APCER per attack class when accepting ``score >= threshold``."""
-    s = np.asarray(scores, dtype=np.float64).ravel()
-    lab = np.asarray(labels)
-    return {
-        str(c): float(np.mean(s[lab == c] >= threshold))
-        for c in sorted(set(lab.tolist()) - {"bonafide"})
-    }
+    """APCER per attack class when accepting ``score >= threshold`` (``metrics.pad_rates``)."""
+    return {r.attack_class: r.apcer for r in pad_rates(scores, labels, threshold)[1]}
 
 
 def fit_logistic(
