@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from bioverify.errors import ConfigurationError
-from bioverify.scoring import Calibration, OperatingPoint
+from bioverify.scoring import Calibration, OperatingPoint, select_operating_point
 
 logger = logging.getLogger(__name__)
 
@@ -112,13 +112,10 @@ class PackManifest:
 
     def operating_point(self, name: str = "", channel: str = "") -> OperatingPoint:
         wanted = name or self.default_operating_point
-        for point in self.operating_points_for(channel):
-            if point.name == wanted:
-                return point
-        valid = ", ".join(p.name for p in self.operating_points) or "none"
-        raise ConfigurationError(
-            f"pack {self.id} has no operating point {wanted!r}; valid: {valid}"
-        )
+        try:
+            return select_operating_point(self.operating_points_for(channel), wanted)
+        except KeyError as exc:
+            raise ConfigurationError(f"pack {self.id}: {exc.args[0]}") from exc
 
     def loosest_operating_point(self) -> OperatingPoint:
         """The operating point with the highest target false-match rate."""
