@@ -124,7 +124,7 @@ def save_enrollment(
         gallery,
         write.tenant,
         write.subject_id,
-        list(write.new_samples),
+        write.new_samples,
         calibration=calibration,
         point=point,
         refuse=refuse_duplicates and not dry_run,

@@ -3,7 +3,6 @@ check at enrollment. The gallery is derived state of the template store (bioveri
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -75,16 +74,17 @@ def find_duplicates(
     gallery: Gallery,
     tenant: str,
     subject_id: str,
-    embeddings: Sequence[npt.NDArray[np.float32]],
+    embeddings: npt.NDArray[np.float32],
     *,
     calibration: Calibration,
     point: OperatingPoint,
     refuse: bool,
 ) -> tuple[Duplicate, ...]:
-    """Other subjects whose template matches any of the new samples above the threshold.
-    With ``refuse`` a match raises AlreadyExists (the enrollment is not written)."""
+    """Other subjects whose template matches any of the new samples (rows of ``embeddings``)
+    above the threshold. With ``refuse`` a match raises AlreadyExists (the enrollment is not
+    written)."""
     best: dict[str, float] = {}
-    hits = gallery.search_many(tenant, np.stack(embeddings), 5) if embeddings else []
+    hits = gallery.search_many(tenant, embeddings, 5)
     for other, similarity in (hit for row in hits for hit in row):
         if other != subject_id and similarity >= point.threshold:
             best[other] = max(best.get(other, -1.0), similarity)
