@@ -1,6 +1,6 @@
 """The unary RPCs of the sync and asyncio clients: each request builder has the public
 signature of its client method and is tagged with the RPC it feeds (``Unary``), so both
-clients bind the same table (``client.bind_unary`` / ``aio_client.bind_unary``)."""
+clients bind the same table (``client.bind_unary`` / ``aio_client.bind_async_unary``)."""
 
 from __future__ import annotations
 

@@ -113,6 +113,10 @@ class FaceQuality:
     def codes(self) -> tuple[str, ...]:
         return tuple(issue.code for issue in self.issues)
 
+    @property
+    def pose(self) -> Pose:
+        return Pose(yaw=self.yaw, pitch=self.pitch, roll_deg=self.roll_deg)
+
 
 @dataclass(frozen=True)
 class Pose:

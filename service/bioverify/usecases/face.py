@@ -48,6 +48,7 @@ from bioverify.usecases.liveness import (
     LivenessChecks,
     LivenessGate,
     LivenessResult,
+    not_checked,
     spoof_issues,
 )
 
@@ -212,7 +213,8 @@ class FaceVerification:
                 outcomes.append(SampleOutcome(index, False, reasons, prepared.finding))
                 continue
             # With a capture, the capture decides liveness for every image.
-            wait = self._start_liveness(policy, tenant, prepared) if capture is None else _unchecked
+            live_image = capture is None
+            wait = self._start_liveness(policy, tenant, prepared) if live_image else not_checked
             checking.append((index, prepared, wait))
         for index, prepared, wait in checking:  # every sample's liveness runs at once
             live = wait()
@@ -362,7 +364,7 @@ class FaceVerification:
         CompareFaces stores nothing and decides nothing about an enrolled person, so there it
         runs only when the request asks."""
         if compare and not policy.require_liveness:
-            return _unchecked
+            return not_checked
         return self.pool.submit(self.liveness.face_result, policy, tenant, prepared).result
 
     def _sample(
@@ -375,14 +377,9 @@ class FaceVerification:
         here, before any image work."""
         self._validate_capture(capture)
         prepared = self.pool.run(self.pipeline.prepare, image)
-        wait = self._start_liveness(policy, tenant, prepared) if capture is None else _unchecked
+        wait = self._start_liveness(policy, tenant, prepared) if capture is None else not_checked
         sample = self.pool.run(self.pipeline.embed, [prepared])[0]
         return wait(), sample
-
-
-def _unchecked() -> LivenessResult | None:
-    """The liveness result of a sample whose liveness is not checked on its own."""
-    return None
 
 
 def _require_image(data: bytes, label: str) -> None:

@@ -14,7 +14,6 @@ from bioverify.antispoof.bandwidth import assess_bandwidth
 from bioverify.antispoof.voice_checker import VoiceSpoofChecker
 from bioverify.errors import InvalidInput, NotImplementedYet
 from bioverify.face.pipeline import FacePipeline, PreparedFace
-from bioverify.face.quality import estimate_pose
 from bioverify.liveness.av_sync import AV_SYNC_FAILED, AvSyncChecker
 from bioverify.liveness.challenge import (
     EYE_BLINK,
@@ -74,6 +73,11 @@ class LivenessResult:
     @property
     def blocks(self) -> bool:
         return not self.assessment.live and not self.observe_only
+
+
+def not_checked() -> LivenessResult | None:
+    """What waits for the liveness of a sample that is not checked on its own: nothing."""
+    return None
 
 
 def spoof_issues(result: LivenessResult) -> tuple[Issue, ...]:
@@ -237,8 +241,7 @@ class LivenessChecks:
     def start_challenge(self, tenant: str, subject_id: str = "") -> Challenge:
         """A challenge redeemable in ``tenant`` only and, with ``subject_id``, only by
         VerifyFace or EnrollFace of that subject."""
-        if self.gate.face is None:
-            raise NotImplementedYet("no face liveness pack is installed")
+        self._face_checker()
         tenant = validate_tenant(tenant)
         if subject_id:
             subject_id = validate_subject_id(subject_id, self.max_subject_id_length)
@@ -290,12 +293,8 @@ class LivenessChecks:
         self.validate(capture)
         frames, audio, fps = capture.frames, capture.audio, capture.fps
         decoded = self._frames_audio(audio, len(frames), fps) if audio is not None else None
-        prepared = prepare_all(
-            self.pool,
-            self.face_pipeline.prepare,
-            frames,
-            [f"frame {i}" for i in range(len(frames))],
-        )
+        names = [f"frame {i}" for i in range(len(frames))]
+        prepared = prepare_all(self.pool, self.face_pipeline.prepare, frames, names)
         challenge = (
             self.issuer.consume(
                 capture.challenge_id,
@@ -315,7 +314,6 @@ class LivenessChecks:
         assessment = self.pool.run(checker.assess_frames, faces)
         checks, reasons = list(assessment.checks), list(assessment.reasons)
         embeddings = [sample.embedding for sample in embedding.result()]
-        names = [f"frame {i}" for i in range(len(embeddings))]
         if binding is not None:
             names.extend(name for name, _ in binding.images)
             embeddings.extend(vector for _, vector in binding.images)
@@ -370,7 +368,7 @@ class LivenessChecks:
                 if similarity < need:
                     rejected.append((IDENTITY_CHANGED, f"{failure}: {detail}"))
         checks.extend(identity_checks)
-        poses = [estimate_pose(p.finding.face.landmarks) for p in prepared]
+        poses = [p.finding.quality.pose for p in prepared]
         shapes = shaping.result() if shaping is not None else None
         eye_openness = [eye_aspect_ratio(p) for p in shapes] if shapes is not None else None
         if eye_openness is not None:
@@ -401,7 +399,7 @@ class LivenessChecks:
         reasons.extend(rejected)
         return LivenessAssessment(
             live=assessment.live and not rejected,
-            score=min(assessment.score, 0.0) if rejected else assessment.score,
+            score=0.0 if rejected else assessment.score,
             threshold=assessment.threshold,
             checks=tuple(checks),
             reasons=tuple(reasons),

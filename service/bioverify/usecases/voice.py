@@ -56,6 +56,7 @@ from bioverify.usecases.liveness import (
     NARROWBAND_NOT_ALLOWED,
     LivenessGate,
     LivenessResult,
+    not_checked,
     spoof_issues,
 )
 from bioverify.voice.audio_decode import (
@@ -338,9 +339,7 @@ class VoiceVerification:
                 continue
             decoded, sample = analysed
             issues = self._speech_issues(sample, self.policy.min_enroll_clip_speech_s)
-            wait = (
-                (lambda: None) if issues else self._start_liveness(policy, tenant, decoded, sample)
-            )
+            wait = not_checked if issues else self._start_liveness(policy, tenant, decoded, sample)
             checking.append((index, decoded, sample, issues, wait))
         for index, decoded, sample, issues, wait in checking:  # liveness of all clips at once
             live = wait()
@@ -476,7 +475,7 @@ class VoiceVerification:
         """Start the spoofing check on the pool and return what waits for its result (see
         FaceVerification._start_liveness)."""
         if compare and not policy.require_liveness:
-            return lambda: None
+            return not_checked
         return self.pool.submit(
             lambda: self.liveness.voice_result(
                 policy, tenant, sample.wave, sample.segments, declared_narrowband=_narrow(decoded)
