@@ -187,25 +187,25 @@ def utc_now() -> str:
 
 
 def apply_write(w: TemplateWrite, old: StoredTemplate | None, now: str) -> Template:
-    """The template ``w`` makes of the stored one (``old``; None when there is none), the same
-    in every store. Unless ``w.replace``, the new samples join the old ones (see
+    """The template ``w`` makes of the stored one, the same in every store. ``old`` is the
+    template it extends: None when there is none or ``w.replace`` (the stores do not even
+    parse a template that is replaced). The new samples join the old ones (see
     :func:`merge_samples`), ``extra`` values add up and the creation time stays; extending a
     template made by another model raises ModelMismatch."""
     extra = {k: float(v) for k, v in (w.extra or {}).items()}
     created = now
-    kept: StoredTemplate | None = None if w.replace else old
-    if kept is not None:
-        if kept.model != w.model:
+    if old is not None:
+        if old.model != w.model:
             raise ModelMismatch(
                 f"subject {w.subject_id!r} has a {w.modality} template made by model "
-                f"{kept.model}, but this service runs {w.model}; re-enroll with "
+                f"{old.model}, but this service runs {w.model}; re-enroll with "
                 "replace=true to rebuild it with the current model"
             )
-        created = kept.created_at
-        for key, value in kept.extra.items():
+        created = old.created_at
+        for key, value in old.extra.items():
             extra[key] = extra.get(key, 0.0) + float(value)
     samples, ids, _ = merge_samples(
-        kept.samples if kept else None, kept.sample_ids if kept else (), w.new_samples, w.sample_ids
+        old.samples if old else None, old.sample_ids if old else (), w.new_samples, w.sample_ids
     )
     return Template(
         tenant=w.tenant,

@@ -288,7 +288,7 @@ class RedisTemplateStore:
         now = utc_now()
         old_model_name = _str(old_model) if old_model is not None else ""
         old: StoredTemplate | None = None
-        if old_model is not None and not w.replace:  # a replaced template is not read
+        if old_model is not None and not w.replace:  # a replaced template is not parsed
             old = StoredTemplate(
                 model=old_model_name,
                 samples=np.frombuffer(blob, dtype=np.float32).reshape(-1, int(dim)),

@@ -113,7 +113,7 @@ class SqliteTemplateStore:
             (tenant, subject_id, modality),
         ).fetchone()
         old: StoredTemplate | None = None
-        if existing is not None and not w.replace:  # a replaced template is not read
+        if existing is not None and not w.replace:  # a replaced template is not parsed
             old_model, dim, blob, old_extra, created, old_ids = existing
             old = StoredTemplate(
                 model=old_model,
