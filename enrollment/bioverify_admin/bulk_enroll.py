@@ -239,14 +239,26 @@ class BulkEnroller:
         return report
 
     def _job(self, job: EnrollJob) -> tuple[list[SampleResult], int, list[dict[str, Any]]]:
-        todo: list[SampleFile] = []
+        """Enroll one subject's files, at most ``max_per_request`` per request; each file is
+        read once (hashed for the journal, then sent) and only a batch is held in memory."""
         skipped = 0
-        unreadable: list[SampleResult] = []
+        results: list[SampleResult] = []
+        duplicates: list[dict[str, Any]] = []
+        batch: list[SampleFile] = []
+
+        def send() -> None:
+            batch_results, batch_dups, refused = self._send(job, batch)
+            if self.journal and not self.dry_run and not refused:
+                self.journal.record(self.tenant, batch_results)
+            results.extend(batch_results)
+            duplicates.extend(batch_dups)
+            batch.clear()
+
         for path in job.files:
             try:
                 data = path.read_bytes()
             except OSError as exc:
-                unreadable.append(
+                results.append(
                     SampleResult(
                         job.subject_id,
                         job.modality,
@@ -260,25 +272,21 @@ class BulkEnroller:
             sha = hashlib.sha256(data).hexdigest()  # the service's sample id too
             if self.journal and self.journal.done(self.tenant, job.subject_id, job.modality, sha):
                 skipped += 1
-            else:
-                todo.append(SampleFile(path, sha, data))
-        results: list[SampleResult] = list(unreadable)
-        duplicates: list[dict[str, Any]] = []
-        for start in range(0, len(todo), self.max_per_request):
-            batch = todo[start : start + self.max_per_request]
-            batch_results, batch_dups, refused = self._send(job, batch)
-            if self.journal and not self.dry_run and not refused:
-                self.journal.record(self.tenant, batch_results)
-            results.extend(batch_results)
-            duplicates.extend(batch_dups)
+                continue
+            batch.append(SampleFile(path, sha, data))
+            if len(batch) == self.max_per_request:
+                send()
+        if batch:
+            send()
         return results, skipped, duplicates
 
     def _send(
         self, job: EnrollJob, batch: list[SampleFile]
     ) -> tuple[list[SampleResult], list[dict[str, Any]], bool]:
         """Per-sample results, duplicate warnings, and whether the service refused the whole
-        enrollment (e.g. too little speech in total): then no sample counts as accepted and
-        none is journalled, so a later run (with more clips) sends them again."""
+        enrollment although some samples were fine on their own (e.g. too little speech in
+        total): then no sample counts as accepted and none is journalled, so a later run
+        (with more clips) sends them again."""
         payloads = [f.data for f in batch]
         if job.modality == "face":
             reply: Any = self.client.enroll_face(
