@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -43,16 +44,33 @@ def lfw(name: str, n: int) -> Path:
 
 
 @pytest.fixture(scope="session")
-def face_server(tmp_path_factory: pytest.TempPathFactory, models_dir: Path) -> Iterator[str]:
-    """A real service on a loopback port for the session: default face and voice packs, face
-    liveness, and the voice anti-spoofing pack built (AASIST exported to ONNX) into its data
-    directory the way ``bioverify-admin models build voice-antispoof`` does; SQLite store."""
+def antispoof_packs(tmp_path_factory: pytest.TempPathFactory, models_dir: Path) -> Path:
+    """A packs folder with the voice anti-spoofing pack built the way ``bioverify-admin models
+    build voice-antispoof`` does (strict load, AASIST ONNX export, parity check), once per
+    session (about 10 s); copy it into a service's data directory as ``packs``."""
     from bioverify.antispoof.export_aasist import build_pack
+
+    packs = tmp_path_factory.mktemp("packs")
+    build_pack(models_dir, packs)
+    return packs
+
+
+def data_dir_with_packs(data: Path, packs: Path) -> Path:
+    """``data`` as a service data directory holding a copy of the built ``packs``."""
+    shutil.copytree(packs, data / "packs")
+    return data
+
+
+@pytest.fixture(scope="session")
+def face_server(
+    tmp_path_factory: pytest.TempPathFactory, models_dir: Path, antispoof_packs: Path
+) -> Iterator[str]:
+    """A real service on a loopback port for the session: default face and voice packs, face
+    liveness, and the voice anti-spoofing pack (``antispoof_packs``); SQLite store."""
     from bioverify.server.app import build
     from bioverify.settings import Settings
 
-    data = tmp_path_factory.mktemp("bioverify-data")
-    build_pack(models_dir, data / "packs")
+    data = data_dir_with_packs(tmp_path_factory.mktemp("bioverify-data"), antispoof_packs)
     settings = Settings(
         host="127.0.0.1",
         port=0,

@@ -13,7 +13,8 @@ import pytest
 
 os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 
-from tests.antispoof.antispoof_assets import AASIST_DIR, MODELS, require
+from bioverify.antispoof.export_aasist import PACK_ID
+from tests.antispoof.antispoof_assets import AASIST_DIR, require
 
 
 @pytest.fixture(scope="session")
@@ -24,13 +25,10 @@ def shipped_manifest() -> dict[str, Any]:
 
 
 @pytest.fixture(scope="session")
-def built_pack(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """``build_pack`` run once: strict load, ONNX export, parity check (about 10 s)."""
-    pytest.importorskip("torch")
-    from bioverify.antispoof.export_aasist import build_pack
-
+def built_pack(antispoof_packs: Path) -> Path:
+    """The session's built anti-spoofing pack (``tests.conftest.antispoof_packs``)."""
     require(AASIST_DIR / "AASIST.pth")
-    return build_pack(MODELS, tmp_path_factory.mktemp("packs"))
+    return antispoof_packs / PACK_ID
 
 
 @pytest.fixture(scope="session")

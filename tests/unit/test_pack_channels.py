@@ -52,7 +52,7 @@ def test_channel_thresholds_and_calibration_are_looked_up_by_name() -> None:
     narrow = pack.calibration_for("narrowband")
     assert narrow is not None and narrow.slope == 45.0
     assert pack.calibration_for("") is pack.calibration
-    with pytest.raises(ConfigurationError, match="fmr_1e-4.*valid: fmr_1e-2, fmr_1e-3"):
+    with pytest.raises(ConfigurationError, match=r"fmr_1e-4.*valid: fmr_1e-2, fmr_1e-3"):
         pack.operating_point("fmr_1e-4", "narrowband")
 
 
