@@ -13,7 +13,14 @@ import numpy as np
 import pytest
 
 from bioverify.client import BioverifyClient, BioverifyClientError
-from bioverify.v1 import common_pb2, face_pb2, liveness_pb2, liveness_pb2_grpc
+from bioverify.v1 import (
+    common_pb2,
+    face_pb2,
+    face_pb2_grpc,
+    liveness_pb2,
+    liveness_pb2_grpc,
+    voice_pb2,
+)
 from tests.conftest import DATA, MODELS, lfw
 
 SAMPLES = MODELS / "silent_face_antispoof" / "samples"
@@ -351,7 +358,7 @@ def test_verify_face_with_a_live_capture_binds_the_image_to_the_frames(
 
 
 def test_enroll_and_identify_face_with_a_live_capture(
-    client: BioverifyClient, liveness: liveness_pb2_grpc.LivenessServiceStub
+    client: BioverifyClient, face_server: str
 ) -> None:
     """EnrollFace and IdentifyFace take a live capture as VerifyFace does: the enrolment
     images (or the probe) must be the frames' person, samples added to an enrolled subject
@@ -423,6 +430,14 @@ def test_enroll_and_identify_face_with_a_live_capture(
             )
             assert reply.liveness.live and check(reply, "capture_matches_subject").passed
             assert enrolled("alice") == count and reply.accepted_count == 1
+        # A dry run uses an answered challenge up: it cannot be used to try answers.
+        challenge = client.start_liveness_challenge(tenant=tenant, subject_id="alice")
+        answer = {"challenge_id": challenge.challenge_id, "nonce": challenge.nonce}
+        client.enroll_face("alice", [probe], tenant=tenant, live_frames=own, dry_run=True, **answer)
+        with pytest.raises(BioverifyClientError) as info:
+            client.enroll_face("alice", [probe], tenant=tenant, live_frames=own, **answer)
+        assert info.value.code == grpc.StatusCode.FAILED_PRECONDITION
+        assert enrolled("alice") == 3
 
         # A challenge bound to a subject is redeemed by that subject's enrolment only.
         challenge = client.start_liveness_challenge(tenant=tenant, subject_id="bob")
@@ -471,6 +486,18 @@ def test_enroll_and_identify_face_with_a_live_capture(
             with pytest.raises(BioverifyClientError) as info:
                 call()
             assert info.value.code == INVALID and "at least two frames" in info.value.message
+        # Frames sent with their audio need a frame rate: refused before the image is read.
+        with grpc.insecure_channel(face_server) as channel:
+            capture = liveness_pb2.LiveCapture(
+                frames=liveness_pb2.FrameSequence(frames=own, audio=voice_pb2.Audio(data=b"x"))
+            )
+            request = face_pb2.VerifyFaceRequest(
+                subject_id="alice", image=b"junk", tenant=tenant, live_capture=capture
+            )
+            with pytest.raises(grpc.RpcError) as rpc_info:
+                face_pb2_grpc.FaceServiceStub(channel).VerifyFace(request, timeout=60)
+        assert rpc_info.value.code() == INVALID
+        assert "set fps > 0" in (rpc_info.value.details() or "")
     finally:
         for subject in ("alice", "mallory", "bob"):
             with contextlib.suppress(BioverifyClientError):

@@ -197,6 +197,9 @@ def test_enroll_verify_and_erase_voice(client: BioverifyClient) -> None:
     assert [t.modality for t in subject.templates] == [common_pb2.VOICE]
 
     client.delete_subject("cfo-voice")
+    nothing = client.enroll_voice("nobody-voice", [silence, silence])
+    assert nothing.accepted_count == 0 and not nothing.HasField("template")
+    assert [r.code for r in nothing.reasons] == ["NO_SAMPLE_ACCEPTED"]
     expect(
         grpc.StatusCode.NOT_FOUND,
         client.verify_voice,
