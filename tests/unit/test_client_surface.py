@@ -12,10 +12,16 @@ from bioverify import client_requests as requests
 from bioverify.aio_client import AsyncBioverifyClient
 from bioverify.client import BioverifyClient
 from bioverify.v1 import (
+    common_pb2,
+    face_pb2,
     face_pb2_grpc,
+    info_pb2,
     info_pb2_grpc,
+    liveness_pb2,
     liveness_pb2_grpc,
+    subjects_pb2,
     subjects_pb2_grpc,
+    voice_pb2,
     voice_pb2_grpc,
 )
 
@@ -26,14 +32,30 @@ STUBS = {
     "subjects": subjects_pb2_grpc.SubjectServiceStub,
     "info": info_pb2_grpc.InfoServiceStub,
 }
+PROTOS = {
+    "face": face_pb2,
+    "voice": voice_pb2,
+    "liveness": liveness_pb2,
+    "subjects": subjects_pb2,
+    "info": info_pb2,
+}
 RPCS = {name: rpc for name, rpc in vars(requests).items() if isinstance(rpc, requests.Unary)}
 
 
 def test_every_rpc_is_a_method_of_both_clients_with_the_builder_signature() -> None:
     assert len(RPCS) == 14  # every unary RPC of the five services the SDK covers
+    unary = {
+        (service, method.name)
+        for service, module in PROTOS.items()
+        for described in module.DESCRIPTOR.services_by_name.values()
+        for method in described.methods
+        if not (method.client_streaming or method.server_streaming)
+    }
+    assert {(rpc.service, rpc.method) for rpc in RPCS.values()} == unary
     for name, rpc in RPCS.items():
         for cls in (BioverifyClient, AsyncBioverifyClient):
             method = getattr(cls, name)
+            assert method.__name__ == name
             params = list(inspect.signature(method).parameters.values())
             assert params[0].name == "self"
             assert params[1:] == list(inspect.signature(rpc.build).parameters.values()), name
@@ -49,3 +71,4 @@ def test_request_builders_validate_before_any_call() -> None:
         BioverifyClient("localhost:1").check_liveness()
     request = requests.enroll_face.build("s", [b"x"], refuse_duplicates=True, tenant="t")
     assert request.subject_id == "s" and request.tenant == "t" and request.duplicate_action
+    assert request.duplicate_action == common_pb2.DUPLICATE_REFUSE
