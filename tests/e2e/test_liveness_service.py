@@ -4,7 +4,7 @@ active challenges (single-use nonces, replayed still images fail, real blinks an
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Collection, Iterator
 from typing import Protocol
 
 import cv2
@@ -125,17 +125,31 @@ def test_active_challenge_single_use_and_still_replay_fails(
     assert info.value.code() == grpc.StatusCode.FAILED_PRECONDITION
 
 
-def blink_challenge(
-    stub: liveness_pb2_grpc.LivenessServiceStub, allowed: set[int]
+def drawn_challenge(
+    issue: Callable[[], liveness_pb2.LivenessChallenge],
+    allowed: Collection[int],
+    required: int | None = None,
 ) -> liveness_pb2.LivenessChallenge:
-    """A fresh challenge with a BLINK and only ``allowed`` actions (they are random)."""
-    for _ in range(200):
-        challenge: liveness_pb2.LivenessChallenge = stub.StartLivenessChallenge(
-            liveness_pb2.StartLivenessChallengeRequest()
-        )
-        if liveness_pb2.BLINK in challenge.actions and set(challenge.actions) <= allowed:
+    """A fresh challenge of only ``allowed`` actions (with ``required`` among them): the
+    actions are random, so challenges are issued until one fits."""
+    for _ in range(400):
+        challenge = issue()
+        fits = set(challenge.actions) <= set(allowed)
+        if fits and (required is None or required in challenge.actions):
             return challenge
-    pytest.fail("the service never issued a BLINK challenge")
+    pytest.fail(f"the service never issued a challenge of only {sorted(allowed)}")
+
+
+def turns_of(turned_left: bytes, margin: int = 0) -> dict[int, bytes]:
+    """Frames for TURN_HEAD_LEFT (a face turned to the image's left, with ``margin`` pixels
+    of edge replication around it) and TURN_HEAD_RIGHT (the same frame mirrored)."""
+    decoded = cv2.imdecode(np.frombuffer(turned_left, np.uint8), cv2.IMREAD_COLOR)
+    assert decoded is not None
+    left = cv2.copyMakeBorder(decoded, *(4 * [margin]), cv2.BORDER_REPLICATE)
+    return {
+        liveness_pb2.TURN_HEAD_LEFT: cv2.imencode(".png", left)[1].tobytes(),
+        liveness_pb2.TURN_HEAD_RIGHT: cv2.imencode(".png", cv2.flip(left, 1))[1].tobytes(),
+    }
 
 
 def test_active_challenge_with_a_blink_and_head_turns(
@@ -145,22 +159,20 @@ def test_active_challenge_with_a_blink_and_head_turns(
     an LFW face turned to the image's left (flipped for right). Also: BLINK is issued. The
     turns are another person's, so the challenge is performed but the burst is rejected
     for changing identity: the splice an attacker would use to pass with their own face."""
-    webcam = DATA / "face_pad" / "webcam_replay" / "alexcamargoweb"
-    open_a, open_b = ((webcam / f"real_{n}.png").read_bytes() for n in ("0070", "0028"))
-    shut = (webcam / "real_0000.png").read_bytes()
-    turned = lfw("Johnny_Carson", 2).read_bytes()
-    decoded = cv2.imdecode(np.frombuffer(turned, np.uint8), cv2.IMREAD_COLOR)
-    assert decoded is not None
-    flipped = cv2.flip(decoded, 1)
+    open_a, open_b, shut = frames_of("alexcamargoweb", ("0070", "0028", "0000"))
+    turns = turns_of(lfw("Johnny_Carson", 2).read_bytes())
     frames_for = {
         liveness_pb2.BLINK: [shut, open_b],
-        liveness_pb2.TURN_HEAD_LEFT: [turned, open_a],
-        liveness_pb2.TURN_HEAD_RIGHT: [cv2.imencode(".png", flipped)[1].tobytes(), open_a],
+        **{action: [frame, open_a] for action, frame in turns.items()},
     }
 
     def answer(frames_of: dict[int, list[bytes]]) -> liveness_pb2.CheckLivenessResponse:
         """Answer a fresh BLINK challenge with neutral frames, then each action's frames."""
-        challenge = blink_challenge(liveness, set(frames_of))
+        challenge = drawn_challenge(
+            lambda: liveness.StartLivenessChallenge(liveness_pb2.StartLivenessChallengeRequest()),
+            frames_of,
+            required=liveness_pb2.BLINK,
+        )
         frames = [open_a, open_b, open_a]
         for action in challenge.actions:
             frames += frames_of[action]
@@ -173,18 +185,18 @@ def test_active_challenge_with_a_blink_and_head_turns(
         return reply
 
     reply = answer(frames_for)
-    (check,) = [c for c in reply.liveness.checks if c.name == "active_challenge"]
-    assert check.passed and "BLINK@frame" in check.detail, check.detail
-    (blink,) = [c for c in reply.liveness.checks if c.name == "eye_blink"]
+    performed = check(reply, "active_challenge")
+    assert performed.passed and "BLINK@frame" in performed.detail, performed.detail
+    blink = check(reply, "eye_blink")
     assert blink.passed and blink.weight == 0.0 and "shut at frame" in blink.detail
-    (same,) = [c for c in reply.liveness.checks if c.name == "identity_continuity"]
+    same = check(reply, "identity_continuity")
     assert not same.passed and "a different person" in same.detail, same.detail
     assert not reply.liveness.live and reply.decision == common_pb2.SPOOF_SUSPECTED
     assert any(r.code == "IDENTITY_CHANGED" for r in reply.reasons)
     # The same frames without the shut-eye one: the blink is missing.
     reply = answer({**frames_for, liveness_pb2.BLINK: [open_a, open_b]})
-    (check,) = [c for c in reply.liveness.checks if c.name == "active_challenge"]
-    assert not check.passed and "BLINK" in check.detail, check.detail
+    performed = check(reply, "active_challenge")
+    assert not performed.passed and "BLINK" in performed.detail, performed.detail
     assert not reply.liveness.live and reply.decision == common_pb2.SPOOF_SUSPECTED
     assert any(r.code == "CHALLENGE_FAILED" for r in reply.reasons)
 
@@ -194,22 +206,22 @@ def test_frames_of_one_person_are_continuous_and_a_spliced_face_is_named(
 ) -> None:
     """A live webcam recording (DEV PAD set), a head turn included, is one person; the same
     frames with one LFW photo of someone else injected fail identity continuity at it."""
-    webcam = DATA / "face_pad" / "webcam_replay" / "Krzysiek354"
-    frames = [(webcam / f"real_{n}.png").read_bytes() for n in ("0000", "0020", "0060", "0079")]
+    frames = frames_of("Krzysiek354", ("0000", "0020", "0060", "0079"))
 
-    def check(burst: list[bytes]) -> tuple[liveness_pb2.CheckLivenessResponse, str, bool]:
+    def check_burst(burst: list[bytes]) -> tuple[liveness_pb2.CheckLivenessResponse, str, bool]:
         reply = liveness.CheckLiveness(
             liveness_pb2.CheckLivenessRequest(frames=liveness_pb2.FrameSequence(frames=burst)),
             timeout=60,
         )
-        (same,) = [c for c in reply.liveness.checks if c.name == "identity_continuity"]
-        assert same.weight == 0.0 and "largest jump between consecutive frames" in same.detail
+        same = check(reply, "identity_continuity")
+        assert "largest jump between consecutive frames" in same.detail
         return reply, same.detail, same.passed
 
-    reply, detail, passed = check(frames)
+    reply, detail, passed = check_burst(frames)
     assert passed and "all 4 faces are the person of frame" in detail, detail
     assert not any(r.code == "IDENTITY_CHANGED" for r in reply.reasons)
-    reply, detail, passed = check([*frames[:2], lfw("Johnny_Carson", 2).read_bytes(), *frames[2:]])
+    burst = [*frames[:2], lfw("Johnny_Carson", 2).read_bytes(), *frames[2:]]
+    reply, detail, passed = check_burst(burst)
     assert not passed and "frame 2: a different person" in detail, detail
     assert not reply.liveness.live and reply.decision == common_pb2.SPOOF_SUSPECTED
     assert any(r.code == "IDENTITY_CHANGED" for r in reply.reasons)
@@ -514,23 +526,15 @@ def test_verify_face_accepts_a_challenge_performed_by_the_enrolled_person(
     frame gets a margin back by edge replication (as the whole webcam frame would have)."""
     neutral = frames_of("Krzysiek354", ("0000", "0020", "0119"))
     (turned,) = frames_of("Krzysiek354", ("0060",))  # yaw -0.41: nose towards the image's left
-    decoded = cv2.imdecode(np.frombuffer(turned, np.uint8), cv2.IMREAD_COLOR)
-    assert decoded is not None
-    left = cv2.copyMakeBorder(decoded, 32, 32, 32, 32, cv2.BORDER_REPLICATE)
-    frames_for = {
-        liveness_pb2.TURN_HEAD_LEFT: cv2.imencode(".png", left)[1].tobytes(),
-        liveness_pb2.TURN_HEAD_RIGHT: cv2.imencode(".png", cv2.flip(left, 1))[1].tobytes(),
-    }
+    frames_for = turns_of(turned, margin=32)
     (image,) = frames_of("Krzysiek354", ("0099",))
     tenant = "perform"
     client.enroll_face("performer", frames_of("Krzysiek354", ("0139",)), tenant=tenant)
     try:
-        for _ in range(400):  # the actions are random; this person can only turn
-            challenge = client.start_liveness_challenge(tenant=tenant, subject_id="performer")
-            if set(challenge.actions) <= set(frames_for):
-                break
-        else:
-            pytest.fail("the service never issued a challenge of head turns only")
+        challenge = drawn_challenge(  # this person can only turn
+            lambda: client.start_liveness_challenge(tenant=tenant, subject_id="performer"),
+            frames_for,
+        )
         frames = list(neutral)
         for action in challenge.actions:
             frames += [frames_for[action], neutral[0]]

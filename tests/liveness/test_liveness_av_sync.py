@@ -71,14 +71,13 @@ def test_aperture_is_normalised_by_the_eye_distance() -> None:
 
 
 def test_predictor_box_and_a_real_face(face_shape: FaceShape68) -> None:
-    shape = face_shape
     image = read_image(LFW / "Nursultan_Nazarbayev" / "Nursultan_Nazarbayev_0002.jpg")
     from bioverify.face.detector_dlib import DlibHogDetector
 
     face = DlibHogDetector().detect(image)[0]
     left, top, right, bottom = predictor_box(face)
     assert right - left == bottom - top and left < face.landmarks[0][0] < right
-    opening = aperture_from_68(shape.landmarks(image, face))
+    opening = aperture_from_68(face_shape.landmarks(image, face))
     assert 0.0 <= opening < 0.1  # lips closed on this photo
 
 

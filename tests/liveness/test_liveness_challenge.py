@@ -247,20 +247,19 @@ def test_a_real_blink_on_webcam_frames(
 ) -> None:
     """Frames of one live webcam recording (the DEV PAD set): a smile that shuts the eyes
     between open-eyed frames is a blink; the same open frame repeated is not."""
-    shape = face_shape
     folder = DATA / "face_pad" / "webcam_replay" / "alexcamargoweb"
     names = ("real_0070", "real_0028", "real_0070", "real_0000", "real_0028")
     frames = [read_image(folder / f"{name}.png") for name in names]
     faces = [detect(image) for image in frames]
     poses = [estimate_pose(face.landmarks) for face in faces]
     eyes = [
-        eye_aspect_ratio(shape.landmarks(image, face))
+        eye_aspect_ratio(face_shape.landmarks(image, face))
         for image, face in zip(frames, faces, strict=True)
     ]
     assert eyes[3] < 0.12 and min(eyes[:3] + eyes[4:]) > 0.25
     ok, detail = verify_challenge(_challenge(B, B), poses, eye_openness=eyes)
     assert not ok and "only 1 of 2" in detail  # one blink cannot count twice
-    blink_only = Challenge("id", "nonce", (B,), expires_at=1e18)
+    blink_only = _challenge(B)
     ok, detail = verify_challenge(blink_only, poses, eye_openness=eyes)
     assert ok and "BLINK@frame3" in detail, detail
     ok, detail = verify_challenge(blink_only, [poses[0]] * 5, eye_openness=[eyes[0]] * 5)
