@@ -14,6 +14,7 @@ import pytest
 
 from bioverify.index.faiss_ann import FastScanIndex
 from bioverify.index.gallery import Gallery, GalleryFollower
+from bioverify.scoring import cosine_similarity
 from bioverify.store.ports import TemplateWrite
 from bioverify.store.sqlite_store import SqliteTemplateStore
 
@@ -322,4 +323,12 @@ def test_search_many_is_search_per_row(store: SqliteTemplateStore, size: int) ->
         assert [s for s, _ in row] == [s for s, _ in one]  # batched BLAS: float32 rounding
         np.testing.assert_allclose([c for _, c in row], [c for _, c in one], atol=1e-6)
         assert row[0][0] == name
+    if size <= 40:  # exact search: the same ranking as scoring every template by hand
+        templates = {t.subject_id: t.vector for t in store.iter_templates("face", "m1")}
+        for probe, row in zip(probes, many, strict=True):
+            by_hand = sorted(
+                ((cosine_similarity(probe, v), s) for s, v in templates.items()), reverse=True
+            )[:3]
+            assert [s for s, _ in row] == [s for _, s in by_hand]
+            np.testing.assert_allclose([c for _, c in row], [c for c, _ in by_hand], atol=1e-5)
     assert gallery.search_many("nobody", probes, 3) == [[]] * 8
