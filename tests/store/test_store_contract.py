@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -35,17 +35,7 @@ def unit(rng: np.random.Generator, n: int, dim: int = 8) -> np.ndarray:
 def test_save_and_get_template(store: TemplateStore) -> None:
     rng = np.random.default_rng(0)
     samples = unit(rng, 3)
-    saved = store.save(
-        TemplateWrite(
-            tenant="t",
-            subject_id="alice",
-            modality="face",
-            model="m1",
-            new_samples=samples,
-            metadata={"dept": "ops"},
-            replace=False,
-        )
-    )
+    saved = save(store, "alice", samples, model="m1", metadata={"dept": "ops"})
     got = store.get_template("t", "alice", "face")
     assert got.model == "m1" and got.sample_count == 3
     np.testing.assert_allclose(got.samples, samples)
@@ -57,100 +47,30 @@ def test_save_and_get_template(store: TemplateStore) -> None:
 
 def test_extend_and_replace(store: TemplateStore) -> None:
     rng = np.random.default_rng(1)
-    store.save(
-        TemplateWrite(
-            tenant="t",
-            subject_id="a",
-            modality="face",
-            model="m1",
-            new_samples=unit(rng, 2),
-            metadata={},
-            replace=False,
-        )
-    )
-    t = store.save(
-        TemplateWrite(
-            tenant="t",
-            subject_id="a",
-            modality="face",
-            model="m1",
-            new_samples=unit(rng, 1),
-            metadata={"k": "v"},
-            replace=False,
-        )
-    )
+    save(store, "a", unit(rng, 2), model="m1")
+    t = save(store, "a", unit(rng, 1), model="m1", metadata={"k": "v"})
     assert t.sample_count == 3
-    t = store.save(
-        TemplateWrite(
-            tenant="t",
-            subject_id="a",
-            modality="face",
-            model="m1",
-            new_samples=unit(rng, 1),
-            metadata={},
-            replace=True,
-        )
-    )
+    t = save(store, "a", unit(rng, 1), model="m1", replace=True)
     assert t.sample_count == 1
     assert store.get_subject("t", "a").metadata == {"k": "v"}
 
 
 def test_extending_with_another_model_is_refused_and_changes_nothing(store: TemplateStore) -> None:
     rng = np.random.default_rng(2)
-    first = store.save(
-        TemplateWrite(
-            tenant="t",
-            subject_id="a",
-            modality="face",
-            model="m1",
-            new_samples=unit(rng, 2),
-            metadata={"x": "1"},
-            replace=False,
-        )
-    )
+    first = save(store, "a", unit(rng, 2), model="m1", metadata={"x": "1"})
     with pytest.raises(ModelMismatch):
-        store.save(
-            TemplateWrite(
-                tenant="t",
-                subject_id="a",
-                modality="face",
-                model="m2",
-                new_samples=unit(rng, 1),
-                metadata={"x": "2"},
-                replace=False,
-            )
-        )
+        save(store, "a", unit(rng, 1), model="m2", metadata={"x": "2"})
     after = store.get_template("t", "a", "face")
     assert after.model == "m1" and after.sample_count == 2
     np.testing.assert_allclose(after.vector, first.vector)
     assert store.get_subject("t", "a").metadata == {"x": "1"}
-    replaced = store.save(
-        TemplateWrite(
-            tenant="t",
-            subject_id="a",
-            modality="face",
-            model="m2",
-            new_samples=unit(rng, 1),
-            metadata={},
-            replace=True,
-        )
-    )
+    replaced = save(store, "a", unit(rng, 1), model="m2", replace=True)
     assert replaced.model == "m2"
 
 
 def test_tenants_are_separate(store: TemplateStore) -> None:
     rng = np.random.default_rng(3)
-    store.save(
-        TemplateWrite(
-            tenant="bank-a",
-            subject_id="s",
-            modality="face",
-            model="m",
-            new_samples=unit(rng, 1),
-            metadata={},
-            replace=False,
-        )
-    )
+    save(store, "s", unit(rng, 1), tenant="bank-a")
     with pytest.raises(NotEnrolled):
         store.get_template("bank-b", "s", "face")
     assert store.list_subjects("bank-b", limit=10) == []
@@ -168,17 +88,7 @@ def test_unknown_subject(store: TemplateStore) -> None:
 def test_delete_erases_every_template(store: TemplateStore) -> None:
     rng = np.random.default_rng(4)
     for modality in ("face", "voice"):
-        store.save(
-            TemplateWrite(
-                tenant="t",
-                subject_id="a",
-                modality=modality,
-                model="m",
-                new_samples=unit(rng, 2),
-                metadata={},
-                replace=False,
-            )
-        )
+        save(store, "a", unit(rng, 2), modality=modality)
     assert store.delete_subject("t", "a") == 2
     for modality in ("face", "voice"):
         with pytest.raises(NotEnrolled):
@@ -195,17 +105,7 @@ def test_list_subjects_pages_in_order(store: TemplateStore) -> None:
     rng = np.random.default_rng(5)
     ids = [f"s{i:03d}" for i in range(25)]
     for sid in reversed(ids):
-        store.save(
-            TemplateWrite(
-                tenant="t",
-                subject_id=sid,
-                modality="face",
-                model="m",
-                new_samples=unit(rng, 1),
-                metadata={},
-                replace=False,
-            )
-        )
+        save(store, sid, unit(rng, 1))
     seen: list[str] = []
     after = ""
     while True:
@@ -220,28 +120,8 @@ def test_list_subjects_pages_in_order(store: TemplateStore) -> None:
 
 def test_change_feed_is_monotonic(store: TemplateStore) -> None:
     rng = np.random.default_rng(6)
-    store.save(
-        TemplateWrite(
-            tenant="t",
-            subject_id="a",
-            modality="face",
-            model="m",
-            new_samples=unit(rng, 1),
-            metadata={},
-            replace=False,
-        )
-    )
-    store.save(
-        TemplateWrite(
-            tenant="t",
-            subject_id="b",
-            modality="face",
-            model="m",
-            new_samples=unit(rng, 1),
-            metadata={},
-            replace=False,
-        )
-    )
+    save(store, "a", unit(rng, 1))
+    save(store, "b", unit(rng, 1))
     changes = store.changes_since(0)
     assert [c.subject_id for c in changes] == ["a", "b"]
     assert store.changes_since(changes[0].seq)[0].subject_id == "b"
@@ -254,17 +134,7 @@ def test_concurrent_enroll_and_delete_end_consistent(store: TemplateStore) -> No
 
     def enroll() -> None:
         for v in vectors:
-            store.save(
-                TemplateWrite(
-                    tenant="t",
-                    subject_id="x",
-                    modality="face",
-                    model="m",
-                    new_samples=v[None],
-                    metadata={},
-                    replace=False,
-                )
-            )
+            save(store, "x", v[None])
 
     def delete() -> None:
         for _ in range(40):
@@ -302,6 +172,7 @@ def save(
     metadata: dict[str, str] | None = None,
     replace: bool = False,
     extra: dict[str, float] | None = None,
+    sample_ids: Sequence[str] = (),
 ) -> Template:
     return store.save(
         TemplateWrite(
@@ -313,6 +184,7 @@ def save(
             metadata=metadata or {},
             replace=replace,
             extra=extra,
+            sample_ids=sample_ids,
         )
     )
 
@@ -408,17 +280,7 @@ def test_data_survives_reopen(tmp_path: Path) -> None:
     rng = np.random.default_rng(8)
     path = tmp_path / "durable.sqlite3"
     s = SqliteTemplateStore(path)
-    s.save(
-        TemplateWrite(
-            tenant="t",
-            subject_id="a",
-            modality="face",
-            model="m",
-            new_samples=unit(rng, 1),
-            metadata={},
-            replace=False,
-        )
-    )
+    save(s, "a", unit(rng, 1))
     s.close()
     reopened = SqliteTemplateStore(path)
     assert reopened.get_template("t", "a", "face").sample_count == 1
@@ -428,47 +290,14 @@ def test_data_survives_reopen(tmp_path: Path) -> None:
 def test_sample_ids_make_saves_idempotent(store: TemplateStore) -> None:
     rng = np.random.default_rng(11)
     a, b, c = unit(rng, 3)
-    first = store.save(
-        TemplateWrite(
-            tenant="t",
-            subject_id="i",
-            modality="face",
-            model="m",
-            new_samples=np.stack([a, b]),
-            metadata={},
-            replace=False,
-            sample_ids=["ha", "hb"],
-        )
-    )
+    first = save(store, "i", np.stack([a, b]), sample_ids=["ha", "hb"])
     assert first.sample_ids == ("ha", "hb")
-    again = store.save(
-        TemplateWrite(
-            tenant="t",
-            subject_id="i",
-            modality="face",
-            model="m",
-            new_samples=np.stack([b, c]),
-            metadata={},
-            replace=False,
-            sample_ids=["hb", "hc"],
-        )
-    )
+    again = save(store, "i", np.stack([b, c]), sample_ids=["hb", "hc"])
     assert again.sample_count == 3 and again.sample_ids == ("ha", "hb", "hc")
     got = store.get_template("t", "i", "face")
     assert got.sample_ids == ("ha", "hb", "hc") and got.sample_count == 3
     np.testing.assert_allclose(got.samples, np.stack([a, b, c]))
-    replaced = store.save(
-        TemplateWrite(
-            tenant="t",
-            subject_id="i",
-            modality="face",
-            model="m",
-            new_samples=a[None],
-            metadata={},
-            replace=True,
-            sample_ids=["ha"],
-        )
-    )
+    replaced = save(store, "i", a[None], replace=True, sample_ids=["ha"])
     assert replaced.sample_count == 1 and replaced.sample_ids == ("ha",)
 
 
@@ -511,17 +340,7 @@ def test_save_many_is_save_in_order(store: TemplateStore) -> None:
 def test_save_many_refuses_another_model(store: TemplateStore) -> None:
     rng = np.random.default_rng(13)
     a, b = unit(rng, 2)
-    store.save(
-        TemplateWrite(
-            tenant="t",
-            subject_id="x",
-            modality="face",
-            model="m1",
-            new_samples=a[None],
-            metadata={},
-            replace=False,
-        )
-    )
+    save(store, "x", a[None], model="m1")
     with pytest.raises(ModelMismatch):
         store.save_many([TemplateWrite("t", "x", "face", "m2", b[None])])
     assert store.get_template("t", "x", "face").model == "m1"
