@@ -111,7 +111,8 @@ def test_checker_uses_the_telephone_band_fusion_for_narrowband_input() -> None:
     assert "f0_variation" in {c.name for c in wide.checks if c.weight != 0.0}
     assert "wideband input" in _bandwidth_detail(wide.checks)
 
-    narrow = checker.assess(wave, segments, narrowband=True)
+    declared = assess_bandwidth(wave, segments, declared=True)
+    narrow = checker.assess(wave, segments, bandwidth=declared)
     assert narrow.threshold == NARROW.threshold == checker.threshold_for(True)
     assert {c.name for c in narrow.checks if c.weight != 0.0} <= set(NARROW.features)
     assert "narrowband input: telephone-band model" in _bandwidth_detail(narrow.checks)
@@ -125,7 +126,7 @@ def test_checker_uses_the_telephone_band_fusion_for_narrowband_input() -> None:
 
     # Without a telephone-band fusion the wideband one is used, and the report says so.
     alone = VoiceSpoofChecker(FixedModel(1.0), FUSION)
-    fallback = alone.assess(wave, segments, narrowband=True)
+    fallback = alone.assess(wave, segments, bandwidth=declared)
     assert fallback.threshold == FUSION.threshold
     assert "no telephone-band model" in _bandwidth_detail(fallback.checks)
 

@@ -130,16 +130,15 @@ class VoiceSpoofChecker:
         speech_segments: Sequence[SpeechSegment],
         *,
         aasist_log_odds: float | None = None,
-        narrowband: bool = False,
         bandwidth: Bandwidth | None = None,
     ) -> SpoofAssessment:
         """Assess one clip (16 kHz mono). ``aasist_log_odds`` reuses an AASIST result
         computed elsewhere (e.g. the running mean of a live call) instead of running it.
 
-        ``narrowband`` declares telephone input (the caller knows it was sent at 8 kHz or in
-        G.711); otherwise the bandwidth is measured on the audio itself, which also catches
-        16 kHz files upsampled from a phone recording. A ``bandwidth`` the caller already
-        assessed is used as is."""
+        ``bandwidth`` is the caller's :func:`assess_bandwidth` (which knows whether the
+        input was declared telephone band: sent at 8 kHz or in G.711); without it the
+        bandwidth is measured on the audio itself, which also catches 16 kHz files
+        upsampled from a phone recording."""
         speech_s = sum(max(0.0, s.end_s - s.start_s) for s in speech_segments)
         if speech_s < MIN_SPEECH_S:
             raise AudioTooShort(
@@ -147,7 +146,7 @@ class VoiceSpoofChecker:
                 f"got {speech_s:.1f} s"
             )
         if bandwidth is None:
-            bandwidth = assess_bandwidth(wave16k, speech_segments, declared=narrowband)
+            bandwidth = assess_bandwidth(wave16k, speech_segments)
         fusion, threshold = self.fusion_for(bandwidth)
         signals = compute_signals(wave16k, speech_segments)
         values: dict[str, float] = {name: s.value for name, s in signals.items()}
