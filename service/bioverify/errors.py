@@ -19,6 +19,7 @@ developers and never contain biometric data or internal paths.
     ├── NotEnrolled                        NOT_FOUND
     ├── ModelMismatch                      FAILED_PRECONDITION (template made by another model)
     ├── AlreadyExists                      ALREADY_EXISTS
+    ├── TemplateChanged                    ABORTED (changed since the request read it; retry)
     ├── SpoofSuspected                     PERMISSION_DENIED is *not* used: decisions carry it
     ├── ChallengeInvalid                   FAILED_PRECONDITION (unknown/expired/used nonce)
     ├── Unavailable                        UNAVAILABLE (store down, models not ready)
@@ -98,6 +99,12 @@ class ModelMismatch(BioverifyError):
 
 class AlreadyExists(BioverifyError):
     reason = "ALREADY_EXISTS"
+
+
+class TemplateChanged(BioverifyError):
+    """A compare-and-set write found the template changed since it was read; nothing written."""
+
+    reason = "TEMPLATE_CHANGED"
 
 
 class SpoofSuspected(BioverifyError):
