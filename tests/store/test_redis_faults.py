@@ -1,4 +1,5 @@
-"""Redis-only behaviour: outages, crashes mid-write, lost replies, and following the feed."""
+"""Redis-only behaviour: outages, crashes mid-write, lost replies, races between a write's read
+and its script, and following the feed."""
 
 from __future__ import annotations
 
@@ -13,9 +14,9 @@ import numpy as np
 import pytest
 import redis
 
-from bioverify.errors import ConfigurationError, NotEnrolled, Unavailable
+from bioverify.errors import ConfigurationError, NotEnrolled, TemplateChanged, Unavailable
 from bioverify.store import redis_store
-from bioverify.store.ports import TemplateWrite
+from bioverify.store.ports import ExpectedTemplate, TemplateWrite
 from bioverify.store.redis_store import UNREACHABLE, RedisTemplateStore
 from tests.redis_server import RedisServer
 
@@ -383,4 +384,38 @@ def test_save_many_redoes_a_write_that_lost_a_race(
         assert store.get_template("t", "raced", "face").sample_count == 4
         assert calm_template.sample_count == 2
         assert store.get_template("t", "calm", "face").sample_count == 2
+        assert_consistent(store, redis_url)
+
+
+@pytest.mark.parametrize("rival_modality", ["face", "voice"])
+def test_an_expectation_is_checked_again_when_a_rival_writes_before_the_script(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch, rival_modality: str
+) -> None:
+    """Another replica writes the subject between save's read (where the expectation held) and
+    its script: the script finds the subject changed and the write is read again. A rival write
+    of the same template fails the expectation (nothing of ours saved); one of the subject's
+    other template does not change this one, so ours is saved beside it."""
+    rng = np.random.default_rng(12)
+    with opened(redis_url) as store, opened(redis_url) as rival:
+        save(store, "a", unit(rng, 1), modality="voice")
+        prepare = store._prepare_save
+        reads: list[str] = []
+
+        def racing(w: TemplateWrite, *args: Any) -> Any:  # fault injector: a rival write
+            reads.append(w.modality)
+            prepared = prepare(w, *args)
+            if len(reads) == 1:
+                save(rival, "a", unit(rng, 2), modality=rival_modality)
+            return prepared
+
+        monkeypatch.setattr(store, "_prepare_save", racing)
+        write = TemplateWrite("t", "a", "face", "m", unit(rng, 1), expected=ExpectedTemplate(None))
+        if rival_modality == "face":
+            with pytest.raises(TemplateChanged):
+                store.save(write)
+            assert store.get_template("t", "a", "face").sample_count == 2  # the rival's alone
+        else:
+            assert store.save(write).sample_count == 1
+            assert store.get_template("t", "a", "voice").sample_count == 3
+        assert reads == ["face", "face"]  # read again after the script refused the first
         assert_consistent(store, redis_url)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -9,9 +10,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import redis
 
-from bioverify.errors import ModelMismatch, NotEnrolled
-from bioverify.store.ports import Template, TemplateStore, TemplateWrite
+from bioverify.errors import ModelMismatch, NotEnrolled, TemplateChanged
+from bioverify.store.ports import ExpectedTemplate, Template, TemplateStore, TemplateWrite
 from bioverify.store.redis_store import RedisTemplateStore
 from bioverify.store.sqlite_store import SqliteTemplateStore
 
@@ -173,6 +175,7 @@ def save(
     replace: bool = False,
     extra: dict[str, float] | None = None,
     sample_ids: Sequence[str] = (),
+    expected: ExpectedTemplate | None = None,
 ) -> Template:
     return store.save(
         TemplateWrite(
@@ -185,6 +188,7 @@ def save(
             replace=replace,
             extra=extra,
             sample_ids=sample_ids,
+            expected=expected,
         )
     )
 
@@ -346,3 +350,172 @@ def test_save_many_refuses_another_model(store: TemplateStore) -> None:
     assert store.get_template("t", "x", "face").model == "m1"
     (replaced,) = store.save_many([TemplateWrite("t", "x", "face", "m2", b[None], replace=True)])
     assert replaced.model == "m2" and store.get_template("t", "x", "face").model == "m2"
+
+
+ABSENT = ExpectedTemplate(None)
+
+
+def assert_unchanged(store: TemplateStore, before: Template, seq: int) -> None:
+    """The template is still ``before`` and the change feed has nothing after ``seq``."""
+    after = store.get_template(before.tenant, before.subject_id, before.modality)
+    assert after.revision == before.revision and after.sample_ids == before.sample_ids
+    np.testing.assert_array_equal(after.samples, before.samples)
+    assert store.latest_seq() == seq and store.changes_since(seq) == []
+
+
+def test_every_write_gives_the_template_a_new_revision(store: TemplateStore) -> None:
+    rng = np.random.default_rng(20)
+    first = save(store, "a", unit(rng, 1))
+    assert first.revision > 0 and store.get_template("t", "a", "face").revision == first.revision
+    other = save(store, "b", unit(rng, 1))
+    extended = save(store, "a", unit(rng, 1))
+    replaced = save(store, "a", unit(rng, 1), replace=True)
+    assert first.revision < other.revision < extended.revision < replaced.revision
+    (a,) = [t for t in store.iter_templates("face") if t.subject_id == "a"]
+    assert a.revision == replaced.revision == store.get_template("t", "a", "face").revision
+    # Deleted and enrolled again: a new revision, never the old one.
+    store.delete_subject("t", "a")
+    again = save(store, "a", unit(rng, 1))
+    assert again.revision > replaced.revision
+    (saved,) = store.save_many([TemplateWrite("t", "c", "face", "m", unit(rng, 1))])
+    assert saved.revision == store.get_template("t", "c", "face").revision > again.revision
+
+
+def test_a_write_expecting_no_template_is_refused_when_there_is_one(
+    store: TemplateStore,
+) -> None:
+    rng = np.random.default_rng(21)
+    first = save(store, "a", unit(rng, 2), metadata={"k": "1"}, expected=ABSENT)
+    assert first.sample_count == 2
+    seq = store.latest_seq()
+    for replace in (False, True):
+        with pytest.raises(TemplateChanged) as info:
+            save(store, "a", unit(rng, 1), metadata={"k": "2"}, replace=replace, expected=ABSENT)
+        assert "subject 'a'" in str(info.value) and "retry" in str(info.value)
+        assert_unchanged(store, first, seq)
+        assert store.get_subject("t", "a").metadata == {"k": "1"}
+    # Another modality or tenant of the subject is another template.
+    assert save(store, "a", unit(rng, 1), modality="voice", expected=ABSENT).sample_count == 1
+    assert save(store, "a", unit(rng, 1), tenant="u", expected=ABSENT).sample_count == 1
+
+
+def test_a_write_expecting_a_revision_is_refused_after_another_write(
+    store: TemplateStore,
+) -> None:
+    rng = np.random.default_rng(22)
+    read = save(store, "a", unit(rng, 1))
+    save(store, "a", unit(rng, 1), modality="voice")  # the subject's other template
+    extended = save(store, "a", unit(rng, 1), expected=ExpectedTemplate.of(read))
+    assert extended.sample_count == 2
+    seq = store.latest_seq()
+    for replace in (False, True):  # written over since it was read
+        with pytest.raises(TemplateChanged):
+            save(store, "a", unit(rng, 1), replace=replace, expected=ExpectedTemplate.of(read))
+        assert_unchanged(store, extended, seq)
+    with pytest.raises(TemplateChanged):  # it exists now
+        save(store, "a", unit(rng, 1), expected=ABSENT)
+    store.delete_subject("t", "a")
+    with pytest.raises(TemplateChanged):  # deleted since it was read
+        save(store, "a", unit(rng, 1), expected=ExpectedTemplate.of(extended))
+    with pytest.raises(NotEnrolled):
+        store.get_template("t", "a", "face")
+    again = save(store, "a", unit(rng, 1))
+    with pytest.raises(TemplateChanged):  # deleted and enrolled again
+        save(store, "a", unit(rng, 1), expected=ExpectedTemplate.of(extended))
+    replaced = save(store, "a", unit(rng, 1), replace=True, expected=ExpectedTemplate.of(again))
+    assert replaced.sample_count == 1 and replaced.revision > again.revision
+
+
+def test_concurrent_writes_expecting_one_revision_save_exactly_one(store: TemplateStore) -> None:
+    rng = np.random.default_rng(23)
+    read = save(store, "a", unit(rng, 1))
+    vectors = unit(rng, 6)
+    start = threading.Barrier(len(vectors))
+    won: list[Template] = []
+    lost: list[BaseException] = []
+
+    def write(v: np.ndarray) -> None:
+        start.wait()
+        try:
+            won.append(save(store, "a", v[None], expected=ExpectedTemplate.of(read)))
+        except BaseException as exc:
+            lost.append(exc)
+
+    threads = [threading.Thread(target=write, args=(v,)) for v in vectors]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert len(won) == 1 and all(isinstance(e, TemplateChanged) for e in lost), lost
+    got = store.get_template("t", "a", "face")
+    assert got.sample_count == 2 and got.revision == won[0].revision
+    assert store.latest_seq() == won[0].revision
+
+
+def test_save_many_with_one_failed_expectation_saves_nothing(store: TemplateStore) -> None:
+    rng = np.random.default_rng(24)
+    present = save(store, "y", unit(rng, 1))
+    seq = store.latest_seq()
+    a, b, c = unit(rng, 3)
+    batches = [
+        # a write to another subject before the one that fails
+        [
+            TemplateWrite("t", "x", "face", "m", a[None]),
+            TemplateWrite("t", "y", "face", "m", b[None], expected=ABSENT),
+        ],
+        # an expectation of a template that an earlier write of the batch makes
+        [
+            TemplateWrite("t", "x", "face", "m", a[None], expected=ABSENT),
+            TemplateWrite("t", "x", "face", "m", c[None], expected=ABSENT),
+        ],
+    ]
+    for batch in batches:
+        with pytest.raises(TemplateChanged):
+            store.save_many(batch)
+        with pytest.raises(NotEnrolled):
+            store.get_template("t", "x", "face")
+        assert_unchanged(store, present, seq)
+    saved = store.save_many(
+        [
+            TemplateWrite("t", "x", "face", "m", a[None], expected=ABSENT),
+            TemplateWrite("t", "y", "face", "m", b[None], expected=ExpectedTemplate.of(present)),
+        ]
+    )
+    assert [t.sample_count for t in saved] == [1, 2]
+
+
+def test_a_sqlite_database_without_revisions_is_migrated_on_open(tmp_path: Path) -> None:
+    rng = np.random.default_rng(25)
+    path = tmp_path / "old.sqlite3"
+    s = SqliteTemplateStore(path)
+    save(s, "a", unit(rng, 2), sample_ids=["ha", "hb"])
+    s.close()
+    with sqlite3.connect(path) as conn:  # the templates table of the first version
+        for column in ("revision", "sample_ids"):
+            conn.execute(f"ALTER TABLE templates DROP COLUMN {column}")
+    s = SqliteTemplateStore(path)
+    old = s.get_template("t", "a", "face")
+    assert old.revision == 0 and old.sample_count == 2 and old.sample_ids == ()
+    with pytest.raises(TemplateChanged):
+        save(s, "a", unit(rng, 1), expected=ABSENT)
+    written = save(s, "a", unit(rng, 1), expected=ExpectedTemplate.of(old))
+    assert written.revision > 0 and written.sample_count == 3
+    s.close()
+    reopened = SqliteTemplateStore(path)  # migrated once: opening again changes nothing
+    assert reopened.get_template("t", "a", "face").revision == written.revision
+    reopened.close()
+
+
+def test_a_redis_template_without_a_revision_is_revision_0(redis_url: str) -> None:
+    rng = np.random.default_rng(26)
+    s = RedisTemplateStore(redis_url)
+    save(s, "a", unit(rng, 1))
+    with redis.Redis.from_url(redis_url) as raw:  # as a replica of an older version writes it
+        assert raw.hdel("bioverify:tpl:t:face:a", "rev") == 1
+    old = s.get_template("t", "a", "face")
+    assert old.revision == 0
+    with pytest.raises(TemplateChanged):
+        save(s, "a", unit(rng, 1), expected=ABSENT)
+    written = save(s, "a", unit(rng, 1), expected=ExpectedTemplate.of(old))
+    assert written.revision > 0 and s.get_template("t", "a", "face").revision == written.revision
+    s.close()

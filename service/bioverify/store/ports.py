@@ -1,6 +1,12 @@
 """The template store port. Stores keep per-sample embeddings (to re-score and to rebuild
 templates) and one template per (tenant, subject, modality); they never keep raw images or audio.
-A change feed (monotonic sequence of upserts/deletes) lets derived indexes catch up."""
+A change feed (monotonic sequence of upserts/deletes) lets derived indexes catch up.
+
+Every template carries a ``revision``: the seq of the change that last wrote it. Seqs are never
+reused, so a template deleted and enrolled again gets a new revision, never its old one. A write
+may carry an :class:`ExpectedTemplate` (compare-and-set): the store applies it only if the
+template is still the one its caller read, atomically with the write, and else raises
+TemplateChanged and writes nothing."""
 
 from __future__ import annotations
 
@@ -12,7 +18,7 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
-from bioverify.errors import ModelMismatch
+from bioverify.errors import ModelMismatch, TemplateChanged
 from bioverify.scoring import mean_template
 
 Vector = npt.NDArray[np.float32]
@@ -30,10 +36,24 @@ class Template:
     updated_at: str
     extra: Mapping[str, float] = field(default_factory=dict)  # e.g. net speech seconds
     sample_ids: tuple[str, ...] = ()  # content hashes of the samples, for idempotent enrollment
+    revision: int = 0  # seq of the change that last wrote it; 0: written before revisions
 
     @property
     def sample_count(self) -> int:
         return int(self.samples.shape[0])
+
+
+@dataclass(frozen=True)
+class ExpectedTemplate:
+    """A write's compare-and-set condition: the template it writes over is still the one read
+    at ``revision``, or (``revision`` None) there is still none."""
+
+    revision: int | None
+
+    @classmethod
+    def of(cls, template: Template | None) -> ExpectedTemplate:
+        """The condition that ``template`` (None: no template) is still what is stored."""
+        return cls(template.revision if template is not None else None)
 
 
 @dataclass(frozen=True)
@@ -49,6 +69,7 @@ class TemplateWrite:
     replace: bool = False
     extra: Mapping[str, float] | None = None
     sample_ids: Sequence[str] = ()
+    expected: ExpectedTemplate | None = None  # None: write whatever is stored
 
 
 @dataclass(frozen=True)
@@ -99,16 +120,22 @@ class TemplateStore(Protocol):
         ``write.sample_ids`` (one per new sample, e.g. a hash of the raw sample) make the call
         idempotent: samples whose id the template already holds are not added again, so a
         retried or resumed enrollment never counts a sample twice.
-        Raises ModelMismatch when extending a template made by another model.
+        Raises ModelMismatch when extending a template made by another model, and
+        TemplateChanged when ``write.expected`` does not hold at the moment of the write (checked
+        atomically with it); either way nothing is written.
         """
         ...
 
     def save_many(self, writes: Sequence[TemplateWrite]) -> list[Template]:
         """Bulk load: the same as ``save`` for each write in order (same merging,
-        idempotency and ModelMismatch rules, one change each), with fewer round trips or
-        commits. Each template is written atomically; the batch as a whole is atomic on SQLite
-        (one transaction: an error saves none of it) but not on Redis (an error may leave the
-        writes before it saved). Meant for imports and benchmarks, not for the request path.
+        idempotency, ModelMismatch and TemplateChanged rules, one change each), with fewer round
+        trips or commits. A write expecting anything of a template an earlier write of the
+        batch makes fails (that template has a new revision). Each template is written
+        atomically; the batch as a whole is atomic on SQLite (one transaction: an error saves
+        none of it) but not on Redis (an error may leave the writes before it saved; only the
+        expectations are all checked before the first write, so one that no longer holds when
+        the batch starts saves nothing). Meant for imports and benchmarks, not for the request
+        path.
         """
         ...
 
@@ -178,6 +205,21 @@ def merge_samples(
         np.concatenate([old_samples, added], axis=0),
         (*old_ids, *(ids[r] for r in keep)),
         len(keep),
+    )
+
+
+def check_expected(w: TemplateWrite, revision: int | None) -> None:
+    """Raises TemplateChanged unless ``w.expected`` holds of the stored template (its
+    ``revision``; None when there is none). A write without expectation always holds."""
+    if w.expected is not None and w.expected.revision != revision:
+        raise template_changed(w)
+
+
+def template_changed(w: TemplateWrite) -> TemplateChanged:
+    """The error of a write whose expectation does not hold (see :func:`check_expected`)."""
+    return TemplateChanged(
+        f"subject {w.subject_id!r}'s {w.modality} template changed while this enrollment was "
+        "being checked against it; nothing was saved: retry the enrollment"
     )
 
 

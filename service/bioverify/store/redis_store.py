@@ -8,7 +8,8 @@ Key layout (``P`` is the key prefix; tenant and modality are escaped so ``:`` st
                                    t:<modality> JSON summary {model, n, c, u}
     P tpl:<tenant>:<modality>:<subject>
                                    hash: tenant, subject_id, modality, model, dim, n,
-                                   vec (float32 template), samples (float32 n x dim), extra, c, u
+                                   vec (float32 template), samples (float32 n x dim), extra, c, u,
+                                   ids, rev (seq of the change that wrote it; absent: 0)
     P subjects:<tenant>            zset (score 0) of subject ids, paged with ZRANGEBYLEX
     P subjects:<tenant>:<modality> zset of the subject ids holding that modality
     P idx:<modality>:<model>       zset (score 0) of template keys, paged by iter_templates
@@ -20,10 +21,14 @@ then run one Lua script that applies everything only if the subject's version ``
 the one read (else read again). A script runs atomically; every command that can fail
 (INCR, XADD) runs before the first data write, so no template is ever half-written. The change
 is appended to the stream inside the same script, so a follower that sees seq N also sees its data.
+Every write and delete of a subject changes ``v``, so a script that runs wrote over the
+template as read: a write's compare-and-set expectation (``TemplateWrite.expected``) is checked
+on that read, and a template written before revisions (no ``rev``) counts as revision 0.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import random
@@ -47,6 +52,8 @@ from bioverify.store.ports import (
     TemplateSummary,
     TemplateWrite,
     apply_write,
+    check_expected,
+    template_changed,
     utc_now,
 )
 
@@ -68,6 +75,7 @@ _TEMPLATE_FIELDS = (
     "c",
     "u",
     "ids",
+    "rev",
 )
 
 # Errors that mean "the store cannot serve right now" rather than a bug.
@@ -98,7 +106,7 @@ if #ARGV >= 17 then redis.call('HSET', KEYS[4], unpack(ARGV, 17)) end
 redis.call('DEL', KEYS[5])
 redis.call('HSET', KEYS[5], 'tenant', ARGV[2], 'subject_id', ARGV[3], 'modality', ARGV[4],
            'model', ARGV[5], 'dim', ARGV[7], 'n', ARGV[8], 'vec', ARGV[9], 'samples', ARGV[10],
-           'extra', ARGV[11], 'c', ARGV[12], 'u', ARGV[13], 'ids', ARGV[16])
+           'extra', ARGV[11], 'c', ARGV[12], 'u', ARGV[13], 'ids', ARGV[16], 'rev', seq)
 if ARGV[6] ~= '' and ARGV[6] ~= ARGV[5] then
   redis.call('ZREM', KEYS[10], KEYS[5])
   if redis.call('ZCARD', KEYS[10]) == 0 then redis.call('SREM', KEYS[9], ARGV[6]) end
@@ -225,16 +233,18 @@ class RedisTemplateStore:
                     self._read_for_save(pipe, write)
                     version, old = pipe.execute()
                 keys, args, template = self._prepare_save(write, version, old, op_key)
-                status, _ = self._save(keys=keys, args=args)
+                status, seq = self._save(keys=keys, args=args)
                 if status != _CONFLICT:
-                    return template
+                    return dataclasses.replace(template, revision=int(seq))
                 _backoff(attempt)
         raise _too_busy()
 
     def save_many(self, writes: Sequence[TemplateWrite]) -> list[Template]:
         """Runs of writes to distinct subjects, each run in one pipelined round trip for the
         reads and one for the scripts. A write that lost a race to another writer is redone
-        alone right after its run."""
+        alone right after its run. Expectations are all checked first (one more round trip,
+        only when a write has one), so a batch that fails one of them saves nothing."""
+        self._check_expectations(writes)
         out: list[Template] = []
         run: list[TemplateWrite] = []
         subjects: set[tuple[str, str]] = set()
@@ -265,22 +275,48 @@ class RedisTemplateStore:
                     self._save(keys=keys, args=args, client=pipe)
                 statuses = pipe.execute()
         out: list[Template] = []
-        for w, (_, _, template), (status, _) in zip(writes, prepared, statuses, strict=True):
-            out.append(self.save(w) if status == _CONFLICT else template)
+        for w, (_, _, template), (status, seq) in zip(writes, prepared, statuses, strict=True):
+            if status == _CONFLICT:
+                out.append(self.save(w))
+            else:
+                out.append(dataclasses.replace(template, revision=int(seq)))
         return out
+
+    def _check_expectations(self, writes: Sequence[TemplateWrite]) -> None:
+        """TemplateChanged unless every expectation of the batch holds of the store as it is
+        now, in order: a write expecting anything of a template an earlier write of the batch
+        makes fails. The scripts check them again, atomically, as they write."""
+        expecting = [w for w in writes if w.expected is not None]
+        if not expecting:
+            return
+        with self._translate(), self._redis.pipeline(transaction=True) as pipe:
+            for w in expecting:
+                pipe.hmget(self._template_key(w.tenant, w.subject_id, w.modality), ["model", "rev"])
+            rows = iter(pipe.execute())
+        written: set[tuple[str, str, str]] = set()
+        for w in writes:
+            key = (w.tenant, w.subject_id, w.modality)
+            if w.expected is not None:
+                if key in written:
+                    raise template_changed(w)
+                check_expected(w, _revision(*next(rows)))
+            written.add(key)
 
     def _read_for_save(self, pipe: Any, w: TemplateWrite) -> None:
         pipe.hget(self._subject_key(w.tenant, w.subject_id), "v")
         pipe.hmget(
             self._template_key(w.tenant, w.subject_id, w.modality),
-            ["model", "dim", "samples", "extra", "c", "ids"],
+            ["model", "dim", "samples", "extra", "c", "ids", "rev"],
         )
 
     def _prepare_save(
         self, w: TemplateWrite, version: Any, old_row: Sequence[Any], op_key: str
     ) -> tuple[list[str], list[Any], Template]:
-        """The keys and arguments of the save script, and the template it would write."""
-        old_model, dim, blob, old_extra, old_created, old_ids = old_row
+        """The keys and arguments of the save script, and the template it would write (its
+        revision is the seq the script returns). TemplateChanged when ``w.expected`` does not
+        hold of ``old_row``."""
+        old_model, dim, blob, old_extra, old_created, old_ids, rev = old_row
+        check_expected(w, _revision(old_model, rev))
         tenant, subject_id, modality, model = w.tenant, w.subject_id, w.modality, w.model
         meta_args: list[str] = []
         for key, value in w.metadata.items():
@@ -485,8 +521,16 @@ def _too_busy() -> Unavailable:
     return Unavailable("the subject is being changed by many requests at once; retry later")
 
 
+def _revision(model: Any, rev: Any) -> int | None:
+    """A template's revision from its ``model`` and ``rev`` fields: None when there is no
+    template, 0 for one last written before revisions (by an older version)."""
+    if model is None:
+        return None
+    return int(rev) if rev is not None else 0
+
+
 def _template(modality: str, row: Sequence[Any]) -> Template:
-    tenant, subject_id, model, dim, vec, samples, extra, created, updated, ids = row
+    tenant, subject_id, model, dim, vec, samples, extra, created, updated, ids, rev = row
     return Template(
         tenant=_str(tenant),
         subject_id=_str(subject_id),
@@ -498,6 +542,7 @@ def _template(modality: str, row: Sequence[Any]) -> Template:
         updated_at=_str(updated),
         extra=json.loads(extra),
         sample_ids=tuple(json.loads(ids)) if ids else (),
+        revision=int(rev) if rev is not None else 0,
     )
 
 

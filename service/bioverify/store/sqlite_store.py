@@ -3,6 +3,7 @@ enrollment acknowledged to a client survives a crash of the process or the machi
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sqlite3
 import threading
@@ -22,6 +23,7 @@ from bioverify.store.ports import (
     TemplateSummary,
     TemplateWrite,
     apply_write,
+    check_expected,
     utc_now,
 )
 
@@ -47,6 +49,7 @@ CREATE TABLE IF NOT EXISTS templates (
     sample_ids TEXT NOT NULL DEFAULT '[]',
     created_at TEXT NOT NULL,
     updated_at TEXT NOT NULL,
+    revision INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (tenant, subject_id, modality),
     FOREIGN KEY (tenant, subject_id) REFERENCES subjects (tenant, subject_id) ON DELETE CASCADE
 );
@@ -59,6 +62,13 @@ CREATE TABLE IF NOT EXISTS changes (
     modality TEXT NOT NULL
 );
 """
+
+# Columns added to ``templates`` since its first version, added on open to older databases.
+# A template a migration finds gets revision 0; its next write gives it a real one.
+_ADDED_COLUMNS = (
+    ("sample_ids", "TEXT NOT NULL DEFAULT '[]'"),
+    ("revision", "INTEGER NOT NULL DEFAULT 0"),
+)
 
 _POLL_SECONDS = 0.05
 
@@ -78,6 +88,7 @@ class SqliteTemplateStore:
             self._conn.execute("PRAGMA synchronous=FULL")
             self._conn.execute("PRAGMA foreign_keys=ON")
             self._conn.executescript(SCHEMA)
+            self._migrate()
         except sqlite3.Error as exc:
             raise Unavailable(f"cannot open the template database at {path}: {exc}") from exc
 
@@ -95,6 +106,23 @@ class SqliteTemplateStore:
     @staticmethod
     def _save(cur: sqlite3.Cursor, w: TemplateWrite, now: str) -> Template:
         tenant, subject_id, modality = w.tenant, w.subject_id, w.modality
+        existing = cur.execute(
+            "SELECT model, dim, samples, extra, created_at, sample_ids, revision FROM templates "
+            "WHERE tenant=? AND subject_id=? AND modality=?",
+            (tenant, subject_id, modality),
+        ).fetchone()
+        check_expected(w, existing[6] if existing is not None else None)
+        old: StoredTemplate | None = None
+        if existing is not None and not w.replace:  # a replaced template is not parsed
+            old_model, dim, blob, old_extra, created, old_ids, _ = existing
+            old = StoredTemplate(
+                model=old_model,
+                samples=np.frombuffer(blob, dtype=np.float32).reshape(-1, dim),
+                sample_ids=json.loads(old_ids),
+                extra=json.loads(old_extra),
+                created_at=created,
+            )
+        t = apply_write(w, old, now)
         row = cur.execute(
             "SELECT metadata, created_at FROM subjects WHERE tenant=? AND subject_id=?",
             (tenant, subject_id),
@@ -107,26 +135,14 @@ class SqliteTemplateStore:
             "metadata=excluded.metadata, updated_at=excluded.updated_at",
             (tenant, subject_id, json.dumps(merged, sort_keys=True), subject_created, now),
         )
-        existing = cur.execute(
-            "SELECT model, dim, samples, extra, created_at, sample_ids FROM templates "
-            "WHERE tenant=? AND subject_id=? AND modality=?",
+        seq = cur.execute(
+            "INSERT INTO changes (op, tenant, subject_id, modality) VALUES ('upsert', ?, ?, ?)",
             (tenant, subject_id, modality),
-        ).fetchone()
-        old: StoredTemplate | None = None
-        if existing is not None and not w.replace:  # a replaced template is not parsed
-            old_model, dim, blob, old_extra, created, old_ids = existing
-            old = StoredTemplate(
-                model=old_model,
-                samples=np.frombuffer(blob, dtype=np.float32).reshape(-1, dim),
-                sample_ids=json.loads(old_ids),
-                extra=json.loads(old_extra),
-                created_at=created,
-            )
-        t = apply_write(w, old, now)
+        ).lastrowid
         cur.execute(
             "INSERT OR REPLACE INTO templates (tenant, subject_id, modality, model, dim, "
-            "vector, samples, sample_count, extra, sample_ids, created_at, updated_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "vector, samples, sample_count, extra, sample_ids, created_at, updated_at, "
+            "revision) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 tenant,
                 subject_id,
@@ -140,13 +156,10 @@ class SqliteTemplateStore:
                 json.dumps(list(t.sample_ids)),
                 t.created_at,
                 now,
+                seq,
             ),
         )
-        cur.execute(
-            "INSERT INTO changes (op, tenant, subject_id, modality) VALUES ('upsert', ?, ?, ?)",
-            (tenant, subject_id, modality),
-        )
-        return t
+        return dataclasses.replace(t, revision=int(seq or 0))
 
     def delete_subject(self, tenant: str, subject_id: str) -> int:
         with self._lock, self._transaction() as cur:
@@ -177,8 +190,8 @@ class SqliteTemplateStore:
     def get_template(self, tenant: str, subject_id: str, modality: str) -> Template:
         with self._lock:
             row = self._query_one(
-                "SELECT model, dim, vector, samples, extra, created_at, updated_at, sample_ids "
-                "FROM templates "
+                "SELECT model, dim, vector, samples, extra, created_at, updated_at, sample_ids, "
+                "revision FROM templates "
                 "WHERE tenant=? AND subject_id=? AND modality=?",
                 (tenant, subject_id, modality),
             )
@@ -238,7 +251,7 @@ class SqliteTemplateStore:
     def iter_templates(self, modality: str, model: str = "") -> Iterator[Template]:
         sql = (
             "SELECT tenant, subject_id, model, dim, vector, samples, extra, created_at, "
-            "updated_at, sample_ids FROM templates WHERE modality=?"
+            "updated_at, sample_ids, revision FROM templates WHERE modality=?"
         )
         args: tuple[object, ...] = (modality,)
         if model:
@@ -286,6 +299,19 @@ class SqliteTemplateStore:
             self._conn.close()
 
     # -- helpers ----------------------------------------------------------------------------
+    def _migrate(self) -> None:
+        """Add the columns a database made by an older version lacks (see _ADDED_COLUMNS)."""
+
+        def missing() -> list[tuple[str, str]]:
+            have = {r[1] for r in self._conn.execute("PRAGMA table_info(templates)")}
+            return [c for c in _ADDED_COLUMNS if c[0] not in have]
+
+        if not missing():  # a current database is not even locked
+            return
+        with self._transaction() as cur:  # another process may be migrating it too
+            for name, definition in missing():
+                cur.execute(f"ALTER TABLE templates ADD COLUMN {name} {definition}")
+
     def _transaction(self) -> _Transaction:
         return _Transaction(self._conn)
 
@@ -327,7 +353,7 @@ class SqliteTemplateStore:
 
     @staticmethod
     def _template(tenant: str, subject_id: str, modality: str, row: Any) -> Template:
-        model, dim, vector, samples, extra, created, updated, ids = row
+        model, dim, vector, samples, extra, created, updated, ids, revision = row
         d = int(dim)
         return Template(
             tenant=tenant,
@@ -340,6 +366,7 @@ class SqliteTemplateStore:
             updated_at=str(updated),
             extra=json.loads(str(extra)),
             sample_ids=tuple(json.loads(str(ids))),
+            revision=int(revision),
         )
 
 
