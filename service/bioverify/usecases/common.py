@@ -119,7 +119,9 @@ def save_enrollment(
 ) -> tuple[Template | None, tuple[Duplicate, ...]]:
     """Search the gallery for other subjects matching the new samples (AlreadyExists with
     ``refuse_duplicates``), then save them unless ``dry_run``. Returns the saved template (None
-    on a dry run) and the duplicates found."""
+    on a dry run) and the duplicates found. The save raises TemplateChanged when
+    ``write.expected`` no longer holds; a dry run writes nothing, so it does not check it
+    (nothing could be written over a changed template, and the real enrollment checks)."""
     duplicates = find_duplicates(
         gallery,
         write.tenant,

@@ -11,7 +11,6 @@ import numpy as np
 from bioverify.errors import (
     BioverifyError,
     InvalidInput,
-    ModelMismatch,
     NotEnrolled,
     Unavailable,
 )
@@ -25,7 +24,7 @@ from bioverify.scoring import (
     cosine_similarity,
     decide_match,
 )
-from bioverify.store.ports import Template, TemplateStore, TemplateWrite
+from bioverify.store.ports import ExpectedTemplate, Template, TemplateStore, TemplateWrite
 from bioverify.usecases.common import (
     DEFAULT_TENANT,
     NOTHING_ACCEPTED,
@@ -187,7 +186,9 @@ class FaceVerification:
         (also when replacing it: delete the subject to enroll someone else under its id). A
         capture judged not live writes nothing and rejects every sample; on a dry run, an
         answered challenge is used up all the same (a dry run must not let a client try
-        answers)."""
+        answers). The write expects the subject's face template (of any model) to be still the
+        one read for that check, or still absent: TemplateChanged, and nothing written, when
+        another request or replica changed it in between."""
         tenant, subject_id, meta = validate_enrollment(
             tenant,
             subject_id,
@@ -229,10 +230,12 @@ class FaceVerification:
         if not good:
             return EnrollOutcome(subject_id, tuple(outcomes), None, refusal=(NOTHING_ACCEPTED,))
         embedded: list[FaceSample] = self.pool.run(self.pipeline.embed, good)
-        live = None
+        live, expected = None, None
         if capture is not None:
             names = [f"enrolment image {o.index}" for o in outcomes if o.accepted]
-            existing = self._comparable_template(tenant, subject_id)
+            stored = self._face_template(tenant, subject_id)
+            expected = ExpectedTemplate.of(stored)
+            existing = self._comparable(stored)
             binding = CaptureBinding(
                 images=tuple(zip(names, (s.embedding for s in embedded), strict=True)),
                 threshold=point.threshold,
@@ -257,6 +260,7 @@ class FaceVerification:
             metadata=meta,
             replace=replace,
             sample_ids=good_ids,
+            expected=expected,
         )
         template, duplicates = save_enrollment(
             self.store,
@@ -351,9 +355,17 @@ class FaceVerification:
 
     def _comparable_template(self, tenant: str, subject_id: str) -> Template | None:
         """The subject's face template when this service's model made it, else None."""
+        return self._comparable(self._face_template(tenant, subject_id))
+
+    def _comparable(self, template: Template | None) -> Template | None:
+        """``template`` when this service's model made it, else None."""
+        return template if template is not None and template.model == self.model else None
+
+    def _face_template(self, tenant: str, subject_id: str) -> Template | None:
+        """The subject's face template, whichever model made it; None when there is none."""
         try:
-            return template_for(self.store, tenant, subject_id, FACE, self.model)
-        except (NotEnrolled, ModelMismatch):
+            return self.store.get_template(tenant, subject_id, FACE)
+        except NotEnrolled:
             return None
 
     def _start_liveness(
