@@ -20,7 +20,9 @@ from grpc_reflection.v1alpha import reflection
 import bioverify
 from bioverify.antispoof.voice_checker import VoiceSpoofChecker
 from bioverify.errors import ConfigurationError, Unavailable
+from bioverify.face.align import ARCFACE_TEMPLATE_112
 from bioverify.face.pipeline import FacePipeline, ImageLimits
+from bioverify.face.ports import DetectedFace
 from bioverify.face.quality import DEFAULT_THRESHOLDS, QualityThresholds
 from bioverify.face.registry import build_detector, build_embedder
 from bioverify.index.gallery import Gallery, GalleryFollower
@@ -237,11 +239,16 @@ def build_gallery(settings: Settings, modality: str, pack: PackManifest) -> Gall
 
 
 def warm_up(pipeline: FacePipeline) -> None:
-    """Run every model once so the first request does not pay for lazy initialisation."""
+    """Run every model once so the first request does not pay for lazy initialisation.
+
+    The crop comes from the embedder's own ``align`` on a synthetic face, so it has whatever
+    size that model takes (112 px ArcFace crops, dlib's 150 px chips).
+    """
     image = np.full((256, 256, 3), 127, dtype=np.uint8)
     pipeline.detector.detect(image)
-    crop = np.full((112, 112, 3), 127, dtype=np.uint8)
-    pipeline.embedder.embed([crop])
+    landmarks = (ARCFACE_TEMPLATE_112 + 72.0).astype(np.float32)
+    face = DetectedFace(x1=72.0, y1=72.0, x2=184.0, y2=184.0, score=1.0, landmarks=landmarks)
+    pipeline.embedder.embed([pipeline.embedder.align(image, face)])
 
 
 def warm_up_voice(pipeline: VoicePipeline) -> None:
