@@ -91,7 +91,9 @@ def test_coordinates_map_back_from_a_large_image(
     detector = get_detector(name)
     face_small, _ = select_primary_face(detector.detect(small), small.shape)
     face_large, _ = select_primary_face(detector.detect(large), large.shape)
-    tolerance = 0.12 * face_small.height
+    # dlib's HOG landmarks move by up to ~12 % of the face height between the two sizes
+    # (its 68-point fit, not the mapping); a wrong mapping is off by 100 % or more.
+    tolerance = 0.15 * face_small.height
     assert abs(face_large.x1 / 3 - face_small.x1) < tolerance
     assert abs(face_large.y2 / 3 - face_small.y2) < tolerance
     assert np.abs(face_large.landmarks / 3 - face_small.landmarks).max() < tolerance
