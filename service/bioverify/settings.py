@@ -52,6 +52,8 @@ class Settings:
     max_message_bytes: int = 32 * 1024 * 1024
     max_image_bytes: int = 15 * 1024 * 1024
     max_image_pixels: int = 40_000_000
+    # Larger images are shrunk to this longest side before analysis (bounds held memory)
+    max_image_working_side: int = 2048
     max_images_per_enrollment: int = 20
     max_subject_id_length: int = 128
     max_audio_bytes: int = 25 * 1024 * 1024
@@ -128,6 +130,10 @@ class Settings:
             raise ConfigurationError(f"port must be 0..65535, got {self.port}")
         if self.store not in ("sqlite", "redis"):
             raise ConfigurationError(f"store must be 'sqlite' or 'redis', got {self.store!r}")
+        if self.max_image_working_side < 256:
+            raise ConfigurationError(
+                f"max_image_working_side must be at least 256, got {self.max_image_working_side}"
+            )
         for name in (
             "max_message_bytes",
             "max_image_bytes",

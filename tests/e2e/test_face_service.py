@@ -159,6 +159,26 @@ def test_exif_orientation_is_applied(client: BioverifyClient) -> None:
     assert reply.match.decision == common_pb2.ACCEPT
 
 
+def test_a_large_photo_is_analysed_shrunk_and_reported_in_its_own_pixels(
+    client: BioverifyClient,
+) -> None:
+    """A 3000 px photo is shrunk to the 2048 px working side; the reply's box and sizes are
+    still in the sent photo's pixels, 12 times those found in the 250 px original."""
+    original = Image.open(CLINTON[1]).convert("RGB")
+    large = original.resize((3000, 3000), Image.Resampling.BICUBIC)
+    reply = client.compare_faces(read(CLINTON[1]), encode(np.asarray(large)))
+    assert reply.match.decision == common_pb2.ACCEPT and reply.match.similarity > 0.8
+    small, big = reply.face_a, reply.face_b
+    assert (big.image_width, big.image_height) == (3000, 3000)
+    for a, b in (
+        (small.face.x, big.face.x),
+        (small.face.width, big.face.width),
+        (small.face.landmarks[2].y, big.face.landmarks[2].y),
+        (small.quality.inter_eye_distance_px, big.quality.inter_eye_distance_px),
+    ):
+        assert b == pytest.approx(12 * a, rel=0.08)
+
+
 def test_png_and_webp_are_accepted(client: BioverifyClient) -> None:
     array = np.asarray(Image.open(CLINTON[1]).convert("RGB"))
     for fmt in ("PNG", "WEBP"):

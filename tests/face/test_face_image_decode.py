@@ -12,7 +12,12 @@ import pytest
 from PIL import Image, ImageFile
 
 from bioverify.errors import InvalidImage, TooLarge
-from bioverify.face.image_decode import check_bgr_image, decode_image, sniff_image_format
+from bioverify.face.image_decode import (
+    check_bgr_image,
+    decode_image,
+    decode_image_within,
+    sniff_image_format,
+)
 from tests.face.face_assets import lfw_bytes, lfw_image
 
 LIMITS = {"max_bytes": 5_000_000, "max_pixels": 20_000_000}
@@ -283,3 +288,76 @@ def test_check_bgr_image() -> None:
     ):
         with pytest.raises(InvalidImage):
             check_bgr_image(bad)
+
+
+# --- shrinking large images while decoding ----------------------------------------------
+
+
+def upscaled_face(fmt: str, factor: int, **params: object) -> tuple[bytes, np.ndarray]:
+    """A real LFW face blown up ``factor`` times (a large photo), and the 250 px original."""
+    original = Image.open(io.BytesIO(lfw_bytes("Ben_Curtis", 1))).convert("RGB")
+    big = original.resize((250 * factor, 250 * factor), Image.Resampling.BICUBIC)
+    return encode(big, fmt, **params), lfw_image("Ben_Curtis", 1).astype(np.int16)
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG"])
+def test_large_image_is_shrunk_to_the_working_side(fmt: str) -> None:
+    data, reference = upscaled_face(fmt, 8, **({"quality": 95} if fmt == "JPEG" else {}))
+    decoded = decode_image_within(data, **LIMITS, max_side=250)
+    assert (decoded.original_width, decoded.original_height) == (2000, 2000)
+    assert_bgr(decoded.pixels, 250, 250)
+    assert decoded.scale == pytest.approx(0.125)
+    # area-averaged back to the original's size: close to the original picture
+    assert np.abs(decoded.pixels.astype(np.int16) - reference).mean() < 6.0
+
+
+def test_shrinking_keeps_the_aspect_and_exif_orientation() -> None:
+    upright = Image.new("RGB", (1200, 600), (255, 0, 0))
+    upright.paste((0, 0, 255), (0, 300, 1200, 600))  # top red, bottom blue
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    stored = upright.transpose(Image.Transpose.ROTATE_90)
+    for data in (
+        encode(stored, "JPEG", quality=95, exif=exif.tobytes()),
+        encode(stored, "PNG", exif=exif.tobytes()),
+    ):
+        decoded = decode_image_within(data, **LIMITS, max_side=300)
+        assert (decoded.original_width, decoded.original_height) == (1200, 600)
+        assert_bgr(decoded.pixels, 150, 300)
+        assert np.abs(decoded.pixels[20, 150].astype(int) - (0, 0, 255)).max() < 8  # red on top
+        assert np.abs(decoded.pixels[130, 150].astype(int) - (255, 0, 0)).max() < 8
+
+
+def test_an_image_within_the_working_side_is_untouched() -> None:
+    data = lfw_bytes("Ben_Curtis", 1)
+    decoded = decode_image_within(data, **LIMITS, max_side=250)
+    assert decoded.scale == 1.0
+    assert np.array_equal(decoded.pixels, decode_image(data, **LIMITS))
+
+
+def test_limits_apply_to_the_image_as_sent_not_the_shrunk_one() -> None:
+    with pytest.raises(TooLarge, match="limit is 1000000 pixels"):
+        decode_image_within(
+            png_header_only(2000, 2000), max_bytes=5_000_000, max_pixels=1_000_000, max_side=256
+        )
+
+
+def test_a_huge_jpeg_is_decoded_at_a_reduced_scale() -> None:
+    """A 40-megapixel JPEG shrunk while decoding never materialises its full canvas."""
+    import tracemalloc
+
+    data = encode(Image.new("RGB", (6400, 6400), (90, 120, 200)), "JPEG", quality=80)
+    tracemalloc.start()
+    try:
+        decoded = decode_image_within(
+            data, max_bytes=50_000_000, max_pixels=41_000_000, max_side=2048
+        )
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert_bgr(decoded.pixels, 2048, 2048)
+    assert (decoded.original_width, decoded.original_height) == (6400, 6400)
+    full_canvas = 6400 * 6400 * 3
+    # At full size the RGB and BGR arrays alone would take two full canvases; at the 1/2
+    # DCT scale they take half of one.
+    assert peak < full_canvas

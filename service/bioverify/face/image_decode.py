@@ -3,15 +3,22 @@
 Only JPEG, PNG and WebP are accepted, identified by their magic bytes (never by a declared
 type). The pixel dimensions are read from the header and checked before any pixel data is
 decoded, so a small file that claims a huge canvas (a decompression bomb) never allocates.
+
+``decode_image_within`` also bounds the *kept* array: an image with a side longer than
+``max_side`` is shrunk while it is decoded (JPEGs are decoded at a reduced DCT scale, so
+the full canvas is never materialised), which caps the memory that a request holding many
+large photos pins while it waits for the detector and the liveness checks.
 """
 
 from __future__ import annotations
 
 import io
 import logging
+from dataclasses import dataclass
 
+import cv2
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import ExifTags, Image, ImageOps
 
 from bioverify.errors import InvalidImage, TooLarge
 from bioverify.face.ports import ImageBGR
@@ -43,6 +50,20 @@ def sniff_image_format(data: bytes) -> str | None:
     return None
 
 
+@dataclass(frozen=True)
+class DecodedImage:
+    """Upright pixels and the size of the upright image as sent (before any shrinking)."""
+
+    pixels: ImageBGR
+    original_width: int
+    original_height: int
+
+    @property
+    def scale(self) -> float:
+        """Pixels per pixel of the image as sent (1.0 unless it was shrunk)."""
+        return float(self.pixels.shape[1]) / self.original_width
+
+
 def decode_image(
     data: bytes, *, max_bytes: int, max_pixels: int, max_aspect: float = 8.0
 ) -> ImageBGR:
@@ -53,6 +74,23 @@ def decode_image(
     ``max_bytes`` or the canvas exceeds ``max_pixels``. Transparent pixels are composited
     onto white; grey, palette, CMYK and 16-bit images are converted to 8-bit BGR.
     """
+    return decode_image_within(
+        data, max_bytes=max_bytes, max_pixels=max_pixels, max_aspect=max_aspect
+    ).pixels
+
+
+def decode_image_within(
+    data: bytes,
+    *,
+    max_bytes: int,
+    max_pixels: int,
+    max_aspect: float = 8.0,
+    max_side: int | None = None,
+) -> DecodedImage:
+    """``decode_image``, shrunk (aspect kept, area-averaged) so that no side of the
+    result exceeds ``max_side``; the limits apply to the image as sent."""
+    if max_side is not None and max_side < MIN_SIDE_PX:
+        raise ValueError(f"max_side must be at least {MIN_SIDE_PX}, got {max_side}")
     if not data:
         raise InvalidImage("image payload is empty")
     if len(data) > max_bytes:
@@ -65,9 +103,19 @@ def decode_image(
     width, height = image.size
     _check_geometry(width, height, max_pixels=max_pixels, max_aspect=max_aspect)
     try:
+        if _EXIF_SWAPS_AXES.intersection((image.getexif().get(ExifTags.Base.Orientation),)):
+            width, height = height, width
+        target = _shrunk_size(width, height, max_side)
+        if target is not None and image.format in ("JPEG", "MPO"):
+            # Decode at the smallest DCT scale (1/2, 1/4, 1/8) still at least the target;
+            # draft() takes the size in the file's own (not yet rotated) orientation.
+            swapped = image.size != (width, height)
+            image.draft(image.mode, target[::-1] if swapped else target)
         image.load()
-        upright = ImageOps.exif_transpose(image)
-        return _to_bgr(upright)
+        pixels = _to_bgr(ImageOps.exif_transpose(image))
+        if target is not None and (pixels.shape[1], pixels.shape[0]) != target:
+            pixels = np.ascontiguousarray(cv2.resize(pixels, target, interpolation=cv2.INTER_AREA))
+        return DecodedImage(pixels, original_width=width, original_height=height)
     except MemoryError:
         raise
     except Exception as exc:  # Pillow decoders raise many types on hostile input
@@ -107,6 +155,18 @@ def _open_header(data: bytes, fmt: str, max_pixels: int) -> Image.Image:
         image.close()
         raise InvalidImage(f"unsupported image format; send {_ACCEPTED_TEXT}")
     return image
+
+
+_EXIF_SWAPS_AXES = frozenset((5, 6, 7, 8))
+"""EXIF orientations that rotate by 90 degrees (width and height trade places)."""
+
+
+def _shrunk_size(width: int, height: int, max_side: int | None) -> tuple[int, int] | None:
+    """The size with the longer side at ``max_side``, or None if it already fits."""
+    if max_side is None or max(width, height) <= max_side:
+        return None
+    ratio = max_side / max(width, height)
+    return max(1, round(width * ratio)), max(1, round(height * ratio))
 
 
 def _check_geometry(width: int, height: int, *, max_pixels: int, max_aspect: float) -> None:

@@ -11,7 +11,7 @@ import numpy as np
 import numpy.typing as npt
 
 from bioverify.errors import MultipleFaces, NoFaceDetected, PoorQuality
-from bioverify.face.image_decode import decode_image
+from bioverify.face.image_decode import decode_image_within
 from bioverify.face.ports import DetectedFace, FaceDetector, FaceEmbedder, ImageBGR
 from bioverify.face.quality import (
     FaceQuality,
@@ -23,19 +23,30 @@ from bioverify.face.quality import (
 
 @dataclass(frozen=True)
 class ImageLimits:
+    """``max_bytes`` and ``max_pixels`` refuse an image; an image with a side longer than
+    ``max_working_side`` is shrunk to it before the face is looked for (a face needs far
+    fewer pixels than a 40-megapixel photo, and each kept image holds memory until the
+    request's faces are embedded and checked)."""
+
     max_bytes: int
     max_pixels: int
+    max_working_side: int = 2048
 
 
 @dataclass(frozen=True)
 class FaceFinding:
-    """What the pipeline saw in one image (no pixels, no embedding)."""
+    """What the pipeline saw in one image (no pixels, no embedding).
+
+    ``face`` and ``quality`` are in the pixels that were analysed, which are ``scale``
+    times the image as sent (``image_width`` x ``image_height``); 1.0 unless it was shrunk.
+    """
 
     face: DetectedFace
     quality: FaceQuality
     faces_detected: int
     image_width: int
     image_height: int
+    scale: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -73,9 +84,13 @@ class FacePipeline:
         """Decode, detect and align. Raises NoFaceDetected / MultipleFaces / InvalidImage."""
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
-        image = decode_image(
-            data, max_bytes=self.limits.max_bytes, max_pixels=self.limits.max_pixels
+        decoded = decode_image_within(
+            data,
+            max_bytes=self.limits.max_bytes,
+            max_pixels=self.limits.max_pixels,
+            max_side=self.limits.max_working_side,
         )
+        image = decoded.pixels
         t1 = time.perf_counter()
         faces = self.detector.detect(image)
         t2 = time.perf_counter()
@@ -94,8 +109,9 @@ class FacePipeline:
             face=face,
             quality=quality,
             faces_detected=len(faces),
-            image_width=int(image.shape[1]),
-            image_height=int(image.shape[0]),
+            image_width=decoded.original_width,
+            image_height=decoded.original_height,
+            scale=decoded.scale,
         )
         return PreparedFace(finding=finding, image=image, crop=crop, timings_ms=timings)
 

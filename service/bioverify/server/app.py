@@ -100,7 +100,9 @@ def build_face_pipeline(settings: Settings, pack: PackManifest) -> FacePipeline:
         detector,
         embedder,
         limits=ImageLimits(
-            max_bytes=settings.max_image_bytes, max_pixels=settings.max_image_pixels
+            max_bytes=settings.max_image_bytes,
+            max_pixels=settings.max_image_pixels,
+            max_working_side=settings.max_image_working_side,
         ),
         quality=quality_thresholds(pack),
     )

@@ -45,21 +45,26 @@ def reasons_to_proto(issues: Iterable[Issue]) -> list[common_pb2.Reason]:
 
 
 def finding_to_proto(finding: FaceFinding) -> face_pb2.FaceAnalysis:
+    """The finding in the coordinates of the image as the client sent it."""
     face = finding.face
     q = finding.quality
+    to_sent = 1.0 / finding.scale
     return face_pb2.FaceAnalysis(
         face=face_pb2.FaceBox(
-            x=face.x1,
-            y=face.y1,
-            width=face.width,
-            height=face.height,
+            x=face.x1 * to_sent,
+            y=face.y1 * to_sent,
+            width=face.width * to_sent,
+            height=face.height * to_sent,
             detection_score=face.score,
-            landmarks=[face_pb2.Point(x=float(x), y=float(y)) for x, y in face.landmarks],
+            landmarks=[
+                face_pb2.Point(x=float(x) * to_sent, y=float(y) * to_sent)
+                for x, y in face.landmarks
+            ],
         ),
         quality=face_pb2.FaceQuality(
             acceptable=q.ok,
-            inter_eye_distance_px=q.inter_ocular_px,
-            face_height_px=q.face_height_px,
+            inter_eye_distance_px=q.inter_ocular_px * to_sent,
+            face_height_px=q.face_height_px * to_sent,
             sharpness=q.sharpness,
             brightness=q.brightness,
             dark_fraction=q.dark_fraction,
