@@ -56,8 +56,10 @@ def test_single_image_assessment_explains_itself(
     assert isinstance(result, LivenessAssessment)
     assert result.live and result.reasons == ()
     assert result.score >= result.threshold == checker.params.threshold
-    assert {c.name for c in result.checks} == set(checker.params.feature_names)
+    detectors = {d.name for d in checker.params.detectors}
+    assert {c.name for c in result.checks} == set(checker.params.feature_names) | detectors
     assert all(0.0 <= c.score <= 1.0 and c.detail for c in result.checks)
+    assert all(c.passed for c in result.checks)
 
 
 def test_blurred_recapture_is_rejected_with_a_reason(

@@ -80,6 +80,64 @@ def test_golden_rejection_names_the_weakest_family_first() -> None:
     assert [code for code, _ in both.reasons] == ["D1", "D2"]
 
 
+def test_components_that_pass_alone_fail_when_together_they_reject() -> None:
+    data = golden_dict()
+    data["detectors"] = [
+        {"name": "d1", "code": "D1", "message": "family one", "features": ["a", "b"],
+         "weights": [1.0, 1.0], "bias": 2.5},
+    ]  # fmt: skip
+    params = FusionParams.from_dict(data)
+    # z_a = -2, z_b = -(3 - 1) / 2 = -1: alone 2.5 - 2 = 0.5 and 2.5 - 1 = 1.5 clear the
+    # threshold (logit 0), together 2.5 - 3 = -0.5 does not.
+    result = fuse({"a": -2.0, "b": 3.0}, params)
+    assert not result.live
+    checks = {c.name: c for c in result.checks}
+    assert checks["a"].score > 0.5 and checks["b"].score > 0.5  # each alone would pass...
+    assert not checks["a"].passed and not checks["b"].passed  # ...but both rejected the face
+    assert not checks["d1"].passed and checks["d1"].score == pytest.approx(1 / (1 + np.e**0.5))
+    assert "logit -0.50" in checks["d1"].detail
+    assert result.reasons == (("D1", "family one: feature a (-2.00); feature b (-1.00)"),)
+    # a component that pushed towards "live" is not blamed
+    mixed = fuse({"a": -4.0, "b": 0.0}, params)  # z_b = +0.5
+    assert not mixed.live and {c.name: c.passed for c in mixed.checks}["b"]
+
+
+def test_marginal_families_that_reject_together_are_the_ones_that_fail() -> None:
+    params = FusionParams.from_dict({**golden_dict(), "threshold": 0.6})  # logit 0.405
+    # z_a = -0.5, z_b = -3: both logits 1 - 0.5 = 2 - 1.5 = 0.5 clear 0.405, their soft
+    # minimum 0.5 - log 2 = -0.19 does not.
+    result = fuse({"a": -0.5, "b": 7.0}, params)
+    assert not result.live
+    checks = {c.name: c for c in result.checks}
+    assert not checks["d1"].passed and not checks["d2"].passed
+    assert not checks["a"].passed and not checks["b"].passed
+    assert [code for code, _ in result.reasons] == ["D1", "D2"]
+    assert all("marginal" in message for _, message in result.reasons)
+
+
+def test_the_checks_agree_with_the_decision_of_the_shipped_fusion() -> None:
+    """Live: no check fails. Not live: some check fails, with a reason for each failed
+    detector (the review found rejected faces whose every check had passed)."""
+    params = FusionParams.from_dict(json.loads(PACK.read_text())["fusion"])
+    rng = np.random.default_rng(7)
+    rejected = 0
+    for _ in range(2000):
+        values = {
+            name: spec.median + spec.orientation * spec.spread * rng.normal(-0.5, 1.5)
+            for name, spec in params.features.items()
+        }
+        result = fuse(values, params)
+        failed = [c for c in result.checks if not c.passed]
+        detectors = {d.name for d in params.detectors}
+        if result.live:
+            assert not failed and not result.reasons
+        else:
+            rejected += 1
+            assert any(c.name in detectors for c in failed) and result.reasons
+            assert any(c.name in params.features for c in failed)
+    assert 200 < rejected < 1800
+
+
 def test_vectorised_scores_match_fuse() -> None:
     params = FusionParams.from_dict(golden_dict())
     rng = np.random.default_rng(1)

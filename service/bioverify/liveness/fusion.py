@@ -172,6 +172,8 @@ def _validate(params: FusionParams) -> None:
         if spec.spread <= 0 or abs(spec.orientation) != 1.0:
             raise ConfigurationError(f"feature {spec.name}: spread must be > 0, orientation ±1")
     for det in params.detectors:
+        if det.name in params.features:
+            raise ConfigurationError(f"detector {det.name} has the name of a feature")
         if len(det.features) != len(det.weights) or not det.features:
             raise ConfigurationError(f"detector {det.name}: features and weights differ")
         for name in det.features:
@@ -195,15 +197,21 @@ def fuse(
     params: FusionParams,
     details: Mapping[str, str] | None = None,
 ) -> LivenessAssessment:
-    """Fuse component values into a decision with one ``Check`` per component.
+    """Fuse component values into a decision with one ``Check`` per component and one per
+    attack-family detector.
 
     ``values`` must hold every feature the parameters use (extra keys are ignored);
-    ``details`` are the components' own explanations, quoted in the checks. Each check's
-    ``weight`` is the component's effective weight in the decision (detector weight times
-    the detector's soft-min share); its ``score`` is what its detector would say from this
-    component alone, ``sigmoid(bias + w * z)``; it ``passed`` when that reaches the
-    threshold. When the face is rejected, ``reasons`` name the detectors below the
-    threshold, weakest first, each with its most attack-like components.
+    ``details`` are the components' own explanations, quoted in the checks.
+
+    A detector's check has its own score ``sigmoid(a_k)`` and its soft-min share as weight;
+    it fails when its logit is below the threshold's (when the face is rejected with every
+    detector above it, several marginal families pulled the soft minimum down together, and
+    those carrying at least an even share fail). A component's check has the score its
+    detector would give from this component alone, ``sigmoid(bias + w * z)``, and the
+    component's effective weight (detector weight times the detector's share); it fails when
+    its detector failed and it pushed that detector towards "attack". So a rejected face
+    always shows the failed checks that rejected it, and a live one shows none. ``reasons``
+    name the failed detectors, weakest first, each with its most attack-like components.
     """
     missing = [name for name in params.features if name not in values]
     if missing:
@@ -218,20 +226,36 @@ def fuse(
     score = sigmoid(fused)
     live = score >= params.threshold
     threshold_logit = logit(params.threshold)
+    failed = [a < threshold_logit for a in logits]
+    jointly = not live and not any(failed)
+    if jointly:
+        failed = [share >= 1.0 / len(shares) for share in shares]
 
     checks: list[Check] = []
-    for det, share in zip(params.detectors, shares, strict=True):
+    for k, (det, share) in enumerate(zip(params.detectors, shares, strict=True)):
+        checks.append(
+            Check(
+                name=det.name,
+                score=sigmoid(logits[k]),
+                weight=share,
+                passed=not failed[k],
+                detail=(
+                    f"attack-family detector ({det.code}) over {', '.join(det.features)}: "
+                    f"logit {logits[k]:+.2f} against the threshold's {threshold_logit:+.2f}, "
+                    f"{share:.0%} of the fused score"
+                ),
+            )
+        )
         for f, w in zip(det.features, det.weights, strict=True):
             spec = params.features[f]
             contribution = w * z[f]
-            alone = sigmoid(det.bias + contribution)
             explanation = details.get(f, spec.label)
             checks.append(
                 Check(
                     name=f,
-                    score=alone,
+                    score=sigmoid(det.bias + contribution),
                     weight=w * share,
-                    passed=alone >= params.threshold,
+                    passed=not (failed[k] and contribution < 0),
                     detail=(
                         f"{explanation}; {z[f]:+.2f} bona fide spreads from typical "
                         f"(contribution {contribution:+.2f} to {det.name})"
@@ -240,24 +264,22 @@ def fuse(
             )
 
     reasons: list[tuple[str, str]] = []
-    if not live:
-        order = sorted(range(len(logits)), key=lambda k: logits[k])
-        for k in order:
-            det = params.detectors[k]
-            if logits[k] >= threshold_logit and reasons:
-                break
-            worst = sorted((w * z[f], f) for f, w in zip(det.features, det.weights, strict=True))
-            named = [
-                f"{details.get(f, params.features[f].label) or f} ({c:+.2f})"
-                for c, f in worst[:MAX_REASONS]
-                if c < 0
-            ]
-            message = det.message or det.name
-            if named:
-                message += ": " + "; ".join(named)
-            reasons.append((det.code, message))
-            if len(reasons) >= MAX_REASONS:
-                break
+    for k in sorted((k for k in range(len(logits)) if failed[k]), key=lambda k: logits[k]):
+        det = params.detectors[k]
+        worst = sorted((w * z[f], f) for f, w in zip(det.features, det.weights, strict=True))
+        named = [
+            f"{details.get(f, params.features[f].label) or f} ({c:+.2f})"
+            for c, f in worst[:MAX_REASONS]
+            if c < 0
+        ]
+        message = det.message or det.name
+        if jointly:
+            message += " (marginal here, and together with other marginal families enough)"
+        if named:
+            message += ": " + "; ".join(named)
+        reasons.append((det.code, message))
+        if len(reasons) >= MAX_REASONS:
+            break
     return LivenessAssessment(
         live=live,
         score=score,
