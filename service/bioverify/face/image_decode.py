@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
-from PIL import ExifTags, Image, ImageOps
+from PIL import ExifTags, Image
 
 from bioverify.errors import InvalidImage, TooLarge
 from bioverify.face.ports import ImageBGR
@@ -103,16 +103,19 @@ def decode_image_within(
     width, height = image.size
     _check_geometry(width, height, max_pixels=max_pixels, max_aspect=max_aspect)
     try:
-        if _EXIF_SWAPS_AXES.intersection((image.getexif().get(ExifTags.Base.Orientation),)):
+        orientation = image.getexif().get(ExifTags.Base.Orientation, 1)
+        stored_size = image.size  # the file's own orientation, before EXIF rotation
+        if orientation in _EXIF_SWAPS_AXES:
             width, height = height, width
         target = _shrunk_size(width, height, max_side)
-        if target is not None and image.format in ("JPEG", "MPO"):
-            # Decode at the smallest DCT scale (1/2, 1/4, 1/8) still at least the target;
-            # draft() takes the size in the file's own (not yet rotated) orientation.
-            swapped = image.size != (width, height)
-            image.draft(image.mode, target[::-1] if swapped else target)
+        stored_target = None
+        if target is not None:
+            stored_target = target[::-1] if stored_size != (width, height) else target
+            if image.format in ("JPEG", "MPO"):
+                # Decode at the smallest DCT scale (1/2, 1/4, 1/8) still at least the target.
+                image.draft(image.mode, stored_target)
         image.load()
-        pixels = _to_bgr(ImageOps.exif_transpose(image))
+        pixels = _to_bgr(_upright(_reduced(image, stored_target), orientation))
         if target is not None and (pixels.shape[1], pixels.shape[0]) != target:
             pixels = np.ascontiguousarray(cv2.resize(pixels, target, interpolation=cv2.INTER_AREA))
         return DecodedImage(pixels, original_width=width, original_height=height)
@@ -167,6 +170,34 @@ def _shrunk_size(width: int, height: int, max_side: int | None) -> tuple[int, in
         return None
     ratio = max_side / max(width, height)
     return max(1, round(width * ratio)), max(1, round(height * ratio))
+
+
+# Pillow modes whose resize averages 8-bit values (not palette indices, not 16-bit).
+_REDUCIBLE_MODES = frozenset(("L", "LA", "La", "RGB", "RGBA", "RGBa", "RGBX", "CMYK", "YCbCr"))
+
+_EXIF_TRANSPOSE = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+"""How to turn each EXIF orientation upright (as ``ImageOps.exif_transpose`` does)."""
+
+
+def _reduced(image: Image.Image, target: tuple[int, int] | None) -> Image.Image:
+    """Area-averaged down to ``target`` inside Pillow, so the full-size picture is never
+    copied into numpy (modes it cannot average are resized after conversion instead)."""
+    if target is None or image.mode not in _REDUCIBLE_MODES:
+        return image
+    return image.resize(target, Image.Resampling.BOX, reducing_gap=2.0)
+
+
+def _upright(image: Image.Image, orientation: object) -> Image.Image:
+    method = _EXIF_TRANSPOSE.get(orientation) if isinstance(orientation, int) else None
+    return image if method is None else image.transpose(method)
 
 
 def _check_geometry(width: int, height: int, *, max_pixels: int, max_aspect: float) -> None:
