@@ -13,7 +13,13 @@ import pytest
 import redis
 
 from bioverify.errors import ModelMismatch, NotEnrolled, TemplateChanged
-from bioverify.store.ports import ExpectedTemplate, Template, TemplateStore, TemplateWrite
+from bioverify.store.ports import (
+    ExpectedTemplate,
+    FeedPosition,
+    Template,
+    TemplateStore,
+    TemplateWrite,
+)
 from bioverify.store.redis_store import RedisTemplateStore
 from bioverify.store.sqlite_store import SqliteTemplateStore
 
@@ -278,6 +284,59 @@ def test_latest_seq_and_wait_for_changes(store: TemplateStore) -> None:
     started = time.monotonic()
     assert store.wait_for_changes(store.latest_seq(), 150) == []
     assert 0.1 <= time.monotonic() - started < 2.0
+
+
+def test_feed_position_is_a_stable_epoch_and_the_latest_seq(store: TemplateStore) -> None:
+    rng = np.random.default_rng(15)
+    start = store.feed_position()
+    assert start.seq == 0 and len(start.epoch) >= 16
+    save(store, "a", unit(rng, 1))
+    store.delete_subject("t", "a")
+    now = store.feed_position()
+    assert now == FeedPosition(start.epoch, store.latest_seq()) and now.seq == 2
+    assert now.continues(start.epoch, start.seq) and now.continues(start.epoch, now.seq)
+    assert not now.continues(start.epoch, now.seq + 1)  # the store went back
+    assert not now.continues("another-epoch", 0) and not now.continues(None, 0)
+
+
+def test_an_emptied_redis_gets_a_new_feed_epoch(redis_url: str) -> None:
+    rng = np.random.default_rng(16)
+    s = RedisTemplateStore(redis_url)
+    try:
+        save(s, "a", unit(rng, 1))
+        before = s.feed_position()
+        with redis.Redis.from_url(redis_url) as raw:
+            raw.flushall()  # as a restart without persistence, or a failover to an empty one
+        save(s, "b", unit(rng, 1))
+        after = s.feed_position()
+        assert after.seq == 1 and after.epoch != before.epoch
+        assert s.feed_position() == after  # given once
+        with redis.Redis.from_url(redis_url) as raw:
+            raw.delete("bioverify:epoch")  # what an operator does after restoring a backup
+        assert s.feed_position().epoch not in (before.epoch, after.epoch)
+    finally:
+        s.close()
+
+
+def test_a_sqlite_database_keeps_its_feed_epoch_and_another_has_another(tmp_path: Path) -> None:
+    rng = np.random.default_rng(17)
+    path = tmp_path / "a.sqlite3"
+    s = SqliteTemplateStore(path)
+    save(s, "a", unit(rng, 1))
+    first = s.feed_position()
+    s.close()
+    with sqlite3.connect(path) as conn:  # a database made before epochs
+        conn.execute("DROP TABLE meta")
+    reopened = SqliteTemplateStore(path)
+    given = reopened.feed_position()
+    assert given.seq == 1 and given.epoch != first.epoch
+    reopened.close()
+    again = SqliteTemplateStore(path)
+    assert again.feed_position() == given
+    again.close()
+    other = SqliteTemplateStore(tmp_path / "b.sqlite3")
+    assert other.feed_position().epoch != given.epoch
+    other.close()
 
 
 def test_data_survives_reopen(tmp_path: Path) -> None:

@@ -2,6 +2,12 @@
 templates) and one template per (tenant, subject, modality); they never keep raw images or audio.
 A change feed (monotonic sequence of upserts/deletes) lets derived indexes catch up.
 
+The feed has an ``epoch``: a random id the store writes once, when its feed starts. A derived
+index remembers the (epoch, seq) it reflects; another epoch (the store was emptied, e.g. a Redis
+restarted without persistence or flushed, or another store took its place) or a seq behind its
+own (the store was restored from an older backup) means its changes are no longer a continuation
+of what the index saw, and the index must be rebuilt (see :class:`FeedPosition`).
+
 Every template carries a ``revision``: the seq of the change that last wrote it. Seqs are never
 reused, so a template deleted and enrolled again gets a new revision, never its old one. A write
 may carry an :class:`ExpectedTemplate` (compare-and-set): the store applies it only if the
@@ -111,6 +117,21 @@ class Change:
     modality: str
 
 
+@dataclass(frozen=True)
+class FeedPosition:
+    """Where a store's change feed stands, read at one instant: its ``epoch`` and newest ``seq``
+    (0 when there is no change yet)."""
+
+    epoch: str
+    seq: int
+
+    def continues(self, epoch: str | None, seq: int) -> bool:
+        """Whether this can be the feed that was at (``epoch``, ``seq``), moved on: the same
+        epoch and not behind. (A store restored from an older backup keeps its epoch; once its
+        seq has passed the old one again, only a new epoch can tell.)"""
+        return epoch == self.epoch and seq <= self.seq
+
+
 class TemplateStore(Protocol):
     name: str
 
@@ -164,6 +185,11 @@ class TemplateStore(Protocol):
 
     def latest_seq(self) -> int:
         """The seq of the newest change; 0 when there is none."""
+        ...
+
+    def feed_position(self) -> FeedPosition:
+        """The feed's epoch and newest seq, read together; the first call on a store without
+        an epoch (new, emptied, or written by a version before epochs) gives it one."""
         ...
 
     def wait_for_changes(

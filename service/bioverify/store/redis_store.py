@@ -3,6 +3,8 @@
 Key layout (``P`` is the key prefix; tenant and modality are escaped so ``:`` stays a separator)::
 
     P seq                          INCR counter: the change sequence
+    P epoch                        random id of the change feed, set by the first
+                                   ``feed_position`` that finds none (a new or emptied Redis)
     P changes                      stream; entry id ``<seq>-0``; op, tenant, subject_id, modality
     P subj:<tenant>:<subject>      hash: c, u, v (seq of its last change), m:<key> metadata,
                                    t:<modality> JSON summary {model, n, c, u}
@@ -46,6 +48,7 @@ from redis.retry import Retry
 from bioverify.errors import ConfigurationError, NotEnrolled, Unavailable
 from bioverify.store.ports import (
     Change,
+    FeedPosition,
     StoredTemplate,
     SubjectRecord,
     Template,
@@ -146,6 +149,16 @@ redis.call('SET', KEYS[3], m, 'EX', ARGV[4])
 return {1, m}
 """
 
+# KEYS: epoch, seq. ARGV: a new epoch, set if there is none. The feed's epoch and seq at once.
+_POSITION_LUA = """
+local epoch = redis.call('GET', KEYS[1])
+if not epoch then
+  epoch = ARGV[1]
+  redis.call('SET', KEYS[1], epoch)
+end
+return {epoch, redis.call('GET', KEYS[2]) or '0'}
+"""
+
 # KEYS: subjects zset. ARGV: after, limit, subject key prefix. One atomic page of subjects.
 _LIST_LUA = """
 local min = '-'
@@ -203,9 +216,11 @@ class RedisTemplateStore:
         self._p = key_prefix
         self._seq_key = key_prefix + "seq"
         self._stream = key_prefix + "changes"
+        self._epoch_key = key_prefix + "epoch"
         self._save = self._redis.register_script(_SAVE_LUA)
         self._delete = self._redis.register_script(_DELETE_LUA)
         self._list = self._redis.register_script(_LIST_LUA)
+        self._position = self._redis.register_script(_POSITION_LUA)
 
     # -- keys -------------------------------------------------------------------------------
     def _subject_key(self, tenant: str, subject_id: str) -> str:
@@ -468,6 +483,15 @@ class RedisTemplateStore:
         with self._translate():
             value = self._redis.get(self._seq_key)
         return int(value) if value is not None else 0
+
+    def feed_position(self) -> FeedPosition:
+        """One script: atomic, and a Redis that lost its data (restarted without persistence,
+        flushed, failed over to an empty instance) gets a new epoch the first time it is read."""
+        with self._translate():
+            epoch, seq = self._position(
+                keys=[self._epoch_key, self._seq_key], args=[uuid.uuid4().hex]
+            )
+        return FeedPosition(epoch=_str(epoch), seq=int(seq))
 
     def wait_for_changes(
         self, after_seq: int, timeout_ms: int, limit: int = 10_000

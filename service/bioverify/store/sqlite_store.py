@@ -8,6 +8,7 @@ import json
 import sqlite3
 import threading
 import time
+import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ import numpy as np
 from bioverify.errors import NotEnrolled, Unavailable
 from bioverify.store.ports import (
     Change,
+    FeedPosition,
     StoredTemplate,
     SubjectRecord,
     Template,
@@ -61,6 +63,10 @@ CREATE TABLE IF NOT EXISTS changes (
     subject_id TEXT NOT NULL,
     modality TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS meta (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
 """
 
 # Columns added to ``templates`` since its first version, added on open to older databases.
@@ -89,6 +95,7 @@ class SqliteTemplateStore:
             self._conn.execute("PRAGMA foreign_keys=ON")
             self._conn.executescript(SCHEMA)
             self._migrate()
+            self._ensure_epoch()
         except sqlite3.Error as exc:
             raise Unavailable(f"cannot open the template database at {path}: {exc}") from exc
 
@@ -278,6 +285,15 @@ class SqliteTemplateStore:
             row = self._query_one("SELECT COALESCE(MAX(seq), 0) FROM changes", ())
         return int(row[0])
 
+    def feed_position(self) -> FeedPosition:
+        with self._lock:
+            row = self._query_one(
+                "SELECT (SELECT value FROM meta WHERE key='feed_epoch'), "
+                "(SELECT COALESCE(MAX(seq), 0) FROM changes)",
+                (),
+            )
+        return FeedPosition(epoch=str(row[0]), seq=int(row[1]))
+
     def wait_for_changes(
         self, after_seq: int, timeout_ms: int, limit: int = 10_000
     ) -> list[Change]:
@@ -311,6 +327,16 @@ class SqliteTemplateStore:
         with self._transaction() as cur:  # another process may be migrating it too
             for name, definition in missing():
                 cur.execute(f"ALTER TABLE templates ADD COLUMN {name} {definition}")
+
+    def _ensure_epoch(self) -> None:
+        """Give the database its feed epoch (once: a new one, or one made before epochs)."""
+        if self._conn.execute("SELECT 1 FROM meta WHERE key='feed_epoch'").fetchone():
+            return
+        with self._transaction() as cur:  # another process may be opening it too
+            cur.execute(
+                "INSERT OR IGNORE INTO meta (key, value) VALUES ('feed_epoch', ?)",
+                (uuid.uuid4().hex,),
+            )
 
     def _transaction(self) -> _Transaction:
         return _Transaction(self._conn)
