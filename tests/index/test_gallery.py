@@ -3,6 +3,9 @@ exact/ANN switching, snapshots and the follower thread."""
 
 from __future__ import annotations
 
+import json
+import logging
+import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -15,7 +18,7 @@ import pytest
 from bioverify.index.faiss_ann import FastScanIndex
 from bioverify.index.gallery import Gallery, GalleryFollower
 from bioverify.scoring import cosine_similarity
-from bioverify.store.ports import TemplateWrite
+from bioverify.store.ports import TemplateStore, TemplateWrite
 from bioverify.store.sqlite_store import SqliteTemplateStore
 
 DIM = 32
@@ -48,7 +51,7 @@ class People:
 
 
 def enroll(
-    store: SqliteTemplateStore,
+    store: TemplateStore,
     people: People,
     tenant: str,
     name: str,
@@ -223,6 +226,96 @@ def test_unusable_snapshots_fall_back_to_a_rebuild(
         fresh.close()
     (tmp_path / "snap" / "CURRENT").write_text("snapshot-missing")
     assert not Gallery("face", "m1", DIM).load(tmp_path / "snap")
+
+
+def subjects(gallery: Gallery, tenant: str, people: People) -> set[str]:
+    """Every subject of ``tenant`` the gallery holds (searched with any probe, k large)."""
+    return {s for s, _ in gallery.search(tenant, people.probe("anyone"), 1_000)}
+
+
+def test_a_snapshot_of_another_store_at_the_same_seq_is_not_applied(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    people = People(9)
+    first = SqliteTemplateStore(tmp_path / "first.sqlite3")
+    second = SqliteTemplateStore(tmp_path / "second.sqlite3")  # e.g. a data dir swapped
+    try:
+        enroll(first, people, "t", "ann")
+        enroll(second, people, "t", "bob")
+        assert first.latest_seq() == second.latest_seq() == 1
+        gallery = Gallery("face", "m1", DIM)
+        gallery.rebuild(first)
+        gallery.save(tmp_path / "snap")
+        restarted = Gallery("face", "m1", DIM)
+        with caplog.at_level(logging.WARNING, logger="bioverify.index.gallery"):
+            assert restarted.restore(second, tmp_path / "snap") == "rebuild"
+        assert subjects(restarted, "t", people) == {"bob"}
+        assert "emptied or replaced" in caplog.text and "rebuilding" in caplog.text
+        assert restarted.follows(second.feed_position())
+        # The snapshot of this very store is still used.
+        restarted.save(tmp_path / "snap2")
+        assert Gallery("face", "m1", DIM).restore(second, tmp_path / "snap2") == "snapshot"
+    finally:
+        first.close()
+        second.close()
+
+
+def test_a_snapshot_made_before_epochs_is_rebuilt(
+    store: SqliteTemplateStore, tmp_path: Path
+) -> None:
+    people = People(10)
+    enroll(store, people, "t", "ann")
+    gallery = Gallery("face", "m1", DIM)
+    gallery.rebuild(store)
+    snap = gallery.save(tmp_path / "snap")
+    manifest = json.loads((snap / "manifest.json").read_text())
+    del manifest["store_epoch"]
+    (snap / "manifest.json").write_text(json.dumps(manifest))
+    assert Gallery("face", "m1", DIM).restore(store, tmp_path / "snap") == "rebuild"
+
+
+def test_catch_up_rebuilds_from_another_store_ahead_of_the_gallery(tmp_path: Path) -> None:
+    people = People(11)
+    first = SqliteTemplateStore(tmp_path / "first.sqlite3")
+    second = SqliteTemplateStore(tmp_path / "second.sqlite3")
+    try:
+        enroll(first, people, "t", "ann")
+        for name in ("bob", "cyd", "dan"):
+            enroll(second, people, "t", name)
+        gallery = Gallery("face", "m1", DIM)
+        gallery.rebuild(first)
+        # Changes 2 and 3 of the second store say nothing about what the gallery holds.
+        gallery.catch_up(second)
+        assert subjects(gallery, "t", people) == {"bob", "cyd", "dan"}
+        assert gallery.seq == 3 and gallery.follows(second.feed_position())
+    finally:
+        first.close()
+        second.close()
+
+
+def test_catch_up_rebuilds_when_the_store_went_back_to_an_older_backup(tmp_path: Path) -> None:
+    people = People(12)
+    path, backup = tmp_path / "live.sqlite3", tmp_path / "backup.sqlite3"
+    live = SqliteTemplateStore(path)
+    enroll(live, people, "t", "ann")
+    live.close()
+    shutil.copyfile(path, backup)  # same feed epoch, seq 1
+    live = SqliteTemplateStore(path)
+    restored = SqliteTemplateStore(backup)
+    try:
+        enroll(live, people, "t", "bob")
+        enroll(live, people, "t", "cyd")
+        gallery = Gallery("face", "m1", DIM)
+        gallery.rebuild(live)
+        assert gallery.seq == 3
+        enroll(restored, people, "t", "dan")  # seq 2: behind the gallery's
+        assert restored.feed_position().epoch == live.feed_position().epoch
+        gallery.catch_up(restored)
+        assert subjects(gallery, "t", people) == {"ann", "dan"}
+        assert gallery.seq == 2
+    finally:
+        live.close()
+        restored.close()
 
 
 def wait_until(condition: Callable[[], bool], timeout: float = 5.0) -> bool:

@@ -14,11 +14,15 @@ seconds (building a 1M ANN), so ``GalleryFollower`` runs it and ``catch_up`` nev
 request thread that catches up to see its own write only pays for applying the changes.
 Rebuilds happen outside the lock that searches take; only the swap is exclusive.
 
-The gallery follows the store: ``rebuild`` records ``store.latest_seq()`` *before* reading
-templates, then ``catch_up`` applies ``changes_since(seq)``. Re-applying a change is harmless
-(upserts re-read the template, deletes are idempotent), so nothing is missed or doubled.
-``save``/``load`` keep a snapshot with the seq it reflects, so a restart loads it and then
-catches up; ``restore`` does that and falls back to a rebuild.
+The gallery follows the store: ``rebuild`` records the store's feed position (epoch and seq)
+*before* reading templates, then ``catch_up`` applies ``changes_since(seq)``. Re-applying a
+change is harmless (upserts re-read the template, deletes are idempotent), so nothing is missed
+or doubled. A feed that does not continue the one followed — another epoch (the store was
+emptied, e.g. Redis restarted without persistence or flushed, or replaced) or a seq behind the
+gallery's (restored from an older backup) — makes ``catch_up`` rebuild instead: its changes say
+nothing about what the gallery holds. ``save``/``load`` keep a snapshot with the position it
+reflects, so a restart loads it and then catches up; ``restore`` does that, and rebuilds when
+there is no usable snapshot or it was taken of another feed.
 """
 
 from __future__ import annotations
@@ -44,7 +48,7 @@ from bioverify.errors import NotEnrolled
 from bioverify.index.faiss_ann import FastScanIndex
 from bioverify.index.faiss_exact import ExactIndex
 from bioverify.index.ports import Ids, VectorIndex, Vectors, as_vectors
-from bioverify.store.ports import Change, TemplateStore
+from bioverify.store.ports import Change, FeedPosition, TemplateStore
 
 logger = logging.getLogger(__name__)
 
@@ -149,6 +153,7 @@ class Gallery:
         self._change_batch = change_batch
         self._parts: dict[str, _Partition] = {}
         self._seq = 0
+        self._epoch: str | None = None  # the store feed's epoch; None: never built from one
         self._next_id = 0
         self._pending: set[str] = set()  # tenants changed since the last maintain()
         self._rw = RWLock()
@@ -159,6 +164,10 @@ class Gallery:
     def seq(self) -> int:
         """The store change seq this gallery reflects."""
         return self._seq
+
+    def follows(self, position: FeedPosition) -> bool:
+        """Whether the store's feed at ``position`` continues the one this gallery reflects."""
+        return position.continues(self._epoch, self._seq)
 
     def __len__(self) -> int:
         with self._rw.read():
@@ -206,7 +215,8 @@ class Gallery:
         """Replace everything with the store's current templates of this modality and model."""
         started = time.perf_counter()
         with self._writer:
-            seq = store.latest_seq()  # before reading: later changes are caught up afterwards
+            position = store.feed_position()  # before reading: later changes are caught up
+            seq = position.seq
             groups: dict[str, tuple[list[str], list[npt.NDArray[np.float32]]]] = {}
             for t in store.iter_templates(self.modality, self.model):
                 if t.vector.shape != (self.dim,):
@@ -228,6 +238,7 @@ class Gallery:
                 parts[tenant] = self._partition(ids, subjects, np.stack(vectors))
             with self._rw.write():
                 self._parts, self._seq, self._next_id = parts, seq, next_id
+                self._epoch = position.epoch
                 self._pending.clear()
         logger.info(
             "gallery %s/%s rebuilt: %d templates, %d tenants, seq %d, %.1f s",
@@ -240,9 +251,15 @@ class Gallery:
         )
 
     def catch_up(self, store: TemplateStore) -> int:
-        """Apply every change after ``seq``; returns how many changes were read."""
+        """Apply every change after ``seq``; returns how many changes were read. When the
+        store's feed does not continue the one this gallery reflects, rebuild from the store
+        first (searches see the old contents until the new ones are swapped in whole)."""
         read = 0
         with self._writer:
+            position = store.feed_position()
+            if not self.follows(position):
+                self._log_divergence("gallery", position)
+                self.rebuild(store)
             while True:
                 changes = store.changes_since(self._seq, self._change_batch)
                 if not changes:
@@ -277,17 +294,12 @@ class Gallery:
         """Load the snapshot (if usable) and catch up, else rebuild; returns which was done."""
         with self._writer:
             if snapshot_dir is not None and self.load(snapshot_dir):
-                latest = store.latest_seq()
-                if self._seq <= latest:
+                position = store.feed_position()
+                if self.follows(position):
                     self.catch_up(store)
                     self.maintain()
                     return "snapshot"
-                logger.warning(
-                    "gallery snapshot is at seq %d but the store is at %d (another store?); "
-                    "rebuilding",
-                    self._seq,
-                    latest,
-                )
+                self._log_divergence("gallery snapshot of", position)
             self.rebuild(store)
             self.catch_up(store)
             self.maintain()
@@ -321,6 +333,7 @@ class Gallery:
                 "model": self.model,
                 "dim": self.dim,
                 "seq": self._seq,
+                "store_epoch": self._epoch,
                 "next_id": self._next_id,
                 "partitions": entries,
             }
@@ -356,11 +369,34 @@ class Gallery:
             with self._rw.write():
                 self._parts = parts
                 self._seq = int(manifest["seq"])
+                epoch = manifest.get("store_epoch")  # absent: made before epochs
+                self._epoch = epoch if isinstance(epoch, str) else None
                 self._next_id = int(manifest["next_id"])
                 self._pending = set(parts)
             return True
 
     # -- internals ----------------------------------------------------------------------------
+    def _log_divergence(self, what: str, position: FeedPosition) -> None:
+        """Say why ``what`` (the gallery, or the snapshot just loaded) is rebuilt rather than
+        caught up. Positions only: no biometric data."""
+        if self._epoch is None:
+            if self._seq == 0 and not self._parts:
+                return  # never built: its first rebuild is no news
+            why = "has no store feed epoch (made by an older version)"
+        elif self._epoch != position.epoch:
+            why = (
+                f"reflects store feed epoch {self._epoch[:8]}, but the store's is "
+                f"{position.epoch[:8]} (emptied or replaced)"
+            )
+        else:
+            why = (
+                f"reflects store seq {self._seq}, but the store is back at {position.seq} "
+                "(restored from an older backup?)"
+            )
+        logger.warning(
+            "%s %s/%s %s; rebuilding from the store", what, self.modality, self.model, why
+        )
+
     def _load_partition(self, snap: Path, entry: dict[str, Any]) -> _Partition:
         loader = INDEX_LOADERS[entry["kind"]]
         index = loader(snap / entry["index"])
@@ -473,7 +509,8 @@ class Gallery:
 
 
 class GalleryFollower:
-    """A daemon thread that keeps a gallery caught up with its store, and runs the gallery's
+    """A daemon thread that keeps a gallery caught up with its store (rebuilding it when the
+    store's feed starts over, see ``Gallery.catch_up``), and runs the gallery's
     ``maintain()``, until ``stop()``."""
 
     def __init__(
