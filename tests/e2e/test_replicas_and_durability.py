@@ -9,6 +9,7 @@ from pathlib import Path
 
 import grpc
 import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from bioverify.client import BioverifyClient, BioverifyClientError
 from bioverify.v1 import face_pb2
@@ -108,6 +109,47 @@ def test_redis_outage_is_unavailable_then_recovers(tmp_path: Path, redis_aof: Re
             within(2.0, lambda: top_subject(client, RICE) == "rice")
     finally:
         service.stop()
+
+
+def test_redis_restarted_empty_is_not_serving_then_the_gallery_is_rebuilt(
+    tmp_path: Path,
+) -> None:
+    volatile = RedisServer(tmp_path / "redis").start()  # no persistence: restarts empty
+    service = ServiceProcess(
+        tmp_path / "svc",
+        tmp_path / "data",
+        store="redis",
+        redis_url=volatile.url,
+        gallery_follow_poll_s="0.2",
+    ).start()
+    try:
+        with BioverifyClient(service.target, retries=0, timeout=30) as client:
+            client.wait_until_serving()
+            client.enroll_face("federer", FEDERER[:2])
+            assert top_subject(client, FEDERER[2]) == "federer"
+            volatile.stop()
+            within(
+                10.0, lambda: health(service.target) == health_pb2.HealthCheckResponse.NOT_SERVING
+            )
+            volatile.start()  # same port, empty
+            within(10.0, lambda: health(service.target) == health_pb2.HealthCheckResponse.SERVING)
+            # The store no longer has federer: neither has the gallery.
+            within(5.0, lambda: top_subject(client, FEDERER[2]) is None)
+            client.enroll_face("rice", [RICE])  # its change seq is 1, far below the old ones
+            assert top_subject(client, RICE) == "rice"
+        log = service.log()
+        assert "health NOT_SERVING" in log and "emptied or replaced" in log
+    finally:
+        service.stop()
+        volatile.stop()
+
+
+def health(target: str) -> int:
+    with grpc.insecure_channel(target) as channel:
+        reply = health_pb2_grpc.HealthStub(channel).Check(
+            health_pb2.HealthCheckRequest(service=""), timeout=5
+        )
+    return int(reply.status)
 
 
 def _try(fn: Callable[[], object]) -> bool:

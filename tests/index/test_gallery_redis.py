@@ -35,7 +35,10 @@ def test_follower_rebuilds_the_gallery_when_redis_loses_its_data(
         enroll(store, people, "t", name)
     gallery = Gallery("face", "m1", DIM)
     gallery.rebuild(store)
-    follower = GalleryFollower(gallery, store, poll=0.2, retry=0.1)
+    reachable: list[bool] = []
+    follower = GalleryFollower(
+        gallery, store, poll=0.2, retry=0.1, on_store_reachable=reachable.append
+    )
     old = {"ann", "bob", "cyd"}
     seen: list[frozenset[str]] = []
     stop = threading.Event()
@@ -58,7 +61,8 @@ def test_follower_rebuilds_the_gallery_when_redis_loses_its_data(
                     raw.flushall()
             else:
                 server.stop()
-                assert wait_until(lambda: follower.last_error is not None)
+                assert wait_until(lambda: reachable == [False])
+                assert not follower.store_reachable
                 server.start()  # same port, nothing on disk: empty
             # Its first change has seq 1, long before the gallery's 3.
             enroll(store, people, "t", "dan")
@@ -73,6 +77,7 @@ def test_follower_rebuilds_the_gallery_when_redis_loses_its_data(
         watcher.join()
         follower.stop(timeout=5.0)
         store.close()
+    assert reachable == ([False, True] if loss == "restart" else [])
     # Searches saw the old gallery or the new one, never a mixture of both.
     before = [frozenset({"ann", "bob"}), frozenset(old)]
     after = [frozenset(), frozenset({"dan"}), frozenset({"dan", "eve"})]

@@ -44,7 +44,7 @@ import faiss
 import numpy as np
 import numpy.typing as npt
 
-from bioverify.errors import NotEnrolled
+from bioverify.errors import NotEnrolled, Unavailable
 from bioverify.index.faiss_ann import FastScanIndex
 from bioverify.index.faiss_exact import ExactIndex
 from bioverify.index.ports import Ids, VectorIndex, Vectors, as_vectors
@@ -520,18 +520,23 @@ class GalleryFollower:
         poll: float = 1.0,
         *,
         retry: float = 1.0,
+        on_store_reachable: Callable[[bool], None] | None = None,
     ) -> None:
         """``poll``: longest wait for a change per round (also the longest ``stop()`` takes);
-        ``retry``: pause after a failed round (store down)."""
+        ``retry``: pause after a failed round (store down); ``on_store_reachable``: called
+        from the follower's thread with False when a round fails because the store is
+        unreachable (Unavailable), and with True when a later round has caught up again."""
         self._gallery = gallery
         self._store = store
         self._poll_ms = max(1, int(poll * 1000))
         self._retry = retry
+        self._on_store_reachable = on_store_reachable
         self._stop = threading.Event()
         self._thread = threading.Thread(
             target=self._run, name=f"gallery-follower-{gallery.modality}", daemon=True
         )
         self.last_error: BaseException | None = None
+        self.store_reachable = True  # as last seen by this follower
 
     def start(self) -> None:
         self._thread.start()
@@ -549,6 +554,7 @@ class GalleryFollower:
         while not self._stop.is_set():
             try:
                 self._gallery.catch_up(self._store)
+                self._reachable(True)
                 if self._stop.is_set():
                     return
                 changes = self._store.wait_for_changes(self._gallery.seq, self._poll_ms)
@@ -558,6 +564,8 @@ class GalleryFollower:
                 self.last_error = None
             except Exception as exc:
                 self.last_error = exc
+                if isinstance(exc, Unavailable):
+                    self._reachable(False)
                 logger.warning(
                     "gallery %s: catching up failed (%s); retrying in %.1f s",
                     self._gallery.modality,
@@ -566,6 +574,16 @@ class GalleryFollower:
                     exc_info=True,
                 )
                 self._stop.wait(self._retry)
+
+    def _reachable(self, reachable: bool) -> None:
+        if reachable == self.store_reachable:
+            return
+        self.store_reachable = reachable
+        if self._on_store_reachable is not None:
+            try:
+                self._on_store_reachable(reachable)
+            except Exception:  # the listener's bug must not stop the follower
+                logger.exception("gallery %s: store state listener failed", self._gallery.modality)
 
 
 def _write_atomic(path: Path, text: str) -> None:

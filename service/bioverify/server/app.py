@@ -4,6 +4,7 @@ servicer, and the gRPC server that serves them. Nothing is loaded anywhere else.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import platform
 import threading
@@ -275,6 +276,10 @@ class Application:
     port: int = 0
     _followers: list[GalleryFollower] = field(default_factory=list)
     _stopped: threading.Event = field(default_factory=threading.Event)
+    # Health: SERVING once warm, and NOT_SERVING while a follower finds the store unreachable.
+    _health_lock: threading.Lock = field(default_factory=threading.Lock)
+    _warm: bool = False
+    _store_unreachable: set[str] = field(default_factory=set)  # modalities of those followers
 
     def start(self) -> None:
         self.server.start()
@@ -284,15 +289,19 @@ class Application:
                 "%s gallery ready from %s: %d templates", gallery.modality, how, len(gallery)
             )
             follower = GalleryFollower(
-                gallery, self.store, poll=self.settings.gallery_follow_poll_s
+                gallery,
+                self.store,
+                poll=self.settings.gallery_follow_poll_s,
+                on_store_reachable=functools.partial(self._store_reachable, gallery.modality),
             )
             follower.start()
             self._followers.append(follower)
         warm_up(self.face_pipeline)
         if self.voice_pipeline is not None:
             warm_up_voice(self.voice_pipeline)
-        for name in (*SERVICE_NAMES, ""):
-            self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        with self._health_lock:
+            self._warm = True
+            self._set_health()
         logger.info(
             "bioverify %s serving on %s:%d (%s, store %s)",
             bioverify.__version__,
@@ -301,6 +310,32 @@ class Application:
             self.describe_packs(),
             self.store.name,
         )
+
+    def _store_reachable(self, modality: str, reachable: bool) -> None:
+        """A follower's news: the store is (un)reachable. Serving needs every follower's."""
+        with self._health_lock:
+            was_down = bool(self._store_unreachable)
+            if reachable:
+                self._store_unreachable.discard(modality)
+            else:
+                self._store_unreachable.add(modality)
+            if bool(self._store_unreachable) != was_down:
+                if was_down:
+                    logger.info("the template store is reachable again")
+                else:
+                    logger.warning("the template store is unreachable: health NOT_SERVING")
+            self._set_health()
+
+    def _set_health(self) -> None:
+        """SERVING when warm and the store reachable (caller holds ``_health_lock``). Ignored
+        once ``stop()`` has begun (the health servicer's graceful shutdown)."""
+        status = (
+            health_pb2.HealthCheckResponse.SERVING
+            if self._warm and not self._store_unreachable
+            else health_pb2.HealthCheckResponse.NOT_SERVING
+        )
+        for name in (*SERVICE_NAMES, ""):
+            self.health.set(name, status)
 
     def describe_packs(self) -> str:
         voice = self.voice_pack.id if self.voice_pack else "none"
