@@ -11,8 +11,10 @@ Partitions up to ``exact_max`` templates use ``ExactIndex``; larger ones use the
 by ``maintain()`` for partitions that changed (growing past ``exact_max`` → ANN; shrinking
 below half of it → exact; an ANN asking ``needs_rebuild()`` → compacted). ``maintain`` can take
 seconds (building a 1M ANN), so ``GalleryFollower`` runs it and ``catch_up`` never does: a
-request thread that catches up to see its own write only pays for applying the changes.
-Rebuilds happen outside the lock that searches take; only the swap is exclusive.
+request thread that catches up to see its own write only pays for applying the changes (and,
+once after the store's feed started over, for the rebuild below, which it would otherwise wait
+for behind the follower's). Rebuilds happen outside the lock that searches take; only the swap
+is exclusive.
 
 The gallery follows the store: ``rebuild`` records the store's feed position (epoch and seq)
 *before* reading templates, then ``catch_up`` applies ``changes_since(seq)``. Re-applying a
