@@ -1,10 +1,17 @@
 """The embedded default store: one SQLite file in WAL mode with ``synchronous=FULL``, so an
-enrollment acknowledged to a client survives a crash of the process or the machine."""
+enrollment acknowledged to a client survives a crash of the process or the machine.
+
+Erasure: the connection runs with ``secure_delete=ON``, so SQLite overwrites the content it
+deletes (a deleted or replaced template's rows, the pages they free) with zeros instead of
+leaving it in free pages, and a delete ends with ``wal_checkpoint(TRUNCATE)``: the zeroed pages
+reach the database file and the write-ahead log, whose older frames still hold the deleted
+templates, is cut to 0 bytes. Only then is a deleted subject's embedding gone from the files."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import sqlite3
 import threading
 import time
@@ -77,6 +84,12 @@ _ADDED_COLUMNS = (
 )
 
 _POLL_SECONDS = 0.05
+# How long the checkpoint after a delete waits for another process's readers or writer of the
+# same file; it runs under the store's lock, so every request of this process waits too.
+_CHECKPOINT_BUSY_MS = 2_000
+_BUSY_MS = 30_000
+
+logger = logging.getLogger(__name__)
 
 
 class SqliteTemplateStore:
@@ -86,12 +99,17 @@ class SqliteTemplateStore:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._path = path
         self._lock = threading.Lock()
+        self._wal_holds_deleted = False  # a checkpoint after a delete could not truncate the WAL
         try:
             self._conn = sqlite3.connect(
-                str(path), check_same_thread=False, isolation_level=None, timeout=30.0
+                str(path),
+                check_same_thread=False,
+                isolation_level=None,
+                timeout=_BUSY_MS / 1000.0,
             )
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA synchronous=FULL")
+            self._conn.execute("PRAGMA secure_delete=ON")
             self._conn.execute("PRAGMA foreign_keys=ON")
             self._conn.executescript(SCHEMA)
             self._migrate()
@@ -101,14 +119,20 @@ class SqliteTemplateStore:
 
     # -- writes -----------------------------------------------------------------------------
     def save(self, write: TemplateWrite) -> Template:
-        with self._lock, self._transaction() as cur:
-            return self._save(cur, write, utc_now())
+        with self._lock:
+            with self._transaction() as cur:
+                saved = self._save(cur, write, utc_now())
+            self._retry_truncate()
+        return saved
 
     def save_many(self, writes: Sequence[TemplateWrite]) -> list[Template]:
         """Every write in one transaction (one commit, one fsync): all saved or none."""
         now = utc_now()
-        with self._lock, self._transaction() as cur:
-            return [self._save(cur, w, now) for w in writes]
+        with self._lock:
+            with self._transaction() as cur:
+                saved = [self._save(cur, w, now) for w in writes]
+            self._retry_truncate()
+        return saved
 
     @staticmethod
     def _save(cur: sqlite3.Cursor, w: TemplateWrite, now: str) -> Template:
@@ -169,7 +193,13 @@ class SqliteTemplateStore:
         return dataclasses.replace(t, revision=int(seq or 0))
 
     def delete_subject(self, tenant: str, subject_id: str) -> int:
-        with self._lock, self._transaction() as cur:
+        with self._lock:
+            count = self._delete_subject(tenant, subject_id)
+            self._truncate_wal()
+        return count
+
+    def _delete_subject(self, tenant: str, subject_id: str) -> int:
+        with self._transaction() as cur:
             modalities = [
                 r[0]
                 for r in cur.execute(
@@ -315,6 +345,36 @@ class SqliteTemplateStore:
             self._conn.close()
 
     # -- helpers ----------------------------------------------------------------------------
+    def _truncate_wal(self) -> None:
+        """Checkpoint the WAL into the database and cut it to 0 bytes (caller holds the lock;
+        no transaction open). The delete is committed whatever happens here: when another
+        process keeps the checkpoint from finishing, it is logged and retried after the next
+        write, and the log keeps deleted bytes until then."""
+        try:
+            self._conn.execute(f"PRAGMA busy_timeout={_CHECKPOINT_BUSY_MS}")
+            try:
+                busy, _, _ = self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            finally:
+                self._conn.execute(f"PRAGMA busy_timeout={_BUSY_MS}")
+        except sqlite3.Error as exc:
+            busy = 1
+            logger.warning("checkpoint after a delete failed: %s", exc)
+        if busy:
+            if not self._wal_holds_deleted:
+                logger.warning(
+                    "the SQLite write-ahead log could not be truncated after a delete (another "
+                    "connection to %s is busy); it still holds deleted templates until the "
+                    "next write truncates it",
+                    self._path,
+                )
+            self._wal_holds_deleted = True
+        else:
+            self._wal_holds_deleted = False
+
+    def _retry_truncate(self) -> None:
+        if self._wal_holds_deleted:
+            self._truncate_wal()
+
     def _migrate(self) -> None:
         """Add the columns a database made by an older version lacks (see _ADDED_COLUMNS)."""
 
