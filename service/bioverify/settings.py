@@ -36,6 +36,9 @@ class Settings:
     store: str = "sqlite"
     redis_url: str = "redis://127.0.0.1:6379/0"
     redis_key_prefix: str = "bioverify:"
+    # Newest changes the store's change feed keeps (it names subjects, also deleted ones); a
+    # replica whose gallery is further behind rebuilds it from the templates
+    change_log_retention: int = 100_000
     # Models
     model_dir: Path = field(default_factory=default_model_dir)
     face_pack: str = "auto"
@@ -148,6 +151,7 @@ class Settings:
             "onnx_threads",
             "max_concurrent_rpcs",
             "rpc_threads",
+            "change_log_retention",
         ):
             if getattr(self, name) <= 0:
                 raise ConfigurationError(f"{name} must be positive")

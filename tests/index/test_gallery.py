@@ -317,6 +317,53 @@ def test_catch_up_rebuilds_when_the_store_went_back_to_an_older_backup(tmp_path:
         live.close()
         restored.close()
 
+def test_a_gallery_behind_the_pruned_change_feed_rebuilds(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    people = People(9)
+    store = SqliteTemplateStore(tmp_path / "short.sqlite3", change_retention=2)
+    try:
+        enroll(store, people, "t", "ann")
+        enroll(store, people, "t", "bob")
+        gallery = Gallery("face", "m1", DIM)
+        gallery.rebuild(store)
+        gallery.save(tmp_path / "snap")
+        behind = Gallery("face", "m1", DIM)
+        behind.rebuild(store)
+        # While the galleries look away, bob's deletion leaves the feed.
+        store.delete_subject("t", "bob")
+        for name in ("cyd", "dan", "eve"):
+            enroll(store, people, "t", name)
+        assert store.pruned_seq() > gallery.seq
+        everyone = {"ann", "cyd", "dan", "eve"}
+
+        assert gallery.catch_up(store) > 0
+        assert "rebuilding" in caplog.text
+        assert gallery.seq == store.latest_seq()
+        assert {s for s, _ in gallery.search("t", people.probe("bob"), 10)} == everyone
+        # Changes fetched by the follower's wait: the same.
+        behind.apply_changes(store, store.wait_for_changes(behind.seq, 0))
+        assert behind.seq == store.latest_seq()
+        assert {s for s, _ in behind.search("t", people.probe("bob"), 10)} == everyone
+        # A restart from a snapshot older than the feed.
+        restarted = Gallery("face", "m1", DIM)
+        restarted.restore(store, tmp_path / "snap")
+        assert {s for s, _ in restarted.search("t", people.probe("bob"), 10)} == everyone
+        # A gallery that keeps up applies the changes, no rebuild.
+        caplog.clear()
+        enroll(store, people, "t", "flo")
+        store.delete_subject("t", "ann")
+        gallery.catch_up(store)
+        assert "rebuilding" not in caplog.text
+        assert {s for s, _ in gallery.search("t", people.probe("flo"), 10)} == {
+            "cyd",
+            "dan",
+            "eve",
+            "flo",
+        }
+    finally:
+        store.close()
+
 
 def wait_until(condition: Callable[[], bool], timeout: float = 5.0) -> bool:
     deadline = time.monotonic() + timeout

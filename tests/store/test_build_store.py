@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bioverify.errors import Unavailable
+from bioverify.errors import ConfigurationError, Unavailable
 from bioverify.server.app import build_store
 from bioverify.settings import Settings
 from bioverify.store.ports import TemplateWrite
@@ -45,3 +45,21 @@ def test_unreachable_redis_fails_at_startup() -> None:
     with pytest.raises(Unavailable) as info:
         build_store(settings)
     assert "pw" not in str(info.value)
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "redis"])
+def test_change_log_retention_from_settings(
+    kind: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    values = {"store": kind, "data_dir": str(tmp_path), "change_log_retention": "2"}
+    if kind == "redis":
+        values["redis_url"] = request.getfixturevalue("redis_url")
+    store = build_store(Settings.from_mapping(values))
+    try:
+        for subject in "abc":
+            store.save(TemplateWrite("t", subject, "face", "m", np.ones((1, 4), np.float32)))
+        assert [c.subject_id for c in store.changes_since(0)] == ["b", "c"]
+    finally:
+        store.close()
+    with pytest.raises(ConfigurationError):
+        Settings.from_mapping({"change_log_retention": "0"})

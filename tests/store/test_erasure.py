@@ -4,13 +4,32 @@ from the bytes it keeps (SQLite's database file and write-ahead log, Redis's key
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
+import redis
 
+from bioverify.errors import ConfigurationError
 from bioverify.store.ports import TemplateStore, TemplateWrite
+from bioverify.store.redis_store import RedisTemplateStore
 from bioverify.store.sqlite_store import SqliteTemplateStore
+
+RETENTION = 3
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def short_log_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[TemplateStore]:
+    """A store whose change feed keeps only the newest RETENTION changes."""
+    s: TemplateStore
+    if request.param == "redis":
+        s = RedisTemplateStore(request.getfixturevalue("redis_url"), change_retention=RETENTION)
+    else:
+        s = SqliteTemplateStore(tmp_path / "t.sqlite3", change_retention=RETENTION)
+    yield s
+    s.close()
 
 
 def unit(rng: np.random.Generator, n: int, dim: int) -> np.ndarray:
@@ -100,4 +119,89 @@ def test_sqlite_wal_kept_by_a_reader_is_truncated_after_the_next_write(
         assert traces(files_of(path), samples, vector) == 0
     finally:
         reader.close()
+        store.close()
+
+
+def test_change_feed_keeps_the_newest_changes_only(short_log_store: TemplateStore) -> None:
+    store = short_log_store
+    rng = np.random.default_rng(3)
+    assert store.pruned_seq() == 0
+    enrol(store, "a", unit(rng, 1, 8))
+    enrol(store, "b", unit(rng, 1, 8))
+    assert store.pruned_seq() == 0 and len(store.changes_since(0)) == 2
+    store.delete_subject("t", "a")
+    enrol(store, "c", unit(rng, 1, 8))
+    enrol(store, "d", unit(rng, 1, 8))
+    latest = store.latest_seq()
+    kept = store.changes_since(0)
+    assert [c.seq for c in kept] == [latest - 2, latest - 1, latest]
+    assert [(c.op, c.subject_id) for c in kept] == [
+        ("delete", "a"),
+        ("upsert", "c"),
+        ("upsert", "d"),
+    ]
+    assert store.pruned_seq() == latest - RETENTION
+    store.save_many([TemplateWrite("t", s, "face", "m", unit(rng, 1, 8)) for s in "efg"])
+    assert [c.subject_id for c in store.changes_since(0)] == ["e", "f", "g"]
+    assert "a" not in {c.subject_id for c in store.changes_since(0)}  # the deleted subject
+    assert store.latest_seq() == store.pruned_seq() + RETENTION
+    assert store.wait_for_changes(0, 0) == store.changes_since(0)
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "redis"])
+def test_change_retention_must_be_positive(kind: str, tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError):
+        if kind == "sqlite":
+            SqliteTemplateStore(tmp_path / "t.sqlite3", change_retention=0)
+        else:
+            RedisTemplateStore("redis://127.0.0.1:1/0", change_retention=0)
+
+
+def redis_values(url: str) -> bytes:
+    """Every key and every value the Redis database holds, of whatever type, concatenated."""
+    out: list[bytes] = []
+    with redis.Redis.from_url(url) as raw:
+        for key in raw.scan_iter(count=1000):
+            out.append(key)
+            kind = raw.type(key)
+            value: Any
+            if kind == b"string":
+                out.append(raw.get(key) or b"")
+            elif kind == b"hash":
+                value = raw.hgetall(key)
+                out += [*value.keys(), *value.values()]
+            elif kind == b"zset":
+                out += raw.zrange(key, 0, -1)
+            elif kind == b"set":
+                out += list(raw.smembers(key))
+            elif kind == b"list":
+                out += raw.lrange(key, 0, -1)
+            elif kind == b"stream":
+                for _, fields in raw.xrange(key):
+                    out += [*fields.keys(), *fields.values()]
+            else:
+                raise AssertionError(f"key {key!r} of unexpected type {kind!r}")
+    return b"".join(out)
+
+
+def test_redis_keeps_nothing_of_a_deleted_subject_but_its_id_in_the_feed(redis_url: str) -> None:
+    rng = np.random.default_rng(4)
+    store = RedisTemplateStore(redis_url)
+    try:
+        samples = unit(rng, 3, 128)
+        store.save(TemplateWrite("t", "victim", "face", "m", samples, {"branch": "b-17"}))
+        store.save(TemplateWrite("t", "victim", "voice", "m", unit(rng, 1, 64)))
+        enrol(store, "bystander", unit(rng, 2, 128))
+        vector = store.get_template("t", "victim", "face").vector
+        assert traces(redis_values(redis_url), samples, vector) == 1.0
+        assert b"b-17" in redis_values(redis_url)
+        store.delete_subject("t", "victim")
+        after = redis_values(redis_url)
+        assert traces(after, samples, vector) == 0
+        assert b"b-17" not in after  # nor its metadata
+        # Its id is left only in the change feed (the delete that followers apply).
+        feed = b"".join(f"{c.op}{c.subject_id}".encode() for c in store.changes_since(0, 1_000_000))
+        assert after.count(b"victim") == feed.count(b"victim")
+        assert store.get_template("t", "bystander", "face").sample_count == 2
+    finally:
         store.close()

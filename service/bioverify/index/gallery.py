@@ -25,6 +25,9 @@ gallery's (restored from an older backup) — makes ``catch_up`` rebuild instead
 nothing about what the gallery holds. ``save``/``load`` keep a snapshot with the position it
 reflects, so a restart loads it and then catches up; ``restore`` does that, and rebuilds when
 there is no usable snapshot or it was taken of another feed.
+The store prunes its change feed (``store.pruned_seq()``): a gallery that finds changes
+missing after its seq, older than what the store still keeps, rebuilds instead of
+applying the rest.
 """
 
 from __future__ import annotations
@@ -274,6 +277,9 @@ class Gallery:
             fresh = [c for c in changes if c.seq > self._seq]
             if not fresh:
                 return 0
+            if min(c.seq for c in fresh) > self._seq + 1 and self._pruned_past(store):
+                self.rebuild(store)
+                return len(fresh)
             batches = self._net_effect(store, fresh)
             with self._rw.write():
                 for tenant, batch in batches.items():
@@ -398,6 +404,21 @@ class Gallery:
         logger.warning(
             "%s %s/%s %s; rebuilding from the store", what, self.modality, self.model, why
         )
+
+    def _pruned_past(self, store: TemplateStore) -> bool:
+        """Whether the store pruned changes this gallery has not applied (asked after reading
+        the changes, so a pruning in between errs towards a rebuild)."""
+        pruned = store.pruned_seq()
+        if pruned <= self._seq:
+            return False
+        logger.warning(
+            "gallery %s/%s is at seq %d but the store kept only changes after %d; rebuilding",
+            self.modality,
+            self.model,
+            self._seq,
+            pruned,
+        )
+        return True
 
     def _load_partition(self, snap: Path, entry: dict[str, Any]) -> _Partition:
         loader = INDEX_LOADERS[entry["kind"]]

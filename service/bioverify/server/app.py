@@ -80,9 +80,15 @@ SERVICE_NAMES = (
 
 def build_store(settings: Settings) -> TemplateStore:
     if settings.store == "sqlite":
-        return SqliteTemplateStore(settings.sqlite_path)
+        return SqliteTemplateStore(
+            settings.sqlite_path, change_retention=settings.change_log_retention
+        )
     if settings.store == "redis":
-        store = RedisTemplateStore(settings.redis_url, key_prefix=settings.redis_key_prefix)
+        store = RedisTemplateStore(
+            settings.redis_url,
+            key_prefix=settings.redis_key_prefix,
+            change_retention=settings.change_log_retention,
+        )
         try:
             store.ping()  # fail fast at startup when Redis cannot be reached
         except Unavailable:

@@ -1,6 +1,8 @@
 """The template store port. Stores keep per-sample embeddings (to re-score and to rebuild
 templates) and one template per (tenant, subject, modality); they never keep raw images or audio.
-A change feed (monotonic sequence of upserts/deletes) lets derived indexes catch up.
+A change feed (monotonic sequence of upserts/deletes) lets derived indexes catch up. It names
+subjects, never holds embeddings, and keeps only its newest changes (``change_retention``, at
+least the newest one): a follower older than :meth:`TemplateStore.pruned_seq` rebuilds instead.
 
 The feed has an ``epoch``: a random id the store writes once, when its feed starts. A derived
 index remembers the (epoch, seq) it reflects; another epoch (the store was emptied, e.g. a Redis
@@ -28,6 +30,9 @@ from bioverify.errors import ModelMismatch, TemplateChanged
 from bioverify.scoring import mean_template
 
 Vector = npt.NDArray[np.float32]
+
+DEFAULT_CHANGE_RETENTION = 100_000
+"""How many of the newest changes a store keeps in its change feed unless told otherwise."""
 
 
 @dataclass(frozen=True)
@@ -190,6 +195,11 @@ class TemplateStore(Protocol):
     def feed_position(self) -> FeedPosition:
         """The feed's epoch and newest seq, read together; the first call on a store without
         an epoch (new, emptied, or written by a version before epochs) gives it one."""
+        ...
+
+    def pruned_seq(self) -> int:
+        """Changes up to this seq may have been pruned from the feed (0: none was). A follower
+        at an older seq cannot catch up from changes: it must rebuild from the templates."""
         ...
 
     def wait_for_changes(

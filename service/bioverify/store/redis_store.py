@@ -5,7 +5,8 @@ Key layout (``P`` is the key prefix; tenant and modality are escaped so ``:`` st
     P seq                          INCR counter: the change sequence
     P epoch                        random id of the change feed, set by the first
                                    ``feed_position`` that finds none (a new or emptied Redis)
-    P changes                      stream; entry id ``<seq>-0``; op, tenant, subject_id, modality
+    P changes                      stream; entry id ``<seq>-0``; op, tenant, subject_id, modality;
+                                   trimmed to the newest ``change_retention`` entries
     P subj:<tenant>:<subject>      hash: c, u, v (seq of its last change), m:<key> metadata,
                                    t:<modality> JSON summary {model, n, c, u}
     P tpl:<tenant>:<modality>:<subject>
@@ -47,6 +48,7 @@ from redis.retry import Retry
 
 from bioverify.errors import ConfigurationError, NotEnrolled, Unavailable
 from bioverify.store.ports import (
+    DEFAULT_CHANGE_RETENTION,
     Change,
     FeedPosition,
     StoredTemplate,
@@ -94,7 +96,8 @@ _UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (
 # KEYS: seq, changes, op, subj, tpl, subjects, subjects-of-modality, idx(new model),
 #       models(modality), idx(old model)
 # ARGV: expected v, tenant, subject, modality, model, old model, dim, n, vec, samples, extra,
-#       created, now, summary, op ttl, sample ids (JSON), metadata field/value pairs...
+#       created, now, summary, op ttl, sample ids (JSON), change retention,
+#       metadata field/value pairs...
 _SAVE_LUA = """
 local done = redis.call('GET', KEYS[3])
 if done then return {2, tonumber(done)} end
@@ -103,9 +106,10 @@ if (v or '') ~= ARGV[1] then return {0, 0} end
 local seq = string.format('%d', redis.call('INCR', KEYS[1]))
 redis.call('XADD', KEYS[2], seq .. '-0', 'op', 'upsert', 'tenant', ARGV[2],
            'subject_id', ARGV[3], 'modality', ARGV[4])
+redis.call('XTRIM', KEYS[2], 'MAXLEN', ARGV[17])
 redis.call('HSETNX', KEYS[4], 'c', ARGV[13])
 redis.call('HSET', KEYS[4], 'u', ARGV[13], 'v', seq, 't:' .. ARGV[4], ARGV[14])
-if #ARGV >= 17 then redis.call('HSET', KEYS[4], unpack(ARGV, 17)) end
+if #ARGV >= 18 then redis.call('HSET', KEYS[4], unpack(ARGV, 18)) end
 redis.call('DEL', KEYS[5])
 redis.call('HSET', KEYS[5], 'tenant', ARGV[2], 'subject_id', ARGV[3], 'modality', ARGV[4],
            'model', ARGV[5], 'dim', ARGV[7], 'n', ARGV[8], 'vec', ARGV[9], 'samples', ARGV[10],
@@ -123,7 +127,7 @@ return {1, tonumber(seq)}
 """
 
 # KEYS: seq, changes, op, subj, subjects, then per template: tpl, subjects-of-modality, idx, models
-# ARGV: expected v, tenant, subject, op ttl, then per template: modality, model
+# ARGV: expected v, tenant, subject, op ttl, change retention, then per template: modality, model
 _DELETE_LUA = """
 local done = redis.call('GET', KEYS[3])
 if done then return {2, tonumber(done)} end
@@ -134,14 +138,15 @@ local m = (#KEYS - 5) / 4
 for i = 0, m - 1 do
   local seq = string.format('%d', redis.call('INCR', KEYS[1]))
   redis.call('XADD', KEYS[2], seq .. '-0', 'op', 'delete', 'tenant', ARGV[2],
-             'subject_id', ARGV[3], 'modality', ARGV[5 + 2 * i])
+             'subject_id', ARGV[3], 'modality', ARGV[6 + 2 * i])
 end
+redis.call('XTRIM', KEYS[2], 'MAXLEN', ARGV[5])
 for i = 0, m - 1 do
   local tpl, idx = KEYS[6 + 4 * i], KEYS[8 + 4 * i]
   redis.call('DEL', tpl)
   redis.call('ZREM', KEYS[7 + 4 * i], ARGV[3])
   redis.call('ZREM', idx, tpl)
-  if redis.call('ZCARD', idx) == 0 then redis.call('SREM', KEYS[9 + 4 * i], ARGV[6 + 2 * i]) end
+  if redis.call('ZCARD', idx) == 0 then redis.call('SREM', KEYS[9 + 4 * i], ARGV[7 + 2 * i]) end
 end
 redis.call('DEL', KEYS[4])
 redis.call('ZREM', KEYS[5], ARGV[3])
@@ -195,9 +200,13 @@ class RedisTemplateStore:
         connect_timeout: float | None = None,
         retries: int = 2,
         max_connections: int = 64,
+        change_retention: int = DEFAULT_CHANGE_RETENTION,
     ) -> None:
+        """``change_retention``: how many of the newest changes the change stream keeps."""
         if socket_timeout <= 0:
             raise ConfigurationError("the Redis socket timeout must be positive")
+        if change_retention < 1:
+            raise ConfigurationError("the change retention must be positive")
         try:
             self._redis: redis.Redis = redis.Redis.from_url(
                 url,
@@ -213,6 +222,7 @@ class RedisTemplateStore:
                 "redis_url is not a valid Redis URL (redis://, rediss:// or unix://)"
             ) from None
         self._socket_timeout = socket_timeout
+        self._retention = change_retention
         self._p = key_prefix
         self._seq_key = key_prefix + "seq"
         self._stream = key_prefix + "changes"
@@ -379,6 +389,7 @@ class RedisTemplateStore:
             json.dumps(summary, sort_keys=True),
             _OP_TTL_SECONDS,
             json.dumps(list(template.sample_ids)),
+            self._retention,
             *meta_args,
         ]
         return keys, args, template
@@ -399,7 +410,13 @@ class RedisTemplateStore:
                     subj,
                     self._subjects_key(tenant),
                 ]
-                args: list[str | int] = [_str(fields[b"v"]), tenant, subject_id, _OP_TTL_SECONDS]
+                args: list[str | int] = [
+                    _str(fields[b"v"]),
+                    tenant,
+                    subject_id,
+                    _OP_TTL_SECONDS,
+                    self._retention,
+                ]
                 for t in record.templates:
                     keys += [
                         self._template_key(tenant, subject_id, t.modality),
@@ -492,6 +509,14 @@ class RedisTemplateStore:
                 keys=[self._epoch_key, self._seq_key], args=[uuid.uuid4().hex]
             )
         return FeedPosition(epoch=_str(epoch), seq=int(seq))
+
+    def pruned_seq(self) -> int:
+        """One less than the oldest entry of the stream; the newest seq when it is empty."""
+        with self._translate():
+            first: Any = self._redis.xrange(self._stream, count=1)
+        if first:
+            return _change(*first[0]).seq - 1
+        return self.latest_seq()
 
     def wait_for_changes(
         self, after_seq: int, timeout_ms: int, limit: int = 10_000

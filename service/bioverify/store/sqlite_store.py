@@ -22,8 +22,9 @@ from typing import Any
 
 import numpy as np
 
-from bioverify.errors import NotEnrolled, Unavailable
+from bioverify.errors import ConfigurationError, NotEnrolled, Unavailable
 from bioverify.store.ports import (
+    DEFAULT_CHANGE_RETENTION,
     Change,
     FeedPosition,
     StoredTemplate,
@@ -95,9 +96,13 @@ logger = logging.getLogger(__name__)
 class SqliteTemplateStore:
     name = "sqlite"
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, change_retention: int = DEFAULT_CHANGE_RETENTION) -> None:
+        """``change_retention``: how many of the newest changes the change feed keeps."""
+        if change_retention < 1:
+            raise ConfigurationError("the change retention must be positive")
         path.parent.mkdir(parents=True, exist_ok=True)
         self._path = path
+        self._retention = change_retention
         self._lock = threading.Lock()
         self._wal_holds_deleted = False  # a checkpoint after a delete could not truncate the WAL
         try:
@@ -122,6 +127,7 @@ class SqliteTemplateStore:
         with self._lock:
             with self._transaction() as cur:
                 saved = self._save(cur, write, utc_now())
+                self._prune_changes(cur)
             self._retry_truncate()
         return saved
 
@@ -131,6 +137,7 @@ class SqliteTemplateStore:
         with self._lock:
             with self._transaction() as cur:
                 saved = [self._save(cur, w, now) for w in writes]
+                self._prune_changes(cur)
             self._retry_truncate()
         return saved
 
@@ -221,6 +228,7 @@ class SqliteTemplateStore:
                     "VALUES ('delete', ?, ?, ?)",
                     (tenant, subject_id, modality),
                 )
+            self._prune_changes(cur)
         return len(modalities)
 
     # -- reads ------------------------------------------------------------------------------
@@ -324,6 +332,18 @@ class SqliteTemplateStore:
             )
         return FeedPosition(epoch=str(row[0]), seq=int(row[1]))
 
+    def pruned_seq(self) -> int:
+        """One less than the oldest change kept; the newest seq when none is kept."""
+        with self._lock:
+            row = self._query_one(
+                "SELECT MIN(seq), (SELECT seq FROM sqlite_sequence WHERE name='changes') "
+                "FROM changes",
+                (),
+            )
+        if row[0] is not None:
+            return int(row[0]) - 1
+        return int(row[1] or 0)
+
     def wait_for_changes(
         self, after_seq: int, timeout_ms: int, limit: int = 10_000
     ) -> list[Change]:
@@ -345,6 +365,14 @@ class SqliteTemplateStore:
             self._conn.close()
 
     # -- helpers ----------------------------------------------------------------------------
+    def _prune_changes(self, cur: sqlite3.Cursor) -> None:
+        """Drop the changes older than the newest ``change_retention`` (in the write's
+        transaction; secure_delete zeroes them)."""
+        cur.execute(
+            "DELETE FROM changes WHERE seq <= (SELECT MAX(seq) FROM changes) - ?",
+            (self._retention,),
+        )
+
     def _truncate_wal(self) -> None:
         """Checkpoint the WAL into the database and cut it to 0 bytes (caller holds the lock;
         no transaction open). The delete is committed whatever happens here: when another
