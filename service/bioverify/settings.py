@@ -15,6 +15,7 @@ import yaml
 from bioverify.errors import ConfigurationError
 
 ENV_PREFIX = "BIOVERIFY_"
+MIN_SAMPLE_ID_KEY_LENGTH = 32
 
 
 def default_model_dir() -> Path:
@@ -39,6 +40,10 @@ class Settings:
     # Newest changes the store's change feed keeps (it names subjects, also deleted ones); a
     # replica whose gallery is further behind rebuilds it from the templates
     change_log_retention: int = 100_000
+    # Secret that sample ids (HMAC-SHA256 of each enrolled sample's bytes) are keyed with: the
+    # key itself, or a file holding it; neither: DATA_DIR/sample-id.key, made once (mode 0600)
+    sample_id_key: str = field(default="", repr=False)
+    sample_id_key_file: str = ""
     # Models
     model_dir: Path = field(default_factory=default_model_dir)
     face_pack: str = "auto"
@@ -131,6 +136,13 @@ class Settings:
             raise ConfigurationError("tls_client_ca_file needs tls_cert_file and tls_key_file")
         if not 0 <= self.port <= 65535:
             raise ConfigurationError(f"port must be 0..65535, got {self.port}")
+        if self.sample_id_key and self.sample_id_key_file:
+            raise ConfigurationError("set sample_id_key or sample_id_key_file, not both")
+        if self.sample_id_key and len(self.sample_id_key) < MIN_SAMPLE_ID_KEY_LENGTH:
+            raise ConfigurationError(
+                f"sample_id_key must be at least {MIN_SAMPLE_ID_KEY_LENGTH} characters "
+                "(e.g. `openssl rand -hex 32`)"
+            )
         if self.store not in ("sqlite", "redis"):
             raise ConfigurationError(f"store must be 'sqlite' or 'redis', got {self.store!r}")
         if self.max_image_working_side < 256:

@@ -3,6 +3,7 @@ Redis; acknowledged enrollments must survive and replicas must agree within a se
 
 from __future__ import annotations
 
+import stat
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -43,7 +44,12 @@ def redis_aof(tmp_path: Path) -> Iterator[RedisServer]:
 
 
 def test_two_replicas_share_one_gallery(tmp_path: Path, redis_aof: RedisServer) -> None:
-    settings = {"store": "redis", "redis_url": redis_aof.url, "gallery_follow_poll_s": "0.2"}
+    settings = {
+        "store": "redis",
+        "redis_url": redis_aof.url,
+        "gallery_follow_poll_s": "0.2",
+        "sample_id_key": "replicas-share-this-sample-id-key",
+    }
     a = ServiceProcess(tmp_path / "a", tmp_path / "a" / "data", **settings).start()
     b = ServiceProcess(tmp_path / "b", tmp_path / "b" / "data", **settings).start()
     try:
@@ -54,6 +60,8 @@ def test_two_replicas_share_one_gallery(tmp_path: Path, redis_aof: RedisServer) 
             lag = within(1.0, lambda: top_subject(cb, FEDERER[2]) == "federer")
             assert lag < 1.0
             assert cb.verify_face("federer", FEDERER[2]).match.decision == 1
+            # A retry through the other replica is recognised: they share the sample id key.
+            assert cb.enroll_face("federer", FEDERER[:2]).template.sample_count == 2
             cb.delete_subject("federer")
             within(1.0, lambda: top_subject(ca, FEDERER[2]) is None)
     finally:
@@ -73,6 +81,9 @@ def test_acknowledged_enrollment_survives_a_service_crash(tmp_path: Path) -> Non
             client.wait_until_serving()
             assert client.get_subject("federer").templates[0].sample_count == 2
             assert top_subject(client, FEDERER[2]) == "federer"  # gallery rebuilt from the store
+            # The same bytes after a restart are known: the data dir's sample id key is reused.
+            assert client.enroll_face("federer", FEDERER[:2]).template.sample_count == 2
+            assert stat.S_IMODE((data / "sample-id.key").stat().st_mode) == 0o600
             client.enroll_face("rice", [RICE])
         assert service.stop() == 0  # graceful: writes a gallery snapshot
         assert (data / "index" / "face").exists()

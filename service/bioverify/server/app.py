@@ -37,6 +37,7 @@ from bioverify.server.auth import TokenAuthInterceptor, load_token_digests, serv
 from bioverify.server.face_servicer import FaceServicer
 from bioverify.server.info_servicer import InfoServicer
 from bioverify.server.liveness_servicer import LivenessServicer
+from bioverify.server.sample_id_key import sample_id_key
 from bioverify.server.status import ErrorMappingInterceptor
 from bioverify.server.subjects_servicer import SubjectServicer
 from bioverify.server.unimplemented import unimplemented_servicer
@@ -380,6 +381,7 @@ def build(settings: Settings) -> Application:
     face_pack = choose_face_pack(settings)
     face_pipeline = build_face_pipeline(settings, face_pack)
     store = build_store(settings)
+    sample_ids = sample_id_key(settings)
     pool = InferencePool(settings.inference_workers, max_queue=settings.max_concurrent_rpcs * 2)
     face_gallery = build_gallery(settings, "face", face_pack)
     liveness = build_liveness_gate(settings)
@@ -421,6 +423,7 @@ def build(settings: Settings) -> Application:
         default_operating_point=settings.face_operating_point,
         max_images_per_enrollment=settings.max_images_per_enrollment,
         max_subject_id_length=settings.max_subject_id_length,
+        sample_id_key=sample_ids,
     )
     voice_gallery = build_gallery(settings, "voice", voice_pack) if voice_pack else None
     voices = (
@@ -443,6 +446,7 @@ def build(settings: Settings) -> Application:
             ),
             default_operating_point=settings.voice_operating_point,
             max_subject_id_length=settings.max_subject_id_length,
+            sample_id_key=sample_ids,
         )
         if voice_pack is not None and voice_pipeline is not None and voice_gallery is not None
         else None

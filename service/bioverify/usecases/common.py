@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 import re
 import threading
 import unicodedata
@@ -153,9 +154,11 @@ class RequestPolicy:
     observe_only: bool = False
 
 
-def sample_id(data: bytes) -> str:
-    """Content hash of a raw sample: enrolling the same bytes twice adds them once."""
-    return hashlib.sha256(data).hexdigest()
+def sample_id(key: bytes, data: bytes) -> str:
+    """The id of a raw sample: HMAC-SHA256 of its bytes under the deployment's secret ``key``.
+    Enrolling the same bytes twice adds them once, while someone holding the store but not the
+    key cannot check whether a given photo or clip was enrolled (as with a plain hash)."""
+    return hmac.new(key, data, hashlib.sha256).hexdigest()
 
 
 NOTHING_ACCEPTED = Issue(

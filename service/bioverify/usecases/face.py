@@ -118,7 +118,9 @@ class FaceVerification:
         default_operating_point: str = "",
         max_images_per_enrollment: int = 20,
         max_subject_id_length: int = 128,
+        sample_id_key: bytes,
     ) -> None:
+        """``sample_id_key``: the deployment's secret that sample ids are keyed with."""
         if pack.calibration is None:
             raise ValueError(f"pack {pack.id} has no calibration")
         self.pipeline = pipeline
@@ -132,6 +134,7 @@ class FaceVerification:
         self.default_operating_point = pack.operating_point(default_operating_point).name
         self.max_images = max_images_per_enrollment
         self.max_subject_id_length = max_subject_id_length
+        self.sample_id_key = sample_id_key
 
     @property
     def model(self) -> str:
@@ -225,7 +228,7 @@ class FaceVerification:
                 continue
             outcomes.append(SampleOutcome(index, True, (), prepared.finding, live))
             good.append(prepared)
-            good_ids.append(sample_id(images[index]))
+            good_ids.append(sample_id(self.sample_id_key, images[index]))
         outcomes.sort(key=lambda o: o.index)
         if not good:
             return EnrollOutcome(subject_id, tuple(outcomes), None, refusal=(NOTHING_ACCEPTED,))

@@ -220,7 +220,9 @@ class VoiceVerification:
         policy: VoicePolicy,
         default_operating_point: str = "",
         max_subject_id_length: int = 128,
+        sample_id_key: bytes,
     ) -> None:
+        """``sample_id_key``: the deployment's secret that sample ids are keyed with."""
         if pack.calibration is None:
             raise ValueError(f"pack {pack.id} has no calibration")
         self.pipeline = pipeline
@@ -234,6 +236,7 @@ class VoiceVerification:
         self.policy = policy
         self.default_operating_point = pack.operating_point(default_operating_point).name
         self.max_subject_id_length = max_subject_id_length
+        self.sample_id_key = sample_id_key
 
     @property
     def model(self) -> str:
@@ -352,7 +355,7 @@ class VoiceVerification:
             )
             if not issues:
                 accepted.append(sample)
-                accepted_ids.append(sample_id(clips[index].data))
+                accepted_ids.append(sample_id(self.sample_id_key, clips[index].data))
                 narrow_speech += sample.net_speech_s if _narrow(decoded) else 0.0
         outcomes.sort(key=lambda o: o.index)
         total = float(sum(s.net_speech_s for s in accepted))

@@ -1,0 +1,100 @@
+"""The per-deployment secret that sample ids are keyed with (see
+:func:`bioverify.usecases.common.sample_id`).
+
+It comes from ``sample_id_key`` or ``sample_id_key_file`` in the settings; without either, a
+random key is made once and kept in ``DATA_DIR/sample-id.key`` (mode 0600), and read again on
+every start. Replicas sharing a Redis store must share one key, or a sample enrolled through
+one replica is not recognised through another. The key is never logged.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import stat
+from pathlib import Path
+
+from bioverify.errors import ConfigurationError
+from bioverify.settings import MIN_SAMPLE_ID_KEY_LENGTH, Settings
+
+logger = logging.getLogger(__name__)
+
+KEY_FILE_NAME = "sample-id.key"
+
+
+def sample_id_key(settings: Settings) -> bytes:
+    """The configured key, or the data directory's own one (made on first use)."""
+    if settings.sample_id_key:
+        return settings.sample_id_key.encode("utf-8")
+    if settings.sample_id_key_file:
+        return read_key_file(Path(settings.sample_id_key_file))
+    path = settings.data_dir / KEY_FILE_NAME
+    if settings.store == "redis":
+        logger.warning(
+            "no sample_id_key is configured: this replica keys sample ids with %s, so a sample "
+            "enrolled through another replica is not recognised as the same; give every "
+            "replica one key (sample_id_key_file)",
+            path,
+        )
+    return load_or_create_key_file(path)
+
+
+def read_key_file(path: Path) -> bytes:
+    """The key a file holds (surrounding whitespace ignored)."""
+    try:
+        text = path.read_text(encoding="utf-8").strip()
+        mode = path.stat().st_mode
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        raise ConfigurationError(f"cannot read the sample id key file {path}: {reason}") from exc
+    if len(text) < MIN_SAMPLE_ID_KEY_LENGTH:
+        raise ConfigurationError(
+            f"the sample id key file {path} must hold at least {MIN_SAMPLE_ID_KEY_LENGTH} "
+            "characters (e.g. `openssl rand -hex 32`)"
+        )
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        logger.warning("the sample id key file %s can be read by other users (chmod 600)", path)
+    return text.encode("utf-8")
+
+
+def load_or_create_key_file(path: Path) -> bytes:
+    """The key in ``path``; when there is none yet, a random one written there with mode 0600.
+    Two processes creating it at once end up with the same key (the first one linked)."""
+    if path.exists():
+        return read_key_file(path)
+    try:
+        _create(path)
+    except OSError as exc:
+        raise ConfigurationError(
+            f"cannot create the sample id key file {path}: {exc.strerror}"
+        ) from exc
+    return read_key_file(path)
+
+
+def _create(path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        os.fchmod(fd, 0o600)  # whatever the umask
+        os.write(fd, (secrets.token_hex(32) + "\n").encode("ascii"))
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    try:
+        os.link(tmp, path)  # never replaces a key another process made meanwhile
+    except FileExistsError:
+        return
+    finally:
+        tmp.unlink()
+    _fsync_dir(path.parent)
+    logger.info("made a new sample id key in %s", path)
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
