@@ -317,6 +317,7 @@ def test_catch_up_rebuilds_when_the_store_went_back_to_an_older_backup(tmp_path:
         live.close()
         restored.close()
 
+
 def test_a_gallery_behind_the_pruned_change_feed_rebuilds(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
