@@ -16,6 +16,7 @@ from bioverify.errors import ConfigurationError
 
 ENV_PREFIX = "BIOVERIFY_"
 MIN_SAMPLE_ID_KEY_LENGTH = 32
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
 def default_model_dir() -> Path:
@@ -91,7 +92,7 @@ class Settings:
     max_concurrent_rpcs: int = 64
     rpc_threads: int = 16
     grace_seconds: float = 5.0
-    reflection: bool = True
+    reflection: bool = False  # gRPC server reflection: lists every service and message type
     log_level: str = "INFO"
 
     def with_overrides(self, **changes: Any) -> Settings:
@@ -148,6 +149,10 @@ class Settings:
         if self.max_image_working_side < 256:
             raise ConfigurationError(
                 f"max_image_working_side must be at least 256, got {self.max_image_working_side}"
+            )
+        if self.log_level.upper() not in LOG_LEVELS:
+            raise ConfigurationError(
+                f"log_level must be one of {', '.join(LOG_LEVELS)}, got {self.log_level!r}"
             )
         for name in (
             "max_message_bytes",

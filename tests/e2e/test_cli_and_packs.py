@@ -281,3 +281,12 @@ def test_calibrate_through_a_running_server(
         env=env,
     )
     assert no_pairs.returncode != 0 and "--pairs" in no_pairs.stderr
+
+
+def test_bad_log_level_is_a_clear_startup_error(models_dir: Path, tmp_path: Path) -> None:
+    env = {**run_env(models_dir, tmp_path / "data"), "BIOVERIFY_LOG_LEVEL": "LOUD"}
+    proc = subprocess.run([*SERVE], env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2, proc.stderr
+    assert "log_level" in proc.stderr and "LOUD" in proc.stderr and "WARNING" in proc.stderr
+    assert "Traceback" not in proc.stderr
+

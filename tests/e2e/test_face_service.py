@@ -60,26 +60,6 @@ def test_health_reports_serving(face_server: str) -> None:
             assert reply.status == health_pb2.HealthCheckResponse.SERVING
 
 
-def test_reflection_lists_services(face_server: str) -> None:
-    from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
-
-    with grpc.insecure_channel(face_server) as channel:
-        stub = reflection_pb2_grpc.ServerReflectionStub(channel)
-        responses = stub.ServerReflectionInfo(
-            iter([reflection_pb2.ServerReflectionRequest(list_services="")])
-        )
-        names = {s.name for r in responses for s in r.list_services_response.service}
-    expected = {
-        "bioverify.v1.FaceService",
-        "bioverify.v1.VoiceService",
-        "bioverify.v1.LivenessService",
-        "bioverify.v1.SubjectService",
-        "bioverify.v1.InfoService",
-        "grpc.health.v1.Health",
-    }
-    assert expected <= names
-
-
 def test_service_info_describes_models(client: BioverifyClient) -> None:
     info = client.service_info()
     assert info.api_version == "bioverify.v1"
