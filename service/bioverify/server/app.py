@@ -34,6 +34,12 @@ from bioverify.liveness.shape68 import load_face_shape
 from bioverify.packs import PackCatalog, PackManifest, ensure_verified
 from bioverify.server import convert
 from bioverify.server.auth import TokenAuthInterceptor, load_token_digests, server_credentials
+from bioverify.server.exposure import (
+    exposure_warnings,
+    prepare_data_dir,
+    private_umask,
+    restrict_sqlite_files,
+)
 from bioverify.server.face_servicer import FaceServicer
 from bioverify.server.info_servicer import InfoServicer
 from bioverify.server.liveness_servicer import LivenessServicer
@@ -81,9 +87,14 @@ SERVICE_NAMES = (
 
 def build_store(settings: Settings) -> TemplateStore:
     if settings.store == "sqlite":
-        return SqliteTemplateStore(
-            settings.sqlite_path, change_retention=settings.change_log_retention
-        )
+        # Templates are personal data: the folder 0700, the database files 0600.
+        prepare_data_dir(settings.data_dir)
+        with private_umask():
+            sqlite = SqliteTemplateStore(
+                settings.sqlite_path, change_retention=settings.change_log_retention
+            )
+        restrict_sqlite_files(settings.sqlite_path)
+        return sqlite
     if settings.store == "redis":
         store = RedisTemplateStore(
             settings.redis_url,
@@ -317,6 +328,8 @@ class Application:
             self.describe_packs(),
             self.store.name,
         )
+        for warning in exposure_warnings(self.settings.with_overrides(port=self.port)):
+            logger.warning("%s", warning)
 
     def _store_reachable(self, modality: str, reachable: bool) -> None:
         """A follower's news: the store is (un)reachable. Serving needs every follower's."""
@@ -360,7 +373,8 @@ class Application:
             snapshot = self._snapshot_dir(gallery)
             if snapshot is not None:
                 try:
-                    gallery.save(snapshot)
+                    with private_umask():
+                        gallery.save(snapshot)
                 except OSError as exc:
                     logger.warning(
                         "could not save the %s gallery snapshot: %s", gallery.modality, exc
@@ -380,6 +394,7 @@ class Application:
 def build(settings: Settings) -> Application:
     face_pack = choose_face_pack(settings)
     face_pipeline = build_face_pipeline(settings, face_pack)
+    prepare_data_dir(settings.data_dir)  # gallery snapshots live there with any store
     store = build_store(settings)
     sample_ids = sample_id_key(settings)
     pool = InferencePool(settings.inference_workers, max_queue=settings.max_concurrent_rpcs * 2)

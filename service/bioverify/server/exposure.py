@@ -1,0 +1,116 @@
+"""What the deployment exposes: a private data directory for the templates, and warnings for a
+service reachable from the network without TLS or API tokens.
+
+Biometric templates are personal data: the data directory is created ``0700`` and the SQLite
+files ``0600`` (whatever the process umask), and an existing data directory or database that
+other local users can read is tightened, with a warning.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import os
+import stat
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from bioverify.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+PRIVATE_UMASK = 0o077
+DIR_MODE = 0o700
+SQLITE_SUFFIXES = ("", "-wal", "-shm", "-journal")
+
+
+@contextmanager
+def private_umask() -> Iterator[None]:
+    """Files and folders created inside are readable by their owner only.
+
+    The umask is per process: use this only where no other thread creates files meanwhile
+    (building the application, saving snapshots after the server stopped).
+    """
+    previous = os.umask(PRIVATE_UMASK)
+    try:
+        yield
+    finally:
+        os.umask(previous)
+
+
+def restrict(path: Path) -> None:
+    """Take group and other access away from ``path`` if it has any (with a warning)."""
+    try:
+        current = stat.S_IMODE(path.stat().st_mode)
+    except FileNotFoundError:
+        return
+    if current & 0o077 == 0:
+        return
+    private = current & ~0o077
+    try:
+        path.chmod(private)
+    except OSError as exc:
+        logger.warning(
+            "%s is accessible to other users (mode %o) and cannot be restricted: %s",
+            path,
+            current,
+            exc.strerror,
+        )
+        return
+    logger.warning("%s was accessible to other users (mode %o): now %o", path, current, private)
+
+
+def prepare_data_dir(data_dir: Path) -> None:
+    """Create the data directory ``0700`` (missing parents too), or restrict an existing one."""
+    with private_umask():
+        data_dir.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+    restrict(data_dir)
+
+
+def restrict_sqlite_files(database: Path) -> None:
+    """The database and its WAL / shared-memory / journal files: owner only. (SQLite creates
+    the WAL and shared-memory files later with the database file's mode.)"""
+    for suffix in SQLITE_SUFFIXES:
+        restrict(database.with_name(database.name + suffix))
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (a listening address) is reachable from this machine only."""
+    name = host.strip().strip("[]").lower()
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False  # a host name other than localhost, or "" / "0.0.0.0" / "::" (all)
+
+
+def exposure_warnings(settings: Settings) -> list[str]:
+    """What an operator should hear about at startup: a network listener without TLS or
+    without API tokens, a Redis store on the network without a password."""
+    warnings = []
+    if not is_loopback(settings.host):
+        where = f"{settings.host or '*'}:{settings.port}"
+        if not settings.tls_cert_file:
+            warnings.append(
+                f"listening on {where}, a non-loopback address, without TLS: biometric samples "
+                "and API tokens cross the network in clear text (set tls_cert_file and "
+                "tls_key_file)"
+            )
+        if not settings.auth_tokens_file:
+            warnings.append(
+                f"listening on {where}, a non-loopback address, without API tokens: anyone "
+                "who can reach the port can enroll, verify, list and delete subjects (set "
+                "auth_tokens_file)"
+            )
+    if settings.store == "redis":
+        url = urlsplit(settings.redis_url)
+        remote = url.scheme in ("redis", "rediss") and not is_loopback(url.hostname or "localhost")
+        if remote and not url.password:
+            warnings.append(
+                f"the Redis store at {url.hostname} is used without a password: put it in "
+                "redis_url (redis://:PASSWORD@host:port/db, or rediss:// for TLS)"
+            )
+    return warnings
