@@ -3,7 +3,10 @@
 
 A journal (append-only JSON lines, fsynced after every subject) records each sample file by
 content hash once the service has answered for it; a re-run sends only what the journal does
-not hold, so nothing is enrolled twice and an interrupted run picks up where it stopped.
+not hold, so nothing is enrolled twice and an interrupted run picks up where it stopped. The
+journal knows only what this tool sent: ``force`` sends everything again (after subjects were
+deleted on the service, say); the service adds the same bytes to a template only once.
+Files that cannot be read are reported apart (never sent, never journalled).
 """
 
 from __future__ import annotations
@@ -62,27 +65,52 @@ class SampleResult:
 
 
 @dataclass
+class JobOutcome:
+    """One subject's files: the service's answers, those the journal had, those unreadable."""
+
+    results: list[SampleResult] = field(default_factory=list)
+    skipped: int = 0
+    duplicates: list[dict[str, Any]] = field(default_factory=list)
+    unreadable: list[dict[str, str]] = field(default_factory=list)
+
+
+@dataclass
 class RunReport:
-    samples: list[SampleResult] = field(default_factory=list)
+    samples: list[SampleResult] = field(default_factory=list)  # sent, with the service's answer
     skipped: int = 0
     failed_jobs: list[dict[str, str]] = field(default_factory=list)
     duplicates: list[dict[str, Any]] = field(default_factory=list)
+    unreadable: list[dict[str, str]] = field(default_factory=list)  # not sent
+
+    @property
+    def accepted(self) -> int:
+        return sum(1 for s in self.samples if s.accepted)
 
     def summary(self) -> dict[str, Any]:
-        accepted = sum(1 for s in self.samples if s.accepted)
+        accepted = self.accepted
         return {
             "samples_sent": len(self.samples),
             "accepted": accepted,
             "rejected": len(self.samples) - accepted,
+            "failed_to_read": len(self.unreadable),
             "skipped_already_done": self.skipped,
             "failed_subjects": len(self.failed_jobs),
             "duplicate_warnings": len(self.duplicates),
         }
 
+    def nothing_accepted(self) -> bool:
+        """Nothing enrolled although there was something to enroll: samples were sent and all
+        rejected, or every file was unreadable, or the source held no sample at all (a run
+        whose samples the journal already holds is not this)."""
+        if self.accepted:
+            return False
+        return bool(self.samples or self.unreadable) or self.skipped == 0
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "summary": self.summary(),
             "samples": [s.to_dict() for s in self.samples],
+            "unreadable": self.unreadable,
             "failed": self.failed_jobs,
             "duplicates": self.duplicates,
         }
@@ -198,6 +226,7 @@ class BulkEnroller:
         *,
         tenant: str = "",
         dry_run: bool = False,
+        force: bool = False,
         max_per_request: int = 10,
         concurrency: int = 4,
         progress: Callable[[int], None] | None = None,
@@ -206,6 +235,7 @@ class BulkEnroller:
         self.journal = journal
         self.tenant = tenant
         self.dry_run = dry_run
+        self.force = force  # send every file, whatever the journal holds
         self.max_per_request = max(1, max_per_request)
         self.concurrency = max(1, concurrency)
         self.progress = progress
@@ -218,7 +248,7 @@ class BulkEnroller:
             for future in as_completed(futures):
                 job = futures[future]
                 try:
-                    results, skipped, duplicates = future.result()
+                    outcome = future.result()
                 except BioverifyClientError as exc:
                     with lock:
                         report.failed_jobs.append(
@@ -230,55 +260,57 @@ class BulkEnroller:
                         )
                 else:
                     with lock:
-                        report.samples.extend(results)
-                        report.skipped += skipped
-                        report.duplicates.extend(duplicates)
+                        report.samples.extend(outcome.results)
+                        report.skipped += outcome.skipped
+                        report.duplicates.extend(outcome.duplicates)
+                        report.unreadable.extend(outcome.unreadable)
                 if self.progress:
                     self.progress(1)
         report.samples.sort(key=lambda s: (s.subject_id, s.modality, s.path))
+        report.unreadable.sort(key=lambda u: (u["subject_id"], u["modality"], u["path"]))
         return report
 
-    def _job(self, job: EnrollJob) -> tuple[list[SampleResult], int, list[dict[str, Any]]]:
+    def _job(self, job: EnrollJob) -> JobOutcome:
         """Enroll one subject's files, at most ``max_per_request`` per request; each file is
         read once (hashed for the journal, then sent) and only a batch is held in memory."""
-        skipped = 0
-        results: list[SampleResult] = []
-        duplicates: list[dict[str, Any]] = []
+        outcome = JobOutcome()
         batch: list[SampleFile] = []
 
         def send() -> None:
             batch_results, batch_dups, refused = self._send(job, batch)
             if self.journal and not self.dry_run and not refused:
                 self.journal.record(self.tenant, batch_results)
-            results.extend(batch_results)
-            duplicates.extend(batch_dups)
+            outcome.results.extend(batch_results)
+            outcome.duplicates.extend(batch_dups)
             batch.clear()
 
         for path in job.files:
             try:
                 data = path.read_bytes()
             except OSError as exc:
-                results.append(
-                    SampleResult(
-                        job.subject_id,
-                        job.modality,
-                        str(path),
-                        "",
-                        False,
-                        (f"UNREADABLE_FILE: {exc.strerror}",),
-                    )
+                outcome.unreadable.append(
+                    {
+                        "subject_id": job.subject_id,
+                        "modality": job.modality,
+                        "path": str(path),
+                        "error": exc.strerror or type(exc).__name__,
+                    }
                 )
                 continue
             sha = hashlib.sha256(data).hexdigest()  # the service's sample id too
-            if self.journal and self.journal.done(self.tenant, job.subject_id, job.modality, sha):
-                skipped += 1
+            if (
+                self.journal
+                and not self.force
+                and self.journal.done(self.tenant, job.subject_id, job.modality, sha)
+            ):
+                outcome.skipped += 1
                 continue
             batch.append(SampleFile(path, sha, data))
             if len(batch) == self.max_per_request:
                 send()
         if batch:
             send()
-        return results, skipped, duplicates
+        return outcome
 
     def _send(
         self, job: EnrollJob, batch: list[SampleFile]
@@ -340,6 +372,9 @@ def format_table(report: RunReport) -> str:
     if rejected:
         lines.append("\nrejected samples:")
         lines.extend(f"  {s.path}: {'; '.join(s.reasons)}" for s in rejected)
+    if report.unreadable:
+        lines.append("\nfailed to read (not sent):")
+        lines.extend(f"  {u['path']}: {u['error']}" for u in report.unreadable)
     for f in report.failed_jobs:
         lines.append(f"FAILED {f['subject_id']} ({f['modality']}): {f['error']}")
     for d in report.duplicates:

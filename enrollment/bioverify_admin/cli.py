@@ -30,11 +30,13 @@ from bioverify_admin.local_server import ServerStartError, local_server
 
 if TYPE_CHECKING:
     from bioverify.scoring import OperatingPoint
+    from bioverify_admin.bulk_enroll import RunReport
     from bioverify_admin.calibrate import ScoreSet
     from bioverify_admin.eval_face import PairEvaluation
     from bioverify_admin.eval_pad import PadEvaluation
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_NOTHING_ACCEPTED = 3  # `enroll`: samples to enroll, and the service accepted none
 REPORT_HELP = "also write a self-contained HTML report (plots and tables) to this file"
 
 
@@ -516,6 +518,7 @@ def cmd_enroll(args: argparse.Namespace) -> int:
                 journal,
                 tenant=args.tenant,
                 dry_run=args.dry_run,
+                force=args.force,
                 max_per_request=limit,
                 concurrency=args.concurrency,
                 progress=bar.update,
@@ -524,7 +527,23 @@ def cmd_enroll(args: argparse.Namespace) -> int:
     if args.report:
         args.report.write_text(_dump(report.to_dict()) + "\n", encoding="utf-8")
     print(bulk_enroll.format_table(report))
-    return EXIT_FAILED if report.failed_jobs else EXIT_OK
+    return _enroll_exit_status(report)
+
+
+def _enroll_exit_status(report: RunReport) -> int:
+    """1: a subject failed (service error) or a file could not be read, and a re-run retries
+    them; 3: there was something to enroll and the service accepted none of it."""
+    if report.failed_jobs or report.unreadable:
+        print(
+            f"bioverify-admin: {len(report.failed_jobs)} subject(s) failed and "
+            f"{len(report.unreadable)} file(s) could not be read; a re-run retries them",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
+    if report.nothing_accepted():
+        print("bioverify-admin: no sample was accepted", file=sys.stderr)
+        return EXIT_NOTHING_ACCEPTED
+    return EXIT_OK
 
 
 # -- subjects -----------------------------------------------------------------------------------
@@ -745,6 +764,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--server", required=True, help="HOST:PORT of the service")
     p.add_argument("--tenant", default="")
     p.add_argument("--dry-run", action="store_true", help="run the checks, enroll nothing")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="send every file again, whatever the journal says (e.g. after subjects were "
+        "deleted on the service); samples still enrolled are not added twice",
+    )
     p.add_argument("--concurrency", type=int, default=4)
     p.add_argument("--report", type=Path, help="write a JSON report here")
     p.add_argument(

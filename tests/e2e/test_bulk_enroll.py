@@ -214,12 +214,77 @@ def test_refused_enrollment_is_reported_and_not_journalled(
     report = tmp_path / "refused.json"
     args = (str(tmp_path / "people"), "--tenant", "bulk-refused", "--report", str(report))
     out = run_enroll(face_server, *args, cwd=tmp_path)
-    assert out.returncode == 0, out.stderr
+    assert out.returncode == 3, out.stderr  # nothing accepted
     data = json.loads(report.read_text())
     (sample,) = data["samples"]
     assert not sample["accepted"]
     assert any(r.startswith("NOT_ENOUGH_SPEECH") for r in sample["reasons"])
     assert counts(client, "bulk-refused") == {}
     again = run_enroll(face_server, *args, cwd=tmp_path)
-    assert again.returncode == 0, again.stderr
+    assert again.returncode == 3, again.stderr
     assert json.loads(report.read_text())["summary"]["skipped_already_done"] == 0
+
+
+def test_every_sample_rejected_exits_3(face_server: str, tmp_path: Path) -> None:
+    people = tmp_path / "people"
+    (people / "gina").mkdir(parents=True)
+    (people / "gina" / "broken.jpg").write_bytes(b"\xff\xd8\xff not really a jpeg")
+    report = tmp_path / "rejected.json"
+    args = (str(people), "--tenant", "bulk-none", "--report", str(report))
+    out = run_enroll(face_server, *args, cwd=tmp_path)
+    assert out.returncode == 3, out.stderr
+    assert "no sample was accepted" in out.stderr
+    summary = json.loads(report.read_text())["summary"]
+    assert summary["samples_sent"] == 1 and summary["accepted"] == 0
+    # The service answered for it: a re-run has nothing to send, and that is not a failure.
+    again = run_enroll(face_server, *args, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert json.loads(report.read_text())["summary"]["skipped_already_done"] == 1
+    # A source without any sample enrolls nothing either.
+    (tmp_path / "empty").mkdir()
+    assert run_enroll(face_server, str(tmp_path / "empty"), cwd=tmp_path).returncode == 3
+
+
+def test_unreadable_files_are_reported_apart_and_not_sent(
+    client: BioverifyClient, face_server: str, tmp_path: Path
+) -> None:
+    csv_path = tmp_path / "people.csv"
+    csv_path.write_text(
+        "subject_id,modality,path\n"
+        f"frank,face,{lfw('Roger_Federer', 8)}\n"
+        "frank,face,gone/missing.jpg\n"
+    )
+    report = tmp_path / "unreadable.json"
+    out = run_enroll(
+        face_server, str(csv_path), "--tenant", "bulk-unreadable", "--report", str(report),
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert out.returncode == 1, out.stderr
+    assert "could not be read" in out.stderr
+    assert "failed to read (not sent)" in out.stdout and "missing.jpg" in out.stdout
+    data = json.loads(report.read_text())
+    assert data["summary"]["samples_sent"] == 1 and data["summary"]["accepted"] == 1
+    assert data["summary"]["failed_to_read"] == 1 and data["summary"]["rejected"] == 0
+    (unreadable,) = data["unreadable"]
+    assert unreadable["path"].endswith("missing.jpg") and unreadable["subject_id"] == "frank"
+    assert all(not s["path"].endswith("missing.jpg") for s in data["samples"])
+    assert counts(client, "bulk-unreadable") == {"frank": {1: 1}}
+
+
+def test_force_enrolls_again_what_was_deleted_on_the_service(
+    client: BioverifyClient, face_server: str, tmp_path: Path
+) -> None:
+    tree = make_tree(tmp_path / "people")
+    report = tmp_path / "force.json"
+    args = (str(tree), "--tenant", "bulk-force", "--report", str(report))
+    assert run_enroll(face_server, *args, cwd=tmp_path).returncode == 0
+    before = counts(client, "bulk-force")
+    client.delete_subject("bob", tenant="bulk-force")
+    # The journal still holds bob's photos: a plain re-run sends nothing.
+    assert run_enroll(face_server, *args, cwd=tmp_path).returncode == 0
+    assert "bob" not in counts(client, "bulk-force")
+    out = run_enroll(face_server, *args, "--force", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    summary = json.loads(report.read_text())["summary"]
+    assert summary["skipped_already_done"] == 0 and summary["samples_sent"] == 10
+    assert counts(client, "bulk-force") == before  # bob is back; nobody else got a sample twice
