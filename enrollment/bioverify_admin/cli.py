@@ -92,14 +92,27 @@ def _service(args: argparse.Namespace, server: str | None) -> Iterator[Bioverify
         yield client
 
 
-def _catalog() -> PackCatalog:
-    settings = Settings.from_env()
+def _local_settings(args: argparse.Namespace) -> Settings:
+    """Settings from the environment with the command's ``--model-dir`` / ``--data-dir``, which
+    override them the way they do for ``bioverify serve``."""
+    overrides = {
+        name: getattr(args, name)
+        for name in ("model_dir", "data_dir")
+        if getattr(args, name, None) is not None
+    }
+    return Settings.from_env().with_overrides(**overrides)
+
+
+def _catalog(args: argparse.Namespace) -> PackCatalog:
+    """The packs ``bioverify serve`` would see: built-in ones with their files in the model
+    directory, and those imported or built into ``DATA_DIR/packs``."""
+    settings = _local_settings(args)
     return PackCatalog(settings.model_dir, settings.data_dir / "packs")
 
 
 # -- models -------------------------------------------------------------------------------------
 def cmd_models_list(args: argparse.Namespace) -> int:
-    packs = models_cmd.list_packs(_catalog())
+    packs = models_cmd.list_packs(_catalog(args))
     if args.json:
         print(_dump(packs))
         return EXIT_OK
@@ -111,7 +124,7 @@ def cmd_models_list(args: argparse.Namespace) -> int:
 
 
 def cmd_models_verify(args: argparse.Namespace) -> int:
-    results = models_cmd.verify(_catalog(), args.pack)
+    results = models_cmd.verify(_catalog(args), args.pack)
     if args.json:
         print(_dump(results))
     else:
@@ -124,7 +137,7 @@ def cmd_models_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_models_import(args: argparse.Namespace) -> int:
-    settings = Settings.from_env()
+    settings = _local_settings(args)
     pack = models_cmd.import_pack(args.directory, settings.data_dir / "packs")
     print(f"imported {pack.id} into {pack.root}")
     return EXIT_OK
@@ -132,7 +145,7 @@ def cmd_models_import(args: argparse.Namespace) -> int:
 
 def cmd_models_pull(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
-    pack = _catalog().get(args.pack)
+    pack = _catalog(args).get(args.pack)
     fetched = models_cmd.pull(pack, settings.model_dir if args.to is None else args.to)
     print(f"{pack.id}: {len(fetched)} file(s) downloaded and verified")
     return EXIT_OK
@@ -142,9 +155,9 @@ def cmd_models_build(args: argparse.Namespace) -> int:
     """Build a pack whose model file is exported from a checkpoint (needs torch)."""
     import importlib.util
 
-    settings = Settings.from_env()
-    model_dir = args.model_dir or settings.model_dir
-    packs_dir = (args.data_dir or settings.data_dir) / "packs"
+    settings = _local_settings(args)
+    model_dir = settings.model_dir
+    packs_dir = settings.data_dir / "packs"
     if importlib.util.find_spec("torch") is None:
         print(
             f"bioverify-admin: building {args.pack} needs torch: pip install 'bioverify[build]'",
@@ -624,19 +637,48 @@ def cmd_token_digest(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _connection_options(parser: argparse.ArgumentParser, default: Any) -> None:
+    parser.add_argument("--tls-ca", type=Path, default=default, help="PEM CA bundle: use TLS")
+    parser.add_argument(
+        "--tls-cert", type=Path, default=default, help="PEM client certificate (mutual TLS)"
+    )
+    parser.add_argument("--tls-key", type=Path, default=default, help="PEM client key (mutual TLS)")
+    parser.add_argument("--token", default=default, help="API token (default: BIOVERIFY_TOKEN)")
+
+
+def _local_dirs(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--model-dir", type=Path, help="model files, as for `bioverify serve` (BIOVERIFY_MODEL_DIR)"
+    )
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        help="the service's data directory, whose packs/ holds imported and built packs "
+        "(BIOVERIFY_DATA_DIR)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bioverify-admin", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
-    parser.add_argument("--tls-ca", type=Path, help="PEM CA bundle: connect with TLS")
-    parser.add_argument("--tls-cert", type=Path, help="PEM client certificate (mutual TLS)")
-    parser.add_argument("--tls-key", type=Path, help="PEM client key (mutual TLS)")
-    parser.add_argument("--token", help="API token (default: BIOVERIFY_TOKEN)")
+    _connection_options(parser, None)
+    # The same options after the command: SUPPRESS keeps a value given before it.
+    connection = argparse.ArgumentParser(add_help=False)
+    _connection_options(connection, argparse.SUPPRESS)
     sub = parser.add_subparsers(dest="command", required=True)
 
     def add(
-        group: Any, name: str, fn: Callable[[argparse.Namespace], int], help_text: str
+        group: Any,
+        name: str,
+        fn: Callable[[argparse.Namespace], int],
+        help_text: str,
+        *,
+        service: bool = False,
     ) -> argparse.ArgumentParser:
-        p: argparse.ArgumentParser = group.add_parser(name, help=help_text)
+        """A command; ``service``: it may talk to a service, so it takes the TLS/token options."""
+        p: argparse.ArgumentParser = group.add_parser(
+            name, help=help_text, parents=[connection] if service else []
+        )
         p.set_defaults(func=fn)
         return p
 
@@ -644,12 +686,20 @@ def build_parser() -> argparse.ArgumentParser:
         dest="models_command", required=True
     )
     p = add(models, "list", cmd_models_list, "list known model packs")
+    _local_dirs(p)
     p.add_argument("--json", action="store_true")
     p = add(models, "verify", cmd_models_verify, "check files and sha256 of packs")
     p.add_argument("pack", nargs="?")
+    _local_dirs(p)
     p.add_argument("--json", action="store_true")
-    p = add(models, "import", cmd_models_import, "import a pack directory")
+    p = add(models, "import", cmd_models_import, "import a pack directory into DATA_DIR/packs")
     p.add_argument("directory", type=Path)
+    p.add_argument(
+        "--data-dir",
+        type=Path,
+        help="the service's data directory: the pack goes to DIR/packs "
+        "(default BIOVERIFY_DATA_DIR)",
+    )
     p = add(models, "pull", cmd_models_pull, "download a pack's files (needs internet)")
     p.add_argument("pack")
     p.add_argument("--to", type=Path, help="model directory (default BIOVERIFY_MODEL_DIR)")
@@ -666,7 +716,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--json", action="store_true")
 
-    p = add(sub, "calibrate", cmd_calibrate, "fit calibration and thresholds into a pack")
+    p = add(
+        sub, "calibrate", cmd_calibrate, "fit calibration and thresholds into a pack", service=True
+    )
     p.add_argument("modality", choices=["face", "voice"])
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument(
@@ -705,21 +757,35 @@ def build_parser() -> argparse.ArgumentParser:
 
     evaluation = sub.add_parser("eval", help="evaluate the service on labelled data")
     ev = evaluation.add_subparsers(dest="eval_command", required=True)
-    p = add(ev, "face-pairs", cmd_eval_face_pairs, "face verification pairs via CompareFaces")
+    p = add(
+        ev,
+        "face-pairs",
+        cmd_eval_face_pairs,
+        "face verification pairs via CompareFaces",
+        service=True,
+    )
     p.add_argument("pairs", type=Path, help="TSV: path_a, path_b, same (paths relative to it)")
     p.add_argument("--server", help="HOST:PORT of a running service (default: start one)")
     p.add_argument("--concurrency", type=int, default=1)
     p.add_argument("--json", action="store_true")
     p.add_argument("--report", type=Path, metavar="OUT.html", help=REPORT_HELP)
 
-    p = add(ev, "face-identify", cmd_eval_face_identify, "open-set 1:N via IdentifyFace")
+    p = add(
+        ev, "face-identify", cmd_eval_face_identify, "open-set 1:N via IdentifyFace", service=True
+    )
     p.add_argument("images", type=Path, help="TSV: path, identity (paths relative to it)")
     p.add_argument("--server", help="HOST:PORT of a running service (default: start one)")
     p.add_argument("--holdout-share", type=float, default=0.2, help="share of identities kept out")
     p.add_argument("--json", action="store_true")
     p.add_argument("--report", type=Path, metavar="OUT.html", help=REPORT_HELP)
 
-    p = add(ev, "speaker-trials", cmd_eval_speaker_trials, "speaker trials via CompareVoices")
+    p = add(
+        ev,
+        "speaker-trials",
+        cmd_eval_speaker_trials,
+        "speaker trials via CompareVoices",
+        service=True,
+    )
     p.add_argument("trials", type=Path, help="TSV: enroll_path, test_path, target")
     p.add_argument("--server", help="HOST:PORT of a running service (default: start one)")
     p.add_argument(
@@ -743,7 +809,7 @@ def build_parser() -> argparse.ArgumentParser:
             "path, label (bonafide|spoof), attack_id",
         ),
     ):
-        p = add(ev, name, fn, help_text)
+        p = add(ev, name, fn, help_text, service=True)
         p.add_argument("labels", type=Path, help=f"TSV: {columns} (paths relative to it)")
         p.add_argument("--server", help="HOST:PORT of a running service (default: start one)")
         p.add_argument("--workers", type=int, default=1, help="requests in flight at once")
@@ -759,7 +825,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = add(sub, "token-digest", cmd_token_digest, "print the digest to put in the tokens file")
     p.add_argument("token_value", metavar="TOKEN")
 
-    p = add(sub, "enroll", cmd_enroll, "bulk enrollment from a folder tree or a CSV")
+    p = add(sub, "enroll", cmd_enroll, "bulk enrollment from a folder tree or a CSV", service=True)
     p.add_argument("source", type=Path, help="folder (one sub-folder per subject) or CSV")
     p.add_argument("--server", required=True, help="HOST:PORT of the service")
     p.add_argument("--tenant", default="")
@@ -785,13 +851,19 @@ def build_parser() -> argparse.ArgumentParser:
         ("show", cmd_subjects_show, True),
         ("delete", cmd_subjects_delete, True),
     ):
-        p = add(subjects, name, fn, f"{name} subjects")
+        p = add(subjects, name, fn, f"{name} subjects", service=True)
         if needs_id:
             p.add_argument("subject_id")
         p.add_argument("--server", required=True, help="HOST:PORT of the service")
         p.add_argument("--tenant", default="")
         p.add_argument("--json", action="store_true")
-    p = add(subjects, "export", cmd_subjects_export, "every subject's metadata as JSON Lines")
+    p = add(
+        subjects,
+        "export",
+        cmd_subjects_export,
+        "every subject's metadata as JSON Lines",
+        service=True,
+    )
     p.add_argument("--server", required=True, help="HOST:PORT of the service")
     p.add_argument("--tenant", default="")
     p.add_argument("--out", type=Path, help="write here instead of stdout")

@@ -290,3 +290,65 @@ def test_bad_log_level_is_a_clear_startup_error(models_dir: Path, tmp_path: Path
     assert "log_level" in proc.stderr and "LOUD" in proc.stderr and "WARNING" in proc.stderr
     assert "Traceback" not in proc.stderr
 
+
+def _tiny_pack(directory: Path) -> Path:
+    """An imported pack as `models import` / `models build` leave it: DIR/<id>/ with the
+    manifest and its one file."""
+    import hashlib
+
+    directory.mkdir(parents=True)
+    payload = b"not really a model"
+    (directory / "model.bin").write_bytes(payload)
+    manifest = {
+        "schema": "bioverify.pack/1",
+        "id": "tiny-test-pack",
+        "modality": "face-liveness",
+        "files": {
+            "model": {
+                "path": "model.bin",
+                "sha256": hashlib.sha256(payload).hexdigest(),
+                "size_bytes": len(payload),
+            }
+        },
+        "components": {},
+    }
+    (directory / "bioverify-pack.json").write_text(json.dumps(manifest))
+    return directory / "model.bin"
+
+
+def test_models_verify_and_list_take_the_service_data_dir(models_dir: Path, tmp_path: Path) -> None:
+    """Packs imported or built into a data directory are found with --data-dir, as `bioverify
+    serve --data-dir` finds them; without it the environment's data directory is used."""
+    service_data = tmp_path / "service-data"
+    model_file = _tiny_pack(service_data / "packs" / "tiny-test-pack")
+    env = run_env(models_dir, tmp_path / "elsewhere")
+    verify = [*ADMIN, "models", "verify", "tiny-test-pack"]
+
+    default = subprocess.run(verify, env=env, capture_output=True, text=True)
+    assert default.returncode == 1 and "unknown model pack 'tiny-test-pack'" in default.stderr
+    found = subprocess.run(
+        [*verify, "--data-dir", str(service_data)], env=env, capture_output=True, text=True
+    )
+    assert found.returncode == 0 and "tiny-test-pack: OK" in found.stdout, found.stderr
+    listed = subprocess.run(
+        [*ADMIN, "models", "list", "--json", "--data-dir", str(service_data)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "tiny-test-pack" in {p["id"] for p in json.loads(listed.stdout)}
+
+    model_file.write_bytes(b"tampered")
+    tampered = subprocess.run(
+        [*verify, "--data-dir", str(service_data)], env=env, capture_output=True, text=True
+    )
+    assert tampered.returncode == 1 and "FAILED" in tampered.stdout
+    # --model-dir works the same way for the built-in packs' files.
+    no_models = subprocess.run(
+        [*ADMIN, "models", "verify", "face-scrfd-mobilefacenet", "--model-dir", str(tmp_path)],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert no_models.returncode == 1 and "FAILED" in no_models.stdout

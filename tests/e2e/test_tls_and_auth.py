@@ -157,6 +157,28 @@ def test_tls_with_token_and_client_certificate(pki: Path, tmp_path: Path) -> Non
             timeout=60,
         )
         assert out.returncode == 0 and out.stdout.split() == ["tls-subject"], out.stderr
+        # ... before or after the command.
+        out = subprocess.run(
+            [
+                *ADMIN,
+                "subjects",
+                "list",
+                "--server",
+                service.target,
+                "--tls-ca",
+                str(pki / "ca.pem"),
+                "--tls-cert",
+                str(pki / "client.pem"),
+                "--tls-key",
+                str(pki / "client.key"),
+                "--token",
+                "s3cret-token",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert out.returncode == 0 and out.stdout.split() == ["tls-subject"], out.stderr
         for c in (good, wrong_token, no_token, no_client_cert, plaintext):
             c.close()
     finally:
