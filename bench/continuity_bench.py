@@ -50,6 +50,7 @@ from bioverify.server.app import (  # noqa: E402
     build_face_pipeline,
     build_liveness_gate,
     choose_face_pack,
+    liveness_packs,
 )
 from bioverify.settings import Settings  # noqa: E402
 from bioverify_admin.datasets import read_identity_images  # noqa: E402
@@ -120,7 +121,7 @@ def bursts(embeddings: dict[str, np.ndarray], size: int, threshold: float) -> di
 
 
 def cost(settings: Settings, pipeline: FacePipeline, frames: list[PreparedFace]) -> dict[str, Any]:
-    gate = build_liveness_gate(settings)
+    gate = build_liveness_gate(settings, liveness_packs(settings))
     if gate.face is None:
         return {"skipped": "no face liveness pack installed"}
     checker = gate.face

@@ -53,7 +53,6 @@ from bioverify.client import BioverifyClient  # noqa: E402
 from bioverify.packs import PackCatalog  # noqa: E402
 from bioverify.server.app import audio_limits, build, build_voice_pipeline  # noqa: E402
 from bioverify.settings import Settings  # noqa: E402
-from bioverify.v1 import common_pb2  # noqa: E402
 from bioverify.voice.audio_decode import decode_audio, mulaw_decode, mulaw_encode, resample  # noqa: E402
 from bioverify_admin.datasets import Pair, read_speaker_trials, read_speaker_utterances  # noqa: E402
 from bioverify_admin.eval_voice import evaluate_speaker_trials, telephony_bytes  # noqa: E402
@@ -428,7 +427,7 @@ def main() -> int:
             with BioverifyClient(f"127.0.0.1:{app.port}", timeout=600, retries=0) as client:
                 client.wait_until_serving()
                 models = client.service_info().models
-                info = [m for m in models if m.modality == common_pb2.VOICE]
+                info = [m for m in models if m.role == "speaker"]
                 results["voice_pack"] = info[0].pack if info else "?"
                 enrol = by_speaker["libri_2033"][:3]
                 client.enroll_voice("bench-verify", [client.audio(p.read_bytes()) for p in enrol])

@@ -63,15 +63,20 @@ def test_health_reports_serving(face_server: str) -> None:
 def test_service_info_describes_models(client: BioverifyClient) -> None:
     info = client.service_info()
     assert info.api_version == "bioverify.v1"
-    face = [m for m in info.models if m.modality == common_pb2.FACE]
+    face = [m for m in info.models if m.role == "face-matcher"]
     assert len(face) == 1
     model = face[0]
+    assert model.modality == common_pb2.FACE
     assert model.pack == "face-yunet-mobilefacenet"
     assert model.licence and model.embedding_dim == 128
     assert all(len(f.sha256) == 64 for f in model.files) and len(model.files) == 2
     defaults = [p for p in model.operating_points if p.is_default]
     assert len(defaults) == 1 and defaults[0].target_fmr == pytest.approx(1e-3)
     assert model.calibration.method == "platt" and model.calibration.slope > 0
+    # the liveness pack it runs is described too (what it is and which files)
+    (liveness,) = [m for m in info.models if m.role == "face-liveness"]
+    assert liveness.pack == "face-liveness" and liveness.modality == common_pb2.FACE
+    assert liveness.files and not liveness.operating_points
     assert info.runtime_versions["onnxruntime"]
     assert info.limits.max_image_bytes > 0
 

@@ -55,7 +55,7 @@ def expect(code: grpc.StatusCode, fn: object, *args: object, **kwargs: object) -
 
 
 def test_service_info_lists_the_speaker_model(client: BioverifyClient) -> None:
-    voice = [m for m in client.service_info().models if m.modality == common_pb2.VOICE]
+    voice = [m for m in client.service_info().models if m.role == "speaker"]
     assert len(voice) == 1 and voice[0].pack == "voice-campplus"
     assert voice[0].embedding_dim == 192 and voice[0].calibration.slope > 0
     assert {f.path for f in voice[0].files} >= {"campplus_3dspeaker/campplus_cn_en_common.onnx"}

@@ -237,9 +237,19 @@ def build_voice_spoof_checker(pack: PackManifest, threads: int) -> VoiceSpoofChe
     return VoiceSpoofChecker.from_manifest(pack.raw, model)
 
 
-def build_liveness_gate(settings: Settings) -> LivenessGate:
-    face_pack = optional_pack(settings, "face-liveness", settings.face_liveness_pack)
-    voice_pack = optional_pack(settings, "voice-antispoof", settings.voice_antispoof_pack)
+def liveness_packs(settings: Settings) -> dict[str, PackManifest]:
+    """The face-liveness and voice-antispoof packs this service runs, by role."""
+    packs = {
+        "face-liveness": optional_pack(settings, "face-liveness", settings.face_liveness_pack),
+        "voice-antispoof": optional_pack(
+            settings, "voice-antispoof", settings.voice_antispoof_pack
+        ),
+    }
+    return {role: pack for role, pack in packs.items() if pack is not None}
+
+
+def build_liveness_gate(settings: Settings, packs: dict[str, PackManifest]) -> LivenessGate:
+    face_pack, voice_pack = packs.get("face-liveness"), packs.get("voice-antispoof")
     return LivenessGate(
         face=FaceLivenessChecker.from_pack(face_pack, settings.onnx_threads) if face_pack else None,
         voice=build_voice_spoof_checker(voice_pack, settings.onnx_threads) if voice_pack else None,
@@ -399,7 +409,8 @@ def build(settings: Settings) -> Application:
     sample_ids = sample_id_key(settings)
     pool = InferencePool(settings.inference_workers, max_queue=settings.max_concurrent_rpcs * 2)
     face_gallery = build_gallery(settings, "face", face_pack)
-    liveness = build_liveness_gate(settings)
+    checking_packs = liveness_packs(settings)
+    liveness = build_liveness_gate(settings, checking_packs)
     voice_pack = choose_voice_pack(settings)
     voice_pipeline = build_voice_pipeline(settings, voice_pack) if voice_pack else None
     # Blinks and av_sync only run on frames the face liveness checker accepts.
@@ -513,6 +524,8 @@ def build(settings: Settings) -> Application:
         info.models.append(
             convert.pack_to_proto(voice_pack, "speaker", voices.default_operating_point)
         )
+    for role, pack in checking_packs.items():
+        info.models.append(convert.pack_to_proto(pack, role, ""))
     info_pb2_grpc.add_InfoServiceServicer_to_server(InfoServicer(info), server)
     if settings.reflection:
         reflection.enable_server_reflection(

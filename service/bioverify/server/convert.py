@@ -153,7 +153,10 @@ def subject_to_proto(record: SubjectRecord) -> subjects_pb2.Subject:
 def pack_to_proto(pack: PackManifest, role: str, active_point: str) -> info_pb2.ModelInfo:
     info = info_pb2.ModelInfo(
         pack=pack.id,
-        modality=MODALITY_TO_PROTO.get(pack.modality, common_pb2.MODALITY_UNSPECIFIED),
+        # "face-liveness" and "voice-antispoof" packs check faces and voices
+        modality=MODALITY_TO_PROTO.get(
+            pack.modality.split("-")[0], common_pb2.MODALITY_UNSPECIFIED
+        ),
         role=role,
         version=pack.version,
         licence=pack.licence,
