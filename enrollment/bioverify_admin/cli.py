@@ -8,7 +8,7 @@ import logging
 import math
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,6 +21,7 @@ from bioverify.settings import Settings
 from bioverify_admin import models_cmd
 from bioverify_admin.datasets import (
     DatasetError,
+    PadSample,
     read_face_pairs,
     read_identity_images,
     read_speaker_trials,
@@ -439,17 +440,21 @@ def _run_pad_eval(
     title: str,
     voice: bool,
     unavailable: Callable[[BioverifyClientError], str],
+    samples: Sequence[PadSample],
 ) -> int:
     """Shared by ``eval face-pad`` and ``eval voice-spoof``: run against the service, write the
-    optional report, print the summary; ``unavailable`` words the failure when the service
-    cannot assess samples (no pack installed, ...)."""
-    from bioverify_admin.eval_pad import PadUnavailable
+    optional report, print the summary (warning on stderr when the samples include some the
+    service's pack was fitted on); ``unavailable`` words the failure when the service cannot
+    assess samples (no pack installed, ...)."""
+    from bioverify_admin.eval_pad import PadUnavailable, in_sample_figures
 
     if _report_folder_missing(args):
         return EXIT_USAGE
     try:
         with _service(args, args.server) as client:
             evaluation = run(client)
+            role = "voice-antispoof" if voice else "face-liveness"
+            evaluation.summary.update(in_sample_figures(samples, client, role))
     except PadUnavailable as exc:
         print(f"bioverify-admin: {unavailable(exc.error)}", file=sys.stderr)
         return EXIT_FAILED
@@ -458,6 +463,9 @@ def _run_pad_eval(
 
         write_pad_evaluation_report(args.report, title, evaluation, voice=voice)
         print(f"report written to {args.report}", file=sys.stderr)
+    warning = evaluation.summary.get("in_sample_warning")
+    if warning:
+        print(f"bioverify-admin: warning: {warning}", file=sys.stderr)
     _print_result(args, evaluation.summary)
     return EXIT_OK
 
@@ -480,6 +488,7 @@ def cmd_eval_face_pad(args: argparse.Namespace) -> int:
         title=f"Face presentation attacks: {args.labels.name}",
         voice=False,
         unavailable=unavailable,
+        samples=samples,
     )
 
 
@@ -506,6 +515,7 @@ def cmd_eval_voice_spoof(args: argparse.Namespace) -> int:
         title=f"Voice spoofing: {args.labels.name}",
         voice=True,
         unavailable=unavailable,
+        samples=samples,
     )
 
 

@@ -46,6 +46,7 @@ import soundfile as sf
 
 from bioverify import metrics
 from bioverify.client import BioverifyClient, BioverifyClientError
+from bioverify.packs import builtin_manifest_data, fitting_digest, fitting_digests
 from bioverify.v1 import liveness_pb2
 from bioverify_admin.datasets import BONAFIDE, FACE_ATTACK_CLASSES, PadSample
 from bioverify_admin.eval_voice import clip_from_bytes
@@ -100,6 +101,50 @@ class PadEvaluation:
     def attacks(self) -> list[str]:
         """``bonafide`` or the finest attack name (voice: the attack id)."""
         return [BONAFIDE if r.sample.bonafide else r.sample.attack for r in self.results]
+
+
+# -- in-sample warning ----------------------------------------------------------------------------
+def fitting_overlap(samples: Sequence[PadSample], fitted: frozenset[str] | None) -> int | None:
+    """How many ``samples`` (by content) are among the ``fitted`` digests of the samples the
+    served pack was fitted on; None when the pack does not say what it was fitted on."""
+    if fitted is None:
+        return None
+    found = 0
+    for sample in samples:
+        try:
+            found += fitting_digest(sample.path.read_bytes()) in fitted
+        except OSError:
+            continue  # unreadable: already a failed sample
+    return found
+
+
+def served_pack_fitting(client: BioverifyClient, role: str) -> tuple[str, frozenset[str] | None]:
+    """(pack id, fitting digests) of the ``role`` pack the service runs, from the manifest of
+    that pack id and version shipped with this tool; digests None when unknown."""
+    served = next((m for m in client.service_info().models if m.role == role), None)
+    if served is None:
+        return "", None
+    shipped = builtin_manifest_data(served.pack)
+    if shipped is None or str(shipped.get("version", "1")) != served.version:
+        return served.pack, None
+    return served.pack, fitting_digests(shipped)
+
+
+def in_sample_figures(
+    samples: Sequence[PadSample], client: BioverifyClient, role: str
+) -> dict[str, Any]:
+    """``n_in_fitting_data`` (None when unknown) and, when any sample was used to fit the
+    served pack, ``in_sample_warning``: those figures are optimistic."""
+    pack, fitted = served_pack_fitting(client, role)
+    found = fitting_overlap(samples, fitted)
+    out: dict[str, Any] = {"n_in_fitting_data": found}
+    if found:
+        out["in_sample_warning"] = (
+            f"{found} of {len(samples)} samples were used to fit the service's {pack} pack, so "
+            "these figures are in-sample and optimistic; judge the pack on data it was not "
+            "fitted on (its cross-validated figures are in its manifest)"
+        )
+    return out
 
 
 # -- calling the service --------------------------------------------------------------------------
@@ -214,9 +259,11 @@ def _attack_figures(
 ) -> dict[str, float]:
     s, y = _vs_bonafide(scores, bona, members)
     if not y.any() or y.all():
-        return {"eer": float("nan"), **{key: float("nan") for _, key in BPCER_TARGETS}}
+        nan = float("nan")
+        return {"eer": nan, "auc": nan, **{key: nan for _, key in BPCER_TARGETS}}
     out = {key: metrics.apcer_at_bpcer(s, y, target) for target, key in BPCER_TARGETS}
     out["eer"] = metrics.eer(s, y)
+    out["auc"] = metrics.auc(s, y)
     return out
 
 

@@ -33,6 +33,38 @@ MANIFEST_NAME = "bioverify-pack.json"
 SCHEMA = "bioverify.pack/1"
 
 
+FITTING_DIGEST = "sha256-16"
+"""How a pack names the samples it was fitted on: the first 16 hex digits of each file's
+SHA-256 (enough to recognise a file, not to recover anything from it)."""
+
+
+def fitting_digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()[:16]
+
+
+def fitting_samples_block(files: Iterator[bytes] | list[bytes], fitted_on: str) -> dict[str, Any]:
+    """The manifest's ``fitting_samples`` block for the files a pack was fitted on."""
+    digests = sorted({fitting_digest(data) for data in files})
+    return {"digest": FITTING_DIGEST, "fitted_on": fitted_on, "digests": digests}
+
+
+def fitting_digests(raw: Mapping[str, Any]) -> frozenset[str] | None:
+    """The digests of the samples a pack was fitted on, or None when the pack does not say."""
+    block = raw.get("fitting_samples")
+    if not isinstance(block, Mapping) or block.get("digest") != FITTING_DIGEST:
+        return None
+    return frozenset(str(d) for d in block.get("digests", ()))
+
+
+def builtin_manifest_data(pack_id: str) -> dict[str, Any] | None:
+    """The raw built-in manifest of ``pack_id`` shipped with this installation, if any."""
+    entry = resources.files("bioverify") / "packs" / f"{pack_id}.json"
+    if not entry.is_file():
+        return None
+    data: dict[str, Any] = json.loads(entry.read_text(encoding="utf-8"))
+    return data
+
+
 @dataclass(frozen=True)
 class PackFile:
     role: str

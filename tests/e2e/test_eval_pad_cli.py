@@ -78,7 +78,7 @@ def test_eval_face_pad(face_server: str, data_dir: Path, tmp_path: Path) -> None
     for name in FACE_CLASSES:
         block = result[name]
         assert block["n"] == sum(r[1] == name for r in rows)
-        for key in ("apcer", "apcer_at_bpcer_5", "apcer_at_bpcer_10"):
+        for key in ("apcer", "apcer_at_bpcer_5", "apcer_at_bpcer_10", "eer", "auc"):
             assert in_unit_interval(block[key]), (name, key)
         assert block["apcer_at_bpcer_10"] <= block["apcer_at_bpcer_5"]
     assert result["components"], "no per-check figures"
@@ -90,6 +90,10 @@ def test_eval_face_pad(face_server: str, data_dir: Path, tmp_path: Path) -> None
     assert "data:image/png;base64," in text
     assert "APCER at BPCER 5%" in text
     assert "failed sample(s) not shown" in text
+    # Every DEV row was used to fit the shipped fusion (the corrupt file was not): in-sample.
+    assert result["n_in_fitting_data"] == len(rows)
+    assert "in-sample and optimistic" in result["in_sample_warning"]
+    assert "warning:" in out.stderr and "face-liveness" in out.stderr
 
 
 def test_eval_voice_spoof(face_server: str, data_dir: Path, tmp_path: Path) -> None:
@@ -110,6 +114,7 @@ def test_eval_voice_spoof(face_server: str, data_dir: Path, tmp_path: Path) -> N
     assert all(in_unit_interval(v) for v in result["eer_by_attack"].values())
     assert "aasist" in result["components"]
     assert set(result["components"]["aasist"]["eer_by_attack"]) == attacks
+    assert result["n_in_fitting_data"] == len(rows) and "in-sample" in out.stderr
     text = report.read_text(encoding="utf-8")
     assert text.count("<img") >= 3
     assert "Per attack id" in text

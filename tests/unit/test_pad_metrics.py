@@ -126,3 +126,38 @@ def test_voice_summary_golden() -> None:
     # aasist alone, BPCER <= 5 % of 2 -> threshold 0.2: spoofs {0.1, 0.95, 0.3, -1} -> 2 of 4
     assert aasist["apcer_at_bpcer_5"] == pytest.approx(2 / 4)
     assert aasist["apcer_at_bpcer_5_by_attack"] == {"TTS:A": 0.5, "VC:B": 0.5}
+
+
+def test_fitting_overlap_counts_samples_by_content(tmp_path: Path) -> None:
+    from bioverify.packs import fitting_digest, fitting_digests, fitting_samples_block
+    from bioverify_admin.eval_pad import fitting_overlap
+
+    seen, unseen, copy = tmp_path / "seen.jpg", tmp_path / "unseen.jpg", tmp_path / "copy.jpg"
+    seen.write_bytes(b"fitted on this")
+    unseen.write_bytes(b"never seen")
+    copy.write_bytes(b"fitted on this")  # another name, the same content
+    block = fitting_samples_block([seen.read_bytes()], "labels.tsv")
+    assert block["digests"] == [fitting_digest(b"fitted on this")]
+    fitted = fitting_digests({"fitting_samples": block})
+    samples = [
+        PadSample(seen, "bonafide"),
+        PadSample(unseen, "replay"),
+        PadSample(copy, "bonafide"),
+        PadSample(tmp_path / "missing.jpg", "bonafide"),
+    ]
+    assert fitting_overlap(samples, fitted) == 2
+    assert fitting_overlap(samples, None) is None
+    assert fitting_digests({}) is None  # a pack that does not say
+    assert fitting_digests({"fitting_samples": {**block, "digest": "md5"}}) is None
+
+
+def test_shipped_liveness_packs_name_what_they_were_fitted_on() -> None:
+    from bioverify.packs import builtin_manifest_data, fitting_digests
+
+    for pack in ("face-liveness", "voice-antispoof"):
+        data = builtin_manifest_data(pack)
+        assert data is not None
+        digests = fitting_digests(data)
+        assert digests is not None and len(digests) > 100
+        assert all(len(d) == 16 for d in digests)
+    assert builtin_manifest_data("no-such-pack") is None

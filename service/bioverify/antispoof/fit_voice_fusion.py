@@ -54,7 +54,7 @@ from bioverify.antispoof.fusion import (
 from bioverify.antispoof.voice_checker import AASIST_CLIP, AASIST_FEATURE
 from bioverify.antispoof.voice_signals import SIGNAL_NAMES
 from bioverify.metrics import auc, eer, error_rates_at
-from bioverify.packs import sha256_file
+from bioverify.packs import fitting_samples_block, sha256_file
 
 FEATURES: tuple[str, ...] = (AASIST_FEATURE, *SIGNAL_NAMES)
 
@@ -439,6 +439,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.pack:
         manifest = json.loads(args.pack.read_text(encoding="utf-8"))
         manifest[block] = data
+        manifest["fitting_samples"] = fitting_samples_block(
+            [(args.data_dir / path).read_bytes() for path in ds.paths], "voice_spoof_labels.tsv"
+        )
         entry = manifest.setdefault("files", {}).setdefault("aasist", {})
         entry["path"] = args.pack_file_path
         entry["sha256"] = sha256_file(args.onnx)

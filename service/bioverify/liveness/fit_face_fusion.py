@@ -67,6 +67,7 @@ from bioverify.liveness.fusion import (
     fused_scores,
 )
 from bioverify.liveness.minifasnet import MiniFasNetPad
+from bioverify.packs import fitting_samples_block
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -501,6 +502,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     fusion["signal_models"] = {face_signals.CHROMA_TEXTURE: model.to_dict()}
     fusion["motion"] = MOTION.to_dict()
     manifest = build_manifest(fusion)
+    manifest["fitting_samples"] = fitting_samples_block(
+        [(args.labels.parent / row["path"]).read_bytes() for row in data.rows], args.labels.name
+    )
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     print(f"\nthreshold {params.threshold:.4f} (BPCER <= 5% on all faces); wrote {args.output}")
