@@ -222,4 +222,8 @@ def client_error(exc: grpc.RpcError) -> BioverifyClientError:
     for key, value in trailing or ():
         if key == "bioverify-reason":
             reason = str(value)
+    if not reason and code == grpc.StatusCode.RESOURCE_EXHAUSTED and "larger than max" in details:
+        # gRPC itself refused a message over the size limit (the server's or this channel's)
+        # before any service code ran, so no reason came with it: it is the same TOO_LARGE.
+        reason = "TOO_LARGE"
     return BioverifyClientError(code, details or "", reason)

@@ -238,6 +238,8 @@ def test_oversized_message_is_resource_exhausted(client: BioverifyClient) -> Non
     with pytest.raises(BioverifyClientError) as info:
         client.compare_faces(huge, read(CLINTON[0]))
     assert info.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert info.value.reason == "TOO_LARGE"  # gRPC's own refusal, named like the service's
+    assert "larger than max" in info.value.message
 
 
 def test_server_stays_up_after_bad_input(client: BioverifyClient) -> None:
