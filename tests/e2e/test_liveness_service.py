@@ -5,6 +5,7 @@ captures bound to what they vouch for (also the template an enrolment writes ove
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
 from typing import Any, Protocol
@@ -305,6 +306,8 @@ def test_verify_face_with_a_live_capture_binds_the_image_to_the_frames(
         for bad, code, message in (
             ({"live_frames": own[:1]}, INVALID, "at least two frames"),
             ({"live_frames": [*own[:2], b"junk"]}, INVALID, "frame 2:"),
+            ({"live_frames": own, "fps": -2.0}, INVALID, "fps must be"),
+            ({"live_frames": own, "fps": math.nan}, INVALID, "fps must be"),
             (
                 {"live_frames": own, "challenge_id": "no-such-challenge", "nonce": "x"},
                 grpc.StatusCode.FAILED_PRECONDITION,

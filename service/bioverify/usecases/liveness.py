@@ -3,6 +3,7 @@ default), running the checkers, and CheckLiveness / active challenges on their o
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
@@ -261,6 +262,8 @@ class LivenessChecks:
             raise InvalidInput("send at least two frames for a multi-frame liveness check")
         if len(capture.frames) > self.max_frames:
             raise InvalidInput(f"at most {self.max_frames} frames per liveness check")
+        if not math.isfinite(capture.fps) or capture.fps < 0:
+            raise InvalidInput("fps must be the frames' rate (> 0), or 0 when it is not known")
         if capture.audio is not None:
             self.av_sync.validate_frame_rate(capture.fps)
 
