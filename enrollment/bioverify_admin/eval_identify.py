@@ -82,9 +82,10 @@ def run_face_identification(
 
 
 def _top(
-    client: BioverifyClient, tenant: str, image: LabelledImage
+    client: BioverifyClient, tenant: str, image: LabelledImage, points: set[tuple[str, float]]
 ) -> tuple[str | None, float, float, bool]:
-    """(top subject, its similarity, latency ms, failed)."""
+    """(top subject, its similarity, latency ms, failed); adds the (operating point,
+    threshold) the service judged the search at to ``points``."""
     started = time.perf_counter()
     try:
         reply = client.face.IdentifyFace(
@@ -99,6 +100,8 @@ def _top(
     except Exception:
         return None, -1.0, (time.perf_counter() - started) * 1e3, True
     latency = (time.perf_counter() - started) * 1e3
+    if reply.operating_point:
+        points.add((reply.operating_point, reply.threshold))
     if not reply.candidates:
         return None, -1.0, latency, False
     best = reply.candidates[0]
@@ -114,10 +117,11 @@ def _probe(
     failed_enroll: int,
 ) -> IdentificationEvaluation:
     latencies: list[float] = []
+    points: set[tuple[str, float]] = set()
     failed = 0
     mated_scores, mated_hits, mated_failed = [], [], []
     for image in mated:
-        subject, score, latency, fail = _top(client, tenant, image)
+        subject, score, latency, fail = _top(client, tenant, image, points)
         failed += fail
         latencies.append(latency)
         mated_scores.append(score)
@@ -125,14 +129,19 @@ def _probe(
         mated_failed.append(fail)
     nonmated_scores, nonmated_failed = [], []
     for image in nonmated:
-        subject, score, latency, fail = _top(client, tenant, image)
+        subject, score, latency, fail = _top(client, tenant, image, points)
         failed += fail
         latencies.append(latency)
         nonmated_scores.append(score)
         nonmated_failed.append(fail)
-    info = client.service_info()
-    face = next(m for m in info.models if m.role == "face-matcher")
-    threshold = next(p.threshold for p in face.operating_points if p.is_default)
+    if points:  # what the service judged the searches at (one point for one gallery size)
+        point, threshold = max(points, key=lambda p: p[1])
+    else:  # a service that does not say: its default operating point
+        info = client.service_info()
+        face = next(m for m in info.models if m.role == "face-matcher")
+        point, threshold = next(
+            (p.name, p.threshold) for p in face.operating_points if p.is_default
+        )
     hits = np.array(mated_hits, dtype=bool)
     mscores = np.array(mated_scores, dtype=np.float64)
     nscores = np.array(nonmated_scores, dtype=np.float64)
@@ -150,6 +159,7 @@ def _probe(
         "fnir_at_fpir_1e-1": metrics.fnir_at_fpir(mscores, hits, nscores, 1e-1)
         if hits.size and nscores.size
         else float("nan"),
+        "operating_point": point,
         "threshold": threshold,
         "fnir_at_threshold": float(1.0 - np.mean(hits & (mscores >= threshold)))
         if hits.size

@@ -53,6 +53,9 @@ class Settings:
     # Decisions
     face_operating_point: str = ""  # empty: the pack's default operating point
     voice_operating_point: str = ""
+    # Identify* without an operating point: at least as strict as keeps the chance that someone
+    # not enrolled matches anyone in the tenant's gallery within this
+    identify_target_fpir: float = 0.01
     voice_min_verify_speech_s: float = 1.0
     voice_min_enroll_clip_speech_s: float = 1.0
     voice_min_enroll_total_speech_s: float = 2.0
@@ -149,6 +152,10 @@ class Settings:
         if self.max_image_working_side < 256:
             raise ConfigurationError(
                 f"max_image_working_side must be at least 256, got {self.max_image_working_side}"
+            )
+        if not 0.0 < self.identify_target_fpir < 1.0:
+            raise ConfigurationError(
+                f"identify_target_fpir must be in (0, 1), got {self.identify_target_fpir}"
             )
         if self.log_level.upper() not in LOG_LEVELS:
             raise ConfigurationError(

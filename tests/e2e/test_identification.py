@@ -44,6 +44,10 @@ def test_identify_face_open_set(client: BioverifyClient) -> None:
     assert hit.candidates[0].subject_id == "federer" and hit.candidates[0].rank == 1
     assert hit.candidates[0].confidence > 0.5 and hit.decision == common_pb2.ACCEPT
     assert hit.model.startswith("onnx-arcface:MobileFaceNet")
+    # 4 subjects x FMR 1e-3 keeps a stranger's chance of a false hit under 1 %
+    assert hit.operating_point == "fmr_1e-3" and hit.threshold == pytest.approx(
+        operating_points(client)["fmr_1e-3"]
+    )
 
     # Someone never enrolled: nobody is a normal answer, not an error.
     aniston = sorted((DATA / "face_verification" / "lfw" / "Jennifer_Aniston").glob("*.jpg"))[0]
@@ -58,6 +62,32 @@ def test_identify_face_open_set(client: BioverifyClient) -> None:
     client.delete_subject("federer", tenant=tenant)
     gone = identify_face(client, lfw("Roger_Federer", 13).read_bytes(), tenant)
     assert all(c.subject_id != "federer" for c in gone.candidates)
+
+
+def operating_points(client: BioverifyClient) -> dict[str, float]:
+    (face,) = [m for m in client.service_info().models if m.role == "face-matcher"]
+    return {p.name: p.threshold for p in face.operating_points}
+
+
+def test_identification_gets_stricter_as_the_gallery_grows(client: BioverifyClient) -> None:
+    """12 subjects at FMR 1e-3 would give a stranger a 1.2 % chance of matching someone: the
+    search moves to FMR 1e-4 unless the request names its operating point."""
+    tenant = "ident-growing"
+    people = sorted(p for p in (DATA / "face_verification" / "lfw").iterdir() if p.is_dir())
+    assert len(people) >= 12
+    for person in people[:12]:
+        first = sorted(person.glob("*.jpg"))[0]
+        client.enroll_face(person.name, [first.read_bytes()], tenant=tenant)
+    probe = lfw("Roger_Federer", 13).read_bytes()
+    scaled = identify_face(client, probe, tenant)
+    assert scaled.operating_point == "fmr_1e-4"
+    assert scaled.threshold == pytest.approx(operating_points(client)["fmr_1e-4"])
+    named = identify_face(
+        client, probe, tenant, policy=common_pb2.Policy(operating_point="fmr_1e-2")
+    )
+    assert named.operating_point == "fmr_1e-2"  # the request's choice stands
+    for person in people[:12]:
+        client.delete_subject(person.name, tenant=tenant)
 
 
 def test_identify_validates_arguments(client: BioverifyClient) -> None:

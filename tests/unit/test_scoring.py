@@ -122,3 +122,24 @@ def test_operating_point_names() -> None:
     assert operating_point_name(1e-3) == "fmr_1e-3"
     assert operating_point_name(1e-2) == "fmr_1e-2"
     assert operating_point_name(5e-3) == "fmr_0.005"
+
+
+def test_identification_point_keeps_the_fpir_within_target() -> None:
+    from bioverify.usecases.gallery_search import identification_point
+
+    points = [
+        OperatingPoint("fmr_1e-3", 1e-3, 0.32),
+        OperatingPoint("fmr_1e-2", 1e-2, 0.25),
+        OperatingPoint("fmr_1e-4", 1e-4, 0.43),
+    ]
+    # 1 - (1 - FMR) ** N <= 1 %: N = 1 -> 1e-2 (exactly 1 %), N = 10 -> 1e-3 (0.9955 %),
+    # N = 11 -> 1e-4 (1e-3 would give 1.09 %), and past 100 nothing is enough: the strictest.
+    assert identification_point(points, 0, 0.01).name == "fmr_1e-2"
+    assert identification_point(points, 1, 0.01).name == "fmr_1e-2"
+    assert identification_point(points, 2, 0.01).name == "fmr_1e-3"
+    assert identification_point(points, 10, 0.01).name == "fmr_1e-3"
+    assert identification_point(points, 11, 0.01).name == "fmr_1e-4"
+    assert identification_point(points, 1_000_000, 0.01).name == "fmr_1e-4"
+    assert identification_point(points, 50, 0.1).name == "fmr_1e-3"
+    with pytest.raises(ValueError):
+        identification_point([], 5, 0.01)

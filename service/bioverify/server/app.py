@@ -450,6 +450,7 @@ def build(settings: Settings) -> Application:
         max_images_per_enrollment=settings.max_images_per_enrollment,
         max_subject_id_length=settings.max_subject_id_length,
         sample_id_key=sample_ids,
+        identify_target_fpir=settings.identify_target_fpir,
     )
     voice_gallery = build_gallery(settings, "voice", voice_pack) if voice_pack else None
     voices = (
@@ -473,6 +474,7 @@ def build(settings: Settings) -> Application:
             default_operating_point=settings.voice_operating_point,
             max_subject_id_length=settings.max_subject_id_length,
             sample_id_key=sample_ids,
+            identify_target_fpir=settings.identify_target_fpir,
         )
         if voice_pack is not None and voice_pipeline is not None and voice_gallery is not None
         else None

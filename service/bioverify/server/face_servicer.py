@@ -102,4 +102,6 @@ class FaceServicer(face_pb2_grpc.FaceServiceServicer):  # type: ignore[misc]
             decision=convert.identify_decision(out.result, out.retry, out.liveness),
             reasons=convert.reasons_to_proto(out.retry),
             model=out.model,
+            operating_point=out.result.operating_point,
+            threshold=out.result.threshold,
         )

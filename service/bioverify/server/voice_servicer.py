@@ -105,6 +105,8 @@ class VoiceServicer(voice_pb2_grpc.VoiceServiceServicer):  # type: ignore[misc]
             decision=convert.identify_decision(out.result, out.retry, out.liveness),
             reasons=convert.reasons_to_proto(out.retry),
             model=out.model,
+            operating_point=out.result.operating_point,
+            threshold=out.result.threshold,
         )
 
     def VerifyVoiceStream(

@@ -40,7 +40,7 @@ from bioverify.usecases.common import (
     validate_subject_id,
     validate_tenant,
 )
-from bioverify.usecases.gallery_search import Duplicate, IdentifyResult, identify
+from bioverify.usecases.gallery_search import Duplicate, IdentifyResult, identify, search_point
 from bioverify.usecases.liveness import (
     CaptureBinding,
     LiveCapture,
@@ -119,8 +119,10 @@ class FaceVerification:
         max_images_per_enrollment: int = 20,
         max_subject_id_length: int = 128,
         sample_id_key: bytes,
+        identify_target_fpir: float = 0.01,
     ) -> None:
-        """``sample_id_key``: the deployment's secret that sample ids are keyed with."""
+        """``sample_id_key``: the deployment's secret that sample ids are keyed with;
+        ``identify_target_fpir``: see :func:`search_point`."""
         if pack.calibration is None:
             raise ValueError(f"pack {pack.id} has no calibration")
         self.pipeline = pipeline
@@ -135,6 +137,7 @@ class FaceVerification:
         self.max_images = max_images_per_enrollment
         self.max_subject_id_length = max_subject_id_length
         self.sample_id_key = sample_id_key
+        self.identify_target_fpir = identify_target_fpir
 
     @property
     def model(self) -> str:
@@ -291,6 +294,10 @@ class FaceVerification:
         single-image check."""
         tenant = validate_tenant(tenant)
         point = self.operating_point(policy)
+        if not policy.operating_point:
+            point = search_point(
+                point, self.pack.operating_points, self.gallery, tenant, self.identify_target_fpir
+            )
         _require_image(image, "image")
         live, sample = self._sample(image, policy, tenant, capture)
         result = identify(

@@ -3,6 +3,7 @@ check at enrollment. The gallery is derived state of the template store (bioveri
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -40,6 +41,40 @@ class IdentifyResult:
     @property
     def found(self) -> bool:
         return bool(self.candidates) and self.candidates[0].similarity >= self.threshold
+
+
+def identification_point(
+    points: Sequence[OperatingPoint], gallery_size: int, target_fpir: float
+) -> OperatingPoint:
+    """The operating point for a 1:N search of ``gallery_size`` subjects: the loosest one whose
+    false-positive identification rate stays within ``target_fpir``, else the strictest.
+
+    A probe of someone not enrolled is compared with every subject, so its chance of a false
+    hit is ``1 - (1 - FMR) ** N`` (about N x FMR): a threshold fit for 1:1 verification lets
+    impostors in once the gallery grows (at FMR 1e-3, about 1 in 25 unknown people matches
+    someone in a gallery of 44)."""
+    if not points:
+        raise ValueError("no operating points")
+    by_strictness = sorted(points, key=lambda p: p.target_fmr, reverse=True)  # loosest first
+    n = max(1, gallery_size)
+    for point in by_strictness:
+        if 1.0 - (1.0 - point.target_fmr) ** n <= target_fpir * (1 + 1e-9):  # float slack
+            return point
+    return by_strictness[-1]
+
+
+def search_point(
+    default: OperatingPoint,
+    points: Sequence[OperatingPoint],
+    gallery: Gallery,
+    tenant: str,
+    target_fpir: float,
+) -> OperatingPoint:
+    """The operating point of a search that did not name one: the service default, or the
+    stricter one that keeps ``tenant``'s gallery within ``target_fpir``."""
+    size = gallery.describe().get(tenant, ("", 0))[1]
+    scaled = identification_point(points, size, target_fpir)
+    return scaled if scaled.target_fmr < default.target_fmr else default
 
 
 def identify(

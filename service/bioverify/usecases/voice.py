@@ -51,7 +51,7 @@ from bioverify.usecases.common import (
     validate_subject_id,
     validate_tenant,
 )
-from bioverify.usecases.gallery_search import Duplicate, IdentifyResult, identify
+from bioverify.usecases.gallery_search import Duplicate, IdentifyResult, identify, search_point
 from bioverify.usecases.liveness import (
     NARROWBAND_NOT_ALLOWED,
     LivenessGate,
@@ -221,8 +221,10 @@ class VoiceVerification:
         default_operating_point: str = "",
         max_subject_id_length: int = 128,
         sample_id_key: bytes,
+        identify_target_fpir: float = 0.01,
     ) -> None:
-        """``sample_id_key``: the deployment's secret that sample ids are keyed with."""
+        """``sample_id_key``: the deployment's secret that sample ids are keyed with;
+        ``identify_target_fpir``: see :func:`search_point`."""
         if pack.calibration is None:
             raise ValueError(f"pack {pack.id} has no calibration")
         self.pipeline = pipeline
@@ -237,6 +239,7 @@ class VoiceVerification:
         self.default_operating_point = pack.operating_point(default_operating_point).name
         self.max_subject_id_length = max_subject_id_length
         self.sample_id_key = sample_id_key
+        self.identify_target_fpir = identify_target_fpir
 
     @property
     def model(self) -> str:
@@ -414,7 +417,11 @@ class VoiceVerification:
         issues = self._speech_issues(sample, self.policy.min_verify_speech_s)
         # Candidates' channels are not known in the index: a phone probe is searched with the
         # stricter telephone thresholds (an open-set search must not let impostors in).
-        calibration, point = self.scoring(policy, self.channel(_narrow(decoded)))
+        channel = self.channel(_narrow(decoded))
+        calibration, point = self.scoring(policy, channel)
+        if not policy.operating_point:
+            points = self.pack.operating_points_for(channel)
+            point = search_point(point, points, self.gallery, tenant, self.identify_target_fpir)
         result = identify(
             self.gallery,
             tenant,

@@ -210,17 +210,21 @@ class IdentifyFaceRequest(_message.Message):
     def __init__(self, image: _Optional[bytes] = ..., top_k: _Optional[int] = ..., min_confidence: _Optional[float] = ..., tenant: _Optional[str] = ..., policy: _Optional[_Union[_common_pb2.Policy, _Mapping]] = ..., live_capture: _Optional[_Union[_liveness_pb2.LiveCapture, _Mapping]] = ...) -> None: ...
 
 class IdentifyFaceResponse(_message.Message):
-    __slots__ = ("candidates", "analysis", "liveness", "decision", "reasons", "model")
+    __slots__ = ("candidates", "analysis", "liveness", "decision", "reasons", "model", "operating_point", "threshold")
     CANDIDATES_FIELD_NUMBER: _ClassVar[int]
     ANALYSIS_FIELD_NUMBER: _ClassVar[int]
     LIVENESS_FIELD_NUMBER: _ClassVar[int]
     DECISION_FIELD_NUMBER: _ClassVar[int]
     REASONS_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
+    OPERATING_POINT_FIELD_NUMBER: _ClassVar[int]
+    THRESHOLD_FIELD_NUMBER: _ClassVar[int]
     candidates: _containers.RepeatedCompositeFieldContainer[_common_pb2.Candidate]
     analysis: FaceAnalysis
     liveness: _common_pb2.LivenessReport
     decision: _common_pb2.Decision
     reasons: _containers.RepeatedCompositeFieldContainer[_common_pb2.Reason]
     model: str
-    def __init__(self, candidates: _Optional[_Iterable[_Union[_common_pb2.Candidate, _Mapping]]] = ..., analysis: _Optional[_Union[FaceAnalysis, _Mapping]] = ..., liveness: _Optional[_Union[_common_pb2.LivenessReport, _Mapping]] = ..., decision: _Optional[_Union[_common_pb2.Decision, str]] = ..., reasons: _Optional[_Iterable[_Union[_common_pb2.Reason, _Mapping]]] = ..., model: _Optional[str] = ...) -> None: ...
+    operating_point: str
+    threshold: float
+    def __init__(self, candidates: _Optional[_Iterable[_Union[_common_pb2.Candidate, _Mapping]]] = ..., analysis: _Optional[_Union[FaceAnalysis, _Mapping]] = ..., liveness: _Optional[_Union[_common_pb2.LivenessReport, _Mapping]] = ..., decision: _Optional[_Union[_common_pb2.Decision, str]] = ..., reasons: _Optional[_Iterable[_Union[_common_pb2.Reason, _Mapping]]] = ..., model: _Optional[str] = ..., operating_point: _Optional[str] = ..., threshold: _Optional[float] = ...) -> None: ...
