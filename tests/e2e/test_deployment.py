@@ -195,17 +195,7 @@ def test_redis_example_requires_a_password_that_the_service_url_carries(tmp_path
         url = f"redis://:{quote(password, safe='')}@127.0.0.1:{port}/0"
         store = build_store(Settings(store="redis", redis_url=url))
         try:
-            store.save(
-                TemplateWrite(
-                    tenant="t",
-                    subject_id="s",
-                    modality="face",
-                    model="m",
-                    new_samples=np.ones((1, 4), np.float32),
-                    metadata={},
-                    replace=False,
-                )
-            )
+            store.save(TemplateWrite("t", "s", "face", "m", np.ones((1, 4), np.float32)))
             assert store.get_subject("t", "s").templates[0].sample_count == 1
         finally:
             store.close()

@@ -135,50 +135,21 @@ def test_tls_with_token_and_client_certificate(pki: Path, tmp_path: Path) -> Non
         with pytest.raises(BioverifyClientError):
             plaintext.get_subject("tls-subject")
 
-        # The admin tool takes the same options.
-        out = subprocess.run(
-            [
-                *ADMIN,
-                "--tls-ca",
-                str(pki / "ca.pem"),
-                "--tls-cert",
-                str(pki / "client.pem"),
-                "--tls-key",
-                str(pki / "client.key"),
-                "--token",
-                "s3cret-token",
-                "subjects",
-                "list",
-                "--server",
-                service.target,
-            ],
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        assert out.returncode == 0 and out.stdout.split() == ["tls-subject"], out.stderr
-        # ... before or after the command.
-        out = subprocess.run(
-            [
-                *ADMIN,
-                "subjects",
-                "list",
-                "--server",
-                service.target,
-                "--tls-ca",
-                str(pki / "ca.pem"),
-                "--tls-cert",
-                str(pki / "client.pem"),
-                "--tls-key",
-                str(pki / "client.key"),
-                "--token",
-                "s3cret-token",
-            ],
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        assert out.returncode == 0 and out.stdout.split() == ["tls-subject"], out.stderr
+        # The admin tool takes the same options, before or after the command.
+        secured = [
+            "--tls-ca",
+            str(pki / "ca.pem"),
+            "--tls-cert",
+            str(pki / "client.pem"),
+            "--tls-key",
+            str(pki / "client.key"),
+            "--token",
+            "s3cret-token",
+        ]
+        command = ["subjects", "list", "--server", service.target]
+        for argv in ([*secured, *command], [*command, *secured]):
+            out = subprocess.run([*ADMIN, *argv], capture_output=True, text=True, timeout=60)
+            assert out.returncode == 0 and out.stdout.split() == ["tls-subject"], out.stderr
         for c in (good, wrong_token, no_token, no_client_cert, plaintext):
             c.close()
     finally:

@@ -21,17 +21,7 @@ def test_redis_store_from_settings(redis_url: str, tmp_path: Path) -> None:
     store = build_store(settings)
     try:
         assert store.name == "redis"
-        store.save(
-            TemplateWrite(
-                tenant="t",
-                subject_id="a",
-                modality="face",
-                model="m",
-                new_samples=np.ones((1, 4), np.float32),
-                metadata={},
-                replace=False,
-            )
-        )
+        store.save(TemplateWrite("t", "a", "face", "m", np.ones((1, 4), np.float32)))
         assert store.get_subject("t", "a").templates[0].sample_count == 1
     finally:
         store.close()
