@@ -110,6 +110,14 @@ def test_save_and_load_round_trip(make: Make, tmp_path: Path) -> None:
     assert len(loaded) == len(index)
     for a, b in zip(loaded.search(mated, 4), index.search(mated, 4), strict=True):
         np.testing.assert_array_equal(a, b)
+    # Removed vectors are not written (the ANN's tombstoned ones included), kept ones are.
+    data = (tmp_path / "index").read_bytes()
+    assert not any(x[i].tobytes() in data for i in range(10))
+    assert all(x[i].tobytes() in data for i in range(10, 20))
+    if isinstance(loaded, FastScanIndex):
+        assert loaded._pq.ntotal == len(index)  # nor their PQ codes
+    loaded.add(np.arange(10, dtype=np.int64), x[:10])  # and the loaded index takes them back
+    np.testing.assert_array_equal(loaded.search(x[:10], 1)[1][:, 0], np.arange(10))
 
 
 def test_wrong_dimension_is_refused() -> None:

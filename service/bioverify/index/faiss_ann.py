@@ -12,7 +12,8 @@ Scanning every code has no partition to miss (measurements in ``bench/index_benc
 
 Deletions are tombstones: removed positions are skipped at re-rank time and the shortlist is
 enlarged by the dead fraction; ``needs_rebuild()`` asks for a compaction (rebuild from
-``export()``) once the dead fraction passes ``max_dead_fraction``.
+``export()``) once the dead fraction passes ``max_dead_fraction``. ``save`` writes only
+the live entries.
 """
 
 from __future__ import annotations
@@ -169,15 +170,24 @@ class FastScanIndex:
         return self._dead > self.max_dead_fraction * max(self._n, 1)
 
     def save(self, path: Path) -> None:
+        """Write the live entries only: removed vectors and their codes are left out (the
+        codes are encoded again for the file when there are tombstones), so a file written
+        after ``remove`` holds nothing of the removed vectors."""
         params = {"m": self._m, "rerank": self.rerank, "max_dead_fraction": self.max_dead_fraction}
+        pq, ids, vectors = self._pq, self._ids[: self._n], self._vecs[: self._n]
+        if self._dead:
+            ids, vectors = self.export()
+            pq = faiss.deserialize_index(faiss.serialize_index(self._pq))
+            pq.reset()  # keeps the trained quantizer
+            pq.add(vectors)
         _write_arrays(
             path,
             params,
             {
-                "pq": faiss.serialize_index(self._pq),
-                "vectors": self._vecs[: self._n],
-                "ids": self._ids[: self._n],
-                "alive": self._alive[: self._n],
+                "pq": faiss.serialize_index(pq),
+                "vectors": vectors,
+                "ids": ids,
+                "alive": np.ones(ids.shape[0], np.bool_),
             },
         )
 
