@@ -233,6 +233,12 @@ def subjects(gallery: Gallery, tenant: str, people: People) -> set[str]:
     return {s for s, _ in gallery.search(tenant, people.probe("anyone"), 1_000)}
 
 
+def files_holding(root: Path, vector: F32) -> list[Path]:
+    """Every file under ``root`` (recursively) whose raw bytes hold ``vector`` as float32."""
+    needle = np.asarray(vector, np.float32).tobytes()
+    return sorted(p for p in root.rglob("*") if p.is_file() and needle in p.read_bytes())
+
+
 def test_a_snapshot_of_another_store_at_the_same_seq_is_not_applied(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -328,7 +334,10 @@ def test_a_gallery_behind_the_pruned_change_feed_rebuilds(
         enroll(store, people, "t", "bob")
         gallery = Gallery("face", "m1", DIM)
         gallery.rebuild(store)
-        gallery.save(tmp_path / "snap")
+        stopped = Gallery("face", "m1", DIM)  # a replica that saved its snapshot and stopped
+        stopped.rebuild(store)
+        stopped.save(tmp_path / "snap")
+        bob = store.get_template("t", "bob", "face").vector
         behind = Gallery("face", "m1", DIM)
         behind.rebuild(store)
         # While the galleries look away, bob's deletion leaves the feed.
@@ -346,10 +355,14 @@ def test_a_gallery_behind_the_pruned_change_feed_rebuilds(
         behind.apply_changes(store, store.wait_for_changes(behind.seq, 0))
         assert behind.seq == store.latest_seq()
         assert {s for s, _ in behind.search("t", people.probe("bob"), 10)} == everyone
-        # A restart from a snapshot older than the feed.
+        # A restart from a snapshot older than the feed: rebuilt, and the snapshot, which
+        # still holds bob, is removed.
+        held = files_holding(tmp_path, bob)
+        assert held and all(p.is_relative_to(tmp_path / "snap") for p in held)
         restarted = Gallery("face", "m1", DIM)
-        restarted.restore(store, tmp_path / "snap")
+        restarted.restore(store, tmp_path / "snap")  # loaded, then rebuilt by its catch-up
         assert {s for s, _ in restarted.search("t", people.probe("bob"), 10)} == everyone
+        assert files_holding(tmp_path, bob) == []
         # A gallery that keeps up applies the changes, no rebuild.
         caplog.clear()
         enroll(store, people, "t", "flo")
@@ -396,6 +409,99 @@ def test_follower_keeps_the_gallery_current_and_stops(store: SqliteTemplateStore
         follower.stop(timeout=5.0)
     assert not follower.running and time.monotonic() - started < 1.0
     assert follower.last_error is None
+
+
+@pytest.mark.parametrize("kind", ["exact", "pq-fastscan"])
+def test_a_deleted_subject_leaves_no_file_behind(
+    store: SqliteTemplateStore, tmp_path: Path, kind: str
+) -> None:
+    """Whatever under the data dir held a subject's template (the store's file, a gallery
+    snapshot) no longer does once the follower has applied the subject's deletion."""
+    people = People(13)
+    names = [f"s{i:02d}" for i in range(30)]
+    for name in names:
+        enroll(store, people, "t", name)
+    enroll(store, people, "u", "solo")
+    gallery = Gallery("face", "m1", DIM, exact_max=40 if kind == "exact" else 20)
+    gallery.rebuild(store)
+    gallery.maintain()
+    assert gallery.describe()["t"] == (kind, 30)
+    snapshots = tmp_path / "index" / "face"
+    gallery.save(snapshots)
+    victim = store.get_template("t", "s03", "face").vector
+    kept = store.get_template("t", "s04", "face").vector
+    assert files_holding(snapshots, victim) and files_holding(snapshots, kept)
+    follower = GalleryFollower(gallery, store, poll=0.2)
+    follower.start()
+    try:
+        enroll(store, people, "t", "new")  # enrolments keep the snapshot (a crash restores it)
+        assert wait_until(lambda: top(gallery, "t", people.probe("new")) == "new")
+        assert files_holding(snapshots, victim)
+        store.delete_subject("t", "s03")  # e.g. through another replica
+        assert wait_until(lambda: not files_holding(tmp_path, victim), timeout=1.0)
+        assert top(gallery, "t", people.probe("s03")) != "s03"
+        assert not (snapshots / "CURRENT").exists()
+    finally:
+        follower.stop(timeout=5.0)
+    assert follower.last_error is None
+    # At shutdown: the new snapshot holds the others, not the deleted subject (an ANN
+    # partition still has it as a tombstone: 1 of 31 dead is below the compaction threshold).
+    assert gallery.describe()["t"] == (kind, 30)
+    gallery.save(snapshots)
+    assert files_holding(snapshots, kept)
+    assert files_holding(tmp_path, victim) == []
+    restarted = Gallery("face", "m1", DIM, exact_max=40 if kind == "exact" else 20)
+    assert restarted.restore(store, snapshots) == "snapshot"
+    assert subjects(restarted, "t", people) == (set(names) | {"new"}) - {"s03"}
+
+
+def test_a_replicas_own_deletion_removes_its_snapshot_before_returning(
+    store: SqliteTemplateStore, tmp_path: Path
+) -> None:
+    """``DeleteSubject`` catches the galleries up on the request thread: no follower needed."""
+    people = People(14)
+    for name in ("ann", "bob"):
+        enroll(store, people, "t", name)
+    gallery = Gallery("face", "m1", DIM)
+    gallery.rebuild(store)
+    gallery.save(tmp_path / "snap")
+    bob = store.get_template("t", "bob", "face").vector
+    restarted = Gallery("face", "m1", DIM)
+    assert restarted.restore(store, tmp_path / "snap") == "snapshot"  # loaded, still there
+    assert files_holding(tmp_path / "snap", bob)
+    store.delete_subject("t", "bob")
+    restarted.catch_up(store)
+    assert files_holding(tmp_path, bob) == []
+
+
+def test_a_snapshot_that_cannot_be_removed_is_retried(
+    store: SqliteTemplateStore,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    people = People(15)
+    for name in ("ann", "bob"):
+        enroll(store, people, "t", name)
+    gallery = Gallery("face", "m1", DIM)
+    gallery.rebuild(store)
+    gallery.save(tmp_path / "snap")
+    bob = store.get_template("t", "bob", "face").vector
+
+    def refuse(path: Path) -> None:
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr("bioverify.index.gallery.shutil.rmtree", refuse)
+    store.delete_subject("t", "bob")
+    with caplog.at_level(logging.ERROR, logger="bioverify.index.gallery"):
+        gallery.catch_up(store)  # the change is applied all the same
+    assert "may hold a deleted subject" in caplog.text and "bob" not in caplog.text
+    assert subjects(gallery, "t", people) == {"ann"}
+    assert not (tmp_path / "snap" / "CURRENT").exists()  # no longer loadable, though
+    assert files_holding(tmp_path, bob)
+    monkeypatch.undo()
+    gallery.maintain()  # the follower's next round
+    assert files_holding(tmp_path, bob) == []
 
 
 def test_searches_run_while_changes_are_applied(store: SqliteTemplateStore) -> None:

@@ -28,6 +28,15 @@ there is no usable snapshot or it was taken of another feed.
 The store prunes its change feed (``store.pruned_seq()``): a gallery that finds changes
 missing after its seq, older than what the store still keeps, rebuilds instead of
 applying the rest.
+
+A snapshot must not outlive a deletion: it holds the vectors of every subject it was taken
+of. So the gallery remembers the directories it saved a snapshot to or loaded one from (and
+the one ``restore`` was given), and removes the snapshots there whenever it drops a subject it
+held (deleted, or its template gone or now made by another model) or rebuilds (a rebuild may
+drop anyone), before the change that dropped it returns: on the request thread for a replica's
+own ``DeleteSubject`` (which catches up), on the follower's for other replicas' deletions. The
+next ``save`` (at shutdown) writes the contents of then; until then a crash costs a rebuild.
+A removal that fails is logged and tried again by every ``maintain()``.
 """
 
 from __future__ import annotations
@@ -163,6 +172,8 @@ class Gallery:
         self._pending: set[str] = set()  # tenants changed since the last maintain()
         self._rw = RWLock()
         self._writer = threading.RLock()  # serialises rebuild / catch_up / save / load
+        self._snapshot_dirs: set[Path] = set()  # hold a snapshot of what the gallery holds
+        self._stale_snapshots: set[Path] = set()  # hold one that may keep a dropped subject
 
     # -- reads --------------------------------------------------------------------------------
     @property
@@ -245,6 +256,7 @@ class Gallery:
                 self._parts, self._seq, self._next_id = parts, seq, next_id
                 self._epoch = position.epoch
                 self._pending.clear()
+            self._remove_snapshots("the gallery was rebuilt")  # the old contents: anyone
         logger.info(
             "gallery %s/%s rebuilt: %d templates, %d tenants, seq %d, %.1f s",
             self.modality,
@@ -281,11 +293,14 @@ class Gallery:
                 self.rebuild(store)
                 return len(fresh)
             batches = self._net_effect(store, fresh)
+            dropped = False
             with self._rw.write():
                 for tenant, batch in batches.items():
-                    self._mutate(tenant, batch)
+                    dropped |= self._mutate(tenant, batch)
                 self._seq = max(c.seq for c in fresh)
             self._pending.update(batches)
+            if dropped:
+                self._remove_snapshots("a subject it held was dropped")
             return len(fresh)
 
     def maintain(self) -> int:
@@ -293,14 +308,19 @@ class Gallery:
         index asks for it (tombstones); returns how many were rebuilt."""
         rebuilt = 0
         with self._writer:
+            if self._stale_snapshots:
+                self._remove_snapshots("retrying")  # an earlier removal failed
             pending, self._pending = self._pending, set()
             for tenant in sorted(pending):
                 rebuilt += self._reshape(tenant)
         return rebuilt
 
     def restore(self, store: TemplateStore, snapshot_dir: Path | None = None) -> str:
-        """Load the snapshot (if usable) and catch up, else rebuild; returns which was done."""
+        """Load the snapshot (if usable) and catch up, else rebuild; returns which was done.
+        A snapshot left unused is removed by the rebuild: it may hold subjects deleted since."""
         with self._writer:
+            if snapshot_dir is not None:
+                self._snapshot_dirs.add(snapshot_dir)
             if snapshot_dir is not None and self.load(snapshot_dir):
                 position = store.feed_position()
                 if self.follows(position):
@@ -317,6 +337,7 @@ class Gallery:
     def save(self, directory: Path) -> Path:
         """Write a snapshot under ``directory`` and point ``CURRENT`` at it; returns its path."""
         with self._writer:  # no mutation can run; searches go on
+            self._snapshot_dirs.add(directory)  # a partial one is removed like a whole one
             directory.mkdir(parents=True, exist_ok=True)
             snap = directory / f"snapshot-{self._seq:012d}-{uuid.uuid4().hex[:8]}"
             snap.mkdir()
@@ -347,9 +368,14 @@ class Gallery:
             }
             _write_atomic(snap / "manifest.json", json.dumps(manifest, indent=1))
             _write_atomic(directory / _CURRENT, snap.name)
-            for old in directory.glob("snapshot-*"):
-                if old != snap:
-                    shutil.rmtree(old, ignore_errors=True)
+            self._stale_snapshots.discard(directory)
+            try:
+                remove_snapshots(directory, keep=snap.name)
+            except OSError as exc:
+                logger.warning(
+                    "could not remove an older gallery snapshot in %s: %s", directory, exc
+                )
+                self._stale_snapshots.add(directory)  # the next maintain() removes them all
             return snap
 
     def load(self, directory: Path) -> bool:
@@ -381,6 +407,7 @@ class Gallery:
                 self._epoch = epoch if isinstance(epoch, str) else None
                 self._next_id = int(manifest["next_id"])
                 self._pending = set(parts)
+            self._snapshot_dirs.add(directory)
             return True
 
     # -- internals ----------------------------------------------------------------------------
@@ -404,6 +431,34 @@ class Gallery:
         logger.warning(
             "%s %s/%s %s; rebuilding from the store", what, self.modality, self.model, why
         )
+
+    def _remove_snapshots(self, why: str) -> None:
+        """Remove every snapshot this gallery saved or loaded (caller holds ``_writer``); one
+        that cannot be removed is logged and tried again by ``maintain()``."""
+        self._stale_snapshots |= self._snapshot_dirs
+        self._snapshot_dirs.clear()
+        for directory in sorted(self._stale_snapshots):
+            try:
+                removed = remove_snapshots(directory)
+            except OSError as exc:
+                logger.error(
+                    "gallery %s/%s: could not remove the snapshot in %s, which may hold a "
+                    "deleted subject (%s); retrying",
+                    self.modality,
+                    self.model,
+                    directory,
+                    exc,
+                )
+                continue
+            self._stale_snapshots.discard(directory)
+            if removed:
+                logger.info(
+                    "gallery %s/%s: snapshot in %s removed (%s)",
+                    self.modality,
+                    self.model,
+                    directory,
+                    why,
+                )
 
     def _pruned_past(self, store: TemplateStore) -> bool:
         """Whether the store pruned changes this gallery has not applied (asked after reading
@@ -469,13 +524,15 @@ class Gallery:
                 logger.warning("ignoring change %s with unknown op %r", tenant, op)
         return batches
 
-    def _mutate(self, tenant: str, batch: _Batch) -> None:
-        """Apply one tenant's batch in place (caller holds the write lock)."""
+    def _mutate(self, tenant: str, batch: _Batch) -> bool:
+        """Apply one tenant's batch in place (caller holds the write lock); returns whether a
+        subject the partition held was dropped."""
         part = self._parts.get(tenant)
         if part is None:
             if not batch.put:
-                return
+                return False
             part = self._parts[tenant] = _Partition(ExactIndex(self.dim), {}, {})
+        dropped = any(s in part.ids for s in batch.drop)
         stale = [part.ids[s] for s in (batch.drop | batch.put.keys()) if s in part.ids]
         if stale:
             part.index.remove(np.asarray(stale, dtype=np.int64))
@@ -490,6 +547,7 @@ class Gallery:
             part.ids.update(zip(subjects, ids.tolist(), strict=True))
         if not part.ids:
             del self._parts[tenant]
+        return dropped
 
     def _reshape(self, tenant: str) -> bool:
         """Rebuild a partition whose size calls for the other kind, or that asks for it.
@@ -607,6 +665,37 @@ class GalleryFollower:
                 self._on_store_reachable(reachable)
             except Exception:  # the listener's bug must not stop the follower
                 logger.exception("gallery %s: store state listener failed", self._gallery.modality)
+
+
+def remove_snapshots(directory: Path, keep: str | None = None) -> int:
+    """Remove the gallery snapshots under ``directory`` but ``keep`` (a snapshot folder's
+    name); returns how many were removed. ``CURRENT`` goes first unless it names ``keep``, so
+    a crash midway leaves nothing to load; the directory is synced so the removal is durable."""
+    if not directory.is_dir():
+        return 0
+    current = directory / _CURRENT
+    try:
+        points_at_keep = keep is not None and current.read_text().strip() == keep
+    except FileNotFoundError:
+        points_at_keep = False
+    if not points_at_keep:
+        current.unlink(missing_ok=True)
+    (directory / (_CURRENT + ".tmp")).unlink(missing_ok=True)
+    removed = 0
+    for old in sorted(directory.glob("snapshot-*")):
+        if old.name != keep:
+            shutil.rmtree(old)
+            removed += 1
+    _sync_dir(directory)
+    return removed
+
+
+def _sync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _write_atomic(path: Path, text: str) -> None:
