@@ -9,10 +9,14 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import grpc
+import numpy as np
+import numpy.typing as npt
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from bioverify.client import BioverifyClient, BioverifyClientError
+from bioverify.store.redis_store import RedisTemplateStore
+from bioverify.usecases.common import DEFAULT_TENANT
 from bioverify.v1 import face_pb2
 from tests.conftest import lfw
 from tests.redis_server import RedisServer
@@ -66,6 +70,58 @@ def test_two_replicas_share_one_gallery(tmp_path: Path, redis_aof: RedisServer) 
             within(1.0, lambda: top_subject(ca, FEDERER[2]) is None)
     finally:
         assert a.stop() == 0 and b.stop() == 0
+
+
+def files_holding(root: Path, vector: npt.NDArray[np.float32]) -> list[Path]:
+    """Every file under ``root`` (recursively) whose raw bytes hold ``vector`` as float32."""
+    needle = np.asarray(vector, np.float32).tobytes()
+    return sorted(p for p in root.rglob("*") if p.is_file() and needle in p.read_bytes())
+
+
+def test_a_deleted_subject_leaves_no_snapshot_in_any_replica(
+    tmp_path: Path, redis_aof: RedisServer
+) -> None:
+    settings = {
+        "store": "redis",
+        "redis_url": redis_aof.url,
+        "gallery_follow_poll_s": "0.2",
+        "sample_id_key": "replicas-share-this-sample-id-key",
+    }
+    a = ServiceProcess(tmp_path / "a", tmp_path / "a" / "data", **settings).start()
+    b = ServiceProcess(tmp_path / "b", tmp_path / "b" / "data", **settings).start()
+    try:
+        with BioverifyClient(a.target) as ca, BioverifyClient(b.target) as cb:
+            ca.wait_until_serving()
+            cb.wait_until_serving()
+            ca.enroll_face("federer", FEDERER[:2])
+            ca.enroll_face("rice", [RICE])
+            within(1.0, lambda: top_subject(cb, FEDERER[2]) == "federer")
+        assert a.stop() == 0 and b.stop() == 0  # each writes a snapshot in its data dir
+        store = RedisTemplateStore(redis_aof.url)
+        try:
+            federer = store.get_template(DEFAULT_TENANT, "federer", "face").vector
+        finally:
+            store.close()
+        assert files_holding(a.data_dir, federer) and files_holding(b.data_dir, federer)
+        a.start()
+        b.start()
+        with BioverifyClient(a.target) as ca, BioverifyClient(b.target) as cb:
+            ca.wait_until_serving()
+            cb.wait_until_serving()
+            assert top_subject(cb, FEDERER[2]) == "federer"
+            ca.delete_subject("federer")
+            assert files_holding(a.data_dir, federer) == []  # when DeleteSubject returns
+            within(1.0, lambda: files_holding(b.data_dir, federer) == [])  # b's follower
+            assert top_subject(cb, FEDERER[2]) is None
+        assert a.stop() == 0 and b.stop() == 0  # new snapshots: rice without federer
+        for replica in (a, b):
+            assert "face gallery ready from snapshot" in replica.log()
+            assert "snapshot in" in replica.log() and "removed" in replica.log()
+            assert files_holding(replica.data_dir, federer) == []
+            assert list((replica.data_dir / "index" / "face").glob("snapshot-*"))
+    finally:
+        a.stop()
+        b.stop()
 
 
 def test_acknowledged_enrollment_survives_a_service_crash(tmp_path: Path) -> None:
