@@ -82,10 +82,13 @@ def run_face_identification(
 
 
 def _top(
-    client: BioverifyClient, tenant: str, image: LabelledImage, points: set[tuple[str, float]]
+    client: BioverifyClient,
+    tenant: str,
+    image: LabelledImage,
+    points: set[tuple[str, float, float]],
 ) -> tuple[str | None, float, float, bool]:
     """(top subject, its similarity, latency ms, failed); adds the (operating point,
-    threshold) the service judged the search at to ``points``."""
+    threshold, expected FPIR) the service judged the search at to ``points``."""
     started = time.perf_counter()
     try:
         reply = client.face.IdentifyFace(
@@ -101,7 +104,7 @@ def _top(
         return None, -1.0, (time.perf_counter() - started) * 1e3, True
     latency = (time.perf_counter() - started) * 1e3
     if reply.operating_point:
-        points.add((reply.operating_point, reply.threshold))
+        points.add((reply.operating_point, reply.threshold, reply.expected_fpir))
     if not reply.candidates:
         return None, -1.0, latency, False
     best = reply.candidates[0]
@@ -117,7 +120,7 @@ def _probe(
     failed_enroll: int,
 ) -> IdentificationEvaluation:
     latencies: list[float] = []
-    points: set[tuple[str, float]] = set()
+    points: set[tuple[str, float, float]] = set()
     failed = 0
     mated_scores, mated_hits, mated_failed = [], [], []
     for image in mated:
@@ -135,13 +138,14 @@ def _probe(
         nonmated_scores.append(score)
         nonmated_failed.append(fail)
     if points:  # what the service judged the searches at (one point for one gallery size)
-        point, threshold = max(points, key=lambda p: p[1])
+        point, threshold, fpir = max(points, key=lambda p: p[1])
     else:  # a service that does not say: its default operating point
         info = client.service_info()
         face = next(m for m in info.models if m.role == "face-matcher")
         point, threshold = next(
             (p.name, p.threshold) for p in face.operating_points if p.is_default
         )
+        fpir = float("nan")
     hits = np.array(mated_hits, dtype=bool)
     mscores = np.array(mated_scores, dtype=np.float64)
     nscores = np.array(nonmated_scores, dtype=np.float64)
@@ -161,6 +165,7 @@ def _probe(
         else float("nan"),
         "operating_point": point,
         "threshold": threshold,
+        "expected_fpir": fpir,
         "fnir_at_threshold": float(1.0 - np.mean(hits & (mscores >= threshold)))
         if hits.size
         else float("nan"),

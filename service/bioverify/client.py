@@ -216,7 +216,7 @@ class BioverifyClient:
 
 def client_error(exc: grpc.RpcError) -> BioverifyClientError:
     code = exc.code() if hasattr(exc, "code") else grpc.StatusCode.UNKNOWN
-    details = exc.details() if hasattr(exc, "details") else str(exc)
+    details = (exc.details() if hasattr(exc, "details") else str(exc)) or ""
     reason = ""
     trailing = exc.trailing_metadata() if hasattr(exc, "trailing_metadata") else None
     for key, value in trailing or ():
@@ -226,4 +226,4 @@ def client_error(exc: grpc.RpcError) -> BioverifyClientError:
         # gRPC itself refused a message over the size limit (the server's or this channel's)
         # before any service code ran, so no reason came with it: it is the same TOO_LARGE.
         reason = "TOO_LARGE"
-    return BioverifyClientError(code, details or "", reason)
+    return BioverifyClientError(code, details, reason)

@@ -48,6 +48,7 @@ def test_identify_face_open_set(client: BioverifyClient) -> None:
     assert hit.operating_point == "fmr_1e-3" and hit.threshold == pytest.approx(
         operating_points(client)["fmr_1e-3"]
     )
+    assert hit.expected_fpir == pytest.approx(1 - (1 - 1e-3) ** 4)
 
     # Someone never enrolled: nobody is a normal answer, not an error.
     aniston = sorted((DATA / "face_verification" / "lfw" / "Jennifer_Aniston").glob("*.jpg"))[0]
@@ -82,10 +83,12 @@ def test_identification_gets_stricter_as_the_gallery_grows(client: BioverifyClie
     scaled = identify_face(client, probe, tenant)
     assert scaled.operating_point == "fmr_1e-4"
     assert scaled.threshold == pytest.approx(operating_points(client)["fmr_1e-4"])
+    assert scaled.expected_fpir == pytest.approx(1 - (1 - 1e-4) ** 12)
     named = identify_face(
         client, probe, tenant, policy=common_pb2.Policy(operating_point="fmr_1e-2")
     )
     assert named.operating_point == "fmr_1e-2"  # the request's choice stands
+    assert named.expected_fpir == pytest.approx(1 - 0.99**12)  # and says what it costs
     for person in people[:12]:
         client.delete_subject(person.name, tenant=tenant)
 

@@ -143,3 +143,12 @@ def test_identification_point_keeps_the_fpir_within_target() -> None:
     assert identification_point(points, 50, 0.1).name == "fmr_1e-3"
     with pytest.raises(ValueError):
         identification_point([], 5, 0.01)
+
+
+def test_expected_fpir_golden() -> None:
+    from bioverify.usecases.gallery_search import expected_fpir
+
+    assert expected_fpir(1e-3, 0) == 0.0
+    assert expected_fpir(1e-3, 1) == pytest.approx(1e-3)
+    assert expected_fpir(1e-4, 1000) == pytest.approx(0.09516, abs=1e-5)  # past 1e-4's reach
+    assert expected_fpir(1e-2, 12) == pytest.approx(0.11362, abs=1e-5)

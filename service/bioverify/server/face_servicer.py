@@ -104,4 +104,5 @@ class FaceServicer(face_pb2_grpc.FaceServiceServicer):  # type: ignore[misc]
             model=out.model,
             operating_point=out.result.operating_point,
             threshold=out.result.threshold,
+            expected_fpir=out.result.expected_fpir,
         )

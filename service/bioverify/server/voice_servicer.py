@@ -107,6 +107,7 @@ class VoiceServicer(voice_pb2_grpc.VoiceServiceServicer):  # type: ignore[misc]
             model=out.model,
             operating_point=out.result.operating_point,
             threshold=out.result.threshold,
+            expected_fpir=out.result.expected_fpir,
         )
 
     def VerifyVoiceStream(

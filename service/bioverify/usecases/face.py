@@ -293,7 +293,8 @@ class FaceVerification:
         (``image`` and, when one is found, the top candidate bound to them) replaces the
         single-image check."""
         tenant = validate_tenant(tenant)
-        point = self.operating_point(policy)
+        one_to_one = self.operating_point(policy)  # binds the capture to the found subject
+        point = one_to_one
         if not policy.operating_point:
             point = search_point(
                 point, self.pack.operating_points, self.gallery, tenant, self.identify_target_fpir
@@ -317,7 +318,7 @@ class FaceVerification:
                     raise Unavailable("the face gallery is catching up with a change; retry")
             binding = CaptureBinding(
                 images=(("the identified image", sample.embedding),),
-                threshold=point.threshold,
+                threshold=one_to_one.threshold,
                 template=template.vector if template is not None else None,
             )
             live = self.live_capture.vouch_for(capture, binding, policy, tenant)

@@ -34,13 +34,23 @@ class Duplicate:
 
 @dataclass(frozen=True)
 class IdentifyResult:
+    """``expected_fpir``: the chance that someone not enrolled matches anybody in the searched
+    gallery at this operating point (see :func:`expected_fpir`)."""
+
     candidates: tuple[Candidate, ...]
     threshold: float
     operating_point: str
+    expected_fpir: float = float("nan")
 
     @property
     def found(self) -> bool:
         return bool(self.candidates) and self.candidates[0].similarity >= self.threshold
+
+
+def expected_fpir(target_fmr: float, gallery_size: int) -> float:
+    """False-positive identification rate of an open-set search of ``gallery_size`` subjects
+    at a per-comparison false-match rate ``target_fmr``: ``1 - (1 - FMR) ** N``."""
+    return 1.0 - (1.0 - target_fmr) ** max(0, gallery_size)
 
 
 def identification_point(
@@ -50,17 +60,24 @@ def identification_point(
     false-positive identification rate stays within ``target_fpir``, else the strictest.
 
     A probe of someone not enrolled is compared with every subject, so its chance of a false
-    hit is ``1 - (1 - FMR) ** N`` (about N x FMR): a threshold fit for 1:1 verification lets
-    impostors in once the gallery grows (at FMR 1e-3, about 1 in 25 unknown people matches
-    someone in a gallery of 44)."""
+    hit grows with the gallery (:func:`expected_fpir`, about N x FMR): a threshold fit for 1:1
+    verification lets impostors in once the gallery grows (at FMR 1e-3, about 1 in 25 unknown
+    people matches someone in a gallery of 44). Past the strictest point's reach (100 subjects
+    for FMR 1e-4 and a 1 % target) the target cannot be kept; the search result reports the
+    rate it does have."""
     if not points:
         raise ValueError("no operating points")
     by_strictness = sorted(points, key=lambda p: p.target_fmr, reverse=True)  # loosest first
     n = max(1, gallery_size)
     for point in by_strictness:
-        if 1.0 - (1.0 - point.target_fmr) ** n <= target_fpir * (1 + 1e-9):  # float slack
+        if expected_fpir(point.target_fmr, n) <= target_fpir * (1 + 1e-9):  # float slack
             return point
     return by_strictness[-1]
+
+
+def gallery_size(gallery: Gallery, tenant: str) -> int:
+    """How many templates ``tenant``'s gallery holds (one per subject)."""
+    return gallery.describe().get(tenant, ("", 0))[1]
 
 
 def search_point(
@@ -72,8 +89,7 @@ def search_point(
 ) -> OperatingPoint:
     """The operating point of a search that did not name one: the service default, or the
     stricter one that keeps ``tenant``'s gallery within ``target_fpir``."""
-    size = gallery.describe().get(tenant, ("", 0))[1]
-    scaled = identification_point(points, size, target_fpir)
+    scaled = identification_point(points, gallery_size(gallery, tenant), target_fpir)
     return scaled if scaled.target_fmr < default.target_fmr else default
 
 
@@ -102,7 +118,8 @@ def identify(
         if (confidence < min_confidence) if min_confidence > 0 else (similarity < point.threshold):
             continue
         candidates.append(Candidate(subject_id, similarity, confidence, len(candidates) + 1))
-    return IdentifyResult(tuple(candidates), point.threshold, point.name)
+    fpir = expected_fpir(point.target_fmr, gallery_size(gallery, tenant))
+    return IdentifyResult(tuple(candidates), point.threshold, point.name, fpir)
 
 
 def find_duplicates(

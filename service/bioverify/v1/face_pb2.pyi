@@ -210,7 +210,7 @@ class IdentifyFaceRequest(_message.Message):
     def __init__(self, image: _Optional[bytes] = ..., top_k: _Optional[int] = ..., min_confidence: _Optional[float] = ..., tenant: _Optional[str] = ..., policy: _Optional[_Union[_common_pb2.Policy, _Mapping]] = ..., live_capture: _Optional[_Union[_liveness_pb2.LiveCapture, _Mapping]] = ...) -> None: ...
 
 class IdentifyFaceResponse(_message.Message):
-    __slots__ = ("candidates", "analysis", "liveness", "decision", "reasons", "model", "operating_point", "threshold")
+    __slots__ = ("candidates", "analysis", "liveness", "decision", "reasons", "model", "operating_point", "threshold", "expected_fpir")
     CANDIDATES_FIELD_NUMBER: _ClassVar[int]
     ANALYSIS_FIELD_NUMBER: _ClassVar[int]
     LIVENESS_FIELD_NUMBER: _ClassVar[int]
@@ -219,6 +219,7 @@ class IdentifyFaceResponse(_message.Message):
     MODEL_FIELD_NUMBER: _ClassVar[int]
     OPERATING_POINT_FIELD_NUMBER: _ClassVar[int]
     THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_FPIR_FIELD_NUMBER: _ClassVar[int]
     candidates: _containers.RepeatedCompositeFieldContainer[_common_pb2.Candidate]
     analysis: FaceAnalysis
     liveness: _common_pb2.LivenessReport
@@ -227,4 +228,5 @@ class IdentifyFaceResponse(_message.Message):
     model: str
     operating_point: str
     threshold: float
-    def __init__(self, candidates: _Optional[_Iterable[_Union[_common_pb2.Candidate, _Mapping]]] = ..., analysis: _Optional[_Union[FaceAnalysis, _Mapping]] = ..., liveness: _Optional[_Union[_common_pb2.LivenessReport, _Mapping]] = ..., decision: _Optional[_Union[_common_pb2.Decision, str]] = ..., reasons: _Optional[_Iterable[_Union[_common_pb2.Reason, _Mapping]]] = ..., model: _Optional[str] = ..., operating_point: _Optional[str] = ..., threshold: _Optional[float] = ...) -> None: ...
+    expected_fpir: float
+    def __init__(self, candidates: _Optional[_Iterable[_Union[_common_pb2.Candidate, _Mapping]]] = ..., analysis: _Optional[_Union[FaceAnalysis, _Mapping]] = ..., liveness: _Optional[_Union[_common_pb2.LivenessReport, _Mapping]] = ..., decision: _Optional[_Union[_common_pb2.Decision, str]] = ..., reasons: _Optional[_Iterable[_Union[_common_pb2.Reason, _Mapping]]] = ..., model: _Optional[str] = ..., operating_point: _Optional[str] = ..., threshold: _Optional[float] = ..., expected_fpir: _Optional[float] = ...) -> None: ...

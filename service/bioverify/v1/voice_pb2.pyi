@@ -185,7 +185,7 @@ class IdentifyVoiceRequest(_message.Message):
     def __init__(self, clip: _Optional[_Union[Audio, _Mapping]] = ..., top_k: _Optional[int] = ..., min_confidence: _Optional[float] = ..., tenant: _Optional[str] = ..., policy: _Optional[_Union[_common_pb2.Policy, _Mapping]] = ...) -> None: ...
 
 class IdentifyVoiceResponse(_message.Message):
-    __slots__ = ("candidates", "quality", "liveness", "decision", "reasons", "model", "operating_point", "threshold")
+    __slots__ = ("candidates", "quality", "liveness", "decision", "reasons", "model", "operating_point", "threshold", "expected_fpir")
     CANDIDATES_FIELD_NUMBER: _ClassVar[int]
     QUALITY_FIELD_NUMBER: _ClassVar[int]
     LIVENESS_FIELD_NUMBER: _ClassVar[int]
@@ -194,6 +194,7 @@ class IdentifyVoiceResponse(_message.Message):
     MODEL_FIELD_NUMBER: _ClassVar[int]
     OPERATING_POINT_FIELD_NUMBER: _ClassVar[int]
     THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_FPIR_FIELD_NUMBER: _ClassVar[int]
     candidates: _containers.RepeatedCompositeFieldContainer[_common_pb2.Candidate]
     quality: VoiceQuality
     liveness: _common_pb2.LivenessReport
@@ -202,7 +203,8 @@ class IdentifyVoiceResponse(_message.Message):
     model: str
     operating_point: str
     threshold: float
-    def __init__(self, candidates: _Optional[_Iterable[_Union[_common_pb2.Candidate, _Mapping]]] = ..., quality: _Optional[_Union[VoiceQuality, _Mapping]] = ..., liveness: _Optional[_Union[_common_pb2.LivenessReport, _Mapping]] = ..., decision: _Optional[_Union[_common_pb2.Decision, str]] = ..., reasons: _Optional[_Iterable[_Union[_common_pb2.Reason, _Mapping]]] = ..., model: _Optional[str] = ..., operating_point: _Optional[str] = ..., threshold: _Optional[float] = ...) -> None: ...
+    expected_fpir: float
+    def __init__(self, candidates: _Optional[_Iterable[_Union[_common_pb2.Candidate, _Mapping]]] = ..., quality: _Optional[_Union[VoiceQuality, _Mapping]] = ..., liveness: _Optional[_Union[_common_pb2.LivenessReport, _Mapping]] = ..., decision: _Optional[_Union[_common_pb2.Decision, str]] = ..., reasons: _Optional[_Iterable[_Union[_common_pb2.Reason, _Mapping]]] = ..., model: _Optional[str] = ..., operating_point: _Optional[str] = ..., threshold: _Optional[float] = ..., expected_fpir: _Optional[float] = ...) -> None: ...
 
 class VoiceStreamConfig(_message.Message):
     __slots__ = ("subject_id", "tenant", "encoding", "sample_rate_hz", "channels", "channel", "policy", "interim_every_speech_seconds")
