@@ -249,3 +249,16 @@ def test_two_portraits_side_by_side_are_ambiguous(
     faces = get_detector(name).detect(pair)
     assert len(faces) == 2
     assert select_primary_face(faces, pair.shape)[1]
+
+
+def test_a_face_too_small_after_shrinking_names_both_sizes(yunet: FaceDetector) -> None:
+    """Analysed at a quarter of the size sent: the sizes are judged as analysed, and the
+    message also gives the sent photo's, so a client sees why its 80 px face was refused."""
+    tiny = cv2.resize(lfw_image("Ben_Curtis", 1), (60, 60), interpolation=cv2.INTER_AREA)
+    face = primary(yunet, tiny)
+    quality = assess_face_quality(tiny, face, thresholds=DEFAULT_THRESHOLDS, scale=0.25)
+    (issue,) = [i for i in quality.issues if i.code == FACE_TOO_SMALL]
+    assert "shrunk to 25%" in issue.message
+    assert f"{4 * quality.inter_ocular_px:.0f} and {4 * face.height:.0f} px sent" in issue.message
+    plain = assess_face_quality(tiny, face, thresholds=DEFAULT_THRESHOLDS)
+    assert "shrunk" not in next(i.message for i in plain.issues if i.code == FACE_TOO_SMALL)

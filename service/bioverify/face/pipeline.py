@@ -101,7 +101,7 @@ class FacePipeline:
             raise MultipleFaces(
                 f"{len(faces)} faces of similar size were found; send an image of one person"
             )
-        quality = assess_face_quality(image, face, thresholds=self.quality)
+        quality = assess_face_quality(image, face, thresholds=self.quality, scale=decoded.scale)
         crop = self.embedder.align(image, face)
         t3 = time.perf_counter()
         timings.update(decode=(t1 - t0) * 1e3, detect=(t2 - t1) * 1e3, align=(t3 - t2) * 1e3)

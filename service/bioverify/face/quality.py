@@ -150,9 +150,11 @@ def estimate_pose(landmarks: npt.ArrayLike) -> Pose:
 
 
 def assess_face_quality(
-    image: ImageBGR, face: DetectedFace, *, thresholds: QualityThresholds
+    image: ImageBGR, face: DetectedFace, *, thresholds: QualityThresholds, scale: float = 1.0
 ) -> FaceQuality:
-    """Measure one detected face and list every threshold it violates."""
+    """Measure one detected face and list every threshold it violates. ``scale``: the
+    image's pixels per pixel of the photo as sent (below 1 when it was shrunk); sizes are
+    judged in the analysed pixels, and a message about them names both."""
     landmarks = np.asarray(face.landmarks, dtype=np.float64).reshape(5, 2)
     inter_ocular = float(np.hypot(*(landmarks[1] - landmarks[0])))
     pose = estimate_pose(landmarks)
@@ -172,7 +174,14 @@ def assess_face_quality(
                 FACE_TOO_SMALL,
                 f"face is too small (eye distance {inter_ocular:.0f} px, height "
                 f"{face.height:.0f} px; need at least {t.min_inter_ocular_px:.0f} and "
-                f"{t.min_face_height_px:.0f} px)",
+                f"{t.min_face_height_px:.0f} px)"
+                + (
+                    f" in the photo as analysed, shrunk to {scale:.0%} of the "
+                    f"{inter_ocular / scale:.0f} and {face.height / scale:.0f} px sent: "
+                    "send a closer crop of the face"
+                    if scale < 1.0
+                    else ""
+                ),
             )
         )
     if sharpness < t.min_sharpness:
