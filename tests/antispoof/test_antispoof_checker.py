@@ -73,6 +73,24 @@ def test_spoof_evidence_is_rejected_with_reasons() -> None:
     codes = [code for code, _ in result.reasons]
     assert codes == [reason_code(AASIST_FEATURE), reason_code("f0_variation")]
     assert codes == ["VOICE_SPOOF_MODEL", "VOICE_FLAT_PROSODY"]
+    scored = [c for c in result.checks if c.name in FUSION.features]
+    assert scored and not any(c.passed for c in scored)  # both pushed towards "spoof"
+
+
+def test_checks_fail_only_when_they_are_why_a_clip_is_rejected() -> None:
+    """A live clip's scored checks all pass, even one below its typical value; a rejected
+    clip's checks that pushed towards "spoof" fail, and only those."""
+    wave = vowel(np.full(3 * SR, 120.0))  # flat prosody: f0_variation pulls towards spoof
+    live = VoiceSpoofChecker(FixedModel(10.0), FUSION).assess(wave, whole(wave))
+    assert live.live
+    by_name = {c.name: c for c in live.checks}
+    assert by_name["f0_variation"].weight < 0 and by_name["f0_variation"].passed
+    speaking = speech()
+    rejected = VoiceSpoofChecker(FixedModel(-10.0), FUSION).assess(speaking, whole(speaking))
+    assert not rejected.live
+    by_name = {c.name: c for c in rejected.checks}
+    assert not by_name[AASIST_FEATURE].passed
+    assert by_name["f0_variation"].passed == (by_name["f0_variation"].weight >= 0)
 
 
 def test_precomputed_aasist_result_is_used_and_clipped() -> None:

@@ -169,6 +169,9 @@ class VoiceSpoofChecker:
         score = fusion.probability(values)
         live = score >= threshold
         contributions = fusion.contributions(values)
+        # A component fails when the clip is rejected and it pushed towards "spoof" (the
+        # least live-looking one, if none pushed that way): it is part of why.
+        weakest = min(fusion.features, key=lambda f: contributions[f])
         checks: list[Check] = []
         for name in fusion.features:
             c = contributions[name]
@@ -182,7 +185,8 @@ class VoiceSpoofChecker:
                 detail, own, available = sig.detail, sigmoid(c), sig.available
             if not available:
                 detail = f"not measured: {detail}"
-            checks.append(Check(name=name, score=own, weight=c, passed=c >= 0.0, detail=detail))
+            blamed = not live and (c < 0.0 or (name == weakest and contributions[name] >= 0.0))
+            checks.append(Check(name=name, score=own, weight=c, passed=not blamed, detail=detail))
         detail = bandwidth.detail
         if bandwidth.narrowband and fusion is self.fusion:
             detail += "; no telephone-band model in the pack, so the wideband one is used"

@@ -181,18 +181,31 @@ class FaceLivenessChecker:
         pose = motion[face_signals.MOTION_POSE_RANGE]
         moved = change.value >= policy.min_frame_change
         articulated = nonrigid.value >= policy.min_nonrigid or pose.value >= policy.min_pose_range
+        # Non-rigid motion and pose range are alternatives: each passes when either is met.
         motion_checks = tuple(
             Check(
                 name=name,
                 score=ramp_score(signal.value, needed),
                 weight=0.0,
-                passed=signal.value >= needed,
+                passed=met,
                 detail=f"{signal.explanation} (need {needed:g}{alternative})",
             )
-            for name, signal, needed, alternative in (
-                (face_signals.MOTION_FRAME_CHANGE, change, policy.min_frame_change, ""),
-                (face_signals.MOTION_NONRIGID, nonrigid, policy.min_nonrigid, ", or pose range"),
-                (face_signals.MOTION_POSE_RANGE, pose, policy.min_pose_range, ", or non-rigid"),
+            for name, signal, needed, alternative, met in (
+                (face_signals.MOTION_FRAME_CHANGE, change, policy.min_frame_change, "", moved),
+                (
+                    face_signals.MOTION_NONRIGID,
+                    nonrigid,
+                    policy.min_nonrigid,
+                    ", or pose range",
+                    articulated,
+                ),
+                (
+                    face_signals.MOTION_POSE_RANGE,
+                    pose,
+                    policy.min_pose_range,
+                    ", or non-rigid",
+                    articulated,
+                ),
             )
         )
         checks = assessment.checks + motion_checks
