@@ -46,7 +46,12 @@ import soundfile as sf
 
 from bioverify import metrics
 from bioverify.client import BioverifyClient, BioverifyClientError
-from bioverify.packs import builtin_manifest_data, fitting_digest, fitting_digests
+from bioverify.packs import (
+    builtin_manifest_data,
+    fitting_digest,
+    fitting_digests,
+    fitting_samples_digest,
+)
 from bioverify.v1 import liveness_pb2
 from bioverify_admin.datasets import BONAFIDE, FACE_ATTACK_CLASSES, PadSample
 from bioverify_admin.eval_voice import clip_from_bytes
@@ -119,13 +124,14 @@ def fitting_overlap(samples: Sequence[PadSample], fitted: frozenset[str] | None)
 
 
 def served_pack_fitting(client: BioverifyClient, role: str) -> tuple[str, frozenset[str] | None]:
-    """(pack id, fitting digests) of the ``role`` pack the service runs, from the manifest of
-    that pack id and version shipped with this tool; digests None when unknown."""
+    """(pack id, fitting digests) of the ``role`` pack the service runs, when it was fitted on
+    the samples the manifest shipped with this tool names; digests None when unknown (another
+    pack, or one refitted on other data under the same id)."""
     served = next((m for m in client.service_info().models if m.role == role), None)
     if served is None:
         return "", None
     shipped = builtin_manifest_data(served.pack)
-    if shipped is None or str(shipped.get("version", "1")) != served.version:
+    if shipped is None or fitting_samples_digest(shipped) != served.fitting_samples_sha256:
         return served.pack, None
     return served.pack, fitting_digests(shipped)
 

@@ -56,6 +56,15 @@ def fitting_digests(raw: Mapping[str, Any]) -> frozenset[str] | None:
     return frozenset(str(d) for d in block.get("digests", ()))
 
 
+def fitting_samples_digest(raw: Mapping[str, Any]) -> str:
+    """SHA-256 of a manifest's ``fitting_samples`` block as canonical JSON; "" without one."""
+    block = raw.get("fitting_samples")
+    if block is None:
+        return ""
+    canonical = json.dumps(block, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha256(canonical.encode("ascii")).hexdigest()
+
+
 def builtin_manifest_data(pack_id: str) -> dict[str, Any] | None:
     """The raw built-in manifest of ``pack_id`` shipped with this installation, if any."""
     entry = resources.files("bioverify") / "packs" / f"{pack_id}.json"

@@ -13,6 +13,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from PIL import Image
 
 from bioverify.client import BioverifyClient, BioverifyClientError
+from bioverify.packs import builtin_manifest_data, fitting_samples_digest
 from bioverify.v1 import (
     common_pb2,
     face_pb2,
@@ -77,6 +78,9 @@ def test_service_info_describes_models(client: BioverifyClient) -> None:
     (liveness,) = [m for m in info.models if m.role == "face-liveness"]
     assert liveness.pack == "face-liveness" and liveness.modality == common_pb2.FACE
     assert liveness.files and not liveness.operating_points
+    shipped = builtin_manifest_data("face-liveness")
+    assert shipped is not None  # and the service says it runs the fusion fitted as shipped
+    assert liveness.fitting_samples_sha256 == fitting_samples_digest(shipped)
     assert info.runtime_versions["onnxruntime"]
     assert info.limits.max_image_bytes > 0
 

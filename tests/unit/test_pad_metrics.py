@@ -161,3 +161,15 @@ def test_shipped_liveness_packs_name_what_they_were_fitted_on() -> None:
         assert digests is not None and len(digests) > 100
         assert all(len(d) == 16 for d in digests)
     assert builtin_manifest_data("no-such-pack") is None
+
+
+def test_fitting_samples_digest_tells_refits_apart() -> None:
+    from bioverify.packs import fitting_samples_block, fitting_samples_digest
+
+    shipped = {"id": "p", "fitting_samples": fitting_samples_block([b"a", b"b"], "x.tsv")}
+    built = {**shipped, "build": {"parity_max_abs_diff": 1e-6}}  # same fit, other manifest
+    refit = {**shipped, "fitting_samples": fitting_samples_block([b"a", b"c"], "x.tsv")}
+    assert len(fitting_samples_digest(shipped)) == 64
+    assert fitting_samples_digest(built) == fitting_samples_digest(shipped)
+    assert fitting_samples_digest(refit) != fitting_samples_digest(shipped)
+    assert fitting_samples_digest({"id": "p"}) == ""

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 
 from bioverify.face.pipeline import FaceFinding
 from bioverify.liveness.ports import LivenessAssessment
-from bioverify.packs import PackManifest
+from bioverify.packs import PackManifest, fitting_samples_digest
 from bioverify.scoring import MatchResult
 from bioverify.store.ports import SubjectRecord, Template, TemplateSummary
 from bioverify.usecases.common import Issue, RequestPolicy
@@ -175,6 +175,7 @@ def pack_to_proto(pack: PackManifest, role: str, active_point: str) -> info_pb2.
             for p in pack.operating_points
         ],
         embedding_dim=pack.embedding_dim,
+        fitting_samples_sha256=fitting_samples_digest(pack.raw),
     )
     if pack.calibration is not None:
         c = pack.calibration

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from bioverify.v1 import common_pb2 as bioverify_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17\x62ioverify/v1/info.proto\x12\x0c\x62ioverify.v1\x1a\x19\x62ioverify/v1/common.proto\"\x17\n\x15GetServiceInfoRequest\"=\n\tModelFile\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x0e\n\x06sha256\x18\x02 \x01(\t\x12\x12\n\nsize_bytes\x18\x03 \x01(\x03\"Y\n\x0eOperatingPoint\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x12\n\ntarget_fmr\x18\x02 \x01(\x01\x12\x11\n\tthreshold\x18\x03 \x01(\x01\x12\x12\n\nis_default\x18\x04 \x01(\x08\"y\n\x0b\x43\x61libration\x12\x0e\n\x06method\x18\x01 \x01(\t\x12\r\n\x05slope\x18\x02 \x01(\x01\x12\x11\n\tintercept\x18\x03 \x01(\x01\x12\x11\n\tfitted_on\x18\x04 \x01(\t\x12\x11\n\tn_genuine\x18\x05 \x01(\x03\x12\x12\n\nn_impostor\x18\x06 \x01(\x03\"\xaf\x02\n\tModelInfo\x12\x0c\n\x04pack\x18\x01 \x01(\t\x12(\n\x08modality\x18\x02 \x01(\x0e\x32\x16.bioverify.v1.Modality\x12\x0c\n\x04role\x18\x03 \x01(\t\x12\x0f\n\x07version\x18\x04 \x01(\t\x12\x0f\n\x07licence\x18\x05 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x06 \x01(\t\x12&\n\x05\x66iles\x18\x07 \x03(\x0b\x32\x17.bioverify.v1.ModelFile\x12\x36\n\x10operating_points\x18\x08 \x03(\x0b\x32\x1c.bioverify.v1.OperatingPoint\x12.\n\x0b\x63\x61libration\x18\t \x01(\x0b\x32\x19.bioverify.v1.Calibration\x12\x15\n\rembedding_dim\x18\n \x01(\x05\"\xc7\x01\n\x06Limits\x12\x19\n\x11max_message_bytes\x18\x01 \x01(\x03\x12\x17\n\x0fmax_image_bytes\x18\x02 \x01(\x03\x12\x18\n\x10max_image_pixels\x18\x03 \x01(\x03\x12!\n\x19max_images_per_enrollment\x18\x04 \x01(\x05\x12\x17\n\x0fmax_audio_bytes\x18\x05 \x01(\x03\x12\x19\n\x11max_audio_seconds\x18\x06 \x01(\x01\x12\x18\n\x10max_call_seconds\x18\x07 \x01(\x01\"\x9b\x02\n\x0bServiceInfo\x12\x17\n\x0fservice_version\x18\x01 \x01(\t\x12\x13\n\x0b\x61pi_version\x18\x02 \x01(\t\x12\'\n\x06models\x18\x03 \x03(\x0b\x32\x17.bioverify.v1.ModelInfo\x12$\n\x06limits\x18\x04 \x01(\x0b\x32\x14.bioverify.v1.Limits\x12\r\n\x05store\x18\x05 \x01(\t\x12H\n\x10runtime_versions\x18\x06 \x03(\x0b\x32..bioverify.v1.ServiceInfo.RuntimeVersionsEntry\x1a\x36\n\x14RuntimeVersionsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x32_\n\x0bInfoService\x12P\n\x0eGetServiceInfo\x12#.bioverify.v1.GetServiceInfoRequest\x1a\x19.bioverify.v1.ServiceInfob\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17\x62ioverify/v1/info.proto\x12\x0c\x62ioverify.v1\x1a\x19\x62ioverify/v1/common.proto\"\x17\n\x15GetServiceInfoRequest\"=\n\tModelFile\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x0e\n\x06sha256\x18\x02 \x01(\t\x12\x12\n\nsize_bytes\x18\x03 \x01(\x03\"Y\n\x0eOperatingPoint\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x12\n\ntarget_fmr\x18\x02 \x01(\x01\x12\x11\n\tthreshold\x18\x03 \x01(\x01\x12\x12\n\nis_default\x18\x04 \x01(\x08\"y\n\x0b\x43\x61libration\x12\x0e\n\x06method\x18\x01 \x01(\t\x12\r\n\x05slope\x18\x02 \x01(\x01\x12\x11\n\tintercept\x18\x03 \x01(\x01\x12\x11\n\tfitted_on\x18\x04 \x01(\t\x12\x11\n\tn_genuine\x18\x05 \x01(\x03\x12\x12\n\nn_impostor\x18\x06 \x01(\x03\"\xcf\x02\n\tModelInfo\x12\x0c\n\x04pack\x18\x01 \x01(\t\x12(\n\x08modality\x18\x02 \x01(\x0e\x32\x16.bioverify.v1.Modality\x12\x0c\n\x04role\x18\x03 \x01(\t\x12\x0f\n\x07version\x18\x04 \x01(\t\x12\x0f\n\x07licence\x18\x05 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x06 \x01(\t\x12&\n\x05\x66iles\x18\x07 \x03(\x0b\x32\x17.bioverify.v1.ModelFile\x12\x36\n\x10operating_points\x18\x08 \x03(\x0b\x32\x1c.bioverify.v1.OperatingPoint\x12.\n\x0b\x63\x61libration\x18\t \x01(\x0b\x32\x19.bioverify.v1.Calibration\x12\x15\n\rembedding_dim\x18\n \x01(\x05\x12\x1e\n\x16\x66itting_samples_sha256\x18\x0b \x01(\t\"\xc7\x01\n\x06Limits\x12\x19\n\x11max_message_bytes\x18\x01 \x01(\x03\x12\x17\n\x0fmax_image_bytes\x18\x02 \x01(\x03\x12\x18\n\x10max_image_pixels\x18\x03 \x01(\x03\x12!\n\x19max_images_per_enrollment\x18\x04 \x01(\x05\x12\x17\n\x0fmax_audio_bytes\x18\x05 \x01(\x03\x12\x19\n\x11max_audio_seconds\x18\x06 \x01(\x01\x12\x18\n\x10max_call_seconds\x18\x07 \x01(\x01\"\x9b\x02\n\x0bServiceInfo\x12\x17\n\x0fservice_version\x18\x01 \x01(\t\x12\x13\n\x0b\x61pi_version\x18\x02 \x01(\t\x12\'\n\x06models\x18\x03 \x03(\x0b\x32\x17.bioverify.v1.ModelInfo\x12$\n\x06limits\x18\x04 \x01(\x0b\x32\x14.bioverify.v1.Limits\x12\r\n\x05store\x18\x05 \x01(\t\x12H\n\x10runtime_versions\x18\x06 \x03(\x0b\x32..bioverify.v1.ServiceInfo.RuntimeVersionsEntry\x1a\x36\n\x14RuntimeVersionsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x32_\n\x0bInfoService\x12P\n\x0eGetServiceInfo\x12#.bioverify.v1.GetServiceInfoRequest\x1a\x19.bioverify.v1.ServiceInfob\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -43,13 +43,13 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CALIBRATION']._serialized_start=247
   _globals['_CALIBRATION']._serialized_end=368
   _globals['_MODELINFO']._serialized_start=371
-  _globals['_MODELINFO']._serialized_end=674
-  _globals['_LIMITS']._serialized_start=677
-  _globals['_LIMITS']._serialized_end=876
-  _globals['_SERVICEINFO']._serialized_start=879
-  _globals['_SERVICEINFO']._serialized_end=1162
-  _globals['_SERVICEINFO_RUNTIMEVERSIONSENTRY']._serialized_start=1108
-  _globals['_SERVICEINFO_RUNTIMEVERSIONSENTRY']._serialized_end=1162
-  _globals['_INFOSERVICE']._serialized_start=1164
-  _globals['_INFOSERVICE']._serialized_end=1259
+  _globals['_MODELINFO']._serialized_end=706
+  _globals['_LIMITS']._serialized_start=709
+  _globals['_LIMITS']._serialized_end=908
+  _globals['_SERVICEINFO']._serialized_start=911
+  _globals['_SERVICEINFO']._serialized_end=1194
+  _globals['_SERVICEINFO_RUNTIMEVERSIONSENTRY']._serialized_start=1140
+  _globals['_SERVICEINFO_RUNTIMEVERSIONSENTRY']._serialized_end=1194
+  _globals['_INFOSERVICE']._serialized_start=1196
+  _globals['_INFOSERVICE']._serialized_end=1291
 # @@protoc_insertion_point(module_scope)

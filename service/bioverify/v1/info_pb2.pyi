@@ -50,7 +50,7 @@ class Calibration(_message.Message):
     def __init__(self, method: _Optional[str] = ..., slope: _Optional[float] = ..., intercept: _Optional[float] = ..., fitted_on: _Optional[str] = ..., n_genuine: _Optional[int] = ..., n_impostor: _Optional[int] = ...) -> None: ...
 
 class ModelInfo(_message.Message):
-    __slots__ = ("pack", "modality", "role", "version", "licence", "description", "files", "operating_points", "calibration", "embedding_dim")
+    __slots__ = ("pack", "modality", "role", "version", "licence", "description", "files", "operating_points", "calibration", "embedding_dim", "fitting_samples_sha256")
     PACK_FIELD_NUMBER: _ClassVar[int]
     MODALITY_FIELD_NUMBER: _ClassVar[int]
     ROLE_FIELD_NUMBER: _ClassVar[int]
@@ -61,6 +61,7 @@ class ModelInfo(_message.Message):
     OPERATING_POINTS_FIELD_NUMBER: _ClassVar[int]
     CALIBRATION_FIELD_NUMBER: _ClassVar[int]
     EMBEDDING_DIM_FIELD_NUMBER: _ClassVar[int]
+    FITTING_SAMPLES_SHA256_FIELD_NUMBER: _ClassVar[int]
     pack: str
     modality: _common_pb2.Modality
     role: str
@@ -71,7 +72,8 @@ class ModelInfo(_message.Message):
     operating_points: _containers.RepeatedCompositeFieldContainer[OperatingPoint]
     calibration: Calibration
     embedding_dim: int
-    def __init__(self, pack: _Optional[str] = ..., modality: _Optional[_Union[_common_pb2.Modality, str]] = ..., role: _Optional[str] = ..., version: _Optional[str] = ..., licence: _Optional[str] = ..., description: _Optional[str] = ..., files: _Optional[_Iterable[_Union[ModelFile, _Mapping]]] = ..., operating_points: _Optional[_Iterable[_Union[OperatingPoint, _Mapping]]] = ..., calibration: _Optional[_Union[Calibration, _Mapping]] = ..., embedding_dim: _Optional[int] = ...) -> None: ...
+    fitting_samples_sha256: str
+    def __init__(self, pack: _Optional[str] = ..., modality: _Optional[_Union[_common_pb2.Modality, str]] = ..., role: _Optional[str] = ..., version: _Optional[str] = ..., licence: _Optional[str] = ..., description: _Optional[str] = ..., files: _Optional[_Iterable[_Union[ModelFile, _Mapping]]] = ..., operating_points: _Optional[_Iterable[_Union[OperatingPoint, _Mapping]]] = ..., calibration: _Optional[_Union[Calibration, _Mapping]] = ..., embedding_dim: _Optional[int] = ..., fitting_samples_sha256: _Optional[str] = ...) -> None: ...
 
 class Limits(_message.Message):
     __slots__ = ("max_message_bytes", "max_image_bytes", "max_image_pixels", "max_images_per_enrollment", "max_audio_bytes", "max_audio_seconds", "max_call_seconds")
