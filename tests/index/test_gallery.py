@@ -474,6 +474,38 @@ def test_a_replicas_own_deletion_removes_its_snapshot_before_returning(
     assert files_holding(tmp_path, bob) == []
 
 
+def test_a_deletion_and_re_enrolment_caught_up_together_remove_the_snapshot(
+    store: SqliteTemplateStore, tmp_path: Path
+) -> None:
+    """A replica down while a subject was deleted and enrolled again applies both in one
+    batch at restart: the net change is an upsert, but the snapshot held the erased vector."""
+    people = People(16)
+    for name in ("ann", "bob"):
+        enroll(store, people, "t", name)
+    gallery = Gallery("face", "m1", DIM)
+    assert gallery.restore(store, tmp_path / "snap") == "rebuild"
+    gallery.save(tmp_path / "snap")  # graceful shutdown
+    old_bob = store.get_template("t", "bob", "face").vector
+    assert files_holding(tmp_path / "snap", old_bob)
+    store.delete_subject("t", "bob")  # served by another replica while this one is down
+    enroll(store, people, "t", "bob")  # new samples
+    restarted = Gallery("face", "m1", DIM)
+    assert restarted.restore(store, tmp_path / "snap") == "snapshot"
+    assert files_holding(tmp_path, old_bob) == []
+    new_bob = store.get_template("t", "bob", "face").vector
+    assert restarted.search("t", new_bob, 1)[0][0] == "bob"
+    # A subject the gallery did not hold (enrolled, deleted and enrolled again while down)
+    # was in no snapshot: the snapshot stays.
+    restarted.save(tmp_path / "snap")
+    enroll(store, people, "t", "cat")
+    store.delete_subject("t", "cat")
+    enroll(store, people, "t", "cat")
+    again = Gallery("face", "m1", DIM)
+    assert again.restore(store, tmp_path / "snap") == "snapshot"
+    assert (tmp_path / "snap" / "CURRENT").exists()
+    assert subjects(again, "t", people) == {"ann", "bob", "cat"}
+
+
 def test_a_snapshot_that_cannot_be_removed_is_retried(
     store: SqliteTemplateStore,
     tmp_path: Path,

@@ -32,9 +32,10 @@ applying the rest.
 A snapshot must not outlive a deletion: it holds the vectors of every subject it was taken
 of. So the gallery remembers the directories it saved a snapshot to or loaded one from (and
 the one ``restore`` was given), and removes the snapshots there whenever it drops a subject it
-held (deleted, or its template gone or now made by another model) or rebuilds (a rebuild may
-drop anyone), before the change that dropped it returns: on the request thread for a replica's
-own ``DeleteSubject`` (which catches up), on the follower's for other replicas' deletions. The
+held (deleted, even when enrolled again in the same run of changes; or its template gone or
+now made by another model) or rebuilds (a rebuild may drop anyone), before the change that
+dropped it returns: on the request thread for a replica's own ``DeleteSubject`` (which catches
+up), on the follower's for other replicas' deletions. The
 next ``save`` (at shutdown) writes the contents of then; until then a crash costs a rebuild.
 A removal that fails is logged and tried again by every ``maintain()``.
 """
@@ -50,7 +51,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -134,10 +135,13 @@ class _Partition:
 
 @dataclass
 class _Batch:
-    """Net effect of a run of changes on one tenant: subjects to drop, vectors to (re)place."""
+    """Net effect of a run of changes on one tenant: subjects to drop, vectors to (re)place,
+    and the subjects deleted in the run (even if enrolled again after: a snapshot holding
+    their old vector must go)."""
 
     drop: set[str]
     put: dict[str, npt.NDArray[np.float32]]
+    deleted: set[str] = field(default_factory=set)
 
 
 class Gallery:
@@ -500,14 +504,20 @@ class Gallery:
         return index
 
     def _net_effect(self, store: TemplateStore, changes: Sequence[Change]) -> dict[str, _Batch]:
-        """Collapse changes to the last op per subject and read the templates upserted."""
+        """Collapse changes to the last op per subject and read the templates upserted; the
+        subjects deleted on the way are remembered."""
         last: dict[tuple[str, str], str] = {}
+        deleted: set[tuple[str, str]] = set()
         for c in changes:
             if c.modality == self.modality:
                 last[(c.tenant, c.subject_id)] = c.op
+                if c.op == "delete":
+                    deleted.add((c.tenant, c.subject_id))
         batches: dict[str, _Batch] = {}
         for (tenant, subject_id), op in last.items():
             batch = batches.setdefault(tenant, _Batch(set(), {}))
+            if (tenant, subject_id) in deleted:
+                batch.deleted.add(subject_id)
             if op == "upsert":
                 try:
                     template = store.get_template(tenant, subject_id, self.modality)
@@ -526,13 +536,13 @@ class Gallery:
 
     def _mutate(self, tenant: str, batch: _Batch) -> bool:
         """Apply one tenant's batch in place (caller holds the write lock); returns whether a
-        subject the partition held was dropped."""
+        subject the partition held was dropped (or deleted, even if enrolled again since)."""
         part = self._parts.get(tenant)
         if part is None:
             if not batch.put:
                 return False
             part = self._parts[tenant] = _Partition(ExactIndex(self.dim), {}, {})
-        dropped = any(s in part.ids for s in batch.drop)
+        dropped = any(s in part.ids for s in batch.drop | batch.deleted)
         stale = [part.ids[s] for s in (batch.drop | batch.put.keys()) if s in part.ids]
         if stale:
             part.index.remove(np.asarray(stale, dtype=np.int64))
