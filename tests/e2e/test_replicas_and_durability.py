@@ -16,6 +16,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from bioverify.client import BioverifyClient, BioverifyClientError
 from bioverify.store.redis_store import RedisTemplateStore
+from bioverify.store.sqlite_store import SqliteTemplateStore
 from bioverify.usecases.common import DEFAULT_TENANT
 from bioverify.v1 import face_pb2
 from tests.conftest import lfw
@@ -148,6 +149,44 @@ def test_acknowledged_enrollment_survives_a_service_crash(tmp_path: Path) -> Non
             client.wait_until_serving()
             assert top_subject(client, RICE) == "rice"
         assert "face gallery ready from snapshot" in service.log()
+    finally:
+        service.stop()
+
+
+def test_snapshots_this_run_will_not_use_are_removed_at_startup(tmp_path: Path) -> None:
+    """Snapshots switched off, or a modality no longer served: no gallery would ever remove
+    those snapshots when a subject they hold is deleted, so the start removes them."""
+    data = tmp_path / "data"
+    service = ServiceProcess(tmp_path / "svc", data).start()
+    with BioverifyClient(service.target) as client:
+        client.wait_until_serving()
+        client.enroll_face("federer", FEDERER[:2])
+    assert service.stop() == 0  # graceful: a snapshot per gallery
+    store = SqliteTemplateStore(data / "bioverify.sqlite3")
+    try:
+        federer = store.get_template(DEFAULT_TENANT, "federer", "face").vector
+    finally:
+        store.close()
+    index = data / "index"
+    assert files_holding(index / "face", federer)
+    voice = index / "voice"  # as a run with a voice pack leaves it (none may be installed)
+    (voice / "snapshot-000000000001-00000000").mkdir(parents=True, exist_ok=True)
+    (voice / "CURRENT").write_text("snapshot-000000000001-00000000")
+    service = ServiceProcess(
+        tmp_path / "svc", data, gallery_snapshots="false", voice_pack="none"
+    ).start()
+    try:
+        with BioverifyClient(service.target) as client:
+            client.wait_until_serving()
+            assert sorted(p.relative_to(index) for p in index.rglob("*")) == [
+                Path("face"),
+                Path("voice"),
+            ]
+            client.delete_subject("federer")
+        assert service.stop() == 0
+        assert files_holding(data, federer) == []
+        for modality in ("face", "voice"):
+            assert f"gallery snapshot in {index / modality} removed" in service.log()
     finally:
         service.stop()
 

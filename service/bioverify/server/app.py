@@ -26,7 +26,7 @@ from bioverify.face.pipeline import FacePipeline, ImageLimits
 from bioverify.face.ports import DetectedFace
 from bioverify.face.quality import DEFAULT_THRESHOLDS, QualityThresholds
 from bioverify.face.registry import build_detector, build_embedder
-from bioverify.index.gallery import Gallery, GalleryFollower
+from bioverify.index.gallery import Gallery, GalleryFollower, remove_snapshots
 from bioverify.liveness.av_sync import AvSyncChecker
 from bioverify.liveness.challenge import ALL_ACTIONS, POSE_ACTIONS, ChallengeIssuer
 from bioverify.liveness.face_checker import FaceLivenessChecker
@@ -311,6 +311,7 @@ class Application:
 
     def start(self) -> None:
         self.server.start()
+        self._remove_unused_snapshots()
         for gallery in self.galleries:
             how = gallery.restore(self.store, self._snapshot_dir(gallery))
             logger.info(
@@ -395,7 +396,33 @@ class Application:
     def _snapshot_dir(self, gallery: Gallery) -> Path | None:
         if not self.settings.gallery_snapshots:
             return None
-        return self.settings.data_dir / "index" / gallery.modality
+        return self._snapshot_root() / gallery.modality
+
+    def _snapshot_root(self) -> Path:
+        return self.settings.data_dir / "index"
+
+    def _remove_unused_snapshots(self) -> None:
+        """Remove the snapshots under ``DATA_DIR/index/`` that no gallery of this run restores
+        or saves (snapshots switched off, a modality no longer served): no gallery would remove
+        them when a subject they hold is deleted. One that cannot be removed is logged and tried
+        again at the next start."""
+        root = self._snapshot_root()
+        if not root.is_dir():
+            return
+        used = {self._snapshot_dir(g) for g in self.galleries}
+        for directory in sorted(p for p in root.iterdir() if p.is_dir() and p not in used):
+            try:
+                removed = remove_snapshots(directory)
+            except OSError as exc:
+                logger.error(
+                    "could not remove the unused gallery snapshot in %s, which may hold deleted "
+                    "subjects (%s)",
+                    directory,
+                    exc,
+                )
+                continue
+            if removed:
+                logger.info("gallery snapshot in %s removed (not used by this run)", directory)
 
     def wait(self) -> None:
         self.server.wait_for_termination()
