@@ -3,6 +3,7 @@ Redis; acknowledged enrollments must survive and replicas must agree within a se
 
 from __future__ import annotations
 
+import hashlib
 import stat
 import time
 from collections.abc import Callable, Iterator
@@ -15,16 +16,18 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from bioverify.client import BioverifyClient, BioverifyClientError
+from bioverify.store.ports import TemplateWrite
 from bioverify.store.redis_store import RedisTemplateStore
 from bioverify.store.sqlite_store import SqliteTemplateStore
 from bioverify.usecases.common import DEFAULT_TENANT
 from bioverify.v1 import face_pb2
-from tests.conftest import lfw
+from tests.conftest import DATA, custom_service, lfw
 from tests.redis_server import RedisServer
 from tests.service_process import ServiceProcess
 
 FEDERER = [lfw("Roger_Federer", n).read_bytes() for n in (8, 9, 13)]
 RICE = lfw("Condoleezza_Rice", 1).read_bytes()
+LIBRI = sorted((DATA / "speaker" / "audio" / "libri_2033").glob("*.flac"))
 
 
 def top_subject(client: BioverifyClient, image: bytes) -> str | None:
@@ -151,6 +154,52 @@ def test_acknowledged_enrollment_survives_a_service_crash(tmp_path: Path) -> Non
         assert "face gallery ready from snapshot" in service.log()
     finally:
         service.stop()
+
+
+def test_samples_enrolled_before_keyed_ids_are_known_when_sent_again(
+    tmp_path: Path, models_dir: Path
+) -> None:
+    """Templates written before sample ids were keyed hold plain SHA-256 ids: re-sending
+    those samples (``enroll --force``, a client retry) leaves the subject unchanged."""
+    data = tmp_path / "data"
+    clips = [p.read_bytes() for p in LIBRI[:3]]
+    with custom_service(data, models_dir) as client:
+        client.enroll_face("federer", FEDERER[:2])
+        client.enroll_voice("cfo", [client.audio(c) for c in clips])
+    store = SqliteTemplateStore(data / "bioverify.sqlite3")
+    try:
+        before = {}
+        for subject, modality, sent in (("federer", "face", FEDERER[:2]), ("cfo", "voice", clips)):
+            t = store.get_template(DEFAULT_TENANT, subject, modality)
+            plain = [hashlib.sha256(b).hexdigest() for b in sent]
+            legacy = TemplateWrite(  # as the version before keyed ids wrote it
+                tenant=DEFAULT_TENANT,
+                subject_id=subject,
+                modality=modality,
+                model=t.model,
+                new_samples=t.samples,
+                replace=True,
+                extra=t.extra,
+                sample_ids=plain,
+            )
+            before[modality] = store.save(legacy)
+    finally:
+        store.close()
+    with custom_service(data, models_dir) as client:
+        face = client.enroll_face("federer", FEDERER[:2])
+        assert face.accepted_count == 2 and face.template.sample_count == 2
+        for _ in range(2):  # ids now keyed: known too, and no speech is counted twice
+            voice = client.enroll_voice("cfo", [client.audio(c) for c in clips])
+            assert voice.accepted_count == 3 and voice.template.sample_count == 3
+    store = SqliteTemplateStore(data / "bioverify.sqlite3")
+    try:
+        for subject, modality in (("federer", "face"), ("cfo", "voice")):
+            after = store.get_template(DEFAULT_TENANT, subject, modality)
+            old = before[modality]
+            assert after.sample_count == old.sample_count and after.extra == old.extra
+            assert not set(after.sample_ids) & set(old.sample_ids)  # keyed now
+    finally:
+        store.close()
 
 
 def test_snapshots_this_run_will_not_use_are_removed_at_startup(tmp_path: Path) -> None:

@@ -364,6 +364,38 @@ def test_sample_ids_make_saves_idempotent(store: TemplateStore) -> None:
     assert replaced.sample_count == 1 and replaced.sample_ids == ("ha",)
 
 
+def test_samples_stored_under_legacy_ids_are_known(store: TemplateStore) -> None:
+    """A template written before keyed ids holds plain hashes: a write naming a sample's plain
+    hash as its legacy id does not add it again (nor its extra) and keys its id."""
+    rng = np.random.default_rng(13)
+    a, b, c = unit(rng, 3)
+    save(store, "old", np.stack([a, b]), extra={"speech_s": 5.0}, sample_ids=["pa", "pb"])
+
+    def resend(samples: np.ndarray, ids: list[str], legacy: list[str]) -> Template:
+        return store.save(
+            TemplateWrite(
+                "t",
+                "old",
+                "face",
+                "m",
+                samples,
+                sample_ids=ids,
+                legacy_sample_ids=legacy,
+                sample_extra=[{"speech_s": 2.0 + i} for i in range(len(ids))],
+            )
+        )
+
+    again = resend(np.stack([a, b, c]), ["ka", "kb", "kc"], ["pa", "pb", "pc"])
+    assert again.sample_count == 3 and again.sample_ids == ("ka", "kb", "kc")
+    assert dict(again.extra) == {"speech_s": 5.0 + 4.0}  # only c's
+    got = store.get_template("t", "old", "face")
+    assert got.sample_ids == ("ka", "kb", "kc") and dict(got.extra) == {"speech_s": 9.0}
+    np.testing.assert_allclose(got.samples, np.stack([a, b, c]))
+    twice = resend(np.stack([a, a]), ["ka", "ka"], ["pa", "pa"])  # keyed ids known as before
+    assert twice.sample_count == 3 and twice.sample_ids == ("ka", "kb", "kc")
+    assert dict(twice.extra) == {"speech_s": 9.0}
+
+
 def test_save_many_is_save_in_order(store: TemplateStore) -> None:
     rng = np.random.default_rng(12)
     a, b, c, d = unit(rng, 4)

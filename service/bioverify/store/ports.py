@@ -81,6 +81,12 @@ class TemplateWrite:
     extra: Mapping[str, float] | None = None
     sample_ids: Sequence[str] = ()
     expected: ExpectedTemplate | None = None  # None: write whatever is stored
+    # Per new sample: the id versions before keyed ids gave it (a plain SHA-256), so that a
+    # sample stored under it is known too. Compared only, never stored (see merge_samples).
+    legacy_sample_ids: Sequence[str] = ()
+    # Per new sample: values added to ``extra`` only if that sample is added (a sample the
+    # template already holds adds nothing), e.g. each clip's net speech seconds.
+    sample_extra: Sequence[Mapping[str, float]] = ()
 
 
 @dataclass(frozen=True)
@@ -220,27 +226,37 @@ def merge_samples(
     old_ids: Sequence[str],
     new_samples: npt.NDArray[np.float32],
     new_ids: Sequence[str],
-) -> tuple[npt.NDArray[np.float32], tuple[str, ...], int]:
+    legacy_ids: Sequence[str] = (),
+) -> tuple[npt.NDArray[np.float32], tuple[str, ...], list[int]]:
     """Old samples plus the new ones whose id is not already there (ids may be empty, then
-    every new sample counts as new). Returns (samples, ids, number added)."""
+    every new sample counts as new). A new sample whose legacy id (``legacy_ids``, one per new
+    sample, may be empty) is among the old ids is there too: that old id becomes its id, so
+    the plain hash is not kept. Returns (samples, ids, rows of ``new_samples`` added)."""
     new = np.ascontiguousarray(np.atleast_2d(new_samples), dtype=np.float32)
     ids = list(new_ids) if new_ids else [""] * new.shape[0]
-    if len(ids) != new.shape[0]:
-        raise ValueError("one sample id per new sample")
+    legacy = list(legacy_ids) if legacy_ids else [""] * new.shape[0]
+    if len(ids) != new.shape[0] or len(legacy) != new.shape[0]:
+        raise ValueError("one sample id (and legacy id) per new sample")
     known = {i for i in old_ids if i}
+    upgraded: dict[str, str] = {}  # legacy id held -> the sample's id
     keep = []
     for row, sample_id in enumerate(ids):
         if sample_id and sample_id in known:
             continue
+        if sample_id and legacy[row] and legacy[row] in known:
+            upgraded[legacy[row]] = sample_id
+            known.add(sample_id)
+            continue
         known.add(sample_id)
         keep.append(row)
     added = new[keep]
+    kept_ids = tuple(upgraded.get(i, i) for i in old_ids)
     if old_samples is None or old_samples.size == 0:
-        return added, tuple(ids[r] for r in keep), len(keep)
+        return added, tuple(ids[r] for r in keep), keep
     return (
         np.concatenate([old_samples, added], axis=0),
-        (*old_ids, *(ids[r] for r in keep)),
-        len(keep),
+        (*kept_ids, *(ids[r] for r in keep)),
+        keep,
     )
 
 
@@ -268,8 +284,11 @@ def apply_write(w: TemplateWrite, old: StoredTemplate | None, now: str) -> Templ
     """The template ``w`` makes of the stored one, the same in every store. ``old`` is the
     template it extends: None when there is none or ``w.replace`` (the stores do not even
     parse a template that is replaced). The new samples join the old ones (see
-    :func:`merge_samples`), ``extra`` values add up and the creation time stays; extending a
-    template made by another model raises ModelMismatch."""
+    :func:`merge_samples`), ``extra`` values add up (``sample_extra`` those of the samples
+    added) and the creation time stays; extending a template made by another model raises
+    ModelMismatch."""
+    if w.sample_extra and len(w.sample_extra) != len(np.atleast_2d(w.new_samples)):
+        raise ValueError("one sample_extra per new sample")
     extra = {k: float(v) for k, v in (w.extra or {}).items()}
     created = now
     if old is not None:
@@ -282,9 +301,17 @@ def apply_write(w: TemplateWrite, old: StoredTemplate | None, now: str) -> Templ
         created = old.created_at
         for key, value in old.extra.items():
             extra[key] = extra.get(key, 0.0) + float(value)
-    samples, ids, _ = merge_samples(
-        old.samples if old else None, old.sample_ids if old else (), w.new_samples, w.sample_ids
+    samples, ids, added = merge_samples(
+        old.samples if old else None,
+        old.sample_ids if old else (),
+        w.new_samples,
+        w.sample_ids,
+        w.legacy_sample_ids,
     )
+    if w.sample_extra:
+        for row in added:
+            for key, value in w.sample_extra[row].items():
+                extra[key] = extra.get(key, 0.0) + float(value)
     return Template(
         tenant=w.tenant,
         subject_id=w.subject_id,

@@ -161,6 +161,13 @@ def sample_id(key: bytes, data: bytes) -> str:
     return hmac.new(key, data, hashlib.sha256).hexdigest()
 
 
+def legacy_sample_id(data: bytes) -> str:
+    """The id versions before keyed ids gave a raw sample (its plain SHA-256), under which
+    templates written then hold it: compared with a template's ids, never stored
+    (``TemplateWrite.legacy_sample_ids``)."""
+    return hashlib.sha256(data).hexdigest()
+
+
 NOTHING_ACCEPTED = Issue(
     "NO_SAMPLE_ACCEPTED", "no sample was accepted (see each sample's reasons); nothing was enrolled"
 )

@@ -31,6 +31,7 @@ from bioverify.usecases.common import (
     InferencePool,
     Issue,
     RequestPolicy,
+    legacy_sample_id,
     prepare_all,
     prepare_each,
     sample_id,
@@ -209,6 +210,7 @@ class FaceVerification:
         outcomes: list[SampleOutcome] = []
         good: list[PreparedFace] = []
         good_ids: list[str] = []
+        legacy_ids: list[str] = []
         checking: list[tuple[int, PreparedFace, Callable[[], LivenessResult | None]]] = []
         for index, prepared in enumerate(prepare_each(self.pool, self.pipeline.prepare, images)):
             if isinstance(prepared, Issue):
@@ -232,6 +234,7 @@ class FaceVerification:
             outcomes.append(SampleOutcome(index, True, (), prepared.finding, live))
             good.append(prepared)
             good_ids.append(sample_id(self.sample_id_key, images[index]))
+            legacy_ids.append(legacy_sample_id(images[index]))
         outcomes.sort(key=lambda o: o.index)
         if not good:
             return EnrollOutcome(subject_id, tuple(outcomes), None, refusal=(NOTHING_ACCEPTED,))
@@ -266,6 +269,7 @@ class FaceVerification:
             metadata=meta,
             replace=replace,
             sample_ids=good_ids,
+            legacy_sample_ids=legacy_ids,
             expected=expected,
         )
         template, duplicates = save_enrollment(

@@ -42,6 +42,7 @@ from bioverify.usecases.common import (
     InferencePool,
     Issue,
     RequestPolicy,
+    legacy_sample_id,
     prepare_all,
     prepare_each,
     sample_id,
@@ -337,6 +338,8 @@ class VoiceVerification:
         outcomes: list[VoiceSampleOutcome] = []
         accepted: list[VoiceSample] = []
         accepted_ids: list[str] = []
+        legacy_ids: list[str] = []
+        speech: list[dict[str, float]] = []  # per accepted clip
         narrow_speech = 0.0
         checking = []
         for index, analysed in enumerate(prepare_each(self.pool, self.analyse, clips)):
@@ -359,7 +362,10 @@ class VoiceVerification:
             if not issues:
                 accepted.append(sample)
                 accepted_ids.append(sample_id(self.sample_id_key, clips[index].data))
-                narrow_speech += sample.net_speech_s if _narrow(decoded) else 0.0
+                legacy_ids.append(legacy_sample_id(clips[index].data))
+                narrow = sample.net_speech_s if _narrow(decoded) else 0.0
+                speech.append({"net_speech_s": sample.net_speech_s, NARROWBAND_SPEECH: narrow})
+                narrow_speech += narrow
         outcomes.sort(key=lambda o: o.index)
         total = float(sum(s.net_speech_s for s in accepted))
         if not accepted:
@@ -388,8 +394,9 @@ class VoiceVerification:
             new_samples=np.stack([s.embedding for s in accepted]),
             metadata=meta,
             replace=replace,
-            extra={"net_speech_s": total, NARROWBAND_SPEECH: narrow_speech},
             sample_ids=accepted_ids,
+            legacy_sample_ids=legacy_ids,
+            sample_extra=speech,  # a clip the template holds already adds no speech
         )
         template, duplicates = save_enrollment(
             self.store,
