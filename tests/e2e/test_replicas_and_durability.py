@@ -7,6 +7,7 @@ import hashlib
 import stat
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import grpc
@@ -51,19 +52,31 @@ def redis_aof(tmp_path: Path) -> Iterator[RedisServer]:
     server.stop()
 
 
-def test_two_replicas_share_one_gallery(tmp_path: Path, redis_aof: RedisServer) -> None:
+def two_replicas(tmp_path: Path, redis: RedisServer) -> tuple[ServiceProcess, ServiceProcess]:
+    """Two service processes, each with its own data dir, sharing ``redis``."""
     settings = {
         "store": "redis",
-        "redis_url": redis_aof.url,
+        "redis_url": redis.url,
         "gallery_follow_poll_s": "0.2",
         "sample_id_key": "replicas-share-this-sample-id-key",
     }
     a = ServiceProcess(tmp_path / "a", tmp_path / "a" / "data", **settings).start()
     b = ServiceProcess(tmp_path / "b", tmp_path / "b" / "data", **settings).start()
+    return a, b
+
+
+@contextmanager
+def clients_of(a: ServiceProcess, b: ServiceProcess) -> Iterator[tuple[BioverifyClient, ...]]:
+    with BioverifyClient(a.target) as ca, BioverifyClient(b.target) as cb:
+        ca.wait_until_serving()
+        cb.wait_until_serving()
+        yield ca, cb
+
+
+def test_two_replicas_share_one_gallery(tmp_path: Path, redis_aof: RedisServer) -> None:
+    a, b = two_replicas(tmp_path, redis_aof)
     try:
-        with BioverifyClient(a.target) as ca, BioverifyClient(b.target) as cb:
-            ca.wait_until_serving()
-            cb.wait_until_serving()
+        with clients_of(a, b) as (ca, cb):
             ca.enroll_face("federer", FEDERER[:2])
             lag = within(1.0, lambda: top_subject(cb, FEDERER[2]) == "federer")
             assert lag < 1.0
@@ -85,18 +98,9 @@ def files_holding(root: Path, vector: npt.NDArray[np.float32]) -> list[Path]:
 def test_a_deleted_subject_leaves_no_snapshot_in_any_replica(
     tmp_path: Path, redis_aof: RedisServer
 ) -> None:
-    settings = {
-        "store": "redis",
-        "redis_url": redis_aof.url,
-        "gallery_follow_poll_s": "0.2",
-        "sample_id_key": "replicas-share-this-sample-id-key",
-    }
-    a = ServiceProcess(tmp_path / "a", tmp_path / "a" / "data", **settings).start()
-    b = ServiceProcess(tmp_path / "b", tmp_path / "b" / "data", **settings).start()
+    a, b = two_replicas(tmp_path, redis_aof)
     try:
-        with BioverifyClient(a.target) as ca, BioverifyClient(b.target) as cb:
-            ca.wait_until_serving()
-            cb.wait_until_serving()
+        with clients_of(a, b) as (ca, cb):
             ca.enroll_face("federer", FEDERER[:2])
             ca.enroll_face("rice", [RICE])
             within(1.0, lambda: top_subject(cb, FEDERER[2]) == "federer")
@@ -109,9 +113,7 @@ def test_a_deleted_subject_leaves_no_snapshot_in_any_replica(
         assert files_holding(a.data_dir, federer) and files_holding(b.data_dir, federer)
         a.start()
         b.start()
-        with BioverifyClient(a.target) as ca, BioverifyClient(b.target) as cb:
-            ca.wait_until_serving()
-            cb.wait_until_serving()
+        with clients_of(a, b) as (ca, cb):
             assert top_subject(cb, FEDERER[2]) == "federer"
             ca.delete_subject("federer")
             assert files_holding(a.data_dir, federer) == []  # when DeleteSubject returns

@@ -455,17 +455,22 @@ def test_a_deleted_subject_leaves_no_file_behind(
     assert subjects(restarted, "t", people) == (set(names) | {"new"}) - {"s03"}
 
 
-def test_a_replicas_own_deletion_removes_its_snapshot_before_returning(
-    store: SqliteTemplateStore, tmp_path: Path
-) -> None:
-    """``DeleteSubject`` catches the galleries up on the request thread: no follower needed."""
-    people = People(14)
+def ann_and_bob_saved(store: SqliteTemplateStore, tmp_path: Path, seed: int) -> tuple[Gallery, F32]:
+    """ann and bob enrolled, a gallery of them saved to ``tmp_path/snap``; bob's vector."""
+    people = People(seed)
     for name in ("ann", "bob"):
         enroll(store, people, "t", name)
     gallery = Gallery("face", "m1", DIM)
     gallery.rebuild(store)
     gallery.save(tmp_path / "snap")
-    bob = store.get_template("t", "bob", "face").vector
+    return gallery, store.get_template("t", "bob", "face").vector
+
+
+def test_a_replicas_own_deletion_removes_its_snapshot_before_returning(
+    store: SqliteTemplateStore, tmp_path: Path
+) -> None:
+    """``DeleteSubject`` catches the galleries up on the request thread: no follower needed."""
+    _, bob = ann_and_bob_saved(store, tmp_path, 14)
     restarted = Gallery("face", "m1", DIM)
     assert restarted.restore(store, tmp_path / "snap") == "snapshot"  # loaded, still there
     assert files_holding(tmp_path / "snap", bob)
@@ -512,13 +517,7 @@ def test_a_snapshot_that_cannot_be_removed_is_retried(
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    people = People(15)
-    for name in ("ann", "bob"):
-        enroll(store, people, "t", name)
-    gallery = Gallery("face", "m1", DIM)
-    gallery.rebuild(store)
-    gallery.save(tmp_path / "snap")
-    bob = store.get_template("t", "bob", "face").vector
+    gallery, bob = ann_and_bob_saved(store, tmp_path, 15)
 
     def refuse(path: Path) -> None:
         raise PermissionError(13, "Permission denied", str(path))
@@ -528,7 +527,7 @@ def test_a_snapshot_that_cannot_be_removed_is_retried(
     with caplog.at_level(logging.ERROR, logger="bioverify.index.gallery"):
         gallery.catch_up(store)  # the change is applied all the same
     assert "may hold a deleted subject" in caplog.text and "bob" not in caplog.text
-    assert subjects(gallery, "t", people) == {"ann"}
+    assert subjects(gallery, "t", People(15)) == {"ann"}
     assert not (tmp_path / "snap" / "CURRENT").exists()  # no longer loadable, though
     assert files_holding(tmp_path, bob)
     monkeypatch.undo()

@@ -60,6 +60,7 @@ import numpy as np
 import numpy.typing as npt
 
 from bioverify.errors import NotEnrolled, Unavailable
+from bioverify.fileio import fsync_dir
 from bioverify.index.faiss_ann import FastScanIndex
 from bioverify.index.faiss_exact import ExactIndex
 from bioverify.index.ports import Ids, VectorIndex, Vectors, as_vectors
@@ -696,16 +697,8 @@ def remove_snapshots(directory: Path, keep: str | None = None) -> int:
         if old.name != keep:
             shutil.rmtree(old)
             removed += 1
-    _sync_dir(directory)
+    fsync_dir(directory)
     return removed
-
-
-def _sync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _write_atomic(path: Path, text: str) -> None:

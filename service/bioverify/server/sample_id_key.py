@@ -16,6 +16,7 @@ import stat
 from pathlib import Path
 
 from bioverify.errors import ConfigurationError
+from bioverify.fileio import fsync_dir
 from bioverify.settings import MIN_SAMPLE_ID_KEY_LENGTH, Settings
 
 logger = logging.getLogger(__name__)
@@ -88,13 +89,5 @@ def _create(path: Path) -> None:
         return
     finally:
         tmp.unlink()
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
     logger.info("made a new sample id key in %s", path)
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
