@@ -131,6 +131,7 @@ def test_spoofed_call_is_flagged_mid_call_and_blocked_when_required(
     assert 0.0 <= report.score <= 1.0 and report.threshold > 0 and not report.observe_only
     names = {c.name for c in report.checks}
     assert "aasist" in names and "stream_windows" in names
+    assert any(not c.passed and c.weight < 0 for c in report.checks)  # what pulled it down
     assert all(c.detail for c in report.checks)
     assert any(c.weight != 0.0 for c in report.checks)
     # An agent is warned mid-call: the interim carrying the verdict already blocks.
@@ -162,6 +163,8 @@ def test_bona_fide_call_is_live_and_accepted(
     assert final.liveness.checked and final.liveness.live and not final.liveness.reasons
     assert final.liveness.score >= final.liveness.threshold
     assert final.decision == common_pb2.ACCEPT
+    # a live call reports no failed check, even for a component below its typical value
+    assert all(c.passed for c in final.liveness.checks), final.liveness.checks
 
 
 def test_mulaw_8k_bona_fide_call_ends_live(client: BioverifyClient, face_server: str) -> None:

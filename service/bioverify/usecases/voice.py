@@ -821,7 +821,7 @@ class StreamSpoofMonitor:
         threshold = recent[-1].assessment.threshold
         live_now = margin >= 0.0
         flagged = sum(1 for w in recent if w.margin < 0.0)
-        checks = self._checks(recent, total)
+        checks = self._checks(recent, total, rejected=not live_now)
         checks.append(
             Check(
                 name="stream_windows",
@@ -884,9 +884,10 @@ class StreamSpoofMonitor:
         )
 
     @staticmethod
-    def _checks(recent: list[_SpoofWindow], total: float) -> list[Check]:
+    def _checks(recent: list[_SpoofWindow], total: float, *, rejected: bool) -> list[Check]:
         """Each check of the latest window, with weight and score averaged (by speech) over
-        the recent windows: the weights stay the additive parts of the running log-odds."""
+        the recent windows: the weights stay the additive parts of the running log-odds. A
+        check fails when the running assessment rejects and it pulled that way."""
         latest = recent[-1].assessment.checks
         checks: list[Check] = []
         for check in latest:
@@ -904,7 +905,7 @@ class StreamSpoofMonitor:
                     name=check.name,
                     score=score,
                     weight=weight,
-                    passed=weight >= 0.0,
+                    passed=not (rejected and weight < 0.0),
                     detail=(
                         f"latest window: {check.detail}; mean contribution {weight:+.2f} "
                         f"over the last {len(found)} window(s)"
