@@ -104,7 +104,8 @@ def _top(
         return None, -1.0, (time.perf_counter() - started) * 1e3, True
     latency = (time.perf_counter() - started) * 1e3
     if reply.operating_point:
-        points.add((reply.operating_point, reply.threshold, reply.expected_fpir))
+        fpir = reply.expected_fpir if reply.HasField("expected_fpir") else float("nan")
+        points.add((reply.operating_point, reply.threshold, fpir))
     if not reply.candidates:
         return None, -1.0, latency, False
     best = reply.candidates[0]

@@ -48,6 +48,7 @@ def test_identify_face_open_set(client: BioverifyClient) -> None:
     assert hit.operating_point == "fmr_1e-3" and hit.threshold == pytest.approx(
         operating_points(client)["fmr_1e-3"]
     )
+    assert hit.HasField("expected_fpir")
     assert hit.expected_fpir == pytest.approx(1 - (1 - 1e-3) ** 4)
 
     # Someone never enrolled: nobody is a normal answer, not an error.
