@@ -200,8 +200,14 @@ def test_samples_enrolled_before_keyed_ids_are_known_when_sent_again(
             old = before[modality]
             assert after.sample_count == old.sample_count and after.extra == old.extra
             assert not set(after.sample_ids) & set(old.sample_ids)  # keyed now
+        held = after.extra["net_speech_s"]
     finally:
         store.close()
+    # A clip sent again adds no speech, so it cannot lift a template over a stricter minimum.
+    with custom_service(data, models_dir, voice_min_enroll_total_speech_s=held + 1.0) as client:
+        again = client.enroll_voice("cfo", [client.audio(clips[0])])
+        assert [r.code for r in again.reasons] == ["NOT_ENOUGH_SPEECH"]
+        assert "new to the template" in again.reasons[0].message
 
 
 def test_snapshots_this_run_will_not_use_are_removed_at_startup(tmp_path: Path) -> None:

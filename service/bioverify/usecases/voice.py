@@ -370,18 +370,27 @@ class VoiceVerification:
         total = float(sum(s.net_speech_s for s in accepted))
         if not accepted:
             return EnrollVoiceOutcome(subject_id, tuple(outcomes), None, total, (NOTHING_ACCEPTED,))
-        existing = 0.0
+        existing, fresh = 0.0, total
         if not replace:
             try:
                 current = self.store.get_template(tenant, subject_id, VOICE)
                 existing = float(current.extra.get("net_speech_s", 0.0))
+                held = set(current.sample_ids)  # clips sent again add no speech
+                fresh = float(
+                    sum(
+                        s.net_speech_s
+                        for s, new, old in zip(accepted, accepted_ids, legacy_ids, strict=True)
+                        if new not in held and old not in held
+                    )
+                )
             except BioverifyError:
                 existing = 0.0
-        if total + existing < self.policy.min_enroll_total_speech_s:
+        if fresh + existing < self.policy.min_enroll_total_speech_s:
             refusal = Issue(
                 "NOT_ENOUGH_SPEECH",
-                f"the accepted clips hold {total + existing:.1f} s of speech; an enrollment "
-                f"needs at least {self.policy.min_enroll_total_speech_s:g} s",
+                f"the accepted clips hold {fresh + existing:.1f} s of speech new to the "
+                f"template; an enrollment needs at least "
+                f"{self.policy.min_enroll_total_speech_s:g} s",
             )
             return EnrollVoiceOutcome(subject_id, tuple(outcomes), None, total, (refusal,))
         # All-phone enrollments are searched like phone probes (see :meth:`identify`).
