@@ -231,6 +231,29 @@ def test_service_serves_faces_with_only_the_pypi_dlib_pack(tmp_path: Path) -> No
     assert "face pack face-dlib-resnet" in log_path.read_text()
 
 
+def test_a_port_in_use_is_a_clear_startup_error(
+    served: str, models_dir: Path, tmp_path: Path
+) -> None:
+    """A second service on a busy port must not start and share the first one's traffic."""
+    port = served.rsplit(":", 1)[1]
+    env = run_env(models_dir, tmp_path / "data", BIOVERIFY_VOICE_PACK="none")
+    proc = subprocess.run(
+        [*SERVE, "--port", port], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert f"cannot listen on 127.0.0.1:{port}" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_listen_addresses_put_ipv6_literals_in_brackets() -> None:
+    from bioverify.server.app import listen_address
+
+    assert listen_address("::1", 50051) == "[::1]:50051"
+    assert listen_address("::", 0) == "[::]:0"
+    assert listen_address("[::1]", 7) == "[::1]:7"
+    assert listen_address("10.0.0.5", 50051) == "10.0.0.5:50051"
+
+
 def test_unknown_pack_is_a_clear_startup_error(models_dir: Path, tmp_path: Path) -> None:
     env = run_env(models_dir, tmp_path / "data", BIOVERIFY_FACE_PACK="no-such-pack")
     proc = subprocess.run(

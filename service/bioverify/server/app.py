@@ -523,6 +523,8 @@ def build(settings: Settings) -> Application:
         options=[
             ("grpc.max_receive_message_length", settings.max_message_bytes),
             ("grpc.max_send_message_length", settings.max_message_bytes),
+            # A second service on a port in use must fail, not share its traffic.
+            ("grpc.so_reuseport", 0),
         ],
         maximum_concurrent_rpcs=settings.max_concurrent_rpcs,
     )
@@ -560,18 +562,25 @@ def build(settings: Settings) -> Application:
         reflection.enable_server_reflection(
             (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
         )
-    address = f"{settings.host}:{settings.port}"
-    if settings.tls_cert_file:
-        credentials = server_credentials(
-            Path(settings.tls_cert_file),
-            Path(settings.tls_key_file),
-            Path(settings.tls_client_ca_file) if settings.tls_client_ca_file else None,
-        )
-        port = server.add_secure_port(address, credentials)
-    else:
-        port = server.add_insecure_port(address)
+    address = listen_address(settings.host, settings.port)
+    try:
+        if settings.tls_cert_file:
+            credentials = server_credentials(
+                Path(settings.tls_cert_file),
+                Path(settings.tls_key_file),
+                Path(settings.tls_client_ca_file) if settings.tls_client_ca_file else None,
+            )
+            port = server.add_secure_port(address, credentials)
+        else:
+            port = server.add_insecure_port(address)
+    except RuntimeError as exc:  # grpc raises when the address cannot be bound
+        port = 0
+        logger.debug("bind of %s failed: %s", address, exc)
     if port == 0:
-        raise ConfigurationError(f"cannot listen on {settings.host}:{settings.port}")
+        store.close()
+        raise ConfigurationError(
+            f"cannot listen on {address}: the port is in use or the address is not this host's"
+        )
     return Application(
         settings=settings,
         server=server,
@@ -585,6 +594,13 @@ def build(settings: Settings) -> Application:
         galleries=galleries,
         port=port,
     )
+
+
+def listen_address(host: str, port: int) -> str:
+    """``host:port`` for gRPC, with an IPv6 literal in brackets (``[::1]:50051``)."""
+    if ":" in host and not host.startswith("["):
+        host = f"[{host}]"
+    return f"{host}:{port}"
 
 
 def service_info(
