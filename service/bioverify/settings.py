@@ -4,6 +4,7 @@ optional YAML file (``BIOVERIFY_CONFIG``), then passed down. Tests construct the
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -15,6 +16,15 @@ import yaml
 from bioverify.errors import ConfigurationError
 
 ENV_PREFIX = "BIOVERIFY_"
+NOT_SETTINGS = frozenset(
+    ENV_PREFIX + name
+    for name in (
+        "CONFIG",  # the YAML settings file
+        "TOKEN",  # the admin tool's and SDK examples' API token
+        "SHARED_DIR",  # where the tests and benchmarks find ../shared
+    )
+)
+"""``BIOVERIFY_*`` variables that are not settings, so not refused as misspelt ones."""
 MIN_SAMPLE_ID_KEY_LENGTH = 32
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
@@ -113,10 +123,21 @@ class Settings:
         config_file = env.get(ENV_PREFIX + "CONFIG")
         if config_file:
             values.update(_load_yaml(Path(config_file)))
-        for f in dataclasses.fields(cls):
-            raw = env.get(ENV_PREFIX + f.name.upper())
+        names = {ENV_PREFIX + f.name.upper(): f.name for f in dataclasses.fields(cls)}
+        misspelt = sorted(
+            key
+            for key in env
+            if key.startswith(ENV_PREFIX) and key not in names and key not in NOT_SETTINGS
+        )
+        if misspelt:  # a typo must not silently drop a setting (e.g. REQUIRE_FACE_LIVENESS)
+            raise ConfigurationError(
+                f"unknown variable(s) {', '.join(misspelt)}; settings are "
+                + ", ".join(sorted(names))
+            )
+        for key, name in names.items():
+            raw = env.get(key)
             if raw is not None and raw != "":
-                values[f.name] = raw
+                values[name] = raw
         return cls.from_mapping(values)
 
     @classmethod
@@ -176,9 +197,26 @@ class Settings:
             "max_concurrent_rpcs",
             "rpc_threads",
             "change_log_retention",
+            "max_subject_id_length",
+            "challenge_ttl_s",
+            "gallery_follow_poll_s",
+            "voice_interim_every_speech_s",
         ):
             if getattr(self, name) <= 0:
                 raise ConfigurationError(f"{name} must be positive")
+        for name in (
+            "grace_seconds",
+            "gallery_exact_max",
+            "voice_min_verify_speech_s",
+            "voice_min_enroll_clip_speech_s",
+            "voice_min_enroll_total_speech_s",
+        ):
+            if getattr(self, name) < 0:
+                raise ConfigurationError(f"{name} must not be negative")
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ConfigurationError(f"{f.name} must be a finite number, got {value}")
 
 
 def _load_yaml(path: Path) -> dict[str, Any]:

@@ -22,3 +22,29 @@ def test_unknown_log_level_is_a_configuration_error() -> None:
     with pytest.raises(ConfigurationError, match="log_level") as info:
         Settings.from_env({"BIOVERIFY_LOG_LEVEL": "LOUD"})
     assert "WARNING" in str(info.value)
+
+
+def test_a_misspelt_variable_is_refused_not_ignored() -> None:
+    """A typo must not quietly drop a setting: liveness would silently stay off."""
+    with pytest.raises(ConfigurationError, match="BIOVERIFY_REQUIRE_FACE_LIVENES") as info:
+        Settings.from_env({"BIOVERIFY_REQUIRE_FACE_LIVENES": "true"})
+    assert "BIOVERIFY_REQUIRE_FACE_LIVENESS" in str(info.value)  # names the valid ones
+    # variables that are not settings stay allowed
+    allowed = {"BIOVERIFY_TOKEN": "t", "BIOVERIFY_SHARED_DIR": "/x", "OTHER_VAR": "1"}
+    assert Settings.from_env(allowed) == Settings()
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "why"),
+    [
+        ("CHALLENGE_TTL_S", "nan", "finite"),
+        ("MAX_AUDIO_SECONDS", "inf", "finite"),
+        ("GRACE_SECONDS", "-1", "negative"),
+        ("VOICE_MIN_VERIFY_SPEECH_S", "-5", "negative"),
+        ("GALLERY_FOLLOW_POLL_S", "0", "positive"),
+        ("CHALLENGE_TTL_S", "0", "positive"),
+    ],
+)
+def test_numbers_out_of_range_are_configuration_errors(name: str, value: str, why: str) -> None:
+    with pytest.raises(ConfigurationError, match=why):
+        Settings.from_env({f"BIOVERIFY_{name}": value})
