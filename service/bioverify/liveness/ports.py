@@ -21,8 +21,9 @@ class Check:
     ``score`` is in [0, 1], higher = more likely live; ``weight`` is the component's
     effective weight in the fused decision (0 for a gate such as the motion check, which
     rejects on its own); ``passed`` is False when this check is part of why the sample was
-    judged not live (an informational check, such as ``eye_blink``, reports its own finding
-    and decides nothing); ``detail`` explains the measurement and its signed contribution.
+    judged not live (an informational check, such as ``eye_blink``, reports its finding in
+    ``score`` and ``detail``, decides nothing and passes); ``detail`` explains the
+    measurement and its signed contribution.
     """
 
     name: str
