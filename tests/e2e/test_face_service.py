@@ -194,6 +194,15 @@ def test_corrupt_payloads_are_invalid_argument(
     )
     assert message.startswith("image_b")
     assert words in message
+    # every RPC names a bad image the same way, an empty one included
+    for call in (
+        lambda: client.compare_faces(read(CLINTON[0]), payload),
+        lambda: client.identify_face(payload),
+        lambda: client.check_liveness(image=payload),
+    ):
+        with pytest.raises(BioverifyClientError) as info:
+            call()
+        assert info.value.reason == "INVALID_IMAGE", info.value
 
 
 def test_truncated_jpeg_is_invalid_argument(client: BioverifyClient) -> None:

@@ -10,6 +10,7 @@ import numpy as np
 
 from bioverify.errors import (
     BioverifyError,
+    InvalidImage,
     InvalidInput,
     NotEnrolled,
     Unavailable,
@@ -411,7 +412,7 @@ class FaceVerification:
 
 def _require_image(data: bytes, label: str) -> None:
     if not data:
-        raise InvalidInput(f"{label} is empty: send a JPEG, PNG or WebP image")
+        raise InvalidImage(f"{label} is empty: send a JPEG, PNG or WebP image")
 
 
 def _quality_issues(samples: Sequence[FaceSample]) -> tuple[Issue, ...]:
