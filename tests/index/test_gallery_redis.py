@@ -63,6 +63,11 @@ def test_follower_rebuilds_the_gallery_when_redis_loses_its_data(
                 server.stop()
                 assert wait_until(lambda: reachable == [False])
                 assert not follower.store_reachable
+                time.sleep(0.5)  # several retries while it is down...
+                outage = [r for r in caplog.records if "unavailable" in r.getMessage()]
+                by_logger = sorted(r.name for r in outage)  # ...logged once by each
+                assert by_logger == ["bioverify.index.gallery", "bioverify.store.redis_store"]
+                assert all(r.exc_info is None for r in outage)
                 server.start()  # same port, nothing on disk: empty
             # Its first change has seq 1, long before the gallery's 3.
             enroll(store, people, "t", "dan")

@@ -657,14 +657,25 @@ class GalleryFollower:
             except Exception as exc:
                 self.last_error = exc
                 if isinstance(exc, Unavailable):
+                    # An outage is news once (then DEBUG each retry), and our own message
+                    # says what it is: no traceback every second while Redis is down.
+                    news = self.store_reachable
                     self._reachable(False)
-                logger.warning(
-                    "gallery %s: catching up failed (%s); retrying in %.1f s",
-                    self._gallery.modality,
-                    exc,
-                    self._retry,
-                    exc_info=True,
-                )
+                    logger.log(
+                        logging.WARNING if news else logging.DEBUG,
+                        "gallery %s: the template store is unavailable (%s); retrying every %.1f s",
+                        self._gallery.modality,
+                        exc,
+                        self._retry,
+                    )
+                else:
+                    logger.warning(
+                        "gallery %s: catching up failed (%s); retrying in %.1f s",
+                        self._gallery.modality,
+                        exc,
+                        self._retry,
+                        exc_info=True,
+                    )
                 self._stop.wait(self._retry)
 
     def _reachable(self, reachable: bool) -> None:

@@ -34,6 +34,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import math
 import random
 import time
 import uuid
@@ -63,6 +64,7 @@ from bioverify.store.ports import (
 )
 
 logger = logging.getLogger(__name__)
+OUTAGE_LOG_EVERY_S = 30.0
 
 UNREACHABLE = "the template store (Redis) is unreachable; retry later"
 _CONFLICT, _APPLIED, _ALREADY_APPLIED, _GONE = 0, 1, 2, -1
@@ -231,6 +233,7 @@ class RedisTemplateStore:
         self._delete = self._redis.register_script(_DELETE_LUA)
         self._list = self._redis.register_script(_LIST_LUA)
         self._position = self._redis.register_script(_POSITION_LUA)
+        self._outage_logged_at = -math.inf  # monotonic time of the last outage WARNING
 
     # -- keys -------------------------------------------------------------------------------
     def _subject_key(self, tenant: str, subject_id: str) -> str:
@@ -551,7 +554,15 @@ class RedisTemplateStore:
         try:
             yield
         except _UNAVAILABLE_ERRORS as exc:
-            logger.warning("template store (Redis) unavailable: %s", type(exc).__name__)
+            now = time.monotonic()  # an outage fails every call: WARNING at most every 30 s
+            loud = now - self._outage_logged_at >= OUTAGE_LOG_EVERY_S
+            if loud:
+                self._outage_logged_at = now
+            logger.log(
+                logging.WARNING if loud else logging.DEBUG,
+                "template store (Redis) unavailable: %s",
+                type(exc).__name__,
+            )
             raise Unavailable(UNREACHABLE) from exc
         except redis.exceptions.ResponseError as exc:
             if str(exc).startswith(("MISCONF", "LOADING", "MASTERDOWN", "TRYAGAIN")):
