@@ -176,6 +176,7 @@ def identify_face(
     top_k: int = 5,
     min_confidence: float = 0.0,
     tenant: str = "",
+    operating_point: str = "",
     require_liveness: bool | None = None,
     observe_only: bool = False,
     live_frames: Sequence[bytes] | None = None,
@@ -183,7 +184,9 @@ def identify_face(
     challenge_id: str = "",
     nonce: str = "",
 ) -> face_pb2.IdentifyFaceRequest:
-    """``live_frames`` (with ``fps`` and an answered challenge's ``challenge_id``/``nonce``):
+    """``operating_point`` (e.g. ``fmr_1e-4``): judge the search there; empty: the service
+    default, made stricter as the tenant's gallery grows (the reply names the point used).
+    ``live_frames`` (with ``fps`` and an answered challenge's ``challenge_id``/``nonce``):
     frames of the same capture vouching that ``image`` is of a live person, as in
     ``verify_face``."""
     return face_pb2.IdentifyFaceRequest(
@@ -191,7 +194,7 @@ def identify_face(
         top_k=top_k,
         min_confidence=min_confidence,
         tenant=tenant,
-        policy=policy("", require_liveness, observe_only),
+        policy=policy(operating_point, require_liveness, observe_only),
         live_capture=live_capture(live_frames, fps, challenge_id, nonce),
     )
 
@@ -257,15 +260,17 @@ def identify_voice(
     top_k: int = 5,
     min_confidence: float = 0.0,
     tenant: str = "",
+    operating_point: str = "",
     require_liveness: bool | None = None,
     observe_only: bool = False,
 ) -> voice_pb2.IdentifyVoiceRequest:
+    """``operating_point``: as in ``identify_face``."""
     return voice_pb2.IdentifyVoiceRequest(
         clip=clip,
         top_k=top_k,
         min_confidence=min_confidence,
         tenant=tenant,
-        policy=policy("", require_liveness, observe_only),
+        policy=policy(operating_point, require_liveness, observe_only),
     )
 
 

@@ -107,3 +107,41 @@ def test_liveness_duplicates_and_voice_identification_through_the_sdk(face_serve
             assert reply.liveness.checked
 
     asyncio.run(async_liveness())
+
+
+def test_identification_names_an_operating_point_sync_and_async(face_server: str) -> None:
+    """identify_face / identify_voice judge the search at the operating point they name, as
+    verify does; without one the service picks (and the reply names) the point."""
+    faces = [lfw("Condoleezza_Rice", n).read_bytes() for n in (5, 6)]
+    speech = sorted((DATA / "speaker" / "audio" / "libri_367").glob("*.flac"))
+    with BioverifyClient(face_server, timeout=60, retries=0) as client:
+        client.wait_until_serving(timeout=60)
+        client.enroll_face("sdk-op", faces[:1], tenant="sdk-op")
+        clips = [client.audio(p.read_bytes()) for p in speech[:3]]
+        client.enroll_voice("sdk-op", clips[:2], tenant="sdk-op")
+        default = client.identify_face(faces[1], tenant="sdk-op").operating_point
+        assert default
+        for point in ("fmr_1e-2", "fmr_1e-4"):
+            face = client.identify_face(faces[1], tenant="sdk-op", operating_point=point)
+            assert face.operating_point == point
+            voice = client.identify_voice(clips[2], tenant="sdk-op", operating_point=point)
+            assert voice.operating_point == point
+        loose = client.identify_face(faces[1], tenant="sdk-op", operating_point="fmr_1e-2")
+        strict = client.identify_face(faces[1], tenant="sdk-op", operating_point="fmr_1e-4")
+        assert loose.threshold < strict.threshold
+        with pytest.raises(BioverifyClientError) as info:
+            client.identify_face(faces[1], tenant="sdk-op", operating_point="fmr_42")
+        assert info.value.code == grpc.StatusCode.INVALID_ARGUMENT
+
+        async def identify_async() -> tuple[str, str]:
+            async with AsyncBioverifyClient(face_server, timeout=60) as aio:
+                face = await aio.identify_face(
+                    faces[1], tenant="sdk-op", operating_point="fmr_1e-2"
+                )
+                voice = await aio.identify_voice(
+                    clips[2], tenant="sdk-op", operating_point="fmr_1e-2"
+                )
+                return face.operating_point, voice.operating_point
+
+        assert asyncio.run(identify_async()) == ("fmr_1e-2", "fmr_1e-2")
+        client.delete_subject("sdk-op", tenant="sdk-op")

@@ -72,3 +72,11 @@ def test_request_builders_validate_before_any_call() -> None:
     request = requests.enroll_face.build("s", [b"x"], refuse_duplicates=True, tenant="t")
     assert request.subject_id == "s" and request.tenant == "t" and request.duplicate_action
     assert request.duplicate_action == common_pb2.DUPLICATE_REFUSE
+
+
+def test_identification_requests_carry_the_named_operating_point() -> None:
+    face = requests.identify_face.build(b"x", tenant="t", operating_point="fmr_1e-4")
+    assert face.policy.operating_point == "fmr_1e-4" and face.tenant == "t"
+    voice = requests.identify_voice.build(requests.audio(b"x"), operating_point="fmr_1e-2")
+    assert voice.policy.operating_point == "fmr_1e-2"
+    assert requests.identify_face.build(b"x").policy.operating_point == ""
