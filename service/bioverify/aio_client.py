@@ -88,16 +88,27 @@ class AsyncBioverifyClient:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
-    async def wait_until_serving(self, timeout: float = 120.0) -> None:
+    async def wait_until_serving(
+        self, timeout: float = 120.0, *, unreachable_timeout: float | None = None
+    ) -> None:
+        """As ``BioverifyClient.wait_until_serving``."""
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
+        started = loop.time()
+        deadline = started + timeout
+        answered = False
         while True:
             try:
                 reply = await self._health.Check(health_pb2.HealthCheckRequest(), timeout=2.0)
                 if reply.status == health_pb2.HealthCheckResponse.SERVING:
                     return
-            except grpc.RpcError:
-                pass
+                answered = True
+            except grpc.RpcError as exc:
+                if (
+                    not answered
+                    and unreachable_timeout is not None
+                    and loop.time() - started > unreachable_timeout
+                ):
+                    raise client_error(exc) from exc
             if loop.time() > deadline:
                 raise TimeoutError(f"service not serving after {timeout:.0f} s")
             await asyncio.sleep(0.2)

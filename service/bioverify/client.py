@@ -108,16 +108,30 @@ class BioverifyClient:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def wait_until_serving(self, timeout: float = 120.0) -> None:
-        """Block until the health service reports SERVING (models loaded and warm)."""
-        deadline = time.monotonic() + timeout
+    def wait_until_serving(
+        self, timeout: float = 120.0, *, unreachable_timeout: float | None = None
+    ) -> None:
+        """Block until the health service reports SERVING (models loaded and warm); raise
+        ``TimeoutError`` after ``timeout`` seconds. ``unreachable_timeout``: give up sooner,
+        raising the ``BioverifyClientError`` of the last attempt (UNAVAILABLE: no such host,
+        connection refused, TLS handshake failed, ...), when the service has not answered at
+        all for that long; one that answers NOT_SERVING (still loading) is waited for."""
+        started = time.monotonic()
+        deadline = started + timeout
+        answered = False
         while True:
             try:
                 reply = self._health.Check(health_pb2.HealthCheckRequest(service=""), timeout=2.0)
                 if reply.status == health_pb2.HealthCheckResponse.SERVING:
                     return
-            except grpc.RpcError:
-                pass
+                answered = True
+            except grpc.RpcError as exc:
+                if (
+                    not answered
+                    and unreachable_timeout is not None
+                    and time.monotonic() - started > unreachable_timeout
+                ):
+                    raise client_error(exc) from exc
             if time.monotonic() > deadline:
                 raise TimeoutError(f"service not serving after {timeout:.0f} s")
             time.sleep(0.2)

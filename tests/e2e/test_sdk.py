@@ -65,6 +65,25 @@ def test_retries_with_backoff_when_unavailable() -> None:
     client.close()
 
 
+def test_wait_until_serving_gives_up_early_on_a_service_that_never_answers() -> None:
+    with BioverifyClient("127.0.0.1:1") as client:
+        with pytest.raises(TimeoutError):
+            client.wait_until_serving(timeout=0.5)
+        started = time.monotonic()
+        with pytest.raises(BioverifyClientError) as info:
+            client.wait_until_serving(timeout=60, unreachable_timeout=0.5)
+        assert info.value.code == grpc.StatusCode.UNAVAILABLE
+        assert time.monotonic() - started < 10
+
+    async def aio() -> None:
+        async with AsyncBioverifyClient("127.0.0.1:1") as client:
+            with pytest.raises(BioverifyClientError) as info:
+                await client.wait_until_serving(timeout=60, unreachable_timeout=0.5)
+            assert info.value.code == grpc.StatusCode.UNAVAILABLE
+
+    asyncio.run(aio())
+
+
 def test_liveness_duplicates_and_voice_identification_through_the_sdk(face_server: str) -> None:
     spoof = DATA / "face_pad" / "gan_vs_ffhq"
     gan = sorted(spoof.rglob("fake_*.jpg"))[0].read_bytes()
