@@ -11,7 +11,6 @@ Files that cannot be read are reported apart (never sent, never journalled).
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 import os
@@ -23,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from bioverify.client import BioverifyClient, BioverifyClientError
-from bioverify_admin.datasets import DatasetError
+from bioverify_admin.datasets import DatasetError, read_rows
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp"}
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".mp3"}
@@ -140,22 +139,16 @@ def jobs_from_tree(root: Path) -> list[EnrollJob]:
 
 
 def jobs_from_csv(path: Path) -> list[EnrollJob]:
-    """Rows ``subject_id, modality, path`` (paths relative to the CSV's folder)."""
-    try:
-        with path.open(newline="", encoding="utf-8") as handle:
-            reader = csv.DictReader(handle)
-            missing = {"subject_id", "modality", "path"} - set(reader.fieldnames or [])
-            if missing:
-                raise DatasetError(f"{path}: missing column(s) {', '.join(sorted(missing))}")
-            grouped: dict[tuple[str, str], list[Path]] = {}
-            for line, row in enumerate(reader, start=2):
-                modality = row["modality"].strip().lower()
-                if modality not in MODALITIES:
-                    raise DatasetError(f"{path}:{line}: modality must be face or voice")
-                key = (row["subject_id"], modality)
-                grouped.setdefault(key, []).append(path.parent / row["path"].strip())
-    except OSError as exc:
-        raise DatasetError(f"cannot read {path}: {exc.strerror}") from exc
+    """Rows ``subject_id, modality, path`` (paths relative to the CSV's folder; tab-separated
+    for a ``.tsv`` file)."""
+    delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
+    grouped: dict[tuple[str, str], list[Path]] = {}
+    for line, row in read_rows(path, ("subject_id", "modality", "path"), delimiter=delimiter):
+        modality = row["modality"].strip().lower()
+        if modality not in MODALITIES:
+            raise DatasetError(f"{path}:{line}: modality must be face or voice")
+        key = (row["subject_id"], modality)
+        grouped.setdefault(key, []).append(path.parent / row["path"].strip())
     return [EnrollJob(s, m, tuple(files)) for (s, m), files in grouped.items()]
 
 
@@ -176,7 +169,7 @@ class Journal:
         self._lock = threading.Lock()
         self._done: set[tuple[str, str, str, str]] = set()
         if path.exists():
-            for line in path.read_text(encoding="utf-8").splitlines():
+            for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
                 try:
                     entry = json.loads(line)
                     self._done.add(

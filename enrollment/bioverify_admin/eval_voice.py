@@ -46,7 +46,7 @@ def _compare(client: BioverifyClient, pair: Pair, telephony: bool) -> PairResult
     try:
         clip_a = clip_from_bytes(client, pair.path_a.read_bytes(), telephony)
         clip_b = clip_from_bytes(client, pair.path_b.read_bytes(), telephony)
-    except (OSError, sf.LibsndfileError) as exc:
+    except (OSError, sf.LibsndfileError, ValueError) as exc:  # --telephony decodes it here
         return PairResult(pair.same, None, None, None, 0.0, f"UNREADABLE_FILE: {exc}")
     return timed_compare(pair.same, lambda: client.compare_voices(clip_a, clip_b))
 
