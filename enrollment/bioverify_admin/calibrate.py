@@ -96,6 +96,8 @@ def scores_from_identities(
 ) -> ScoreSet:
     """Every same-identity pair is genuine, every cross-identity pair an impostor."""
     paths = sorted(embeddings)
+    if not paths:
+        return ScoreSet(np.array([]), np.array([]), len(identities), description)
     matrix = np.stack([embeddings[p] for p in paths])
     sims = matrix @ matrix.T
     ids = np.array([identities[p] for p in paths])

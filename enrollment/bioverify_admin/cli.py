@@ -8,6 +8,8 @@ import logging
 import math
 import os
 import sys
+import traceback
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,6 +23,7 @@ from bioverify.settings import Settings
 from bioverify_admin import models_cmd
 from bioverify_admin.datasets import (
     DatasetError,
+    LabelledImage,
     PadSample,
     read_face_pairs,
     read_identity_images,
@@ -63,33 +66,79 @@ def _nan_to_none(value: Any) -> Any:
     return value
 
 
-def _read(path: Path | None) -> bytes | None:
-    return path.read_bytes() if path else None
+class UsageError(Exception):
+    """A bad option or a file named on the command line that cannot be used: exit 2."""
+
+
+class CommandFailed(Exception):
+    """The command could not do its work (e.g. the service cannot be reached): exit 1."""
+
+
+UNREACHABLE_S = 5.0  # give up on a service that has not answered at all for this long
+SERVING_S = 60.0  # wait this long for a service that answers but is still loading its models
+
+
+def _read(path: Path | None, option: str) -> bytes | None:
+    if path is None:
+        return None
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise UsageError(f"{option}: cannot read {path}: {exc.strerror or exc}") from exc
 
 
 def connect(args: argparse.Namespace, target: str, timeout: float = 120.0) -> BioverifyClient:
     """A client with the command's TLS and token options (token also from BIOVERIFY_TOKEN)."""
+    cert, key = getattr(args, "tls_cert", None), getattr(args, "tls_key", None)
+    if (cert is None) != (key is None):
+        raise UsageError("--tls-cert and --tls-key go together (mutual TLS)")
+    if cert is not None and getattr(args, "tls_ca", None) is None:
+        raise UsageError("--tls-cert/--tls-key need --tls-ca (the CA that signed the service)")
     return BioverifyClient(
         target,
         timeout=timeout,
-        tls_ca=_read(getattr(args, "tls_ca", None)),
-        tls_client_cert=_read(getattr(args, "tls_cert", None)),
-        tls_client_key=_read(getattr(args, "tls_key", None)),
+        tls_ca=_read(getattr(args, "tls_ca", None), "--tls-ca"),
+        tls_client_cert=_read(cert, "--tls-cert"),
+        tls_client_key=_read(key, "--tls-key"),
         token=getattr(args, "token", None) or os.environ.get("BIOVERIFY_TOKEN") or None,
     )
+
+
+def wait_serving(client: BioverifyClient, target: str, timeout: float = SERVING_S) -> None:
+    """Wait until the service is SERVING; fail within ``UNREACHABLE_S`` when it does not
+    answer at all (no such host, nothing listening, TLS mismatch)."""
+    try:
+        client.wait_until_serving(timeout=timeout, unreachable_timeout=UNREACHABLE_S)
+    except BioverifyClientError as exc:
+        raise CommandFailed(f"cannot reach the service at {target}: {exc}") from exc
+    except TimeoutError as exc:
+        raise CommandFailed(
+            f"the service at {target} answers but is not serving after {timeout:.0f} s "
+            "(still loading its models, or its template store is unreachable)"
+        ) from exc
+
+
+@contextmanager
+def serving(
+    args: argparse.Namespace, target: str, *, timeout: float = 120.0
+) -> Iterator[BioverifyClient]:
+    """A client of the service at ``target`` once it is serving (every command that talks to
+    a ``--server`` goes through here, so all fail the same way when it cannot be reached)."""
+    with connect(args, target, timeout=timeout) as client:
+        wait_serving(client, target)
+        yield client
 
 
 @contextmanager
 def _service(args: argparse.Namespace, server: str | None) -> Iterator[BioverifyClient]:
     """A client of the given service, or of a throwaway one started here."""
     if server:
-        with connect(args, server) as client:
-            client.wait_until_serving(timeout=30.0)
+        with serving(args, server) as client:
             yield client
         return
     packs = Settings.from_env().data_dir / "packs"  # built/imported packs travel along
     with local_server(packs_from=packs) as target, connect(args, target) as client:
-        client.wait_until_serving(timeout=180.0)
+        wait_serving(client, target, timeout=180.0)
         yield client
 
 
@@ -202,16 +251,16 @@ def _scores_from_service(
     from bioverify_admin.eval_voice import run_speaker_trials
 
     role = "face-matcher" if args.modality == "face" else "speaker"
-    with connect(args, args.server) as client:
+    face = args.modality == "face"
+    pairs = read_face_pairs(args.pairs) if face else read_speaker_trials(args.pairs)
+    with serving(args, args.server) as client:
         served = next((m.pack for m in client.service_info().models if m.role == role), "")
         if not served:
             raise ConfigurationError(f"the service at {args.server} serves no {args.modality} pack")
-        if args.modality == "face":
-            evaluation = run_face_pairs(client, read_face_pairs(args.pairs), concurrency=2)
+        if face:
+            evaluation = run_face_pairs(client, pairs, concurrency=2)
         else:
-            evaluation = run_speaker_trials(
-                client, read_speaker_trials(args.pairs), telephony=args.telephony, concurrency=2
-            )
+            evaluation = run_speaker_trials(client, pairs, telephony=args.telephony, concurrency=2)
     pack = catalog.choose(args.modality, served)
     scores = calibrate.scores_from_results(
         [(r.same, r.similarity) for r in evaluation.results],
@@ -242,18 +291,20 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         return _finish_calibration(args, pack, scores)
     if args.modality == "face":
         pack = catalog.choose("face", args.pack or settings.face_pack)
-        face_pipeline = build_face_pipeline(settings, pack)
         pairs = read_face_pairs(args.pairs) if args.pairs else []
-        labelled = read_identity_images(args.images) if args.images else []
+        labelled = _labelled(read_identity_images(args.images), args.images) if args.images else []
+        face_pipeline = build_face_pipeline(settings, pack)
 
         def embed(paths: list[Path]) -> dict[Path, Any]:
             return calibrate.embed_face_files(face_pipeline, paths)
 
     else:
         pack = catalog.choose("voice", args.pack or settings.voice_pack)
-        voice_pipeline = build_voice_pipeline(settings, pack)
         pairs = read_speaker_trials(args.pairs) if args.pairs else []
-        labelled = read_speaker_utterances(args.images) if args.images else []
+        labelled = (
+            _labelled(read_speaker_utterances(args.images), args.images) if args.images else []
+        )
+        voice_pipeline = build_voice_pipeline(settings, pack)
 
         def embed(paths: list[Path]) -> dict[Path, Any]:
             return calibrate.embed_voice_files(
@@ -278,10 +329,27 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     return _finish_calibration(args, pack, scores)
 
 
+def _labelled(samples: list[LabelledImage], path: Path) -> list[LabelledImage]:
+    """``samples`` when they give both genuine and impostor pairs, else a ``DatasetError``."""
+    counts = Counter(s.identity for s in samples)
+    if len(counts) < 2 or max(counts.values()) < 2:
+        raise DatasetError(
+            f"{path}: need at least two identities and one with two or more samples "
+            f"(found {len(counts)} identities)"
+        )
+    return samples
+
+
 def _finish_calibration(args: argparse.Namespace, pack: PackManifest, scores: ScoreSet) -> int:
     from bioverify_admin import calibrate
 
-    fmrs = [float(x) for x in args.target_fmr.split(",")]
+    if scores.genuine.size == 0 or scores.impostor.size == 0:
+        raise CommandFailed(
+            f"nothing to fit: {scores.genuine.size} genuine and {scores.impostor.size} impostor "
+            f"score(s) ({scores.n_failed_images} sample(s) or pair(s) could not be scored)"
+        )
+
+    fmrs: list[float] = args.target_fmr
     calibration, points = calibrate.fit_calibration(scores, fmrs)
     channel = NARROWBAND_CHANNEL if args.telephony else ""
     current = pack.operating_points_for(channel)
@@ -450,6 +518,14 @@ def _run_pad_eval(
 
     if _report_folder_missing(args):
         return EXIT_USAGE
+    bona = sum(sample.bonafide for sample in samples)
+    if args.report is not None and bona in (0, len(samples)):
+        print(
+            f"bioverify-admin: --report needs bona fide and attack samples; {args.labels} has "
+            f"{bona} bona fide and {len(samples) - bona} attack sample(s)",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
     try:
         with _service(args, args.server) as client:
             evaluation = run(client)
@@ -525,6 +601,8 @@ def cmd_enroll(args: argparse.Namespace) -> int:
 
     from bioverify_admin import bulk_enroll
 
+    if _report_folder_missing(args):
+        return EXIT_USAGE
     jobs = bulk_enroll.load_jobs(args.source)
     journal = None
     if not args.dry_run:
@@ -532,8 +610,7 @@ def cmd_enroll(args: argparse.Namespace) -> int:
             args.source, args.server, args.tenant
         )
         journal = bulk_enroll.Journal(path)
-    with connect(args, args.server, timeout=300.0) as client:
-        client.wait_until_serving(timeout=60.0)
+    with serving(args, args.server, timeout=300.0) as client:
         limit = client.service_info().limits.max_images_per_enrollment or 10
         with tqdm(total=len(jobs), unit="subject", file=sys.stderr, disable=args.quiet) as bar:
             enroller = bulk_enroll.BulkEnroller(
@@ -571,7 +648,7 @@ def _enroll_exit_status(report: RunReport) -> int:
 
 # -- subjects -----------------------------------------------------------------------------------
 def cmd_subjects_list(args: argparse.Namespace) -> int:
-    with connect(args, args.server) as client:
+    with serving(args, args.server) as client:
         subjects = list(client.iter_subjects(tenant=args.tenant))
     if args.json:
         print(_dump([_subject_dict(s) for s in subjects]))
@@ -582,7 +659,7 @@ def cmd_subjects_list(args: argparse.Namespace) -> int:
 
 
 def cmd_subjects_show(args: argparse.Namespace) -> int:
-    with connect(args, args.server) as client:
+    with serving(args, args.server) as client:
         subject = client.get_subject(args.subject_id, tenant=args.tenant)
     print(_dump(_subject_dict(subject)))
     return EXIT_OK
@@ -595,7 +672,7 @@ def cmd_subjects_export(args: argparse.Namespace) -> int:
         print(f"bioverify-admin: no folder {args.out.parent} for the export", file=sys.stderr)
         return EXIT_USAGE
     lines: list[str] = []
-    with connect(args, args.server) as client:
+    with serving(args, args.server) as client:
         for subject in client.iter_subjects(tenant=args.tenant):
             lines.append(json.dumps(_nan_to_none(_subject_dict(subject)), sort_keys=True))
     text = "".join(line + "\n" for line in lines)
@@ -611,7 +688,7 @@ def cmd_subjects_export(args: argparse.Namespace) -> int:
 
 
 def cmd_subjects_delete(args: argparse.Namespace) -> int:
-    with connect(args, args.server) as client:
+    with serving(args, args.server) as client:
         reply = client.delete_subject(args.subject_id, tenant=args.tenant)
     print(f"deleted {reply.subject_id}: {reply.templates_deleted} template(s) erased")
     return EXIT_OK
@@ -656,6 +733,42 @@ def _connection_options(parser: argparse.ArgumentParser, default: Any) -> None:
     parser.add_argument("--token", default=default, help="API token (default: BIOVERIFY_TOKEN)")
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1")
+    return value
+
+
+def _share(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a share between 0 and 1")
+    return value
+
+
+def _fmr_list(text: str) -> list[float]:
+    """``1e-3,1e-2``: false-match rates strictly between 0 and 1, the first the default."""
+    values = []
+    for part in text.split(","):
+        try:
+            value = float(part)
+        except ValueError:
+            value = math.nan
+        if not 0.0 < value < 1.0:
+            raise argparse.ArgumentTypeError(
+                f"{part.strip()!r} is not a false-match rate between 0 and 1 (e.g. 1e-3)"
+            )
+        values.append(value)
+    return values
+
+
 def _local_dirs(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--model-dir", type=Path, help="model files, as for `bioverify serve` (BIOVERIFY_MODEL_DIR)"
@@ -670,7 +783,12 @@ def _local_dirs(parser: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bioverify-admin", description=__doc__)
-    parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="log progress to stderr (and show the traceback of an unexpected error)",
+    )
     _connection_options(parser, None)
     # The same options after the command: SUPPRESS keeps a value given before it.
     connection = argparse.ArgumentParser(add_help=False)
@@ -759,7 +877,10 @@ def build_parser() -> argparse.ArgumentParser:
         "calibrated; --write writes into that pack's manifest on this machine)",
     )
     p.add_argument(
-        "--target-fmr", default="1e-3,1e-2,1e-4", help="comma-separated; first = default"
+        "--target-fmr",
+        type=_fmr_list,
+        default="1e-3,1e-2,1e-4",
+        help="comma-separated; first = default",
     )
     p.add_argument("--default", help="default operating point name (default: first target)")
     p.add_argument("--write", action="store_true", help="write the result into the manifest")
@@ -776,7 +897,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("pairs", type=Path, help="TSV: path_a, path_b, same (paths relative to it)")
     p.add_argument("--server", help="HOST:PORT of a running service (default: start one)")
-    p.add_argument("--concurrency", type=int, default=1)
+    p.add_argument("--concurrency", type=_positive_int, default=1)
     p.add_argument("--json", action="store_true")
     p.add_argument("--report", type=Path, metavar="OUT.html", help=REPORT_HELP)
 
@@ -785,7 +906,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("images", type=Path, help="TSV: path, identity (paths relative to it)")
     p.add_argument("--server", help="HOST:PORT of a running service (default: start one)")
-    p.add_argument("--holdout-share", type=float, default=0.2, help="share of identities kept out")
+    p.add_argument("--holdout-share", type=_share, default=0.2, help="share of identities kept out")
     p.add_argument("--json", action="store_true")
     p.add_argument("--report", type=Path, metavar="OUT.html", help=REPORT_HELP)
 
@@ -801,7 +922,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--telephony", action="store_true", help="send both clips as 8 kHz G.711 mu-law first"
     )
-    p.add_argument("--concurrency", type=int, default=1)
+    p.add_argument("--concurrency", type=_positive_int, default=1)
     p.add_argument("--json", action="store_true")
     p.add_argument("--report", type=Path, metavar="OUT.html", help=REPORT_HELP)
 
@@ -822,7 +943,9 @@ def build_parser() -> argparse.ArgumentParser:
         p = add(ev, name, fn, help_text, service=True)
         p.add_argument("labels", type=Path, help=f"TSV: {columns} (paths relative to it)")
         p.add_argument("--server", help="HOST:PORT of a running service (default: start one)")
-        p.add_argument("--workers", type=int, default=1, help="requests in flight at once")
+        p.add_argument(
+            "--workers", type=_positive_int, default=1, help="requests in flight at once"
+        )
         p.add_argument("--json", action="store_true")
         p.add_argument("--report", type=Path, metavar="OUT.html", help=REPORT_HELP)
         if name == "voice-spoof":
@@ -846,7 +969,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="send every file again, whatever the journal says (e.g. after subjects were "
         "deleted on the service); samples still enrolled are not added twice",
     )
-    p.add_argument("--concurrency", type=int, default=4)
+    p.add_argument("--concurrency", type=_positive_int, default=4)
     p.add_argument("--report", type=Path, help="write a JSON report here")
     p.add_argument(
         "--journal", type=Path, help="progress journal (default under .bioverify-enroll/)"
@@ -890,12 +1013,34 @@ def main(argv: list[str] | None = None) -> int:
     try:
         result: int = args.func(args)
         return result
-    except (BioverifyError, DatasetError, ServerStartError) as exc:
+    except (DatasetError, UsageError) as exc:
         print(f"bioverify-admin: {exc}", file=sys.stderr)
-        return EXIT_USAGE if isinstance(exc, DatasetError) else EXIT_FAILED
-    except BioverifyClientError as exc:
-        print(f"bioverify-admin: the service answered {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except (BioverifyError, ServerStartError, CommandFailed) as exc:
+        print(f"bioverify-admin: {exc}", file=sys.stderr)
         return EXIT_FAILED
+    except BioverifyClientError as exc:
+        _last_resort(args, f"the service answered {exc}")
+        return EXIT_FAILED
+    except OSError as exc:  # a file that cannot be written, a full disk, ...
+        _last_resort(args, _os_error(exc))
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        print("bioverify-admin: interrupted", file=sys.stderr)
+        return 130
+
+
+def _os_error(exc: OSError) -> str:
+    if exc.filename is not None and exc.strerror:
+        return f"{exc.filename}: {exc.strerror}"
+    return str(exc) or type(exc).__name__
+
+
+def _last_resort(args: argparse.Namespace, line: str) -> None:
+    """One line for an error the command did not word itself; ``-v`` adds the traceback."""
+    if args.verbose:
+        traceback.print_exc(file=sys.stderr)
+    print(f"bioverify-admin: {line}", file=sys.stderr)
 
 
 if __name__ == "__main__":
