@@ -16,7 +16,7 @@ from grpc import aio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from bioverify import client_requests as requests
-from bioverify.client import BioverifyClientError, client_error
+from bioverify.client import BioverifyClientError, client_error, tls_credentials
 from bioverify.v1 import (
     face_pb2_grpc,
     info_pb2_grpc,
@@ -61,8 +61,8 @@ class AsyncBioverifyClient:
             ("grpc.max_send_message_length", max_message_bytes),
             ("grpc.max_receive_message_length", max_message_bytes),
         ]
-        if tls_ca is not None:
-            credentials = grpc.ssl_channel_credentials(tls_ca, tls_client_key, tls_client_cert)
+        credentials = tls_credentials(tls_ca, tls_client_cert, tls_client_key)
+        if credentials is not None:
             self._channel = aio.secure_channel(target, credentials, options=options)
         else:
             self._channel = aio.insecure_channel(target, options=options)

@@ -53,6 +53,23 @@ def bind_unary(rpc: requests.Unary[P, R]) -> Callable[Concatenate[BioverifyClien
     return call
 
 
+def tls_credentials(
+    tls_ca: bytes | None, tls_client_cert: bytes | None, tls_client_key: bytes | None
+) -> grpc.ChannelCredentials | None:
+    """TLS channel credentials, or None for plaintext. A client certificate or key without
+    ``tls_ca``, or one without the other, is a ``ValueError``: it must never fall back to a
+    plaintext channel silently."""
+    if (tls_client_cert is None) != (tls_client_key is None):
+        raise ValueError("tls_client_cert and tls_client_key go together (mutual TLS)")
+    if tls_ca is None:
+        if tls_client_cert is not None:
+            raise ValueError("mutual TLS needs tls_ca too: a client certificate alone is not TLS")
+        return None
+    return grpc.ssl_channel_credentials(
+        root_certificates=tls_ca, private_key=tls_client_key, certificate_chain=tls_client_cert
+    )
+
+
 class BioverifyClient:
     def __init__(
         self,
@@ -70,12 +87,8 @@ class BioverifyClient:
     ) -> None:
         """``tls_ca`` (PEM) turns TLS on (``tls_client_cert``/``tls_client_key`` for mutual
         TLS); ``token`` is sent as ``authorization: Bearer <token>`` on every call."""
-        if credentials is None and tls_ca is not None:
-            credentials = grpc.ssl_channel_credentials(
-                root_certificates=tls_ca,
-                private_key=tls_client_key,
-                certificate_chain=tls_client_cert,
-            )
+        if credentials is None:
+            credentials = tls_credentials(tls_ca, tls_client_cert, tls_client_key)
         self._metadata: tuple[tuple[str, str], ...] = (
             (("authorization", f"Bearer {token}"),) if token else ()
         )

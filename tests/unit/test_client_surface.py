@@ -80,3 +80,21 @@ def test_identification_requests_carry_the_named_operating_point() -> None:
     voice = requests.identify_voice.build(requests.audio(b"x"), operating_point="fmr_1e-2")
     assert voice.policy.operating_point == "fmr_1e-2"
     assert requests.identify_face.build(b"x").policy.operating_point == ""
+
+
+@pytest.mark.parametrize(
+    ("tls", "message"),
+    [
+        ({"tls_client_cert": b"c", "tls_client_key": b"k"}, "needs tls_ca"),
+        ({"tls_ca": b"ca", "tls_client_cert": b"c"}, "go together"),
+        ({"tls_ca": b"ca", "tls_client_key": b"k"}, "go together"),
+    ],
+)
+def test_a_client_certificate_never_falls_back_to_plaintext(
+    tls: dict[str, bytes], message: str
+) -> None:
+    """Both clients refuse half a TLS configuration instead of opening a plaintext channel."""
+    with pytest.raises(ValueError, match=message):
+        BioverifyClient("127.0.0.1:1", **tls)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=message):
+        AsyncBioverifyClient("127.0.0.1:1", **tls)  # type: ignore[arg-type]
