@@ -142,6 +142,7 @@ def test_partitions_switch_between_exact_and_ann(store: SqliteTemplateStore) -> 
     gallery = Gallery("face", "m1", DIM, exact_max=40)
     gallery.rebuild(store)
     assert gallery.describe()["big"] == ("exact", 30)
+    assert gallery.size("big") == 30 and gallery.size("no-such-tenant") == 0
     for name in names[30:]:
         enroll(store, people, "big", name)
     gallery.catch_up(store)

@@ -198,6 +198,12 @@ class Gallery:
         with self._rw.read():
             return sorted(self._parts)
 
+    def size(self, tenant: str) -> int:
+        """How many templates ``tenant``'s partition holds (one per subject)."""
+        with self._rw.read():
+            part = self._parts.get(tenant)
+            return len(part.ids) if part is not None else 0
+
     def describe(self) -> dict[str, tuple[str, int]]:
         """tenant → (index kind, templates)."""
         with self._rw.read():

@@ -300,10 +300,9 @@ class FaceVerification:
         tenant = validate_tenant(tenant)
         one_to_one = self.operating_point(policy)  # binds the capture to the found subject
         point = one_to_one
+        size = self.gallery.size(tenant)
         if not policy.operating_point:
-            point = search_point(
-                point, self.pack.operating_points, self.gallery, tenant, self.identify_target_fpir
-            )
+            point = search_point(point, self.pack.operating_points, size, self.identify_target_fpir)
         _require_image(image, "image")
         live, sample = self._sample(image, policy, tenant, capture)
         result = identify(
@@ -314,6 +313,7 @@ class FaceVerification:
             min_confidence=min_confidence,
             calibration=self.calibration,
             point=point,
+            gallery_size=size,
         )
         if capture is not None:
             template = None

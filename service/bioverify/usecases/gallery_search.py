@@ -75,21 +75,15 @@ def identification_point(
     return by_strictness[-1]
 
 
-def gallery_size(gallery: Gallery, tenant: str) -> int:
-    """How many templates ``tenant``'s gallery holds (one per subject)."""
-    return gallery.describe().get(tenant, ("", 0))[1]
-
-
 def search_point(
     default: OperatingPoint,
     points: Sequence[OperatingPoint],
-    gallery: Gallery,
-    tenant: str,
+    gallery_size: int,
     target_fpir: float,
 ) -> OperatingPoint:
     """The operating point of a search that did not name one: the service default, or the
-    stricter one that keeps ``tenant``'s gallery within ``target_fpir``."""
-    scaled = identification_point(points, gallery_size(gallery, tenant), target_fpir)
+    stricter one that keeps a gallery of ``gallery_size`` within ``target_fpir``."""
+    scaled = identification_point(points, gallery_size, target_fpir)
     return scaled if scaled.target_fmr < default.target_fmr else default
 
 
@@ -102,11 +96,13 @@ def identify(
     min_confidence: float,
     calibration: Calibration,
     point: OperatingPoint,
+    gallery_size: int,
 ) -> IdentifyResult:
     """Open-set search: the best ``top_k`` subjects that pass the operating point's threshold,
     or, when the client sets ``min_confidence``, every one of the ``top_k`` at or above that
     confidence (e.g. to queue weaker hits for manual review). ``found`` is judged at the
-    operating point either way. An empty answer means nobody enrolled matches."""
+    operating point either way. An empty answer means nobody enrolled matches.
+    ``gallery_size``: the tenant's template count, for ``expected_fpir``."""
     if top_k < 0 or top_k > MAX_TOP_K:
         raise InvalidInput(f"top_k must be between 1 and {MAX_TOP_K} (0 = {DEFAULT_TOP_K})")
     if not 0.0 <= min_confidence <= 1.0:
@@ -118,7 +114,7 @@ def identify(
         if (confidence < min_confidence) if min_confidence > 0 else (similarity < point.threshold):
             continue
         candidates.append(Candidate(subject_id, similarity, confidence, len(candidates) + 1))
-    fpir = expected_fpir(point.target_fmr, gallery_size(gallery, tenant))
+    fpir = expected_fpir(point.target_fmr, gallery_size)
     return IdentifyResult(tuple(candidates), point.threshold, point.name, fpir)
 
 

@@ -435,9 +435,10 @@ class VoiceVerification:
         # stricter telephone thresholds (an open-set search must not let impostors in).
         channel = self.channel(_narrow(decoded))
         calibration, point = self.scoring(policy, channel)
+        size = self.gallery.size(tenant)
         if not policy.operating_point:
             points = self.pack.operating_points_for(channel)
-            point = search_point(point, points, self.gallery, tenant, self.identify_target_fpir)
+            point = search_point(point, points, size, self.identify_target_fpir)
         result = identify(
             self.gallery,
             tenant,
@@ -446,6 +447,7 @@ class VoiceVerification:
             min_confidence=min_confidence,
             calibration=calibration,
             point=point,
+            gallery_size=size,
         )
         return IdentifyVoiceOutcome(
             result, self.model, _report(decoded, sample, issues), issues, live
