@@ -833,15 +833,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--to", type=Path, help="model directory (default BIOVERIFY_MODEL_DIR)")
     p = add(models, "build", cmd_models_build, "build a pack from a checkpoint (needs torch)")
     p.add_argument("pack", choices=["voice-antispoof"])
-    p.add_argument(
-        "--model-dir", type=Path, help="checkpoints are read here (default BIOVERIFY_MODEL_DIR)"
-    )
-    p.add_argument(
-        "--data-dir",
-        type=Path,
-        help="the service's data directory: the pack goes to DIR/packs "
-        "(default BIOVERIFY_DATA_DIR)",
-    )
+    _local_dirs(p)  # checkpoints are read from the model dir; the pack goes to DATA_DIR/packs
     p.add_argument("--json", action="store_true")
 
     p = add(
