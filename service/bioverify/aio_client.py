@@ -16,7 +16,7 @@ from grpc import aio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from bioverify import client_requests as requests
-from bioverify.client import BioverifyClientError, client_error, tls_credentials
+from bioverify.client import BioverifyClientError, client_error, gives_up, tls_credentials
 from bioverify.v1 import (
     face_pb2_grpc,
     info_pb2_grpc,
@@ -103,11 +103,7 @@ class AsyncBioverifyClient:
                     return
                 answered = True
             except grpc.RpcError as exc:
-                if (
-                    not answered
-                    and unreachable_timeout is not None
-                    and loop.time() - started > unreachable_timeout
-                ):
+                if gives_up(answered, loop.time() - started, unreachable_timeout):
                     raise client_error(exc) from exc
             if loop.time() > deadline:
                 raise TimeoutError(f"service not serving after {timeout:.0f} s")

@@ -53,6 +53,12 @@ def bind_unary(rpc: requests.Unary[P, R]) -> Callable[Concatenate[BioverifyClien
     return call
 
 
+def gives_up(answered: bool, waited_s: float, unreachable_timeout: float | None) -> bool:
+    """``wait_until_serving``: stop waiting for a service that has not answered at all for
+    ``unreachable_timeout`` seconds (one that answered NOT_SERVING is still loading)."""
+    return not answered and unreachable_timeout is not None and waited_s > unreachable_timeout
+
+
 def tls_credentials(
     tls_ca: bytes | None, tls_client_cert: bytes | None, tls_client_key: bytes | None
 ) -> grpc.ChannelCredentials | None:
@@ -139,11 +145,7 @@ class BioverifyClient:
                     return
                 answered = True
             except grpc.RpcError as exc:
-                if (
-                    not answered
-                    and unreachable_timeout is not None
-                    and time.monotonic() - started > unreachable_timeout
-                ):
+                if gives_up(answered, time.monotonic() - started, unreachable_timeout):
                     raise client_error(exc) from exc
             if time.monotonic() > deadline:
                 raise TimeoutError(f"service not serving after {timeout:.0f} s")
