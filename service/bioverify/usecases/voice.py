@@ -35,7 +35,7 @@ from bioverify.scoring import (
     logit,
     sigmoid,
 )
-from bioverify.store.ports import Template, TemplateStore, TemplateWrite
+from bioverify.store.ports import Template, TemplateStore, TemplateWrite, merge_samples
 from bioverify.usecases.common import (
     DEFAULT_TENANT,
     NOTHING_ACCEPTED,
@@ -375,14 +375,15 @@ class VoiceVerification:
             try:
                 current = self.store.get_template(tenant, subject_id, VOICE)
                 existing = float(current.extra.get("net_speech_s", 0.0))
-                held = set(current.sample_ids)  # clips sent again add no speech
-                fresh = float(
-                    sum(
-                        s.net_speech_s
-                        for s, new, old in zip(accepted, accepted_ids, legacy_ids, strict=True)
-                        if new not in held and old not in held
-                    )
+                # clips the template holds already (the store's own rule) add no speech
+                _, _, added = merge_samples(
+                    None,
+                    current.sample_ids,
+                    np.stack([s.embedding for s in accepted]),
+                    accepted_ids,
+                    legacy_ids,
                 )
+                fresh = float(sum(accepted[row].net_speech_s for row in added))
             except BioverifyError:
                 existing = 0.0
         if fresh + existing < self.policy.min_enroll_total_speech_s:
