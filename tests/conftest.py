@@ -9,6 +9,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+import numpy.typing as npt
 import pytest
 
 if TYPE_CHECKING:
@@ -37,6 +39,12 @@ def models_dir(shared_dir: Path) -> Path:
 @pytest.fixture(scope="session")
 def data_dir(shared_dir: Path) -> Path:
     return shared_dir / "data"
+
+
+def files_holding(root: Path, vector: npt.NDArray[np.float32]) -> list[Path]:
+    """Every file under ``root`` (recursively) whose raw bytes hold ``vector`` as float32."""
+    needle = np.asarray(vector, np.float32).tobytes()
+    return sorted(p for p in root.rglob("*") if p.is_file() and needle in p.read_bytes())
 
 
 def lfw(name: str, n: int) -> Path:

@@ -11,8 +11,6 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import grpc
-import numpy as np
-import numpy.typing as npt
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
@@ -22,7 +20,7 @@ from bioverify.store.redis_store import RedisTemplateStore
 from bioverify.store.sqlite_store import SqliteTemplateStore
 from bioverify.usecases.common import DEFAULT_TENANT
 from bioverify.v1 import face_pb2
-from tests.conftest import DATA, custom_service, lfw
+from tests.conftest import DATA, custom_service, files_holding, lfw
 from tests.redis_server import RedisServer
 from tests.service_process import ServiceProcess
 
@@ -87,12 +85,6 @@ def test_two_replicas_share_one_gallery(tmp_path: Path, redis_aof: RedisServer) 
             within(1.0, lambda: top_subject(ca, FEDERER[2]) is None)
     finally:
         assert a.stop() == 0 and b.stop() == 0
-
-
-def files_holding(root: Path, vector: npt.NDArray[np.float32]) -> list[Path]:
-    """Every file under ``root`` (recursively) whose raw bytes hold ``vector`` as float32."""
-    needle = np.asarray(vector, np.float32).tobytes()
-    return sorted(p for p in root.rglob("*") if p.is_file() and needle in p.read_bytes())
 
 
 def test_a_deleted_subject_leaves_no_snapshot_in_any_replica(

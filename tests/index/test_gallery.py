@@ -20,6 +20,7 @@ from bioverify.index.gallery import Gallery, GalleryFollower
 from bioverify.scoring import cosine_similarity
 from bioverify.store.ports import TemplateStore, TemplateWrite
 from bioverify.store.sqlite_store import SqliteTemplateStore
+from tests.conftest import files_holding
 
 DIM = 32
 F32 = npt.NDArray[np.float32]
@@ -232,12 +233,6 @@ def test_unusable_snapshots_fall_back_to_a_rebuild(
 def subjects(gallery: Gallery, tenant: str, people: People) -> set[str]:
     """Every subject of ``tenant`` the gallery holds (searched with any probe, k large)."""
     return {s for s, _ in gallery.search(tenant, people.probe("anyone"), 1_000)}
-
-
-def files_holding(root: Path, vector: F32) -> list[Path]:
-    """Every file under ``root`` (recursively) whose raw bytes hold ``vector`` as float32."""
-    needle = np.asarray(vector, np.float32).tobytes()
-    return sorted(p for p in root.rglob("*") if p.is_file() and needle in p.read_bytes())
 
 
 def test_a_snapshot_of_another_store_at_the_same_seq_is_not_applied(
