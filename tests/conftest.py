@@ -44,7 +44,12 @@ def data_dir(shared_dir: Path) -> Path:
 def files_holding(root: Path, vector: npt.NDArray[np.float32]) -> list[Path]:
     """Every file under ``root`` (recursively) whose raw bytes hold ``vector`` as float32."""
     needle = np.asarray(vector, np.float32).tobytes()
-    return sorted(p for p in root.rglob("*") if p.is_file() and needle in p.read_bytes())
+    found = []
+    for path in root.rglob("*"):
+        with contextlib.suppress(FileNotFoundError):  # a follower may remove it meanwhile
+            if path.is_file() and needle in path.read_bytes():
+                found.append(path)
+    return sorted(found)
 
 
 def lfw(name: str, n: int) -> Path:
