@@ -208,6 +208,50 @@ def test_exif_orientation_on_a_non_square_image() -> None:
     assert tuple(decoded[55, 60]) == (255, 0, 0)  # blue at the bottom
 
 
+# What each EXIF orientation does to the upright picture when it is stored (its inverse
+# turns it back): the camera writes the stored pixels and the tag that undoes them.
+_STORED_AS = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_90,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_270,
+}
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP"])
+@pytest.mark.parametrize("orientation", sorted(_STORED_AS))
+@pytest.mark.parametrize("max_side", [None, 200])
+def test_every_exif_orientation_decodes_upright(
+    orientation: int, fmt: str, max_side: int | None
+) -> None:
+    upright = Image.new("RGB", (400, 240), (255, 0, 0))  # red top left
+    upright.paste((0, 255, 0), (200, 0, 400, 120))  # green top right
+    upright.paste((0, 0, 255), (0, 120, 200, 240))  # blue bottom left
+    upright.paste((255, 255, 255), (200, 120, 400, 240))  # white bottom right
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    params: dict[str, object] = {"exif": exif.tobytes()}
+    if fmt != "PNG":
+        params["quality"] = 95
+    data = encode(upright.transpose(_STORED_AS[orientation]), fmt, **params)
+
+    decoded = decode_image_within(data, **LIMITS, max_side=max_side)
+    assert (decoded.original_width, decoded.original_height) == (400, 240)
+    height, width = (240, 400) if max_side is None else (120, 200)
+    assert_bgr(decoded.pixels, height, width)
+    quadrants = {
+        (height // 4, width // 4): (0, 0, 255),
+        (height // 4, 3 * width // 4): (0, 255, 0),
+        (3 * height // 4, width // 4): (255, 0, 0),
+        (3 * height // 4, 3 * width // 4): (255, 255, 255),
+    }
+    for (row, col), bgr in quadrants.items():
+        assert np.abs(decoded.pixels[row, col].astype(int) - bgr).max() < 16, (row, col)
+
+
 def test_png_with_alpha_is_composited_on_white() -> None:
     rgba = Image.new("RGBA", (64, 64), (0, 0, 0, 0))
     rgba.paste((255, 0, 0, 255), (0, 0, 32, 64))

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
-from PIL import ExifTags, Image
+from PIL import ExifTags, Image, ImageOps
 
 from bioverify.errors import InvalidImage, TooLarge
 from bioverify.face.ports import ImageBGR
@@ -162,6 +162,8 @@ def _open_header(data: bytes, fmt: str, max_pixels: int) -> Image.Image:
 
 _EXIF_SWAPS_AXES = frozenset((5, 6, 7, 8))
 """EXIF orientations that rotate by 90 degrees (width and height trade places)."""
+_EXIF_TURNS = frozenset((2, 3, 4, 5, 6, 7, 8))
+"""EXIF orientations that are not upright as stored."""
 
 
 def _shrunk_size(width: int, height: int, max_side: int | None) -> tuple[int, int] | None:
@@ -175,17 +177,6 @@ def _shrunk_size(width: int, height: int, max_side: int | None) -> tuple[int, in
 # Pillow modes whose resize averages 8-bit values (not palette indices, not 16-bit).
 _REDUCIBLE_MODES = frozenset(("L", "LA", "La", "RGB", "RGBA", "RGBa", "RGBX", "CMYK", "YCbCr"))
 
-_EXIF_TRANSPOSE = {
-    2: Image.Transpose.FLIP_LEFT_RIGHT,
-    3: Image.Transpose.ROTATE_180,
-    4: Image.Transpose.FLIP_TOP_BOTTOM,
-    5: Image.Transpose.TRANSPOSE,
-    6: Image.Transpose.ROTATE_270,
-    7: Image.Transpose.TRANSVERSE,
-    8: Image.Transpose.ROTATE_90,
-}
-"""How to turn each EXIF orientation upright (as ``ImageOps.exif_transpose`` does)."""
-
 
 def _reduced(image: Image.Image, target: tuple[int, int] | None) -> Image.Image:
     """Area-averaged down to ``target`` inside Pillow, so the full-size picture is never
@@ -196,8 +187,12 @@ def _reduced(image: Image.Image, target: tuple[int, int] | None) -> Image.Image:
 
 
 def _upright(image: Image.Image, orientation: object) -> Image.Image:
-    method = _EXIF_TRANSPOSE.get(orientation) if isinstance(orientation, int) else None
-    return image if method is None else image.transpose(method)
+    """Turned upright per its EXIF orientation (Pillow keeps the EXIF block through
+    ``draft``, ``load`` and ``resize``); an upright image is returned as it is, uncopied."""
+    if orientation not in _EXIF_TURNS:
+        return image
+    upright = ImageOps.exif_transpose(image)
+    return image if upright is None else upright
 
 
 def _check_geometry(width: int, height: int, *, max_pixels: int, max_aspect: float) -> None:
