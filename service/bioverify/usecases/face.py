@@ -42,7 +42,7 @@ from bioverify.usecases.common import (
     validate_subject_id,
     validate_tenant,
 )
-from bioverify.usecases.gallery_search import Duplicate, IdentifyResult, identify, search_point
+from bioverify.usecases.gallery_search import Duplicate, IdentifyResult, identify
 from bioverify.usecases.liveness import (
     CaptureBinding,
     LiveCapture,
@@ -124,7 +124,7 @@ class FaceVerification:
         identify_target_fpir: float = 0.01,
     ) -> None:
         """``sample_id_key``: the deployment's secret that sample ids are keyed with;
-        ``identify_target_fpir``: see :func:`search_point`."""
+        ``identify_target_fpir``: see :func:`gallery_search.search_point`."""
         if pack.calibration is None:
             raise ValueError(f"pack {pack.id} has no calibration")
         self.pipeline = pipeline
@@ -299,10 +299,6 @@ class FaceVerification:
         single-image check."""
         tenant = validate_tenant(tenant)
         one_to_one = self.operating_point(policy)  # binds the capture to the found subject
-        point = one_to_one
-        size = self.gallery.size(tenant)
-        if not policy.operating_point:
-            point = search_point(point, self.pack.operating_points, size, self.identify_target_fpir)
         _require_image(image, "image")
         live, sample = self._sample(image, policy, tenant, capture)
         result = identify(
@@ -312,8 +308,9 @@ class FaceVerification:
             top_k=top_k,
             min_confidence=min_confidence,
             calibration=self.calibration,
-            point=point,
-            gallery_size=size,
+            point=one_to_one,
+            scale_among=() if policy.operating_point else self.pack.operating_points,
+            target_fpir=self.identify_target_fpir,
         )
         if capture is not None:
             template = None

@@ -96,17 +96,23 @@ def identify(
     min_confidence: float,
     calibration: Calibration,
     point: OperatingPoint,
-    gallery_size: int,
+    scale_among: Sequence[OperatingPoint] = (),
+    target_fpir: float = 1.0,
 ) -> IdentifyResult:
     """Open-set search: the best ``top_k`` subjects that pass the operating point's threshold,
     or, when the client sets ``min_confidence``, every one of the ``top_k`` at or above that
     confidence (e.g. to queue weaker hits for manual review). ``found`` is judged at the
     operating point either way. An empty answer means nobody enrolled matches.
-    ``gallery_size``: the tenant's template count, for ``expected_fpir``."""
+    ``scale_among``: when the client named no operating point, the pack's points; the search
+    then moves from ``point`` to the one that keeps the tenant's gallery within
+    ``target_fpir`` (:func:`search_point`)."""
     if top_k < 0 or top_k > MAX_TOP_K:
         raise InvalidInput(f"top_k must be between 1 and {MAX_TOP_K} (0 = {DEFAULT_TOP_K})")
     if not 0.0 <= min_confidence <= 1.0:
         raise InvalidInput("min_confidence must be between 0 and 1")
+    gallery_size = gallery.size(tenant)
+    if scale_among:
+        point = search_point(point, scale_among, gallery_size, target_fpir)
     hits = gallery.search(tenant, embedding, top_k or DEFAULT_TOP_K)
     candidates: list[Candidate] = []
     for subject_id, similarity in hits:

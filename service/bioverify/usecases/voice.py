@@ -52,7 +52,7 @@ from bioverify.usecases.common import (
     validate_subject_id,
     validate_tenant,
 )
-from bioverify.usecases.gallery_search import Duplicate, IdentifyResult, identify, search_point
+from bioverify.usecases.gallery_search import Duplicate, IdentifyResult, identify
 from bioverify.usecases.liveness import (
     NARROWBAND_NOT_ALLOWED,
     LivenessGate,
@@ -225,7 +225,7 @@ class VoiceVerification:
         identify_target_fpir: float = 0.01,
     ) -> None:
         """``sample_id_key``: the deployment's secret that sample ids are keyed with;
-        ``identify_target_fpir``: see :func:`search_point`."""
+        ``identify_target_fpir``: see :func:`gallery_search.search_point`."""
         if pack.calibration is None:
             raise ValueError(f"pack {pack.id} has no calibration")
         self.pipeline = pipeline
@@ -436,10 +436,6 @@ class VoiceVerification:
         # stricter telephone thresholds (an open-set search must not let impostors in).
         channel = self.channel(_narrow(decoded))
         calibration, point = self.scoring(policy, channel)
-        size = self.gallery.size(tenant)
-        if not policy.operating_point:
-            points = self.pack.operating_points_for(channel)
-            point = search_point(point, points, size, self.identify_target_fpir)
         result = identify(
             self.gallery,
             tenant,
@@ -448,7 +444,8 @@ class VoiceVerification:
             min_confidence=min_confidence,
             calibration=calibration,
             point=point,
-            gallery_size=size,
+            scale_among=() if policy.operating_point else self.pack.operating_points_for(channel),
+            target_fpir=self.identify_target_fpir,
         )
         return IdentifyVoiceOutcome(
             result, self.model, _report(decoded, sample, issues), issues, live
