@@ -235,7 +235,7 @@ def test_snapshots_this_run_will_not_use_are_removed_at_startup(tmp_path: Path) 
         assert service.stop() == 0
         assert files_holding(data, federer) == []
         for modality in ("face", "voice"):
-            assert f"gallery snapshot in {index / modality} removed" in service.log()
+            assert f"snapshot in {index / modality} removed (not used by this run)" in service.log()
     finally:
         service.stop()
 

@@ -49,7 +49,7 @@ import shutil
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -448,28 +448,12 @@ class Gallery:
         that cannot be removed is logged and tried again by ``maintain()``."""
         self._stale_snapshots |= self._snapshot_dirs
         self._snapshot_dirs.clear()
-        for directory in sorted(self._stale_snapshots):
-            try:
-                removed = remove_snapshots(directory)
-            except OSError as exc:
-                logger.error(
-                    "gallery %s/%s: could not remove the snapshot in %s, which may hold a "
-                    "deleted subject (%s); retrying",
-                    self.modality,
-                    self.model,
-                    directory,
-                    exc,
-                )
-                continue
-            self._stale_snapshots.discard(directory)
-            if removed:
-                logger.info(
-                    "gallery %s/%s: snapshot in %s removed (%s)",
-                    self.modality,
-                    self.model,
-                    directory,
-                    why,
-                )
+        self._stale_snapshots = remove_snapshots_in(
+            self._stale_snapshots,
+            f"gallery {self.modality}/{self.model}",
+            why=why,
+            retried="retrying",
+        )
 
     def _pruned_past(self, store: TemplateStore) -> bool:
         """Whether the store pruned changes this gallery has not applied (asked after reading
@@ -716,6 +700,31 @@ def remove_snapshots(directory: Path, keep: str | None = None) -> int:
             removed += 1
     fsync_dir(directory)
     return removed
+
+
+def remove_snapshots_in(
+    directories: Iterable[Path], owner: str, *, why: str, retried: str
+) -> set[Path]:
+    """``remove_snapshots`` in each directory, each removal and failure logged (a failure
+    may leave deleted subjects on disk, so it is an error naming when it is ``retried``);
+    returns the directories whose removal failed."""
+    failed = set()
+    for directory in sorted(directories):
+        try:
+            removed = remove_snapshots(directory)
+        except OSError as exc:
+            logger.error(
+                "%s: could not remove the snapshot in %s, which may hold deleted subjects (%s); %s",
+                owner,
+                directory,
+                exc,
+                retried,
+            )
+            failed.add(directory)
+            continue
+        if removed:
+            logger.info("%s: snapshot in %s removed (%s)", owner, directory, why)
+    return failed
 
 
 def _write_atomic(path: Path, text: str) -> None:

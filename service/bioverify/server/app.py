@@ -26,7 +26,7 @@ from bioverify.face.pipeline import FacePipeline, ImageLimits
 from bioverify.face.ports import DetectedFace
 from bioverify.face.quality import DEFAULT_THRESHOLDS, QualityThresholds
 from bioverify.face.registry import build_detector, build_embedder
-from bioverify.index.gallery import Gallery, GalleryFollower, remove_snapshots
+from bioverify.index.gallery import Gallery, GalleryFollower, remove_snapshots_in
 from bioverify.liveness.av_sync import AvSyncChecker
 from bioverify.liveness.challenge import ALL_ACTIONS, POSE_ACTIONS, ChallengeIssuer
 from bioverify.liveness.face_checker import FaceLivenessChecker
@@ -410,19 +410,12 @@ class Application:
         if not root.is_dir():
             return
         used = {self._snapshot_dir(g) for g in self.galleries}
-        for directory in sorted(p for p in root.iterdir() if p.is_dir() and p not in used):
-            try:
-                removed = remove_snapshots(directory)
-            except OSError as exc:
-                logger.error(
-                    "could not remove the unused gallery snapshot in %s, which may hold deleted "
-                    "subjects (%s)",
-                    directory,
-                    exc,
-                )
-                continue
-            if removed:
-                logger.info("gallery snapshot in %s removed (not used by this run)", directory)
+        remove_snapshots_in(
+            (p for p in root.iterdir() if p.is_dir() and p not in used),
+            "unused gallery",
+            why="not used by this run",
+            retried="tried again at the next start",
+        )
 
     def wait(self) -> None:
         self.server.wait_for_termination()
