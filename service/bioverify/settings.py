@@ -201,12 +201,12 @@ class Settings:
             "challenge_ttl_s",
             "gallery_follow_poll_s",
             "voice_interim_every_speech_s",
+            "gallery_exact_max",
         ):
             if getattr(self, name) <= 0:
                 raise ConfigurationError(f"{name} must be positive")
         for name in (
             "grace_seconds",
-            "gallery_exact_max",
             "voice_min_verify_speech_s",
             "voice_min_enroll_clip_speech_s",
             "voice_min_enroll_total_speech_s",

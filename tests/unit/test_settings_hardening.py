@@ -43,6 +43,7 @@ def test_a_misspelt_variable_is_refused_not_ignored() -> None:
         ("VOICE_MIN_VERIFY_SPEECH_S", "-5", "negative"),
         ("GALLERY_FOLLOW_POLL_S", "0", "positive"),
         ("CHALLENGE_TTL_S", "0", "positive"),
+        ("GALLERY_EXACT_MAX", "0", "positive"),  # Gallery refused it with a traceback
     ],
 )
 def test_numbers_out_of_range_are_configuration_errors(name: str, value: str, why: str) -> None:
