@@ -144,7 +144,8 @@ class AsyncBioverifyClient:
     ) -> AsyncIterator[voice_pb2.VoiceStreamResponse]:
         """Verify a live call (see ``BioverifyClient.verify_voice_stream``): yields interim
         results, each with the running synthetic-speech assessment in ``liveness``, then the
-        final one. ``chunks`` may be a plain or an async iterable (e.g. audio from a socket)."""
+        final one. ``chunks`` may be a plain or an async iterable (e.g. audio from a socket).
+        ``timeout``: a deadline for the whole call (None: none; see the sync client)."""
         first = requests.voice_stream_config(
             subject_id,
             encoding=encoding,
@@ -167,9 +168,7 @@ class AsyncBioverifyClient:
                 for chunk in chunks:
                     yield voice_pb2.VoiceStreamRequest(audio=chunk)
 
-        call = self.voice.VerifyVoiceStream(
-            messages(), timeout=timeout or self.timeout, metadata=self._metadata
-        )
+        call = self.voice.VerifyVoiceStream(messages(), timeout=timeout, metadata=self._metadata)
         try:
             async for reply in call:
                 yield reply

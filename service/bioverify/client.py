@@ -190,7 +190,9 @@ class BioverifyClient:
         once enough speech was assessed, when the service has a voice anti-spoofing pack),
         reported whatever the policy; ``require_liveness`` (None: the tenant's / service's
         default) makes a spoof verdict turn the decision into ``SPOOF_SUSPECTED`` unless
-        ``observe_only``."""
+        ``observe_only``. ``timeout``: a deadline for the whole call (None: none, as a call
+        lasts as long as its audio; the service ends it at its ``MAX_CALL_SECONDS``), not
+        the client's per-request ``timeout``."""
         first = requests.voice_stream_config(
             subject_id,
             encoding=encoding,
@@ -211,7 +213,7 @@ class BioverifyClient:
 
         try:
             yield from self.voice.VerifyVoiceStream(
-                messages(), timeout=timeout or self.timeout, metadata=self._metadata
+                messages(), timeout=timeout, metadata=self._metadata
             )
         except grpc.RpcError as exc:
             raise client_error(exc) from exc

@@ -8,6 +8,7 @@ sure about among a few candidates), never by a hard-coded score."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -229,3 +230,36 @@ def test_async_client_stream_exposes_liveness(face_server: str, clips: dict[str,
     replies = asyncio.run(scenario())
     assert replies[-1].final and replies[-1].liveness.checked
     assert replies[-1].liveness.checks
+
+
+def test_a_call_outlasts_the_clients_per_request_timeout(
+    face_server: str, clips: dict[str, bytes]
+) -> None:
+    """A live call lasts as long as its audio: the client's unary ``timeout`` (here 1 s) is
+    not its deadline (3 s of audio sent in real time used to end in DEADLINE_EXCEEDED)."""
+    real_time = chunks(clips["bonafide"][: RATE * 2 * 3])
+
+    def paced() -> Iterator[bytes]:
+        for chunk in real_time:
+            time.sleep(0.02)
+            yield chunk
+
+    async def paced_async() -> AsyncIterator[bytes]:
+        for chunk in real_time:
+            await asyncio.sleep(0.02)
+            yield chunk
+
+    with BioverifyClient(face_server, timeout=1.0, retries=0) as sync_client:
+        replies = sync_client.verify_voice_stream(
+            "lj-caller", paced(), encoding="PCM_S16LE", sample_rate_hz=RATE
+        )
+        assert list(replies)[-1].final
+
+    async def scenario() -> voice_pb2.VoiceStreamResponse:
+        async with AsyncBioverifyClient(face_server, timeout=1.0) as client:
+            replies = client.verify_voice_stream(
+                "lj-caller", paced_async(), encoding="PCM_S16LE", sample_rate_hz=RATE
+            )
+            return [r async for r in replies][-1]
+
+    assert asyncio.run(scenario()).final
