@@ -56,6 +56,16 @@ def test_identify_face_open_set(client: BioverifyClient) -> None:
     stranger = identify_face(client, aniston.read_bytes(), tenant)
     assert list(stranger.candidates) == [] and stranger.decision == common_pb2.REJECT
 
+    # min_confidence adds weaker hits for review and never hides one that passes the point.
+    probe = lfw("Roger_Federer", 13).read_bytes()
+    strict = identify_face(client, probe, tenant, top_k=3, min_confidence=1.0)
+    assert strict.decision == common_pb2.ACCEPT and strict.candidates[0].subject_id == "federer"
+    assert [c.subject_id for c in strict.candidates] == [c.subject_id for c in hit.candidates]
+    loose = identify_face(client, probe, tenant, top_k=3, min_confidence=1e-9)
+    assert loose.candidates[0].subject_id == "federer" and len(loose.candidates) == 3
+    assert all(c.rank == i + 1 for i, c in enumerate(loose.candidates))
+    assert loose.decision == common_pb2.ACCEPT
+
     # Other tenants' galleries are never searched.
     other = identify_face(client, lfw("Roger_Federer", 13).read_bytes(), "ident-face-other")
     assert list(other.candidates) == []

@@ -99,10 +99,11 @@ def identify(
     scale_among: Sequence[OperatingPoint] = (),
     target_fpir: float = 1.0,
 ) -> IdentifyResult:
-    """Open-set search: the best ``top_k`` subjects that pass the operating point's threshold,
-    or, when the client sets ``min_confidence``, every one of the ``top_k`` at or above that
-    confidence (e.g. to queue weaker hits for manual review). ``found`` is judged at the
-    operating point either way. An empty answer means nobody enrolled matches.
+    """Open-set search: the best ``top_k`` subjects that pass the operating point's threshold
+    and, when the client sets ``min_confidence``, also those of the ``top_k`` at or above that
+    confidence (e.g. to queue weaker hits for manual review; it never hides a hit that passes
+    the operating point, which alone decides ``found``). An empty answer means nobody
+    enrolled matches.
     ``scale_among``: when the client named no operating point, the pack's points; the search
     then moves from ``point`` to the one that keeps the tenant's gallery within
     ``target_fpir`` (:func:`search_point`)."""
@@ -117,7 +118,8 @@ def identify(
     candidates: list[Candidate] = []
     for subject_id, similarity in hits:
         confidence = float(calibration.probability(similarity))
-        if (confidence < min_confidence) if min_confidence > 0 else (similarity < point.threshold):
+        passes = similarity >= point.threshold
+        if not (passes or (min_confidence > 0 and confidence >= min_confidence)):
             continue
         candidates.append(Candidate(subject_id, similarity, confidence, len(candidates) + 1))
     fpir = expected_fpir(point.target_fmr, gallery_size)
