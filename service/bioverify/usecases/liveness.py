@@ -135,12 +135,15 @@ class LivenessGate:
         return self._policy(tenant).allow_narrowband_voice
 
     def requirement(self, request: RequestPolicy, tenant: str, modality: str) -> tuple[bool, bool]:
-        """(required, observe_only) for ``modality``: the request's choice, else the
-        tenant's, else the service default."""
+        """(required, observe_only) for ``modality``. The tenant's policy (else the service
+        default) is a floor: a request may ask for liveness, and for observe mode where the
+        tenant does not require liveness, but cannot waive or soften what the tenant requires
+        (an API client switching off the bank's liveness rule)."""
         policy = self._policy(tenant)
-        default = policy.require_face if modality == "face" else policy.require_voice
-        required = default if request.require_liveness is None else request.require_liveness
-        return required, request.observe_only or policy.observe_only
+        mandated = policy.require_face if modality == "face" else policy.require_voice
+        required = mandated or bool(request.require_liveness)
+        observe = policy.observe_only or (request.observe_only and not mandated)
+        return required, observe
 
     def face_result(
         self, request: RequestPolicy, tenant: str, prepared: PreparedFace
