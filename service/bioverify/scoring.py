@@ -201,9 +201,10 @@ def threshold_at_fmr(impostor: npt.ArrayLike, fmr: float) -> float:
     """Similarity threshold whose false-match rate is at most ``fmr``.
 
     Two estimates: the tail of a normal fit to the upper half of the impostor scores (usable
-    far beyond the sample), and, where the sample reaches that far (``n * fmr >= 1``), the
-    empirical quantile. The stricter one is returned: a bank would rather refuse a few genuine
-    users than under-state the false-match rate.
+    far beyond the sample), and the empirical one: the lowest threshold that at most
+    ``floor(n * fmr)`` of the sample's scores reach (above them all when ``n * fmr < 1``).
+    The stricter one is returned: a bank would rather refuse a few genuine users than
+    under-state the false-match rate.
     """
     scores = np.sort(np.asarray(impostor, dtype=np.float64).ravel())
     if scores.size < 2:
@@ -216,8 +217,11 @@ def threshold_at_fmr(impostor: npt.ArrayLike, fmr: float) -> float:
     upper = scores[scores > median] - median
     sigma = float(np.sqrt(np.mean(upper**2))) if upper.size else float(scores.std())
     estimates = [median + float(norm.isf(fmr)) * sigma]
-    if fmr * scores.size >= 1:
-        estimates.append(float(np.quantile(scores, 1.0 - fmr, method="higher")))
+    # Just above the (allowed + 1)-th highest score: a match needs similarity >= the
+    # threshold, so at most ``allowed`` (false matches within fmr; 0 when the sample is
+    # smaller than 1 / fmr) of the sample's impostor scores reach it.
+    allowed = int(np.floor(fmr * scores.size * (1 + 1e-12)))
+    estimates.append(float(np.nextafter(scores[scores.size - allowed - 1], np.inf)))
     return max(estimates)
 
 
