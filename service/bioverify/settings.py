@@ -103,7 +103,9 @@ class Settings:
     inference_workers: int = 2
     onnx_threads: int = 1
     max_concurrent_rpcs: int = 64
-    rpc_threads: int = 16
+    rpc_threads: int = 64
+    max_live_calls: int = 32  # VerifyVoiceStream calls at once; each holds an RPC thread
+    live_call_idle_s: float = 30.0  # a live call silent this long is cancelled
     grace_seconds: float = 5.0
     reflection: bool = False  # gRPC server reflection: lists every service and message type
     log_level: str = "INFO"
@@ -202,9 +204,17 @@ class Settings:
             "gallery_follow_poll_s",
             "voice_interim_every_speech_s",
             "gallery_exact_max",
+            "max_live_calls",
+            "live_call_idle_s",
         ):
             if getattr(self, name) <= 0:
                 raise ConfigurationError(f"{name} must be positive")
+        if self.max_live_calls >= min(self.rpc_threads, self.max_concurrent_rpcs):
+            raise ConfigurationError(
+                f"max_live_calls ({self.max_live_calls}) must be below rpc_threads "
+                f"({self.rpc_threads}) and max_concurrent_rpcs ({self.max_concurrent_rpcs}): "
+                "each live call holds an RPC thread, and other requests need some"
+            )
         for name in (
             "grace_seconds",
             "voice_min_verify_speech_s",

@@ -42,6 +42,7 @@ from bioverify.server.exposure import (
 )
 from bioverify.server.face_servicer import FaceServicer
 from bioverify.server.info_servicer import InfoServicer
+from bioverify.server.live_calls import LiveCalls
 from bioverify.server.liveness_servicer import LivenessServicer
 from bioverify.server.sample_id_key import sample_id_key
 from bioverify.server.status import ErrorMappingInterceptor
@@ -301,6 +302,7 @@ class Application:
     voice_pack: PackManifest | None = None
     voice_pipeline: VoicePipeline | None = None
     galleries: tuple[Gallery, ...] = ()
+    live_calls: LiveCalls | None = None
     port: int = 0
     _followers: list[GalleryFollower] = field(default_factory=list)
     _stopped: threading.Event = field(default_factory=threading.Event)
@@ -310,6 +312,8 @@ class Application:
     _store_unreachable: set[str] = field(default_factory=set)  # modalities of those followers
 
     def start(self) -> None:
+        if self.live_calls is not None:
+            self.live_calls.start()
         self.server.start()
         self._remove_unused_snapshots()
         for gallery in self.galleries:
@@ -378,6 +382,8 @@ class Application:
         self._stopped.set()
         self.health.enter_graceful_shutdown()
         self.server.stop(self.settings.grace_seconds if grace is None else grace).wait()
+        if self.live_calls is not None:
+            self.live_calls.stop()
         for follower in self._followers:
             follower.stop()
         for gallery in self.galleries:
@@ -526,10 +532,11 @@ def build(settings: Settings) -> Application:
         health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
 
+    live_calls = LiveCalls(settings.max_live_calls, settings.live_call_idle_s)
     face_pb2_grpc.add_FaceServiceServicer_to_server(FaceServicer(faces), server)
     subjects_pb2_grpc.add_SubjectServiceServicer_to_server(SubjectServicer(subjects), server)
     voice_pb2_grpc.add_VoiceServiceServicer_to_server(
-        VoiceServicer(voices)
+        VoiceServicer(voices, live_calls)
         if voices is not None
         else unimplemented_servicer(
             voice_pb2_grpc.VoiceServiceServicer,
@@ -585,6 +592,7 @@ def build(settings: Settings) -> Application:
         voice_pack=voice_pack,
         voice_pipeline=voice_pipeline,
         galleries=galleries,
+        live_calls=live_calls,
         port=port,
     )
 

@@ -55,13 +55,15 @@ def _request_id(context: grpc.ServicerContext) -> str:
     return uuid.uuid4().hex[:16]
 
 
-def _log(method: str, rid: str, context: grpc.ServicerContext, started: float) -> None:
+def _log(
+    method: str, rid: str, context: grpc.ServicerContext, started: float, status: str = ""
+) -> None:
     code = context.code() if hasattr(context, "code") else None
     logger.info(
         "rpc method=%s request_id=%s status=%s duration_ms=%.1f peer=%s",
         method,
         rid,
-        getattr(code, "name", "OK") if code is not None else "OK",
+        status or (getattr(code, "name", "OK") if code is not None else "OK"),
         (time.perf_counter() - started) * 1e3,
         context.peer(),
     )
@@ -116,14 +118,21 @@ def _wrap_stream(
     def wrapper(requests: Iterator[Any], context: grpc.ServicerContext) -> Iterator[Any]:
         rid = _request_id(context)
         started = time.perf_counter()
+        ended_by_client = False
         try:
             yield from fn(requests, context)
         except Exception as exc:
             if _is_abort(exc):
                 raise
+            if isinstance(exc, grpc.RpcError) and not context.is_active():
+                # Reading the next message failed because the call is over: the client
+                # hung up or its deadline passed (or the idle watchdog cancelled it). Not a
+                # fault of ours, and nobody is left to answer.
+                ended_by_client = True
+                return
             _handle(exc, context, method, rid)
         finally:
-            _log(method, rid, context, started)
+            _log(method, rid, context, started, "CANCELLED" if ended_by_client else "")
 
     return wrapper
 

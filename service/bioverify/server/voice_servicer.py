@@ -8,14 +8,16 @@ import grpc
 
 from bioverify.errors import StreamProtocolError
 from bioverify.server import convert
+from bioverify.server.live_calls import LiveCalls
 from bioverify.usecases.voice import StreamConfig, StreamUpdate, VoiceVerification
 from bioverify.v1 import common_pb2, voice_pb2, voice_pb2_grpc
 from bioverify.voice.audio_decode import AudioEncoding
 
 
 class VoiceServicer(voice_pb2_grpc.VoiceServiceServicer):  # type: ignore[misc]
-    def __init__(self, voices: VoiceVerification) -> None:
+    def __init__(self, voices: VoiceVerification, live_calls: LiveCalls) -> None:
         self.voices = voices
+        self.live_calls = live_calls
 
     def CompareVoices(
         self, request: voice_pb2.CompareVoicesRequest, context: grpc.ServicerContext
@@ -115,31 +117,38 @@ class VoiceServicer(voice_pb2_grpc.VoiceServiceServicer):  # type: ignore[misc]
         request_iterator: Iterator[voice_pb2.VoiceStreamRequest],
         context: grpc.ServicerContext,
     ) -> Iterator[voice_pb2.VoiceStreamResponse]:
-        first = next(request_iterator, None)
-        if first is None or first.WhichOneof("message") != "config":
-            raise StreamProtocolError("the first stream message must carry the config")
-        cfg = first.config
-        session = self.voices.open_stream(
-            StreamConfig(
-                subject_id=cfg.subject_id,
-                tenant=cfg.tenant,
-                encoding=convert.AUDIO_ENCODING_FROM_PROTO.get(cfg.encoding, AudioEncoding.AUTO),
-                sample_rate_hz=cfg.sample_rate_hz,
-                channels=cfg.channels,
-                channel=cfg.channel if cfg.HasField("channel") else None,
-                policy=convert.policy_from_proto(cfg.policy),
-                interim_every_speech_s=cfg.interim_every_speech_seconds,
-            )
-        )
-        model = self.voices.model
-        for message in request_iterator:
-            if message.WhichOneof("message") != "audio":
-                raise StreamProtocolError(
-                    "the stream format cannot change mid-call: send config only once, first"
+        with self.live_calls.admitted(context) as heard:
+            first = next(request_iterator, None)
+            if first is None or first.WhichOneof("message") != "config":
+                raise StreamProtocolError("the first stream message must carry the config")
+            cfg = first.config
+            session = self.voices.open_stream(
+                StreamConfig(
+                    subject_id=cfg.subject_id,
+                    tenant=cfg.tenant,
+                    encoding=convert.AUDIO_ENCODING_FROM_PROTO.get(
+                        cfg.encoding, AudioEncoding.AUTO
+                    ),
+                    sample_rate_hz=cfg.sample_rate_hz,
+                    channels=cfg.channels,
+                    channel=cfg.channel if cfg.HasField("channel") else None,
+                    policy=convert.policy_from_proto(cfg.policy),
+                    interim_every_speech_s=cfg.interim_every_speech_seconds,
                 )
-            for update in session.feed(message.audio):
-                yield _update_to_proto(update, model)
-        yield _update_to_proto(session.finish(), model)
+            )
+            model = self.voices.model
+            for message in request_iterator:
+                heard()
+                kind = message.WhichOneof("message")
+                if kind == "config":
+                    raise StreamProtocolError(
+                        "the stream format cannot change mid-call: send config only once, first"
+                    )
+                if kind != "audio":
+                    raise StreamProtocolError("a stream message after the config must carry audio")
+                for update in session.feed(message.audio):
+                    yield _update_to_proto(update, model)
+            yield _update_to_proto(session.finish(), model)
 
 
 def _update_to_proto(update: StreamUpdate, model: str) -> voice_pb2.VoiceStreamResponse:

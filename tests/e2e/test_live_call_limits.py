@@ -1,0 +1,141 @@
+"""Live calls cannot starve the service: each VerifyVoiceStream holds an RPC thread for the
+whole call, so calls past MAX_LIVE_CALLS are refused at once, silent calls are cancelled
+after LIVE_CALL_IDLE_S, and a caller hanging up is not logged as a server fault."""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Iterator
+
+import grpc
+import pytest
+
+from bioverify.client import BioverifyClient
+from bioverify.errors import ConfigurationError
+from bioverify.settings import Settings
+from bioverify.v1 import voice_pb2, voice_pb2_grpc
+from tests.conftest import DATA
+from tests.service_process import ServiceProcess
+
+SPEAKER = DATA / "speaker" / "audio" / "libri_2033"
+
+
+class HeldCall:
+    """A live call that sends its config, then only what the test puts on ``audio``."""
+
+    def __init__(self, stub: voice_pb2_grpc.VoiceServiceStub, subject_id: str) -> None:
+        self.audio: queue.Queue[bytes | None] = queue.Queue()
+        config = voice_pb2.VoiceStreamConfig(
+            subject_id=subject_id, encoding=voice_pb2.PCM_S16LE, sample_rate_hz=16000
+        )
+
+        def messages() -> Iterator[voice_pb2.VoiceStreamRequest]:
+            yield voice_pb2.VoiceStreamRequest(config=config)
+            while (chunk := self.audio.get()) is not None:
+                yield voice_pb2.VoiceStreamRequest(audio=chunk)
+
+        self.call = stub.VerifyVoiceStream(messages(), timeout=60)
+        self.code: grpc.StatusCode | None = None
+        self.done = threading.Event()
+        threading.Thread(target=self._drain, daemon=True).start()
+
+    def _drain(self) -> None:
+        try:
+            for _ in self.call:
+                pass
+            self.code = grpc.StatusCode.OK
+        except grpc.RpcError as exc:
+            self.code = exc.code()
+        finally:
+            self.done.set()
+
+    def hang_up(self) -> None:
+        self.call.cancel()
+        self.audio.put(None)
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceProcess]:
+    work = tmp_path_factory.mktemp("live-calls")
+    svc = ServiceProcess(work, work / "data", max_live_calls="2", live_call_idle_s="3").start()
+    try:
+        with BioverifyClient(svc.target, timeout=120.0, retries=0) as client:
+            client.wait_until_serving(timeout=120)
+            clips = sorted(SPEAKER.glob("*.flac"))[:3]
+            client.enroll_voice("caller", [client.audio(c.read_bytes()) for c in clips])
+        yield svc
+    finally:
+        svc.stop()
+
+
+def _wait_logged(service: ServiceProcess, text: str, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while text not in service.log():
+        assert time.monotonic() < deadline, f"{text!r} not logged"
+        time.sleep(0.1)
+
+
+def test_calls_past_the_limit_are_refused_and_others_still_served(
+    service: ServiceProcess,
+) -> None:
+    with grpc.insecure_channel(service.target) as channel:
+        stub = voice_pb2_grpc.VoiceServiceStub(channel)
+        held = [HeldCall(stub, "caller") for _ in range(2)]
+        try:
+            time.sleep(1.0)  # both admitted and waiting for audio
+            assert not any(h.done.is_set() for h in held)
+            third = HeldCall(stub, "caller")
+            assert third.done.wait(10)
+            assert third.code == grpc.StatusCode.RESOURCE_EXHAUSTED
+            # unary requests and health checks still find a thread
+            with BioverifyClient(service.target, timeout=10.0, retries=0) as client:
+                assert client.get_subject("caller").subject_id == "caller"
+        finally:
+            for h in held:
+                h.hang_up()
+        assert all(h.done.wait(10) for h in held)
+        # the slots are free again once the callers hung up
+        time.sleep(0.5)
+        again = HeldCall(stub, "caller")
+        try:
+            time.sleep(1.0)
+            assert not again.done.is_set()
+        finally:
+            again.hang_up()
+        assert again.done.wait(10)
+    log = service.log()
+    assert "status=CANCELLED" in log
+    assert "Traceback" not in log and "status=INTERNAL" not in log
+
+
+def test_a_silent_call_is_cancelled_and_frees_its_slot(service: ServiceProcess) -> None:
+    with grpc.insecure_channel(service.target) as channel:
+        stub = voice_pb2_grpc.VoiceServiceStub(channel)
+        silent = HeldCall(stub, "caller")
+        talking = HeldCall(stub, "caller")
+        try:
+            started = time.monotonic()
+            for _ in range(60):  # 6 s of 100 ms chunks of quiet audio
+                talking.audio.put(b"\x00\x00" * 1600)
+                time.sleep(0.1)
+                if silent.done.is_set():
+                    break
+            assert silent.done.wait(10)
+            assert silent.code == grpc.StatusCode.CANCELLED
+            assert 2.5 <= time.monotonic() - started <= 10
+            assert not talking.done.is_set()  # heard from: kept
+        finally:
+            silent.hang_up()
+            talking.audio.put(None)  # ends the call normally
+        assert talking.done.wait(30) and talking.code == grpc.StatusCode.OK
+    _wait_logged(service, "cancelled: no audio for 3 s")
+
+
+def test_live_calls_must_leave_threads_for_other_requests() -> None:
+    with pytest.raises(ConfigurationError, match="max_live_calls"):
+        Settings(rpc_threads=16, max_live_calls=16).validate()
+    with pytest.raises(ConfigurationError, match="max_live_calls"):
+        Settings(max_concurrent_rpcs=8, max_live_calls=8).validate()
+    Settings(rpc_threads=16, max_concurrent_rpcs=16, max_live_calls=8).validate()
