@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import hmac
 import re
@@ -10,7 +11,10 @@ import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
+
+import numpy as np
+import numpy.typing as npt
 
 from bioverify.errors import (
     BioverifyError,
@@ -171,6 +175,67 @@ def legacy_sample_id(data: bytes) -> str:
 NOTHING_ACCEPTED = Issue(
     "NO_SAMPLE_ACCEPTED", "no sample was accepted (see each sample's reasons); nothing was enrolled"
 )
+
+
+SUBJECT_MISMATCH = "SUBJECT_MISMATCH"
+
+
+def mismatched_samples(
+    embeddings: npt.NDArray[np.float32],
+    existing: npt.NDArray[np.float32] | None,
+    threshold: float,
+) -> dict[int, Issue]:
+    """The rows of ``embeddings`` (one enrolment's new samples) that do not look like the
+    subject, each with its reason: below ``threshold`` against the ``existing`` template when
+    there is one, else matching fewer than half of the other new samples (two samples that do
+    not match each other are both refused). A second person's photo or voice slipped into an
+    enrolment would otherwise let both people verify as the subject."""
+    vectors = embeddings / np.linalg.norm(embeddings, axis=1, keepdims=True)
+    if existing is not None:
+        similarity = vectors @ (existing / np.linalg.norm(existing))
+        issue = Issue(
+            SUBJECT_MISMATCH,
+            "the sample does not match the subject's enrolled template (another person?); it "
+            "was not added (delete the subject to enroll someone else under its id)",
+        )
+        return {int(i): issue for i in np.flatnonzero(similarity < threshold)}
+    n = len(vectors)
+    if n < 2:
+        return {}
+    others_matched = (vectors @ vectors.T >= threshold).sum(axis=1) - 1  # less itself
+    issue = Issue(
+        SUBJECT_MISMATCH,
+        f"the sample does not match at least half of the enrolment's other {n - 1} sample(s) "
+        "(another person?); it was not enrolled",
+    )
+    return {int(i): issue for i in np.flatnonzero(others_matched * 2 < n - 1)}
+
+
+class _SampleOutcome(Protocol):
+    @property
+    def accepted(self) -> bool: ...
+
+
+Outcome = TypeVar("Outcome", bound=_SampleOutcome)
+
+
+def refuse_mismatched(
+    outcomes: Sequence[Outcome], mismatched: Mapping[int, Issue]
+) -> tuple[list[Outcome], list[int]]:
+    """``outcomes`` (in sample order) with the accepted samples at the ``mismatched`` rows
+    (rows number the accepted samples in order, as ``mismatched_samples`` does) refused for
+    their reason; returns them and the rows still accepted."""
+    result = list(outcomes)
+    kept = []
+    accepted = [pos for pos, outcome in enumerate(outcomes) if outcome.accepted]
+    for row, pos in enumerate(accepted):
+        if row in mismatched:
+            result[pos] = dataclasses.replace(  # type: ignore[type-var]
+                outcomes[pos], accepted=False, reasons=(mismatched[row],)
+            )
+        else:
+            kept.append(row)
+    return result, kept
 
 
 def prepare_all(

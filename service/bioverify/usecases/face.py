@@ -33,8 +33,10 @@ from bioverify.usecases.common import (
     Issue,
     RequestPolicy,
     legacy_sample_id,
+    mismatched_samples,
     prepare_all,
     prepare_each,
+    refuse_mismatched,
     sample_id,
     save_enrollment,
     template_for,
@@ -196,7 +198,9 @@ class FaceVerification:
         answered challenge is used up all the same (a dry run must not let a client try
         answers). The write expects the subject's face template (of any model) to be still the
         one read for that check, or still absent: TemplateChanged, and nothing written, when
-        another request or replica changed it in between."""
+        another request or replica changed it in between. Samples that do not look like the
+        subject (``mismatched_samples`` at the pack's loosest operating point) are refused
+        with SUBJECT_MISMATCH, with or without a capture."""
         tenant, subject_id, meta = validate_enrollment(
             tenant,
             subject_id,
@@ -240,12 +244,12 @@ class FaceVerification:
         if not good:
             return EnrollOutcome(subject_id, tuple(outcomes), None, refusal=(NOTHING_ACCEPTED,))
         embedded: list[FaceSample] = self.pool.run(self.pipeline.embed, good)
+        stored = self._face_template(tenant, subject_id)
+        existing = self._comparable(stored)
         live, expected = None, None
         if capture is not None:
             names = [f"enrolment image {o.index}" for o in outcomes if o.accepted]
-            stored = self._face_template(tenant, subject_id)
             expected = ExpectedTemplate.of(stored)
-            existing = self._comparable(stored)
             binding = CaptureBinding(
                 images=tuple(zip(names, (s.embedding for s in embedded), strict=True)),
                 threshold=point.threshold,
@@ -261,6 +265,20 @@ class FaceVerification:
                     for o in outcomes
                 )
                 return EnrollOutcome(subject_id, rejected, None, refusal=refusal, liveness=live)
+        mismatched = mismatched_samples(
+            np.stack([s.embedding for s in embedded]),
+            existing.vector if existing is not None else None,
+            self.pack.loosest_operating_point().threshold,
+        )
+        if mismatched:
+            outcomes, kept = refuse_mismatched(outcomes, mismatched)
+            if not kept:
+                return EnrollOutcome(
+                    subject_id, tuple(outcomes), None, refusal=(NOTHING_ACCEPTED,), liveness=live
+                )
+            embedded = [embedded[row] for row in kept]
+            good_ids = [good_ids[row] for row in kept]
+            legacy_ids = [legacy_ids[row] for row in kept]
         write = TemplateWrite(
             tenant=tenant,
             subject_id=subject_id,

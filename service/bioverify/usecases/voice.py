@@ -18,6 +18,7 @@ from bioverify.errors import (
     BioverifyError,
     InvalidAudio,
     InvalidInput,
+    NotEnrolled,
     NotImplementedYet,
     StreamProtocolError,
     TooLarge,
@@ -43,8 +44,10 @@ from bioverify.usecases.common import (
     Issue,
     RequestPolicy,
     legacy_sample_id,
+    mismatched_samples,
     prepare_all,
     prepare_each,
+    refuse_mismatched,
     sample_id,
     save_enrollment,
     template_for,
@@ -367,25 +370,41 @@ class VoiceVerification:
                 speech.append({"net_speech_s": sample.net_speech_s, NARROWBAND_SPEECH: narrow})
                 narrow_speech += narrow
         outcomes.sort(key=lambda o: o.index)
-        total = float(sum(s.net_speech_s for s in accepted))
         if not accepted:
-            return EnrollVoiceOutcome(subject_id, tuple(outcomes), None, total, (NOTHING_ACCEPTED,))
+            return EnrollVoiceOutcome(subject_id, tuple(outcomes), None, 0.0, (NOTHING_ACCEPTED,))
+        try:
+            current: Template | None = self.store.get_template(tenant, subject_id, VOICE)
+        except NotEnrolled:
+            current = None
+        comparable = current if current is not None and current.model == self.model else None
+        mismatched = mismatched_samples(
+            np.stack([s.embedding for s in accepted]),
+            comparable.vector if comparable is not None else None,
+            self.pack.loosest_operating_point().threshold,
+        )
+        if mismatched:
+            outcomes, kept = refuse_mismatched(outcomes, mismatched)
+            if not kept:
+                nothing = (NOTHING_ACCEPTED,)
+                return EnrollVoiceOutcome(subject_id, tuple(outcomes), None, 0.0, nothing)
+            accepted = [accepted[row] for row in kept]
+            accepted_ids = [accepted_ids[row] for row in kept]
+            legacy_ids = [legacy_ids[row] for row in kept]
+            speech = [speech[row] for row in kept]
+            narrow_speech = sum(s[NARROWBAND_SPEECH] for s in speech)
+        total = float(sum(s.net_speech_s for s in accepted))
         existing, fresh = 0.0, total
-        if not replace:
-            try:
-                current = self.store.get_template(tenant, subject_id, VOICE)
-                existing = float(current.extra.get("net_speech_s", 0.0))
-                # clips the template holds already (the store's own rule) add no speech
-                _, _, added = merge_samples(
-                    None,
-                    current.sample_ids,
-                    np.stack([s.embedding for s in accepted]),
-                    accepted_ids,
-                    legacy_ids,
-                )
-                fresh = float(sum(accepted[row].net_speech_s for row in added))
-            except BioverifyError:
-                existing = 0.0
+        if not replace and current is not None:
+            existing = float(current.extra.get("net_speech_s", 0.0))
+            # clips the template holds already (the store's own rule) add no speech
+            _, _, added = merge_samples(
+                None,
+                current.sample_ids,
+                np.stack([s.embedding for s in accepted]),
+                accepted_ids,
+                legacy_ids,
+            )
+            fresh = float(sum(accepted[row].net_speech_s for row in added))
         if fresh + existing < self.policy.min_enroll_total_speech_s:
             refusal = Issue(
                 "NOT_ENOUGH_SPEECH",
