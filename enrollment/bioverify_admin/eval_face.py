@@ -16,6 +16,7 @@ from bioverify import metrics
 from bioverify.client import BioverifyClient, BioverifyClientError
 from bioverify.scoring import OperatingPoint
 from bioverify_admin.datasets import Pair
+from bioverify_admin.sample_errors import is_sample_error
 
 FAILED_SCORE = -1.0  # a pair the service could not score counts as a reject
 
@@ -31,11 +32,14 @@ class PairResult:
 
 
 def timed_compare(same: bool, compare: Callable[[], Any]) -> PairResult:
-    """One Compare* call timed; a ``match`` in the reply, or the error's reason as failure."""
+    """One Compare* call timed; a ``match`` in the reply, or the error's reason as failure
+    when a sample was bad (any other error, e.g. a wrong API token, is raised)."""
     started = time.perf_counter()
     try:
         reply = compare()
     except BioverifyClientError as exc:
+        if not is_sample_error(exc):
+            raise
         latency = (time.perf_counter() - started) * 1e3
         return PairResult(same, None, None, None, latency, exc.reason or exc.code.name)
     latency = (time.perf_counter() - started) * 1e3

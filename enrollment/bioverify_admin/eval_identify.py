@@ -22,8 +22,8 @@ import numpy.typing as npt
 
 from bioverify import metrics
 from bioverify.client import BioverifyClient, BioverifyClientError
-from bioverify.v1 import face_pb2
 from bioverify_admin.datasets import LabelledImage
+from bioverify_admin.sample_errors import is_sample_error
 
 TOP_K = 10
 ALL_CANDIDATES = 1e-9  # min_confidence that returns every top-k hit, passing or not
@@ -66,7 +66,11 @@ def run_face_identification(
                 continue
             try:
                 reply = client.enroll_face(identity, [group[0].path.read_bytes()], tenant=tenant)
-            except BioverifyClientError:
+            except OSError:
+                reply = None  # an unreadable image
+            except BioverifyClientError as exc:
+                if not is_sample_error(exc):
+                    raise  # e.g. a wrong token: every enrolment would fail alike
                 reply = None
             if reply is None or reply.accepted_count == 0:
                 failed_enroll += 1
@@ -88,19 +92,21 @@ def _top(
     points: set[tuple[str, float, float]],
 ) -> tuple[str | None, float, float, bool]:
     """(top subject, its similarity, latency ms, failed); adds the (operating point,
-    threshold, expected FPIR) the service judged the search at to ``points``."""
+    threshold, expected FPIR) the service judged the search at to ``points``. A probe the
+    service cannot use (no face, corrupt, too large) or that cannot be read has failed; any
+    other error (a wrong API token, the service gone) is raised."""
+    try:
+        data = image.path.read_bytes()
+    except OSError:
+        return None, -1.0, 0.0, True
     started = time.perf_counter()
     try:
-        reply = client.face.IdentifyFace(
-            face_pb2.IdentifyFaceRequest(
-                image=image.path.read_bytes(),
-                tenant=tenant,
-                top_k=TOP_K,
-                min_confidence=ALL_CANDIDATES,
-            ),
-            timeout=client.timeout,
+        reply = client.identify_face(
+            data, tenant=tenant, top_k=TOP_K, min_confidence=ALL_CANDIDATES
         )
-    except Exception:
+    except BioverifyClientError as exc:
+        if not is_sample_error(exc):
+            raise
         return None, -1.0, (time.perf_counter() - started) * 1e3, True
     latency = (time.perf_counter() - started) * 1e3
     if reply.operating_point:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -162,3 +165,66 @@ def test_bad_tokens_file_is_a_startup_error(tmp_path: Path) -> None:
     service = ServiceProcess(tmp_path / "svc", tmp_path / "data", auth_tokens_file=str(tokens))
     with pytest.raises(RuntimeError, match="SHA-256"):
         service.start(timeout=60)
+
+
+def _admin(*argv: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "BIOVERIFY_TOKEN"}
+    return subprocess.run([*ADMIN, *argv], capture_output=True, text=True, timeout=300, env=env)
+
+
+def _figures(result: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in result.items() if "latency" not in k}
+
+
+def test_evals_send_the_token_and_stop_on_a_wrong_one(data_dir: Path, tmp_path: Path) -> None:
+    """`eval face-identify` (and `face-pairs`) through a service that wants a token give the
+    same figures as without one; a wrong token fails the command (exit 1, one line) instead
+    of counting every probe as failed."""
+    rows = (data_dir / "face_images.tsv").read_text().splitlines()
+    images = tmp_path / "images.tsv"
+    (tmp_path / "corrupt.jpg").write_bytes(b"\xff\xd8\xff not really a jpeg")
+    images.write_text("\n".join([*rows[:41], "corrupt.jpg\tNobody_At_All"]) + "\n")
+    header, *pair_rows = (data_dir / "face_pairs.tsv").read_text().splitlines()
+    same = [r for r in pair_rows if r.endswith("\t1")][:3]
+    diff = [r for r in pair_rows if r.endswith("\t0")][:3]
+    pairs = tmp_path / "pairs.tsv"
+    pairs.write_text("\n".join([header, *same, *diff]) + "\n")
+    (tmp_path / "face_verification").symlink_to(data_dir / "face_verification")
+    tokens = tmp_path / "tokens"
+    tokens.write_text(f"{token_digest('eval-token')}\n")
+    identify = ("eval", "face-identify", str(images), "--json")
+    compare = ("eval", "face-pairs", str(pairs), "--json")
+
+    service = ServiceProcess(tmp_path / "svc", tmp_path / "data", auth_tokens_file=str(tokens))
+    service.start()
+    try:
+        server = ("--server", service.target)
+        with_token = _admin("--token", "eval-token", *identify, *server)
+        assert with_token.returncode == 0, with_token.stderr
+        result = json.loads(with_token.stdout)
+        assert result["n_failed"] == 1 and result["n_enrolled"] >= 8, result  # corrupt.jpg
+        assert result["rank1"] >= 0.95
+        pairs_with_token = _admin(*compare, *server, "--token", "eval-token")
+        assert pairs_with_token.returncode == 0, pairs_with_token.stderr
+        for command in (identify, compare):
+            for token in (("--token", "wrong"), ()):
+                refused = _admin(*command, *server, *token)
+                assert refused.returncode == 1, refused.stdout
+                assert refused.stdout == ""  # no report
+                (line,) = refused.stderr.splitlines()
+                assert line.startswith("bioverify-admin: ") and "UNAUTHENTICATED" in line
+    finally:
+        assert service.stop() == 0
+    open_service = ServiceProcess(tmp_path / "svc-open", tmp_path / "data").start()
+    try:
+        server = ("--server", open_service.target)
+        without_auth = _admin(*identify, *server)
+        assert without_auth.returncode == 0, without_auth.stderr
+        pairs_without_auth = _admin(*compare, *server)
+        assert pairs_without_auth.returncode == 0, pairs_without_auth.stderr
+    finally:
+        open_service.stop()
+    assert _figures(result) == _figures(json.loads(without_auth.stdout))
+    pair_result = json.loads(pairs_with_token.stdout)
+    assert pair_result["n_pairs"] == 6 and pair_result["n_failed"] == 0
+    assert _figures(pair_result) == _figures(json.loads(pairs_without_auth.stdout))
