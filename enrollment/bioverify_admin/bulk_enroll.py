@@ -1,21 +1,20 @@
 """Bulk enrollment over gRPC from a folder tree (one folder per subject) or a CSV
 (``subject_id, modality, path``), concurrent, resumable and idempotent.
 
-A journal (append-only JSON lines, fsynced after every subject) records each sample file by
-content hash once the service has answered for it; a re-run sends only what the journal does
-not hold, so nothing is enrolled twice and an interrupted run picks up where it stopped. The
-journal knows only what this tool sent: ``force`` sends everything again (after subjects were
-deleted on the service, say); the service adds the same bytes to a template only once.
-Files that cannot be read are reported apart (never sent, never journalled).
+A journal (:mod:`bioverify_admin.journal`: append-only JSON lines, fsynced after every
+request) records each sample file by a keyed fingerprint of its bytes once the service has
+answered for it; a re-run sends only what the journal does not hold, so nothing is enrolled
+twice and an interrupted run picks up where it stopped. The journal knows only what this tool
+sent: ``force`` sends everything again (after subjects were deleted on the service, say); the
+service adds the same bytes to a template only once. Files that cannot be read are reported
+apart (never sent, never journalled).
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
-import os
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +22,7 @@ from typing import Any
 
 from bioverify.client import BioverifyClient, BioverifyClientError
 from bioverify_admin.datasets import DatasetError, read_rows
+from bioverify_admin.journal import DEFAULT_FOLDER, Entry, Journal
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp"}
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".mp3"}
@@ -32,8 +32,8 @@ MODALITIES = ("face", "voice")
 @dataclass(frozen=True)
 class SampleFile:
     path: Path
-    sha256: str
-    data: bytes  # read once: hashed for the journal, then sent
+    fingerprint: str  # the journal's keyed fingerprint ("" without a journal)
+    data: bytes  # read once: fingerprinted for the journal, then sent
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,7 @@ class SampleResult:
     subject_id: str
     modality: str
     path: str
-    sha256: str
+    fingerprint: str  # for the journal only: never in the report
     accepted: bool
     reasons: tuple[str, ...]
 
@@ -57,7 +57,6 @@ class SampleResult:
             "subject_id": self.subject_id,
             "modality": self.modality,
             "path": self.path,
-            "sha256": self.sha256,
             "accepted": self.accepted,
             "reasons": list(self.reasons),
         }
@@ -160,55 +159,9 @@ def load_jobs(source: Path) -> list[EnrollJob]:
     raise DatasetError(f"{source}: give a folder (one sub-folder per subject) or a CSV file")
 
 
-class Journal:
-    """Samples the service has already answered for, keyed by (tenant, subject, modality,
-    content hash). Appends are fsynced, so a crash loses at most the subject in flight."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._lock = threading.Lock()
-        self._done: set[tuple[str, str, str, str]] = set()
-        if path.exists():
-            for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-                try:
-                    entry = json.loads(line)
-                    self._done.add(
-                        (entry["tenant"], entry["subject_id"], entry["modality"], entry["sha256"])
-                    )
-                except (ValueError, KeyError):
-                    continue  # a torn last line from a crash: that subject is redone
-
-    def done(self, tenant: str, subject: str, modality: str, sha: str) -> bool:
-        return (tenant, subject, modality, sha) in self._done
-
-    def record(self, tenant: str, results: Iterable[SampleResult]) -> None:
-        lines = []
-        keys = []
-        for r in results:
-            lines.append(
-                json.dumps(
-                    {
-                        "tenant": tenant,
-                        "subject_id": r.subject_id,
-                        "modality": r.modality,
-                        "sha256": r.sha256,
-                        "accepted": r.accepted,
-                    }
-                )
-            )
-            keys.append((tenant, r.subject_id, r.modality, r.sha256))
-        with self._lock:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            with self.path.open("a", encoding="utf-8") as handle:
-                handle.write("".join(line + "\n" for line in lines))
-                handle.flush()
-                os.fsync(handle.fileno())
-            self._done.update(keys)
-
-
 def default_journal_path(source: Path, server: str, tenant: str) -> Path:
     key = hashlib.sha256(f"{source.resolve()}|{server}|{tenant}".encode()).hexdigest()[:16]
-    return Path(".bioverify-enroll") / f"{key}.jsonl"
+    return DEFAULT_FOLDER / f"{key}.jsonl"
 
 
 class BulkEnroller:
@@ -259,20 +212,25 @@ class BulkEnroller:
                         report.unreadable.extend(outcome.unreadable)
                 if self.progress:
                     self.progress(1)
+        if self.journal and not self.dry_run:
+            self.journal.finish()
         report.samples.sort(key=lambda s: (s.subject_id, s.modality, s.path))
         report.unreadable.sort(key=lambda u: (u["subject_id"], u["modality"], u["path"]))
         return report
 
     def _job(self, job: EnrollJob) -> JobOutcome:
         """Enroll one subject's files, at most ``max_per_request`` per request; each file is
-        read once (hashed for the journal, then sent) and only a batch is held in memory."""
+        read once (fingerprinted for the journal, then sent) and only a batch is held in memory."""
         outcome = JobOutcome()
         batch: list[SampleFile] = []
 
         def send() -> None:
             batch_results, batch_dups, refused = self._send(job, batch)
             if self.journal and not self.dry_run and not refused:
-                self.journal.record(self.tenant, batch_results)
+                self.journal.record(
+                    Entry(self.tenant, r.subject_id, r.modality, r.fingerprint, r.accepted)
+                    for r in batch_results
+                )
             outcome.results.extend(batch_results)
             outcome.duplicates.extend(batch_dups)
             batch.clear()
@@ -290,15 +248,15 @@ class BulkEnroller:
                     }
                 )
                 continue
-            sha = hashlib.sha256(data).hexdigest()  # the service's sample id too
+            fingerprint = self.journal.fingerprint(data) if self.journal else ""
             if (
                 self.journal
                 and not self.force
-                and self.journal.done(self.tenant, job.subject_id, job.modality, sha)
+                and self.journal.done(self.tenant, job.subject_id, job.modality, fingerprint, data)
             ):
                 outcome.skipped += 1
                 continue
-            batch.append(SampleFile(path, sha, data))
+            batch.append(SampleFile(path, fingerprint, data))
             if len(batch) == self.max_per_request:
                 send()
         if batch:
@@ -334,7 +292,7 @@ class BulkEnroller:
                     job.subject_id,
                     job.modality,
                     str(f.path),
-                    f.sha256,
+                    f.fingerprint,
                     sample.accepted and not refusal,
                     reasons,
                 )

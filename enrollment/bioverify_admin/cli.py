@@ -30,6 +30,7 @@ from bioverify_admin.datasets import (
     read_speaker_trials,
     read_speaker_utterances,
 )
+from bioverify_admin.journal import Journal, JournalError
 from bioverify_admin.local_server import ServerStartError, local_server
 
 if TYPE_CHECKING:
@@ -609,7 +610,7 @@ def cmd_enroll(args: argparse.Namespace) -> int:
         path = args.journal or bulk_enroll.default_journal_path(
             args.source, args.server, args.tenant
         )
-        journal = bulk_enroll.Journal(path)
+        journal = Journal(path, own_folder=args.journal is None)
     with serving(args, args.server, timeout=300.0) as client:
         limit = client.service_info().limits.max_images_per_enrollment or 10
         with tqdm(total=len(jobs), unit="subject", file=sys.stderr, disable=args.quiet) as bar:
@@ -1008,7 +1009,7 @@ def main(argv: list[str] | None = None) -> int:
     except (DatasetError, UsageError) as exc:
         print(f"bioverify-admin: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except (BioverifyError, ServerStartError, CommandFailed) as exc:
+    except (BioverifyError, ServerStartError, CommandFailed, JournalError) as exc:
         print(f"bioverify-admin: {exc}", file=sys.stderr)
         return EXIT_FAILED
     except BioverifyClientError as exc:

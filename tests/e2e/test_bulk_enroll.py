@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -53,6 +54,7 @@ def run_enroll(server: str, *args: str, cwd: Path) -> subprocess.CompletedProces
         text=True,
         cwd=cwd,
         timeout=300,
+        umask=0o022,  # the usual one: what it creates is world-readable unless it says not
     )
 
 
@@ -184,7 +186,7 @@ def test_interrupted_csv_run_resumes_without_duplicates(
         entry = json.loads(line)
         accepted.setdefault(entry["subject_id"], set())
         if entry["accepted"]:
-            accepted[entry["subject_id"]].add(entry["sha256"])
+            accepted[entry["subject_id"]].add(entry["sample"])
     final = counts(client, "bulk-csv")
     expected = {sid: {1: len(shas)} for sid, shas in accepted.items() if shas}
     assert final == expected  # every accepted image exactly once
@@ -288,3 +290,75 @@ def test_force_enrolls_again_what_was_deleted_on_the_service(
     summary = json.loads(report.read_text())["summary"]
     assert summary["skipped_already_done"] == 0 and summary["samples_sent"] == 10
     assert counts(client, "bulk-force") == before  # bob is back; nobody else got a sample twice
+
+
+def mode(path: Path) -> int:
+    return path.stat().st_mode & 0o777
+
+
+def plain_digests(tree: Path) -> dict[str, Path]:
+    return {hashlib.sha256(p.read_bytes()).hexdigest(): p for p in tree.rglob("*") if p.is_file()}
+
+
+def test_journal_is_private_and_holds_no_plain_digest(
+    client: BioverifyClient, face_server: str, tmp_path: Path
+) -> None:
+    """The journal must not be the "was this photo enrolled?" check the service's keyed sample
+    ids prevent: owner-only folder and files, and no plain SHA-256 of any sample file."""
+    tree = make_tree(tmp_path / "people")
+    report = tmp_path / "report.json"
+    args = (str(tree), "--tenant", "bulk-private", "--report", str(report))
+    assert run_enroll(face_server, *args, cwd=tmp_path).returncode == 0
+    folder = tmp_path / ".bioverify-enroll"
+    (journal,) = folder.glob("*.jsonl")
+    assert mode(folder) == 0o700
+    assert mode(journal) == 0o600 and mode(folder / "journal.key") == 0o600
+    stored = "".join(p.read_text() for p in folder.iterdir()) + report.read_text()
+    assert not [p for digest, p in plain_digests(tree).items() if digest in stored]
+    lines = [json.loads(line) for line in journal.read_text().splitlines()]
+    assert {e["subject_id"] for e in lines} == {"alice", "bob", "carol", "dave"}
+    assert len({e["sample"] for e in lines}) == len(lines) == 10
+    # Resume still works from the keyed journal, with the same key.
+    key = (folder / "journal.key").read_bytes()
+    assert run_enroll(face_server, *args, cwd=tmp_path).returncode == 0
+    assert json.loads(report.read_text())["summary"]["skipped_already_done"] == 10
+    assert (folder / "journal.key").read_bytes() == key
+    assert counts(client, "bulk-private")["alice"] == {1: 3}
+
+
+def test_journal_of_an_earlier_version_is_honoured_then_rewritten_keyed(
+    client: BioverifyClient, face_server: str, tmp_path: Path
+) -> None:
+    tree = make_tree(tmp_path / "people")
+    journal = tmp_path / "old.jsonl"
+    alice = sorted((tree / "alice").iterdir())
+    journal.write_text(
+        "".join(
+            json.dumps(
+                {
+                    "tenant": "bulk-old",
+                    "subject_id": "alice",
+                    "modality": "face",
+                    "sha256": hashlib.sha256(p.read_bytes()).hexdigest(),
+                    "accepted": True,
+                }
+            )
+            + "\n"
+            for p in alice
+        )
+    )
+    journal.chmod(0o644)
+    report = tmp_path / "report.json"
+    args = (str(tree), "--tenant", "bulk-old", "--journal", str(journal), "--report", str(report))
+    assert run_enroll(face_server, *args, cwd=tmp_path).returncode == 0
+    # alice's photos were in the old journal: not sent (the service never saw them here).
+    assert json.loads(report.read_text())["summary"]["skipped_already_done"] == 3
+    assert "alice" not in counts(client, "bulk-old")
+    assert counts(client, "bulk-old")["bob"] == {1: 2}
+    # Rewritten: owner only, no plain digest left, and alice still counts as done.
+    assert mode(journal) == 0o600 and mode(tmp_path / "journal.key") == 0o600
+    text = journal.read_text()
+    assert not [p for digest, p in plain_digests(tree).items() if digest in text]
+    assert len(text.splitlines()) == 10
+    assert run_enroll(face_server, *args, cwd=tmp_path).returncode == 0
+    assert json.loads(report.read_text())["summary"]["skipped_already_done"] == 10
