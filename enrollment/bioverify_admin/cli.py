@@ -689,8 +689,34 @@ def cmd_subjects_export(args: argparse.Namespace) -> int:
 
 
 def cmd_subjects_delete(args: argparse.Namespace) -> int:
+    """Erase the subject on the service, then its lines in the enrolment journals (``--journal``
+    files or folders; by default ``.bioverify-enroll`` here, when there is one), which would
+    otherwise keep its samples' fingerprints. A subject the service no longer has
+    (NOT_FOUND) is still taken out of the journals."""
+    from bioverify_admin.journal import DEFAULT_FOLDER, drop_subject, journal_files
+
+    for path in args.journal or ():
+        if not path.exists():
+            raise UsageError(f"--journal: no file or folder {path}")
+    folders = args.journal or ([DEFAULT_FOLDER] if DEFAULT_FOLDER.is_dir() else [])
+    not_found = None
     with serving(args, args.server) as client:
-        reply = client.delete_subject(args.subject_id, tenant=args.tenant)
+        try:
+            reply = client.delete_subject(args.subject_id, tenant=args.tenant)
+        except BioverifyClientError as exc:
+            if exc.code.name != "NOT_FOUND":
+                raise
+            not_found = exc
+    journals = [path for folder in folders for path in journal_files(folder)]
+    dropped = sum(drop_subject(path, args.tenant, args.subject_id) for path in journals)
+    if journals:
+        print(
+            f"dropped {dropped} journal line(s) of {args.subject_id} from "
+            f"{len(journals)} enrolment journal(s)",
+            file=sys.stderr,
+        )
+    if not_found is not None:
+        raise not_found
     print(f"deleted {reply.subject_id}: {reply.templates_deleted} template(s) erased")
     return EXIT_OK
 
@@ -983,6 +1009,14 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--server", required=True, help="HOST:PORT of the service")
         p.add_argument("--tenant", default="")
         p.add_argument("--json", action="store_true")
+        if name == "delete":
+            p.add_argument(
+                "--journal",
+                type=Path,
+                action="append",
+                help="an enrolment journal, or a folder of them, to take the subject out of "
+                "(repeatable; default: .bioverify-enroll/ in the current folder, if any)",
+            )
     p = add(
         subjects,
         "export",

@@ -13,6 +13,8 @@ a file one of them names is not sent again, and is journalled under its keyed fi
 When the run is over the journal is rewritten without any plain digest (those of files no
 longer in the source are dropped: a later run sends them again, which the service answers
 without enrolling the same bytes twice).
+
+:func:`drop_subject` takes a deleted subject's lines out of a journal.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import logging
 import os
 import secrets
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -213,3 +215,33 @@ def _rewrite(path: Path, lines: Iterable[str]) -> None:
     except OSError as exc:
         tmp.unlink(missing_ok=True)
         raise JournalError(f"cannot rewrite the journal {path}: {exc.strerror}") from exc
+
+
+def journal_files(path: Path) -> Iterator[Path]:
+    """``path`` itself, or the journals (``*.jsonl``) of a folder."""
+    if path.is_dir():
+        yield from sorted(path.glob("*.jsonl"))
+    elif path.exists():
+        yield path
+
+
+def drop_subject(path: Path, tenant: str, subject_id: str) -> int:
+    """Take every line of ``subject_id`` in ``tenant`` out of the journal at ``path`` (keyed and
+    plain alike); returns how many were taken out. The journal is rewritten only if any was."""
+    try:
+        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError as exc:
+        raise JournalError(f"cannot read the journal {path}: {exc.strerror}") from exc
+    kept = []
+    for line in lines:
+        entry = _parse(line)
+        if entry is not None and (entry.get("tenant"), entry.get("subject_id")) == (
+            tenant,
+            subject_id,
+        ):
+            continue
+        kept.append(line)
+    dropped = len(lines) - len(kept)
+    if dropped:
+        _rewrite(path, kept)
+    return dropped

@@ -362,3 +362,45 @@ def test_journal_of_an_earlier_version_is_honoured_then_rewritten_keyed(
     assert len(text.splitlines()) == 10
     assert run_enroll(face_server, *args, cwd=tmp_path).returncode == 0
     assert json.loads(report.read_text())["summary"]["skipped_already_done"] == 10
+
+
+def test_subjects_delete_takes_the_subject_out_of_the_journal(
+    client: BioverifyClient, face_server: str, tmp_path: Path
+) -> None:
+    tree = make_tree(tmp_path / "people")
+    args = (str(tree), "--tenant", "bulk-delete")
+    assert run_enroll(face_server, *args, cwd=tmp_path).returncode == 0
+    before = counts(client, "bulk-delete")
+    (journal,) = (tmp_path / ".bioverify-enroll").glob("*.jsonl")
+
+    def delete(subject: str, *extra: str) -> subprocess.CompletedProcess[str]:
+        command = ["subjects", "delete", subject, "--server", face_server]
+        return subprocess.run(
+            [*ADMIN, *command, "--tenant", "bulk-delete", *extra],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            timeout=120,
+        )
+
+    out = delete("bob")  # the default journal folder, here
+    assert out.returncode == 0, out.stderr
+    assert "dropped 2 journal line(s) of bob" in out.stderr
+    assert "bob" not in counts(client, "bulk-delete")
+    subjects = [json.loads(line)["subject_id"] for line in journal.read_text().splitlines()]
+    assert "bob" not in subjects and len(subjects) == 8
+    assert mode(journal) == 0o600
+    # A plain re-run enrolls bob again (nothing else is sent).
+    report = tmp_path / "report.json"
+    assert run_enroll(face_server, *args, "--report", str(report), cwd=tmp_path).returncode == 0
+    assert json.loads(report.read_text())["summary"]["samples_sent"] == 2
+    assert counts(client, "bulk-delete") == before
+    # A journal named explicitly; a subject the service no longer has still leaves it.
+    client.delete_subject("carol", tenant="bulk-delete")
+    gone = delete("carol", "--journal", str(journal))
+    assert gone.returncode == 1 and "NOT_FOUND" in gone.stderr
+    assert "dropped 2 journal line(s) of carol" in gone.stderr
+    assert "carol" not in journal.read_text()
+    missing = delete("alice", "--journal", str(tmp_path / "nowhere.jsonl"))
+    assert missing.returncode == 2 and "nowhere.jsonl" in missing.stderr
+    assert "alice" in counts(client, "bulk-delete")  # nothing deleted on a bad option
