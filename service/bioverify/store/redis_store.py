@@ -34,18 +34,14 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import math
 import random
 import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
 import redis
-from redis.backoff import ExponentialWithJitterBackoff
-from redis.retry import Retry
 
 from bioverify.errors import ConfigurationError, NotEnrolled, Unavailable
 from bioverify.store.ports import (
@@ -62,11 +58,12 @@ from bioverify.store.ports import (
     template_changed,
     utc_now,
 )
+from bioverify.store.redis_connection import RedisErrors, connect, key_part
 
 logger = logging.getLogger(__name__)
-OUTAGE_LOG_EVERY_S = 30.0
 
-UNREACHABLE = "the template store (Redis) is unreachable; retry later"
+STORE_NAME = "the template store (Redis)"
+UNREACHABLE = RedisErrors(STORE_NAME, logger).unreachable
 _CONFLICT, _APPLIED, _ALREADY_APPLIED, _GONE = 0, 1, 2, -1
 _MAX_ATTEMPTS = 200
 _OP_TTL_SECONDS = 120
@@ -83,16 +80,6 @@ _TEMPLATE_FIELDS = (
     "u",
     "ids",
     "rev",
-)
-
-# Errors that mean "the store cannot serve right now" rather than a bug.
-_UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (
-    redis.exceptions.ConnectionError,  # includes BusyLoadingError and AuthenticationError
-    redis.exceptions.TimeoutError,
-    redis.exceptions.ReadOnlyError,
-    redis.exceptions.MasterDownError,
-    redis.exceptions.TryAgainError,
-    redis.exceptions.OutOfMemoryError,
 )
 
 # KEYS: seq, changes, op, subj, tpl, subjects, subjects-of-modality, idx(new model),
@@ -180,10 +167,6 @@ return out
 """
 
 
-def _esc(part: str) -> str:
-    return part.replace("%", "%25").replace(":", "%3A")
-
-
 def _str(value: bytes | str) -> str:
     return value.decode("utf-8") if isinstance(value, bytes) else value
 
@@ -205,24 +188,15 @@ class RedisTemplateStore:
         change_retention: int = DEFAULT_CHANGE_RETENTION,
     ) -> None:
         """``change_retention``: how many of the newest changes the change stream keeps."""
-        if socket_timeout <= 0:
-            raise ConfigurationError("the Redis socket timeout must be positive")
         if change_retention < 1:
             raise ConfigurationError("the change retention must be positive")
-        try:
-            self._redis: redis.Redis = redis.Redis.from_url(
-                url,
-                socket_timeout=socket_timeout,
-                socket_connect_timeout=connect_timeout or socket_timeout,
-                retry=Retry(ExponentialWithJitterBackoff(base=0.02, cap=0.25), retries),
-                max_connections=max_connections,
-                decode_responses=False,
-            )
-        except ValueError:
-            # The message of redis-py may echo the URL, which may hold a password.
-            raise ConfigurationError(
-                "redis_url is not a valid Redis URL (redis://, rediss:// or unix://)"
-            ) from None
+        self._redis: redis.Redis = connect(
+            url,
+            socket_timeout=socket_timeout,
+            connect_timeout=connect_timeout,
+            retries=retries,
+            max_connections=max_connections,
+        )
         self._socket_timeout = socket_timeout
         self._retention = change_retention
         self._p = key_prefix
@@ -233,24 +207,25 @@ class RedisTemplateStore:
         self._delete = self._redis.register_script(_DELETE_LUA)
         self._list = self._redis.register_script(_LIST_LUA)
         self._position = self._redis.register_script(_POSITION_LUA)
-        self._outage_logged_at = -math.inf  # monotonic time of the last outage WARNING
+        self._errors = RedisErrors(STORE_NAME, logger)
+        self._translate = self._errors.translate
 
     # -- keys -------------------------------------------------------------------------------
     def _subject_key(self, tenant: str, subject_id: str) -> str:
-        return f"{self._p}subj:{_esc(tenant)}:{subject_id}"
+        return f"{self._p}subj:{key_part(tenant)}:{subject_id}"
 
     def _template_key(self, tenant: str, subject_id: str, modality: str) -> str:
-        return f"{self._p}tpl:{_esc(tenant)}:{_esc(modality)}:{subject_id}"
+        return f"{self._p}tpl:{key_part(tenant)}:{key_part(modality)}:{subject_id}"
 
     def _subjects_key(self, tenant: str, modality: str = "") -> str:
-        key = f"{self._p}subjects:{_esc(tenant)}"
-        return f"{key}:{_esc(modality)}" if modality else key
+        key = f"{self._p}subjects:{key_part(tenant)}"
+        return f"{key}:{key_part(modality)}" if modality else key
 
     def _index_key(self, modality: str, model: str) -> str:
-        return f"{self._p}idx:{_esc(modality)}:{_esc(model)}"
+        return f"{self._p}idx:{key_part(modality)}:{key_part(model)}"
 
     def _models_key(self, modality: str) -> str:
-        return f"{self._p}models:{_esc(modality)}"
+        return f"{self._p}models:{key_part(modality)}"
 
     # -- writes -----------------------------------------------------------------------------
     def save(self, write: TemplateWrite) -> Template:
@@ -461,7 +436,7 @@ class RedisTemplateStore:
         with self._translate():
             flat = self._list(
                 keys=[self._subjects_key(tenant, modality)],
-                args=[after, limit, f"{self._p}subj:{_esc(tenant)}:"],
+                args=[after, limit, f"{self._p}subj:{key_part(tenant)}:"],
             )
         out: list[SubjectRecord] = []
         for raw_id, raw_fields in zip(flat[::2], flat[1::2], strict=True):
@@ -546,29 +521,6 @@ class RedisTemplateStore:
 
     def close(self) -> None:
         self._redis.close()
-
-    # -- helpers ----------------------------------------------------------------------------
-    @contextmanager
-    def _translate(self) -> Iterator[None]:
-        """Redis outages become Unavailable with a message free of hosts and credentials."""
-        try:
-            yield
-        except _UNAVAILABLE_ERRORS as exc:
-            now = time.monotonic()  # an outage fails every call: WARNING at most every 30 s
-            loud = now - self._outage_logged_at >= OUTAGE_LOG_EVERY_S
-            if loud:
-                self._outage_logged_at = now
-            logger.log(
-                logging.WARNING if loud else logging.DEBUG,
-                "template store (Redis) unavailable: %s",
-                type(exc).__name__,
-            )
-            raise Unavailable(UNREACHABLE) from exc
-        except redis.exceptions.ResponseError as exc:
-            if str(exc).startswith(("MISCONF", "LOADING", "MASTERDOWN", "TRYAGAIN")):
-                logger.warning("template store (Redis) refuses writes: %s", str(exc)[:80])
-                raise Unavailable(UNREACHABLE) from exc
-            raise
 
 
 def _backoff(attempt: int) -> None:
