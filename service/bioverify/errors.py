@@ -16,6 +16,7 @@ developers and never contain biometric data or internal paths.
     │   └── StreamProtocolError            (stream messages out of order / format change)
     ├── TooLarge                           RESOURCE_EXHAUSTED (bytes, pixels, duration)
     ├── Overloaded                         RESOURCE_EXHAUSTED (server busy)
+    │   └── TooManyChallenges              (the tenant's pending liveness challenges at the cap)
     ├── NotEnrolled                        NOT_FOUND
     ├── ModelMismatch                      FAILED_PRECONDITION (template made by another model)
     ├── AlreadyExists                      ALREADY_EXISTS
@@ -87,6 +88,10 @@ class TooLarge(BioverifyError):
 
 class Overloaded(BioverifyError):
     reason = "OVERLOADED"
+
+
+class TooManyChallenges(Overloaded):
+    reason = "TOO_MANY_CHALLENGES"
 
 
 class NotEnrolled(BioverifyError):

@@ -95,6 +95,9 @@ class Settings:
     # YAML file: tenant -> {require_face, require_voice, observe_only}
     liveness_tenant_policies: str = ""
     challenge_ttl_s: float = 120.0
+    # Liveness challenges a tenant may have pending at once; one more is refused
+    # (RESOURCE_EXHAUSTED, TOO_MANY_CHALLENGES) until some are answered or expire
+    challenge_max_pending_per_tenant: int = 1000
     # Gallery (1:N search)
     gallery_exact_max: int = 50_000  # exact search up to this many templates per tenant, ANN above
     gallery_snapshots: bool = True  # save the index at shutdown, load it at startup
@@ -201,6 +204,7 @@ class Settings:
             "change_log_retention",
             "max_subject_id_length",
             "challenge_ttl_s",
+            "challenge_max_pending_per_tenant",
             "gallery_follow_poll_s",
             "voice_interim_every_speech_s",
             "gallery_exact_max",

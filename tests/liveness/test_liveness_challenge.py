@@ -1,13 +1,17 @@
-"""Challenge-response: issuing, single use, expiry, bounded store, action order and blinks."""
+"""Challenge-response: issuing, look-up and single-use redemption, expiry, the per-tenant cap,
+action order and blinks."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
+from typing import Any
 
 import cv2
+import grpc
 import pytest
 
-from bioverify.errors import ChallengeInvalid, ConfigurationError
+from bioverify.errors import ChallengeInvalid, ConfigurationError, Overloaded, TooManyChallenges
 from bioverify.face.ports import DetectedFace, ImageBGR
 from bioverify.face.quality import Pose, estimate_pose
 from bioverify.liveness.challenge import (
@@ -19,7 +23,9 @@ from bioverify.liveness.challenge import (
     observe_blink,
     verify_challenge,
 )
+from bioverify.liveness.challenges_memory import InMemoryChallenges
 from bioverify.liveness.shape68 import FaceShape68, eye_aspect_ratio
+from bioverify.server.status import status_for
 from tests.liveness.conftest import DATA, LFW, read_image
 
 L, R, U, D = (Action.TURN_HEAD_LEFT, Action.TURN_HEAD_RIGHT, Action.LOOK_UP, Action.LOOK_DOWN)
@@ -45,9 +51,29 @@ def _poses(*yaw_pitch: tuple[float, float]) -> list[Pose]:
 NEUTRAL = (0.0, 0.1)
 
 
+def issuer_of(
+    clock: Callable[[], float] = time.time, ttl: float = 30, per_tenant: int = 1000, **kw: Any
+) -> ChallengeIssuer:
+    pending = InMemoryChallenges(max_per_tenant=per_tenant, max_total=10_000, clock=clock)
+    return ChallengeIssuer(pending, ttl_seconds=ttl, clock=clock, **kw)
+
+
+def redeem(
+    issuer: ChallengeIssuer,
+    c: Challenge,
+    nonce: str | None = None,
+    tenant: str = "",
+    subject: str = "",
+) -> Challenge:
+    found = issuer.look_up(
+        c.challenge_id, c.nonce if nonce is None else nonce, tenant=tenant, subject_id=subject
+    )
+    return issuer.redeem(found).challenge
+
+
 def test_issue_draws_2_to_3_distinct_neighbouring_actions() -> None:
-    issuer = ChallengeIssuer(ttl_seconds=30, max_pending=1000)
-    seen = set()
+    issuer = issuer_of()
+    seen: set[Action] = set()
     for _ in range(200):
         c = issuer.issue()
         assert 2 <= len(c.actions) <= 3
@@ -56,31 +82,51 @@ def test_issue_draws_2_to_3_distinct_neighbouring_actions() -> None:
         seen.update(c.actions)
         assert len(c.nonce) >= 32 and len(c.challenge_id) >= 20
     assert seen == set(POSE_ACTIONS)  # BLINK only when the service can verify it
-    with_blinks = ChallengeIssuer(ttl_seconds=30, max_pending=1000, actions=ALL_ACTIONS)
+    with_blinks = issuer_of(actions=ALL_ACTIONS)
     assert {a for _ in range(300) for a in with_blinks.issue().actions} == set(ALL_ACTIONS)
 
 
-def test_consume_is_single_use() -> None:
-    issuer = ChallengeIssuer(ttl_seconds=30, max_pending=10)
+def test_redeem_is_single_use() -> None:
+    issuer = issuer_of()
     c = issuer.issue()
-    assert issuer.consume(c.challenge_id, c.nonce) == c
+    found = issuer.look_up(c.challenge_id, c.nonce)
+    assert found == c
+    assert issuer.look_up(c.challenge_id, c.nonce) == c  # looking up uses nothing up
+    assert issuer.redeem(found).challenge == c
+    with pytest.raises(ChallengeInvalid, match="already used"):
+        issuer.redeem(found)
     with pytest.raises(ChallengeInvalid, match="unknown or already used"):
-        issuer.consume(c.challenge_id, c.nonce)
+        issuer.look_up(c.challenge_id, c.nonce)
+
+
+def test_a_challenge_given_back_can_be_redeemed_again_until_it_expires() -> None:
+    clock = FakeClock()
+    issuer = issuer_of(clock, ttl=10)
+    c = issuer.issue()
+    redemption = issuer.redeem(issuer.look_up(c.challenge_id, c.nonce))
+    issuer.give_back(redemption)
+    assert redeem(issuer, c) == c
+    later = issuer.issue()
+    redemption = issuer.redeem(issuer.look_up(later.challenge_id, later.nonce))
+    clock.now += 11
+    issuer.give_back(redemption)  # expired meanwhile: not pending again
+    with pytest.raises(ChallengeInvalid):
+        issuer.look_up(later.challenge_id, later.nonce)
 
 
 def test_wrong_nonce_fails_and_burns_the_challenge() -> None:
-    issuer = ChallengeIssuer(ttl_seconds=30, max_pending=10)
+    issuer = issuer_of()
     c = issuer.issue()
     with pytest.raises(ChallengeInvalid, match="nonce"):
-        issuer.consume(c.challenge_id, c.nonce + "x")
+        redeem(issuer, c, nonce=c.nonce + "x")
     with pytest.raises(ChallengeInvalid):
-        issuer.consume(c.challenge_id, c.nonce)
+        redeem(issuer, c)
     with pytest.raises(ChallengeInvalid):
-        issuer.consume("never-issued", "x")
+        issuer.look_up("never-issued", "x")
 
 
 def test_a_challenge_is_redeemed_only_in_its_tenant_and_for_its_subject() -> None:
-    issuer = ChallengeIssuer(ttl_seconds=30, max_pending=10)
+    issuer = issuer_of()
     for issued, redeemed, message in (
         (("bank-a", ""), ("bank-b", ""), "another tenant"),
         (("bank-a", "alice"), ("bank-a", "bob"), "another subject"),
@@ -89,45 +135,68 @@ def test_a_challenge_is_redeemed_only_in_its_tenant_and_for_its_subject() -> Non
         c = issuer.issue(*issued)
         assert (c.tenant, c.subject_id) == issued
         with pytest.raises(ChallengeInvalid, match=message):
-            issuer.consume(c.challenge_id, c.nonce, tenant=redeemed[0], subject_id=redeemed[1])
+            redeem(issuer, c, tenant=redeemed[0], subject=redeemed[1])
         with pytest.raises(ChallengeInvalid, match="already used"):  # burnt all the same
-            issuer.consume(c.challenge_id, c.nonce, tenant=issued[0], subject_id=issued[1])
+            redeem(issuer, c, tenant=issued[0], subject=issued[1])
     anyone = issuer.issue("bank-a")
-    assert issuer.consume(anyone.challenge_id, anyone.nonce, tenant="bank-a", subject_id="bob")
+    assert redeem(issuer, anyone, tenant="bank-a", subject="bob")
     alice = issuer.issue("bank-a", "alice")
-    assert issuer.consume(alice.challenge_id, alice.nonce, tenant="bank-a", subject_id="alice")
+    assert redeem(issuer, alice, tenant="bank-a", subject="alice")
 
 
 def test_expiry() -> None:
     clock = FakeClock()
-    issuer = ChallengeIssuer(ttl_seconds=10, max_pending=10, clock=clock)
-    early, late = issuer.issue(), issuer.issue()
+    issuer = issuer_of(clock, ttl=10)
+    early, late, looked_up = issuer.issue(), issuer.issue(), issuer.issue()
+    found = issuer.look_up(looked_up.challenge_id, looked_up.nonce)
     clock.now += 9.9
-    assert issuer.consume(early.challenge_id, early.nonce) == early
+    assert redeem(issuer, early) == early
     clock.now += 0.2
     with pytest.raises(ChallengeInvalid, match="expired"):
-        issuer.consume(late.challenge_id, late.nonce)
+        redeem(issuer, late)
+    with pytest.raises(ChallengeInvalid, match="expired"):  # between look-up and redeem
+        issuer.redeem(found)
 
 
-def test_store_is_bounded() -> None:
+def test_the_cap_is_per_tenant_and_refuses_instead_of_evicting() -> None:
+    """A flood of challenges in one tenant is refused at its cap (RESOURCE_EXHAUSTED) and
+    drops nothing: neither its own pending challenges nor another tenant's."""
     clock = FakeClock()
-    issuer = ChallengeIssuer(ttl_seconds=10, max_pending=3, clock=clock)
-    first = issuer.issue()
+    issuer = issuer_of(clock, ttl=10, per_tenant=3)
+    victim = issuer.issue("bank-b")
+    flood = [issuer.issue("bank-a") for _ in range(3)]
     for _ in range(5):
-        issuer.issue()
-    assert issuer.pending() == 3
-    with pytest.raises(ChallengeInvalid):
-        issuer.consume(first.challenge_id, first.nonce)  # evicted, oldest first
+        with pytest.raises(TooManyChallenges, match="3 liveness challenges pending") as info:
+            issuer.issue("bank-a")
+        assert status_for(info.value) == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert info.value.reason == "TOO_MANY_CHALLENGES"
+    assert redeem(issuer, victim, tenant="bank-b") == victim
+    assert redeem(issuer, flood[0], tenant="bank-a") == flood[0]  # a redeemed one frees a place
+    issuer.issue("bank-a")
+    clock.now += 11  # expired ones free theirs
+    assert len({issuer.issue("bank-a").challenge_id for _ in range(3)}) == 3
+
+
+def test_memory_is_bounded_in_all() -> None:
+    clock = FakeClock()
+    pending = InMemoryChallenges(max_per_tenant=10, max_total=4, clock=clock)
+    issuer = ChallengeIssuer(pending, ttl_seconds=10, clock=clock)
+    for tenant in "abcd":
+        issuer.issue(tenant)
+    with pytest.raises(Overloaded) as info:
+        issuer.issue("e")
+    assert not isinstance(info.value, TooManyChallenges)
+    assert pending.pending() == 4
     clock.now += 11
-    issuer.issue()
-    assert issuer.pending() == 1  # expired ones go first
+    issuer.issue("e")
+    assert pending.pending() == 1  # expired ones go first
 
 
 def test_configuration_errors() -> None:
     with pytest.raises(ConfigurationError):
-        ChallengeIssuer(ttl_seconds=0, max_pending=3)
+        issuer_of(ttl=0)
     with pytest.raises(ConfigurationError):
-        ChallengeIssuer(ttl_seconds=10, max_pending=0)
+        InMemoryChallenges(max_per_tenant=0, max_total=3)
 
 
 def test_actions_in_order_pass() -> None:

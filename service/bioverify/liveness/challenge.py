@@ -25,9 +25,7 @@ from __future__ import annotations
 import enum
 import hmac
 import secrets
-import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -36,6 +34,7 @@ import numpy.typing as npt
 
 from bioverify.errors import ChallengeInvalid, ConfigurationError
 from bioverify.face.quality import Pose
+from bioverify.liveness.ports import PendingChallenges
 
 EYE_BLINK = "eye_blink"
 """The passive check on multi-frame input: did the face blink (informational, weight 0)."""
@@ -62,7 +61,8 @@ ALL_ACTIONS = (*POSE_ACTIONS, Action.BLINK)
 
 @dataclass(frozen=True)
 class Challenge:
-    """An issued challenge. ``expires_at`` is on the issuer's clock (monotonic seconds)."""
+    """An issued challenge. ``expires_at`` is in seconds since the epoch (wall clock, so that
+    every replica reads it alike)."""
 
     challenge_id: str
     nonce: str
@@ -74,43 +74,54 @@ class Challenge:
     about anyone); set: only by VerifyFace or EnrollFace of that subject."""
 
 
-class ChallengeIssuer:
-    """Creates challenges and redeems each at most once, in a bounded in-memory store.
+@dataclass(frozen=True)
+class Redemption:
+    """A challenge taken by one request under its random ``claim``: the request gives it back
+    (``ChallengeIssuer.give_back``) when it fails after taking it, before any verdict."""
 
-    Thread-safe. When ``max_pending`` challenges are outstanding, expired ones are dropped
-    first, then the oldest. ``consume`` removes the challenge whatever the outcome, so a
-    wrong nonce cannot be retried.
+    challenge: Challenge
+    claim: str
+
+
+class ChallengeIssuer:
+    """Creates challenges and redeems each at most once, through a ``PendingChallenges`` store
+    (in memory, or shared by the replicas in Redis).
+
+    Redeeming has two steps, so that a request failing for reasons of its own (a bad frame, a
+    busy server, a store outage) does not use its challenge up, while no challenge ever vouches
+    for two verdicts. ``look_up`` checks id, nonce, tenant, subject and expiry before any work;
+    a wrong nonce, tenant or subject burns the challenge (it cannot be tried again).
+    ``redeem`` takes it, atomically and once, after the frames are assessed and before the
+    verdict that used it is given: of several requests answering one challenge at once, on
+    one replica or several, one goes on and the others get ChallengeInvalid.
     """
 
     def __init__(
         self,
+        pending: PendingChallenges,
         *,
         ttl_seconds: float,
-        max_pending: int,
         actions: Sequence[Action] = POSE_ACTIONS,
         min_actions: int = 2,
         max_actions: int = 3,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         if ttl_seconds <= 0:
             raise ConfigurationError(f"challenge ttl must be > 0 s, got {ttl_seconds}")
-        if max_pending < 1:
-            raise ConfigurationError(f"max_pending must be >= 1, got {max_pending}")
         pool = tuple(dict.fromkeys(Action(a) for a in actions))
         if not 1 <= min_actions <= max_actions or len(pool) < 2:
             raise ConfigurationError("need 1 <= min_actions <= max_actions and >= 2 actions")
+        self._pending = pending
         self._ttl = float(ttl_seconds)
-        self._max = int(max_pending)
         self._pool = pool
         self._min = int(min_actions)
         self._max_actions = int(max_actions)
         self._clock = clock
-        self._pending: OrderedDict[str, Challenge] = OrderedDict()
-        self._lock = threading.Lock()
 
     def issue(self, tenant: str = "", subject_id: str = "") -> Challenge:
         """A fresh challenge: 2-3 random actions, no action twice in a row, redeemable only
-        in ``tenant`` and, when given, only by requests about ``subject_id``."""
+        in ``tenant`` and, when given, only by requests about ``subject_id``.
+        TooManyChallenges when the tenant has too many pending."""
         count = self._min + secrets.randbelow(self._max_actions - self._min + 1)
         actions: list[Action] = []
         while len(actions) < count:
@@ -125,46 +136,56 @@ class ChallengeIssuer:
             tenant=tenant,
             subject_id=subject_id,
         )
-        with self._lock:
-            self._evict(self._clock())
-            self._pending[challenge.challenge_id] = challenge
+        self._pending.add(challenge)
         return challenge
 
-    def consume(
+    def look_up(
         self, challenge_id: str, nonce: str, *, tenant: str = "", subject_id: str = ""
     ) -> Challenge:
-        """Redeem a challenge once; ``ChallengeInvalid`` if unknown, used, expired, forged, or
-        issued for another tenant or subject (``subject_id`` empty: the request is about no
-        one subject)."""
-        with self._lock:
-            challenge = self._pending.pop(challenge_id, None)
+        """The pending challenge a request answers, still pending (``redeem`` takes it).
+        ChallengeInvalid if unknown, used, expired, forged, or issued for another tenant or
+        subject (``subject_id`` empty: the request is about no one subject); the last three
+        burn it."""
+        challenge = self._pending.get(challenge_id)
         if challenge is None:
             raise ChallengeInvalid("unknown or already used challenge")
         if self._clock() >= challenge.expires_at:
             raise ChallengeInvalid("the challenge has expired; request a new one")
+        why = self._mismatch(challenge, nonce, tenant, subject_id)
+        if why:
+            self._pending.take(challenge, secrets.token_urlsafe(16))
+            raise ChallengeInvalid(why)
+        return challenge
+
+    def redeem(self, challenge: Challenge) -> Redemption:
+        """Take a looked-up challenge: once, whoever else tries. ChallengeInvalid when another
+        request took it first or it expired since it was looked up."""
+        claim = secrets.token_urlsafe(16)
+        if not self._pending.take(challenge, claim):
+            if self._clock() >= challenge.expires_at:
+                raise ChallengeInvalid("the challenge has expired; request a new one")
+            raise ChallengeInvalid("unknown or already used challenge")
+        return Redemption(challenge, claim)
+
+    def give_back(self, redemption: Redemption) -> None:
+        """Make a redeemed challenge pending again (until its expiry), for a request that
+        failed after redeeming it and gave no verdict."""
+        self._pending.put_back(redemption.challenge, redemption.claim)
+
+    @staticmethod
+    def _mismatch(challenge: Challenge, nonce: str, tenant: str, subject_id: str) -> str:
         if not hmac.compare_digest(challenge.nonce.encode(), nonce.encode()):
-            raise ChallengeInvalid("the challenge nonce does not match")
+            return "the challenge nonce does not match"
         if challenge.tenant != tenant:
-            raise ChallengeInvalid("the challenge was issued for another tenant")
+            return "the challenge was issued for another tenant"
         if challenge.subject_id and challenge.subject_id != subject_id:
-            raise ChallengeInvalid(
+            return (
                 "the challenge was issued for another subject; start a new challenge"
                 if subject_id
                 else "the challenge was issued for a subject: only VerifyFace or EnrollFace "
                 "of that subject can redeem one; start a new challenge"
             )
-        return challenge
-
-    def pending(self) -> int:
-        with self._lock:
-            return len(self._pending)
-
-    def _evict(self, now: float) -> None:
-        expired = [cid for cid, c in self._pending.items() if now >= c.expires_at]
-        for cid in expired:
-            del self._pending[cid]
-        while len(self._pending) >= self._max:
-            self._pending.popitem(last=False)
+        return ""
 
 
 @dataclass(frozen=True)

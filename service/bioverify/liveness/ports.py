@@ -6,12 +6,15 @@ Convention everywhere: a higher score means *more likely live* (bona fide).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 import numpy.typing as npt
 
 from bioverify.face.ports import DetectedFace, ImageBGR
+
+if TYPE_CHECKING:
+    from bioverify.liveness.challenge import Challenge
 
 
 @dataclass(frozen=True)
@@ -82,3 +85,33 @@ class FaceShapeModel(Protocol):
     def landmarks(self, image: ImageBGR, face: DetectedFace) -> npt.NDArray[np.float32]:
         """(68, 2) points (x, y) in image pixels."""
         ...
+
+
+class PendingChallenges(Protocol):
+    """Where issued liveness challenges wait to be answered: in the service's memory (one
+    replica) or in Redis (every replica sharing the store). Thread-safe; a challenge is pending
+    until it is taken or its ``expires_at`` passes."""
+
+    def add(self, challenge: Challenge) -> None:
+        """Keep ``challenge`` until it expires. TooManyChallenges when its tenant already has
+        the most pending challenges allowed (others' challenges are never dropped for it);
+        Unavailable when the store cannot be reached."""
+        ...
+
+    def get(self, challenge_id: str) -> Challenge | None:
+        """The pending challenge (possibly just past its expiry: the caller checks), or None
+        when it is unknown, taken or gone."""
+        ...
+
+    def take(self, challenge: Challenge, claim: str) -> bool:
+        """Remove the pending ``challenge`` atomically: True for exactly one caller however
+        many replicas and threads try at once (and for a retry of that same call, ``claim``
+        being its random token), False for every other."""
+        ...
+
+    def put_back(self, challenge: Challenge, claim: str) -> None:
+        """Make a challenge taken under ``claim`` pending again until its expiry (nothing
+        when it has expired meanwhile), for a request that failed after taking it."""
+        ...
+
+    def close(self) -> None: ...

@@ -29,7 +29,10 @@ from bioverify.face.registry import build_detector, build_embedder
 from bioverify.index.gallery import Gallery, GalleryFollower, remove_snapshots_in
 from bioverify.liveness.av_sync import AvSyncChecker
 from bioverify.liveness.challenge import ALL_ACTIONS, POSE_ACTIONS, ChallengeIssuer
+from bioverify.liveness.challenges_memory import InMemoryChallenges
+from bioverify.liveness.challenges_redis import RedisChallenges
 from bioverify.liveness.face_checker import FaceLivenessChecker
+from bioverify.liveness.ports import PendingChallenges
 from bioverify.liveness.shape68 import load_face_shape
 from bioverify.packs import PackCatalog, PackManifest, ensure_verified
 from bioverify.server import convert
@@ -51,6 +54,7 @@ from bioverify.server.unimplemented import unimplemented_servicer
 from bioverify.server.voice_servicer import VoiceServicer
 from bioverify.settings import Settings
 from bioverify.store.ports import TemplateStore
+from bioverify.store.redis_connection import connect
 from bioverify.store.redis_store import RedisTemplateStore
 from bioverify.store.sqlite_store import SqliteTemplateStore
 from bioverify.usecases.common import InferencePool
@@ -109,6 +113,25 @@ def build_store(settings: Settings) -> TemplateStore:
             raise
         return store
     raise ConfigurationError(f"store {settings.store!r} is unknown; valid: sqlite, redis")
+
+
+MAX_PENDING_CHALLENGES_IN_MEMORY = 100_000
+"""All tenants together, in one replica's memory (a few hundred bytes each)."""
+
+
+def build_challenges(settings: Settings) -> PendingChallenges:
+    """Where liveness challenges wait: in Redis with a Redis store, so that any replica can
+    redeem a challenge another issued (and a restart keeps them), else in memory."""
+    if settings.store == "redis":
+        return RedisChallenges(
+            connect(settings.redis_url),
+            key_prefix=settings.redis_key_prefix,
+            max_per_tenant=settings.challenge_max_pending_per_tenant,
+        )
+    return InMemoryChallenges(
+        max_per_tenant=settings.challenge_max_pending_per_tenant,
+        max_total=MAX_PENDING_CHALLENGES_IN_MEMORY,
+    )
 
 
 def build_face_pipeline(settings: Settings, pack: PackManifest) -> FacePipeline:
@@ -299,6 +322,7 @@ class Application:
     pool: InferencePool
     face_pack: PackManifest
     face_pipeline: FacePipeline
+    challenges: PendingChallenges
     voice_pack: PackManifest | None = None
     voice_pipeline: VoicePipeline | None = None
     galleries: tuple[Gallery, ...] = ()
@@ -398,6 +422,7 @@ class Application:
                     )
         self.pool.shutdown()
         self.store.close()
+        self.challenges.close()
 
     def _snapshot_dir(self, gallery: Gallery) -> Path | None:
         if not self.settings.gallery_snapshots:
@@ -432,6 +457,7 @@ def build(settings: Settings) -> Application:
     face_pipeline = build_face_pipeline(settings, face_pack)
     prepare_data_dir(settings.data_dir)  # gallery snapshots live there with any store
     store = build_store(settings)
+    challenges = build_challenges(settings)
     sample_ids = sample_id_key(settings)
     pool = InferencePool(settings.inference_workers, max_queue=settings.max_concurrent_rpcs * 2)
     face_gallery = build_gallery(settings, "face", face_pack)
@@ -450,8 +476,8 @@ def build(settings: Settings) -> Application:
         face_pipeline,
         pool,
         ChallengeIssuer(
+            challenges,
             ttl_seconds=settings.challenge_ttl_s,
-            max_pending=10_000,
             actions=ALL_ACTIONS if face_shape is not None else POSE_ACTIONS,
         ),
         # Frames of one burst are one capture session, far closer than the photos the
@@ -578,6 +604,7 @@ def build(settings: Settings) -> Application:
         logger.debug("bind of %s failed: %s", address, exc)
     if port == 0:
         store.close()
+        challenges.close()
         raise ConfigurationError(
             f"cannot listen on {address}: the port is in use or the address is not this host's"
         )
@@ -589,6 +616,7 @@ def build(settings: Settings) -> Application:
         pool=pool,
         face_pack=face_pack,
         face_pipeline=face_pipeline,
+        challenges=challenges,
         voice_pack=voice_pack,
         voice_pipeline=voice_pipeline,
         galleries=galleries,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime
 
 import grpc
@@ -24,12 +23,13 @@ class LivenessServicer(liveness_pb2_grpc.LivenessServiceServicer):  # type: igno
         self, request: liveness_pb2.StartLivenessChallengeRequest, context: grpc.ServicerContext
     ) -> liveness_pb2.LivenessChallenge:
         challenge = self.checks.start_challenge(request.tenant, request.subject_id)
-        expires = datetime.now(UTC).timestamp() + (challenge.expires_at - time.monotonic())
         return liveness_pb2.LivenessChallenge(
             challenge_id=challenge.challenge_id,
             nonce=challenge.nonce,
             actions=[liveness_pb2.ChallengeAction.Value(a.value) for a in challenge.actions],
-            expires_at=datetime.fromtimestamp(expires, UTC).isoformat(timespec="seconds"),
+            expires_at=datetime.fromtimestamp(challenge.expires_at, UTC).isoformat(
+                timespec="seconds"
+            ),
         )
 
     def CheckLiveness(

@@ -302,12 +302,14 @@ class LivenessChecks:
         names = [f"frame {i}" for i in range(len(frames))]
         prepared = prepare_all(self.pool, self.face_pipeline.prepare, frames, names)
         challenge = (
-            self.issuer.consume(
-                capture.challenge_id,
-                capture.nonce,
-                tenant=tenant,
-                subject_id=binding.subject_id if binding is not None else "",
-            )
+            self.issuer.redeem(
+                self.issuer.look_up(
+                    capture.challenge_id,
+                    capture.nonce,
+                    tenant=tenant,
+                    subject_id=binding.subject_id if binding is not None else "",
+                )
+            ).challenge
             if capture.challenge_id
             else None
         )
