@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from bioverify.client import BioverifyClient, BioverifyClientError
+from bioverify.errors import Unavailable
 from bioverify.server import app as app_module
 from bioverify.settings import Settings
 from bioverify.store.ports import Template, TemplateStore, TemplateWrite
@@ -649,3 +650,65 @@ def test_enroll_face_with_a_live_capture_aborts_when_the_template_changed_since_
         client.enroll_face("carol", [probe], live_frames=own, dry_run=True)
         assert client.enroll_face("carol", [probe]).template.sample_count == 1
         assert store.armed
+
+
+class UnavailableOnce:
+    """Fault injector around a service's store: its next write, once armed, fails as a store
+    outage does (Unavailable), before anything is written."""
+
+    def __init__(self, store: TemplateStore) -> None:
+        self._store = store
+        self.armed = False
+        self.failed = 0
+
+    def save(self, write: TemplateWrite) -> Template:
+        if self.armed:
+            self.armed = False
+            self.failed += 1
+            raise Unavailable("the template store (Redis) is unreachable; retry later")
+        return self._store.save(write)
+
+    def close(self) -> None:
+        self._store.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+
+def test_enroll_face_retried_after_a_store_outage_answers_its_challenge_again(
+    tmp_path: Path, models_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """EnrollFace with a performed challenge whose write meets a store outage answers
+    UNAVAILABLE without using the challenge up, so the SDK's retry of the same request (same
+    nonce) enrolls; after that success the nonce is used up."""
+    build_store = app_module.build_store
+    stores: list[UnavailableOnce] = []
+
+    def failing_store(settings: Settings) -> TemplateStore:
+        stores.append(UnavailableOnce(build_store(settings)))
+        return stores[-1]
+
+    monkeypatch.setattr(app_module, "build_store", failing_store)
+    neutral = frames_of("Krzysiek354", ("0000", "0020", "0119"))
+    (turned,) = frames_of("Krzysiek354", ("0060",))
+    frames_for = turns_of(turned, margin=32)
+    images = frames_of("Krzysiek354", ("0099", "0139"))
+    with custom_service(tmp_path, models_dir, face_liveness_pack="auto") as client:
+        (store,) = stores
+        challenge = drawn_challenge(
+            lambda: client.start_liveness_challenge(subject_id="performer"), frames_for
+        )
+        frames = list(neutral)
+        for action in challenge.actions:
+            frames += [frames_for[action], neutral[0]]
+        answer = {"challenge_id": challenge.challenge_id, "nonce": challenge.nonce}
+        client.retries, client.backoff = 2, 0.05  # as the SDK's default client does
+        store.armed = True
+        reply = client.enroll_face("performer", images, live_frames=frames, fps=5, **answer)
+        assert store.failed == 1
+        assert check(reply, "active_challenge").passed and reply.liveness.live, reply.liveness
+        assert reply.template.sample_count == 2
+        with pytest.raises(BioverifyClientError) as info:
+            client.enroll_face("performer", images, live_frames=frames, fps=5, **answer)
+        assert info.value.code == grpc.StatusCode.FAILED_PRECONDITION
+        assert client.get_subject("performer").templates[0].sample_count == 2

@@ -198,9 +198,10 @@ class FaceVerification:
         answered challenge is used up all the same (a dry run must not let a client try
         answers). The write expects the subject's face template (of any model) to be still the
         one read for that check, or still absent: TemplateChanged, and nothing written, when
-        another request or replica changed it in between. Samples that do not look like the
-        subject (``mismatched_samples`` at the pack's loosest operating point) are refused
-        with SUBJECT_MISMATCH, with or without a capture."""
+        another request or replica changed it in between (the challenge is used up); a save
+        that fails with Unavailable gives the challenge back for the retry. Samples that do not
+        look like the subject (``mismatched_samples`` at the pack's loosest operating point)
+        are refused with SUBJECT_MISMATCH, with or without a capture."""
         tenant, subject_id, meta = validate_enrollment(
             tenant,
             subject_id,
@@ -291,15 +292,22 @@ class FaceVerification:
             legacy_sample_ids=legacy_ids,
             expected=expected,
         )
-        template, duplicates = save_enrollment(
-            self.store,
-            self.gallery,
-            write,
-            calibration=self.calibration,
-            point=point,
-            refuse_duplicates=refuse_duplicates,
-            dry_run=dry_run,
-        )
+        try:
+            template, duplicates = save_enrollment(
+                self.store,
+                self.gallery,
+                write,
+                calibration=self.calibration,
+                point=point,
+                refuse_duplicates=refuse_duplicates,
+                dry_run=dry_run,
+            )
+        except Unavailable:
+            # No verdict given: the retry (the SDK retries UNAVAILABLE) answers the challenge
+            # again. Had the write gone through before the store failed, the retry adds the
+            # same samples, which a template holds once.
+            self.live_capture.give_back(live)
+            raise
         return EnrollOutcome(subject_id, tuple(outcomes), template, duplicates, liveness=live)
 
     def identify(

@@ -3,6 +3,7 @@ default), running the checkers, and CheckLiveness / active challenges on their o
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -13,13 +14,14 @@ import numpy.typing as npt
 
 from bioverify.antispoof.bandwidth import assess_bandwidth
 from bioverify.antispoof.voice_checker import VoiceSpoofChecker
-from bioverify.errors import InvalidInput, NotImplementedYet
+from bioverify.errors import InvalidInput, NotImplementedYet, Unavailable
 from bioverify.face.pipeline import FacePipeline, PreparedFace
 from bioverify.liveness.av_sync import AV_SYNC_FAILED, AvSyncChecker
 from bioverify.liveness.challenge import (
     EYE_BLINK,
     Challenge,
     ChallengeIssuer,
+    Redemption,
     observe_blink,
     verify_challenge,
 )
@@ -49,6 +51,7 @@ from bioverify.voice.ports import SpeechSegment, Waveform
 if TYPE_CHECKING:
     from bioverify.usecases.voice import AudioInput
 
+logger = logging.getLogger(__name__)
 
 NARROWBAND_NOT_ALLOWED = "NARROWBAND_NOT_ALLOWED"
 
@@ -66,10 +69,12 @@ class TenantLivenessPolicy:
 
 @dataclass(frozen=True)
 class LivenessResult:
-    """An assessment and whether it blocks the decision (False in observe mode)."""
+    """An assessment and whether it blocks the decision (False in observe mode).
+    ``redemption``: the challenge the assessment used up, if it answered one."""
 
     assessment: LivenessAssessment
     observe_only: bool
+    redemption: Redemption | None = None
 
     @property
     def blocks(self) -> bool:
@@ -276,7 +281,18 @@ class LivenessChecks:
         """Liveness of the faces of a decision from the capture sent with them:
         ``check_frames`` bound to those faces and the subject; blocking unless observe mode."""
         _, observe = self.gate.requirement(request, tenant, "face")
-        return LivenessResult(self.check_frames(capture, tenant=tenant, binding=binding), observe)
+        assessment, redemption = self._assess_capture(capture, tenant, binding)
+        return LivenessResult(assessment, observe, redemption)
+
+    def give_back(self, result: LivenessResult | None) -> None:
+        """Make the challenge ``result`` used up pending again: its request failed afterwards
+        (the store was unavailable) without a verdict, and its retry may answer it again."""
+        if result is None or result.redemption is None:
+            return
+        try:
+            self.issuer.give_back(result.redemption)
+        except Unavailable:  # the request fails with its own error all the same
+            logger.warning("a redeemed liveness challenge could not be given back")
 
     def check_frames(
         self, capture: LiveCapture, *, tenant: str, binding: CaptureBinding | None = None
@@ -292,27 +308,35 @@ class LivenessChecks:
         capture join the continuity check and, when the decision names an enrolled subject,
         the frames' reference face must match its template at the request's operating point
         (``capture_matches_subject``), so the live person is the subject.
-        The challenge is redeemed once the frames are decoded and their faces found: a
-        request the client got wrong does not use it up."""
+
+        The challenge is looked up before any work (an unknown, expired or forged one fails
+        at once) and redeemed only after every frame has been decoded and assessed, just
+        before the verdict: a request that fails before then (a bad frame, a busy server)
+        does not use it up, and of two requests answering it at once only one gets a
+        verdict (the other: ChallengeInvalid)."""
+        return self._assess_capture(capture, tenant, binding)[0]
+
+    def _assess_capture(
+        self, capture: LiveCapture, tenant: str, binding: CaptureBinding | None
+    ) -> tuple[LivenessAssessment, Redemption | None]:
+        """``check_frames``, and the challenge it redeemed (None: none answered)."""
         checker = self._face_checker()
         tenant = validate_tenant(tenant)
         self.validate(capture)
+        challenge = (
+            self.issuer.look_up(
+                capture.challenge_id,
+                capture.nonce,
+                tenant=tenant,
+                subject_id=binding.subject_id if binding is not None else "",
+            )
+            if capture.challenge_id
+            else None
+        )
         frames, audio, fps = capture.frames, capture.audio, capture.fps
         decoded = self._frames_audio(audio, len(frames), fps) if audio is not None else None
         names = [f"frame {i}" for i in range(len(frames))]
         prepared = prepare_all(self.pool, self.face_pipeline.prepare, frames, names)
-        challenge = (
-            self.issuer.redeem(
-                self.issuer.look_up(
-                    capture.challenge_id,
-                    capture.nonce,
-                    tenant=tenant,
-                    subject_id=binding.subject_id if binding is not None else "",
-                )
-            ).challenge
-            if capture.challenge_id
-            else None
-        )
         faces = [(p.image, p.finding.face) for p in prepared]
         shape = self.face_shape
         shaping = (  # one task: the shape model serialises its calls anyway
@@ -320,8 +344,16 @@ class LivenessChecks:
         )
         embedding = self.pool.submit(self.face_pipeline.embed, prepared)
         assessment = self.pool.run(checker.assess_frames, faces)
-        checks, reasons = list(assessment.checks), list(assessment.reasons)
         embeddings = [sample.embedding for sample in embedding.result()]
+        shapes = shaping.result() if shaping is not None else None
+        sync = (
+            self.pool.run(self.av_sync.check, shapes, fps, decoded.samples, decoded.sample_rate_hz)
+            if decoded is not None
+            else None
+        )
+        # Every frame is assessed: from here on only the verdict is put together.
+        redemption = self.issuer.redeem(challenge) if challenge is not None else None
+        checks, reasons = list(assessment.checks), list(assessment.reasons)
         if binding is not None:
             names.extend(name for name, _ in binding.images)
             embeddings.extend(vector for _, vector in binding.images)
@@ -377,7 +409,6 @@ class LivenessChecks:
                     rejected.append((IDENTITY_CHANGED, f"{failure}: {detail}"))
         checks.extend(identity_checks)
         poses = [p.finding.quality.pose for p in prepared]
-        shapes = shaping.result() if shaping is not None else None
         eye_openness = [eye_aspect_ratio(p) for p in shapes] if shapes is not None else None
         if eye_openness is not None:
             seen, detail = observe_blink(poses, eye_openness)
@@ -397,21 +428,19 @@ class LivenessChecks:
             )
             if not passed:
                 rejected.append(("CHALLENGE_FAILED", detail))
-        if decoded is not None:
-            result = self.pool.run(
-                self.av_sync.check, shapes, fps, decoded.samples, decoded.sample_rate_hz
-            )
-            checks.append(result.check)
-            if result.evaluated and not result.check.passed:
-                rejected.append((AV_SYNC_FAILED, result.check.detail))
+        if sync is not None:
+            checks.append(sync.check)
+            if sync.evaluated and not sync.check.passed:
+                rejected.append((AV_SYNC_FAILED, sync.check.detail))
         reasons.extend(rejected)
-        return LivenessAssessment(
+        verdict = LivenessAssessment(
             live=assessment.live and not rejected,
             score=0.0 if rejected else assessment.score,
             threshold=assessment.threshold,
             checks=tuple(checks),
             reasons=tuple(reasons),
         )
+        return verdict, redemption
 
     def _frames_audio(self, audio: AudioInput, n_frames: int, fps: float) -> DecodedAudio:
         """The audio track of a frame sequence, decoded and checked against the frames."""
