@@ -5,7 +5,11 @@
     print(result.match.confidence, result.decision)
 
 Errors come back as ``BioverifyClientError`` (with the gRPC status code and the server's
-message); UNAVAILABLE is retried with exponential backoff.
+message); UNAVAILABLE is retried with exponential backoff. That includes a request answering a
+liveness challenge: the service uses a nonce up only with the verdict it vouches for (and gives
+it back when EnrollFace's write fails UNAVAILABLE), so the retry can answer it again. Only when
+the first attempt did get its verdict and the reply was lost (the connection dropped) does the
+retry come back FAILED_PRECONDITION (``CHALLENGE_INVALID``): start a new challenge then.
 """
 
 from __future__ import annotations
