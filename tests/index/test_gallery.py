@@ -15,6 +15,7 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
+from bioverify.errors import Unavailable
 from bioverify.index.faiss_ann import FastScanIndex
 from bioverify.index.gallery import Gallery, GalleryFollower
 from bioverify.scoring import cosine_similarity
@@ -606,3 +607,28 @@ def test_search_many_is_search_per_row(store: SqliteTemplateStore, size: int) ->
             assert [s for s, _ in row] == [s for _, s in by_hand]
             np.testing.assert_allclose([c for _, c in row], [c for c, _ in by_hand], atol=1e-5)
     assert gallery.search_many("nobody", probes, 3) == [[]] * 8
+
+
+def test_a_gallery_not_yet_built_refuses_searches_instead_of_answering_nobody(
+    store: SqliteTemplateStore, tmp_path: Path
+) -> None:
+    """The server starts before the galleries are restored (health says NOT_SERVING): until
+    then a search must not answer "nobody enrolled matches", nor a duplicate check "no
+    duplicate"; a catch-up (a replica's own delete) waits for the restore to read the store."""
+    people = People(5)
+    enroll(store, people, "t", "ann")
+    gallery = Gallery("face", "m1", DIM)
+    assert not gallery.ready
+    with pytest.raises(Unavailable, match="still loading"):
+        gallery.search("t", people.probe("ann"), 5)
+    with pytest.raises(Unavailable):
+        gallery.search_many("t", np.stack([people.probe("ann")]), 5)
+    with pytest.raises(Unavailable):
+        gallery.size("t")
+    assert gallery.catch_up(store) == 0 and len(gallery) == 0  # no early rebuild
+    assert gallery.restore(store, tmp_path / "snap") == "rebuild"
+    assert gallery.ready and top(gallery, "t", people.probe("ann")) == "ann"
+    gallery.save(tmp_path / "snap")
+    restarted = Gallery("face", "m1", DIM)
+    assert restarted.load(tmp_path / "snap") and not restarted.ready  # loaded, not caught up
+    assert restarted.restore(store, tmp_path / "snap") == "snapshot" and restarted.ready

@@ -179,6 +179,7 @@ class Gallery:
         self._writer = threading.RLock()  # serialises rebuild / catch_up / save / load
         self._snapshot_dirs: set[Path] = set()  # hold a snapshot of what the gallery holds
         self._stale_snapshots: set[Path] = set()  # hold one that may keep a dropped subject
+        self._ready = False  # built from the store (rebuild, or restore done): searchable
 
     # -- reads --------------------------------------------------------------------------------
     @property
@@ -198,8 +199,19 @@ class Gallery:
         with self._rw.read():
             return sorted(self._parts)
 
+    @property
+    def ready(self) -> bool:
+        """Whether the gallery reflects its store (built or restored): until then searches
+        raise Unavailable, as an empty gallery would answer that nobody is enrolled."""
+        return self._ready
+
+    def _require_ready(self) -> None:
+        if not self._ready:
+            raise Unavailable(f"the {self.modality} gallery is still loading; retry shortly")
+
     def size(self, tenant: str) -> int:
         """How many templates ``tenant``'s partition holds (one per subject)."""
+        self._require_ready()
         with self._rw.read():
             part = self._parts.get(tenant)
             return len(part.ids) if part is not None else 0
@@ -220,6 +232,7 @@ class Gallery:
         self, tenant: str, vectors: npt.ArrayLike, k: int
     ) -> list[list[tuple[str, float]]]:
         """:meth:`search` for each row of ``vectors``, in one index call."""
+        self._require_ready()
         query = as_vectors(vectors, self.dim)
         if self._search_threads is not None:
             faiss.omp_set_num_threads(self._search_threads)  # this thread's OpenMP setting
@@ -267,6 +280,7 @@ class Gallery:
                 self._parts, self._seq, self._next_id = parts, seq, next_id
                 self._epoch = position.epoch
                 self._pending.clear()
+                self._ready = True
             self._remove_snapshots("the gallery was rebuilt")  # the old contents: anyone
         logger.info(
             "gallery %s/%s rebuilt: %d templates, %d tenants, seq %d, %.1f s",
@@ -281,7 +295,14 @@ class Gallery:
     def catch_up(self, store: TemplateStore) -> int:
         """Apply every change after ``seq``; returns how many changes were read. When the
         store's feed does not continue the one this gallery reflects, rebuild from the store
-        first (searches see the old contents until the new ones are swapped in whole)."""
+        first (searches see the old contents until the new ones are swapped in whole). A
+        gallery not yet built or restored reads nothing: ``restore`` (or ``rebuild``) will
+        reflect the store as it is then."""
+        if not self._ready:
+            return 0
+        return self._catch_up(store)
+
+    def _catch_up(self, store: TemplateStore) -> int:
         read = 0
         with self._writer:
             position = store.feed_position()
@@ -335,12 +356,13 @@ class Gallery:
             if snapshot_dir is not None and self.load(snapshot_dir):
                 position = store.feed_position()
                 if self.follows(position):
-                    self.catch_up(store)
+                    self._catch_up(store)
                     self.maintain()
+                    self._ready = True
                     return "snapshot"
                 self._log_divergence("gallery snapshot of", position)
             self.rebuild(store)
-            self.catch_up(store)
+            self._catch_up(store)
             self.maintain()
             return "rebuild"
 
