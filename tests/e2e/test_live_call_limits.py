@@ -1,6 +1,7 @@
-"""Live calls cannot starve the service: each VerifyVoiceStream holds an RPC thread for the
-whole call, so calls past MAX_LIVE_CALLS are refused at once, silent calls are cancelled
-after LIVE_CALL_IDLE_S, and a caller hanging up is not logged as a server fault."""
+"""Live calls cannot starve the service or outlive a revoked identity: each VerifyVoiceStream
+holds an RPC thread for the whole call, so calls past MAX_LIVE_CALLS are refused at once,
+silent calls are cancelled after LIVE_CALL_IDLE_S, a caller hanging up is not logged as a
+server fault, and a subject deleted mid-call stops verifying."""
 
 from __future__ import annotations
 
@@ -15,8 +16,9 @@ import pytest
 from bioverify.client import BioverifyClient
 from bioverify.errors import ConfigurationError
 from bioverify.settings import Settings
-from bioverify.v1 import voice_pb2, voice_pb2_grpc
+from bioverify.v1 import common_pb2, voice_pb2, voice_pb2_grpc
 from tests.conftest import DATA
+from tests.e2e.test_voice_stream_liveness import chunks, pcm16
 from tests.service_process import ServiceProcess
 
 SPEAKER = DATA / "speaker" / "audio" / "libri_2033"
@@ -25,10 +27,16 @@ SPEAKER = DATA / "speaker" / "audio" / "libri_2033"
 class HeldCall:
     """A live call that sends its config, then only what the test puts on ``audio``."""
 
-    def __init__(self, stub: voice_pb2_grpc.VoiceServiceStub, subject_id: str) -> None:
+    def __init__(
+        self, stub: voice_pb2_grpc.VoiceServiceStub, subject_id: str, interim_s: float = 0.0
+    ) -> None:
         self.audio: queue.Queue[bytes | None] = queue.Queue()
+        self.replies: list[voice_pb2.VoiceStreamResponse] = []
         config = voice_pb2.VoiceStreamConfig(
-            subject_id=subject_id, encoding=voice_pb2.PCM_S16LE, sample_rate_hz=16000
+            subject_id=subject_id,
+            encoding=voice_pb2.PCM_S16LE,
+            sample_rate_hz=16000,
+            interim_every_speech_seconds=interim_s,
         )
 
         def messages() -> Iterator[voice_pb2.VoiceStreamRequest]:
@@ -43,8 +51,8 @@ class HeldCall:
 
     def _drain(self) -> None:
         try:
-            for _ in self.call:
-                pass
+            for reply in self.call:
+                self.replies.append(reply)
             self.code = grpc.StatusCode.OK
         except grpc.RpcError as exc:
             self.code = exc.code()
@@ -139,3 +147,33 @@ def test_live_calls_must_leave_threads_for_other_requests() -> None:
     with pytest.raises(ConfigurationError, match="max_live_calls"):
         Settings(max_concurrent_rpcs=8, max_live_calls=8).validate()
     Settings(rpc_threads=16, max_concurrent_rpcs=16, max_live_calls=8).validate()
+
+
+def test_a_subject_deleted_mid_call_stops_verifying(service: ServiceProcess) -> None:
+    """A revoked identity must not keep verifying for the rest of an hour-long call: every
+    update compares against the subject's current template, and a deleted one ends the call
+    with NOT_FOUND."""
+    clips = sorted(SPEAKER.glob("*.flac"))
+    speech = pcm16(clips[6]) + pcm16(clips[8])  # 16 s
+    with BioverifyClient(service.target, timeout=60.0, retries=0) as client:
+        client.enroll_voice("revoked", [client.audio(c.read_bytes()) for c in clips[:3]])
+        with grpc.insecure_channel(service.target) as channel:
+            call = HeldCall(voice_pb2_grpc.VoiceServiceStub(channel), "revoked", interim_s=1.0)
+            try:
+                half = len(speech) * 2 // 3 // 3200 * 3200
+                for chunk in chunks(speech[:half], ms=100):
+                    call.audio.put(chunk)
+                deadline = time.monotonic() + 30
+                while not any(r.decision == common_pb2.ACCEPT for r in call.replies):
+                    assert time.monotonic() < deadline, call.replies
+                    time.sleep(0.1)
+                client.delete_subject("revoked")
+                verified = len(call.replies)
+                for chunk in chunks(speech[half:], ms=100):
+                    call.audio.put(chunk)
+                call.audio.put(None)
+                assert call.done.wait(30)
+            finally:
+                call.hang_up()
+    assert call.code == grpc.StatusCode.NOT_FOUND
+    assert call.replies[verified:] == []  # nothing verified against the deleted template

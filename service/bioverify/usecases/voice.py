@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
@@ -598,6 +599,7 @@ class VoiceVerification:
             self,
             vad,
             template,
+            functools.partial(self._template, tenant, subject_id),
             scoring,
             config,
             channels,
@@ -974,6 +976,9 @@ class VoiceStreamSession:
     owner: VoiceVerification
     vad: SileroVad
     template: Template
+    # Read again for every update: a subject deleted (or re-enrolled) mid-call must not keep
+    # verifying against the template read when the call began (NotEnrolled ends the call).
+    current_template: Callable[[], Template]
     scoring: tuple[Calibration, OperatingPoint]  # for the stream's channel
     config: StreamConfig
     channels: int
@@ -1107,6 +1112,7 @@ class VoiceStreamSession:
         self.spoof.record(assessment, span)
 
     def _update(self, *, final: bool) -> StreamUpdate:
+        self.template = self.current_template()
         embedding = self._evidence.embedding()
         minimum = self.owner.policy.min_verify_speech_s
         issues: tuple[Issue, ...] = ()
