@@ -531,7 +531,7 @@ def _run_pad_eval(
         with _service(args, args.server) as client:
             evaluation = run(client)
             role = "voice-antispoof" if voice else "face-liveness"
-            evaluation.summary.update(in_sample_figures(samples, client, role))
+            evaluation.summary.update(in_sample_figures(evaluation.results, client, role))
     except PadUnavailable as exc:
         print(f"bioverify-admin: {unavailable(exc.error)}", file=sys.stderr)
         return EXIT_FAILED

@@ -36,7 +36,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import grpc
@@ -85,6 +85,7 @@ class PadResult:
     latency_ms: float = 0.0
     weights: dict[str, float] = field(default_factory=dict)  # each check's fusion weight
     failure: str = ""
+    digest: str = ""  # ``fitting_digest`` of the sample's bytes ("" when unreadable)
 
 
 @dataclass(frozen=True, eq=False)
@@ -109,18 +110,12 @@ class PadEvaluation:
 
 
 # -- in-sample warning ----------------------------------------------------------------------------
-def fitting_overlap(samples: Sequence[PadSample], fitted: frozenset[str] | None) -> int | None:
-    """How many ``samples`` (by content) are among the ``fitted`` digests of the samples the
+def fitting_overlap(results: Sequence[PadResult], fitted: frozenset[str] | None) -> int | None:
+    """How many samples (by content) are among the ``fitted`` digests of the samples the
     served pack was fitted on; None when the pack does not say what it was fitted on."""
     if fitted is None:
         return None
-    found = 0
-    for sample in samples:
-        try:
-            found += fitting_digest(sample.path.read_bytes()) in fitted
-        except OSError:
-            continue  # unreadable: already a failed sample
-    return found
+    return sum(bool(r.digest) and r.digest in fitted for r in results)
 
 
 def served_pack_fitting(client: BioverifyClient, role: str) -> tuple[str, frozenset[str] | None]:
@@ -143,16 +138,16 @@ def served_pack_fitting(client: BioverifyClient, role: str) -> tuple[str, frozen
 
 
 def in_sample_figures(
-    samples: Sequence[PadSample], client: BioverifyClient, role: str
+    results: Sequence[PadResult], client: BioverifyClient, role: str
 ) -> dict[str, Any]:
     """``n_in_fitting_data`` (None when unknown) and, when any sample was used to fit the
     served pack, ``in_sample_warning``: those figures are optimistic."""
     pack, fitted = served_pack_fitting(client, role)
-    found = fitting_overlap(samples, fitted)
+    found = fitting_overlap(results, fitted)
     out: dict[str, Any] = {"n_in_fitting_data": found}
     if found:
         out["in_sample_warning"] = (
-            f"{found} of {len(samples)} samples were used to fit the service's {pack} pack, so "
+            f"{found} of {len(results)} samples were used to fit the service's {pack} pack, so "
             "these figures are in-sample and optimistic; judge the pack on data it was not "
             "fitted on (its cross-validated figures are in its manifest)"
         )
@@ -169,6 +164,10 @@ def _check(sample: PadSample, prepare: Send) -> PadResult:
         data = sample.path.read_bytes()
     except OSError as exc:
         return PadResult(sample, None, False, None, failure=f"UNREADABLE_FILE: {exc.strerror}")
+    return replace(_assess(sample, data, prepare), digest=fitting_digest(data))
+
+
+def _assess(sample: PadSample, data: bytes, prepare: Send) -> PadResult:
     try:
         call = prepare(data)
     except (sf.LibsndfileError, ValueError) as exc:  # --telephony decodes the file here

@@ -4,11 +4,13 @@ BPCER target, and the summaries ``eval face-pad`` / ``eval voice-spoof`` print."
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from bioverify import metrics
+from bioverify.v1 import liveness_pb2
 from bioverify_admin.datasets import PadSample
 from bioverify_admin.eval_pad import PadResult, summarise_face, summarise_voice
 
@@ -130,7 +132,7 @@ def test_voice_summary_golden() -> None:
 
 def test_fitting_overlap_counts_samples_by_content(tmp_path: Path) -> None:
     from bioverify.packs import fitting_digest, fitting_digests, fitting_samples_block
-    from bioverify_admin.eval_pad import fitting_overlap
+    from bioverify_admin.eval_pad import _check, fitting_overlap
 
     seen, unseen, copy = tmp_path / "seen.jpg", tmp_path / "unseen.jpg", tmp_path / "copy.jpg"
     seen.write_bytes(b"fitted on this")
@@ -139,14 +141,20 @@ def test_fitting_overlap_counts_samples_by_content(tmp_path: Path) -> None:
     block = fitting_samples_block([seen.read_bytes()], "labels.tsv")
     assert block["digests"] == [fitting_digest(b"fitted on this")]
     fitted = fitting_digests({"fitting_samples": block})
+
+    def refused(data: bytes) -> Callable[[], liveness_pb2.CheckLivenessResponse]:
+        raise ValueError("not sent: the digest is taken from the bytes read all the same")
+
     samples = [
         PadSample(seen, "bonafide"),
         PadSample(unseen, "replay"),
         PadSample(copy, "bonafide"),
         PadSample(tmp_path / "missing.jpg", "bonafide"),
     ]
-    assert fitting_overlap(samples, fitted) == 2
-    assert fitting_overlap(samples, None) is None
+    results = [_check(sample, refused) for sample in samples]
+    assert [bool(r.digest) for r in results] == [True, True, True, False]
+    assert fitting_overlap(results, fitted) == 2
+    assert fitting_overlap(results, None) is None
     assert fitting_digests({}) is None  # a pack that does not say
     assert fitting_digests({"fitting_samples": {**block, "digest": "md5"}}) is None
 
