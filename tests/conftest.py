@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -39,6 +40,11 @@ def models_dir(shared_dir: Path) -> Path:
 @pytest.fixture(scope="session")
 def data_dir(shared_dir: Path) -> Path:
     return shared_dir / "data"
+
+
+def mode(path: Path) -> int:
+    """A file's permission bits (e.g. 0o600)."""
+    return stat.S_IMODE(path.stat().st_mode)
 
 
 def files_holding(root: Path, vector: npt.NDArray[np.float32]) -> list[Path]:

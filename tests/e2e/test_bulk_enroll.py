@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from bioverify.client import BioverifyClient
-from tests.conftest import DATA, lfw
+from tests.conftest import DATA, lfw, mode
 
 ADMIN = [sys.executable, "-m", "bioverify_admin.cli"]
 SPEECH = sorted((DATA / "speaker" / "audio" / "libri_2414").glob("*.flac"))
@@ -290,10 +290,6 @@ def test_force_enrolls_again_what_was_deleted_on_the_service(
     summary = json.loads(report.read_text())["summary"]
     assert summary["skipped_already_done"] == 0 and summary["samples_sent"] == 10
     assert counts(client, "bulk-force") == before  # bob is back; nobody else got a sample twice
-
-
-def mode(path: Path) -> int:
-    return path.stat().st_mode & 0o777
 
 
 def plain_digests(tree: Path) -> dict[str, Path]:

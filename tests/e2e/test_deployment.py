@@ -7,7 +7,6 @@ from __future__ import annotations
 import logging
 import re
 import shutil
-import stat
 import subprocess
 import time
 from collections.abc import Iterator
@@ -23,7 +22,7 @@ from bioverify.errors import BioverifyError
 from bioverify.server.app import Application, build, build_store
 from bioverify.settings import Settings
 from bioverify.store.ports import TemplateWrite
-from tests.conftest import REPO, lfw
+from tests.conftest import REPO, lfw, mode
 from tests.redis_server import free_port, redis_server_binary
 
 DEPLOY = REPO / "deploy"
@@ -35,10 +34,6 @@ SERVICES = {
     "bioverify.v1.InfoService",
     "grpc.health.v1.Health",
 }
-
-
-def mode(path: Path) -> int:
-    return stat.S_IMODE(path.stat().st_mode)
 
 
 class _Records(logging.Handler):

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import os
-import stat
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,10 +13,7 @@ import pytest
 from bioverify.server.app import build_store
 from bioverify.server.exposure import exposure_warnings, is_loopback, prepare_data_dir
 from bioverify.settings import Settings
-
-
-def mode(path: Path) -> int:
-    return stat.S_IMODE(path.stat().st_mode)
+from tests.conftest import mode
 
 
 @pytest.fixture
