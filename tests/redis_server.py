@@ -32,12 +32,24 @@ def free_port() -> int:
 
 class RedisServer:
     """One redis-server on 127.0.0.1. ``durable`` turns on AOF with ``appendfsync always``
-    in ``workdir``, so a restart on the same port and dir finds every acknowledged write."""
+    in ``workdir``, so a restart on the same port and dir finds every acknowledged write.
+    ``config``: a redis.conf to start from (the options here override its bind, port, dir and
+    persistence); ``password``: ``requirepass``, which the start-up PING then uses."""
 
-    def __init__(self, workdir: Path, *, durable: bool = False, port: int | None = None) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        *,
+        durable: bool = False,
+        port: int | None = None,
+        config: Path | None = None,
+        password: str | None = None,
+    ) -> None:
         self.binary = redis_server_binary()
         self.workdir = workdir
         self.durable = durable
+        self.config = config
+        self.password = password
         self.port = port or free_port()
         self._may_move = port is None  # a free port may be taken by someone else before bind
         self._proc: subprocess.Popen[bytes] | None = None
@@ -64,6 +76,7 @@ class RedisServer:
     def _start(self, timeout: float) -> RedisServer:
         args = [
             self.binary,
+            *([str(self.config)] if self.config is not None else []),
             "--port", str(self.port),
             "--bind", "127.0.0.1",
             "--dir", str(self.workdir),
@@ -75,11 +88,15 @@ class RedisServer:
             args += ["--appendonly", "yes", "--appendfsync", "always"]
         else:
             args += ["--appendonly", "no"]
+        if self.password is not None:
+            args += ["--requirepass", self.password]
         self._proc = subprocess.Popen(
             args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
         deadline = time.monotonic() + timeout
-        with redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=0.5) as client:
+        with redis.Redis(
+            host="127.0.0.1", port=self.port, password=self.password, socket_timeout=0.5
+        ) as client:
             while True:
                 if self._proc.poll() is not None:
                     log = self.workdir / "redis.log"

@@ -29,11 +29,9 @@ class ServiceProcess:
     def start(self, timeout: float = 120.0) -> ServiceProcess:
         env = {k: v for k, v in os.environ.items() if not k.startswith("BIOVERIFY_")}
         env.update(
-            ORT_DISABLE_TELEMETRY="1",
-            BIOVERIFY_MODEL_DIR=str(MODELS),
-            BIOVERIFY_LOG_LEVEL="INFO",
-            **{f"BIOVERIFY_{k.upper()}": v for k, v in self.settings.items()},
+            ORT_DISABLE_TELEMETRY="1", BIOVERIFY_MODEL_DIR=str(MODELS), BIOVERIFY_LOG_LEVEL="INFO"
         )
+        env.update({f"BIOVERIFY_{k.upper()}": v for k, v in self.settings.items()})
         self.port_file.unlink(missing_ok=True)
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(

@@ -8,7 +8,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from bioverify.client import BioverifyClient
 from bioverify.packs import PackCatalog, verify_pack
 from bioverify.v1 import common_pb2
 from tests.conftest import lfw
+from tests.service_process import ServiceProcess
 
 ADMIN = [sys.executable, "-m", "bioverify_admin.cli"]
 SERVE = [sys.executable, "-m", "bioverify.cli", "serve"]
@@ -39,25 +39,10 @@ def run_env(models: Path, data: Path, **extra: str) -> dict[str, str]:
 def served(tmp_path_factory: pytest.TempPathFactory, models_dir: Path) -> Iterator[str]:
     """`bioverify serve --port 0 --data-dir ...` in a separate process."""
     tmp = tmp_path_factory.mktemp("serve")
-    port_file = tmp / "port"
-    log = (tmp / "log").open("wb")
-    proc = subprocess.Popen(
-        [*SERVE, "--port", "0", "--data-dir", str(tmp / "data"), "--port-file", str(port_file)],
-        env=run_env(models_dir, tmp / "unused"),
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    deadline = time.monotonic() + 120
-    while not port_file.exists():
-        assert proc.poll() is None, (tmp / "log").read_text()
-        assert time.monotonic() < deadline, "service did not start"
-        time.sleep(0.1)
-    yield f"127.0.0.1:{port_file.read_text().strip()}"
-    proc.terminate()
-    assert proc.wait(timeout=30) == 0  # graceful drain on SIGTERM
-    log.close()
-    text = (tmp / "log").read_text()
-    assert "face pack face-yunet-mobilefacenet" in text
+    service = ServiceProcess(tmp, tmp / "data", model_dir=str(models_dir)).start()
+    yield service.target
+    assert service.stop() == 0  # graceful drain on SIGTERM
+    assert "face pack face-yunet-mobilefacenet" in service.log()
     assert (tmp / "data" / "bioverify.sqlite3").exists()
 
 
@@ -201,22 +186,11 @@ def test_auto_pack_falls_back_to_pypi_dlib(tmp_path: Path) -> None:
 def test_service_serves_faces_with_only_the_pypi_dlib_pack(tmp_path: Path) -> None:
     """No model directory at all: the service starts on dlib's 150 px chips and verifies."""
     (tmp_path / "empty-model-dir").mkdir()
-    port_file = tmp_path / "port"
-    log_path = tmp_path / "log"
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            [*SERVE, "--port", "0", "--port-file", str(port_file)],
-            env=run_env(tmp_path / "empty-model-dir", tmp_path / "data"),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+    service = ServiceProcess(
+        tmp_path, tmp_path / "data", model_dir=str(tmp_path / "empty-model-dir")
+    )
     try:
-        deadline = time.monotonic() + 120
-        while not port_file.exists():
-            assert proc.poll() is None, log_path.read_text()[-3000:]
-            assert time.monotonic() < deadline, "service did not start"
-            time.sleep(0.1)
-        with BioverifyClient(f"127.0.0.1:{port_file.read_text().strip()}") as client:
+        with BioverifyClient(service.start().target) as client:
             client.wait_until_serving(timeout=60)
             client.enroll_face("dlib-subject", [lfw("Roger_Federer", 8).read_bytes()])
             genuine = client.verify_face("dlib-subject", lfw("Roger_Federer", 9).read_bytes())
@@ -226,9 +200,8 @@ def test_service_serves_faces_with_only_the_pypi_dlib_pack(tmp_path: Path) -> No
         assert genuine.match.similarity > impostor.match.similarity + 0.05
         assert impostor.decision == common_pb2.REJECT
     finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-    assert "face pack face-dlib-resnet" in log_path.read_text()
+        service.stop()
+    assert "face pack face-dlib-resnet" in service.log()
 
 
 def test_a_port_in_use_is_a_clear_startup_error(

@@ -8,7 +8,6 @@ import logging
 import re
 import shutil
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,7 +22,7 @@ from bioverify.server.app import Application, build, build_store
 from bioverify.settings import Settings
 from bioverify.store.ports import TemplateWrite
 from tests.conftest import REPO, lfw, mode
-from tests.redis_server import free_port, redis_server_binary
+from tests.redis_server import RedisServer
 
 DEPLOY = REPO / "deploy"
 SERVICES = {
@@ -154,28 +153,10 @@ def test_redis_example_requires_a_password_that_the_service_url_carries(tmp_path
     assert ["protected-mode", "yes"] in directives
     assert any(d[0] == "requirepass" and "CHANGE-ME" in d[1] for d in directives)
 
-    port, password = free_port(), "test-pass/with:odd@chars"
-    args = [
-        redis_server_binary(),
-        str(DEPLOY / "redis.conf.example"),
-        "--bind", "127.0.0.1",
-        "--port", str(port),
-        "--dir", str(tmp_path),
-        "--requirepass", password,
-        "--logfile", str(tmp_path / "redis.log"),
-    ]  # fmt: skip
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        with redis.Redis(port=port, password=password, socket_timeout=1) as authed:
-            deadline = time.monotonic() + 10
-            while True:
-                assert proc.poll() is None, (tmp_path / "redis.log").read_text()[-2000:]
-                try:
-                    authed.ping()
-                    break
-                except redis.ConnectionError:
-                    assert time.monotonic() < deadline, "redis-server did not start"
-                    time.sleep(0.05)
+    password = "test-pass/with:odd@chars"
+    server = RedisServer(tmp_path, config=DEPLOY / "redis.conf.example", password=password)
+    with server:
+        port = server.port
         with (
             redis.Redis(port=port, socket_timeout=1) as anonymous,
             pytest.raises(redis.AuthenticationError),
@@ -194,6 +175,3 @@ def test_redis_example_requires_a_password_that_the_service_url_carries(tmp_path
             assert store.get_subject("t", "s").templates[0].sample_count == 1
         finally:
             store.close()
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
