@@ -67,6 +67,22 @@ def serve(settings: Settings, port_file: Path | None = None) -> int:
     return 0
 
 
+# Third-party loggers that log what a client sent at DEBUG or INFO: Pillow logs EXIF tag values
+# and PNG chunk layouts of every image it opens. They stay at WARNING whatever LOG_LEVEL says.
+QUIET_LOGGERS = ("PIL",)
+
+
+def configure_logging(level: str) -> None:
+    """``level`` (the LOG_LEVEL setting) for the service's log; DEBUG is the service's own
+    debugging, never the payload details third-party libraries log (``QUIET_LOGGERS``)."""
+    logging.basicConfig(
+        level=level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(max(logging.WARNING, logging.getLogger().level))
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
@@ -74,10 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigurationError as exc:
         print(f"bioverify: configuration error: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-    )
+    configure_logging(settings.log_level)
     try:
         return serve(settings, args.port_file)
     except BioverifyError as exc:
