@@ -15,6 +15,7 @@ from bioverify.voice.quality import (
     estimate_snr_db,
     net_speech_seconds,
     quality_issues,
+    shortfall,
     speech_mask,
 )
 
@@ -108,3 +109,30 @@ def test_assess_quality_report() -> None:
     assert not report.ok
     given = assess_quality(wave, RATE, segs, VoiceQualityThresholds(), clipping=0.5)
     assert given.codes == (VoiceIssue.CLIPPED,)
+
+
+def test_not_enough_speech_never_reads_as_enough() -> None:
+    thresholds = VoiceQualityThresholds(
+        min_net_speech_s=1.0, max_clipping_fraction=0.01, min_snr_db=15
+    )
+    (issue,) = quality_issues(net_speech_s=0.986, snr_db=30, clipping=0.0, thresholds=thresholds)
+    assert issue.message.startswith("only 0.98 s of speech was found; at least 1.0 s is needed")
+
+
+@pytest.mark.parametrize(
+    ("found", "needed", "shown"),
+    [
+        (0.986, 1.0, ("0.98", "1.0")),
+        (0.999, 1.0, ("0.99", "1.0")),
+        (0.29, 1.0, ("0.29", "1.0")),  # from its repr: not 0.28 by binary rounding
+        (0.8, 2.0, ("0.8", "2.0")),
+        (1.999, 2.0, ("1.99", "2.0")),
+        (1.001, 1.005, ("1.0", "1.01")),  # a finer minimum is rounded up
+        (0.0, 1.5, ("0.0", "1.5")),
+    ],
+)
+def test_shortfall_rounds_found_down_and_needed_up(
+    found: float, needed: float, shown: tuple[str, str]
+) -> None:
+    assert shortfall(found, needed) == shown
+    assert float(shown[0]) < float(shown[1])

@@ -19,6 +19,7 @@ from bioverify.antispoof.voice_signals import SIGNAL_NAMES, Signal, compute_sign
 from bioverify.errors import AudioTooShort, ConfigurationError
 from bioverify.scoring import sigmoid
 from bioverify.voice.ports import SpeechSegment, Waveform
+from bioverify.voice.quality import shortfall
 
 AASIST_FEATURE = "aasist"
 BANDWIDTH_CHECK = "bandwidth"
@@ -141,9 +142,9 @@ class VoiceSpoofChecker:
         upsampled from a phone recording."""
         speech_s = sum(max(0.0, s.end_s - s.start_s) for s in speech_segments)
         if speech_s < MIN_SPEECH_S:
+            found, needed = shortfall(speech_s, MIN_SPEECH_S)
             raise AudioTooShort(
-                f"need at least {MIN_SPEECH_S:.1f} s of speech to check for spoofing, "
-                f"got {speech_s:.1f} s"
+                f"need at least {needed} s of speech to check for spoofing, got {found} s"
             )
         if bandwidth is None:
             bandwidth = assess_bandwidth(wave16k, speech_segments)

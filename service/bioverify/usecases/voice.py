@@ -74,7 +74,7 @@ from bioverify.voice.audio_decode import (
 )
 from bioverify.voice.pipeline import Speech, VoicePipeline, VoiceSample
 from bioverify.voice.ports import SpeechSegment
-from bioverify.voice.quality import VoiceQualityReport
+from bioverify.voice.quality import VoiceQualityReport, shortfall
 from bioverify.voice.stream_resample import StreamingResampler
 from bioverify.voice.vad_silero import SileroVad
 
@@ -286,11 +286,9 @@ class VoiceVerification:
     def _speech_issues(self, sample: VoiceSample, minimum: float) -> tuple[Issue, ...]:
         issues = [Issue(i.code, i.message) for i in sample.quality.issues]
         if sample.net_speech_s < minimum and not any(i.code == "NOT_ENOUGH_SPEECH" for i in issues):
+            found, needed = shortfall(sample.net_speech_s, minimum)
             issues.append(
-                Issue(
-                    "NOT_ENOUGH_SPEECH",
-                    f"only {sample.net_speech_s:.1f} s of speech; at least {minimum:g} s needed",
-                )
+                Issue("NOT_ENOUGH_SPEECH", f"only {found} s of speech; at least {needed} s needed")
             )
         return tuple(issues)
 
@@ -407,11 +405,11 @@ class VoiceVerification:
             )
             fresh = float(sum(accepted[row].net_speech_s for row in added))
         if fresh + existing < self.policy.min_enroll_total_speech_s:
+            found, needed = shortfall(fresh + existing, self.policy.min_enroll_total_speech_s)
             refusal = Issue(
                 "NOT_ENOUGH_SPEECH",
-                f"the accepted clips hold {fresh + existing:.1f} s of speech new to the "
-                f"template; an enrollment needs at least "
-                f"{self.policy.min_enroll_total_speech_s:g} s",
+                f"the accepted clips hold {found} s of speech new to the template; an "
+                f"enrollment needs at least {needed} s",
             )
             return EnrollVoiceOutcome(subject_id, tuple(outcomes), None, total, (refusal,))
         # All-phone enrollments are searched like phone probes (see :meth:`identify`).
@@ -1121,11 +1119,11 @@ class VoiceStreamSession:
             similarity = cosine_similarity(self.template.vector, embedding)
             match = decide_match(similarity, *self.scoring)
         if self._evidence.seconds < minimum:
+            found, needed = shortfall(self._evidence.seconds, minimum)
             issues = (
                 Issue(
                     "NOT_ENOUGH_SPEECH",
-                    f"{self._evidence.seconds:.1f} s of speech so far; at least {minimum:g} s "
-                    "needed for a decision",
+                    f"{found} s of speech so far; at least {needed} s needed for a decision",
                 ),
             )
         liveness = None

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from enum import StrEnum
 from typing import Any
 
@@ -155,6 +156,20 @@ def clipping_fraction(
     return float(np.count_nonzero(clipped)) / x.size
 
 
+def _hundredths(seconds: float, rounding: str) -> str:
+    """``seconds`` to two decimals rounded as ``rounding`` (from its shortest repr, so 0.29
+    stays 0.29), shown with one decimal when the second is 0 ("2.0", "0.98")."""
+    text = f"{Decimal(repr(float(seconds))).quantize(Decimal('0.01'), rounding=rounding):.2f}"
+    return text[:-1] if text.endswith("0") else text
+
+
+def shortfall(found: float, needed: float) -> tuple[str, str]:
+    """``found`` and ``needed`` seconds for a message saying one is below the other: ``found``
+    rounded down and ``needed`` up, so an amount just under the minimum never reads as the
+    minimum or more (0.986 s against 1 s: "0.98" and "1.0", not "1.0" and "1.0")."""
+    return _hundredths(found, ROUND_FLOOR), _hundredths(needed, ROUND_CEILING)
+
+
 def quality_issues(
     *,
     net_speech_s: float,
@@ -165,11 +180,12 @@ def quality_issues(
     """Issues raised by the measurements under ``thresholds``, in a stable order."""
     issues: list[QualityIssue] = []
     if net_speech_s < thresholds.min_net_speech_s:
+        found, needed = shortfall(net_speech_s, thresholds.min_net_speech_s)
         issues.append(
             QualityIssue(
                 VoiceIssue.NOT_ENOUGH_SPEECH,
-                f"only {net_speech_s:.1f} s of speech was found; at least "
-                f"{thresholds.min_net_speech_s:.1f} s is needed: speak for longer",
+                f"only {found} s of speech was found; at least {needed} s is needed: "
+                "speak for longer",
             )
         )
     if clipping > thresholds.max_clipping_fraction:
