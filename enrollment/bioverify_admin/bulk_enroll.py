@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+import unicodedata
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
@@ -123,18 +124,23 @@ def modality_of(path: Path) -> str | None:
     return None
 
 
+def subject_id_of(name: str) -> str:
+    """A folder name or CSV value as the subject id the service stores: Unicode normal form C
+    (macOS file systems hand out names in NFD, "e" and a combining accent for "é")."""
+    return unicodedata.normalize("NFC", name)
+
+
 def jobs_from_tree(root: Path) -> list[EnrollJob]:
-    """One sub-folder per subject (its name is the subject id); images enroll the face, audio
-    files the voice. Other files are ignored."""
-    jobs: list[EnrollJob] = []
+    """One sub-folder per subject (its name, in normal form C, is the subject id); images
+    enroll the face, audio files the voice. Other files are ignored. Folders whose names differ
+    only in normal form are one subject."""
+    grouped: dict[tuple[str, str], list[Path]] = {}
     for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        grouped: dict[str, list[Path]] = {}
         for path in sorted(folder.rglob("*")):
             modality = modality_of(path)
             if modality and path.is_file():
-                grouped.setdefault(modality, []).append(path)
-        jobs.extend(EnrollJob(folder.name, m, tuple(files)) for m, files in sorted(grouped.items()))
-    return jobs
+                grouped.setdefault((subject_id_of(folder.name), modality), []).append(path)
+    return [EnrollJob(s, m, tuple(files)) for (s, m), files in sorted(grouped.items())]
 
 
 def jobs_from_csv(path: Path) -> list[EnrollJob]:
@@ -146,7 +152,7 @@ def jobs_from_csv(path: Path) -> list[EnrollJob]:
         modality = row["modality"].strip().lower()
         if modality not in MODALITIES:
             raise DatasetError(f"{path}:{line}: modality must be face or voice")
-        key = (row["subject_id"], modality)
+        key = (subject_id_of(row["subject_id"]), modality)
         grouped.setdefault(key, []).append(path.parent / row["path"].strip())
     return [EnrollJob(s, m, tuple(files)) for (s, m), files in grouped.items()]
 

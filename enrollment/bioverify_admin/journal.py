@@ -26,6 +26,7 @@ import logging
 import os
 import secrets
 import threading
+import unicodedata
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -124,8 +125,13 @@ def _parse(line: str) -> dict[str, Any] | None:
 
 
 def _entry_key(entry: dict[str, Any], field: str) -> Key | None:
+    """The entry's key; its subject id in normal form C as the service stores it (journals
+    written before ids were normalised may hold a macOS folder name in NFD)."""
     try:
-        return (entry["tenant"], entry["subject_id"], entry["modality"], entry[field])
+        subject_id = entry["subject_id"]
+        if isinstance(subject_id, str):
+            subject_id = unicodedata.normalize("NFC", subject_id)
+        return (entry["tenant"], subject_id, entry["modality"], entry[field])
     except KeyError:
         return None
 
@@ -232,12 +238,15 @@ def drop_subject(path: Path, tenant: str, subject_id: str) -> int:
         lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
     except OSError as exc:
         raise JournalError(f"cannot read the journal {path}: {exc.strerror}") from exc
+    subject_id = unicodedata.normalize("NFC", subject_id)
     kept = []
     for line in lines:
         entry = _parse(line)
-        if entry is not None and (entry.get("tenant"), entry.get("subject_id")) == (
-            tenant,
-            subject_id,
+        if (
+            entry is not None
+            and entry.get("tenant") == tenant
+            and isinstance(entry.get("subject_id"), str)
+            and unicodedata.normalize("NFC", entry["subject_id"]) == subject_id
         ):
             continue
         kept.append(line)

@@ -35,7 +35,5 @@ class SubjectServicer(subjects_pb2_grpc.SubjectServiceServicer):  # type: ignore
     def DeleteSubject(
         self, request: subjects_pb2.DeleteSubjectRequest, context: grpc.ServicerContext
     ) -> subjects_pb2.DeleteSubjectResponse:
-        deleted = self.subjects.delete(request.tenant, request.subject_id)
-        return subjects_pb2.DeleteSubjectResponse(
-            subject_id=request.subject_id, templates_deleted=deleted
-        )
+        subject_id, deleted = self.subjects.delete(request.tenant, request.subject_id)
+        return subjects_pb2.DeleteSubjectResponse(subject_id=subject_id, templates_deleted=deleted)

@@ -39,6 +39,13 @@ MAX_METADATA_VALUE = 1024
 
 
 def validate_subject_id(subject_id: str, max_length: int = 128) -> str:
+    """``subject_id`` in Unicode normal form C, the form every id is stored and looked up in,
+    so "José" typed on macOS (NFD: "e" and a combining accent) is the same subject as "José"
+    typed elsewhere (NFC). InvalidSubjectId when empty, too long (counted after
+    normalisation), padded with white space, or holding a control, format or unassigned
+    character (category C*) or a separator other than a plain space (U+00A0 NO-BREAK SPACE,
+    U+2028 LINE SEPARATOR, ...: ids that look alike but are not equal)."""
+    subject_id = unicodedata.normalize("NFC", subject_id)
     if not subject_id:
         raise InvalidSubjectId("subject_id is empty")
     if len(subject_id) > max_length:
@@ -46,9 +53,15 @@ def validate_subject_id(subject_id: str, max_length: int = 128) -> str:
     if subject_id != subject_id.strip():
         raise InvalidSubjectId("subject_id has leading or trailing white space")
     for ch in subject_id:
-        if unicodedata.category(ch).startswith("C"):
+        category = unicodedata.category(ch)
+        if category.startswith("C"):
             raise InvalidSubjectId(
                 f"subject_id contains a control or invisible character (U+{ord(ch):04X})"
+            )
+        if category.startswith("Z") and ch != " ":
+            raise InvalidSubjectId(
+                f"subject_id contains a space or separator character other than a plain space "
+                f"(U+{ord(ch):04X} {unicodedata.name(ch, 'separator')}); use U+0020"
             )
     return subject_id
 

@@ -70,10 +70,12 @@ class SubjectAdministration:
             next_token = encode_page_token(tenant, subjects[-1].subject_id, modality)
         return SubjectPage(subjects=subjects, next_page_token=next_token)
 
-    def delete(self, tenant: str, subject_id: str) -> int:
+    def delete(self, tenant: str, subject_id: str) -> tuple[str, int]:
+        """Erase the subject; returns its id as stored (normalised) and the number of
+        templates erased."""
         tenant = validate_tenant(tenant)
         subject_id = validate_subject_id(subject_id, self.max_subject_id_length)
         deleted = self.store.delete_subject(tenant, subject_id)
         for gallery in self.galleries:  # erased subjects vanish from search at once
             gallery.catch_up(self.store)
-        return deleted
+        return subject_id, deleted

@@ -1,0 +1,140 @@
+"""End to end, on a real server: requests that are subtly wrong are refused or normalised,
+never quietly taken for something else (subject ids in another Unicode form, a challenge
+answered by half, enum numbers the contract does not define, a face count lost)."""
+
+from __future__ import annotations
+
+import io
+import unicodedata
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import grpc
+import numpy as np
+import pytest
+from PIL import Image
+
+from bioverify.client import BioverifyClient, BioverifyClientError
+from bioverify.server.app import build
+from bioverify.settings import Settings
+from bioverify.v1 import (
+    common_pb2,
+    face_pb2,
+    face_pb2_grpc,
+    liveness_pb2,
+    liveness_pb2_grpc,
+    subjects_pb2,
+    subjects_pb2_grpc,
+    voice_pb2,
+    voice_pb2_grpc,
+)
+from tests.conftest import DATA, MODELS, lfw
+
+CLINTON = [lfw("Bill_Clinton", n) for n in (1, 3, 7)]
+RICE = lfw("Condoleezza_Rice", 1)
+CLIP = DATA / "speaker" / "audio" / "timit_dr1-mcpm0" / "sa1.flac"
+WEBCAM = DATA / "face_pad" / "webcam_replay" / "Krzysiek354"
+NFC = unicodedata.normalize("NFC", "José Müller")
+NFD = unicodedata.normalize("NFD", "José Müller")
+
+
+@pytest.fixture(scope="module")
+def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real service with face liveness (for challenges) and voice, on a loopback port."""
+    app = build(
+        Settings(
+            host="127.0.0.1",
+            port=0,
+            data_dir=tmp_path_factory.mktemp("strict-data"),
+            model_dir=MODELS,
+            face_liveness_pack="auto",
+            voice_antispoof_pack="none",
+            log_level="WARNING",
+        )
+    )
+    app.start()
+    try:
+        yield f"127.0.0.1:{app.port}"
+    finally:
+        app.stop(grace=1.0)
+
+
+@pytest.fixture(scope="module")
+def client(target: str) -> Iterator[BioverifyClient]:
+    with BioverifyClient(target, timeout=120, retries=0) as c:
+        c.wait_until_serving(timeout=120)
+        yield c
+
+
+@pytest.fixture(scope="module")
+def channel(target: str, client: BioverifyClient) -> Iterator[grpc.Channel]:
+    with grpc.insecure_channel(target) as ch:
+        yield ch
+
+
+def refused(
+    call: Callable[[], object], code: grpc.StatusCode = grpc.StatusCode.INVALID_ARGUMENT
+) -> str:
+    """The message of the error ``call`` fails with, which must have ``code``."""
+    with pytest.raises((BioverifyClientError, grpc.RpcError)) as info:
+        call()
+    err = info.value
+    if isinstance(err, BioverifyClientError):
+        assert err.code == code, err
+        return err.message
+    assert isinstance(err, grpc.RpcError)
+    assert err.code() == code, err.details()
+    return str(err.details())
+
+
+# -- 1. subject ids ---------------------------------------------------------------------------
+def test_subject_ids_in_nfc_and_nfd_are_one_subject(client: BioverifyClient) -> None:
+    assert NFC != NFD
+    first = client.enroll_face(NFC, [CLINTON[0].read_bytes()])
+    assert first.accepted_count == 1 and first.subject_id == NFC
+    # typed on macOS: the same name in NFD finds the subject, and enrolling extends it
+    verified = client.verify_face(NFD, CLINTON[2].read_bytes())
+    assert verified.subject_id == NFC
+    assert verified.decision == common_pb2.ACCEPT
+    second = client.enroll_face(NFD, [CLINTON[1].read_bytes()])
+    assert second.subject_id == NFC and second.template.sample_count == 2
+    assert client.get_subject(NFD).subject_id == NFC
+    listed = [s.subject_id for s in client.list_subjects().subjects]
+    assert listed.count(NFC) == 1 and NFD not in listed
+    challenge = client.start_liveness_challenge(subject_id=NFD)  # bound to the NFC subject
+    assert challenge.challenge_id
+    deleted = client.delete_subject(NFD)
+    assert deleted.subject_id == NFC and deleted.templates_deleted == 1
+    refused(lambda: client.get_subject(NFC), grpc.StatusCode.NOT_FOUND)
+
+
+@pytest.mark.parametrize(
+    "separator",
+    ["\u00a0", "\u2028", "\u2029", "\u2003", "\u3000", "\u202f"],
+    ids=[
+        "no-break-space",
+        "line-separator",
+        "paragraph-separator",
+        "em-space",
+        "ideographic",
+        "narrow-nbsp",
+    ],
+)
+def test_subject_ids_with_separators_other_than_a_space_are_refused(
+    client: BioverifyClient, separator: str
+) -> None:
+    subject = f"Ann{separator}Lee"
+    for call in (
+        lambda: client.enroll_face(subject, [CLINTON[0].read_bytes()]),
+        lambda: client.verify_face(subject, CLINTON[0].read_bytes()),
+        lambda: client.get_subject(subject),
+        lambda: client.delete_subject(subject),
+        lambda: client.start_liveness_challenge(subject_id=subject),
+    ):
+        with pytest.raises(BioverifyClientError) as info:
+            call()
+        assert info.value.code == grpc.StatusCode.INVALID_ARGUMENT
+        assert info.value.reason == "INVALID_SUBJECT_ID"
+        assert f"U+{ord(separator):04X}" in info.value.message
+    assert client.enroll_face("Ann Lee", [CLINTON[0].read_bytes()]).accepted_count == 1  # U+0020
+    client.delete_subject("Ann Lee")
