@@ -138,3 +138,47 @@ def test_subject_ids_with_separators_other_than_a_space_are_refused(
         assert f"U+{ord(separator):04X}" in info.value.message
     assert client.enroll_face("Ann Lee", [CLINTON[0].read_bytes()]).accepted_count == 1  # U+0020
     client.delete_subject("Ann Lee")
+
+
+# -- 2. a challenge answered by half ----------------------------------------------------------
+def frames() -> list[bytes]:
+    return [(WEBCAM / f"real_{n}.png").read_bytes() for n in ("0000", "0020", "0040")]
+
+
+def test_a_nonce_without_its_challenge_id_is_refused(client: BioverifyClient) -> None:
+    challenge = client.start_liveness_challenge()
+    message = refused(lambda: client.check_liveness(frames=frames(), nonce=challenge.nonce))
+    assert "nonce given without challenge_id" in message
+    for face_call in (
+        lambda: client.verify_face(
+            "anyone", CLINTON[0].read_bytes(), live_frames=frames(), nonce=challenge.nonce
+        ),
+        lambda: client.enroll_face(
+            "anyone", [CLINTON[0].read_bytes()], live_frames=frames(), nonce=challenge.nonce
+        ),
+        lambda: client.identify_face(
+            CLINTON[0].read_bytes(), live_frames=frames(), nonce=challenge.nonce
+        ),
+    ):
+        assert "nonce given without challenge_id" in refused(face_call)
+    single: dict[str, object]
+    for single in ({"image": CLINTON[0].read_bytes()}, {"clip": client.audio(CLIP.read_bytes())}):
+        for answer in ({"nonce": "n"}, {"challenge_id": challenge.challenge_id}):
+            message = refused(lambda s=single, a=answer: client.check_liveness(**s, **a))  # type: ignore[misc]
+            assert "with frames" in message
+
+
+def test_a_challenge_id_without_its_nonce_is_refused_and_leaves_the_challenge_usable(
+    client: BioverifyClient,
+) -> None:
+    challenge = client.start_liveness_challenge()
+    message = refused(
+        lambda: client.check_liveness(frames=frames(), challenge_id=challenge.challenge_id)
+    )
+    assert "challenge_id given without nonce" in message
+    # the challenge was not looked up, so the full answer still gets a verdict
+    answered = client.check_liveness(
+        frames=frames(), challenge_id=challenge.challenge_id, nonce=challenge.nonce
+    )
+    assert answered.liveness.checked
+    assert "active_challenge" in [c.name for c in answered.liveness.checks]

@@ -9,7 +9,7 @@ import grpc
 from bioverify.errors import InvalidInput
 from bioverify.liveness.ports import LivenessAssessment
 from bioverify.server import convert
-from bioverify.usecases.liveness import LivenessChecks
+from bioverify.usecases.liveness import LivenessChecks, refuse_challenge_without_frames
 from bioverify.usecases.voice import VoiceVerification
 from bioverify.v1 import common_pb2, liveness_pb2, liveness_pb2_grpc
 
@@ -38,8 +38,7 @@ class LivenessServicer(liveness_pb2_grpc.LivenessServiceServicer):  # type: igno
         kind = request.WhichOneof("sample")
         assessment: LivenessAssessment
         if kind == "image":
-            if request.challenge_id:
-                raise InvalidInput("an active challenge needs frames, not a single image")
+            refuse_challenge_without_frames(request.challenge_id, request.nonce, "an image")
             assessment = self.checks.check_image(request.image)
         elif kind == "frames":
             assessment = self.checks.check_frames(
@@ -49,6 +48,7 @@ class LivenessServicer(liveness_pb2_grpc.LivenessServiceServicer):  # type: igno
                 tenant=request.tenant,
             )
         elif kind == "clip":
+            refuse_challenge_without_frames(request.challenge_id, request.nonce, "an audio clip")
             if self.voices is None:
                 raise InvalidInput("this service has no voice pipeline")
             assessment = self.voices.check_clip(

@@ -367,6 +367,7 @@ class FaceVerification:
         subject_id = validate_subject_id(subject_id, self.max_subject_id_length)
         point = self.operating_point(policy)
         _require_image(image, "image")
+        self._validate_capture(capture)  # a malformed request is refused before any look-up
         template = template_for(self.store, tenant, subject_id, FACE, self.model)
         live, sample = self._sample(image, policy, tenant, capture)
         if capture is not None:

@@ -106,6 +106,29 @@ class LiveCapture:
     audio: AudioInput | None = None
 
 
+def validate_challenge_answer(challenge_id: str, nonce: str) -> None:
+    """A challenge is answered with both its id and its nonce: InvalidInput when only one is
+    sent, before the challenge is looked up (so a client that dropped one learns it at once and
+    the challenge stays usable). A nonce without an id must not be passed over silently: the
+    capture would be judged passively and the client believe its challenge was checked."""
+    if nonce and not challenge_id:
+        raise InvalidInput(
+            "nonce given without challenge_id: send both from StartLivenessChallenge, or neither"
+        )
+    if challenge_id and not nonce:
+        raise InvalidInput(
+            "challenge_id given without nonce: send both from StartLivenessChallenge, or neither"
+        )
+
+
+def refuse_challenge_without_frames(challenge_id: str, nonce: str, sample: str) -> None:
+    """CheckLiveness of a single ``sample`` ("an image", "an audio clip"): an active challenge
+    is performed in frames, so a challenge id or nonce sent with anything else is InvalidInput
+    rather than ignored."""
+    if challenge_id or nonce:
+        raise InvalidInput(f"an active challenge is answered with frames, not with {sample}")
+
+
 @dataclass(frozen=True)
 class CaptureBinding:
     """What a live capture vouches for in a face decision.
@@ -266,6 +289,7 @@ class LivenessChecks:
         frame rate its audio needs): InvalidInput if bad, so a face request sent with a
         broken capture fails before its image is processed."""
         self._face_checker()
+        validate_challenge_answer(capture.challenge_id, capture.nonce)
         if len(capture.frames) < 2:
             raise InvalidInput("send at least two frames for a multi-frame liveness check")
         if len(capture.frames) > self.max_frames:
