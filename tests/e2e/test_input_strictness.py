@@ -182,3 +182,103 @@ def test_a_challenge_id_without_its_nonce_is_refused_and_leaves_the_challenge_us
     )
     assert answered.liveness.checked
     assert "active_challenge" in [c.name for c in answered.liveness.checks]
+
+
+# -- 3. enum numbers the contract does not define ---------------------------------------------
+def test_unknown_enum_values_are_invalid_argument_naming_the_field(
+    client: BioverifyClient, channel: grpc.Channel
+) -> None:
+    face = face_pb2_grpc.FaceServiceStub(channel)
+    voice = voice_pb2_grpc.VoiceServiceStub(channel)
+    subjects = subjects_pb2_grpc.SubjectServiceStub(channel)
+    liveness = liveness_pb2_grpc.LivenessServiceStub(channel)
+    clip = CLIP.read_bytes()
+    good = voice_pb2.Audio(data=clip)
+    bad = voice_pb2.Audio(data=clip, encoding=99)  # type: ignore[arg-type]
+    assert client.enroll_voice("voice-subject", [good]).accepted_count == 1
+
+    def stream() -> list[voice_pb2.VoiceStreamResponse]:
+        config = voice_pb2.VoiceStreamConfig(
+            subject_id="voice-subject",
+            encoding=99,
+            sample_rate_hz=8000,  # type: ignore[arg-type]
+        )
+        messages = [voice_pb2.VoiceStreamRequest(config=config)]
+        return list(voice.VerifyVoiceStream(iter(messages), timeout=60))
+
+    cases: list[tuple[Callable[[], object], str, str]] = [
+        (
+            lambda: voice.VerifyVoice(
+                voice_pb2.VerifyVoiceRequest(subject_id="voice-subject", clip=bad), timeout=60
+            ),
+            "clip.encoding",
+            "PCM_S16LE",
+        ),
+        (
+            lambda: voice.CompareVoices(
+                voice_pb2.CompareVoicesRequest(clip_a=good, clip_b=bad), timeout=60
+            ),
+            "clip_b.encoding",
+            "MULAW",
+        ),
+        (
+            lambda: voice.IdentifyVoice(voice_pb2.IdentifyVoiceRequest(clip=bad), timeout=60),
+            "clip.encoding",
+            "ALAW",
+        ),
+        (
+            lambda: voice.EnrollVoice(
+                voice_pb2.EnrollVoiceRequest(subject_id="v2", clips=[good, bad]), timeout=60
+            ),
+            "clips[1].encoding",
+            "AUDIO_ENCODING_UNSPECIFIED",
+        ),
+        (
+            lambda: voice.EnrollVoice(
+                voice_pb2.EnrollVoiceRequest(subject_id="v2", clips=[good], duplicate_action=99),
+                timeout=60,
+            ),
+            "duplicate_action",
+            "DUPLICATE_REFUSE",
+        ),  # type: ignore[arg-type]
+        (stream, "config.encoding", "PCM_S16LE"),
+        (
+            lambda: face.EnrollFace(
+                face_pb2.EnrollFaceRequest(
+                    subject_id="f2", images=[CLINTON[0].read_bytes()], duplicate_action=99
+                ),
+                timeout=60,
+            ),
+            "duplicate_action",
+            "DUPLICATE_REPORT",
+        ),  # type: ignore[arg-type]
+        (
+            lambda: subjects.ListSubjects(
+                subjects_pb2.ListSubjectsRequest(modality=99), timeout=60
+            ),
+            "modality",
+            "FACE, VOICE",
+        ),  # type: ignore[arg-type]
+        (
+            lambda: liveness.CheckLiveness(liveness_pb2.CheckLivenessRequest(clip=bad), timeout=60),
+            "clip.encoding",
+            "PCM_S16LE",
+        ),
+        (
+            lambda: liveness.CheckLiveness(
+                liveness_pb2.CheckLivenessRequest(
+                    frames=liveness_pb2.FrameSequence(frames=frames(), fps=15, audio=bad)
+                ),
+                timeout=60,
+            ),
+            "frames.audio.encoding",
+            "PCM_S16LE",
+        ),
+    ]
+    for call, field, valid in cases:
+        message = refused(call)
+        assert f"{field} is 99" in message and valid in message, message
+    # nothing was enrolled by the refused enrolments
+    listed = {s.subject_id for s in client.list_subjects().subjects}
+    assert "v2" not in listed and "f2" not in listed
+    client.delete_subject("voice-subject")

@@ -1,9 +1,17 @@
-"""Domain objects -> protobuf messages (and the few conversions the other way)."""
+"""Domain objects -> protobuf messages (and the few conversions the other way).
+
+Every enum field a request carries is read here, through ``_known``: proto3 enums are open, so
+a client built against a newer contract (or a buggy one) can send a number this service has no
+name for, and it is INVALID_ARGUMENT naming the field and the valid names, never taken for the
+default."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
+from google.protobuf.message import Message
+
+from bioverify.errors import InvalidInput
 from bioverify.face.pipeline import FaceFinding
 from bioverify.liveness.ports import LivenessAssessment
 from bioverify.packs import PackManifest, fitting_samples_digest
@@ -12,12 +20,44 @@ from bioverify.store.ports import SubjectRecord, Template, TemplateSummary
 from bioverify.usecases.common import Issue, RequestPolicy
 from bioverify.usecases.gallery_search import Duplicate, IdentifyResult
 from bioverify.usecases.liveness import LiveCapture, LivenessResult
-from bioverify.usecases.voice import AudioInput, ClipReport
+from bioverify.usecases.voice import AudioInput, ClipReport, StreamConfig
 from bioverify.v1 import common_pb2, face_pb2, info_pb2, liveness_pb2, subjects_pb2, voice_pb2
 from bioverify.voice.audio_decode import AudioEncoding
 
 MODALITY_TO_PROTO = {"face": common_pb2.FACE, "voice": common_pb2.VOICE}
-MODALITY_FROM_PROTO = {common_pb2.FACE: "face", common_pb2.VOICE: "voice"}
+MODALITY_FROM_PROTO: dict[int, str] = {
+    common_pb2.MODALITY_UNSPECIFIED: "",
+    common_pb2.FACE: "face",
+    common_pb2.VOICE: "voice",
+}
+
+
+def _known(message: Message, field: str, label: str = "") -> int:
+    """The value of the enum ``field`` of a request ``message``; InvalidInput naming the field
+    (``label``, e.g. "clips[1].encoding"; default ``field``) and the valid names when it is a
+    number the contract does not define."""
+    value: int = getattr(message, field)
+    enum = message.DESCRIPTOR.fields_by_name[field].enum_type
+    if value not in enum.values_by_number:
+        names = ", ".join(v.name for v in enum.values)
+        raise InvalidInput(
+            f"{label or field} is {value}, which is not a {enum.name} this service knows; "
+            f"send one of {names}"
+        )
+    return value
+
+
+def modality_from_proto(request: subjects_pb2.ListSubjectsRequest) -> str:
+    """The listing's modality filter ("" for every subject)."""
+    return MODALITY_FROM_PROTO[_known(request, "modality")]
+
+
+def refuse_duplicates_from_proto(
+    request: face_pb2.EnrollFaceRequest | voice_pb2.EnrollVoiceRequest,
+) -> bool:
+    """Whether the enrolment's ``duplicate_action`` is DUPLICATE_REFUSE (unspecified: the
+    service default, report)."""
+    return _known(request, "duplicate_action") == common_pb2.DUPLICATE_REFUSE
 
 
 def policy_from_proto(policy: common_pb2.Policy) -> RequestPolicy:
@@ -192,10 +232,11 @@ def pack_to_proto(pack: PackManifest, role: str, active_point: str) -> info_pb2.
     return info
 
 
-def audio_from_proto(audio: voice_pb2.Audio) -> AudioInput:
+def audio_from_proto(audio: voice_pb2.Audio, field: str) -> AudioInput:
+    """``field``: where the request holds ``audio`` (e.g. "clip_a"), named in errors."""
     return AudioInput(
         data=audio.data,
-        encoding=AUDIO_ENCODING_FROM_PROTO.get(audio.encoding, AudioEncoding.AUTO),
+        encoding=AUDIO_ENCODING_FROM_PROTO[_known(audio, "encoding", f"{field}.encoding")],
         sample_rate_hz=audio.sample_rate_hz or None,
         channels=audio.channels or None,
         channel=audio.channel if audio.HasField("channel") else None,
@@ -203,14 +244,17 @@ def audio_from_proto(audio: voice_pb2.Audio) -> AudioInput:
 
 
 def live_capture_from_proto(
-    frames: liveness_pb2.FrameSequence, challenge_id: str, nonce: str
+    frames: liveness_pb2.FrameSequence, challenge_id: str, nonce: str, field: str
 ) -> LiveCapture:
+    """``field``: where the request holds ``frames`` (e.g. "frames"), named in errors."""
     return LiveCapture(
         frames=list(frames.frames),
         challenge_id=challenge_id,
         nonce=nonce,
         fps=frames.fps,
-        audio=audio_from_proto(frames.audio) if frames.HasField("audio") else None,
+        audio=audio_from_proto(frames.audio, f"{field}.audio")
+        if frames.HasField("audio")
+        else None,
     )
 
 
@@ -221,10 +265,25 @@ def optional_live_capture(
     if not request.HasField("live_capture"):
         return None
     capture: liveness_pb2.LiveCapture = request.live_capture
-    return live_capture_from_proto(capture.frames, capture.challenge_id, capture.nonce)
+    return live_capture_from_proto(
+        capture.frames, capture.challenge_id, capture.nonce, "live_capture.frames"
+    )
 
 
-AUDIO_ENCODING_FROM_PROTO = {
+def stream_config_from_proto(config: voice_pb2.VoiceStreamConfig) -> StreamConfig:
+    return StreamConfig(
+        subject_id=config.subject_id,
+        tenant=config.tenant,
+        encoding=AUDIO_ENCODING_FROM_PROTO[_known(config, "encoding", "config.encoding")],
+        sample_rate_hz=config.sample_rate_hz,
+        channels=config.channels,
+        channel=config.channel if config.HasField("channel") else None,
+        policy=policy_from_proto(config.policy),
+        interim_every_speech_s=config.interim_every_speech_seconds,
+    )
+
+
+AUDIO_ENCODING_FROM_PROTO: dict[int, AudioEncoding] = {
     voice_pb2.AUDIO_ENCODING_UNSPECIFIED: AudioEncoding.AUTO,
     voice_pb2.PCM_S16LE: AudioEncoding.PCM_S16LE,
     voice_pb2.MULAW: AudioEncoding.MULAW,

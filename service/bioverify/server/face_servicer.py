@@ -6,7 +6,7 @@ import grpc
 
 from bioverify.server import convert
 from bioverify.usecases.face import FaceVerification
-from bioverify.v1 import common_pb2, face_pb2, face_pb2_grpc
+from bioverify.v1 import face_pb2, face_pb2_grpc
 
 
 class FaceServicer(face_pb2_grpc.FaceServiceServicer):  # type: ignore[misc]
@@ -40,7 +40,7 @@ class FaceServicer(face_pb2_grpc.FaceServiceServicer):  # type: ignore[misc]
             replace=request.replace,
             policy=convert.policy_from_proto(request.policy),
             dry_run=request.dry_run,
-            refuse_duplicates=request.duplicate_action == common_pb2.DUPLICATE_REFUSE,
+            refuse_duplicates=convert.refuse_duplicates_from_proto(request),
             capture=convert.optional_live_capture(request),
         )
         reply = face_pb2.EnrollFaceResponse(

@@ -43,7 +43,7 @@ class LivenessServicer(liveness_pb2_grpc.LivenessServiceServicer):  # type: igno
         elif kind == "frames":
             assessment = self.checks.check_frames(
                 convert.live_capture_from_proto(
-                    request.frames, request.challenge_id, request.nonce
+                    request.frames, request.challenge_id, request.nonce, "frames"
                 ),
                 tenant=request.tenant,
             )
@@ -52,7 +52,7 @@ class LivenessServicer(liveness_pb2_grpc.LivenessServiceServicer):  # type: igno
             if self.voices is None:
                 raise InvalidInput("this service has no voice pipeline")
             assessment = self.voices.check_clip(
-                convert.audio_from_proto(request.clip), request.tenant
+                convert.audio_from_proto(request.clip, "clip"), request.tenant
             )
         else:
             raise InvalidInput("send an image, frames or an audio clip")

@@ -25,7 +25,7 @@ class SubjectServicer(subjects_pb2_grpc.SubjectServiceServicer):  # type: ignore
             request.tenant,
             request.page_size,
             request.page_token,
-            convert.MODALITY_FROM_PROTO.get(request.modality, ""),
+            convert.modality_from_proto(request),
         )
         return subjects_pb2.ListSubjectsResponse(
             subjects=[convert.subject_to_proto(s) for s in page.subjects],

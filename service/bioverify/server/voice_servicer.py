@@ -9,9 +9,8 @@ import grpc
 from bioverify.errors import StreamProtocolError
 from bioverify.server import convert
 from bioverify.server.live_calls import LiveCalls
-from bioverify.usecases.voice import StreamConfig, StreamUpdate, VoiceVerification
-from bioverify.v1 import common_pb2, voice_pb2, voice_pb2_grpc
-from bioverify.voice.audio_decode import AudioEncoding
+from bioverify.usecases.voice import StreamUpdate, VoiceVerification
+from bioverify.v1 import voice_pb2, voice_pb2_grpc
 
 
 class VoiceServicer(voice_pb2_grpc.VoiceServiceServicer):  # type: ignore[misc]
@@ -23,8 +22,8 @@ class VoiceServicer(voice_pb2_grpc.VoiceServiceServicer):  # type: ignore[misc]
         self, request: voice_pb2.CompareVoicesRequest, context: grpc.ServicerContext
     ) -> voice_pb2.CompareVoicesResponse:
         out = self.voices.compare(
-            convert.audio_from_proto(request.clip_a),
-            convert.audio_from_proto(request.clip_b),
+            convert.audio_from_proto(request.clip_a, "clip_a"),
+            convert.audio_from_proto(request.clip_b, "clip_b"),
             convert.policy_from_proto(request.policy),
         )
         return voice_pb2.CompareVoicesResponse(
@@ -43,12 +42,12 @@ class VoiceServicer(voice_pb2_grpc.VoiceServiceServicer):  # type: ignore[misc]
         out = self.voices.enroll(
             tenant=request.tenant,
             subject_id=request.subject_id,
-            clips=[convert.audio_from_proto(c) for c in request.clips],
+            clips=[convert.audio_from_proto(c, f"clips[{i}]") for i, c in enumerate(request.clips)],
             metadata=dict(request.metadata),
             replace=request.replace,
             policy=convert.policy_from_proto(request.policy),
             dry_run=request.dry_run,
-            refuse_duplicates=request.duplicate_action == common_pb2.DUPLICATE_REFUSE,
+            refuse_duplicates=convert.refuse_duplicates_from_proto(request),
         )
         reply = voice_pb2.EnrollVoiceResponse(
             subject_id=out.subject_id,
@@ -78,7 +77,7 @@ class VoiceServicer(voice_pb2_grpc.VoiceServiceServicer):  # type: ignore[misc]
         out = self.voices.verify(
             tenant=request.tenant,
             subject_id=request.subject_id,
-            clip=convert.audio_from_proto(request.clip),
+            clip=convert.audio_from_proto(request.clip, "clip"),
             policy=convert.policy_from_proto(request.policy),
         )
         return voice_pb2.VerifyVoiceResponse(
@@ -95,7 +94,7 @@ class VoiceServicer(voice_pb2_grpc.VoiceServiceServicer):  # type: ignore[misc]
     ) -> voice_pb2.IdentifyVoiceResponse:
         out = self.voices.identify(
             tenant=request.tenant,
-            clip=convert.audio_from_proto(request.clip),
+            clip=convert.audio_from_proto(request.clip, "clip"),
             top_k=request.top_k,
             min_confidence=request.min_confidence,
             policy=convert.policy_from_proto(request.policy),
@@ -121,21 +120,7 @@ class VoiceServicer(voice_pb2_grpc.VoiceServiceServicer):  # type: ignore[misc]
             first = next(request_iterator, None)
             if first is None or first.WhichOneof("message") != "config":
                 raise StreamProtocolError("the first stream message must carry the config")
-            cfg = first.config
-            session = self.voices.open_stream(
-                StreamConfig(
-                    subject_id=cfg.subject_id,
-                    tenant=cfg.tenant,
-                    encoding=convert.AUDIO_ENCODING_FROM_PROTO.get(
-                        cfg.encoding, AudioEncoding.AUTO
-                    ),
-                    sample_rate_hz=cfg.sample_rate_hz,
-                    channels=cfg.channels,
-                    channel=cfg.channel if cfg.HasField("channel") else None,
-                    policy=convert.policy_from_proto(cfg.policy),
-                    interim_every_speech_s=cfg.interim_every_speech_seconds,
-                )
-            )
+            session = self.voices.open_stream(convert.stream_config_from_proto(first.config))
             model = self.voices.model
             for message in request_iterator:
                 heard()
