@@ -67,7 +67,18 @@ class NoFaceDetected(InvalidInput):
 
 
 class MultipleFaces(InvalidInput):
+    """Several faces of similar size: ``faces_detected`` of them, in an image of
+    ``image_width`` x ``image_height`` pixels as sent."""
+
     reason = "MULTIPLE_FACES"
+
+    def __init__(
+        self, message: str, *, faces_detected: int, image_width: int = 0, image_height: int = 0
+    ) -> None:
+        super().__init__(message)
+        self.faces_detected = faces_detected
+        self.image_width = image_width
+        self.image_height = image_height
 
 
 class PoorQuality(InvalidInput):

@@ -282,3 +282,31 @@ def test_unknown_enum_values_are_invalid_argument_naming_the_field(
     listed = {s.subject_id for s in client.list_subjects().subjects}
     assert "v2" not in listed and "f2" not in listed
     client.delete_subject("voice-subject")
+
+
+# -- 6. the face count of a sample rejected for several faces ---------------------------------
+def side_by_side(a: Path, b: Path) -> bytes:
+    pixels = np.concatenate(
+        [np.asarray(Image.open(a).convert("RGB")), np.asarray(Image.open(b).convert("RGB"))],
+        axis=1,
+    )
+    buf = io.BytesIO()
+    Image.fromarray(pixels).save(buf, format="JPEG")
+    return buf.getvalue()
+
+
+def test_an_enrolment_sample_with_several_faces_reports_how_many(
+    client: BioverifyClient,
+) -> None:
+    two = side_by_side(CLINTON[0], RICE)
+    reply = client.enroll_face("two-faces", [two, CLINTON[1].read_bytes()], dry_run=True)
+    rejected, accepted = reply.samples
+    assert accepted.accepted and accepted.analysis.faces_detected == 1
+    assert not rejected.accepted
+    (reason,) = rejected.reasons
+    assert reason.code == "MULTIPLE_FACES"
+    assert rejected.analysis.faces_detected >= 2
+    assert reason.message.startswith(f"{rejected.analysis.faces_detected} faces")
+    width, height = Image.open(io.BytesIO(two)).size
+    assert (rejected.analysis.image_width, rejected.analysis.image_height) == (width, height)
+    assert not rejected.analysis.HasField("face")

@@ -99,7 +99,10 @@ class FacePipeline:
         face, ambiguous = select_primary_face(faces, image.shape)
         if ambiguous:
             raise MultipleFaces(
-                f"{len(faces)} faces of similar size were found; send an image of one person"
+                f"{len(faces)} faces of similar size were found; send an image of one person",
+                faces_detected=len(faces),
+                image_width=decoded.original_width,
+                image_height=decoded.original_height,
             )
         quality = assess_face_quality(image, face, thresholds=self.quality, scale=decoded.scale)
         crop = self.embedder.align(image, face)

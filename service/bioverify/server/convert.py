@@ -18,6 +18,7 @@ from bioverify.packs import PackManifest, fitting_samples_digest
 from bioverify.scoring import MatchResult
 from bioverify.store.ports import SubjectRecord, Template, TemplateSummary
 from bioverify.usecases.common import Issue, RequestPolicy
+from bioverify.usecases.face import SampleOutcome
 from bioverify.usecases.gallery_search import Duplicate, IdentifyResult
 from bioverify.usecases.liveness import LiveCapture, LivenessResult
 from bioverify.usecases.voice import AudioInput, ClipReport, StreamConfig
@@ -118,6 +119,21 @@ def finding_to_proto(finding: FaceFinding) -> face_pb2.FaceAnalysis:
         image_width=finding.image_width,
         image_height=finding.image_height,
     )
+
+
+def sample_analysis_to_proto(sample: SampleOutcome) -> face_pb2.FaceAnalysis | None:
+    """An enrolment sample's analysis: the finding, or for an image rejected before one face
+    was chosen (MULTIPLE_FACES) how many faces were found and its size; None when nothing is
+    known (the image could not be read, no face)."""
+    if sample.finding is not None:
+        return finding_to_proto(sample.finding)
+    if sample.counted is not None:
+        return face_pb2.FaceAnalysis(
+            faces_detected=sample.counted.faces_detected,
+            image_width=sample.counted.image_width,
+            image_height=sample.counted.image_height,
+        )
+    return None
 
 
 def liveness_to_proto(result: LivenessResult | None) -> common_pb2.LivenessReport:

@@ -52,7 +52,7 @@ class FaceServicer(face_pb2_grpc.FaceServiceServicer):  # type: ignore[misc]
                     index=s.index,
                     accepted=s.accepted,
                     reasons=convert.reasons_to_proto(s.reasons),
-                    analysis=convert.finding_to_proto(s.finding) if s.finding else None,
+                    analysis=convert.sample_analysis_to_proto(s),
                     liveness=convert.liveness_to_proto(s.liveness),
                 )
                 for s in out.samples

@@ -267,16 +267,27 @@ def prepare_all(
     return results
 
 
-def prepare_each(pool: InferencePool, fn: Callable[[A], T], items: Sequence[A]) -> list[T | Issue]:
+Rejected = InvalidInput | TooLarge
+"""What rejects one enrolment sample the client got wrong, without failing the others."""
+
+
+def issue_of(rejected: Rejected) -> Issue:
+    return Issue(rejected.reason, rejected.message)
+
+
+def prepare_each(
+    pool: InferencePool, fn: Callable[[A], T], items: Sequence[A]
+) -> list[T | Rejected]:
     """``fn`` on every item in parallel on the pool, for enrollment: an item the client got
-    wrong (InvalidInput, TooLarge) gives the Issue that rejects it instead of failing them all."""
+    wrong (InvalidInput, TooLarge) gives the error that rejects it (``issue_of``: its reason)
+    instead of failing them all."""
     futures = [pool.submit(fn, item) for item in items]
-    results: list[T | Issue] = []
+    results: list[T | Rejected] = []
     for future in futures:
         try:
             results.append(future.result())
         except (InvalidInput, TooLarge) as exc:
-            results.append(Issue(exc.reason, exc.message))
+            results.append(exc)
     return results
 
 

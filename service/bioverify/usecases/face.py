@@ -12,7 +12,9 @@ from bioverify.errors import (
     BioverifyError,
     InvalidImage,
     InvalidInput,
+    MultipleFaces,
     NotEnrolled,
+    TooLarge,
     Unavailable,
 )
 from bioverify.face.pipeline import FaceFinding, FacePipeline, FaceSample, PreparedFace
@@ -32,6 +34,7 @@ from bioverify.usecases.common import (
     InferencePool,
     Issue,
     RequestPolicy,
+    issue_of,
     legacy_sample_id,
     mismatched_samples,
     prepare_all,
@@ -72,12 +75,23 @@ class CompareOutcome:
 
 
 @dataclass(frozen=True)
+class FaceCount:
+    """What is known of an image rejected before one face was chosen in it (several faces of
+    similar size): how many faces were found, and its size as sent."""
+
+    faces_detected: int
+    image_width: int
+    image_height: int
+
+
+@dataclass(frozen=True)
 class SampleOutcome:
     index: int
     accepted: bool
     reasons: tuple[Issue, ...]
     finding: FaceFinding | None
     liveness: LivenessResult | None = None
+    counted: FaceCount | None = None  # without a finding: the faces found (MULTIPLE_FACES)
 
 
 @dataclass(frozen=True)
@@ -219,8 +233,15 @@ class FaceVerification:
         legacy_ids: list[str] = []
         checking: list[tuple[int, PreparedFace, Callable[[], LivenessResult | None]]] = []
         for index, prepared in enumerate(prepare_each(self.pool, self.pipeline.prepare, images)):
-            if isinstance(prepared, Issue):
-                outcomes.append(SampleOutcome(index, False, (prepared,), None))
+            if isinstance(prepared, InvalidInput | TooLarge):
+                counted = (
+                    FaceCount(prepared.faces_detected, prepared.image_width, prepared.image_height)
+                    if isinstance(prepared, MultipleFaces)
+                    else None
+                )
+                outcomes.append(
+                    SampleOutcome(index, False, (issue_of(prepared),), None, counted=counted)
+                )
                 continue
             quality = prepared.finding.quality
             if not quality.ok:

@@ -44,6 +44,7 @@ from bioverify.usecases.common import (
     InferencePool,
     Issue,
     RequestPolicy,
+    issue_of,
     legacy_sample_id,
     mismatched_samples,
     prepare_all,
@@ -345,8 +346,8 @@ class VoiceVerification:
         narrow_speech = 0.0
         checking = []
         for index, analysed in enumerate(prepare_each(self.pool, self.analyse, clips)):
-            if isinstance(analysed, Issue):
-                outcomes.append(VoiceSampleOutcome(index, False, (analysed,), None))
+            if isinstance(analysed, InvalidInput | TooLarge):
+                outcomes.append(VoiceSampleOutcome(index, False, (issue_of(analysed),), None))
                 continue
             decoded, sample = analysed
             issues = self._speech_issues(sample, self.policy.min_enroll_clip_speech_s)
