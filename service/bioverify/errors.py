@@ -21,7 +21,9 @@ developers and never contain biometric data or internal paths.
     ├── ModelMismatch                      FAILED_PRECONDITION (template made by another model)
     ├── AlreadyExists                      ALREADY_EXISTS
     ├── TemplateChanged                    ABORTED (changed since the request read it; retry)
-    ├── SpoofSuspected                     PERMISSION_DENIED is *not* used: decisions carry it
+    ├── SpoofSuspected                     (never raised to clients: decisions carry it)
+    ├── PermissionDenied                   PERMISSION_DENIED
+    │   └── TenantNotAllowed               (the API token may not act on the request's tenant)
     ├── ChallengeInvalid                   FAILED_PRECONDITION (unknown/expired/used nonce)
     ├── Unavailable                        UNAVAILABLE (store down, models not ready)
     ├── NotImplementedYet                  UNIMPLEMENTED
@@ -125,6 +127,14 @@ class TemplateChanged(BioverifyError):
 
 class SpoofSuspected(BioverifyError):
     reason = "SPOOF_SUSPECTED"
+
+
+class PermissionDenied(BioverifyError):
+    reason = "PERMISSION_DENIED"
+
+
+class TenantNotAllowed(PermissionDenied):
+    reason = "TENANT_NOT_ALLOWED"
 
 
 class ChallengeInvalid(BioverifyError):
