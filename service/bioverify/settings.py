@@ -42,7 +42,7 @@ class Settings:
     tls_cert_file: str = ""  # PEM; with tls_key_file the port serves TLS only
     tls_key_file: str = ""
     tls_client_ca_file: str = ""  # PEM; when set, clients must present a certificate (mTLS)
-    auth_tokens_file: str = ""  # SHA-256 digests of accepted API tokens, one per line
+    auth_tokens_file: str = ""  # SHA-256 digests of accepted API tokens (and their tenants)
     # Storage
     data_dir: Path = Path("bioverify-data")
     store: str = "sqlite"

@@ -36,7 +36,7 @@ from bioverify.liveness.ports import PendingChallenges
 from bioverify.liveness.shape68 import load_face_shape
 from bioverify.packs import PackCatalog, PackManifest, ensure_verified
 from bioverify.server import convert
-from bioverify.server.auth import TokenAuthInterceptor, load_token_digests, server_credentials
+from bioverify.server.auth import TokenAuthInterceptor, load_tokens, server_credentials
 from bioverify.server.exposure import (
     exposure_warnings,
     prepare_data_dir,
@@ -536,12 +536,11 @@ def build(settings: Settings) -> Application:
         store, max_subject_id_length=settings.max_subject_id_length, galleries=galleries
     )
 
-    interceptors: list[grpc.ServerInterceptor] = []
+    # The first is outermost: the error mapping answers what the token check raises (a
+    # request naming a tenant its token may not act on) and logs refused calls too.
+    interceptors: list[grpc.ServerInterceptor] = [ErrorMappingInterceptor()]
     if settings.auth_tokens_file:
-        interceptors.append(
-            TokenAuthInterceptor(load_token_digests(Path(settings.auth_tokens_file)))
-        )
-    interceptors.append(ErrorMappingInterceptor())
+        interceptors.append(TokenAuthInterceptor(load_tokens(Path(settings.auth_tokens_file))))
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=settings.rpc_threads, thread_name_prefix="rpc"),
         interceptors=interceptors,

@@ -1,9 +1,21 @@
-"""API-token authentication and TLS credentials for the server.
+"""API-token authentication, tenant scopes, and TLS credentials for the server.
 
 Clients send ``authorization: Bearer <token>``. The service keeps only SHA-256 digests of the
-accepted tokens (one hex digest per line in ``BIOVERIFY_AUTH_TOKENS_FILE``; ``#`` comments
-allowed), compares them in constant time, and answers UNAUTHENTICATED otherwise. Health
-checking stays open so load balancers can probe without a token.
+accepted tokens, one per line in ``BIOVERIFY_AUTH_TOKENS_FILE`` (``#`` comments allowed),
+compares them in constant time, and answers UNAUTHENTICATED otherwise. Health checking stays
+open so load balancers can probe without a token.
+
+A digest may be followed (after white space) by the tenants its token may act on, separated
+by commas, or ``*`` for every tenant; a digest alone (the format of earlier versions) means
+every tenant. ``default`` names the default tenant (a request's empty ``tenant``)::
+
+    # ops: everything
+    3c9d...e1  *
+    # the cards unit's backend
+    8f21...07  cards,cards-test
+
+A request naming a tenant its token may not act on is answered PERMISSION_DENIED
+(``bioverify.server.tenant_scope``).
 """
 
 from __future__ import annotations
@@ -11,13 +23,15 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import grpc
 
-from bioverify.errors import ConfigurationError
+from bioverify.errors import ConfigurationError, InvalidInput
+from bioverify.server.tenant_scope import ALL_TENANTS, TenantScope, confine
+from bioverify.usecases.common import validate_tenant
 
 logger = logging.getLogger(__name__)
 
@@ -28,39 +42,76 @@ def token_digest(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
-def load_token_digests(path: Path) -> frozenset[str]:
+def load_tokens(path: Path) -> dict[str, TenantScope]:
+    """The tokens file: each token's SHA-256 hex digest and the tenants it may act on."""
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except OSError as exc:
         raise ConfigurationError(
             f"cannot read the auth tokens file {path}: {exc.strerror}"
         ) from exc
-    digests = set()
+    tokens: dict[str, TenantScope] = {}
     for number, line in enumerate(lines, start=1):
-        entry = line.split("#", 1)[0].strip().lower()
+        entry = line.split("#", 1)[0].strip()
         if not entry:
             continue
-        if len(entry) != 64 or any(c not in "0123456789abcdef" for c in entry):
+        digest, _, tenants = entry.replace("\t", " ").partition(" ")
+        digest = digest.lower()
+        if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
             raise ConfigurationError(
-                f"{path}:{number}: expected the SHA-256 hex digest of a token "
-                "(bioverify-admin token-digest TOKEN prints it)"
+                f"{path}:{number}: expected the SHA-256 hex digest of a token, then optionally "
+                "its tenants (bioverify-admin token-digest TOKEN prints it)"
             )
-        digests.add(entry)
-    if not digests:
+        scope = _parse_scope(tenants, f"{path}:{number}")
+        if tokens.get(digest, scope) != scope:
+            raise ConfigurationError(
+                f"{path}:{number}: this token is listed earlier with other tenants; list it once"
+            )
+        tokens[digest] = scope
+    if not tokens:
         raise ConfigurationError(f"{path} holds no token digests")
-    return frozenset(digests)
+    return tokens
+
+
+def _parse_scope(text: str, where: str) -> TenantScope:
+    """``TenantScope`` of a tokens-file line's tenants: none or ``*`` for all, else names."""
+    text = text.strip()
+    if not text or text == "*":
+        return ALL_TENANTS
+    names = [name.strip() for name in text.split(",")]
+    for name in names:
+        if name == "*":
+            raise ConfigurationError(f"{where}: '*' (every tenant) goes alone, without names")
+        if not name:
+            raise ConfigurationError(f"{where}: an empty tenant name (a stray comma?)")
+        try:
+            validate_tenant(name)
+        except InvalidInput as exc:
+            raise ConfigurationError(
+                f"{where}: expected tenant names separated by commas, or '*': {exc.message}"
+            ) from exc
+    return TenantScope(frozenset(names))
 
 
 class TokenAuthInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
-    def __init__(self, digests: frozenset[str]) -> None:
-        self._digests = digests
+    """Authenticates each call by its token, and confines it to the token's tenants. Must run
+    inside ``ErrorMappingInterceptor`` (after it in the server's list), which answers the
+    domain error a confined call raises."""
 
-    def _allowed(self, metadata: tuple[Any, ...] | None) -> bool:
+    def __init__(self, tokens: Mapping[str, TenantScope]) -> None:
+        self._tokens = dict(tokens)
+
+    def _scope(self, metadata: tuple[Any, ...] | None) -> TenantScope | None:
+        """The calling token's scope; None when it sent no valid token."""
         for key, value in metadata or ():
             if key == "authorization" and isinstance(value, str) and value.startswith("Bearer "):
                 digest = token_digest(value[len("Bearer ") :].strip())
-                return any(hmac.compare_digest(digest, d) for d in self._digests)
-        return False
+                found = None
+                for known, scope in self._tokens.items():  # no early exit: constant time
+                    if hmac.compare_digest(digest, known):
+                        found = scope
+                return found
+        return None
 
     def intercept_service(
         self,
@@ -68,10 +119,12 @@ class TokenAuthInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
         handler_call_details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler | None:
         method = handler_call_details.method
-        if method.startswith(OPEN_PREFIXES) or self._allowed(
-            handler_call_details.invocation_metadata
-        ):
+        if method.startswith(OPEN_PREFIXES):
             return continuation(handler_call_details)
+        scope = self._scope(handler_call_details.invocation_metadata)
+        if scope is not None:
+            handler = continuation(handler_call_details)
+            return handler if handler is None else confine(handler, method, scope)
         logger.warning("rejected a call to %s without a valid API token", method)
 
         def deny(request: Any, context: grpc.ServicerContext) -> Any:
