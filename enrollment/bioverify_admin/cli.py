@@ -745,9 +745,12 @@ def _subject_dict(subject: Any) -> dict[str, Any]:
 
 # -- parser -------------------------------------------------------------------------------------
 def cmd_token_digest(args: argparse.Namespace) -> int:
-    from bioverify.server.auth import token_digest
+    from bioverify.server.auth import tokens_file_line
 
-    print(token_digest(args.token_value))
+    try:
+        print(tokens_file_line(args.token_value, args.tenants))
+    except ConfigurationError as exc:
+        raise UsageError(f"--tenants: {exc.message}") from exc
     return EXIT_OK
 
 
@@ -974,8 +977,14 @@ def build_parser() -> argparse.ArgumentParser:
                 help="send every clip as 8 kHz G.711 mu-law, as a phone line carries it",
             )
 
-    p = add(sub, "token-digest", cmd_token_digest, "print the digest to put in the tokens file")
+    p = add(sub, "token-digest", cmd_token_digest, "print the line to put in the tokens file")
     p.add_argument("token_value", metavar="TOKEN")
+    p.add_argument(
+        "--tenants",
+        default="",
+        help="the tenants the token may act on, separated by commas ('default': the default "
+        "tenant), or '*' (default: every tenant)",
+    )
 
     p = add(sub, "enroll", cmd_enroll, "bulk enrollment from a folder tree or a CSV", service=True)
     p.add_argument("source", type=Path, help="folder (one sub-folder per subject) or CSV")

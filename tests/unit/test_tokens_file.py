@@ -99,3 +99,22 @@ def test_the_check_refuses_a_tenant_outside_the_scope() -> None:
     ):
         with pytest.raises(TenantNotAllowed):
             check_request(scope, request, "/m")
+
+
+def test_admin_token_digest_prints_the_line_to_add(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from bioverify_admin import cli
+
+    lines = []
+    for tenants in ([], ["--tenants", "cards-test, cards"], ["--tenants", "*"]):
+        assert cli.main(["token-digest", "s3cret", *tenants]) == 0
+        lines.append(capsys.readouterr().out.strip())
+    digest = token_digest("s3cret")
+    assert lines == [digest, f"{digest}  cards,cards-test", f"{digest}  *"]
+    assert load_tokens(tokens_file(tmp_path, f"{lines[1]}\n")) == {
+        digest: TenantScope(frozenset({"cards", "cards-test"}))
+    }
+    assert cli.main(["token-digest", "s3cret", "--tenants", "cards,,x"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.startswith("bioverify-admin: --tenants: ") and "empty" in err

@@ -62,7 +62,10 @@ def load_tokens(path: Path) -> dict[str, TenantScope]:
                 f"{path}:{number}: expected the SHA-256 hex digest of a token, then optionally "
                 "its tenants (bioverify-admin token-digest TOKEN prints it)"
             )
-        scope = _parse_scope(tenants, f"{path}:{number}")
+        try:
+            scope = _parse_scope(tenants)
+        except ConfigurationError as exc:
+            raise ConfigurationError(f"{path}:{number}: {exc.message}") from exc
         if tokens.get(digest, scope) != scope:
             raise ConfigurationError(
                 f"{path}:{number}: this token is listed earlier with other tenants; list it once"
@@ -73,7 +76,15 @@ def load_tokens(path: Path) -> dict[str, TenantScope]:
     return tokens
 
 
-def _parse_scope(text: str, where: str) -> TenantScope:
+def tokens_file_line(token: str, tenants: str = "") -> str:
+    """The tokens-file line of ``token`` acting on ``tenants`` (names separated by commas,
+    ``*`` or empty: every tenant); ConfigurationError for a bad tenant list."""
+    scope = _parse_scope(tenants)
+    digest = token_digest(token)
+    return digest if tenants.strip() == "" else f"{digest}  {scope.describe()}"
+
+
+def _parse_scope(text: str) -> TenantScope:
     """``TenantScope`` of a tokens-file line's tenants: none or ``*`` for all, else names."""
     text = text.strip()
     if not text or text == "*":
@@ -81,14 +92,14 @@ def _parse_scope(text: str, where: str) -> TenantScope:
     names = [name.strip() for name in text.split(",")]
     for name in names:
         if name == "*":
-            raise ConfigurationError(f"{where}: '*' (every tenant) goes alone, without names")
+            raise ConfigurationError("'*' (every tenant) goes alone, without names")
         if not name:
-            raise ConfigurationError(f"{where}: an empty tenant name (a stray comma?)")
+            raise ConfigurationError("an empty tenant name (a stray comma?)")
         try:
             validate_tenant(name)
         except InvalidInput as exc:
             raise ConfigurationError(
-                f"{where}: expected tenant names separated by commas, or '*': {exc.message}"
+                f"expected tenant names separated by commas, or '*': {exc.message}"
             ) from exc
     return TenantScope(frozenset(names))
 
