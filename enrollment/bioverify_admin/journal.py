@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bioverify.fileio import fsync_dir
+from bioverify.fileio import create_key_file, fsync_dir
 from bioverify.server.exposure import restrict
 
 logger = logging.getLogger(__name__)
@@ -91,21 +91,8 @@ def load_or_create_key(folder: Path) -> bytes:
     (two runs making it at once end up with the same key: the first one linked wins)."""
     path = folder / KEY_FILE_NAME
     if not path.exists():
-        tmp = folder / f".{KEY_FILE_NAME}.{secrets.token_hex(8)}.tmp"
         try:
-            fd = _open_private(tmp, os.O_WRONLY | os.O_EXCL)
-            try:
-                os.write(fd, (secrets.token_hex(KEY_BYTES) + "\n").encode("ascii"))
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            try:
-                os.link(tmp, path)  # never replaces a key another run made meanwhile
-            except FileExistsError:
-                pass
-            finally:
-                tmp.unlink()
-            fsync_dir(folder)
+            create_key_file(path, KEY_BYTES)
         except OSError as exc:
             raise JournalError(f"cannot create the journal key {path}: {exc.strerror}") from exc
     restrict(path)

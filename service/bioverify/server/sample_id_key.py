@@ -10,13 +10,11 @@ one replica is not recognised through another. The key is never logged.
 from __future__ import annotations
 
 import logging
-import os
-import secrets
 import stat
 from pathlib import Path
 
 from bioverify.errors import ConfigurationError
-from bioverify.fileio import fsync_dir
+from bioverify.fileio import create_key_file
 from bioverify.settings import MIN_SAMPLE_ID_KEY_LENGTH, Settings
 
 logger = logging.getLogger(__name__)
@@ -65,29 +63,11 @@ def load_or_create_key_file(path: Path) -> bytes:
     if path.exists():
         return read_key_file(path)
     try:
-        _create(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if create_key_file(path):
+            logger.info("made a new sample id key in %s", path)
     except OSError as exc:
         raise ConfigurationError(
             f"cannot create the sample id key file {path}: {exc.strerror}"
         ) from exc
     return read_key_file(path)
-
-
-def _create(path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        os.fchmod(fd, 0o600)  # whatever the umask
-        os.write(fd, (secrets.token_hex(32) + "\n").encode("ascii"))
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    try:
-        os.link(tmp, path)  # never replaces a key another process made meanwhile
-    except FileExistsError:
-        return
-    finally:
-        tmp.unlink()
-    fsync_dir(path.parent)
-    logger.info("made a new sample id key in %s", path)
