@@ -3,8 +3,6 @@ samples is refused (SUBJECT_MISMATCH), so that person cannot then verify as the 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from bioverify.client import BioverifyClient, BioverifyClientError
@@ -12,13 +10,6 @@ from bioverify.v1 import common_pb2
 from tests.conftest import DATA, lfw
 
 AUDIO = DATA / "speaker" / "audio"
-
-
-@pytest.fixture(scope="module")
-def client(face_server: str) -> Iterator[BioverifyClient]:
-    with BioverifyClient(face_server, timeout=120.0, retries=0) as c:
-        c.wait_until_serving(timeout=60)
-        yield c
 
 
 def _codes(sample: object) -> list[str]:

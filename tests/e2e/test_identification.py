@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import grpc
 import pytest
 
@@ -12,13 +10,6 @@ from bioverify.v1 import common_pb2, face_pb2, voice_pb2
 from tests.conftest import DATA, lfw
 
 AUDIO = DATA / "speaker" / "audio"
-
-
-@pytest.fixture(scope="module")
-def client(face_server: str) -> Iterator[BioverifyClient]:
-    with BioverifyClient(face_server, timeout=120.0, retries=0) as c:
-        c.wait_until_serving(timeout=60)
-        yield c
 
 
 def identify_face(

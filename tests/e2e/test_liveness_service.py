@@ -36,13 +36,6 @@ INVALID = grpc.StatusCode.INVALID_ARGUMENT
 
 
 @pytest.fixture(scope="module")
-def client(face_server: str) -> Iterator[BioverifyClient]:
-    with BioverifyClient(face_server, timeout=120.0, retries=0) as c:
-        c.wait_until_serving(timeout=60)
-        yield c
-
-
-@pytest.fixture(scope="module")
 def liveness(face_server: str) -> Iterator[liveness_pb2_grpc.LivenessServiceStub]:
     with grpc.insecure_channel(face_server) as channel:
         yield liveness_pb2_grpc.LivenessServiceStub(channel)

@@ -24,13 +24,6 @@ FEMALE = sorted((AUDIO / "timit_dr3-falk0").glob("*.flac"))
 LIBRI = sorted((AUDIO / "libri_2033").glob("*.flac"))
 
 
-@pytest.fixture(scope="module")
-def client(face_server: str) -> Iterator[BioverifyClient]:
-    with BioverifyClient(face_server, timeout=120.0, retries=0) as c:
-        c.wait_until_serving(timeout=60)
-        yield c
-
-
 def wav_bytes(wave: np.ndarray, rate: int, fmt: str = "WAV", subtype: str | None = None) -> bytes:
     buf = io.BytesIO()
     sf.write(buf, wave, rate, format=fmt, subtype=subtype)

@@ -66,13 +66,6 @@ def mulaw8k(path: Path) -> bytes:
     return mulaw_encode(resample(wave.mean(axis=1), sr, PHONE_RATE))
 
 
-@pytest.fixture(scope="module")
-def client(face_server: str) -> Iterator[BioverifyClient]:
-    with BioverifyClient(face_server, timeout=120.0, retries=0) as c:
-        c.wait_until_serving(timeout=60)
-        yield c
-
-
 def _check(stub: liveness_pb2_grpc.LivenessServiceStub, pcm: bytes) -> common_pb2.LivenessReport:
     clip = BioverifyClient.audio(pcm, encoding="PCM_S16LE", sample_rate_hz=RATE)
     reply = stub.CheckLiveness(liveness_pb2.CheckLivenessRequest(clip=clip), timeout=60)
