@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from typing import Any
 
 import numpy as np
@@ -255,3 +256,22 @@ def select_operating_point(points: Sequence[OperatingPoint], name: str) -> Opera
             return point
     valid = ", ".join(p.name for p in points) or "none"
     raise KeyError(f"unknown operating point {name!r}; valid: {valid}")
+
+
+def _hundredths(value: float, rounding: str, trim: bool) -> str:
+    """``value`` to two decimals rounded as ``rounding`` (from its shortest repr, so 0.29
+    stays 0.29); ``trim``: one decimal when the second is 0 ("2.0", "0.98")."""
+    text = f"{Decimal(repr(float(value))).quantize(Decimal('0.01'), rounding=rounding):.2f}"
+    return text[:-1] if trim and text.endswith("0") else text
+
+
+def shown_against(value: float, threshold: float, *, trim: bool = False) -> tuple[str, str]:
+    """``value`` and ``threshold`` to two decimals for a message comparing them, rounded so
+    the shown numbers compare as the real ones do: a value just below its threshold never
+    reads as reaching it (0.3496 against 0.35: "0.34" and "0.35"), one at or above never as
+    below it. ``trim``: one decimal where the second is 0 ("1.0 s")."""
+    below = value < threshold
+    return (
+        _hundredths(value, ROUND_FLOOR, trim),
+        _hundredths(threshold, ROUND_CEILING if below else ROUND_FLOOR, trim),
+    )

@@ -17,6 +17,7 @@ from bioverify.scoring import (
     l2_normalize,
     mean_template,
     operating_point_name,
+    shown_against,
     threshold_at_fmr,
 )
 
@@ -168,3 +169,22 @@ def test_expected_fpir_golden() -> None:
     assert expected_fpir(1e-3, 1) == pytest.approx(1e-3)
     assert expected_fpir(1e-4, 1000) == pytest.approx(0.09516, abs=1e-5)  # past 1e-4's reach
     assert expected_fpir(1e-2, 12) == pytest.approx(0.11362, abs=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("value", "threshold", "shown"),
+    [
+        (0.3496, 0.35, ("0.34", "0.35")),  # below: never reads as reaching it
+        (0.3499, 0.3401, ("0.34", "0.34")),  # above: never reads as below
+        (0.35, 0.35, ("0.35", "0.35")),  # at: reads as reaching it
+        (0.3512, 0.3507, ("0.35", "0.35")),
+        (0.62, 0.3201, ("0.62", "0.32")),
+        (-0.1234, 0.3201, ("-0.13", "0.33")),
+        (0.29, 0.5, ("0.29", "0.50")),  # from the shortest repr: 0.29 stays 0.29
+    ],
+)
+def test_shown_against_keeps_the_comparison(
+    value: float, threshold: float, shown: tuple[str, str]
+) -> None:
+    assert shown_against(value, threshold) == shown
+    assert (float(shown[0]) < float(shown[1])) == (value < threshold)

@@ -24,7 +24,7 @@ import numpy.typing as npt
 
 from bioverify.errors import InvalidInput
 from bioverify.face.ports import DetectedFace
-from bioverify.scoring import l2_normalize
+from bioverify.scoring import l2_normalize, shown_against
 
 IDENTITY_CONTINUITY = "identity_continuity"
 CAPTURE_MATCHES_SUBJECT = "capture_matches_subject"
@@ -44,16 +44,17 @@ class IdentityContinuity:
     names: tuple[str, ...]
 
     def explanation(self) -> str:
+        lowest, need = shown_against(self.lowest_similarity, self.threshold)
         if self.passed:
             return (
                 f"all {len(self.names)} faces are the person of {self.names[self.reference]}: "
-                f"lowest similarity {self.lowest_similarity:.2f} (need {self.threshold:.2f})"
+                f"lowest similarity {lowest} (need {need})"
             )
         shown = ", ".join(self.names[i] for i in self.different[:8])
         more = f" and {len(self.different) - 8} more" if len(self.different) > 8 else ""
         return (
             f"{shown}{more}: a different person from {self.names[self.reference]}, "
-            f"similarity down to {self.lowest_similarity:.2f} (need {self.threshold:.2f})"
+            f"similarity down to {lowest} (need {need})"
         )
 
 

@@ -36,7 +36,7 @@ from bioverify.liveness.continuity import (
 from bioverify.liveness.face_checker import FaceLivenessChecker, ramp_score
 from bioverify.liveness.ports import Check, FaceShapeModel, LivenessAssessment
 from bioverify.liveness.shape68 import eye_aspect_ratio
-from bioverify.scoring import cosine_similarity
+from bioverify.scoring import cosine_similarity, shown_against
 from bioverify.usecases.common import (
     InferencePool,
     Issue,
@@ -405,17 +405,19 @@ class LivenessChecks:
                 lowest, name = min(
                     (cosine_similarity(reference, vector), name) for name, vector in binding.images
                 )
+                shown, needed = shown_against(lowest, need)
                 detail = (
                     f"the images against the capture's {names[same.reference]}: lowest "
-                    f"similarity {lowest:.2f} ({name}; need {need:.2f})"
+                    f"similarity {shown} ({name}; need {needed})"
                 )
                 failure = "an image is not clearly the live person"
                 bound.append((IMAGES_MATCH_CAPTURE, lowest, detail, failure))
             if binding.template is not None:
                 similarity = cosine_similarity(reference, binding.template)
+                shown, needed = shown_against(similarity, need)
                 detail = (
                     f"the capture's {names[same.reference]} against the enrolled subject: "
-                    f"similarity {similarity:.2f} (need {need:.2f})"
+                    f"similarity {shown} (need {needed})"
                 )
                 failure = "the live capture is not the enrolled subject"
                 bound.append((CAPTURE_MATCHES_SUBJECT, similarity, detail, failure))

@@ -7,13 +7,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from enum import StrEnum
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
+from bioverify.scoring import shown_against
 from bioverify.voice.ports import SpeechSegment, Waveform
 
 SNR_CEILING_DB = 100.0
@@ -156,18 +156,10 @@ def clipping_fraction(
     return float(np.count_nonzero(clipped)) / x.size
 
 
-def _hundredths(seconds: float, rounding: str) -> str:
-    """``seconds`` to two decimals rounded as ``rounding`` (from its shortest repr, so 0.29
-    stays 0.29), shown with one decimal when the second is 0 ("2.0", "0.98")."""
-    text = f"{Decimal(repr(float(seconds))).quantize(Decimal('0.01'), rounding=rounding):.2f}"
-    return text[:-1] if text.endswith("0") else text
-
-
 def shortfall(found: float, needed: float) -> tuple[str, str]:
-    """``found`` and ``needed`` seconds for a message saying one is below the other: ``found``
-    rounded down and ``needed`` up, so an amount just under the minimum never reads as the
-    minimum or more (0.986 s against 1 s: "0.98" and "1.0", not "1.0" and "1.0")."""
-    return _hundredths(found, ROUND_FLOOR), _hundredths(needed, ROUND_CEILING)
+    """``found`` and ``needed`` seconds for a message saying one is below the other (see
+    :func:`bioverify.scoring.shown_against`): 0.986 s against 1 s reads "0.98" and "1.0"."""
+    return shown_against(found, needed, trim=True)
 
 
 def quality_issues(
