@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import math
+import re
 from collections.abc import Callable
 
 import cv2
@@ -170,6 +171,19 @@ def test_thresholds_are_data(yunet: FaceDetector) -> None:
     face = primary(yunet, image)
     strict = dataclasses.replace(DEFAULT_THRESHOLDS, min_inter_ocular_px=200.0)
     assert assess_face_quality(image, face, thresholds=strict).codes == (FACE_TOO_SMALL,)
+
+
+def test_a_face_just_too_small_never_reads_as_big_enough(yunet: FaceDetector) -> None:
+    """The message rounds the measurement down and the minimum up: an eye distance a hair
+    below the minimum does not read "N px; need at least N"."""
+    image = lfw_image("Ben_Curtis", 1)
+    face = primary(yunet, image)
+    left, right = face.landmarks[0].astype(np.float64), face.landmarks[1].astype(np.float64)
+    measured = float(np.hypot(*(right - left)))
+    just_above = dataclasses.replace(DEFAULT_THRESHOLDS, min_inter_ocular_px=measured + 0.01)
+    (issue,) = assess_face_quality(image, face, thresholds=just_above).issues
+    shown = re.search(r"eye distance (\d+) px.*need at least (\d+)", issue.message)
+    assert shown is not None and int(shown.group(1)) < int(shown.group(2)), issue.message
 
 
 # --- pose maths ---------------------------------------------------------------------------

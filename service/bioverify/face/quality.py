@@ -172,9 +172,9 @@ def assess_face_quality(
         issues.append(
             QualityIssue(
                 FACE_TOO_SMALL,
-                f"face is too small (eye distance {inter_ocular:.0f} px, height "
-                f"{face.height:.0f} px; need at least {t.min_inter_ocular_px:.0f} and "
-                f"{t.min_face_height_px:.0f} px)"
+                f"face is too small (eye distance {math.floor(inter_ocular)} px, height "
+                f"{math.floor(face.height)} px; need at least {math.ceil(t.min_inter_ocular_px)} "
+                f"and {math.ceil(t.min_face_height_px)} px)"
                 + (
                     f" in the photo as analysed, shrunk to {scale:.0%} of the "
                     f"{inter_ocular / scale:.0f} and {face.height / scale:.0f} px sent: "
@@ -187,7 +187,9 @@ def assess_face_quality(
     if sharpness < t.min_sharpness:
         issues.append(
             QualityIssue(
-                BLURRED, f"face is blurred (sharpness {sharpness:.1f} < {t.min_sharpness:g})"
+                BLURRED,
+                f"face is blurred (sharpness {math.floor(sharpness * 10) / 10:.1f} < "
+                f"{t.min_sharpness:g})",
             )
         )
     if (
