@@ -107,11 +107,21 @@ class Settings:
     onnx_threads: int = 1
     max_concurrent_rpcs: int = 64
     rpc_threads: int = 64
-    max_live_calls: int = 32  # VerifyVoiceStream calls at once; each holds an RPC thread
+    # VerifyVoiceStream calls at once (each holds an RPC thread for the whole call); 0: half
+    # of the smaller of rpc_threads and max_concurrent_rpcs (see ``live_call_limit``)
+    max_live_calls: int = 0
     live_call_idle_s: float = 30.0  # a live call silent this long is cancelled
     grace_seconds: float = 5.0
     reflection: bool = False  # gRPC server reflection: lists every service and message type
     log_level: str = "INFO"
+
+    @property
+    def live_call_limit(self) -> int:
+        """``max_live_calls``, or when it is 0, half the RPCs served at once (at least 1), so
+        live calls always leave threads for other requests and health checks."""
+        if self.max_live_calls:
+            return self.max_live_calls
+        return max(1, min(self.rpc_threads, self.max_concurrent_rpcs) // 2)
 
     def with_overrides(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
@@ -208,12 +218,15 @@ class Settings:
             "gallery_follow_poll_s",
             "voice_interim_every_speech_s",
             "gallery_exact_max",
-            "max_live_calls",
             "live_call_idle_s",
         ):
             if getattr(self, name) <= 0:
                 raise ConfigurationError(f"{name} must be positive")
-        if self.max_live_calls >= min(self.rpc_threads, self.max_concurrent_rpcs):
+        if self.max_live_calls < 0:
+            raise ConfigurationError("max_live_calls must not be negative (0: automatic)")
+        if self.max_live_calls and self.max_live_calls >= min(
+            self.rpc_threads, self.max_concurrent_rpcs
+        ):
             raise ConfigurationError(
                 f"max_live_calls ({self.max_live_calls}) must be below rpc_threads "
                 f"({self.rpc_threads}) and max_concurrent_rpcs ({self.max_concurrent_rpcs}): "

@@ -147,6 +147,12 @@ def test_live_calls_must_leave_threads_for_other_requests() -> None:
     with pytest.raises(ConfigurationError, match="max_live_calls"):
         Settings(max_concurrent_rpcs=8, max_live_calls=8).validate()
     Settings(rpc_threads=16, max_concurrent_rpcs=16, max_live_calls=8).validate()
+    # Unset, it follows the thread settings: a configuration from before the setting (the
+    # old default RPC_THREADS=16, or a small pool) still starts.
+    for threads, rpcs, limit in ((64, 64, 32), (16, 64, 8), (64, 20, 10), (1, 64, 1)):
+        settings = Settings(rpc_threads=threads, max_concurrent_rpcs=rpcs)
+        settings.validate()
+        assert settings.live_call_limit == limit
 
 
 def test_a_subject_deleted_mid_call_stops_verifying(service: ServiceProcess) -> None:
