@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -150,7 +151,8 @@ def fit_calibration(
         OperatingPoint(
             name=operating_point_name(fmr),
             target_fmr=fmr,
-            threshold=round(threshold_at_fmr(scores.impostor, fmr), 6),
+            # rounded up: rounding down could land on an impostor score it must stay above
+            threshold=math.ceil(threshold_at_fmr(scores.impostor, fmr) * 1e6) / 1e6,
         )
         for fmr in sorted(target_fmrs, reverse=True)
     ]

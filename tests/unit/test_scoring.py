@@ -188,3 +188,17 @@ def test_shown_against_keeps_the_comparison(
 ) -> None:
     assert shown_against(value, threshold) == shown
     assert (float(shown[0]) < float(shown[1])) == (value < threshold)
+
+
+def test_calibrated_operating_points_keep_the_bound_after_rounding() -> None:
+    """The manifest's thresholds (6 decimals) still let in at most fmr of the impostors the
+    calibration was fitted on: rounding to nearest could land back on an impostor score."""
+    from bioverify_admin.calibrate import ScoreSet, fit_calibration
+
+    rng = np.random.default_rng(7)
+    for trial in range(100):
+        impostor = np.round(rng.standard_t(2, 1000) * 0.05, 7)  # ties to 6 decimals likely
+        genuine = rng.normal(0.6, 0.1, 200)
+        _, points = fit_calibration(ScoreSet(genuine, impostor, 0, "synthetic"), [1e-2])
+        (point,) = points
+        assert np.mean(impostor >= point.threshold) <= 1e-2, trial
