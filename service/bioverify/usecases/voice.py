@@ -23,6 +23,7 @@ from bioverify.errors import (
     NotImplementedYet,
     StreamProtocolError,
     TooLarge,
+    Unavailable,
 )
 from bioverify.index.gallery import Gallery
 from bioverify.liveness.ports import Check, LivenessAssessment
@@ -994,6 +995,7 @@ class VoiceStreamSession:
     )
     _speaking: bool = False
     _finished: bool = False
+    _stale_template: bool = False  # a store outage was logged for this call
 
     def __post_init__(self) -> None:
         self._resampler = StreamingResampler(self.config.sample_rate_hz, self.vad.sample_rate)
@@ -1111,7 +1113,17 @@ class VoiceStreamSession:
         self.spoof.record(assessment, span)
 
     def _update(self, *, final: bool) -> StreamUpdate:
-        self.template = self.current_template()
+        try:
+            self.template = self.current_template()
+        except Unavailable:
+            # A store outage (failover, busy) must not end an hour-long call: score against
+            # the template read last; a deletion is still seen once the store answers.
+            if not self._stale_template:
+                logger.warning(
+                    "live call: the template store is unavailable; scoring against the "
+                    "subject's template as last read"
+                )
+            self._stale_template = True
         embedding = self._evidence.embedding()
         minimum = self.owner.policy.min_verify_speech_s
         issues: tuple[Issue, ...] = ()
