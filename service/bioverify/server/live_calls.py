@@ -24,6 +24,17 @@ from bioverify.errors import Overloaded
 logger = logging.getLogger(__name__)
 
 
+class LiveCall:
+    """One admitted call: ``heard()`` when a message arrives; ``busy()`` around the work on
+    it, during which the call is never idle (a slow inference queue is not a silent caller)."""
+
+    def __init__(self, context: grpc.ServicerContext, now: float) -> None:
+        self.context = context
+        self.last_heard = now
+        self.busy_depth = 0
+        self.cancelled = False
+
+
 class LiveCalls:
     def __init__(
         self, max_calls: int, idle_s: float, *, clock: Callable[[], float] = time.monotonic
@@ -34,14 +45,14 @@ class LiveCalls:
         self.idle_s = idle_s
         self._clock = clock
         self._lock = threading.Lock()
-        self._last_heard: dict[int, tuple[float, grpc.ServicerContext]] = {}
+        self._calls: set[LiveCall] = set()
         self._stop = threading.Event()
         self._watchdog: threading.Thread | None = None
 
     @property
     def active(self) -> int:
         with self._lock:
-            return len(self._last_heard)
+            return len(self._calls)
 
     def start(self) -> None:
         """Start the watchdog thread that cancels idle calls."""
@@ -57,42 +68,58 @@ class LiveCalls:
             self._watchdog.join()
 
     @contextmanager
-    def admitted(self, context: grpc.ServicerContext) -> Iterator[Callable[[], None]]:
-        """Hold a live-call slot while the call runs; yields ``heard()``, to be called on each
-        message received. Raises ``Overloaded`` when every slot is taken."""
-        key = id(context)
+    def admitted(self, context: grpc.ServicerContext) -> Iterator[LiveCall]:
+        """Hold a live-call slot while the call runs (until its handler ends, also after a
+        cancellation). Raises ``Overloaded`` when every slot is taken."""
         with self._lock:
-            if len(self._last_heard) >= self.max_calls:
+            if len(self._calls) >= self.max_calls:
                 raise Overloaded(
                     f"{self.max_calls} live calls are already in progress, the most this "
                     "service takes at once; retry shortly or call another replica"
                 )
-            self._last_heard[key] = (self._clock(), context)
-
-        def heard() -> None:
-            with self._lock:
-                self._last_heard[key] = (self._clock(), context)
-
+            call = LiveCall(context, self._clock())
+            self._calls.add(call)
         try:
-            yield heard
+            yield call
         finally:
             with self._lock:
-                self._last_heard.pop(key, None)
+                self._calls.discard(call)
+
+    def heard(self, call: LiveCall) -> None:
+        with self._lock:
+            call.last_heard = self._clock()
+
+    @contextmanager
+    def busy(self, call: LiveCall) -> Iterator[None]:
+        with self._lock:
+            call.busy_depth += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                call.busy_depth -= 1
+                call.last_heard = self._clock()  # idle from the end of the work
 
     def cancel_idle(self) -> int:
-        """Cancel the calls silent for ``idle_s`` or longer; returns how many."""
+        """Cancel the calls waiting for audio for ``idle_s`` or longer; returns how many."""
         now = self._clock()
         with self._lock:
             idle = [
-                (key, ctx)
-                for key, (heard, ctx) in self._last_heard.items()
-                if now - heard >= self.idle_s
+                call
+                for call in self._calls
+                if not call.cancelled
+                and call.busy_depth == 0
+                and now - call.last_heard >= self.idle_s
             ]
-            for key, _ in idle:
-                del self._last_heard[key]  # its slot is free at once
-        for _, ctx in idle:
-            logger.info("live call from %s cancelled: no audio for %.0f s", ctx.peer(), self.idle_s)
-            ctx.cancel()
+            for call in idle:
+                call.cancelled = True
+        for call in idle:
+            logger.info(
+                "live call from %s cancelled: no audio for %.0f s",
+                call.context.peer(),
+                self.idle_s,
+            )
+            call.context.cancel()
         return len(idle)
 
     def _watch(self) -> None:

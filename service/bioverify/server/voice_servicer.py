@@ -116,24 +116,33 @@ class VoiceServicer(voice_pb2_grpc.VoiceServiceServicer):  # type: ignore[misc]
         request_iterator: Iterator[voice_pb2.VoiceStreamRequest],
         context: grpc.ServicerContext,
     ) -> Iterator[voice_pb2.VoiceStreamResponse]:
-        with self.live_calls.admitted(context) as heard:
+        calls = self.live_calls
+        with calls.admitted(context) as call:
             first = next(request_iterator, None)
-            if first is None or first.WhichOneof("message") != "config":
-                raise StreamProtocolError("the first stream message must carry the config")
-            session = self.voices.open_stream(convert.stream_config_from_proto(first.config))
+            calls.heard(call)
+            with calls.busy(call):
+                if first is None or first.WhichOneof("message") != "config":
+                    raise StreamProtocolError("the first stream message must carry the config")
+                session = self.voices.open_stream(convert.stream_config_from_proto(first.config))
             model = self.voices.model
             for message in request_iterator:
-                heard()
-                kind = message.WhichOneof("message")
-                if kind == "config":
-                    raise StreamProtocolError(
-                        "the stream format cannot change mid-call: send config only once, first"
-                    )
-                if kind != "audio":
-                    raise StreamProtocolError("a stream message after the config must carry audio")
-                for update in session.feed(message.audio):
+                calls.heard(call)
+                with calls.busy(call):
+                    kind = message.WhichOneof("message")
+                    if kind == "config":
+                        raise StreamProtocolError(
+                            "the stream format cannot change mid-call: send config only once, first"
+                        )
+                    if kind != "audio":
+                        raise StreamProtocolError(
+                            "a stream message after the config must carry audio"
+                        )
+                    updates = session.feed(message.audio)
+                for update in updates:
                     yield _update_to_proto(update, model)
-            yield _update_to_proto(session.finish(), model)
+            with calls.busy(call):
+                final = session.finish()
+            yield _update_to_proto(final, model)
 
 
 def _update_to_proto(update: StreamUpdate, model: str) -> voice_pb2.VoiceStreamResponse:

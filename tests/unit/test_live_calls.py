@@ -1,0 +1,83 @@
+"""LiveCalls: admission of live-call streams and cancellation of silent ones (fake clock)."""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+import grpc
+import pytest
+
+from bioverify.errors import Overloaded
+from bioverify.server.live_calls import LiveCalls
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class Context:
+    """What the watchdog uses of a gRPC servicer context."""
+
+    def __init__(self) -> None:
+        self.cancelled = 0
+
+    def peer(self) -> str:
+        return "ipv4:127.0.0.1:5000"
+
+    def cancel(self) -> None:
+        self.cancelled += 1
+
+
+def ctx(context: Context) -> grpc.ServicerContext:
+    return cast(grpc.ServicerContext, cast(Any, context))
+
+
+def test_admission_is_bounded_and_slots_come_back() -> None:
+    calls = LiveCalls(2, 30.0, clock=Clock())
+    with calls.admitted(ctx(Context())), calls.admitted(ctx(Context())):
+        assert calls.active == 2
+        with pytest.raises(Overloaded, match="2 live calls"), calls.admitted(ctx(Context())):
+            pass
+    assert calls.active == 0
+    with calls.admitted(ctx(Context())):  # freed on the way out, also after an error
+        with pytest.raises(RuntimeError), calls.admitted(ctx(Context())):
+            raise RuntimeError("handler failed")
+        assert calls.active == 1
+
+
+def test_a_silent_call_is_cancelled_once_and_keeps_its_slot_until_its_handler_ends() -> None:
+    clock = Clock()
+    calls = LiveCalls(1, 30.0, clock=clock)
+    silent = Context()
+    with calls.admitted(ctx(silent)) as call:
+        clock.now += 29.9
+        assert calls.cancel_idle() == 0
+        calls.heard(call)  # a message arrived: idle from now
+        clock.now += 29.9
+        assert calls.cancel_idle() == 0 and silent.cancelled == 0
+        clock.now += 0.2
+        assert calls.cancel_idle() == 1 and silent.cancelled == 1
+        clock.now += 60
+        assert calls.cancel_idle() == 0 and silent.cancelled == 1  # once
+        assert calls.active == 1  # until the handler notices and ends
+        calls.heard(call)  # a late message does not admit it again
+    assert calls.active == 0
+
+
+def test_a_call_at_work_is_never_idle() -> None:
+    """A slow inference queue is not a silent caller: idleness counts from the end of work."""
+    clock = Clock()
+    calls = LiveCalls(1, 30.0, clock=clock)
+    busy = Context()
+    with calls.admitted(ctx(busy)) as call:
+        with calls.busy(call):
+            clock.now += 120
+            assert calls.cancel_idle() == 0
+        clock.now += 29
+        assert calls.cancel_idle() == 0
+        clock.now += 2
+        assert calls.cancel_idle() == 1 and busy.cancelled == 1
