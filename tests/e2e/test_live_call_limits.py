@@ -30,7 +30,11 @@ class HeldCall:
     """A live call that sends its config, then only what the test puts on ``audio``."""
 
     def __init__(
-        self, stub: voice_pb2_grpc.VoiceServiceStub, subject_id: str, interim_s: float = 0.0
+        self,
+        stub: voice_pb2_grpc.VoiceServiceStub,
+        subject_id: str,
+        interim_s: float = 0.0,
+        deadline_s: float = 60.0,
     ) -> None:
         self.audio: queue.Queue[bytes | None] = queue.Queue()
         self.replies: list[voice_pb2.VoiceStreamResponse] = []
@@ -46,7 +50,7 @@ class HeldCall:
             while (chunk := self.audio.get()) is not None:
                 yield voice_pb2.VoiceStreamRequest(audio=chunk)
 
-        self.call = stub.VerifyVoiceStream(messages(), timeout=60)
+        self.call = stub.VerifyVoiceStream(messages(), timeout=deadline_s)
         self.code: grpc.StatusCode | None = None
         self.done = threading.Event()
         threading.Thread(target=self._drain, daemon=True).start()
@@ -225,3 +229,26 @@ def test_a_store_outage_mid_call_does_not_end_it(tmp_path: Path) -> None:
     assert call.code == grpc.StatusCode.OK, call.code
     assert call.replies[-1].final and call.replies[-1].decision == common_pb2.ACCEPT
     assert service.log().count("live call: the template store is unavailable") == 1
+
+
+def test_a_call_past_its_deadline_is_logged_as_such(service: ServiceProcess) -> None:
+    """A call whose client deadline passes while it streams ends DEADLINE_EXCEEDED for the
+    client and in the service's log: not an INTERNAL error, nor OK."""
+    speech = pcm16(sorted(SPEAKER.glob("*.flac"))[6])
+    with grpc.insecure_channel(service.target) as channel:
+        call = HeldCall(
+            voice_pb2_grpc.VoiceServiceStub(channel), "caller", interim_s=1.0, deadline_s=2.0
+        )
+        try:
+            for chunk in chunks(speech, ms=100):  # 8 s of audio in real time
+                if call.done.is_set():
+                    break
+                call.audio.put(chunk)
+                time.sleep(0.1)
+            assert call.done.wait(10)
+        finally:
+            call.hang_up()
+    assert call.code == grpc.StatusCode.DEADLINE_EXCEEDED
+    _wait_logged(service, "status=DEADLINE_EXCEEDED")
+    log = service.log()
+    assert "Traceback" not in log and "status=INTERNAL" not in log

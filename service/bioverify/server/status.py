@@ -119,23 +119,35 @@ def _wrap_stream(
     def wrapper(requests: Iterator[Any], context: grpc.ServicerContext) -> Iterator[Any]:
         rid = _request_id(context)
         started = time.perf_counter()
-        ended_by_client = False
+        ended = ""  # how the client ended the call, when it did
         try:
             yield from fn(requests, context)
+        except GeneratorExit:
+            # gRPC closes the handler when the call ends while it works on a message.
+            ended = _ended_by_client(context)
+            raise
         except Exception as exc:
             if _is_abort(exc):
                 raise
-            if isinstance(exc, grpc.RpcError) and not context.is_active():
+            ended = _ended_by_client(context) if isinstance(exc, grpc.RpcError) else ""
+            if ended:
                 # Reading the next message failed because the call is over: the client
                 # hung up or its deadline passed (or the idle watchdog cancelled it). Not a
                 # fault of ours, and nobody is left to answer.
-                ended_by_client = True
                 return
             _handle(exc, context, method, rid)
         finally:
-            _log(method, rid, context, started, "CANCELLED" if ended_by_client else "")
+            _log(method, rid, context, started, ended)
 
     return wrapper
+
+
+def _ended_by_client(context: grpc.ServicerContext) -> str:
+    """``"DEADLINE_EXCEEDED"`` or ``"CANCELLED"`` when the call is over, else ``""``."""
+    if context.is_active():
+        return ""
+    remaining = context.time_remaining()
+    return "DEADLINE_EXCEEDED" if remaining is not None and remaining <= 0 else "CANCELLED"
 
 
 def _is_abort(exc: BaseException) -> bool:
