@@ -347,6 +347,7 @@ class FaceVerification:
         tenant = validate_tenant(tenant)
         one_to_one = self.operating_point(policy)  # binds the capture to the found subject
         _require_image(image, "image")
+        self._validate_capture(capture)  # before any image work
         live, sample = self._sample(image, policy, tenant, capture)
         result = identify(
             self.gallery,
@@ -446,9 +447,7 @@ class FaceVerification:
         """The image's face, embedded, and its single-image liveness (None: not checked).
         Both start from the detected face and are independent, so they run side by side on
         the pool and liveness adds little to a request's latency. With a live capture the
-        capture decides liveness (checked by the caller), so only its shape is validated
-        here, before any image work."""
-        self._validate_capture(capture)
+        capture decides liveness (validated and then checked by the caller)."""
         prepared = self.pool.run(self.pipeline.prepare, image)
         wait = self._start_liveness(policy, tenant, prepared) if capture is None else not_checked
         sample = self.pool.run(self.pipeline.embed, [prepared])[0]
