@@ -21,12 +21,14 @@ from bioverify.errors import (
     InvalidInput,
     InvalidSubjectId,
     ModelMismatch,
+    NotEnrolled,
     Overloaded,
     TooLarge,
 )
 from bioverify.index.gallery import Gallery
 from bioverify.scoring import Calibration, OperatingPoint
 from bioverify.store.ports import Template, TemplateStore, TemplateWrite
+from bioverify.subject_ids import legacy_subject_id_forms
 from bioverify.usecases.gallery_search import Duplicate, find_duplicates
 
 T = TypeVar("T")
@@ -64,6 +66,61 @@ def validate_subject_id(subject_id: str, max_length: int = 128) -> str:
                 f"(U+{ord(ch):04X} {unicodedata.name(ch, 'separator')}); use U+0020"
             )
     return subject_id
+
+
+def on_stored_form(
+    subject_id: str, max_length: int, fn: Callable[[str], T], *, every_form: bool = False
+) -> list[tuple[str, T]]:
+    """``fn`` (a look-up or erasure that raises NotEnrolled when nothing is stored under the
+    id it is given) on the form of ``subject_id`` the store holds the subject under: its NFC
+    form (``validate_subject_id``) first, then ``legacy_subject_id_forms``, so a subject a
+    version before NFC ids stored under an NFD id, or one with a NO-BREAK SPACE, is still
+    found, verified and erased. Returns (form, result) for the first form found, or with
+    ``every_form`` for each form found (an erasure reaches every one, twins included). When
+    none is found: the InvalidSubjectId of an id this version refuses, else the NFC form's
+    NotEnrolled. Only for subjects that exist: an id is never created in a legacy form."""
+    refused: InvalidSubjectId | None = None
+    missing: NotEnrolled | None = None
+    forms = legacy_subject_id_forms(subject_id, max_length)
+    try:
+        nfc = validate_subject_id(subject_id, max_length)
+        forms = [nfc, *(form for form in forms if form != nfc)]
+    except InvalidSubjectId as exc:
+        refused = exc
+    found: list[tuple[str, T]] = []
+    for form in forms:
+        try:
+            found.append((form, fn(form)))
+        except NotEnrolled as exc:
+            missing = missing or exc
+            continue
+        if not every_form:
+            break
+    if found:
+        return found
+    if refused is not None:
+        raise refused
+    assert missing is not None  # the NFC form was tried
+    raise missing
+
+
+def enrolment_subject_id(
+    store: TemplateStore, tenant: str, subject_id: str, nfc: str, max_length: int
+) -> str:
+    """The id an enrolment sent as ``subject_id`` (``nfc``: its validated NFC form) writes
+    under: ``nfc``, unless only a legacy form of it is stored (a subject enrolled from macOS
+    by a version before NFC ids), which the enrolment then extends rather than starting a
+    twin. A look-up is spent only on ids whose forms differ."""
+    forms = [form for form in legacy_subject_id_forms(subject_id, max_length) if form != nfc]
+    if not forms:
+        return nfc
+    for form in (nfc, *forms):
+        try:
+            store.get_subject(tenant, form)
+        except NotEnrolled:
+            continue
+        return form
+    return nfc
 
 
 def validate_tenant(tenant: str) -> str:

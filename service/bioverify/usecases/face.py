@@ -34,9 +34,11 @@ from bioverify.usecases.common import (
     InferencePool,
     Issue,
     RequestPolicy,
+    enrolment_subject_id,
     issue_of,
     legacy_sample_id,
     mismatched_samples,
+    on_stored_form,
     prepare_all,
     prepare_each,
     refuse_mismatched,
@@ -44,7 +46,6 @@ from bioverify.usecases.common import (
     save_enrollment,
     template_for,
     validate_enrollment,
-    validate_subject_id,
     validate_tenant,
 )
 from bioverify.usecases.gallery_search import Duplicate, IdentifyResult, identify
@@ -216,6 +217,7 @@ class FaceVerification:
         that fails with Unavailable gives the challenge back for the retry. Samples that do not
         look like the subject (``mismatched_samples`` at the pack's loosest operating point)
         are refused with SUBJECT_MISMATCH, with or without a capture."""
+        sent_id = subject_id
         tenant, subject_id, meta = validate_enrollment(
             tenant,
             subject_id,
@@ -224,6 +226,9 @@ class FaceVerification:
             noun="images",
             max_samples=self.max_images,
             max_subject_id_length=self.max_subject_id_length,
+        )
+        subject_id = enrolment_subject_id(
+            self.store, tenant, sent_id, subject_id, self.max_subject_id_length
         )
         point = self.operating_point(policy)
         self._validate_capture(capture)
@@ -386,11 +391,14 @@ class FaceVerification:
         """``capture``: frames of the same capture vouching for ``image``; their liveness
         (``image`` and the enrolled subject bound to them) replaces the single-image check."""
         tenant = validate_tenant(tenant)
-        subject_id = validate_subject_id(subject_id, self.max_subject_id_length)
         point = self.operating_point(policy)
         _require_image(image, "image")
         self._validate_capture(capture)  # a malformed request is refused before any look-up
-        template = template_for(self.store, tenant, subject_id, FACE, self.model)
+        ((subject_id, template),) = on_stored_form(
+            subject_id,
+            self.max_subject_id_length,
+            lambda form: template_for(self.store, tenant, form, FACE, self.model),
+        )
         live, sample = self._sample(image, policy, tenant, capture)
         if capture is not None:
             binding = CaptureBinding(

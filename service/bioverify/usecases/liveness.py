@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import math
+import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
@@ -352,7 +353,10 @@ class LivenessChecks:
                 capture.challenge_id,
                 capture.nonce,
                 tenant=tenant,
-                subject_id=binding.subject_id if binding is not None else "",
+                # a challenge names its subject in NFC; a legacy id is stored in another form
+                subject_id=(
+                    unicodedata.normalize("NFC", binding.subject_id) if binding is not None else ""
+                ),
             )
             if capture.challenge_id
             else None

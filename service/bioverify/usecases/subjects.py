@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from bioverify.errors import InvalidInput
 from bioverify.index.gallery import Gallery
 from bioverify.store.ports import SubjectRecord, TemplateStore
-from bioverify.usecases.common import validate_subject_id, validate_tenant
+from bioverify.usecases.common import on_stored_form, validate_tenant
 
 MAX_PAGE_SIZE = 1000
 DEFAULT_PAGE_SIZE = 100
@@ -49,9 +49,15 @@ class SubjectAdministration:
         self.galleries = tuple(galleries)
 
     def get(self, tenant: str, subject_id: str) -> SubjectRecord:
+        """The subject under its NFC id or, when only that is stored, the legacy form a
+        version before NFC ids stored it under (``on_stored_form``)."""
         tenant = validate_tenant(tenant)
-        subject_id = validate_subject_id(subject_id, self.max_subject_id_length)
-        return self.store.get_subject(tenant, subject_id)
+        found = on_stored_form(
+            subject_id,
+            self.max_subject_id_length,
+            lambda form: self.store.get_subject(tenant, form),
+        )
+        return found[0][1]
 
     def list(self, tenant: str, page_size: int, page_token: str, modality: str) -> SubjectPage:
         tenant = validate_tenant(tenant)
@@ -71,11 +77,19 @@ class SubjectAdministration:
         return SubjectPage(subjects=subjects, next_page_token=next_token)
 
     def delete(self, tenant: str, subject_id: str) -> tuple[str, int]:
-        """Erase the subject; returns its id as stored (normalised) and the number of
-        templates erased."""
+        """Erase the subject under every form it is stored under: its NFC id and the legacy
+        forms a version before NFC ids may have stored it under (as sent, NFD), so that no twin
+        enrolled from another keyboard survives an erasure. Returns the first form erased (the
+        NFC one when it was stored) and the number of templates erased in all."""
         tenant = validate_tenant(tenant)
-        subject_id = validate_subject_id(subject_id, self.max_subject_id_length)
-        deleted = self.store.delete_subject(tenant, subject_id)
-        for gallery in self.galleries:  # erased subjects vanish from search at once
-            gallery.catch_up(self.store)
-        return subject_id, deleted
+        try:
+            erased = on_stored_form(
+                subject_id,
+                self.max_subject_id_length,
+                lambda form: self.store.delete_subject(tenant, form),
+                every_form=True,
+            )
+        finally:  # erased subjects vanish from search at once (also when a later form failed)
+            for gallery in self.galleries:
+                gallery.catch_up(self.store)
+        return erased[0][0], sum(count for _, count in erased)

@@ -45,9 +45,11 @@ from bioverify.usecases.common import (
     InferencePool,
     Issue,
     RequestPolicy,
+    enrolment_subject_id,
     issue_of,
     legacy_sample_id,
     mismatched_samples,
+    on_stored_form,
     prepare_all,
     prepare_each,
     refuse_mismatched,
@@ -55,7 +57,6 @@ from bioverify.usecases.common import (
     save_enrollment,
     template_for,
     validate_enrollment,
-    validate_subject_id,
     validate_tenant,
 )
 from bioverify.usecases.gallery_search import Duplicate, IdentifyResult, identify
@@ -330,6 +331,7 @@ class VoiceVerification:
         dry_run: bool = False,
         refuse_duplicates: bool = False,
     ) -> EnrollVoiceOutcome:
+        sent_id = subject_id
         tenant, subject_id, meta = validate_enrollment(
             tenant,
             subject_id,
@@ -338,6 +340,9 @@ class VoiceVerification:
             noun="clips",
             max_samples=self.policy.max_clips_per_enrollment,
             max_subject_id_length=self.max_subject_id_length,
+        )
+        subject_id = enrolment_subject_id(
+            self.store, tenant, sent_id, subject_id, self.max_subject_id_length
         )
         outcomes: list[VoiceSampleOutcome] = []
         accepted: list[VoiceSample] = []
@@ -474,13 +479,20 @@ class VoiceVerification:
     def _template(self, tenant: str, subject_id: str) -> Template:
         return template_for(self.store, tenant, subject_id, VOICE, self.model)
 
+    def _stored_template(self, tenant: str, subject_id: str) -> tuple[str, Template]:
+        """The subject's id as stored (NFC, or a legacy form: ``on_stored_form``) and its voice
+        template."""
+        ((stored, template),) = on_stored_form(
+            subject_id, self.max_subject_id_length, lambda form: self._template(tenant, form)
+        )
+        return stored, template
+
     def verify(
         self, *, tenant: str, subject_id: str, clip: AudioInput, policy: RequestPolicy
     ) -> VerifyVoiceOutcome:
         tenant = validate_tenant(tenant)
-        subject_id = validate_subject_id(subject_id, self.max_subject_id_length)
         point = self.operating_point(policy)
-        template = self._template(tenant, subject_id)
+        subject_id, template = self._stored_template(tenant, subject_id)
         decoded, sample, live = self._analyse_with_liveness(policy, tenant, clip)
         issues = self._speech_issues(sample, self.policy.min_verify_speech_s)
         similarity = cosine_similarity(template.vector, sample.embedding)
@@ -546,7 +558,6 @@ class VoiceVerification:
     # -- live calls -------------------------------------------------------------------------
     def open_stream(self, config: StreamConfig) -> VoiceStreamSession:
         tenant = validate_tenant(config.tenant)
-        subject_id = validate_subject_id(config.subject_id, self.max_subject_id_length)
         if config.encoding not in RAW_ENCODINGS:
             raise StreamProtocolError(
                 "a live stream carries raw audio: set encoding to PCM_S16LE, MULAW or ALAW"
@@ -566,7 +577,7 @@ class VoiceVerification:
         if not isinstance(vad, SileroVad):
             raise InvalidInput("live streams need the Silero VAD")
         self.operating_point(config.policy)  # an unknown name fails before any audio
-        template = self._template(tenant, subject_id)
+        subject_id, template = self._stored_template(tenant, config.subject_id)
         narrowband = declared_narrowband(config.sample_rate_hz, config.encoding)
         scoring = self.scoring(config.policy, self.channel(narrowband, _template_narrow(template)))
         interim = config.interim_every_speech_s or self.policy.interim_every_speech_s

@@ -1,0 +1,47 @@
+"""Subject ids as versions before NFC ids stored them ("legacy" ids): those versions took an
+id exactly as sent, so a subject enrolled from macOS may be held under an NFD id and one typed
+with a NO-BREAK SPACE under that. This version stores and creates ids only in NFC with plain
+spaces (``bioverify.usecases.common.validate_subject_id``) but still reaches such subjects.
+Pure functions, light enough for the admin tool."""
+
+from __future__ import annotations
+
+import unicodedata
+
+
+def legacy_subject_id_forms(subject_id: str, max_length: int = 128) -> list[str]:
+    """The forms a version before NFC ids may have stored the subject ``subject_id`` names
+    under: its NFC form, the id as sent and its NFD form (as macOS types it), each once and
+    only when such a version accepted it (1 to ``max_length`` characters, not padded, no
+    control, format or unassigned character; any separator). Those versions stored ids
+    exactly as sent, so "José" enrolled from macOS is held in NFD, "Ann Lee" typed with a
+    NO-BREAK SPACE with that."""
+    forms: list[str] = []
+    for form in (
+        unicodedata.normalize("NFC", subject_id),
+        subject_id,
+        unicodedata.normalize("NFD", subject_id),
+    ):
+        if form not in forms and _legacy_valid(form, max_length):
+            forms.append(form)
+    return forms
+
+
+def legacy_subject_id_problem(subject_id: str) -> str:
+    """Why this version would not store ``subject_id`` as it is (empty: it would): not in NFC,
+    or holding a separator other than U+0020. Ids a version before NFC ids stored that way
+    are still reached (``bioverify.usecases.common.on_stored_form``), but only as stored."""
+    if unicodedata.normalize("NFC", subject_id) != subject_id:
+        return "not in Unicode normal form C"
+    for ch in subject_id:
+        if unicodedata.category(ch).startswith("Z") and ch != " ":
+            return f"holds U+{ord(ch):04X} {unicodedata.name(ch, 'separator')}"
+    return ""
+
+
+def _legacy_valid(subject_id: str, max_length: int) -> bool:
+    return (
+        0 < len(subject_id) <= max_length
+        and subject_id == subject_id.strip()
+        and not any(unicodedata.category(ch).startswith("C") for ch in subject_id)
+    )
