@@ -20,6 +20,7 @@ from bioverify.errors import BioverifyError, ConfigurationError
 from bioverify.packs import NARROWBAND_CHANNEL, PackCatalog, PackManifest
 from bioverify.scoring import operating_point_name
 from bioverify.settings import Settings
+from bioverify.subject_ids import legacy_subject_id_problem
 from bioverify_admin import models_cmd
 from bioverify_admin.datasets import (
     DatasetError,
@@ -649,9 +650,21 @@ def _enroll_exit_status(report: RunReport) -> int:
 
 # -- subjects -----------------------------------------------------------------------------------
 def cmd_subjects_list(args: argparse.Namespace) -> int:
+    """Every subject's id; with ``--legacy`` only those stored under an id this version would
+    not store as it is (enrolled by a version before NFC ids: NFD, or a separator other than
+    U+0020), each written with escapes (JSON) and why, since on a terminal it looks like
+    another id."""
     with serving(args, args.server) as client:
         subjects = list(client.iter_subjects(tenant=args.tenant))
-    if args.json:
+    if args.legacy:
+        legacy = [(s, legacy_subject_id_problem(s.subject_id)) for s in subjects]
+        if args.json:
+            print(_dump([{**_subject_dict(s), "legacy_id": why} for s, why in legacy if why]))
+        else:
+            for s, why in legacy:
+                if why:
+                    print(f"{json.dumps(s.subject_id)}\t{why}")
+    elif args.json:
         print(_dump([_subject_dict(s) for s in subjects]))
     else:
         for s in subjects:
@@ -1018,6 +1031,14 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--server", required=True, help="HOST:PORT of the service")
         p.add_argument("--tenant", default="")
         p.add_argument("--json", action="store_true")
+        if name == "list":
+            p.add_argument(
+                "--legacy",
+                action="store_true",
+                help="only subjects stored under an id in another Unicode form than NFC or "
+                "with a separator other than U+0020 (enrolled by a version before NFC ids), "
+                "each escaped, with why",
+            )
         if name == "delete":
             p.add_argument(
                 "--journal",

@@ -5,6 +5,7 @@ and erased, while new ids are normalised or refused as for any other subject."""
 
 from __future__ import annotations
 
+import json
 import unicodedata
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +20,7 @@ from bioverify.settings import Settings
 from bioverify.store.ports import TemplateWrite
 from bioverify.store.sqlite_store import SqliteTemplateStore
 from bioverify.v1 import common_pb2
+from bioverify_admin.cli import main as admin_main
 from tests.conftest import DATA, MODELS, custom_service, lfw
 
 CLINTON = [lfw("Bill_Clinton", n) for n in (1, 3, 7, 17)]
@@ -117,6 +119,24 @@ def failure(call: object) -> BioverifyClientError:
     with pytest.raises(BioverifyClientError) as info:
         call()
     return info.value
+
+
+def test_the_admin_tool_lists_subjects_stored_under_legacy_ids(
+    target: str, client: BioverifyClient, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Runs first, while every legacy subject is still stored."""
+    assert admin_main(["subjects", "list", "--legacy", "--server", target]) == 0
+    lines = sorted(capsys.readouterr().out.splitlines())
+    assert lines == sorted(
+        [
+            f"{json.dumps(JOSE_NFD)}\tnot in Unicode normal form C",
+            f"{json.dumps(ANN_NBSP)}\tholds U+00A0 NO-BREAK SPACE",
+            f"{json.dumps(ZOE_NFD)}\tnot in Unicode normal form C",
+        ]
+    )
+    assert admin_main(["subjects", "list", "--legacy", "--json", "--server", target]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert {s["subject_id"] for s in listed} == {JOSE_NFD, ANN_NBSP, ZOE_NFD}
 
 
 def test_a_legacy_nfd_subject_is_fetched_verified_extended_and_erased(
