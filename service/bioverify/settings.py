@@ -98,6 +98,9 @@ class Settings:
     # Liveness challenges a tenant may have pending at once; one more is refused
     # (RESOURCE_EXHAUSTED, TOO_MANY_CHALLENGES) until some are answered or expire
     challenge_max_pending_per_tenant: int = 1000
+    # ... and all tenants together (in memory: per replica; in Redis: shared); one more is
+    # refused (RESOURCE_EXHAUSTED, OVERLOADED) until some are answered or expire
+    challenge_max_pending: int = 100_000
     # Gallery (1:N search)
     gallery_exact_max: int = 50_000  # exact search up to this many templates per tenant, ANN above
     gallery_snapshots: bool = True  # save the index at shutdown, load it at startup
@@ -215,6 +218,7 @@ class Settings:
             "max_subject_id_length",
             "challenge_ttl_s",
             "challenge_max_pending_per_tenant",
+            "challenge_max_pending",
             "gallery_follow_poll_s",
             "voice_interim_every_speech_s",
             "gallery_exact_max",

@@ -95,7 +95,7 @@ def test_redeem_is_single_use() -> None:
     assert issuer.redeem(found).challenge == c
     with pytest.raises(ChallengeInvalid, match="already used"):
         issuer.redeem(found)
-    with pytest.raises(ChallengeInvalid, match="unknown or already used"):
+    with pytest.raises(ChallengeInvalid, match="unknown, already used or expired"):
         issuer.look_up(c.challenge_id, c.nonce)
 
 

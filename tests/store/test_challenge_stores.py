@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 import pytest
 import redis
 
-from bioverify.errors import ChallengeInvalid, TooManyChallenges, Unavailable
+from bioverify.errors import ChallengeInvalid, Overloaded, TooManyChallenges, Unavailable
 from bioverify.liveness.challenge import POSE_ACTIONS, Challenge, ChallengeIssuer
 from bioverify.liveness.challenges_memory import InMemoryChallenges
 from bioverify.liveness.challenges_redis import RedisChallenges, from_json, to_json
@@ -18,6 +18,7 @@ from bioverify.liveness.ports import PendingChallenges
 from bioverify.store.redis_connection import connect
 
 PER_TENANT = 5
+IN_ALL = 12
 Replica = Callable[[], PendingChallenges]
 
 
@@ -30,11 +31,11 @@ def replicas(request: pytest.FixtureRequest) -> Iterator[Replica]:
         url = request.getfixturevalue("redis_url")
 
         def replica() -> PendingChallenges:
-            made.append(RedisChallenges(connect(url), max_per_tenant=PER_TENANT))
+            made.append(RedisChallenges(connect(url), max_per_tenant=PER_TENANT, max_total=IN_ALL))
             return made[-1]
 
     else:
-        shared = InMemoryChallenges(max_per_tenant=PER_TENANT, max_total=1000)
+        shared = InMemoryChallenges(max_per_tenant=PER_TENANT, max_total=IN_ALL)
 
         def replica() -> PendingChallenges:
             made.append(shared)
@@ -45,8 +46,10 @@ def replicas(request: pytest.FixtureRequest) -> Iterator[Replica]:
         store.close()
 
 
-def issuer(store: PendingChallenges, ttl: float = 30.0) -> ChallengeIssuer:
-    return ChallengeIssuer(store, ttl_seconds=ttl)
+def issuer(
+    store: PendingChallenges, ttl: float = 30.0, clock: Callable[[], float] = time.time
+) -> ChallengeIssuer:
+    return ChallengeIssuer(store, ttl_seconds=ttl, clock=clock)
 
 
 def test_a_challenge_round_trips(replicas: Replica) -> None:
@@ -133,24 +136,67 @@ def test_the_cap_is_per_tenant(replicas: Replica) -> None:
     a.issue("flood")
 
 
+def test_the_cap_in_all_holds_against_invented_tenants(replicas: Replica) -> None:
+    """Tenants made up one after another, each filled to its cap, meet the cap in all
+    (Overloaded, not the tenant's TooManyChallenges), on every replica."""
+    a, b = issuer(replicas()), issuer(replicas())
+    issued = 0
+    with pytest.raises(Overloaded) as info:
+        for n in range(IN_ALL):
+            for _ in range(PER_TENANT):
+                (a, b)[issued % 2].issue(f"t{n}")
+                issued += 1
+    assert not isinstance(info.value, TooManyChallenges)
+    assert info.value.reason == "OVERLOADED"
+    assert issued == IN_ALL
+    for replica in (a, b):
+        with pytest.raises(Overloaded):
+            replica.issue("someone-else")
+
+
 def test_expired_challenges_are_gone_and_free_their_place(replicas: Replica) -> None:
-    a = issuer(replicas(), ttl=0.3)
+    """A lifetime long enough for the issuing to finish however loaded the machine, then a
+    wait until it is surely over."""
+    ttl = 2.0
+    a = issuer(replicas(), ttl=ttl)
+    started = time.monotonic()
     issued = [a.issue("t") for _ in range(PER_TENANT)]
     with pytest.raises(TooManyChallenges):
         a.issue("t")
-    time.sleep(0.4)
-    with pytest.raises(ChallengeInvalid):
+    assert time.monotonic() - started < ttl, "too slow to test: expired while issuing"
+    time.sleep(max(0.0, started + ttl + 0.2 - time.monotonic()))
+    with pytest.raises(ChallengeInvalid, match="expired"):
         a.look_up(issued[0].challenge_id, issued[0].nonce, tenant="t")
     assert len({a.issue("t").challenge_id for _ in range(PER_TENANT)}) == PER_TENANT
 
 
+def test_expiry_is_the_stores_not_the_replicas_wall_clock(replicas: Replica) -> None:
+    """A replica whose wall clock runs an hour fast (or slow) still honours a challenge
+    another issued, and one it issued is honoured elsewhere: only the shown expires_at
+    differs."""
+    hour = 3600.0
+    right = issuer(replicas())
+    fast = issuer(replicas(), clock=lambda: time.time() + hour)
+    slow = issuer(replicas(), clock=lambda: time.time() - hour)
+    for issuing, answering in ((right, fast), (fast, slow), (slow, right)):
+        c = issuing.issue("t")
+        found = answering.look_up(c.challenge_id, c.nonce, tenant="t")
+        assert answering.redeem(found).challenge == c
+
+
 def test_redis_keys_follow_the_prefix_and_expire(redis_url: str) -> None:
-    store = RedisChallenges(connect(redis_url), key_prefix="bv-test:", max_per_tenant=3)
+    store = RedisChallenges(
+        connect(redis_url), key_prefix="bv-test:", max_per_tenant=3, max_total=10
+    )
     try:
         c = issuer(store, ttl=20).issue("t")
         with redis.Redis.from_url(redis_url) as raw:
             keys = sorted(k.decode() for k in raw.keys("*"))
-            assert keys == [f"bv-test:challenge:{c.challenge_id}", "bv-test:challenges:t"]
+            assert keys == [
+                f"bv-test:challenge:{c.challenge_id}",
+                "bv-test:challenges",
+                "bv-test:challenges:t",
+            ]
             assert all(0 < raw.pttl(k) <= 20_000 for k in keys)
             assert b"pickle" not in (raw.get(keys[0]) or b"")
             assert from_json(raw.get(keys[0]) or b"") == c  # JSON
@@ -158,14 +204,41 @@ def test_redis_keys_follow_the_prefix_and_expire(redis_url: str) -> None:
         store.close()
 
 
+def test_redis_counts_expire_no_earlier_than_the_longest_lived_challenge(redis_url: str) -> None:
+    """Replicas may run different lifetimes (CHALLENGE_TTL_S): a short-lived challenge
+    issued after a long-lived one must not cut the counts' expiry short, or the caps would
+    forget the long-lived one while it is still pending."""
+    stores = [RedisChallenges(connect(redis_url), max_per_tenant=2, max_total=10) for _ in range(2)]
+    try:
+        long_lived = issuer(stores[0], ttl=600).issue("t")
+        issuer(stores[1], ttl=1).issue("t")
+        with redis.Redis.from_url(redis_url) as raw:
+            for key in ("bioverify:challenges:t", "bioverify:challenges"):
+                assert raw.pttl(key) > 500_000, key
+        assert stores[1].get(long_lived.challenge_id) == long_lived
+        with pytest.raises(TooManyChallenges):
+            issuer(stores[1], ttl=1).issue("t")
+        # Given back: the count's expiry is not cut short either.
+        taken = issuer(stores[0], ttl=600).issue("u")
+        assert stores[0].take(taken, "claim")
+        issuer(stores[1], ttl=1).issue("u")
+        stores[0].put_back(taken, "claim")
+        with redis.Redis.from_url(redis_url) as raw:
+            assert raw.pttl("bioverify:challenges:u") > 500_000
+    finally:
+        for store in stores:
+            store.close()
+
+
 def test_redis_outage_is_unavailable_without_the_address() -> None:
     store = RedisChallenges(
         connect("redis://:secret@127.0.0.1:1/0", socket_timeout=0.2, retries=0),
         max_per_tenant=3,
+        max_total=10,
     )
     c = Challenge("id", "nonce", POSE_ACTIONS[:2], expires_at=time.time() + 30)
     try:
-        for call in (lambda: store.add(c), lambda: store.get("id"), lambda: store.take(c, "x")):
+        for call in (lambda: store.add(c, 30), lambda: store.get("id"), lambda: store.take(c, "x")):
             with pytest.raises(Unavailable) as info:
                 call()
             assert "liveness challenge store (Redis) is unreachable" in info.value.message

@@ -61,8 +61,8 @@ ALL_ACTIONS = (*POSE_ACTIONS, Action.BLINK)
 
 @dataclass(frozen=True)
 class Challenge:
-    """An issued challenge. ``expires_at`` is in seconds since the epoch (wall clock, so that
-    every replica reads it alike)."""
+    """An issued challenge. ``expires_at`` is in seconds since the epoch, for clients to show:
+    the store that keeps the challenge decides when it expires (``PendingChallenges``)."""
 
     challenge_id: str
     nonce: str
@@ -72,6 +72,9 @@ class Challenge:
     subject_id: str = ""
     """Empty: redeemable by any request of the tenant (CheckLiveness, or a face request
     about anyone); set: only by VerifyFace or EnrollFace of that subject."""
+
+
+_GONE = "unknown, already used or expired challenge; start a new one"
 
 
 @dataclass(frozen=True)
@@ -90,7 +93,8 @@ class ChallengeIssuer:
     Redeeming has two steps, so that a request failing for reasons of its own (a bad frame, a
     busy server, a store outage) does not use its challenge up, while no challenge ever vouches
     for two verdicts. ``look_up`` checks id, nonce, tenant, subject and expiry before any work;
-    a wrong nonce, tenant or subject burns the challenge (it cannot be tried again).
+    a wrong nonce, tenant or subject burns the challenge (it cannot be tried again). Expiry is
+    the store's (``PendingChallenges``), never this replica's wall clock.
     ``redeem`` takes it, atomically and once, after the frames are assessed and before the
     verdict that used it is given: of several requests answering one challenge at once, on
     one replica or several, one goes on and the others get ChallengeInvalid.
@@ -106,6 +110,7 @@ class ChallengeIssuer:
         max_actions: int = 3,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        """``clock``: the wall clock, only for the ``expires_at`` shown to clients."""
         if ttl_seconds <= 0:
             raise ConfigurationError(f"challenge ttl must be > 0 s, got {ttl_seconds}")
         pool = tuple(dict.fromkeys(Action(a) for a in actions))
@@ -136,7 +141,7 @@ class ChallengeIssuer:
             tenant=tenant,
             subject_id=subject_id,
         )
-        self._pending.add(challenge)
+        self._pending.add(challenge, self._ttl)
         return challenge
 
     def look_up(
@@ -148,9 +153,7 @@ class ChallengeIssuer:
         burn it."""
         challenge = self._pending.get(challenge_id)
         if challenge is None:
-            raise ChallengeInvalid("unknown or already used challenge")
-        if self._clock() >= challenge.expires_at:
-            raise ChallengeInvalid("the challenge has expired; request a new one")
+            raise ChallengeInvalid(_GONE)
         why = self._mismatch(challenge, nonce, tenant, subject_id)
         if why:
             self._pending.take(challenge, secrets.token_urlsafe(16))
@@ -162,9 +165,7 @@ class ChallengeIssuer:
         request took it first or it expired since it was looked up."""
         claim = secrets.token_urlsafe(16)
         if not self._pending.take(challenge, claim):
-            if self._clock() >= challenge.expires_at:
-                raise ChallengeInvalid("the challenge has expired; request a new one")
-            raise ChallengeInvalid("unknown or already used challenge")
+            raise ChallengeInvalid(_GONE)
         return Redemption(challenge, claim)
 
     def give_back(self, redemption: Redemption) -> None:

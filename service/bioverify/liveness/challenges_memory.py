@@ -7,87 +7,109 @@ import threading
 import time
 from collections import Counter, OrderedDict
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from bioverify.errors import ConfigurationError, Overloaded, TooManyChallenges
 from bioverify.liveness.challenge import Challenge
 
 
+@dataclass
+class _Held:
+    challenge: Challenge
+    deadline: float  # on the store's monotonic clock
+    claim: str | None = None  # the taker's, while taken (until put back, or expiry)
+
+
 class InMemoryChallenges:
     """``PendingChallenges`` in a dict. At most ``max_per_tenant`` pending challenges per
     tenant (one more is refused, TooManyChallenges, and nobody's are dropped for it) and
-    ``max_total`` in all (a bound on memory: Overloaded beyond it). Expired ones are
-    dropped first."""
+    ``max_total`` held in all (a bound on memory: Overloaded beyond it; a taken challenge is
+    held until it expires, so that it can be put back). Expiry is by ``clock``, monotonic, so
+    a step of the wall clock (NTP) moves no deadline."""
 
     def __init__(
         self,
         *,
         max_per_tenant: int,
         max_total: int,
-        clock: Callable[[], float] = time.time,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if max_per_tenant < 1 or max_total < 1:
             raise ConfigurationError("the pending challenge limits must be >= 1")
         self._max_per_tenant = max_per_tenant
         self._max_total = max_total
         self._clock = clock
-        self._pending: OrderedDict[str, Challenge] = OrderedDict()  # about oldest first
-        self._per_tenant: Counter[str] = Counter()
+        self._held: OrderedDict[str, _Held] = OrderedDict()  # oldest first
+        self._per_tenant: Counter[str] = Counter()  # pending (not taken) ones
         self._lock = threading.Lock()
 
-    def add(self, challenge: Challenge) -> None:
+    def add(self, challenge: Challenge, lifetime_s: float) -> None:
         with self._lock:
             self._drop_expired()
             if self._per_tenant[challenge.tenant] >= self._max_per_tenant:
                 raise TooManyChallenges(too_many(self._max_per_tenant))
-            if len(self._pending) >= self._max_total:
-                raise Overloaded("too many liveness challenges are pending; retry later")
-            self._insert(challenge)
+            if len(self._held) >= self._max_total:
+                raise Overloaded(TOO_MANY_IN_ALL)
+            if challenge.challenge_id in self._held:
+                raise RuntimeError("a challenge id was issued twice")
+            self._held[challenge.challenge_id] = _Held(challenge, self._clock() + lifetime_s)
+            self._per_tenant[challenge.tenant] += 1
 
     def get(self, challenge_id: str) -> Challenge | None:
         with self._lock:
-            return self._pending.get(challenge_id)
+            held = self._pending(challenge_id)
+            return held.challenge if held is not None else None
 
     def take(self, challenge: Challenge, claim: str) -> bool:
         with self._lock:
-            if self._pending.get(challenge.challenge_id) != challenge:
+            held = self._pending(challenge.challenge_id)
+            if held is None or held.challenge != challenge:
                 return False
-            self._remove(challenge.challenge_id)
-            return self._clock() < challenge.expires_at
+            held.claim = claim
+            self._count_out(challenge.tenant)
+            return True
 
     def put_back(self, challenge: Challenge, claim: str) -> None:
-        """Only the request that took it holds it (``take`` is atomic), so no claim is
-        checked; the tenant's cap is not either (it counted the challenge when issued)."""
+        """The tenant's cap is not checked (it counted the challenge when issued)."""
         with self._lock:
-            if challenge.challenge_id not in self._pending and self._clock() < challenge.expires_at:
-                self._insert(challenge)
+            held = self._held.get(challenge.challenge_id)
+            if held is not None and held.claim == claim and self._clock() < held.deadline:
+                held.claim = None
+                self._per_tenant[challenge.tenant] += 1
 
     def pending(self, tenant: str | None = None) -> int:
-        """How many are pending, in ``tenant`` or in all (expired ones not yet dropped too)."""
+        """How many are held in all (expired ones not yet dropped too), or pending in
+        ``tenant``."""
         with self._lock:
-            return len(self._pending) if tenant is None else self._per_tenant[tenant]
+            return len(self._held) if tenant is None else self._per_tenant[tenant]
 
     def close(self) -> None:
         pass
 
-    def _insert(self, challenge: Challenge) -> None:
-        self._pending[challenge.challenge_id] = challenge
-        self._per_tenant[challenge.tenant] += 1
+    def _pending(self, challenge_id: str) -> _Held | None:
+        held = self._held.get(challenge_id)
+        if held is None or held.claim is not None or self._clock() >= held.deadline:
+            return None
+        return held
 
-    def _remove(self, challenge_id: str) -> None:
-        tenant = self._pending.pop(challenge_id).tenant
+    def _count_out(self, tenant: str) -> None:
         self._per_tenant[tenant] -= 1
         if not self._per_tenant[tenant]:
             del self._per_tenant[tenant]
 
     def _drop_expired(self) -> None:
-        """All have one lifetime, so the oldest expire first (one given back goes last: it
-        waits for those before it, at most one lifetime, and is refused when redeemed)."""
+        """The issuer gives every challenge one lifetime, so the oldest expire first."""
         now = self._clock()
-        while self._pending:
-            oldest = next(iter(self._pending.values()))
-            if now < oldest.expires_at:
+        while self._held:
+            oldest = next(iter(self._held.values()))
+            if now < oldest.deadline:
                 return
-            self._remove(oldest.challenge_id)
+            del self._held[oldest.challenge.challenge_id]
+            if oldest.claim is None:
+                self._count_out(oldest.challenge.tenant)
+
+
+TOO_MANY_IN_ALL = "too many liveness challenges are pending on this service; retry later"
 
 
 def too_many(limit: int) -> str:

@@ -90,28 +90,31 @@ class FaceShapeModel(Protocol):
 class PendingChallenges(Protocol):
     """Where issued liveness challenges wait to be answered: in the service's memory (one
     replica) or in Redis (every replica sharing the store). Thread-safe; a challenge is pending
-    until it is taken or its ``expires_at`` passes."""
+    until it is taken or its lifetime ends. The store alone decides expiry, by its own clock
+    (a monotonic clock in memory, the key's TTL in Redis): ``expires_at`` is only shown to
+    clients, so a replica whose wall clock is off neither rejects valid challenges nor honours
+    expired ones."""
 
-    def add(self, challenge: Challenge) -> None:
-        """Keep ``challenge`` until it expires. TooManyChallenges when its tenant already has
-        the most pending challenges allowed (others' challenges are never dropped for it);
-        Unavailable when the store cannot be reached."""
+    def add(self, challenge: Challenge, lifetime_s: float) -> None:
+        """Keep ``challenge`` for ``lifetime_s`` seconds. TooManyChallenges when its tenant
+        already has the most pending challenges allowed (others' challenges are never dropped
+        for it), Overloaded when the store holds the most it may in all; Unavailable when the
+        store cannot be reached."""
         ...
 
     def get(self, challenge_id: str) -> Challenge | None:
-        """The pending challenge (possibly just past its expiry: the caller checks), or None
-        when it is unknown, taken or gone."""
+        """The pending, unexpired challenge, or None when it is unknown, taken or expired."""
         ...
 
     def take(self, challenge: Challenge, claim: str) -> bool:
-        """Remove the pending ``challenge`` atomically: True for exactly one caller however
-        many replicas and threads try at once (and for a retry of that same call, ``claim``
-        being its random token), False for every other."""
+        """Remove the pending, unexpired ``challenge`` atomically: True for exactly one caller
+        however many replicas and threads try at once (and for a retry of that same call,
+        ``claim`` being its random token), False for every other."""
         ...
 
     def put_back(self, challenge: Challenge, claim: str) -> None:
-        """Make a challenge taken under ``claim`` pending again until its expiry (nothing
-        when it has expired meanwhile), for a request that failed after taking it."""
+        """Make a challenge taken under ``claim`` pending again for the rest of its lifetime
+        (nothing when it has expired meanwhile), for a request that failed after taking it."""
         ...
 
     def close(self) -> None: ...

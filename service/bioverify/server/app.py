@@ -115,10 +115,6 @@ def build_store(settings: Settings) -> TemplateStore:
     raise ConfigurationError(f"store {settings.store!r} is unknown; valid: sqlite, redis")
 
 
-MAX_PENDING_CHALLENGES_IN_MEMORY = 100_000
-"""All tenants together, in one replica's memory (a few hundred bytes each)."""
-
-
 def build_challenges(settings: Settings) -> PendingChallenges:
     """Where liveness challenges wait: in Redis with a Redis store, so that any replica can
     redeem a challenge another issued (and a restart keeps them), else in memory."""
@@ -127,10 +123,11 @@ def build_challenges(settings: Settings) -> PendingChallenges:
             connect(settings.redis_url),
             key_prefix=settings.redis_key_prefix,
             max_per_tenant=settings.challenge_max_pending_per_tenant,
+            max_total=settings.challenge_max_pending,
         )
     return InMemoryChallenges(
         max_per_tenant=settings.challenge_max_pending_per_tenant,
-        max_total=MAX_PENDING_CHALLENGES_IN_MEMORY,
+        max_total=settings.challenge_max_pending,
     )
 
 
