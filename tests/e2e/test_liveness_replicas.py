@@ -132,5 +132,7 @@ def test_the_pending_cap_is_per_tenant_across_replicas(
     assert error.code == grpc.StatusCode.RESOURCE_EXHAUSTED
     assert error.reason == "TOO_MANY_CHALLENGES"
     assert b.start_liveness_challenge(tenant="t")  # other tenants go on
-    reply = answer(b, victim, LIVE)
-    assert check(reply, "active_challenge")
+    reply = answer(b, victim, LIVE)  # still pending: redeemed and judged, not refused
+    judged = check(reply, "active_challenge")
+    assert not judged.passed, judged.detail  # these frames were not taken for its actions
+    assert "CHALLENGE_FAILED" in [r.code for r in reply.reasons]
