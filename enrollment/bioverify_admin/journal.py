@@ -32,8 +32,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bioverify.errors import InvalidInput
 from bioverify.fileio import create_key_file, fsync_dir
 from bioverify.server.exposure import restrict
+from bioverify.usecases.common import validate_tenant
 
 logger = logging.getLogger(__name__)
 
@@ -56,7 +58,7 @@ class Entry:
 
     @property
     def key(self) -> Key:
-        return (self.tenant, self.subject_id, self.modality, self.fingerprint)
+        return (tenant_name(self.tenant), self.subject_id, self.modality, self.fingerprint)
 
     def line(self) -> str:
         return json.dumps(
@@ -111,14 +113,25 @@ def _parse(line: str) -> dict[str, Any] | None:
     return entry if isinstance(entry, dict) else None
 
 
+def tenant_name(tenant: Any) -> Any:
+    """The tenant as the service names it: the empty tenant is ``default``, as ``--tenant``
+    left out and ``--tenant default`` are one tenant. A name the service would refuse (no
+    journal line of an accepted sample has one) is left as it is."""
+    try:
+        return validate_tenant(tenant) if isinstance(tenant, str) else tenant
+    except InvalidInput:
+        return tenant
+
+
 def _entry_key(entry: dict[str, Any], field: str) -> Key | None:
-    """The entry's key; its subject id in normal form C as the service stores it (journals
-    written before ids were normalised may hold a macOS folder name in NFD)."""
+    """The entry's key; its tenant as the service names it, its subject id in normal form C as
+    the service stores it (journals written before ids were normalised may hold a macOS folder
+    name in NFD)."""
     try:
         subject_id = entry["subject_id"]
         if isinstance(subject_id, str):
             subject_id = unicodedata.normalize("NFC", subject_id)
-        return (entry["tenant"], subject_id, entry["modality"], entry[field])
+        return (tenant_name(entry["tenant"]), subject_id, entry["modality"], entry[field])
     except KeyError:
         return None
 
@@ -156,6 +169,7 @@ class Journal:
 
     def done(self, tenant: str, subject: str, modality: str, fingerprint: str, data: bytes) -> bool:
         """Whether the service has answered for this sample (``data``, fingerprinted)."""
+        tenant = tenant_name(tenant)
         key = (tenant, subject, modality, fingerprint)
         with self._lock:
             if key in self._done:
@@ -220,18 +234,20 @@ def journal_files(path: Path) -> Iterator[Path]:
 
 def drop_subject(path: Path, tenant: str, subject_id: str) -> int:
     """Take every line of ``subject_id`` in ``tenant`` out of the journal at ``path`` (keyed and
-    plain alike); returns how many were taken out. The journal is rewritten only if any was."""
+    plain alike; ``""`` and ``default`` are one tenant); returns how many were taken out. The
+    journal is rewritten only if any was."""
     try:
         lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
     except OSError as exc:
         raise JournalError(f"cannot read the journal {path}: {exc.strerror}") from exc
     subject_id = unicodedata.normalize("NFC", subject_id)
+    tenant = tenant_name(tenant)
     kept = []
     for line in lines:
         entry = _parse(line)
         if (
             entry is not None
-            and entry.get("tenant") == tenant
+            and tenant_name(entry.get("tenant")) == tenant
             and isinstance(entry.get("subject_id"), str)
             and unicodedata.normalize("NFC", entry["subject_id"]) == subject_id
         ):

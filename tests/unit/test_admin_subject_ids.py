@@ -42,3 +42,25 @@ def test_journal_lines_written_with_nfd_ids_match_the_nfc_subject(tmp_path: Path
     assert drop_subject(path, "default", NFC) == 1
     assert not Journal(path).done("default", NFC, "face", fingerprint, b"photo")
     assert Journal(path).done("default", "other", "face", fingerprint, b"photo")
+
+
+def test_the_default_tenant_named_or_left_out_is_one_tenant(tmp_path: Path) -> None:
+    """Lines journalled without --tenant ("") and with --tenant default are the same
+    tenant's, as on the service: ``subjects delete`` takes both out either way, and a re-run
+    either way finds them done. Another tenant's lines stay."""
+    for deleted_as in ("", "default"):
+        path = tmp_path / f"journal-{deleted_as or 'none'}.jsonl"
+        journal = Journal(path)
+        fingerprint = journal.fingerprint(b"photo")
+        journal.record(
+            Entry(tenant, subject, "face", fingerprint, True)
+            for tenant, subject in (("", NFC), ("default", NFC), ("cards", NFC), ("", "other"))
+        )
+        for tenant in ("", "default"):
+            assert Journal(path).done(tenant, "other", "face", fingerprint, b"photo")
+        assert drop_subject(path, deleted_as, NFC) == 2
+        again = Journal(path)
+        assert not again.done("", NFC, "face", fingerprint, b"photo")
+        assert not again.done("default", NFC, "face", fingerprint, b"photo")
+        assert again.done("cards", NFC, "face", fingerprint, b"photo")
+        assert again.done("default", "other", "face", fingerprint, b"photo")
