@@ -16,11 +16,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bioverify.client import BioverifyClient, BioverifyClientError
-from bioverify.errors import BioverifyError, ConfigurationError
+from bioverify.errors import BioverifyError, ConfigurationError, InvalidInput
 from bioverify.packs import NARROWBAND_CHANNEL, PackCatalog, PackManifest
 from bioverify.scoring import operating_point_name
 from bioverify.settings import Settings
 from bioverify.subject_ids import legacy_subject_id_problem
+from bioverify.usecases.common import validate_tenant
 from bioverify_admin import models_cmd
 from bioverify_admin.datasets import (
     DatasetError,
@@ -786,6 +787,17 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _tenant(text: str) -> str:
+    """A ``--tenant`` the service accepts, checked by the service's own rule before anything
+    is sent: a bad one would otherwise fail every request alike. Passed on as given (the
+    journals' default paths are made from it)."""
+    try:
+        validate_tenant(text)
+    except InvalidInput as exc:
+        raise argparse.ArgumentTypeError(f"{text!r}: {exc.message}") from exc
+    return text
+
+
 def _share(text: str) -> float:
     try:
         value = float(text)
@@ -1002,7 +1014,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = add(sub, "enroll", cmd_enroll, "bulk enrollment from a folder tree or a CSV", service=True)
     p.add_argument("source", type=Path, help="folder (one sub-folder per subject) or CSV")
     p.add_argument("--server", required=True, help="HOST:PORT of the service")
-    p.add_argument("--tenant", default="")
+    p.add_argument("--tenant", type=_tenant, default="")
     p.add_argument("--dry-run", action="store_true", help="run the checks, enroll nothing")
     p.add_argument(
         "--force",
@@ -1029,7 +1041,7 @@ def build_parser() -> argparse.ArgumentParser:
         if needs_id:
             p.add_argument("subject_id")
         p.add_argument("--server", required=True, help="HOST:PORT of the service")
-        p.add_argument("--tenant", default="")
+        p.add_argument("--tenant", type=_tenant, default="")
         p.add_argument("--json", action="store_true")
         if name == "list":
             p.add_argument(
@@ -1055,7 +1067,7 @@ def build_parser() -> argparse.ArgumentParser:
         service=True,
     )
     p.add_argument("--server", required=True, help="HOST:PORT of the service")
-    p.add_argument("--tenant", default="")
+    p.add_argument("--tenant", type=_tenant, default="")
     p.add_argument("--out", type=Path, help="write here instead of stdout")
     return parser
 

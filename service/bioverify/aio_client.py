@@ -16,7 +16,13 @@ from grpc import aio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from bioverify import client_requests as requests
-from bioverify.client import BioverifyClientError, client_error, gives_up, tls_credentials
+from bioverify.client import (
+    BioverifyClientError,
+    client_error,
+    gives_up,
+    retryable,
+    tls_credentials,
+)
 from bioverify.v1 import (
     face_pb2_grpc,
     info_pb2_grpc,
@@ -181,11 +187,12 @@ class AsyncBioverifyClient:
             try:
                 return await method(request, timeout=self.timeout, metadata=self._metadata)
             except aio.AioRpcError as exc:
-                if exc.code() == grpc.StatusCode.UNAVAILABLE and attempt < self.retries:
+                error = client_error(exc)
+                if retryable(error) and attempt < self.retries:
                     await asyncio.sleep(self.backoff * (2**attempt))
                     attempt += 1
                     continue
-                raise client_error(exc) from exc
+                raise error from exc
 
 
 __all__ = ["AsyncBioverifyClient", "BioverifyClientError"]

@@ -5,10 +5,12 @@
     print(result.match.confidence, result.decision)
 
 Errors come back as ``BioverifyClientError`` (with the gRPC status code and the server's
-message); UNAVAILABLE is retried with exponential backoff. That includes a request answering a
-liveness challenge: the service uses a nonce up only with the verdict it vouches for (and gives
-it back when EnrollFace's write fails UNAVAILABLE), so the retry can answer it again. Only when
-the first attempt did get its verdict and the reply was lost (the connection dropped) does the
+message). UNAVAILABLE, and RESOURCE_EXHAUSTED with reason OVERLOADED (the service was too busy
+to take the request: its inference queue was full), are retried with exponential backoff
+(``retries``, ``backoff``; see ``retryable``). That includes a request answering a liveness
+challenge: the service uses a nonce up only with the verdict it vouches for (and gives it back
+when EnrollFace's write fails UNAVAILABLE), so the retry can answer it again. Only when the
+first attempt did get its verdict and the reply was lost (the connection dropped) does the
 retry come back FAILED_PRECONDITION (``CHALLENGE_INVALID``): start a new challenge then.
 """
 
@@ -55,6 +57,16 @@ def bind_unary(rpc: requests.Unary[P, R]) -> Callable[Concatenate[BioverifyClien
 
     requests.describe_method(call, rpc, rpc.reply.__name__)
     return call
+
+
+def retryable(error: BioverifyClientError) -> bool:
+    """Whether a failed request is worth sending again after a backoff: the service could not
+    be reached (UNAVAILABLE), or was too busy to take it (RESOURCE_EXHAUSTED, OVERLOADED).
+    Not other RESOURCE_EXHAUSTED reasons (TOO_LARGE, a tenant's TOO_MANY_CHALLENGES): the same
+    request would be refused alike."""
+    return error.code == grpc.StatusCode.UNAVAILABLE or (
+        error.code == grpc.StatusCode.RESOURCE_EXHAUSTED and error.reason == "OVERLOADED"
+    )
 
 
 def gives_up(answered: bool, waited_s: float, unreachable_timeout: float | None) -> bool:
@@ -241,12 +253,12 @@ class BioverifyClient:
             try:
                 return method(request, timeout=self.timeout, metadata=self._metadata)
             except grpc.RpcError as exc:
-                code = exc.code() if hasattr(exc, "code") else grpc.StatusCode.UNKNOWN
-                if code == grpc.StatusCode.UNAVAILABLE and attempt < self.retries:
+                error = client_error(exc)
+                if retryable(error) and attempt < self.retries:
                     time.sleep(self.backoff * (2**attempt))
                     attempt += 1
                     continue
-                raise client_error(exc) from exc
+                raise error from exc
 
 
 def client_error(exc: grpc.RpcError) -> BioverifyClientError:

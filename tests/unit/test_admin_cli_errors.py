@@ -187,6 +187,32 @@ def test_bad_numbers_are_usage_errors(argv: list[str]) -> None:
     assert info.value.code == 2
 
 
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["enroll", "people"],
+        ["subjects", "list"],
+        ["subjects", "show", "x"],
+        ["subjects", "delete", "x"],
+        ["subjects", "export"],
+    ],
+)
+def test_a_tenant_the_service_would_refuse_is_a_usage_error_before_any_request(
+    command: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Checked by the service's own rule: a bad --tenant would fail every request alike (and
+    an enrolment would report every subject as failed)."""
+    argv = [*command, "--server", UNREACHABLE]
+    for bad in ("no spaces", "-dash-first", "x" * 65, "café"):
+        with pytest.raises(SystemExit) as info:
+            cli.build_parser().parse_args([*argv, "--tenant", bad])
+        assert info.value.code == 2
+        assert "argument --tenant" in capsys.readouterr().err
+    for good in ("", "default", "cards-test.2"):
+        assert cli.build_parser().parse_args([*argv, "--tenant", good]).tenant == good
+    assert cli.build_parser().parse_args(argv).tenant == ""
+
+
 def test_calibrate_images_need_two_identities(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
