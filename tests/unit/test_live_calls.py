@@ -56,7 +56,7 @@ def test_a_silent_call_is_cancelled_once_and_keeps_its_slot_until_its_handler_en
     with calls.admitted(ctx(silent)) as call:
         clock.now += 29.9
         assert calls.cancel_idle() == 0
-        calls.heard(call)  # a message arrived: idle from now
+        calls.heard(call, 29.9)  # 29.9 s of audio arrived (in real time): idle from now
         clock.now += 29.9
         assert calls.cancel_idle() == 0 and silent.cancelled == 0
         clock.now += 0.2
@@ -64,7 +64,7 @@ def test_a_silent_call_is_cancelled_once_and_keeps_its_slot_until_its_handler_en
         clock.now += 60
         assert calls.cancel_idle() == 0 and silent.cancelled == 1  # once
         assert calls.active == 1  # until the handler notices and ends
-        calls.heard(call)  # a late message does not admit it again
+        calls.heard(call, 100.0)  # a late message does not admit it again
     assert calls.active == 0
 
 
@@ -74,10 +74,37 @@ def test_a_call_at_work_is_never_idle() -> None:
     calls = LiveCalls(1, 30.0, clock=clock)
     busy = Context()
     with calls.admitted(ctx(busy)) as call:
+        clock.now += 10
         with calls.busy(call):
             clock.now += 120
             assert calls.cancel_idle() == 0
+        calls.heard(call, 5.0)  # 5 s of audio in the 10 s of the caller's time: half rate
         clock.now += 29
         assert calls.cancel_idle() == 0
         clock.now += 2
         assert calls.cancel_idle() == 1 and busy.cancelled == 1
+
+
+def test_a_caller_dripping_a_little_audio_is_still_silent() -> None:
+    """A byte now and then (which MAX_CALL_SECONDS, counting audio, would never end) does
+    not keep a slot: a call must carry at least half real time of audio to count as heard."""
+    clock = Clock()
+    calls = LiveCalls(1, 30.0, clock=clock)
+    drip, talker = Context(), Context()
+    with calls.admitted(ctx(drip)) as call:
+        audio = 0.0
+        for _ in range(20):  # one 1-byte mu-law chunk (0.125 ms) every 2 s
+            clock.now += 2
+            audio += 0.000125
+            calls.heard(call, audio)
+            if calls.cancel_idle():
+                break
+        assert drip.cancelled == 1 and 30 <= clock.now - 100.0 <= 32
+    calls = LiveCalls(1, 30.0, clock=clock)
+    with calls.admitted(ctx(talker)) as call:
+        audio = 0.0
+        for _ in range(600):  # 1 s chunks sent every 1.9 s: a slow but real caller
+            clock.now += 1.9
+            audio += 1.0
+            calls.heard(call, audio)
+            assert calls.cancel_idle() == 0

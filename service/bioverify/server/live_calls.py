@@ -6,7 +6,11 @@ there are threads (or as many idle streams from a careless or hostile client) wo
 thread for anything else: unary requests and health checks would queue until their
 deadlines. So at most ``max_calls`` live calls run at once (more are refused with
 RESOURCE_EXHAUSTED at once), the limit stays below the thread count (see ``Settings``), and
-a call that sends no message for ``idle_s`` seconds is cancelled, freeing its thread.
+a call whose audio stops for ``idle_s`` seconds is cancelled, freeing its thread. A call
+carries audio in real time, so "stops" means: less than ``MIN_AUDIO_RATE`` seconds of audio
+per second since it was last heard (a client dripping a byte now and then, which
+``MAX_CALL_SECONDS`` would never end, holds no slot for long). The time the service itself
+spends on the call's messages does not count.
 """
 
 from __future__ import annotations
@@ -23,6 +27,9 @@ from bioverify.errors import Overloaded
 
 logger = logging.getLogger(__name__)
 
+MIN_AUDIO_RATE = 0.5
+"""Seconds of audio per second of wall time below which a call counts as silent."""
+
 
 class LiveCall:
     """One admitted call: ``heard()`` when a message arrives; ``busy()`` around the work on
@@ -30,8 +37,10 @@ class LiveCall:
 
     def __init__(self, context: grpc.ServicerContext, now: float) -> None:
         self.context = context
-        self.last_heard = now
+        self.last_heard = now  # moved on by the service's own work on the call
+        self.heard_audio_s = 0.0  # the call's audio at last_heard
         self.busy_depth = 0
+        self.busy_since = 0.0
         self.cancelled = False
 
 
@@ -85,20 +94,29 @@ class LiveCalls:
             with self._lock:
                 self._calls.discard(call)
 
-    def heard(self, call: LiveCall) -> None:
+    def heard(self, call: LiveCall, audio_s: float) -> None:
+        """The call has carried ``audio_s`` seconds of audio so far: it is heard (not idle)
+        when that grew by at least ``MIN_AUDIO_RATE`` of the time since it was last heard."""
         with self._lock:
-            call.last_heard = self._clock()
+            now = self._clock()
+            if audio_s - call.heard_audio_s >= MIN_AUDIO_RATE * (now - call.last_heard):
+                call.last_heard = now
+                call.heard_audio_s = audio_s
 
     @contextmanager
     def busy(self, call: LiveCall) -> Iterator[None]:
+        """Around the service's work on a message: that time is not the caller's silence."""
         with self._lock:
+            if call.busy_depth == 0:
+                call.busy_since = self._clock()
             call.busy_depth += 1
         try:
             yield
         finally:
             with self._lock:
                 call.busy_depth -= 1
-                call.last_heard = self._clock()  # idle from the end of the work
+                if call.busy_depth == 0:
+                    call.last_heard += self._clock() - call.busy_since
 
     def cancel_idle(self) -> int:
         """Cancel the calls waiting for audio for ``idle_s`` or longer; returns how many."""

@@ -119,14 +119,12 @@ class VoiceServicer(voice_pb2_grpc.VoiceServiceServicer):  # type: ignore[misc]
         calls = self.live_calls
         with calls.admitted(context) as call:
             first = next(request_iterator, None)
-            calls.heard(call)
             with calls.busy(call):
                 if first is None or first.WhichOneof("message") != "config":
                     raise StreamProtocolError("the first stream message must carry the config")
                 session = self.voices.open_stream(convert.stream_config_from_proto(first.config))
             model = self.voices.model
             for message in request_iterator:
-                calls.heard(call)
                 with calls.busy(call):
                     kind = message.WhichOneof("message")
                     if kind == "config":
@@ -138,6 +136,7 @@ class VoiceServicer(voice_pb2_grpc.VoiceServiceServicer):  # type: ignore[misc]
                             "a stream message after the config must carry audio"
                         )
                     updates = session.feed(message.audio)
+                calls.heard(call, session.call_seconds)
                 for update in updates:
                     yield _update_to_proto(update, model)
             with calls.busy(call):
