@@ -358,11 +358,15 @@ def summarise_voice(results: Sequence[PadResult]) -> dict[str, Any]:
     out["apcer_at_bpcer_5"] = pooled["apcer_at_bpcer_5"]
     out["apcer_at_bpcer_10"] = pooled["apcer_at_bpcer_10"]
     attack_ids = sorted({r.sample.attack for r in spoofs})
-    out["eer_by_attack"] = {}
+    by_attack = ("eer", "auc", *(key for _, key in BPCER_TARGETS))
+    for figure in by_attack:
+        out[f"{figure}_by_attack"] = {}
     out["apcer_by_attack"] = {}
     for attack in attack_ids:
         members = np.array([r.sample.attack == attack for r in results], dtype=bool) & ~bona
-        out["eer_by_attack"][attack] = _attack_figures(scores, bona, members)["eer"]
+        figures = _attack_figures(scores, bona, members)
+        for figure in by_attack:
+            out[f"{figure}_by_attack"][attack] = figures[figure]
         of_attack = [r.live for r in spoofs if r.sample.attack == attack]
         out["apcer_by_attack"][attack] = _rate(of_attack)
     out.update(_components(results, bona, attack_ids, by="attack"))

@@ -123,6 +123,13 @@ def test_voice_summary_golden() -> None:
         metrics.eer([0.9, 0.7, 0.6, 0.1], [1, 1, 0, 0])
     )
     assert s["eer"] == 0.0 and s["auc"] == 1.0
+    # per attack id, as per face attack class: AUC and APCER at BPCER 5 / 10 %
+    for attack, spoof_scores in (("TTS:A", [0.6, 0.1]), ("VC:B", [0.3, -1.0])):
+        scores, labels = [0.9, 0.7, *spoof_scores], [1, 1, 0, 0]
+        assert s["auc_by_attack"][attack] == pytest.approx(metrics.auc(scores, labels))
+        for target, key in ((0.05, "apcer_at_bpcer_5"), (0.10, "apcer_at_bpcer_10")):
+            expected = metrics.apcer_at_bpcer(scores, labels, target)
+            assert s[f"{key}_by_attack"][attack] == pytest.approx(expected)
     aasist = s["components"]["aasist"]
     assert set(aasist["eer_by_attack"]) == {"TTS:A", "VC:B"}
     # aasist alone, BPCER <= 5 % of 2 -> threshold 0.2: spoofs {0.1, 0.95, 0.3, -1} -> 2 of 4
