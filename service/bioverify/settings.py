@@ -139,9 +139,16 @@ class Settings:
         env = os.environ if environ is None else environ
         values: dict[str, Any] = {}
         config_file = env.get(ENV_PREFIX + "CONFIG")
-        if config_file:
-            values.update(_load_yaml(Path(config_file)))
         names = {ENV_PREFIX + f.name.upper(): f.name for f in dataclasses.fields(cls)}
+        if config_file:
+            # An empty value (``key:`` or ``key: ""``) means the default, as an empty variable
+            # does; a key that is not a setting is still refused, empty or not.
+            settings_names = set(names.values())
+            values.update(
+                (name, value)
+                for name, value in _load_yaml(Path(config_file)).items()
+                if name not in settings_names or not _is_empty(value)
+            )
         misspelt = sorted(
             key
             for key in env
@@ -264,11 +271,18 @@ def _load_yaml(path: Path) -> dict[str, Any]:
     return {str(k): v for k, v in loaded.items()}
 
 
+def _is_empty(value: Any) -> bool:
+    """A YAML value that stands for "not set": null (``key:``) or the empty string."""
+    return value is None or value == ""
+
+
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
 
 def _convert(name: str, value: Any, hint: Any) -> Any:
+    if value is None:  # never the setting "None"
+        raise ConfigurationError(f"setting {name} has no value")
     try:
         if hint is bool:
             if isinstance(value, bool):

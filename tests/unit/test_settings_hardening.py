@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from bioverify.errors import ConfigurationError
@@ -49,3 +51,37 @@ def test_a_misspelt_variable_is_refused_not_ignored() -> None:
 def test_numbers_out_of_range_are_configuration_errors(name: str, value: str, why: str) -> None:
     with pytest.raises(ConfigurationError, match=why):
         Settings.from_env({f"BIOVERIFY_{name}": value})
+
+
+def test_an_empty_value_in_the_yaml_file_means_the_default(tmp_path: Path) -> None:
+    """``key:`` (null) or ``key: ""`` in the YAML file is the default, as an empty variable
+    is: never the string "None" (a key prefix "None", a key file named None)."""
+    config = tmp_path / "bioverify.yaml"
+    config.write_text(
+        "redis_key_prefix:\n"
+        "face_operating_point:\n"
+        'voice_operating_point: ""\n'
+        "sample_id_key_file:\n"
+        "port:\n"
+        "reflection:\n"
+        "host: 0.0.0.0\n",
+        encoding="utf-8",
+    )
+    settings = Settings.from_env({"BIOVERIFY_CONFIG": str(config)})
+    assert settings == Settings(host="0.0.0.0")
+    assert settings.redis_key_prefix == "bioverify:" and settings.sample_id_key_file == ""
+    # an empty variable is the default too, and over a YAML value it changes nothing
+    env = {"BIOVERIFY_CONFIG": str(config), "BIOVERIFY_HOST": "", "BIOVERIFY_PORT": ""}
+    assert Settings.from_env(env) == Settings(host="0.0.0.0")
+
+
+def test_an_empty_unknown_key_in_the_yaml_file_is_still_refused(tmp_path: Path) -> None:
+    config = tmp_path / "bioverify.yaml"
+    config.write_text("redis_key_prefx:\n", encoding="utf-8")
+    with pytest.raises(ConfigurationError, match="redis_key_prefx"):
+        Settings.from_env({"BIOVERIFY_CONFIG": str(config)})
+
+
+def test_a_null_value_given_directly_is_refused_naming_the_setting() -> None:
+    with pytest.raises(ConfigurationError, match="redis_key_prefix has no value"):
+        Settings.from_mapping({"redis_key_prefix": None})
