@@ -23,6 +23,7 @@ from bioverify.settings import Settings
 from bioverify.store.ports import TemplateWrite
 from tests.conftest import REPO, lfw, mode
 from tests.redis_server import RedisServer
+from tests.service_process import ServiceProcess
 
 DEPLOY = REPO / "deploy"
 SERVICES = {
@@ -175,3 +176,35 @@ def test_redis_example_requires_a_password_that_the_service_url_carries(tmp_path
             assert store.get_subject("t", "s").templates[0].sample_count == 1
         finally:
             store.close()
+
+
+@pytest.mark.parametrize("password", ["wrong-Pa55word", None])
+def test_credentials_redis_refuses_are_one_configuration_line_at_startup(
+    tmp_path: Path, password: str | None
+) -> None:
+    """`bioverify serve` with a password Redis refuses (or none where Redis wants one): exit 2
+    and one line saying that Redis refused the credentials, not that it is unreachable (retrying
+    will not mend it), and never the password."""
+    with RedisServer(tmp_path / "redis", password="the-right-one") as server:
+        auth = f":{password}@" if password else ""
+        service = ServiceProcess(
+            tmp_path / "svc",
+            tmp_path / "data",
+            store="redis",
+            redis_url=f"redis://{auth}127.0.0.1:{server.port}/0",
+        )
+        with pytest.raises(RuntimeError, match="service exited"):
+            service.start(timeout=60)
+    assert service.proc is not None and service.proc.returncode == 2
+    log = service.log()
+    said = [  # what bioverify says, and warnings; not faiss's loader chatter (INFO)
+        line
+        for line in log.splitlines()
+        if line.startswith("bioverify") or re.search(r" (WARNING|ERROR|CRITICAL) ", line)
+    ]
+    assert said == [
+        "bioverify: cannot start: Redis refused the credentials: check the password (and the "
+        "user, if any) in redis_url"
+    ], log
+    assert "unreachable" not in log and "the-right-one" not in log
+    assert password is None or password not in log

@@ -4,10 +4,12 @@ and its script, and following the feed."""
 from __future__ import annotations
 
 import contextlib
+import logging
 import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -149,6 +151,24 @@ def test_loading_and_readonly_replies_are_unavailable(
             monkeypatch.setattr(store._redis, "ping", fail)
             with pytest.raises(Unavailable, match="unreachable"):
                 store.ping()
+
+
+def test_credentials_refused_after_startup_are_unavailable_and_logged_as_such(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Redis's password changed under a running service: its calls fail UNAVAILABLE (health
+    goes NOT_SERVING), and the log says the credentials were refused, not just "down"."""
+    with RedisServer(tmp_path, password="old-secret") as server:
+        url = f"redis://:old-secret@127.0.0.1:{server.port}/0"
+        with opened(url, retries=0) as store:
+            store.ping()
+            with redis.Redis(port=server.port, password="old-secret") as admin:
+                admin.config_set("requirepass", "new-secret")
+                admin.client_kill_filter(_type="normal", skipme=True)
+            with caplog.at_level(logging.WARNING), pytest.raises(Unavailable, match="unreachable"):
+                store.get_subject("t", "nobody")
+            assert "refused the credentials" in caplog.text
+            assert "old-secret" not in caplog.text
 
 
 def test_bad_url_is_a_configuration_error_without_the_password() -> None:

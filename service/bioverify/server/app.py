@@ -107,8 +107,9 @@ def build_store(settings: Settings) -> TemplateStore:
             change_retention=settings.change_log_retention,
         )
         try:
-            store.ping()  # fail fast at startup when Redis cannot be reached
-        except Unavailable:
+            # fail fast at startup when Redis cannot be reached or refuses the credentials
+            store.ping()
+        except (Unavailable, ConfigurationError):
             store.close()
             raise
         return store

@@ -1,5 +1,10 @@
 """What every Redis adapter shares: the client built from ``REDIS_URL``, key escaping, and the
-translation of Redis outages into the domain's ``Unavailable``."""
+translation of Redis outages into the domain's ``Unavailable``.
+
+Redis refusing the credentials (a wrong password or user in ``REDIS_URL``) is no outage: at
+startup it is a ``ConfigurationError`` (``CREDENTIALS_REFUSED``, see
+``RedisTemplateStore.ping``); later (a password changed on the server meanwhile) calls fail
+``Unavailable`` as in an outage, and the log says the credentials were refused."""
 
 from __future__ import annotations
 
@@ -16,10 +21,13 @@ from redis.retry import Retry
 from bioverify.errors import ConfigurationError, Unavailable
 
 OUTAGE_LOG_EVERY_S = 30.0
+CREDENTIALS_REFUSED = (
+    "Redis refused the credentials: check the password (and the user, if any) in redis_url"
+)
 
 # Errors that mean "Redis cannot serve right now" rather than a bug.
 UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (
-    redis.exceptions.ConnectionError,  # includes BusyLoadingError and AuthenticationError
+    redis.exceptions.ConnectionError,  # includes BusyLoadingError (AuthenticationError: above)
     redis.exceptions.TimeoutError,
     redis.exceptions.ReadOnlyError,
     redis.exceptions.MasterDownError,
@@ -73,21 +81,23 @@ class RedisErrors:
         self.unreachable = f"{what} is unreachable; retry later"
         self._outage_logged_at = -math.inf  # monotonic time of the last outage WARNING
 
+    def _log_outage(self, message: str, *args: object) -> None:
+        """``message`` at WARNING at most every 30 s, at DEBUG in between."""
+        now = time.monotonic()
+        loud = now - self._outage_logged_at >= OUTAGE_LOG_EVERY_S
+        if loud:
+            self._outage_logged_at = now
+        self._log.log(logging.WARNING if loud else logging.DEBUG, message, *args)
+
     @contextmanager
     def translate(self) -> Iterator[None]:
         try:
             yield
+        except redis.exceptions.AuthenticationError as exc:  # a ConnectionError: first
+            self._log_outage("%s unavailable: %s", self.what, CREDENTIALS_REFUSED)
+            raise Unavailable(self.unreachable) from exc
         except UNAVAILABLE_ERRORS as exc:
-            now = time.monotonic()
-            loud = now - self._outage_logged_at >= OUTAGE_LOG_EVERY_S
-            if loud:
-                self._outage_logged_at = now
-            self._log.log(
-                logging.WARNING if loud else logging.DEBUG,
-                "%s unavailable: %s",
-                self.what,
-                type(exc).__name__,
-            )
+            self._log_outage("%s unavailable: %s", self.what, type(exc).__name__)
             raise Unavailable(self.unreachable) from exc
         except redis.exceptions.ResponseError as exc:
             if str(exc).startswith(("MISCONF", "LOADING", "MASTERDOWN", "TRYAGAIN")):

@@ -58,7 +58,7 @@ from bioverify.store.ports import (
     template_changed,
     utc_now,
 )
-from bioverify.store.redis_connection import RedisErrors, connect, key_part
+from bioverify.store.redis_connection import CREDENTIALS_REFUSED, RedisErrors, connect, key_part
 
 logger = logging.getLogger(__name__)
 
@@ -516,8 +516,13 @@ class RedisTemplateStore:
                     return []
 
     def ping(self) -> None:
+        """Whether Redis answers (at startup): Unavailable when it cannot be reached, a
+        ConfigurationError when it refuses the credentials (no retry mends a wrong password)."""
         with self._translate():
-            self._redis.ping()
+            try:
+                self._redis.ping()
+            except redis.exceptions.AuthenticationError as exc:
+                raise ConfigurationError(CREDENTIALS_REFUSED) from exc
 
     def close(self) -> None:
         self._redis.close()
