@@ -761,11 +761,29 @@ def _subject_dict(subject: Any) -> dict[str, Any]:
 def cmd_token_digest(args: argparse.Namespace) -> int:
     from bioverify.server.auth import tokens_file_line
 
+    token = _read_token() if args.token_value in (None, "-") else args.token_value
+    if not token:
+        raise UsageError("the token is empty")
     try:
-        print(tokens_file_line(args.token_value, args.tenants))
+        print(tokens_file_line(token, args.tenants))
     except ConfigurationError as exc:
         raise UsageError(f"--tenants: {exc.message}") from exc
     return EXIT_OK
+
+
+def _read_token() -> str:
+    """The secret token from standard input, so that it shows neither in the process list nor
+    in the shell's history: typed at a prompt without echo on a terminal, else everything
+    piped in, less one trailing newline."""
+    if sys.stdin.isatty():
+        import getpass
+
+        return getpass.getpass("token (not echoed): ")
+    text = sys.stdin.read()
+    for newline in ("\r\n", "\n"):
+        if text.endswith(newline):
+            return text[: -len(newline)]
+    return text
 
 
 def _connection_options(parser: argparse.ArgumentParser, default: Any) -> None:
@@ -1003,7 +1021,14 @@ def build_parser() -> argparse.ArgumentParser:
             )
 
     p = add(sub, "token-digest", cmd_token_digest, "print the line to put in the tokens file")
-    p.add_argument("token_value", metavar="TOKEN")
+    p.add_argument(
+        "token_value",
+        metavar="TOKEN",
+        nargs="?",
+        help="'-' or left out (best): read the token from standard input, or ask for it without "
+        "echo on a terminal; given here, the token shows in the process list and the shell's "
+        "history",
+    )
     p.add_argument(
         "--tenants",
         default="",

@@ -1,0 +1,78 @@
+"""bioverify-admin as an operator runs it, in its own process: secrets read from standard
+input (not the command line), private output files, quiet ends of pipes, and exit statuses
+and messages as the README documents them."""
+
+from __future__ import annotations
+
+import os
+import pty
+import select
+import subprocess
+import sys
+import time
+
+from bioverify.server.auth import token_digest
+
+ADMIN = [sys.executable, "-m", "bioverify_admin.cli"]
+TOKEN = "s3cret token with spaces "
+
+
+def admin(*argv: str, stdin: str | None = "") -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BIOVERIFY_")}
+    return subprocess.run(
+        [*ADMIN, *argv], input=stdin, capture_output=True, text=True, timeout=120, env=env
+    )
+
+
+def test_token_digest_reads_the_token_from_standard_input() -> None:
+    """`-` or no TOKEN: the token comes from stdin (one trailing newline is not part of it),
+    so it shows neither in `ps` nor in the shell's history; `-` is never the token itself."""
+    for argv in ((), ("-",)):
+        for piped in (TOKEN, TOKEN + "\n", TOKEN + "\r\n"):
+            out = admin("token-digest", *argv, stdin=piped)
+            assert out.returncode == 0, out.stderr
+            assert out.stdout == token_digest(TOKEN) + "\n"
+    out = admin("token-digest", "--tenants", "cards,cards-test", stdin=TOKEN + "\n")
+    assert out.stdout == f"{token_digest(TOKEN)}  cards,cards-test\n"
+    assert admin("token-digest", stdin="-\n").stdout == token_digest("-") + "\n"
+    # the argument still works, and its help says what it exposes
+    assert admin("token-digest", TOKEN).stdout == token_digest(TOKEN) + "\n"
+    assert "process list" in " ".join(admin("token-digest", "--help").stdout.split())
+
+
+def test_token_digest_refuses_an_empty_token() -> None:
+    for argv, piped in (((), ""), ((), "\n"), (("-",), ""), (("",), "")):
+        out = admin("token-digest", *argv, stdin=piped)
+        assert out.returncode == 2 and out.stdout == ""
+        assert out.stderr == "bioverify-admin: the token is empty\n"
+
+
+def test_token_digest_asks_for_the_token_without_echo_on_a_terminal() -> None:
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: bioverify-admin on a terminal
+        env = {k: v for k, v in os.environ.items() if not k.startswith("BIOVERIFY_")}
+        os.execve(sys.executable, [*ADMIN, "token-digest"], env)
+    seen = b""
+    try:
+        seen += _read_until(fd, b"token (not echoed): ")
+        os.write(fd, TOKEN.encode() + b"\n")
+        seen += _read_until(fd, token_digest(TOKEN).encode())
+    finally:
+        _, status = os.waitpid(pid, 0)
+        os.close(fd)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert TOKEN.strip().encode() not in seen  # not echoed
+
+
+def _read_until(fd: int, wanted: bytes, timeout: float = 60.0) -> bytes:
+    seen = b""
+    deadline = time.monotonic() + timeout
+    while wanted not in seen:
+        ready, _, _ = select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
+        assert ready, f"waited for {wanted!r}, saw {seen!r}"
+        try:
+            seen += os.read(fd, 1024)
+        except OSError:  # the child closed the terminal
+            break
+    assert wanted in seen, seen
+    return seen
