@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from bioverify.client import BioverifyClient, BioverifyClientError
 from bioverify.errors import BioverifyError, ConfigurationError, InvalidInput
+from bioverify.fileio import write_private_text
 from bioverify.packs import NARROWBAND_CHANNEL, PackCatalog, PackManifest
 from bioverify.scoring import operating_point_name
 from bioverify.settings import Settings
@@ -628,7 +629,7 @@ def cmd_enroll(args: argparse.Namespace) -> int:
             )
             report = enroller.run(jobs)
     if args.report:
-        args.report.write_text(_dump(report.to_dict()) + "\n", encoding="utf-8")
+        write_private_text(args.report, _dump(report.to_dict()) + "\n")
     print(bulk_enroll.format_table(report))
     return _enroll_exit_status(report)
 
@@ -695,7 +696,7 @@ def cmd_subjects_export(args: argparse.Namespace) -> int:
         sys.stdout.write(text)
     else:
         partial = args.out.with_name(args.out.name + ".partial")
-        partial.write_text(text, encoding="utf-8")
+        write_private_text(partial, text)
         partial.replace(args.out)
     where = f" to {args.out}" if args.out else ""
     print(f"exported {len(lines)} subject(s){where}", file=sys.stderr)

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from bioverify.errors import InvalidInput
-from bioverify.fileio import create_key_file, fsync_dir
+from bioverify.fileio import create_key_file, fsync_dir, open_private
 from bioverify.server.exposure import restrict
 from bioverify.usecases.common import validate_tenant
 
@@ -41,7 +41,6 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_FOLDER = Path(".bioverify-enroll")  # in the current folder, unless --journal says
 DIR_MODE = 0o700
-FILE_MODE = 0o600
 KEY_FILE_NAME = "journal.key"
 KEY_BYTES = 32
 
@@ -82,10 +81,6 @@ def make_private_dir(folder: Path) -> None:
         folder.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
     except OSError as exc:
         raise JournalError(f"cannot create the journal folder {folder}: {exc.strerror}") from exc
-
-
-def _open_private(path: Path, flags: int) -> int:
-    return os.open(path, flags | os.O_CREAT, FILE_MODE)
 
 
 def load_or_create_key(folder: Path) -> bytes:
@@ -187,7 +182,7 @@ class Journal:
         lines = [e.line() + "\n" for e in entries]
         with self._lock:
             try:
-                fd = _open_private(self.path, os.O_WRONLY | os.O_APPEND)
+                fd = open_private(self.path, os.O_WRONLY | os.O_APPEND)
                 with os.fdopen(fd, "a", encoding="utf-8") as handle:
                     handle.write("".join(lines))
                     handle.flush()
@@ -212,7 +207,7 @@ def _rewrite(path: Path, lines: Iterable[str]) -> None:
     """Replace ``path`` atomically by ``lines`` (a new file, ``0600``)."""
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
     try:
-        fd = _open_private(tmp, os.O_WRONLY | os.O_EXCL)
+        fd = open_private(tmp, os.O_WRONLY | os.O_EXCL)
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write("".join(line + "\n" for line in lines))
             handle.flush()

@@ -32,6 +32,7 @@ import numpy.typing as npt
 from scipy.stats import norm
 
 from bioverify import metrics
+from bioverify.fileio import write_private_text
 from bioverify.scoring import OperatingPoint
 
 if TYPE_CHECKING:
@@ -779,7 +780,7 @@ def _write(path: Path, title: str, body: Sequence[str]) -> None:
         f"<title>{html.escape(title)}</title>\n<style>{_CSS}</style>\n</head>\n<body>\n"
         f"<h1>{html.escape(title)}</h1>\n" + "\n".join(body) + "\n</body>\n</html>\n"
     )
-    Path(path).write_text(doc, encoding="utf-8")
+    write_private_text(Path(path), doc)  # subject names, file paths and scores: owner only
 
 
 def _meta(generated: datetime | None, threshold: float, operating_point: str) -> str:

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import os
 import secrets
+import stat
 from pathlib import Path
+
+PRIVATE_FILE_MODE = 0o600
 
 
 def fsync_dir(directory: Path) -> None:
@@ -37,3 +40,27 @@ def create_key_file(path: Path, nbytes: int = 32) -> bool:
         tmp.unlink()
     fsync_dir(path.parent)
     return True
+
+
+def open_private(path: Path, flags: int) -> int:
+    """``os.open(path, flags | O_CREAT)`` of a file for its owner alone: a new one is created
+    ``0600`` whatever the umask (never readable by others, not even before a chmod), and an
+    existing one that group or others may access loses that access before anything is written
+    through the descriptor. Raises OSError."""
+    fd = os.open(path, flags | os.O_CREAT, PRIVATE_FILE_MODE)
+    try:
+        mode = stat.S_IMODE(os.fstat(fd).st_mode)
+        if mode & 0o077:
+            os.fchmod(fd, mode & ~0o077)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def write_private_text(path: Path, text: str) -> None:
+    """``path`` holding ``text`` (UTF-8) and nothing else, as ``open_private`` opens it: for
+    files that name subjects or hold their metadata, file paths or scores. Raises OSError."""
+    fd = open_private(path, os.O_WRONLY | os.O_TRUNC)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)

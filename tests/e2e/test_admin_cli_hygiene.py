@@ -7,11 +7,18 @@ from __future__ import annotations
 import os
 import pty
 import select
+import shutil
+import stat
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
 
 from bioverify.server.auth import token_digest
+from tests.conftest import lfw
 
 ADMIN = [sys.executable, "-m", "bioverify_admin.cli"]
 TOKEN = "s3cret token with spaces "
@@ -76,3 +83,53 @@ def _read_until(fd: int, wanted: bytes, timeout: float = 60.0) -> bytes:
             break
     assert wanted in seen, seen
     return seen
+
+
+@pytest.fixture
+def open_umask() -> Iterator[None]:
+    """The usual umask (022), under which a plain write makes a file every user can read."""
+    previous = os.umask(0o022)
+    try:
+        yield
+    finally:
+        os.umask(previous)
+
+
+def permissions(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+@pytest.mark.usefixtures("open_umask")
+def test_files_the_admin_tool_writes_are_private(
+    face_server: str, data_dir: Path, tmp_path: Path
+) -> None:
+    """The enrolment report (subject ids, file paths, reasons), the export (ids, metadata)
+    and the HTML evaluation report (file names, scores) are created 0600 whatever the umask,
+    and one already there that others could read is restricted."""
+    people = tmp_path / "people" / "Roger Federer"
+    people.mkdir(parents=True)
+    shutil.copy(lfw("Roger_Federer", 8), people / "a.jpg")
+    report = tmp_path / "report.json"
+    export = tmp_path / "subjects.jsonl"
+    report.write_text("{}\n")  # an old one, world-readable
+    export.write_text("")
+    assert permissions(report) == permissions(export) == 0o644
+    server = ("--server", face_server, "--tenant", "private-files")
+    enrolled = admin("enroll", str(tmp_path / "people"), *server, "--quiet", "--report", str(report))
+    assert enrolled.returncode == 0, enrolled.stderr
+    assert "Roger Federer" in report.read_text()
+    exported = admin("subjects", "export", *server, "--out", str(export))
+    assert exported.returncode == 0, exported.stderr
+    assert "Roger Federer" in export.read_text()
+    header, *rows = (data_dir / "face_pad_labels.tsv").read_text().splitlines()
+    labels = tmp_path / "pad.tsv"
+    chosen = [next(r for r in rows if r.split("\t")[1] == kind) for kind in ("bonafide", "print")]
+    labels.write_text("\n".join([header, *chosen]) + "\n")
+    (tmp_path / Path(chosen[0]).parts[0]).symlink_to(data_dir / Path(chosen[0]).parts[0])
+    pad = tmp_path / "pad.html"
+    evaluated = admin("eval", "face-pad", str(labels), "--server", face_server, "--report", str(pad))
+    assert evaluated.returncode == 0, evaluated.stderr
+    assert pad.read_text().startswith("<!DOCTYPE html>")
+    for path in (report, export, pad):
+        assert permissions(path) == 0o600, path
+    assert not list(tmp_path.glob("*.partial"))
