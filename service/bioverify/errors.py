@@ -22,6 +22,7 @@ developers and never contain biometric data or internal paths.
     ├── AlreadyExists                      ALREADY_EXISTS
     ├── TemplateChanged                    ABORTED (changed since the request read it; retry)
     ├── SpoofSuspected                     (never raised to clients: decisions carry it)
+    ├── Unauthenticated                    UNAUTHENTICATED (no valid API token)
     ├── PermissionDenied                   PERMISSION_DENIED
     │   └── TenantNotAllowed               (the API token may not act on the request's tenant)
     ├── ChallengeInvalid                   FAILED_PRECONDITION (unknown/expired/used nonce)
@@ -127,6 +128,10 @@ class TemplateChanged(BioverifyError):
 
 class SpoofSuspected(BioverifyError):
     reason = "SPOOF_SUSPECTED"
+
+
+class Unauthenticated(BioverifyError):
+    reason = "UNAUTHENTICATED"
 
 
 class PermissionDenied(BioverifyError):

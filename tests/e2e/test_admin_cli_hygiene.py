@@ -115,7 +115,9 @@ def test_files_the_admin_tool_writes_are_private(
     export.write_text("")
     assert permissions(report) == permissions(export) == 0o644
     server = ("--server", face_server, "--tenant", "private-files")
-    enrolled = admin("enroll", str(tmp_path / "people"), *server, "--quiet", "--report", str(report))
+    enrolled = admin(
+        "enroll", str(tmp_path / "people"), *server, "--quiet", "--report", str(report)
+    )
     assert enrolled.returncode == 0, enrolled.stderr
     assert "Roger Federer" in report.read_text()
     exported = admin("subjects", "export", *server, "--out", str(export))
@@ -127,7 +129,9 @@ def test_files_the_admin_tool_writes_are_private(
     labels.write_text("\n".join([header, *chosen]) + "\n")
     (tmp_path / Path(chosen[0]).parts[0]).symlink_to(data_dir / Path(chosen[0]).parts[0])
     pad = tmp_path / "pad.html"
-    evaluated = admin("eval", "face-pad", str(labels), "--server", face_server, "--report", str(pad))
+    evaluated = admin(
+        "eval", "face-pad", str(labels), "--server", face_server, "--report", str(pad)
+    )
     assert evaluated.returncode == 0, evaluated.stderr
     assert pad.read_text().startswith("<!DOCTYPE html>")
     for path in (report, export, pad):

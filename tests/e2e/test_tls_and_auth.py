@@ -159,6 +159,63 @@ def test_tls_with_token_and_client_certificate(pki: Path, tmp_path: Path) -> Non
         service.stop()
 
 
+def test_a_readable_tls_key_is_warned_about_and_refusals_carry_their_reason(
+    pki: Path, tmp_path: Path
+) -> None:
+    """A TLS private key other users can read gets one WARNING line at startup (as a loose
+    data folder does); a call without a valid token is UNAUTHENTICATED with the reason
+    trailer UNAUTHENTICATED, unary and streaming alike."""
+    key = tmp_path / "server.key"
+    key.write_bytes((pki / "server.key").read_bytes())
+    key.chmod(0o644)
+    tokens = tmp_path / "tokens"
+    tokens.write_text(f"{token_digest('s3cret-token')}\n")
+    service = ServiceProcess(
+        tmp_path / "svc",
+        tmp_path / "data",
+        tls_cert_file=str(pki / "server.pem"),
+        tls_key_file=str(key),
+        auth_tokens_file=str(tokens),
+        face_liveness_pack="none",
+        voice_pack="none",
+        voice_antispoof_pack="none",
+    ).start()
+    try:
+        ca = (pki / "ca.pem").read_bytes()
+        for token in ("guess", None):
+            with BioverifyClient(service.target, tls_ca=ca, token=token, retries=0) as client:
+                with pytest.raises(BioverifyClientError) as info:
+                    client.get_subject("someone")
+                assert info.value.code == grpc.StatusCode.UNAUTHENTICATED
+                assert info.value.reason == "UNAUTHENTICATED"
+                with pytest.raises(BioverifyClientError) as info:
+                    list(
+                        client.verify_voice_stream(
+                            "x", [b"\xff" * 160], encoding="MULAW", sample_rate_hz=8000
+                        )
+                    )
+                assert info.value.code == grpc.StatusCode.UNAUTHENTICATED
+                assert info.value.reason == "UNAUTHENTICATED"
+    finally:
+        assert service.stop() == 0
+    warned = [line for line in service.log().splitlines() if str(key) in line]
+    assert len(warned) == 1 and " WARNING " in warned[0], service.log()
+    assert "accessible to other users (mode 644)" in warned[0]
+
+    key.chmod(0o600)  # as it should be: not a word
+    quiet = ServiceProcess(
+        tmp_path / "svc-quiet",
+        tmp_path / "data",
+        tls_cert_file=str(pki / "server.pem"),
+        tls_key_file=str(key),
+        face_liveness_pack="none",
+        voice_pack="none",
+        voice_antispoof_pack="none",
+    ).start()
+    assert quiet.stop() == 0
+    assert str(key) not in quiet.log()
+
+
 def test_bad_tokens_file_is_a_startup_error(tmp_path: Path) -> None:
     tokens = tmp_path / "tokens"
     tokens.write_text("plaintext-token-not-a-digest\n")

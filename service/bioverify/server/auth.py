@@ -29,7 +29,7 @@ from typing import Any
 
 import grpc
 
-from bioverify.errors import ConfigurationError, InvalidInput
+from bioverify.errors import ConfigurationError, InvalidInput, Unauthenticated
 from bioverify.server.tenant_scope import ALL_TENANTS, TenantScope, confine
 from bioverify.usecases.common import validate_tenant
 
@@ -139,9 +139,9 @@ class TokenAuthInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
         logger.warning("rejected a call to %s without a valid API token", method)
 
         def deny(request: Any, context: grpc.ServicerContext) -> Any:
-            context.abort(
-                grpc.StatusCode.UNAUTHENTICATED,
-                "missing or invalid API token: send 'authorization: Bearer <token>'",
+            # answered by ErrorMappingInterceptor, with the reason trailer (UNAUTHENTICATED)
+            raise Unauthenticated(
+                "missing or invalid API token: send 'authorization: Bearer <token>'"
             )
 
         handler = continuation(handler_call_details)

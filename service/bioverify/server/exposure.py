@@ -1,5 +1,6 @@
 """What the deployment exposes: a private data directory for the templates, and warnings for a
-service reachable from the network without TLS or API tokens.
+service reachable from the network without TLS or API tokens, or with a TLS private key that
+other users can read.
 
 Biometric templates are personal data: the data directory is created ``0700`` and the SQLite
 files ``0600`` (whatever the process umask), and an existing data directory or database that
@@ -89,8 +90,21 @@ def is_loopback(host: str) -> bool:
 
 def exposure_warnings(settings: Settings) -> list[str]:
     """What an operator should hear about at startup: a network listener without TLS or
-    without API tokens, a Redis store on the network without a password."""
+    without API tokens, a TLS private key other users can read, a Redis store on the network
+    without a password."""
     warnings = []
+    if settings.tls_key_file:
+        key = Path(settings.tls_key_file)
+        try:
+            key_mode = stat.S_IMODE(key.stat().st_mode)
+        except OSError:
+            key_mode = 0  # a key that cannot be read is refused where it is read
+        if key_mode & 0o077:
+            warnings.append(
+                f"the TLS private key {key} is accessible to other users (mode {key_mode:o}): "
+                "whoever reads it can impersonate the service (chmod 600, owned by the "
+                "service's user)"
+            )
     if not is_loopback(settings.host):
         where = f"{settings.host or '*'}:{settings.port}"
         if not settings.tls_cert_file:

@@ -23,6 +23,7 @@ _STATUS: list[tuple[type[errors.BioverifyError], grpc.StatusCode]] = [
     (errors.ModelMismatch, grpc.StatusCode.FAILED_PRECONDITION),
     (errors.ChallengeInvalid, grpc.StatusCode.FAILED_PRECONDITION),
     (errors.AlreadyExists, grpc.StatusCode.ALREADY_EXISTS),
+    (errors.Unauthenticated, grpc.StatusCode.UNAUTHENTICATED),
     (errors.PermissionDenied, grpc.StatusCode.PERMISSION_DENIED),
     (errors.TemplateChanged, grpc.StatusCode.ABORTED),
     (errors.Unavailable, grpc.StatusCode.UNAVAILABLE),
