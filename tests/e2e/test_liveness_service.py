@@ -293,7 +293,12 @@ def test_verify_face_with_a_live_capture_binds_the_image_to_the_frames(
             same = check(reply, "identity_continuity")
             assert "the verified image: a different person" in same.detail, same.detail
             assert not check(reply, "capture_matches_subject").passed
-            assert any(r.code == "IDENTITY_CHANGED" for r in reply.liveness.reasons)
+            codes = [r.code for r in reply.liveness.reasons]
+            assert codes.count("IDENTITY_CHANGED") == 1, codes  # one reason, both findings
+            (changed,) = [r for r in reply.liveness.reasons if r.code == "IDENTITY_CHANGED"]
+            assert "a different person" in changed.message
+            assert "not the enrolled subject" in changed.message
+            assert len(set(codes)) == len(codes), codes
             assert reply.liveness.observe_only == observe
             expected = common_pb2.ACCEPT if observe else common_pb2.SPOOF_SUSPECTED
             assert reply.decision == expected  # observe mode reports, does not block

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import math
 import unicodedata
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
@@ -80,6 +80,18 @@ class LivenessResult:
     @property
     def blocks(self) -> bool:
         return not self.assessment.live and not self.observe_only
+
+
+def one_reason_per_code(reasons: Iterable[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
+    """``(code, message)`` reasons with each code once, where it first came, its messages
+    joined: a capture can fail IDENTITY_CHANGED twice over (a person change within the frames
+    and the subject not being the live person), which is one reason to a client."""
+    merged: dict[str, list[str]] = {}
+    for code, message in reasons:
+        messages = merged.setdefault(code, [])
+        if message not in messages:
+            messages.append(message)
+    return tuple((code, "; ".join(messages)) for code, messages in merged.items())
 
 
 def not_checked() -> LivenessResult | None:
@@ -381,7 +393,7 @@ class LivenessChecks:
         )
         # Every frame is assessed: from here on only the verdict is put together.
         redemption = self.issuer.redeem(challenge) if challenge is not None else None
-        checks, reasons = list(assessment.checks), list(assessment.reasons)
+        checks, reasons = list(assessment.checks), assessment.reasons
         if binding is not None:
             names.extend(name for name, _ in binding.images)
             embeddings.extend(vector for _, vector in binding.images)
@@ -462,13 +474,12 @@ class LivenessChecks:
             checks.append(sync.check)
             if sync.evaluated and not sync.check.passed:
                 rejected.append((AV_SYNC_FAILED, sync.check.detail))
-        reasons.extend(rejected)
         verdict = LivenessAssessment(
             live=assessment.live and not rejected,
             score=0.0 if rejected else assessment.score,
             threshold=assessment.threshold,
             checks=tuple(checks),
-            reasons=tuple(reasons),
+            reasons=one_reason_per_code([*reasons, *rejected]),
         )
         return verdict, redemption
 
