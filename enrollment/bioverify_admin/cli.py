@@ -177,8 +177,20 @@ def cmd_models_list(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _named_pack(catalog: PackCatalog, pack_id: str) -> PackManifest:
+    """The pack ``pack_id`` of the command line; an unknown name is a usage error (exit 2)
+    that lists the known ones."""
+    try:
+        return catalog.get(pack_id)
+    except ConfigurationError as exc:
+        raise UsageError(exc.message) from exc
+
+
 def cmd_models_verify(args: argparse.Namespace) -> int:
-    results = models_cmd.verify(_catalog(args), args.pack)
+    catalog = _catalog(args)
+    if args.pack is not None:
+        _named_pack(catalog, args.pack)
+    results = models_cmd.verify(catalog, args.pack)
     if args.json:
         print(_dump(results))
     else:
@@ -199,7 +211,7 @@ def cmd_models_import(args: argparse.Namespace) -> int:
 
 def cmd_models_pull(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
-    pack = _catalog(args).get(args.pack)
+    pack = _named_pack(_catalog(args), args.pack)
     fetched = models_cmd.pull(pack, settings.model_dir if args.to is None else args.to)
     print(f"{pack.id}: {len(fetched)} file(s) downloaded and verified")
     return EXIT_OK

@@ -321,7 +321,9 @@ def test_models_verify_and_list_take_the_service_data_dir(models_dir: Path, tmp_
     verify = [*ADMIN, "models", "verify", "tiny-test-pack"]
 
     default = subprocess.run(verify, env=env, capture_output=True, text=True)
-    assert default.returncode == 1 and "unknown model pack 'tiny-test-pack'" in default.stderr
+    # an unknown pack name is a bad option (exit 2, the README's rule), not a failed check (1)
+    assert default.returncode == 2 and "unknown model pack 'tiny-test-pack'" in default.stderr
+    assert "known packs: face-" in default.stderr and default.stderr.count("\n") == 1
     found = subprocess.run(
         [*verify, "--data-dir", str(service_data)], env=env, capture_output=True, text=True
     )
