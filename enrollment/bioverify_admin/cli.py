@@ -45,6 +45,7 @@ if TYPE_CHECKING:
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 EXIT_NOTHING_ACCEPTED = 3  # `enroll`: samples to enroll, and the service accepted none
+EXIT_BROKEN_PIPE = 141  # the output's reader left (`| head`): 128 + SIGPIPE, said nothing
 REPORT_HELP = "also write a self-contained HTML report (plots and tables) to this file"
 
 
@@ -1119,7 +1120,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         result: int = args.func(args)
+        sys.stdout.flush()  # a reader gone (`| head`) shows here, not at the interpreter's exit
         return result
+    except BrokenPipeError:
+        # Python's recipe (the signal module's "Note on SIGPIPE"): whoever read the output
+        # (`| head`) has left, which is no error to report. Point stdout at /dev/null so that
+        # the interpreter's last flush does not fail again, and exit 141 (128 + SIGPIPE), the
+        # status a shell shows for a tool that the closed pipe ended, as `yes | head` does.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
     except (DatasetError, UsageError) as exc:
         print(f"bioverify-admin: {exc}", file=sys.stderr)
         return EXIT_USAGE

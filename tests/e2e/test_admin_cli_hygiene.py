@@ -137,3 +137,26 @@ def test_files_the_admin_tool_writes_are_private(
     for path in (report, export, pad):
         assert permissions(path) == 0o600, path
     assert not list(tmp_path.glob("*.partial"))
+
+
+def test_a_reader_that_leaves_early_ends_the_output_quietly(face_server: str) -> None:
+    """`bioverify-admin subjects list --json | head`: the reader closing the pipe is no error
+    to print; the tool stops quietly with 141 (128 + SIGPIPE), as `yes | head` does."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BIOVERIFY_")}
+    for argv in (
+        ("subjects", "list", "--json", "--server", face_server),
+        ("models", "list", "--json"),
+    ):
+        proc = subprocess.Popen(
+            [*ADMIN, *argv],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            env=env,
+        )
+        assert proc.stdout is not None and proc.stderr is not None
+        proc.stdout.close()  # the reader has gone before a byte was written
+        err = proc.stderr.read().decode()
+        assert proc.wait(timeout=120) == 141, err
+        assert err == "", err
+        proc.stderr.close()
