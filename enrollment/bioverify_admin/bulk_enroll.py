@@ -158,6 +158,8 @@ def jobs_from_csv(path: Path) -> list[EnrollJob]:
 
 
 def load_jobs(source: Path) -> list[EnrollJob]:
+    if not source.exists():
+        raise DatasetError(f"{source}: no such file or folder")
     if source.is_dir():
         return jobs_from_tree(source)
     if source.suffix.lower() in (".csv", ".tsv", ".txt"):

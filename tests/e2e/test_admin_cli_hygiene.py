@@ -160,3 +160,16 @@ def test_a_reader_that_leaves_early_ends_the_output_quietly(face_server: str) ->
         assert proc.wait(timeout=120) == 141, err
         assert err == "", err
         proc.stderr.close()
+
+
+def test_enroll_from_a_path_that_does_not_exist_says_so(tmp_path: Path) -> None:
+    for missing in (tmp_path / "nonexist", tmp_path / "people.csv"):
+        out = admin(
+            "enroll",
+            f"{missing}/" if missing.suffix == "" else str(missing),
+            "--server",
+            "127.0.0.1:1",
+        )
+        assert out.returncode == 2
+        assert out.stderr.endswith(": no such file or folder\n"), out.stderr
+        assert str(missing) in out.stderr and out.stderr.count("\n") == 1
