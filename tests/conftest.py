@@ -108,10 +108,9 @@ def face_server(
 
 
 @contextlib.contextmanager
-def custom_service(data_dir: Path, models_dir: Path, **overrides: Any) -> Iterator[BioverifyClient]:
-    """A real service with these settings on a loopback port (face and voice liveness off
-    unless ``overrides`` say otherwise), and a serving client of it; stopped on exit."""
-    from bioverify.client import BioverifyClient
+def running_service(data_dir: Path, models_dir: Path, **overrides: Any) -> Iterator[str]:
+    """A real service in this process with these settings on a loopback port (face and voice
+    liveness off unless ``overrides`` say otherwise); yields its target, stopped on exit."""
     from bioverify.server.app import build
     from bioverify.settings import Settings
 
@@ -126,8 +125,19 @@ def custom_service(data_dir: Path, models_dir: Path, **overrides: Any) -> Iterat
     )
     app.start()
     try:
-        with BioverifyClient(f"127.0.0.1:{app.port}", timeout=60, retries=0) as client:
-            client.wait_until_serving(timeout=60)
-            yield client
+        yield f"127.0.0.1:{app.port}"
     finally:
         app.stop(grace=1.0)
+
+
+@contextlib.contextmanager
+def custom_service(data_dir: Path, models_dir: Path, **overrides: Any) -> Iterator[BioverifyClient]:
+    """``running_service`` and a serving client of it."""
+    from bioverify.client import BioverifyClient
+
+    with (
+        running_service(data_dir, models_dir, **overrides) as target,
+        BioverifyClient(target, timeout=60, retries=0) as client,
+    ):
+        client.wait_until_serving(timeout=60)
+        yield client

@@ -15,8 +15,6 @@ import pytest
 from PIL import Image
 
 from bioverify.client import BioverifyClient, BioverifyClientError
-from bioverify.server.app import build
-from bioverify.settings import Settings
 from bioverify.v1 import (
     common_pb2,
     face_pb2,
@@ -28,7 +26,7 @@ from bioverify.v1 import (
     voice_pb2,
     voice_pb2_grpc,
 )
-from tests.conftest import DATA, MODELS, lfw
+from tests.conftest import DATA, MODELS, lfw, running_service
 
 CLINTON = [lfw("Bill_Clinton", n) for n in (1, 3, 7)]
 RICE = lfw("Condoleezza_Rice", 1)
@@ -41,22 +39,10 @@ NFD = unicodedata.normalize("NFD", "José Müller")
 @pytest.fixture(scope="module")
 def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real service with face liveness (for challenges) and voice, on a loopback port."""
-    app = build(
-        Settings(
-            host="127.0.0.1",
-            port=0,
-            data_dir=tmp_path_factory.mktemp("strict-data"),
-            model_dir=MODELS,
-            face_liveness_pack="auto",
-            voice_antispoof_pack="none",
-            log_level="WARNING",
-        )
-    )
-    app.start()
-    try:
-        yield f"127.0.0.1:{app.port}"
-    finally:
-        app.stop(grace=1.0)
+    with running_service(
+        tmp_path_factory.mktemp("strict-data"), MODELS, face_liveness_pack="auto"
+    ) as target:
+        yield target
 
 
 @pytest.fixture(scope="module")

@@ -15,13 +15,12 @@ import pytest
 
 from bioverify.client import BioverifyClient, BioverifyClientError
 from bioverify.errors import NotEnrolled
-from bioverify.server.app import build
 from bioverify.settings import Settings
 from bioverify.store.ports import TemplateWrite
 from bioverify.store.sqlite_store import SqliteTemplateStore
 from bioverify.v1 import common_pb2
 from bioverify_admin.cli import main as admin_main
-from tests.conftest import DATA, MODELS, custom_service, lfw
+from tests.conftest import DATA, MODELS, custom_service, lfw, running_service
 
 CLINTON = [lfw("Bill_Clinton", n) for n in (1, 3, 7, 17)]
 RICE = [lfw("Condoleezza_Rice", n) for n in (1, 2, 5)]
@@ -80,23 +79,8 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def target(data: Path) -> Iterator[str]:
     """The service on the legacy data directory (no liveness packs), on a loopback port."""
-    app = build(
-        Settings(
-            host="127.0.0.1",
-            port=0,
-            data_dir=data,
-            model_dir=MODELS,
-            face_liveness_pack="none",
-            voice_antispoof_pack="none",
-            gallery_snapshots=False,
-            log_level="WARNING",
-        )
-    )
-    app.start()
-    try:
-        yield f"127.0.0.1:{app.port}"
-    finally:
-        app.stop(grace=1.0)
+    with running_service(data, MODELS, gallery_snapshots=False) as target:
+        yield target
 
 
 @pytest.fixture(scope="module")

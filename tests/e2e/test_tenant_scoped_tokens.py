@@ -24,7 +24,7 @@ from bioverify.client import BioverifyClient, BioverifyClientError
 from bioverify.server.auth import token_digest
 from bioverify.v1 import common_pb2
 from bioverify.voice.audio_decode import resample
-from tests.conftest import DATA, REPO, lfw
+from tests.conftest import DATA, REPO, lfw, running_service
 
 A, B = "bank-a", "bank-b"  # tenants; B's token may also act on the default tenant
 TOKENS = {
@@ -43,8 +43,6 @@ ADMIN = [sys.executable, "-m", "bioverify_admin.cli"]
 
 @pytest.fixture(scope="module")
 def service(tmp_path_factory: pytest.TempPathFactory, models_dir: Path) -> Iterator[str]:
-    from bioverify.server.app import build
-    from bioverify.settings import Settings
 
     root = tmp_path_factory.mktemp("scoped-tokens")
     tokens = root / "tokens"
@@ -52,20 +50,10 @@ def service(tmp_path_factory: pytest.TempPathFactory, models_dir: Path) -> Itera
         "# tokens and the tenants they may act on\n"
         + "".join(f"{token_digest(t)}  {tenants}\n" for t, tenants in TOKENS.items())
     )
-    app = build(
-        Settings(
-            host="127.0.0.1",
-            port=0,
-            data_dir=root / "data",
-            model_dir=models_dir,
-            auth_tokens_file=str(tokens),
-            voice_antispoof_pack="none",
-            log_level="WARNING",
-        )
-    )
-    app.start()
-    yield f"127.0.0.1:{app.port}"
-    app.stop(grace=1.0)
+    with running_service(
+        root / "data", models_dir, auth_tokens_file=str(tokens), face_liveness_pack="auto"
+    ) as target:
+        yield target
 
 
 @pytest.fixture(scope="module")
