@@ -245,3 +245,17 @@ def test_redis_outage_is_unavailable_without_the_address() -> None:
             assert "127.0.0.1" not in info.value.message and "secret" not in info.value.message
     finally:
         store.close()
+
+
+def test_answering_rightly_or_wrongly_never_fills_a_cap(replicas: Replica) -> None:
+    """A challenge answered (redeemed) or burnt by a wrong nonce leaves the counts at once:
+    a tenant issuing and answering in a loop, well past both caps, never locks itself or
+    anyone else out (the in-memory store kept taken ones in the all-tenant count)."""
+    a = issuer(replicas())
+    for _ in range(2 * IN_ALL):
+        burnt = a.issue("busy")
+        with pytest.raises(ChallengeInvalid):
+            a.look_up(burnt.challenge_id, "a wrong nonce", tenant="busy", subject_id="")
+        used = a.issue("busy")
+        a.redeem(a.look_up(used.challenge_id, used.nonce, tenant="busy", subject_id=""))
+    assert a.issue("another tenant").tenant == "another tenant"

@@ -17,15 +17,16 @@ from bioverify.liveness.challenge import Challenge
 class _Held:
     challenge: Challenge
     deadline: float  # on the store's monotonic clock
-    claim: str | None = None  # the taker's, while taken (until put back, or expiry)
 
 
 class InMemoryChallenges:
     """``PendingChallenges`` in a dict. At most ``max_per_tenant`` pending challenges per
     tenant (one more is refused, TooManyChallenges, and nobody's are dropped for it) and
-    ``max_total`` held in all (a bound on memory: Overloaded beyond it; a taken challenge is
-    held until it expires, so that it can be put back). Expiry is by ``clock``, monotonic, so
-    a step of the wall clock (NTP) moves no deadline."""
+    ``max_total`` pending in all (a bound on memory: Overloaded beyond it). A taken challenge
+    (redeemed, or burnt by a wrong answer) leaves both counts at once, so answering, rightly or
+    wrongly, never fills a cap; it is remembered by its claim until it expires, so that it can
+    be put back (at most ``max_total`` of them, the oldest forgotten first). Expiry is by
+    ``clock``, monotonic, so a step of the wall clock (NTP) moves no deadline."""
 
     def __init__(
         self,
@@ -39,8 +40,9 @@ class InMemoryChallenges:
         self._max_per_tenant = max_per_tenant
         self._max_total = max_total
         self._clock = clock
-        self._held: OrderedDict[str, _Held] = OrderedDict()  # oldest first
-        self._per_tenant: Counter[str] = Counter()  # pending (not taken) ones
+        self._held: OrderedDict[str, _Held] = OrderedDict()  # pending, oldest first
+        self._taken: OrderedDict[str, _Held] = OrderedDict()  # by claim, oldest first
+        self._per_tenant: Counter[str] = Counter()
         self._lock = threading.Lock()
 
     def add(self, challenge: Challenge, lifetime_s: float) -> None:
@@ -65,21 +67,23 @@ class InMemoryChallenges:
             held = self._pending(challenge.challenge_id)
             if held is None or held.challenge != challenge:
                 return False
-            held.claim = claim
+            del self._held[challenge.challenge_id]
             self._count_out(challenge.tenant)
+            self._taken[claim] = held
+            while len(self._taken) > self._max_total:
+                self._taken.popitem(last=False)  # only its put-back is lost
             return True
 
     def put_back(self, challenge: Challenge, claim: str) -> None:
         """The tenant's cap is not checked (it counted the challenge when issued)."""
         with self._lock:
-            held = self._held.get(challenge.challenge_id)
-            if held is not None and held.claim == claim and self._clock() < held.deadline:
-                held.claim = None
+            held = self._taken.pop(claim, None)
+            if held is not None and held.challenge == challenge and self._clock() < held.deadline:
+                self._held[challenge.challenge_id] = held
                 self._per_tenant[challenge.tenant] += 1
 
     def pending(self, tenant: str | None = None) -> int:
-        """How many are held in all (expired ones not yet dropped too), or pending in
-        ``tenant``."""
+        """How many are pending in all (expired ones not yet dropped too), or in ``tenant``."""
         with self._lock:
             return len(self._held) if tenant is None else self._per_tenant[tenant]
 
@@ -88,7 +92,7 @@ class InMemoryChallenges:
 
     def _pending(self, challenge_id: str) -> _Held | None:
         held = self._held.get(challenge_id)
-        if held is None or held.claim is not None or self._clock() >= held.deadline:
+        if held is None or self._clock() >= held.deadline:
             return None
         return held
 
@@ -98,15 +102,18 @@ class InMemoryChallenges:
             del self._per_tenant[tenant]
 
     def _drop_expired(self) -> None:
-        """The issuer gives every challenge one lifetime, so the oldest expire first."""
+        """The issuer gives every challenge one lifetime, so the oldest expire first (one put
+        back may sit out of order: it is dropped when it reaches the front, and is never
+        found meanwhile, ``_pending`` checking its deadline)."""
         now = self._clock()
         while self._held:
             oldest = next(iter(self._held.values()))
             if now < oldest.deadline:
-                return
+                break
             del self._held[oldest.challenge.challenge_id]
-            if oldest.claim is None:
-                self._count_out(oldest.challenge.tenant)
+            self._count_out(oldest.challenge.tenant)
+        while self._taken and now >= next(iter(self._taken.values())).deadline:
+            self._taken.popitem(last=False)
 
 
 TOO_MANY_IN_ALL = "too many liveness challenges are pending on this service; retry later"
