@@ -45,12 +45,14 @@ def create_key_file(path: Path, nbytes: int = 32) -> bool:
 def open_private(path: Path, flags: int) -> int:
     """``os.open(path, flags | O_CREAT)`` of a file for its owner alone: a new one is created
     ``0600`` whatever the umask (never readable by others, not even before a chmod), and an
-    existing one that group or others may access loses that access before anything is written
-    through the descriptor. Raises OSError."""
+    existing regular file that group or others may access loses that access before anything
+    is written through the descriptor. Anything else (``/dev/null``, ``/dev/stdout``, a FIFO)
+    is written as it is: its mode is not this file's to change. Raises OSError."""
     fd = os.open(path, flags | os.O_CREAT, PRIVATE_FILE_MODE)
     try:
-        mode = stat.S_IMODE(os.fstat(fd).st_mode)
-        if mode & 0o077:
+        status = os.fstat(fd)
+        mode = stat.S_IMODE(status.st_mode)
+        if stat.S_ISREG(status.st_mode) and mode & 0o077:
             os.fchmod(fd, mode & ~0o077)
     except BaseException:
         os.close(fd)

@@ -1,0 +1,40 @@
+"""Private files: created 0600 whatever the umask; only regular files are restricted."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+from bioverify.fileio import write_private_text
+from tests.conftest import mode
+
+
+def test_a_new_file_is_private_and_an_existing_one_is_restricted(tmp_path: Path) -> None:
+    previous = os.umask(0o022)
+    try:
+        fresh = tmp_path / "report.json"
+        write_private_text(fresh, "{}")
+        assert mode(fresh) == 0o600 and fresh.read_text() == "{}"
+        loose = tmp_path / "old.json"
+        loose.write_text("old")
+        loose.chmod(0o644)
+        write_private_text(loose, "new")
+        assert mode(loose) == 0o600 and loose.read_text() == "new"
+    finally:
+        os.umask(previous)
+
+
+def test_something_other_than_a_regular_file_keeps_its_mode(tmp_path: Path) -> None:
+    """--report /dev/null (or a FIFO) must not change the mode of what it names: as root that
+    made /dev/null 0600 for everyone, as anyone else it failed."""
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo, 0o644)
+    fifo.chmod(0o644)
+    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)  # so opening it to write does not block
+    try:
+        write_private_text(fifo, "through the pipe")
+        assert os.read(reader, 100) == b"through the pipe"
+    finally:
+        os.close(reader)
+    assert stat.S_ISFIFO(fifo.stat().st_mode) and mode(fifo) == 0o644
