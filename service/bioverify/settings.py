@@ -141,13 +141,14 @@ class Settings:
         config_file = env.get(ENV_PREFIX + "CONFIG")
         names = {ENV_PREFIX + f.name.upper(): f.name for f in dataclasses.fields(cls)}
         if config_file:
-            # An empty value (``key:`` or ``key: ""``) means the default, as an empty variable
-            # does; a key that is not a setting is still refused, empty or not.
+            # A key with no value (``key:``, YAML's null) means the default, as an empty
+            # variable does; ``key: ""`` is the empty string, as it always was (e.g. no Redis
+            # key prefix, or all interfaces); a key that is not a setting is still refused.
             settings_names = set(names.values())
             values.update(
                 (name, value)
                 for name, value in _load_yaml(Path(config_file)).items()
-                if name not in settings_names or not _is_empty(value)
+                if name not in settings_names or value is not None
             )
         misspelt = sorted(
             key
@@ -269,11 +270,6 @@ def _load_yaml(path: Path) -> dict[str, Any]:
     if not isinstance(loaded, dict):
         raise ConfigurationError(f"config file {path} must hold a mapping of settings")
     return {str(k): v for k, v in loaded.items()}
-
-
-def _is_empty(value: Any) -> bool:
-    """A YAML value that stands for "not set": null (``key:``) or the empty string."""
-    return value is None or value == ""
 
 
 _TRUE = {"1", "true", "yes", "on"}

@@ -53,23 +53,26 @@ def test_numbers_out_of_range_are_configuration_errors(name: str, value: str, wh
         Settings.from_env({f"BIOVERIFY_{name}": value})
 
 
-def test_an_empty_value_in_the_yaml_file_means_the_default(tmp_path: Path) -> None:
-    """``key:`` (null) or ``key: ""`` in the YAML file is the default, as an empty variable
-    is: never the string "None" (a key prefix "None", a key file named None)."""
+def test_a_key_with_no_value_in_the_yaml_file_means_the_default(tmp_path: Path) -> None:
+    """``key:`` (null) in the YAML file is the default, as an empty variable is: never the
+    string "None" (a key prefix "None", a key file named None). ``key: ""`` stays the empty
+    string, as before: a deployment with no Redis key prefix keeps seeing its data."""
     config = tmp_path / "bioverify.yaml"
     config.write_text(
-        "redis_key_prefix:\n"
         "face_operating_point:\n"
-        'voice_operating_point: ""\n'
         "sample_id_key_file:\n"
         "port:\n"
         "reflection:\n"
+        'redis_key_prefix: ""\n'
         "host: 0.0.0.0\n",
         encoding="utf-8",
     )
     settings = Settings.from_env({"BIOVERIFY_CONFIG": str(config)})
-    assert settings == Settings(host="0.0.0.0")
-    assert settings.redis_key_prefix == "bioverify:" and settings.sample_id_key_file == ""
+    assert settings == Settings(host="0.0.0.0", redis_key_prefix="")
+    assert settings.face_operating_point == Settings().face_operating_point
+    assert settings.sample_id_key_file == ""
+    config.write_text("redis_key_prefix:\nhost: 0.0.0.0\n", encoding="utf-8")
+    assert Settings.from_env({"BIOVERIFY_CONFIG": str(config)}).redis_key_prefix == "bioverify:"
     # an empty variable is the default too, and over a YAML value it changes nothing
     env = {"BIOVERIFY_CONFIG": str(config), "BIOVERIFY_HOST": "", "BIOVERIFY_PORT": ""}
     assert Settings.from_env(env) == Settings(host="0.0.0.0")
