@@ -20,6 +20,7 @@ from bioverify.client import (
     BioverifyClientError,
     client_error,
     gives_up,
+    retry_delay,
     retryable,
     tls_credentials,
 )
@@ -189,7 +190,7 @@ class AsyncBioverifyClient:
             except aio.AioRpcError as exc:
                 error = client_error(exc)
                 if retryable(error) and attempt < self.retries:
-                    await asyncio.sleep(self.backoff * (2**attempt))
+                    await asyncio.sleep(retry_delay(self.backoff, attempt))
                     attempt += 1
                     continue
                 raise error from exc

@@ -16,6 +16,7 @@ retry come back FAILED_PRECONDITION (``CHALLENGE_INVALID``): start a new challen
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Concatenate, ParamSpec, TypeVar, cast
@@ -67,6 +68,12 @@ def retryable(error: BioverifyClientError) -> bool:
     return error.code == grpc.StatusCode.UNAVAILABLE or (
         error.code == grpc.StatusCode.RESOURCE_EXHAUSTED and error.reason == "OVERLOADED"
     )
+
+
+def retry_delay(backoff: float, attempt: int) -> float:
+    """Seconds to wait before retry ``attempt`` (0 first): "full jitter", uniform up to the
+    exponential step, so clients refused together do not all come back at the same moment."""
+    return random.uniform(0.0, backoff * (2**attempt))
 
 
 def gives_up(answered: bool, waited_s: float, unreachable_timeout: float | None) -> bool:
@@ -255,7 +262,7 @@ class BioverifyClient:
             except grpc.RpcError as exc:
                 error = client_error(exc)
                 if retryable(error) and attempt < self.retries:
-                    time.sleep(self.backoff * (2**attempt))
+                    time.sleep(retry_delay(self.backoff, attempt))
                     attempt += 1
                     continue
                 raise error from exc

@@ -98,3 +98,13 @@ def test_a_client_certificate_never_falls_back_to_plaintext(
         BioverifyClient("127.0.0.1:1", **tls)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match=message):
         AsyncBioverifyClient("127.0.0.1:1", **tls)  # type: ignore[arg-type]
+
+
+def test_retry_delays_are_jittered_within_the_exponential_step() -> None:
+    """Clients refused together must not all retry at the same moment (full jitter)."""
+    from bioverify.client import retry_delay
+
+    for attempt in range(4):
+        delays = [retry_delay(0.2, attempt) for _ in range(200)]
+        assert all(0.0 <= d <= 0.2 * 2**attempt for d in delays)
+        assert len(set(delays)) > 150  # spread, not one fixed step
