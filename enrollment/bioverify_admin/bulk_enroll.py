@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from bioverify.client import BioverifyClient, BioverifyClientError
+from bioverify.usecases.common import DEFAULT_TENANT, validate_tenant
 from bioverify_admin.datasets import DatasetError, read_rows
 from bioverify_admin.journal import DEFAULT_FOLDER, Entry, Journal
 
@@ -168,6 +169,10 @@ def load_jobs(source: Path) -> list[EnrollJob]:
 
 
 def default_journal_path(source: Path, server: str, tenant: str) -> Path:
+    """The journal of enrolling ``source`` into ``tenant`` on ``server``; the default tenant
+    named or left out is one tenant, so a re-run either way finds the same journal."""
+    if validate_tenant(tenant) == DEFAULT_TENANT:
+        tenant = ""
     key = hashlib.sha256(f"{source.resolve()}|{server}|{tenant}".encode()).hexdigest()[:16]
     return DEFAULT_FOLDER / f"{key}.jsonl"
 

@@ -64,3 +64,12 @@ def test_the_default_tenant_named_or_left_out_is_one_tenant(tmp_path: Path) -> N
         assert not again.done("default", NFC, "face", fingerprint, b"photo")
         assert again.done("cards", NFC, "face", fingerprint, b"photo")
         assert again.done("default", "other", "face", fingerprint, b"photo")
+
+
+def test_the_default_tenant_named_or_left_out_has_one_journal(tmp_path: Path) -> None:
+    from bioverify_admin.bulk_enroll import default_journal_path
+
+    source = tmp_path / "people"
+    left_out = default_journal_path(source, "host:50051", "")
+    assert default_journal_path(source, "host:50051", "default") == left_out
+    assert default_journal_path(source, "host:50051", "branch-7") != left_out
