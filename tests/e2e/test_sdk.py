@@ -55,13 +55,23 @@ def test_errors_are_typed_with_stable_reasons(face_server: str) -> None:
         assert "image_a" in str(info.value)
 
 
-def test_retries_with_backoff_when_unavailable() -> None:
+def test_retries_with_backoff_when_unavailable(monkeypatch: pytest.MonkeyPatch) -> None:
+    import bioverify.client
+
+    waits: list[float] = []
+    real_sleep = time.sleep
+
+    def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        real_sleep(seconds)
+
+    monkeypatch.setattr(bioverify.client.time, "sleep", sleep)
     client = BioverifyClient("127.0.0.1:1", retries=2, backoff=0.1, timeout=2)
-    started = time.monotonic()
     with pytest.raises(BioverifyClientError) as info:
         client.service_info()
     assert info.value.code == grpc.StatusCode.UNAVAILABLE
-    assert time.monotonic() - started >= 0.3  # 0.1 + 0.2 s of backoff between 3 attempts
+    # 3 attempts: a jittered wait (up to 0.1 s, then up to 0.2 s) before each retry
+    assert len(waits) == 2 and 0 <= waits[0] <= 0.1 and 0 <= waits[1] <= 0.2
     client.close()
 
 
