@@ -59,13 +59,14 @@ def test_retries_with_backoff_when_unavailable(monkeypatch: pytest.MonkeyPatch) 
     import bioverify.client
 
     waits: list[float] = []
-    real_sleep = time.sleep
+    jittered = bioverify.client.retry_delay
 
-    def sleep(seconds: float) -> None:
-        waits.append(seconds)
-        real_sleep(seconds)
+    def delay(backoff: float, attempt: int) -> float:
+        waits.append(jittered(backoff, attempt))
+        return waits[-1]
 
-    monkeypatch.setattr(bioverify.client.time, "sleep", sleep)
+    # (not time.sleep: that is every thread's, and other services run in this process)
+    monkeypatch.setattr(bioverify.client, "retry_delay", delay)
     client = BioverifyClient("127.0.0.1:1", retries=2, backoff=0.1, timeout=2)
     with pytest.raises(BioverifyClientError) as info:
         client.service_info()
