@@ -33,15 +33,34 @@ def legacy_subject_id_problem(subject_id: str) -> str:
     are still reached (``bioverify.usecases.common.on_stored_form``), but only as stored."""
     if unicodedata.normalize("NFC", subject_id) != subject_id:
         return "not in Unicode normal form C"
+    separator = odd_separator(subject_id)
+    return f"holds {separator}" if separator else ""
+
+
+def basic_problem(subject_id: str, max_length: int) -> str:
+    """What every version refused in a subject id (empty: nothing): empty, longer than
+    ``max_length``, padded with white space, or holding a control, format or unassigned
+    character (category C*)."""
+    if not subject_id:
+        return "subject_id is empty"
+    if len(subject_id) > max_length:
+        return f"subject_id is longer than {max_length} characters"
+    if subject_id != subject_id.strip():
+        return "subject_id has leading or trailing white space"
+    for ch in subject_id:
+        if unicodedata.category(ch).startswith("C"):
+            return f"subject_id contains a control or invisible character (U+{ord(ch):04X})"
+    return ""
+
+
+def odd_separator(subject_id: str) -> str:
+    """The first space or separator character other than U+0020 in ``subject_id``, named
+    ("U+00A0 NO-BREAK SPACE"), or empty when there is none."""
     for ch in subject_id:
         if unicodedata.category(ch).startswith("Z") and ch != " ":
-            return f"holds U+{ord(ch):04X} {unicodedata.name(ch, 'separator')}"
+            return f"U+{ord(ch):04X} {unicodedata.name(ch, 'separator')}"
     return ""
 
 
 def _legacy_valid(subject_id: str, max_length: int) -> bool:
-    return (
-        0 < len(subject_id) <= max_length
-        and subject_id == subject_id.strip()
-        and not any(unicodedata.category(ch).startswith("C") for ch in subject_id)
-    )
+    return not basic_problem(subject_id, max_length)

@@ -28,7 +28,7 @@ from bioverify.errors import (
 from bioverify.index.gallery import Gallery
 from bioverify.scoring import Calibration, OperatingPoint
 from bioverify.store.ports import Template, TemplateStore, TemplateWrite
-from bioverify.subject_ids import legacy_subject_id_forms
+from bioverify.subject_ids import basic_problem, legacy_subject_id_forms, odd_separator
 from bioverify.usecases.gallery_search import Duplicate, find_duplicates
 
 T = TypeVar("T")
@@ -48,23 +48,15 @@ def validate_subject_id(subject_id: str, max_length: int = 128) -> str:
     character (category C*) or a separator other than a plain space (U+00A0 NO-BREAK SPACE,
     U+2028 LINE SEPARATOR, ...: ids that look alike but are not equal)."""
     subject_id = unicodedata.normalize("NFC", subject_id)
-    if not subject_id:
-        raise InvalidSubjectId("subject_id is empty")
-    if len(subject_id) > max_length:
-        raise InvalidSubjectId(f"subject_id is longer than {max_length} characters")
-    if subject_id != subject_id.strip():
-        raise InvalidSubjectId("subject_id has leading or trailing white space")
-    for ch in subject_id:
-        category = unicodedata.category(ch)
-        if category.startswith("C"):
-            raise InvalidSubjectId(
-                f"subject_id contains a control or invisible character (U+{ord(ch):04X})"
-            )
-        if category.startswith("Z") and ch != " ":
-            raise InvalidSubjectId(
-                f"subject_id contains a space or separator character other than a plain space "
-                f"(U+{ord(ch):04X} {unicodedata.name(ch, 'separator')}); use U+0020"
-            )
+    problem = basic_problem(subject_id, max_length)
+    if problem:
+        raise InvalidSubjectId(problem)
+    separator = odd_separator(subject_id)
+    if separator:
+        raise InvalidSubjectId(
+            f"subject_id contains a space or separator character other than a plain space "
+            f"({separator}); use U+0020"
+        )
     return subject_id
 
 
