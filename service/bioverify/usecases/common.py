@@ -281,12 +281,19 @@ class _SampleOutcome(Protocol):
 Outcome = TypeVar("Outcome", bound=_SampleOutcome)
 
 
-def refuse_mismatched(
-    outcomes: Sequence[Outcome], mismatched: Mapping[int, Issue]
+def refuse_unlike_subject(
+    outcomes: Sequence[Outcome],
+    embeddings: npt.NDArray[np.float32],
+    template: Template | None,
+    model: str,
+    threshold: float,
 ) -> tuple[list[Outcome], list[int]]:
-    """``outcomes`` (in sample order) with the accepted samples at the ``mismatched`` rows
-    (rows number the accepted samples in order, as ``mismatched_samples`` does) refused for
-    their reason; returns them and the rows still accepted."""
+    """``outcomes`` (in sample order) with the accepted samples (the rows of ``embeddings``,
+    in order) that ``mismatched_samples`` finds unlike the subject refused for that reason;
+    returns them and the rows still accepted. ``template``: the subject's stored one (None:
+    none), a reference only when ``model`` made it."""
+    reference = template.vector if template is not None and template.model == model else None
+    mismatched = mismatched_samples(embeddings, reference, threshold)
     result = list(outcomes)
     kept = []
     accepted = [pos for pos, outcome in enumerate(outcomes) if outcome.accepted]

@@ -37,11 +37,10 @@ from bioverify.usecases.common import (
     enrolment_subject_id,
     issue_of,
     legacy_sample_id,
-    mismatched_samples,
     on_stored_form,
     prepare_all,
     prepare_each,
-    refuse_mismatched,
+    refuse_unlike_subject,
     sample_id,
     save_enrollment,
     template_for,
@@ -272,11 +271,11 @@ class FaceVerification:
             return EnrollOutcome(subject_id, tuple(outcomes), None, refusal=(NOTHING_ACCEPTED,))
         embedded: list[FaceSample] = self.pool.run(self.pipeline.embed, good)
         stored = self._face_template(tenant, subject_id)
-        existing = self._comparable(stored)
         live, expected = None, None
         if capture is not None:
             names = [f"enrolment image {o.index}" for o in outcomes if o.accepted]
             expected = ExpectedTemplate.of(stored)
+            existing = self._comparable(stored)
             binding = CaptureBinding(
                 images=tuple(zip(names, (s.embedding for s in embedded), strict=True)),
                 threshold=point.threshold,
@@ -292,13 +291,14 @@ class FaceVerification:
                     for o in outcomes
                 )
                 return EnrollOutcome(subject_id, rejected, None, refusal=refusal, liveness=live)
-        mismatched = mismatched_samples(
+        outcomes, kept = refuse_unlike_subject(
+            outcomes,
             np.stack([s.embedding for s in embedded]),
-            existing.vector if existing is not None else None,
+            stored,
+            self.model,
             self.pack.loosest_operating_point().threshold,
         )
-        if mismatched:
-            outcomes, kept = refuse_mismatched(outcomes, mismatched)
+        if len(kept) < len(embedded):
             if not kept:
                 return EnrollOutcome(
                     subject_id, tuple(outcomes), None, refusal=(NOTHING_ACCEPTED,), liveness=live

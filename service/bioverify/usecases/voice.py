@@ -48,11 +48,10 @@ from bioverify.usecases.common import (
     enrolment_subject_id,
     issue_of,
     legacy_sample_id,
-    mismatched_samples,
     on_stored_form,
     prepare_all,
     prepare_each,
-    refuse_mismatched,
+    refuse_unlike_subject,
     sample_id,
     save_enrollment,
     template_for,
@@ -382,14 +381,14 @@ class VoiceVerification:
             current: Template | None = self.store.get_template(tenant, subject_id, VOICE)
         except NotEnrolled:
             current = None
-        comparable = current if current is not None and current.model == self.model else None
-        mismatched = mismatched_samples(
+        outcomes, kept = refuse_unlike_subject(
+            outcomes,
             np.stack([s.embedding for s in accepted]),
-            comparable.vector if comparable is not None else None,
+            current,
+            self.model,
             self.pack.loosest_operating_point().threshold,
         )
-        if mismatched:
-            outcomes, kept = refuse_mismatched(outcomes, mismatched)
+        if len(kept) < len(accepted):
             if not kept:
                 nothing = (NOTHING_ACCEPTED,)
                 return EnrollVoiceOutcome(subject_id, tuple(outcomes), None, 0.0, nothing)
