@@ -8,7 +8,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import grpc
@@ -64,6 +64,23 @@ class HeldCall:
             self.code = exc.code()
         finally:
             self.done.set()
+
+    def send(self, pcm: bytes) -> None:
+        """Queue 16 kHz PCM in 100 ms chunks (sent as fast as the call takes them)."""
+        for chunk in chunks(pcm, ms=100):
+            self.audio.put(chunk)
+
+    def wait_for(self, reply_seen: Callable[[voice_pb2.VoiceStreamResponse], bool]) -> None:
+        """Until a reply satisfies ``reply_seen`` (30 s at most, and the call still open)."""
+        deadline = time.monotonic() + 30
+        while not any(reply_seen(r) for r in self.replies):
+            assert time.monotonic() < deadline and not self.done.is_set(), self.replies
+            time.sleep(0.1)
+
+    def end(self, timeout: float = 60.0) -> None:
+        """Send the end of the stream and wait for the call to finish."""
+        self.audio.put(None)
+        assert self.done.wait(timeout)
 
     def hang_up(self) -> None:
         self.call.cancel()
@@ -181,17 +198,11 @@ def test_a_subject_deleted_mid_call_stops_verifying(service: ServiceProcess) -> 
             call = HeldCall(voice_pb2_grpc.VoiceServiceStub(channel), "revoked", interim_s=1.0)
             try:
                 half = len(speech) * 2 // 3 // 3200 * 3200
-                for chunk in chunks(speech[:half], ms=100):
-                    call.audio.put(chunk)
-                deadline = time.monotonic() + 30
-                while not any(r.decision == common_pb2.ACCEPT for r in call.replies):
-                    assert time.monotonic() < deadline, call.replies
-                    time.sleep(0.1)
+                call.send(speech[:half])
+                call.wait_for(lambda r: r.decision == common_pb2.ACCEPT)
                 client.delete_subject("revoked")
-                for chunk in chunks(speech[half:], ms=100):
-                    call.audio.put(chunk)
-                call.audio.put(None)
-                assert call.done.wait(30)
+                call.send(speech[half:])
+                call.end(30)
             finally:
                 call.hang_up()
     assert call.code == grpc.StatusCode.NOT_FOUND
@@ -211,17 +222,11 @@ def test_a_store_outage_mid_call_does_not_end_it(tmp_path: Path) -> None:
                 call = HeldCall(voice_pb2_grpc.VoiceServiceStub(channel), "caller", interim_s=1.0)
                 try:
                     half = len(speech) // 3 // 3200 * 3200
-                    for chunk in chunks(speech[:half], ms=100):
-                        call.audio.put(chunk)
-                    deadline = time.monotonic() + 30
-                    while not call.replies:
-                        assert time.monotonic() < deadline and not call.done.is_set()
-                        time.sleep(0.1)
+                    call.send(speech[:half])
+                    call.wait_for(lambda r: True)  # the call is verifying
                     redis_server.stop()
-                    for chunk in chunks(speech[half:], ms=100):
-                        call.audio.put(chunk)
-                    call.audio.put(None)
-                    assert call.done.wait(60)
+                    call.send(speech[half:])
+                    call.end()
                 finally:
                     call.hang_up()
         finally:
