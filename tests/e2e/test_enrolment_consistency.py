@@ -3,11 +3,15 @@ samples is refused (SUBJECT_MISMATCH), so that person cannot then verify as the 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from bioverify.client import BioverifyClient, BioverifyClientError
+from bioverify.client_requests import audio
 from bioverify.v1 import common_pb2
-from tests.conftest import DATA, lfw
+from tests.conftest import DATA, custom_service, lfw
+from tests.e2e.store_faults import raced_stores, same_person, someone_else
 
 AUDIO = DATA / "speaker" / "audio"
 
@@ -67,3 +71,42 @@ def test_another_speakers_clips_are_refused(client: BioverifyClient) -> None:
     reply = client.enroll_voice("caller", clips, tenant=tenant)
     assert [_codes(s) for s in reply.samples] == [["SUBJECT_MISMATCH"], [], ["SUBJECT_MISMATCH"]]
     assert reply.accepted_count == 1
+
+
+def test_enrolments_racing_on_one_subject_are_each_checked_against_the_other(
+    tmp_path: Path, models_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another replica writes the subject's template between an enrolment's SUBJECT_MISMATCH
+    check and its write: the write does not go through; the samples are checked again against
+    the template now stored. Two people enrolling one new id at once cannot both be its first
+    samples, while two enrolments of the same person both land."""
+    federer = lfw("Roger_Federer", 8).read_bytes()
+    voice = [audio(p.read_bytes()) for p in sorted((AUDIO / "libri_2033").glob("*.flac"))[:2]]
+    with (
+        raced_stores(monkeypatch) as stores,
+        custom_service(tmp_path, models_dir) as client,
+    ):
+        (store,) = stores
+        for modality, enroll in (
+            ("face", lambda subject: client.enroll_face(subject, [federer])),
+            ("voice", lambda subject: client.enroll_voice(subject, voice)),
+        ):
+            # Someone else enrolled the new id first: these samples are refused as unlike them.
+            store.armed, store.rival_vector = True, someone_else
+            reply = enroll(f"{modality}-contested")
+            assert [_codes(s) for s in reply.samples] == [["SUBJECT_MISMATCH"]] * len(
+                reply.samples
+            ), modality
+            assert reply.accepted_count == 0 and not reply.HasField("template")
+            stored = store.get_template("default", f"{modality}-contested", modality)
+            assert stored.sample_ids == ("rival",)  # nothing of the refused enrolment
+
+            # The same person enrolled first: both enrolments are in the template.
+            store.armed, store.rival_vector = True, same_person
+            reply = enroll(f"{modality}-shared")
+            assert not store.armed and reply.accepted_count == len(reply.samples), modality
+            stored = store.get_template("default", f"{modality}-shared", modality)
+            assert stored.sample_ids[0] == "rival" and len(stored.sample_ids) == 1 + len(
+                reply.samples
+            )
+            assert reply.template.sample_count == stored.sample_count

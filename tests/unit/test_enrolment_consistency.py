@@ -1,10 +1,20 @@
-"""mismatched_samples: which new samples of an enrolment do not look like the subject."""
+"""mismatched_samples: which new samples of an enrolment do not look like the subject;
+against_current_template: the check and the write see the same stored template."""
 
 from __future__ import annotations
 
-import numpy as np
+from typing import Any
 
-from bioverify.usecases.common import SUBJECT_MISMATCH, mismatched_samples
+import numpy as np
+import pytest
+
+from bioverify.errors import TemplateChanged
+from bioverify.usecases.common import (
+    ENROLMENT_WRITE_ATTEMPTS,
+    SUBJECT_MISMATCH,
+    against_current_template,
+    mismatched_samples,
+)
 
 
 def _unit(*angles_deg: float) -> np.ndarray:
@@ -44,3 +54,43 @@ def test_an_existing_template_is_the_reference() -> None:
     assert "enrolled template" in found[1].message
     # new samples agreeing among themselves but not with the template are all refused
     assert sorted(mismatched_samples(_unit(170, 175), template, THRESHOLD)) == [0, 1]
+
+
+class ChangingStore:
+    """Each read returns the next revision; the write fails while ``conflicts`` remain."""
+
+    def __init__(self, conflicts: int) -> None:
+        self.conflicts = conflicts
+        self.reads = 0
+        self.written_against: list[Any] = []
+
+    def read(self) -> Any:
+        self.reads += 1
+        return f"revision {self.reads}"
+
+    def write(self, current: Any) -> str:
+        self.written_against.append(current)
+        if self.conflicts:
+            self.conflicts -= 1
+            raise TemplateChanged("changed")
+        return f"saved over {current}"
+
+
+def test_a_changed_template_is_read_again_and_the_write_checked_against_it() -> None:
+    store = ChangingStore(conflicts=2)
+    assert against_current_template(store.read, store.write, stored=None) == "saved over revision 2"
+    assert store.written_against == [None, "revision 1", "revision 2"]
+
+
+def test_an_unchanged_template_is_read_once_by_the_caller() -> None:
+    store = ChangingStore(conflicts=0)
+    assert against_current_template(store.read, store.write, stored="first") == "saved over first"
+    assert store.reads == 0
+
+
+@pytest.mark.parametrize("attempts", [1, ENROLMENT_WRITE_ATTEMPTS])
+def test_the_last_conflict_is_raised_after_the_attempts(attempts: int) -> None:
+    store = ChangingStore(conflicts=attempts)
+    with pytest.raises(TemplateChanged):
+        against_current_template(store.read, store.write, stored=None, attempts=attempts)
+    assert len(store.written_against) == attempts and store.reads == attempts - 1

@@ -23,6 +23,7 @@ from bioverify.errors import (
     ModelMismatch,
     NotEnrolled,
     Overloaded,
+    TemplateChanged,
     TooLarge,
 )
 from bioverify.index.gallery import Gallery
@@ -305,6 +306,35 @@ def refuse_unlike_subject(
         else:
             kept.append(row)
     return result, kept
+
+
+ENROLMENT_WRITE_ATTEMPTS = 3
+"""How often an enrolment re-reads the subject's template and re-checks its samples against
+it when another request changed the template between the read and the write."""
+
+
+def against_current_template(
+    read: Callable[[], Template | None],
+    write: Callable[[Template | None], T],
+    *,
+    stored: Template | None,
+    attempts: int = ENROLMENT_WRITE_ATTEMPTS,
+) -> T:
+    """``write(stored)``, which checks the samples against ``stored`` (the subject's template
+    as read, None: none) and saves expecting it to be still what is stored. When another
+    request or replica changed it in between (TemplateChanged, nothing written), the template
+    is read again and ``write`` runs on it, at most ``attempts`` times in all; the last
+    TemplateChanged is raised. So two first enrolments of one id racing each other cannot
+    both pass as the first: the later one is checked against the earlier one's template."""
+    attempt = 1
+    while True:
+        try:
+            return write(stored)
+        except TemplateChanged:
+            if attempt >= attempts:
+                raise
+        attempt += 1
+        stored = read()
 
 
 def prepare_all(

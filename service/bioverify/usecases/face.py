@@ -30,10 +30,12 @@ from bioverify.scoring import (
 from bioverify.store.ports import ExpectedTemplate, Template, TemplateStore, TemplateWrite
 from bioverify.usecases.common import (
     DEFAULT_TENANT,
+    ENROLMENT_WRITE_ATTEMPTS,
     NOTHING_ACCEPTED,
     InferencePool,
     Issue,
     RequestPolicy,
+    against_current_template,
     enrolment_subject_id,
     issue_of,
     legacy_sample_id,
@@ -210,12 +212,14 @@ class FaceVerification:
         (also when replacing it: delete the subject to enroll someone else under its id). A
         capture judged not live writes nothing and rejects every sample; on a dry run, an
         answered challenge is used up all the same (a dry run must not let a client try
-        answers). The write expects the subject's face template (of any model) to be still the
-        one read for that check, or still absent: TemplateChanged, and nothing written, when
-        another request or replica changed it in between (the challenge is used up); a save
-        that fails with Unavailable gives the challenge back for the retry. Samples that do not
-        look like the subject (``mismatched_samples`` at the pack's loosest operating point)
-        are refused with SUBJECT_MISMATCH, with or without a capture."""
+        answers). Samples that do not look like the subject (``mismatched_samples`` at the pack's
+        loosest operating point) are refused with SUBJECT_MISMATCH, with or without a capture.
+        The write expects the subject's face template (of any model) to be still the one read
+        for these checks, or still absent. When another request or replica changed it in
+        between, nothing is written: without a capture the samples are checked again against
+        the new template (``against_current_template``); with one, TemplateChanged ends the
+        request (the challenge is used up). A save that fails with Unavailable gives the
+        challenge back for the retry."""
         sent_id = subject_id
         tenant, subject_id, meta = validate_enrollment(
             tenant,
@@ -271,10 +275,9 @@ class FaceVerification:
             return EnrollOutcome(subject_id, tuple(outcomes), None, refusal=(NOTHING_ACCEPTED,))
         embedded: list[FaceSample] = self.pool.run(self.pipeline.embed, good)
         stored = self._face_template(tenant, subject_id)
-        live, expected = None, None
+        live = None
         if capture is not None:
             names = [f"enrolment image {o.index}" for o in outcomes if o.accepted]
-            expected = ExpectedTemplate.of(stored)
             existing = self._comparable(stored)
             binding = CaptureBinding(
                 images=tuple(zip(names, (s.embedding for s in embedded), strict=True)),
@@ -291,34 +294,32 @@ class FaceVerification:
                     for o in outcomes
                 )
                 return EnrollOutcome(subject_id, rejected, None, refusal=refusal, liveness=live)
-        outcomes, kept = refuse_unlike_subject(
-            outcomes,
-            np.stack([s.embedding for s in embedded]),
-            stored,
-            self.model,
-            self.pack.loosest_operating_point().threshold,
-        )
-        if len(kept) < len(embedded):
+        embeddings = np.stack([s.embedding for s in embedded])
+
+        def write_against(current: Template | None) -> EnrollOutcome:
+            checked, kept = refuse_unlike_subject(
+                outcomes,
+                embeddings,
+                current,
+                self.model,
+                self.pack.loosest_operating_point().threshold,
+            )
             if not kept:
                 return EnrollOutcome(
-                    subject_id, tuple(outcomes), None, refusal=(NOTHING_ACCEPTED,), liveness=live
+                    subject_id, tuple(checked), None, refusal=(NOTHING_ACCEPTED,), liveness=live
                 )
-            embedded = [embedded[row] for row in kept]
-            good_ids = [good_ids[row] for row in kept]
-            legacy_ids = [legacy_ids[row] for row in kept]
-        write = TemplateWrite(
-            tenant=tenant,
-            subject_id=subject_id,
-            modality=FACE,
-            model=self.model,
-            new_samples=np.stack([s.embedding for s in embedded]),
-            metadata=meta,
-            replace=replace,
-            sample_ids=good_ids,
-            legacy_sample_ids=legacy_ids,
-            expected=expected,
-        )
-        try:
+            write = TemplateWrite(
+                tenant=tenant,
+                subject_id=subject_id,
+                modality=FACE,
+                model=self.model,
+                new_samples=embeddings[kept],
+                metadata=meta,
+                replace=replace,
+                sample_ids=[good_ids[row] for row in kept],
+                legacy_sample_ids=[legacy_ids[row] for row in kept],
+                expected=ExpectedTemplate.of(current),
+            )
             template, duplicates = save_enrollment(
                 self.store,
                 self.gallery,
@@ -328,13 +329,23 @@ class FaceVerification:
                 refuse_duplicates=refuse_duplicates,
                 dry_run=dry_run,
             )
+            return EnrollOutcome(subject_id, tuple(checked), template, duplicates, liveness=live)
+
+        try:
+            # A capture vouched for the images against the template read: its answer cannot
+            # be checked again against another one, so a changed template ends the request.
+            return against_current_template(
+                lambda: self._face_template(tenant, subject_id),
+                write_against,
+                stored=stored,
+                attempts=1 if capture is not None else ENROLMENT_WRITE_ATTEMPTS,
+            )
         except Unavailable:
             # No verdict given: the retry (the SDK retries UNAVAILABLE) answers the challenge
             # again. Had the write gone through before the store failed, the retry adds the
             # same samples, which a template holds once.
             self.live_capture.give_back(live)
             raise
-        return EnrollOutcome(subject_id, tuple(outcomes), template, duplicates, liveness=live)
 
     def identify(
         self,

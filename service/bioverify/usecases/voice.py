@@ -38,13 +38,20 @@ from bioverify.scoring import (
     logit,
     sigmoid,
 )
-from bioverify.store.ports import Template, TemplateStore, TemplateWrite, merge_samples
+from bioverify.store.ports import (
+    ExpectedTemplate,
+    Template,
+    TemplateStore,
+    TemplateWrite,
+    merge_samples,
+)
 from bioverify.usecases.common import (
     DEFAULT_TENANT,
     NOTHING_ACCEPTED,
     InferencePool,
     Issue,
     RequestPolicy,
+    against_current_template,
     enrolment_subject_id,
     issue_of,
     legacy_sample_id,
@@ -330,6 +337,11 @@ class VoiceVerification:
         dry_run: bool = False,
         refuse_duplicates: bool = False,
     ) -> EnrollVoiceOutcome:
+        """Clips that pass speech, liveness and SUBJECT_MISMATCH checks extend (or, with
+        ``replace``, replace) the subject's voice template once they add enough speech new to
+        it. The checks read the stored template and the write expects it unchanged; when
+        another request changed it in between, they run again on the new one
+        (``against_current_template``)."""
         sent_id = subject_id
         tenant, subject_id, meta = validate_enrollment(
             tenant,
@@ -348,7 +360,6 @@ class VoiceVerification:
         accepted_ids: list[str] = []
         legacy_ids: list[str] = []
         speech: list[dict[str, float]] = []  # per accepted clip
-        narrow_speech = 0.0
         checking = []
         for index, analysed in enumerate(prepare_each(self.pool, self.analyse, clips)):
             if isinstance(analysed, InvalidInput | TooLarge):
@@ -373,75 +384,75 @@ class VoiceVerification:
                 legacy_ids.append(legacy_sample_id(clips[index].data))
                 narrow = sample.net_speech_s if _narrow(decoded) else 0.0
                 speech.append({"net_speech_s": sample.net_speech_s, NARROWBAND_SPEECH: narrow})
-                narrow_speech += narrow
         outcomes.sort(key=lambda o: o.index)
         if not accepted:
             return EnrollVoiceOutcome(subject_id, tuple(outcomes), None, 0.0, (NOTHING_ACCEPTED,))
-        try:
-            current: Template | None = self.store.get_template(tenant, subject_id, VOICE)
-        except NotEnrolled:
-            current = None
-        outcomes, kept = refuse_unlike_subject(
-            outcomes,
-            np.stack([s.embedding for s in accepted]),
-            current,
-            self.model,
-            self.pack.loosest_operating_point().threshold,
-        )
-        if len(kept) < len(accepted):
+        embeddings = np.stack([s.embedding for s in accepted])
+
+        def write_against(current: Template | None) -> EnrollVoiceOutcome:
+            checked, kept = refuse_unlike_subject(
+                outcomes,
+                embeddings,
+                current,
+                self.model,
+                self.pack.loosest_operating_point().threshold,
+            )
             if not kept:
                 nothing = (NOTHING_ACCEPTED,)
-                return EnrollVoiceOutcome(subject_id, tuple(outcomes), None, 0.0, nothing)
-            accepted = [accepted[row] for row in kept]
-            accepted_ids = [accepted_ids[row] for row in kept]
-            legacy_ids = [legacy_ids[row] for row in kept]
-            speech = [speech[row] for row in kept]
-            narrow_speech = sum(s[NARROWBAND_SPEECH] for s in speech)
-        total = float(sum(s.net_speech_s for s in accepted))
-        existing, fresh = 0.0, total
-        if not replace and current is not None:
-            existing = float(current.extra.get("net_speech_s", 0.0))
-            # clips the template holds already (the store's own rule) add no speech
-            _, _, added = merge_samples(
-                None,
-                current.sample_ids,
-                np.stack([s.embedding for s in accepted]),
-                accepted_ids,
-                legacy_ids,
+                return EnrollVoiceOutcome(subject_id, tuple(checked), None, 0.0, nothing)
+            clips_kept = [accepted[row] for row in kept]
+            ids_kept = [accepted_ids[row] for row in kept]
+            legacy_kept = [legacy_ids[row] for row in kept]
+            speech_kept = [speech[row] for row in kept]
+            total = float(sum(s.net_speech_s for s in clips_kept))
+            narrow_speech = sum(s[NARROWBAND_SPEECH] for s in speech_kept)
+            existing, fresh = 0.0, total
+            if not replace and current is not None:
+                existing = float(current.extra.get("net_speech_s", 0.0))
+                # clips the template holds already (the store's own rule) add no speech
+                _, _, added = merge_samples(
+                    None, current.sample_ids, embeddings[kept], ids_kept, legacy_kept
+                )
+                fresh = float(sum(clips_kept[row].net_speech_s for row in added))
+            if fresh + existing < self.policy.min_enroll_total_speech_s:
+                found, needed = shortfall(fresh + existing, self.policy.min_enroll_total_speech_s)
+                refusal = Issue(
+                    "NOT_ENOUGH_SPEECH",
+                    f"the accepted clips hold {found} s of speech new to the template; an "
+                    f"enrollment needs at least {needed} s",
+                )
+                return EnrollVoiceOutcome(subject_id, tuple(checked), None, total, (refusal,))
+            # All-phone enrollments are searched like phone probes (see :meth:`identify`).
+            calibration, point = self.scoring(policy, self.channel(narrow_speech >= total > 0.0))
+            write = TemplateWrite(
+                tenant=tenant,
+                subject_id=subject_id,
+                modality=VOICE,
+                model=self.model,
+                new_samples=embeddings[kept],
+                metadata=meta,
+                replace=replace,
+                sample_ids=ids_kept,
+                legacy_sample_ids=legacy_kept,
+                sample_extra=speech_kept,  # a clip the template holds already adds no speech
+                expected=ExpectedTemplate.of(current),
             )
-            fresh = float(sum(accepted[row].net_speech_s for row in added))
-        if fresh + existing < self.policy.min_enroll_total_speech_s:
-            found, needed = shortfall(fresh + existing, self.policy.min_enroll_total_speech_s)
-            refusal = Issue(
-                "NOT_ENOUGH_SPEECH",
-                f"the accepted clips hold {found} s of speech new to the template; an "
-                f"enrollment needs at least {needed} s",
+            template, duplicates = save_enrollment(
+                self.store,
+                self.gallery,
+                write,
+                calibration=calibration,
+                point=point,
+                refuse_duplicates=refuse_duplicates,
+                dry_run=dry_run,
             )
-            return EnrollVoiceOutcome(subject_id, tuple(outcomes), None, total, (refusal,))
-        # All-phone enrollments are searched like phone probes (see :meth:`identify`).
-        calibration, point = self.scoring(policy, self.channel(narrow_speech >= total > 0.0))
-        write = TemplateWrite(
-            tenant=tenant,
-            subject_id=subject_id,
-            modality=VOICE,
-            model=self.model,
-            new_samples=np.stack([s.embedding for s in accepted]),
-            metadata=meta,
-            replace=replace,
-            sample_ids=accepted_ids,
-            legacy_sample_ids=legacy_ids,
-            sample_extra=speech,  # a clip the template holds already adds no speech
+            return EnrollVoiceOutcome(subject_id, tuple(checked), template, total, (), duplicates)
+
+        return against_current_template(
+            lambda: self._voice_template(tenant, subject_id),
+            write_against,
+            stored=self._voice_template(tenant, subject_id),
         )
-        template, duplicates = save_enrollment(
-            self.store,
-            self.gallery,
-            write,
-            calibration=calibration,
-            point=point,
-            refuse_duplicates=refuse_duplicates,
-            dry_run=dry_run,
-        )
-        return EnrollVoiceOutcome(subject_id, tuple(outcomes), template, total, (), duplicates)
 
     def identify(
         self,
@@ -474,6 +485,13 @@ class VoiceVerification:
         return IdentifyVoiceOutcome(
             result, self.model, _report(decoded, sample, issues), issues, live
         )
+
+    def _voice_template(self, tenant: str, subject_id: str) -> Template | None:
+        """The subject's voice template, whichever model made it; None when there is none."""
+        try:
+            return self.store.get_template(tenant, subject_id, VOICE)
+        except NotEnrolled:
+            return None
 
     def _template(self, tenant: str, subject_id: str) -> Template:
         return template_for(self.store, tenant, subject_id, VOICE, self.model)
