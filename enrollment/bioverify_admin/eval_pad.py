@@ -6,7 +6,9 @@ faces, ``clip`` for voice). Bona fide is the positive class and the score is
 ``reply.liveness.score`` (higher = more likely bona fide).
 
 - ``bpcer`` / ``apcer`` are measured at the service's operating threshold, i.e. from
-  ``reply.liveness.live``. ``apcer_at_bpcer_5`` / ``_10`` use the threshold chosen on the bona
+  ``reply.liveness.live``, each with its 95 % Wilson interval (``bpcer_ci95``,
+  ``apcer_ci95``: [low, high]): with a few dozen samples per class a rate is known only
+  to within tens of points. ``apcer_at_bpcer_5`` / ``_10`` use the threshold chosen on the bona
   fide scores of this data so that BPCER is at most 5 % / 10 % (the strictest such threshold).
 - ``eer`` and ``auc`` are threshold-free; per attack class (face) or attack id (voice) they
   compare that class's attacks with all bona fide samples.
@@ -252,6 +254,11 @@ def _rate(flags: Sequence[bool]) -> float:
     return float(np.mean(flags)) if len(flags) else float("nan")
 
 
+def _interval(flags: Sequence[bool]) -> list[float]:
+    """95 % Wilson interval of ``_rate(flags)``: [low, high] (NaN for no samples)."""
+    return list(metrics.wilson_interval(int(sum(flags)), len(flags)))
+
+
 def _single_threshold(results: Sequence[PadResult]) -> float:
     found = {r.threshold for r in results if r.threshold is not None}
     return found.pop() if len(found) == 1 else float("nan")
@@ -294,6 +301,7 @@ def _common(results: Sequence[PadResult]) -> dict[str, Any]:
         "eer": metrics.eer(scores, labels) if both else float("nan"),
         "auc": metrics.auc(scores, labels) if both else float("nan"),
         "bpcer": _rate([not r.live for r in bona]),
+        "bpcer_ci95": _interval([not r.live for r in bona]),
         "threshold": _single_threshold(results),
         "mean_latency_ms": float(np.mean(scored)) if scored else float("nan"),
         "p95_latency_ms": float(np.percentile(scored, 95)) if scored else float("nan"),
@@ -341,6 +349,7 @@ def summarise_face(results: Sequence[PadResult]) -> dict[str, Any]:
             "n": len(of_class),
             "n_failed": sum(r.score is None for r in of_class),
             "apcer": apcer,
+            "apcer_ci95": _interval([r.live for r in of_class]),
             **_attack_figures(scores, bona, members),
         }
     out["max_apcer"] = max(apcers) if apcers else float("nan")
@@ -354,6 +363,7 @@ def summarise_voice(results: Sequence[PadResult]) -> dict[str, Any]:
     bona = np.array([r.sample.bonafide for r in results], dtype=bool)
     spoofs = [r for r in results if not r.sample.bonafide]
     out["apcer"] = _rate([r.live for r in spoofs])
+    out["apcer_ci95"] = _interval([r.live for r in spoofs])
     pooled = _attack_figures(scores, bona, ~bona)
     out["apcer_at_bpcer_5"] = pooled["apcer_at_bpcer_5"]
     out["apcer_at_bpcer_10"] = pooled["apcer_at_bpcer_10"]

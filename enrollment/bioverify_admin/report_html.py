@@ -859,6 +859,10 @@ def _pct(rate: float) -> str:
 
 
 def _count_pct(rate: float, n: int) -> str:
+    """``rate`` of ``n`` with its count and 95 % Wilson interval, e.g. "32% (8/25; 95% CI
+    17.2-51.6%)": with tens of samples a rate is known only to within tens of points."""
     if not math.isfinite(rate):
         return "n/a"
-    return f"{_pct(rate)} ({round(rate * n)}/{n})"
+    count = round(rate * n)
+    low, high = metrics.wilson_interval(count, n)
+    return f"{_pct(rate)} ({count}/{n}; 95% CI {low * 100:.3g}\u2013{_pct(high)})"

@@ -81,6 +81,10 @@ def test_eval_face_pad(face_server: str, data_dir: Path, tmp_path: Path) -> None
         for key in ("apcer", "apcer_at_bpcer_5", "apcer_at_bpcer_10", "eer", "auc"):
             assert in_unit_interval(block[key]), (name, key)
         assert block["apcer_at_bpcer_10"] <= block["apcer_at_bpcer_5"]
+        low, high = block["apcer_ci95"]
+        assert 0 <= low <= block["apcer"] <= high <= 1 and high - low > 0, (name, low, high)
+    low, high = result["bpcer_ci95"]
+    assert 0 <= low <= result["bpcer"] <= high <= 1
     assert result["components"], "no per-check figures"
     for check in result["components"].values():
         assert in_unit_interval(check["eer"])
@@ -109,6 +113,9 @@ def test_eval_voice_spoof(face_server: str, data_dir: Path, tmp_path: Path) -> N
         assert key in result, key
     for key in ("eer", "auc", "bpcer", "apcer", "threshold"):
         assert in_unit_interval(result[key]), key
+    for rate in ("bpcer", "apcer"):
+        low, high = result[f"{rate}_ci95"]
+        assert 0 <= low <= result[rate] <= high <= 1, rate
     attacks = {r[2] for r in rows if r[1] == "spoof"}
     assert set(result["eer_by_attack"]) == attacks
     assert all(in_unit_interval(v) for v in result["eer_by_attack"].values())

@@ -81,10 +81,13 @@ def test_face_summary_golden() -> None:
     assert (s["n"], s["n_failed"], s["n_bonafide"], s["n_attack"]) == (8, 2, 4, 4)
     assert s["failures"] == {"NO_FACE": 2}
     assert s["bpcer"] == pytest.approx(1 / 4)
+    assert s["bpcer_ci95"] == list(metrics.wilson_interval(1, 4))
     assert s["threshold"] == 0.5
     assert s["mean_latency_ms"] == pytest.approx(10.0)
     assert "mask" not in s and "deepfake" not in s
     assert s["print"]["n"] == 2 and s["print"]["apcer"] == pytest.approx(1 / 2)
+    assert s["print"]["apcer_ci95"] == list(metrics.wilson_interval(1, 2))
+    assert s["replay"]["apcer_ci95"] == [0.0, pytest.approx(0.657620, abs=1e-6)]
     assert s["replay"]["n_failed"] == 1 and s["replay"]["apcer"] == 0.0
     assert s["max_apcer"] == pytest.approx(1 / 2)
     # bona fide {0.9, 0.8, 0.6, -1}: BPCER <= 5 % or 10 % of 4 allows no rejection -> t = -1,
@@ -117,6 +120,8 @@ def test_voice_summary_golden() -> None:
     assert (s["n"], s["n_failed"]) == (6, 1)
     assert s["bpcer"] == 0.0
     assert s["apcer"] == pytest.approx(1 / 4)
+    assert s["apcer_ci95"] == list(metrics.wilson_interval(1, 4))
+    assert s["bpcer_ci95"] == [0.0, pytest.approx(0.657620, abs=1e-6)]
     assert s["apcer_by_attack"] == {"TTS:A": pytest.approx(1 / 2), "VC:B": 0.0}
     assert s["eer_by_attack"]["VC:B"] == 0.0  # bona fide {0.9, 0.7} above {0.3, -1}
     assert s["eer_by_attack"]["TTS:A"] == pytest.approx(

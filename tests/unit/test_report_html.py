@@ -106,8 +106,18 @@ def test_operating_point_table_measures_the_rates(verification_html: str) -> Non
     false_non_matches = int(np.sum(scores[labels] < THRESHOLD))
     assert false_matches > 0
     assert false_non_matches > 0
-    assert f"({false_matches}/2000)</td>" in verification_html
-    assert f"({false_non_matches}/300)</td>" in verification_html
+    assert f"({false_matches}/2000; 95% CI " in verification_html
+    assert f"({false_non_matches}/300; 95% CI " in verification_html
+
+
+def test_every_rate_carries_its_wilson_interval(pad_html: str, verification_html: str) -> None:
+    pattern = r"\((\d+)/(\d+); 95% CI ([\d.e-]+)\u2013([\d.e-]+)%\)"
+    for text in (pad_html, verification_html):
+        found = re.findall(pattern, text)
+        assert len(found) >= 4
+        for count, n, low, high in found:
+            expected = [100 * v for v in metrics.wilson_interval(int(count), int(n))]
+            assert [float(low), float(high)] == pytest.approx(expected, rel=1e-2, abs=1e-9)
 
 
 def test_nan_threshold_and_failed_pairs_are_reported_not_plotted(tmp_path: Path) -> None:
