@@ -130,7 +130,16 @@ def summarise(results: list[PairResult]) -> dict[str, Any]:
         "p50_latency_ms": float(np.percentile(timed, 50)) if timed else float("nan"),
         "p95_latency_ms": float(np.percentile(timed, 95)) if timed else float("nan"),
     }
-    far, frr = metrics.error_rates_at(scores, labels, threshold) if scored else (np.nan, np.nan)
+    # No single threshold (none scored, or replies disagree): no rate at "the" threshold.
+    single = bool(scored) and bool(np.isfinite(threshold))
+    far, frr = metrics.error_rates_at(scores, labels, threshold) if single else (np.nan, np.nan)
     out["far_at_threshold"] = far
     out["frr_at_threshold"] = frr
+    # 95 % Wilson intervals: a few hundred pairs pin an error rate down only to a few points.
+    for key, rate, n in (
+        ("far_at_threshold_ci95", far, int(np.sum(~labels))),
+        ("frr_at_threshold_ci95", frr, int(np.sum(labels))),
+    ):
+        known = bool(np.isfinite(rate)) and n > 0
+        out[key] = list(metrics.wilson_interval(round(rate * n), n)) if known else [np.nan] * 2
     return out
