@@ -33,7 +33,8 @@ def built_pack(antispoof_packs: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def aasist_onnx(built_pack: Path, shipped_manifest: dict[str, Any]) -> Path:
-    return built_pack / shipped_manifest["files"]["aasist"]["path"]
+    name: str = shipped_manifest["files"]["aasist"]["path"]
+    return built_pack / name
 
 
 @pytest.fixture(scope="session")

@@ -26,7 +26,7 @@ def vowel(f0: np.ndarray, seed: int = 0, noise_db: float = -40.0) -> np.ndarray:
     phase = np.cumsum(f0 / SR)
     pulses = np.zeros(f0.size)
     pulses[np.flatnonzero(np.diff(np.floor(phase)) > 0) + 1] = 1.0
-    x = lfilter([1.0], [1.0, -0.95], pulses)  # glottal roll-off
+    x: np.ndarray = lfilter([1.0], [1.0, -0.95], pulses)  # glottal roll-off
     for freq, bw in ((700.0, 80.0), (1220.0, 90.0), (2600.0, 120.0)):
         r = math.exp(-math.pi * bw / SR)
         x = lfilter([1.0 - r], [1.0, -2 * r * math.cos(2 * math.pi * freq / SR), r * r], x)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from functools import cache
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import pytest
@@ -46,7 +47,7 @@ def lfw_path(name: str, n: int) -> Path:
 
 @cache
 def _read(path: Path) -> ImageBGR:
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    image = cast("ImageBGR | None", cv2.imread(str(path), cv2.IMREAD_COLOR))
     if image is None:
         raise FileNotFoundError(path)
     image.setflags(write=False)

@@ -29,7 +29,8 @@ LANDMARKS = np.array(
 
 
 def apply(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
-    return points @ matrix[:, :2].T + matrix[:, 2]
+    moved: np.ndarray = points @ matrix[:, :2].T + matrix[:, 2]
+    return moved
 
 
 def test_template_is_the_standard_arcface_one() -> None:

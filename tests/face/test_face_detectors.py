@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import cast
 
 import cv2
 import numpy as np
@@ -16,7 +17,7 @@ from bioverify.face.detector_dlib import (
 )
 from bioverify.face.detector_scrfd import ScrfdDetector
 from bioverify.face.detector_yunet import YunetDetector, nms
-from bioverify.face.ports import DetectedFace, FaceDetector
+from bioverify.face.ports import DetectedFace, FaceDetector, ImageBGR
 from bioverify.face.quality import select_primary_face
 from tests.face.face_assets import (
     DETECTOR_NAMES,
@@ -87,7 +88,7 @@ def test_coordinates_map_back_from_a_large_image(
 ) -> None:
     """A 3x upscaled photo (750 px, beyond every detector's working size) gives 3x coordinates."""
     small = lfw_image("Jiang_Zemin", 2)
-    large = cv2.resize(small, (750, 750), interpolation=cv2.INTER_CUBIC)
+    large = cast(ImageBGR, cv2.resize(small, (750, 750), interpolation=cv2.INTER_CUBIC))
     detector = get_detector(name)
     face_small, _ = select_primary_face(detector.detect(small), small.shape)
     face_large, _ = select_primary_face(detector.detect(large), large.shape)

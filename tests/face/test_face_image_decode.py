@@ -6,6 +6,7 @@ import io
 import struct
 import warnings
 import zlib
+from typing import Literal
 
 import numpy as np
 import pytest
@@ -131,7 +132,7 @@ def test_decompression_bomb_header_is_too_large_without_decoding() -> None:
 
 
 @pytest.mark.parametrize("action", ["error", "ignore"])
-def test_canvas_in_pillows_warning_band_is_too_large(action: str) -> None:
+def test_canvas_in_pillows_warning_band_is_too_large(action: Literal["error", "ignore"]) -> None:
     # 100 Mpx is between Pillow's warning (89 Mpx) and error (179 Mpx) limits: the
     # DecompressionBombWarning is either raised (as under pytest -W error) or not at all.
     with warnings.catch_warnings():
@@ -325,11 +326,13 @@ def test_lossy_webp_of_a_real_face() -> None:
 
 def test_check_bgr_image() -> None:
     check_bgr_image(np.zeros((8, 8, 3), np.uint8))
-    for bad in (
+    # Typed as any array: refusing the wrong ones is what the check is for.
+    bad_images: tuple[np.ndarray, ...] = (
         np.zeros((8, 8), np.uint8),
         np.zeros((8, 8, 3), np.float32),
         np.zeros((0, 8, 3), np.uint8),
-    ):
+    )
+    for bad in bad_images:
         with pytest.raises(InvalidImage):
             check_bgr_image(bad)
 

@@ -7,6 +7,7 @@ import dataclasses
 import math
 import re
 from collections.abc import Callable
+from typing import cast
 
 import cv2
 import numpy as np
@@ -63,7 +64,8 @@ def test_every_lfw_image_passes_and_only_the_two_person_photo_is_ambiguous(
     detector = get_detector(name)
     failures, ambiguous = [], []
     for rel in paths:
-        image = cv2.imread(str(DATA / rel))
+        image = cast("ImageBGR | None", cv2.imread(str(DATA / rel)))
+        assert image is not None, rel
         face, is_ambiguous = select_primary_face(detector.detect(image), image.shape)
         quality = assess(image, face)
         if not quality.ok:
@@ -90,7 +92,7 @@ def test_original_passes(yunet: FaceDetector, person: str, number: int) -> None:
 @pytest.mark.parametrize(("person", "number"), SUBJECTS)
 def test_heavy_blur_is_blurred(yunet: FaceDetector, person: str, number: int) -> None:
     image = lfw_image(person, number)
-    quality = assess(cv2.GaussianBlur(image, (0, 0), 5), primary(yunet, image))
+    quality = assess(cast(ImageBGR, cv2.GaussianBlur(image, (0, 0), 5)), primary(yunet, image))
     assert quality.codes == (BLURRED,)
 
 
@@ -116,7 +118,9 @@ def test_blown_out_is_overexposed(yunet: FaceDetector, person: str, number: int)
 def test_tiny_face_is_too_small(
     get_detector: Callable[[str], FaceDetector], name: str, person: str, number: int
 ) -> None:
-    tiny = cv2.resize(lfw_image(person, number), (60, 60), interpolation=cv2.INTER_AREA)
+    tiny = cast(
+        ImageBGR, cv2.resize(lfw_image(person, number), (60, 60), interpolation=cv2.INTER_AREA)
+    )
     quality = assess(tiny, primary(get_detector(name), tiny))
     assert FACE_TOO_SMALL in quality.codes
     assert quality.inter_ocular_px < DEFAULT_THRESHOLDS.min_inter_ocular_px
@@ -268,7 +272,9 @@ def test_two_portraits_side_by_side_are_ambiguous(
 def test_a_face_too_small_after_shrinking_names_both_sizes(yunet: FaceDetector) -> None:
     """Analysed at a quarter of the size sent: the sizes are judged as analysed, and the
     message also gives the sent photo's, so a client sees why its 80 px face was refused."""
-    tiny = cv2.resize(lfw_image("Ben_Curtis", 1), (60, 60), interpolation=cv2.INTER_AREA)
+    tiny = cast(
+        ImageBGR, cv2.resize(lfw_image("Ben_Curtis", 1), (60, 60), interpolation=cv2.INTER_AREA)
+    )
     face = primary(yunet, tiny)
     quality = assess_face_quality(tiny, face, thresholds=DEFAULT_THRESHOLDS, scale=0.25)
     (issue,) = [i for i in quality.issues if i.code == FACE_TOO_SMALL]

@@ -49,7 +49,8 @@ class People:
 
     def probe(self, name: str, noise: float = 0.3) -> F32:
         v = self.centre(name) + noise / np.sqrt(DIM) * self._rng.normal(size=DIM)
-        return (v / np.linalg.norm(v)).astype(np.float32)
+        vector: F32 = (v / np.linalg.norm(v)).astype(np.float32)
+        return vector
 
 
 def enroll(

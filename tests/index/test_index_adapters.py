@@ -18,7 +18,8 @@ F32 = npt.NDArray[np.float32]
 
 
 def unit(x: npt.NDArray[np.floating]) -> F32:
-    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+    rows: F32 = (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+    return rows
 
 
 def gallery_and_probes(n: int, dim: int, nq: int, seed: int) -> tuple[F32, F32, F32]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import cast
 
 import pytest
 
@@ -36,7 +37,7 @@ def require(path: Path) -> Path:
 
 
 def read_image(path: Path) -> ImageBGR:
-    image = cv2.imread(str(require(path)), cv2.IMREAD_COLOR)
+    image = cast("ImageBGR | None", cv2.imread(str(require(path)), cv2.IMREAD_COLOR))
     assert image is not None, path
     return image
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import cv2
 import grpc
@@ -342,7 +342,7 @@ def test_real_faces_and_their_mirror_images(detect: Callable[[ImageBGR], Detecte
     frontal = read_image(LFW / "Bob_Colvin" / "Bob_Colvin_0002.jpg")
     turned = read_image(LFW / "Johnny_Carson" / "Johnny_Carson_0002.jpg")
     left = estimate_pose(detect(turned).landmarks)
-    right = estimate_pose(detect(cv2.flip(turned, 1)).landmarks)
+    right = estimate_pose(detect(cast(ImageBGR, cv2.flip(turned, 1))).landmarks)
     neutral = estimate_pose(detect(frontal).landmarks)
     assert left.yaw < -0.3 and right.yaw > 0.3  # nose towards the image's left / right
     assert right.yaw == pytest.approx(-left.yaw, abs=0.15)  # the detector is not symmetric

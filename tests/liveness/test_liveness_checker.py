@@ -6,6 +6,7 @@ import json
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import pytest
@@ -68,7 +69,7 @@ def test_blurred_recapture_is_rejected_with_a_reason(
     import cv2
 
     image, face = live_face
-    soft = cv2.GaussianBlur(image, (0, 0), 2.5)
+    soft = cast(ImageBGR, cv2.GaussianBlur(image, (0, 0), 2.5))
     result = checker.assess(soft, face)
     sharp = {c.name: c for c in checker.assess(image, face).checks}
     assert not result.live and result.reasons

@@ -152,7 +152,7 @@ def test_round_trip_and_validation() -> None:
     again = FusionParams.from_dict(json.loads(json.dumps(params.to_dict())))
     assert again == params
     assert again.extra == {"note": "kept as extra"}
-    bad_cases = [
+    bad_cases: list[dict[str, Any]] = [
         {"method": "linear"},
         {"threshold": 1.5},
         {"detectors": []},

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import cast
 
 import cv2
 import numpy as np
@@ -70,7 +71,7 @@ def test_chroma_gamut_matches_its_definition(face_image: tuple[ImageBGR, Detecte
 def test_signals_are_resolution_normalised(face_image: tuple[ImageBGR, DetectedFace]) -> None:
     """The same face at 2x size (upsampled, then measured) keeps its geometry-free values."""
     image, face = face_image
-    big = cv2.resize(image, None, fx=2.0, fy=2.0, interpolation=cv2.INTER_CUBIC)
+    big = cast(ImageBGR, cv2.resize(image, None, fx=2.0, fy=2.0, interpolation=cv2.INTER_CUBIC))
     a = fs.measure_patch(fs.face_patch(image, face))
     b = fs.measure_patch(fs.face_patch(big, _shifted(face, 0, 0, 2.0)))
     assert b["detail_hf_energy"].value == pytest.approx(a["detail_hf_energy"].value, abs=0.5)
@@ -80,7 +81,7 @@ def test_signals_are_resolution_normalised(face_image: tuple[ImageBGR, DetectedF
 
 def test_blur_lowers_detail(face_image: tuple[ImageBGR, DetectedFace]) -> None:
     image, face = face_image
-    blurred = cv2.GaussianBlur(image, (0, 0), 1.5)
+    blurred = cast(ImageBGR, cv2.GaussianBlur(image, (0, 0), 1.5))
     sharp = fs.measure_patch(fs.face_patch(image, face))
     soft = fs.measure_patch(fs.face_patch(blurred, face))
     assert soft["detail_hf_energy"].value < sharp["detail_hf_energy"].value - 1.0
@@ -94,7 +95,9 @@ def test_gamut_compression_lowers_chroma_gamut(face_image: tuple[ImageBGR, Detec
     ycc = cv2.cvtColor(image, cv2.COLOR_BGR2YCrCb).astype(np.float64)
     for c in (1, 2):
         ycc[..., c] = ycc[..., c].mean() + 0.5 * (ycc[..., c] - ycc[..., c].mean())
-    washed = cv2.cvtColor(np.clip(ycc, 0, 255).astype(np.uint8), cv2.COLOR_YCrCb2BGR)
+    washed = cast(
+        ImageBGR, cv2.cvtColor(np.clip(ycc, 0, 255).astype(np.uint8), cv2.COLOR_YCrCb2BGR)
+    )
     a = fs.chroma_gamut(fs.face_patch(image, face)).value
     b = fs.chroma_gamut(fs.face_patch(washed, face)).value
     assert b < a - 0.4
@@ -116,7 +119,7 @@ def test_periodic_pattern_raises_spectral_peaks(
 def test_glare_and_saturation(face_image: tuple[ImageBGR, DetectedFace]) -> None:
     image, face = face_image
     patch = fs.face_patch(image, face)
-    washed = cv2.addWeighted(image, 0.4, np.full_like(image, 200), 0.6, 0)
+    washed = cast(ImageBGR, cv2.addWeighted(image, 0.4, np.full_like(image, 200), 0.6, 0))
     glare = image.copy()
     x, y = (face.landmarks[0] + face.landmarks[2]) / 2
     cv2.circle(glare, (int(x), int(y)), int(face.width / 5), (255, 255, 255), -1)

@@ -34,7 +34,8 @@ def short_log_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[
 
 def unit(rng: np.random.Generator, n: int, dim: int) -> np.ndarray:
     v = rng.normal(size=(n, dim)).astype(np.float32)
-    return v / np.linalg.norm(v, axis=1, keepdims=True)
+    rows: np.ndarray = v / np.linalg.norm(v, axis=1, keepdims=True)
+    return rows
 
 
 def enrol(store: TemplateStore, subject_id: str, samples: np.ndarray) -> None:

@@ -25,7 +25,8 @@ from tests.redis_server import RedisServer
 
 def unit(rng: np.random.Generator, n: int, dim: int = 8) -> np.ndarray:
     v = rng.normal(size=(n, dim)).astype(np.float32)
-    return v / np.linalg.norm(v, axis=1, keepdims=True)
+    rows: np.ndarray = v / np.linalg.norm(v, axis=1, keepdims=True)
+    return rows
 
 
 def save(store: RedisTemplateStore, subject_id: str, samples: np.ndarray, **kw: Any) -> int:

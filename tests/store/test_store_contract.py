@@ -37,7 +37,8 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[TemplateSt
 
 def unit(rng: np.random.Generator, n: int, dim: int = 8) -> np.ndarray:
     v = rng.normal(size=(n, dim)).astype(np.float32)
-    return v / np.linalg.norm(v, axis=1, keepdims=True)
+    rows: np.ndarray = v / np.linalg.norm(v, axis=1, keepdims=True)
+    return rows
 
 
 def test_save_and_get_template(store: TemplateStore) -> None:

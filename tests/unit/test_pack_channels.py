@@ -32,7 +32,7 @@ def manifest(**extra: Any) -> dict[str, Any]:
     }
 
 
-NARROW = {
+NARROW: dict[str, dict[str, Any]] = {
     "narrowband": {
         "calibration": {"method": "platt", "slope": 45.0, "intercept": -25.0},
         "operating_points": [
