@@ -181,7 +181,7 @@ def test_interrupted_csv_run_resumes_without_duplicates(
         timeout=300,
     )
     assert out.returncode == 0, out.stderr
-    accepted = {}
+    accepted: dict[str, set[str]] = {}
     for line in journal.read_text().splitlines():
         entry = json.loads(line)
         accepted.setdefault(entry["subject_id"], set())

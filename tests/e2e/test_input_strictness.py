@@ -147,8 +147,11 @@ def test_a_nonce_without_its_challenge_id_is_refused(client: BioverifyClient) ->
         ),
     ):
         assert "nonce given without challenge_id" in refused(face_call)
-    single: dict[str, object]
-    for single in ({"image": CLINTON[0].read_bytes()}, {"clip": client.audio(CLIP.read_bytes())}):
+    singles: tuple[dict[str, object], ...] = (
+        {"image": CLINTON[0].read_bytes()},
+        {"clip": client.audio(CLIP.read_bytes())},
+    )
+    for single in singles:
         for answer in ({"nonce": "n"}, {"challenge_id": challenge.challenge_id}):
             message = refused(lambda s=single, a=answer: client.check_liveness(**s, **a))  # type: ignore[misc]
             assert "with frames" in message
@@ -180,14 +183,16 @@ def test_unknown_enum_values_are_invalid_argument_naming_the_field(
     liveness = liveness_pb2_grpc.LivenessServiceStub(channel)
     clip = CLIP.read_bytes()
     good = voice_pb2.Audio(data=clip)
+    # 99 is no value of its enum: the generated stubs take only the enum's members, the
+    # messages any int (proto3 enums are open), hence each `type: ignore[arg-type]` here.
     bad = voice_pb2.Audio(data=clip, encoding=99)  # type: ignore[arg-type]
     assert client.enroll_voice("voice-subject", [good]).accepted_count == 1
 
     def stream() -> list[voice_pb2.VoiceStreamResponse]:
         config = voice_pb2.VoiceStreamConfig(
             subject_id="voice-subject",
-            encoding=99,
-            sample_rate_hz=8000,  # type: ignore[arg-type]
+            encoding=99,  # type: ignore[arg-type]
+            sample_rate_hz=8000,
         )
         messages = [voice_pb2.VoiceStreamRequest(config=config)]
         return list(voice.VerifyVoiceStream(iter(messages), timeout=60))
@@ -221,30 +226,33 @@ def test_unknown_enum_values_are_invalid_argument_naming_the_field(
         ),
         (
             lambda: voice.EnrollVoice(
-                voice_pb2.EnrollVoiceRequest(subject_id="v2", clips=[good], duplicate_action=99),
+                voice_pb2.EnrollVoiceRequest(subject_id="v2", clips=[good], duplicate_action=99),  # type: ignore[arg-type]
                 timeout=60,
             ),
             "duplicate_action",
             "DUPLICATE_REFUSE",
-        ),  # type: ignore[arg-type]
+        ),
         (stream, "config.encoding", "PCM_S16LE"),
         (
             lambda: face.EnrollFace(
                 face_pb2.EnrollFaceRequest(
-                    subject_id="f2", images=[CLINTON[0].read_bytes()], duplicate_action=99
+                    subject_id="f2",
+                    images=[CLINTON[0].read_bytes()],
+                    duplicate_action=99,  # type: ignore[arg-type]
                 ),
                 timeout=60,
             ),
             "duplicate_action",
             "DUPLICATE_REPORT",
-        ),  # type: ignore[arg-type]
+        ),
         (
             lambda: subjects.ListSubjects(
-                subjects_pb2.ListSubjectsRequest(modality=99), timeout=60
+                subjects_pb2.ListSubjectsRequest(modality=99),  # type: ignore[arg-type]
+                timeout=60,
             ),
             "modality",
             "FACE, VOICE",
-        ),  # type: ignore[arg-type]
+        ),
         (
             lambda: liveness.CheckLiveness(liveness_pb2.CheckLivenessRequest(clip=bad), timeout=60),
             "clip.encoding",

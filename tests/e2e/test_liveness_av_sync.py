@@ -8,6 +8,7 @@ import io
 import itertools
 import re
 from collections.abc import Iterator
+from typing import cast
 
 import cv2
 import grpc
@@ -78,7 +79,9 @@ def open_mouth(image: ImageBGR, points: Floats, opening: float) -> ImageBGR:
     gap = below & (yy < lip + drop) & (across > 0)
     squeezed = lip + (yy - lip - drop) * (chin - lip) / np.maximum(chin - lip - drop, 1)
     map_y = np.where(gap, lip, np.where(below, squeezed, yy)).astype(np.float32)
-    out = cv2.remap(image, xx, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    out = cast(
+        ImageBGR, cv2.remap(image, xx, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    )
     out[gap] = (out[gap] * 0.35).astype(np.uint8)
     return out
 
@@ -91,7 +94,8 @@ def talking_frames(speech: tuple[Floats, int]) -> list[bytes]:
     bounds = [round(i * rate / FPS) for i in range(N_FRAMES + 1)]
     amplitude = np.array([np.sqrt(np.mean(clip[a:b] ** 2)) for a, b in itertools.pairwise(bounds)])
     amplitude /= amplitude.max()
-    image = cv2.imread(str(FACE), cv2.IMREAD_COLOR)
+    image = cast("ImageBGR | None", cv2.imread(str(FACE), cv2.IMREAD_COLOR))
+    assert image is not None, FACE
     face = DlibHogDetector().detect(image)[0]
     points = FaceShape68().landmarks(image, face)
     eyes = float(np.linalg.norm(points[36:42].mean(axis=0) - points[42:48].mean(axis=0)))
@@ -109,7 +113,7 @@ def check(
 
 
 def av_check(reply: liveness_pb2.CheckLivenessResponse) -> common_pb2.LivenessCheck:
-    found = [c for c in reply.liveness.checks if c.name == AV_SYNC]
+    found: list[common_pb2.LivenessCheck] = [c for c in reply.liveness.checks if c.name == AV_SYNC]
     assert len(found) == 1, [c.name for c in reply.liveness.checks]
     return found[0]
 

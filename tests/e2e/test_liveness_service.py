@@ -8,7 +8,7 @@ import contextlib
 import math
 from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypedDict
 
 import cv2
 import grpc
@@ -147,7 +147,7 @@ def turns_of(turned_left: bytes, margin: int = 0) -> dict[int, bytes]:
     of edge replication around it) and TURN_HEAD_RIGHT (the same frame mirrored)."""
     decoded = cv2.imdecode(np.frombuffer(turned_left, np.uint8), cv2.IMREAD_COLOR)
     assert decoded is not None
-    left = cv2.copyMakeBorder(decoded, *(4 * [margin]), cv2.BORDER_REPLICATE)
+    left = cv2.copyMakeBorder(decoded, margin, margin, margin, margin, cv2.BORDER_REPLICATE)
     return {
         liveness_pb2.TURN_HEAD_LEFT: cv2.imencode(".png", left)[1].tobytes(),
         liveness_pb2.TURN_HEAD_RIGHT: cv2.imencode(".png", cv2.flip(left, 1))[1].tobytes(),
@@ -253,8 +253,16 @@ class HasLiveness(Protocol):
     def liveness(self) -> common_pb2.LivenessReport: ...
 
 
+class ChallengeAnswer(TypedDict):
+    """The keyword arguments of a client call that answer a liveness challenge."""
+
+    challenge_id: str
+    nonce: str
+
+
 def check(reply: HasLiveness, name: str) -> common_pb2.LivenessCheck:
     """The reply's liveness check ``name`` (informational: weight 0, explained)."""
+    found: common_pb2.LivenessCheck
     (found,) = [c for c in reply.liveness.checks if c.name == name]
     assert found.weight == 0.0 and found.detail
     return found
@@ -329,7 +337,7 @@ def test_verify_face_with_a_live_capture_binds_the_image_to_the_frames(
             return challenge
 
         challenge = bound()
-        answer = {"challenge_id": challenge.challenge_id, "nonce": challenge.nonce}
+        answer: ChallengeAnswer = {"challenge_id": challenge.challenge_id, "nonce": challenge.nonce}
         with pytest.raises(BioverifyClientError) as info:
             client.verify_face(
                 "capture-1", image, tenant="cap", live_frames=[*own, b"junk"], **answer
@@ -453,7 +461,7 @@ def test_enroll_and_identify_face_with_a_live_capture(
             assert enrolled("alice") == count and reply.accepted_count == 1
         # A dry run uses an answered challenge up: it cannot be used to try answers.
         challenge = client.start_liveness_challenge(tenant=tenant, subject_id="alice")
-        answer = {"challenge_id": challenge.challenge_id, "nonce": challenge.nonce}
+        answer: ChallengeAnswer = {"challenge_id": challenge.challenge_id, "nonce": challenge.nonce}
         client.enroll_face("alice", [probe], tenant=tenant, live_frames=own, dry_run=True, **answer)
         with pytest.raises(BioverifyClientError) as info:
             client.enroll_face("alice", [probe], tenant=tenant, live_frames=own, **answer)
@@ -655,7 +663,7 @@ def test_enroll_face_retried_after_a_store_outage_answers_its_challenge_again(
         frames = list(neutral)
         for action in challenge.actions:
             frames += [frames_for[action], neutral[0]]
-        answer = {"challenge_id": challenge.challenge_id, "nonce": challenge.nonce}
+        answer: ChallengeAnswer = {"challenge_id": challenge.challenge_id, "nonce": challenge.nonce}
         client.retries, client.backoff = 2, 0.05  # as the SDK's default client does
         store.armed = True
         reply = client.enroll_face("performer", images, live_frames=frames, fps=5, **answer)

@@ -207,7 +207,7 @@ def tenant_paths(descriptor: Descriptor, seen: frozenset[str] = frozenset()) -> 
 
 
 def rpcs_with_a_tenant() -> list[tuple[MethodDescriptor, list[str]]]:
-    found = []
+    found: list[tuple[MethodDescriptor, list[str]]] = []
     for name in PROTO_MODULES:
         module = importlib.import_module(f"bioverify.v1.{name}_pb2")
         for service in module.DESCRIPTOR.services_by_name.values():
