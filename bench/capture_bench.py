@@ -42,7 +42,7 @@ RPCS = ("verify", "identify", "enroll_dry_run")
 VARIANTS = ("single_image", "capture")
 
 
-def pct(values: list[float], q: float) -> float:
+def pct(values: list[float], q: int) -> float:
     return float(statistics.quantiles(values, n=100)[q - 1]) if len(values) > 1 else values[0]
 
 

@@ -93,7 +93,8 @@ def embed_people(
 def template(vectors: Vectors) -> Vectors:
     unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
     mean = unit.mean(axis=0)
-    return (mean / np.linalg.norm(mean)).astype(np.float32)
+    vector: Vectors = (mean / np.linalg.norm(mean)).astype(np.float32)
+    return vector
 
 
 def measure(people: dict[str, Vectors], enrol: int, threshold: float) -> dict[str, Any]:

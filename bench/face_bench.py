@@ -23,7 +23,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 os.environ["ORT_DISABLE_TELEMETRY"] = "1"
 
@@ -37,6 +37,7 @@ from bioverify import metrics  # noqa: E402
 from bioverify.client import BioverifyClient, BioverifyClientError  # noqa: E402
 from bioverify.errors import BioverifyError  # noqa: E402
 from bioverify.face.align import norm_crop  # noqa: E402
+from bioverify.face.ports import ImageBGR  # noqa: E402
 from bioverify.packs import PackCatalog  # noqa: E402
 from bioverify.server.app import build, build_face_pipeline  # noqa: E402
 from bioverify.settings import Settings  # noqa: E402
@@ -182,14 +183,16 @@ class RawPipeline:
         self.std = np.array([0.229, 0.224, 0.225], np.float32)
 
     def embed(self, path: Path) -> np.ndarray | None:
-        img = cv2.imread(str(path))
+        img = cast("ImageBGR | None", cv2.imread(str(path)))
+        assert img is not None, path
         bboxes, kpss = self.det.detect(img, max_num=1, metric="default")
         if bboxes.shape[0] == 0:
             return None
         crop = norm_crop(img, kpss[0])
         x = (crop[:, :, ::-1].astype(np.float32) / 255.0 - self.mean) / self.std
         out = self.rec.run(None, {self.input_name: x.transpose(2, 0, 1)[None]})[0][0]
-        return out / np.linalg.norm(out)
+        embedding: np.ndarray = out / np.linalg.norm(out)
+        return embedding
 
 
 class RawYunetPipeline(RawPipeline):
@@ -200,7 +203,8 @@ class RawYunetPipeline(RawPipeline):
         self.yunet = cv2.FaceDetectorYN.create(str(YUNET), "", (320, 320), 0.6, 0.3, 5000)
 
     def embed(self, path: Path) -> np.ndarray | None:
-        img = cv2.imread(str(path))
+        img = cast("ImageBGR | None", cv2.imread(str(path)))
+        assert img is not None, path
         self.yunet.setInputSize((img.shape[1], img.shape[0]))
         _, faces = self.yunet.detect(img)
         if faces is None or len(faces) == 0:
@@ -209,7 +213,8 @@ class RawYunetPipeline(RawPipeline):
         crop = norm_crop(img, best[4:14].reshape(5, 2))
         x = (crop[:, :, ::-1].astype(np.float32) / 255.0 - self.mean) / self.std
         out = self.rec.run(None, {self.input_name: x.transpose(2, 0, 1)[None]})[0][0]
-        return out / np.linalg.norm(out)
+        embedding: np.ndarray = out / np.linalg.norm(out)
+        return embedding
 
 
 def bench_embedder(
@@ -255,7 +260,9 @@ class DlibFaceRecognition:
         self.rec = dlib.face_recognition_model_v1(frm.face_recognition_model_location())
 
     def embed(self, path: Path) -> np.ndarray | None:
-        rgb = cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
+        bgr = cv2.imread(str(path))
+        assert bgr is not None, path
+        rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
         rects = self.detector(rgb, 1)
         if len(rects) == 0:
             return None

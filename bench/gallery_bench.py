@@ -131,7 +131,7 @@ if __name__ == "__main__" and len(sys.argv) > 2 and sys.argv[1] == "--child-serv
         _rec["build_s"] = time.perf_counter() - started
         return application
 
-    _app.build = _build_timed  # type: ignore[assignment]
+    _app.build = _build_timed
 
     def _wrap_app(name: str, after: Callable[[Any], None]) -> None:
         original = getattr(_app.Application, name)
@@ -589,7 +589,10 @@ def start_once(
             time.sleep(0.05)
     finally:
         phases = stop_server(server)
-    f = lambda key: float(phases.get(f"face.{key}", 0.0))  # noqa: E731
+
+    def f(key: str) -> float:
+        return float(phases.get(f"face.{key}", 0.0))
+
     restore_all = sum(v for k, v in phases.items() if k.endswith(".restore"))
     start_s = float(phases.get("start_s", 0.0))
     rebuild, build_index = f("rebuild"), f("_partition")
@@ -645,7 +648,8 @@ def bench_start(
     else:
         store = SqliteTemplateStore(data / "bioverify.sqlite3")
     model, dim = pack.template_model, pack.embedding_dim
-    rows, count, late = [], 0, 0
+    rows: list[dict[str, Any]] = []
+    count, late = 0, 0
     try:
         for n in sorted(sizes):
             if budget_s is not None and rows:

@@ -88,7 +88,8 @@ class Synthetic:
 
 
 def _unit(x: np.ndarray) -> np.ndarray:
-    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+    rows: np.ndarray = (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+    return rows
 
 
 def synthesize(n: int, dim: int, nq: int, seed: int = 0) -> Synthetic:
@@ -142,7 +143,9 @@ def pct(values: list[float], q: float) -> float:
     return float(np.percentile(values, q))
 
 
-def latency(search: Callable[[np.ndarray], np.ndarray], probes: np.ndarray) -> tuple:
+def latency(
+    search: Callable[[np.ndarray], np.ndarray], probes: np.ndarray
+) -> tuple[list[float], list[float], np.ndarray]:
     """Per-query wall time and CPU time of the calling thread (ms), and the top-1 ids.
 
     With one BLAS/OpenMP thread all the work runs on the calling thread, so its CPU time is
@@ -320,12 +323,16 @@ def bench_size(
             return index
 
         def ivf_searches(index: Any) -> dict[str, Callable[[np.ndarray], np.ndarray]]:
-            out = {}
+            out: dict[str, Callable[[np.ndarray], np.ndarray]] = {}
             for nprobe in (64, 256):
-                params = faiss.SearchParametersIVF(nprobe=min(nprobe, nlist))
-                out[f"ivf{nlist}-flat nprobe={nprobe}"] = lambda q, p=params: index.search(
-                    q, K, params=p
-                )[1]
+                # faiss's stub has no keyword arguments; its SearchParameters classes take them.
+                params = faiss.SearchParametersIVF(nprobe=min(nprobe, nlist))  # type: ignore[call-arg]
+
+                def top_ids(q: np.ndarray, p: faiss.SearchParameters = params) -> np.ndarray:
+                    ids: np.ndarray = index.search(q, K, params=p)[1]
+                    return ids
+
+                out[f"ivf{nlist}-flat nprobe={nprobe}"] = top_ids
             return out
 
         def faiss_save_load(index: Any, path: Path) -> None:
@@ -353,10 +360,16 @@ def bench_size(
                 return index
 
             def hnsw_searches(index: Any) -> dict[str, Callable[[np.ndarray], np.ndarray]]:
-                out = {}
+                out: dict[str, Callable[[np.ndarray], np.ndarray]] = {}
                 for ef in (64, 128):
-                    params = faiss.SearchParametersHNSW(efSearch=ef)
-                    out[f"hnsw32 ef={ef}"] = lambda q, p=params: index.search(q, K, params=p)[1]
+                    # Missing from faiss's stub, though faiss exports it (swigfaiss).
+                    params = faiss.SearchParametersHNSW(efSearch=ef)  # type: ignore[attr-defined]
+
+                    def top_ids(q: np.ndarray, p: Any = params) -> np.ndarray:
+                        ids: np.ndarray = index.search(q, K, params=p)[1]
+                        return ids
+
+                    out[f"hnsw32 ef={ef}"] = top_ids
                 return out
 
             _, r = measure_index(

@@ -105,7 +105,7 @@ def exact_clips(by_speaker: dict[str, list[Path]], seconds: float, per_speaker: 
     """WAV files of exactly ``seconds``, cut from each speaker's utterances played back to back
     (every 10-utterance speaker, ``per_speaker`` consecutive windows each)."""
     n = round(seconds * RATE)
-    clips = []
+    clips: list[bytes] = []
     for paths in by_speaker.values():
         stream = np.concatenate([read_wave(p)[0] for p in paths])
         while stream.size < n * per_speaker:
