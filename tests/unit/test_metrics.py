@@ -88,8 +88,10 @@ def test_wilson_interval_golden() -> None:
     # 8 of 25 (e.g. replays accepted): the Wilson 95 % interval, as scipy's binomtest gives it
     assert metrics.wilson_interval(8, 25) == pytest.approx((0.172052, 0.515897), abs=1e-6)
     # no error or all errors: the interval still has width and stays inside [0, 1]
-    assert metrics.wilson_interval(0, 25) == (0.0, pytest.approx(0.133192, abs=1e-6))
-    assert metrics.wilson_interval(25, 25) == (pytest.approx(0.866808, abs=1e-6), 1.0)
+    low, high = metrics.wilson_interval(0, 25)
+    assert low == 0.0 and high == pytest.approx(0.133192, abs=1e-6)
+    low, high = metrics.wilson_interval(25, 25)
+    assert low == pytest.approx(0.866808, abs=1e-6) and high == 1.0
     low, high = metrics.wilson_interval(2, 53)
     assert low < 2 / 53 < high
     assert all(np.isnan(metrics.wilson_interval(0, 0)))
