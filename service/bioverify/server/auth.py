@@ -23,6 +23,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import math
+import threading
+import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -104,13 +107,47 @@ def _parse_scope(text: str) -> TenantScope:
     return TenantScope(frozenset(names))
 
 
+class RefusalLog:
+    """Logs calls refused for want of a valid token: the first at once, then at most one
+    line per ``period_s`` counting the others, so a flood of refused calls cannot flood the
+    log too."""
+
+    def __init__(self, clock: Callable[[], float], period_s: float = 10.0) -> None:
+        self._clock = clock
+        self._period_s = period_s
+        self._lock = threading.Lock()
+        self._last = -math.inf
+        self._held = 0
+
+    def note(self, method: str) -> None:
+        with self._lock:
+            now = self._clock()
+            if now - self._last < self._period_s:
+                self._held += 1
+                return
+            held, self._held, self._last = self._held, 0, now
+        if held:
+            logger.warning(
+                "rejected a call to %s without a valid API token (and %d more such calls "
+                "in the last %.0f s)",
+                method,
+                held,
+                self._period_s,
+            )
+        else:
+            logger.warning("rejected a call to %s without a valid API token", method)
+
+
 class TokenAuthInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
     """Authenticates each call by its token, and confines it to the token's tenants. Must run
     inside ``ErrorMappingInterceptor`` (after it in the server's list), which answers the
     domain error a confined call raises."""
 
-    def __init__(self, tokens: Mapping[str, TenantScope]) -> None:
+    def __init__(
+        self, tokens: Mapping[str, TenantScope], *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self._tokens = dict(tokens)
+        self._refusals = RefusalLog(clock)
 
     def _scope(self, metadata: tuple[Any, ...] | None) -> TenantScope | None:
         """The calling token's scope; None when it sent no valid token."""
@@ -136,22 +173,21 @@ class TokenAuthInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
         if scope is not None:
             handler = continuation(handler_call_details)
             return handler if handler is None else confine(handler, method, scope)
-        logger.warning("rejected a call to %s without a valid API token", method)
+        self._refusals.note(method)
 
-        def deny(request: Any, context: grpc.ServicerContext) -> Any:
-            # answered by ErrorMappingInterceptor, with the reason trailer (UNAUTHENTICATED)
+        def deny(requests: Any, context: grpc.ServicerContext) -> Any:
+            # Never reads ``requests``: the call is refused as soon as its headers arrive, so
+            # a client holding calls open without sending their message cannot keep the
+            # service's RPC slots (a unary handler would wait for the message first).
+            # Answered by ErrorMappingInterceptor, with the reason trailer (UNAUTHENTICATED).
             raise Unauthenticated(
                 "missing or invalid API token: send 'authorization: Bearer <token>'"
             )
 
         handler = continuation(handler_call_details)
-        if handler is not None and handler.stream_stream is not None:
-
-            def deny_stream(requests: Any, context: grpc.ServicerContext) -> Any:
-                deny(None, context)
-
-            return grpc.stream_stream_rpc_method_handler(deny_stream)
-        return grpc.unary_unary_rpc_method_handler(deny)
+        if handler is not None and handler.response_streaming:
+            return grpc.stream_stream_rpc_method_handler(deny)
+        return grpc.stream_unary_rpc_method_handler(deny)
 
 
 def server_credentials(cert_file: Path, key_file: Path, client_ca_file: Path | None) -> Any:

@@ -81,11 +81,17 @@ class ErrorMappingInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
         if handler is None:
             return None
         method = handler_call_details.method
-        if method.startswith("/grpc."):
-            return handler  # health, reflection: leave alone
+        if method.startswith("/grpc.health."):
+            return handler  # probed every few seconds: not logged, raises nothing of ours
         if handler.unary_unary is not None:
             return grpc.unary_unary_rpc_method_handler(
                 _wrap_unary(handler.unary_unary, method),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        if handler.stream_unary is not None:  # e.g. a call refused before its message
+            return grpc.stream_unary_rpc_method_handler(
+                _wrap_unary(handler.stream_unary, method),
                 request_deserializer=handler.request_deserializer,
                 response_serializer=handler.response_serializer,
             )

@@ -1,0 +1,85 @@
+"""Calls without a valid token are refused as soon as their headers arrive: a client that
+opens calls and never sends their message cannot hold the service's RPC slots, and a flood of
+refused calls is not a flood of log lines."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+
+from bioverify.client import BioverifyClient
+from bioverify.server.auth import RefusalLog, token_digest
+from tests.conftest import running_service
+
+TOKEN = "s3cret-token-for-the-slot-test"
+SLOTS = 4
+
+
+def _never_sent(stop: threading.Event) -> Iterator[bytes]:
+    """A request stream that sends nothing until ``stop``: the call's message never comes."""
+    stop.wait()
+    return
+    yield b""
+
+
+@pytest.mark.parametrize(
+    "method",
+    [
+        "/bioverify.v1.FaceService/VerifyFace",  # unary
+        "/bioverify.v1.VoiceService/VerifyVoiceStream",  # bidirectional stream
+        "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+        "/bioverify.v1.FaceService/NoSuchMethod",
+    ],
+)
+def test_calls_without_a_token_cannot_hold_the_rpc_slots(
+    method: str, tmp_path: Path, models_dir: Path
+) -> None:
+    tokens = tmp_path / "tokens"
+    tokens.write_text(token_digest(TOKEN) + "\n")
+    overrides = {
+        "auth_tokens_file": str(tokens),
+        "max_concurrent_rpcs": SLOTS,
+        "rpc_threads": SLOTS,
+        "max_live_calls": 1,
+        "reflection": True,
+    }
+    with running_service(tmp_path, models_dir, **overrides) as target:
+        stop = threading.Event()
+        with grpc.insecure_channel(target) as channel:
+            call = channel.stream_stream(method)
+            try:
+                # Each is refused at once, without its message (were it held until the
+                # message came, the deadline would end it, and the first few would take
+                # every slot).
+                for _ in range(3 * SLOTS):
+                    with pytest.raises(grpc.RpcError) as info:
+                        next(iter(call(_never_sent(stop), timeout=20)))
+                    assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED
+                    assert "missing or invalid API token" in (info.value.details() or "")
+                with BioverifyClient(target, token=TOKEN, timeout=30, retries=0) as client:
+                    client.wait_until_serving(timeout=60)
+                    assert list(client.list_subjects().subjects) == []  # slots are free
+            finally:
+                stop.set()
+
+
+def test_refused_calls_are_logged_once_per_period(caplog: pytest.LogCaptureFixture) -> None:
+    now = [100.0]
+    log = RefusalLog(lambda: now[0], period_s=10.0)
+    with caplog.at_level(logging.WARNING, logger="bioverify.server.auth"):
+        for _ in range(500):
+            log.note("/bioverify.v1.FaceService/VerifyFace")
+        now[0] += 10.0
+        log.note("/bioverify.v1.SubjectService/ListSubjects")
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 2
+    assert (
+        lines[0]
+        == "rejected a call to /bioverify.v1.FaceService/VerifyFace without a valid API token"
+    )
+    assert "ListSubjects" in lines[1] and "499 more such calls in the last 10 s" in lines[1]
