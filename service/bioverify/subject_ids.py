@@ -8,6 +8,18 @@ from __future__ import annotations
 
 import unicodedata
 
+NFD_MAX_EXPANSION = 4
+"""Unicode normalisation bounds how much NFD lengthens a string (UAX #15: at most 4 times), so
+an id of ``max_length`` characters in NFC is never more than 4 times that long as sent."""
+
+
+def too_long_to_normalise(subject_id: str, max_length: int) -> bool:
+    """Whether ``subject_id`` is too long to be any form of an id of ``max_length``
+    characters, checked before normalising it: normalisation reorders runs of combining marks
+    in quadratic time (holding the interpreter lock), so a long run sent as an id would stall
+    the whole service."""
+    return len(subject_id) > NFD_MAX_EXPANSION * max_length
+
 
 def legacy_subject_id_forms(subject_id: str, max_length: int = 128) -> list[str]:
     """The forms a version before NFC ids may have stored the subject ``subject_id`` names
@@ -17,6 +29,8 @@ def legacy_subject_id_forms(subject_id: str, max_length: int = 128) -> list[str]
     exactly as sent, so "José" enrolled from macOS is held in NFD, "Ann Lee" typed with a
     NO-BREAK SPACE with that."""
     forms: list[str] = []
+    if too_long_to_normalise(subject_id, max_length):
+        return forms
     for form in (
         unicodedata.normalize("NFC", subject_id),
         subject_id,

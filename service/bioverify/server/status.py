@@ -4,6 +4,7 @@ writes one structured log line per RPC (method, request id, status, duration; ne
 from __future__ import annotations
 
 import logging
+import re
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -50,9 +51,15 @@ def _handle(exc: BaseException, context: grpc.ServicerContext, method: str, rid:
     context.abort(grpc.StatusCode.INTERNAL, f"{GENERIC_INTERNAL} ({rid})")
 
 
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:/+-]{1,64}")
+
+
 def _request_id(context: grpc.ServicerContext) -> str:
+    """The client's ``x-request-id`` when it is a plain token (letters, digits, ``._:/+-``;
+    at most 64), else a fresh one: a value with spaces or ``=`` would forge fields of the
+    log line (``status=OK``, another ``peer=``)."""
     for key, value in context.invocation_metadata() or ():
-        if key == "x-request-id" and isinstance(value, str) and 0 < len(value) <= 64:
+        if key == "x-request-id" and isinstance(value, str) and _REQUEST_ID.fullmatch(value):
             return value
     return uuid.uuid4().hex[:16]
 

@@ -29,14 +29,19 @@ from bioverify.errors import (
 from bioverify.index.gallery import Gallery
 from bioverify.scoring import Calibration, OperatingPoint
 from bioverify.store.ports import Template, TemplateStore, TemplateWrite
-from bioverify.subject_ids import basic_problem, legacy_subject_id_forms, odd_separator
+from bioverify.subject_ids import (
+    basic_problem,
+    legacy_subject_id_forms,
+    odd_separator,
+    too_long_to_normalise,
+)
 from bioverify.usecases.gallery_search import Duplicate, find_duplicates
 
 T = TypeVar("T")
 A = TypeVar("A")
 
 DEFAULT_TENANT = "default"
-_TENANT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_TENANT_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")  # whole string: fullmatch
 MAX_METADATA_ENTRIES = 64
 MAX_METADATA_VALUE = 1024
 
@@ -48,6 +53,8 @@ def validate_subject_id(subject_id: str, max_length: int = 128) -> str:
     normalisation), padded with white space, or holding a control, format or unassigned
     character (category C*) or a separator other than a plain space (U+00A0 NO-BREAK SPACE,
     U+2028 LINE SEPARATOR, ...: ids that look alike but are not equal)."""
+    if too_long_to_normalise(subject_id, max_length):  # refused before the costly NFC
+        raise InvalidSubjectId(f"subject_id is longer than {max_length} characters")
     subject_id = unicodedata.normalize("NFC", subject_id)
     problem = basic_problem(subject_id, max_length)
     if problem:
@@ -119,7 +126,7 @@ def enrolment_subject_id(
 def validate_tenant(tenant: str) -> str:
     if not tenant:
         return DEFAULT_TENANT
-    if not _TENANT_RE.match(tenant):
+    if not _TENANT_RE.fullmatch(tenant):
         raise InvalidInput(
             "tenant must be 1-64 characters of letters, digits, '.', '_' or '-', "
             "starting with a letter or digit"
