@@ -708,9 +708,7 @@ def cmd_subjects_export(args: argparse.Namespace) -> int:
     if args.out is None:
         sys.stdout.write(text)
     else:
-        partial = args.out.with_name(args.out.name + ".partial")
-        write_private_text(partial, text)
-        partial.replace(args.out)
+        write_private_text(args.out, text)  # written aside and renamed: complete or absent
     where = f" to {args.out}" if args.out else ""
     print(f"exported {len(lines)} subject(s){where}", file=sys.stderr)
     return EXIT_OK

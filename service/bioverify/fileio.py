@@ -61,8 +61,30 @@ def open_private(path: Path, flags: int) -> int:
 
 
 def write_private_text(path: Path, text: str) -> None:
-    """``path`` holding ``text`` (UTF-8) and nothing else, as ``open_private`` opens it: for
-    files that name subjects or hold their metadata, file paths or scores. Raises OSError."""
-    fd = open_private(path, os.O_WRONLY | os.O_TRUNC)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
+    """``path`` holding ``text`` (UTF-8) and nothing else, for its owner alone: for files that
+    name subjects or hold their metadata, file paths or scores. The text is written to a new
+    file beside ``path`` (created ``0600``, exclusively, never through a link) and renamed
+    over it, so nothing already at ``path`` is written through: not a file someone else
+    created there and holds open, nor a link planted in a shared folder; and a reader never
+    sees half a file. A ``path`` naming something other than a regular file (``/dev/stdout``,
+    a FIFO, ``/dev/null``) is written as it is (``open_private``). Raises OSError."""
+    try:
+        regular = stat.S_ISREG(os.stat(path).st_mode)
+    except FileNotFoundError:
+        regular = True
+    if not regular:
+        with os.fdopen(open_private(path, os.O_WRONLY | os.O_TRUNC), "w", encoding="utf-8") as out:
+            out.write(text)
+        return
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, PRIVATE_FILE_MODE)
+    try:
+        os.fchmod(fd, PRIVATE_FILE_MODE)
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(text)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise

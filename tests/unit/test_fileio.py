@@ -38,3 +38,30 @@ def test_something_other_than_a_regular_file_keeps_its_mode(tmp_path: Path) -> N
     finally:
         os.close(reader)
     assert stat.S_ISFIFO(fifo.stat().st_mode) and mode(fifo) == 0o644
+
+
+def test_nothing_already_at_the_path_is_written_through(tmp_path: Path) -> None:
+    """In a folder others can write to, a file someone else created at the path (and holds
+    open) or a link they planted there must not receive the text: it is written aside and
+    renamed over the path."""
+    planted = tmp_path / "export.jsonl"
+    planted.write_text("")
+    planted.chmod(0o666)
+    with planted.open() as held:  # another user's descriptor on the planted file
+        write_private_text(planted, '{"subject_id": "alice"}\n')
+        assert held.read() == ""
+    assert mode(planted) == 0o600 and planted.read_text() == '{"subject_id": "alice"}\n'
+
+    elsewhere = tmp_path / "elsewhere.txt"
+    elsewhere.write_text("theirs")
+    link = tmp_path / "report.html"
+    link.symlink_to(elsewhere)
+    write_private_text(link, "<html>scores</html>")
+    assert elsewhere.read_text() == "theirs"
+    assert not link.is_symlink() and link.read_text() == "<html>scores</html>"
+    assert mode(link) == 0o600
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "elsewhere.txt",
+        "export.jsonl",
+        "report.html",
+    ]  # no temporary file left behind
