@@ -114,6 +114,7 @@ class Settings:
     # of the smaller of rpc_threads and max_concurrent_rpcs (see ``live_call_limit``)
     max_live_calls: int = 0
     live_call_idle_s: float = 30.0  # a live call silent this long is cancelled
+    max_live_calls_per_tenant: int = 0  # of those, the most one tenant holds (0: no own cap)
     grace_seconds: float = 5.0
     reflection: bool = False  # gRPC server reflection: lists every service and message type
     log_level: str = "INFO"
@@ -236,6 +237,10 @@ class Settings:
                 raise ConfigurationError(f"{name} must be positive")
         if self.max_live_calls < 0:
             raise ConfigurationError("max_live_calls must not be negative (0: automatic)")
+        if self.max_live_calls_per_tenant < 0:
+            raise ConfigurationError(
+                "max_live_calls_per_tenant must not be negative (0: no cap per tenant)"
+            )
         if self.max_live_calls and self.max_live_calls >= min(
             self.rpc_threads, self.max_concurrent_rpcs
         ):

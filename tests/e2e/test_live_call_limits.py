@@ -35,10 +35,12 @@ class HeldCall:
         subject_id: str,
         interim_s: float = 0.0,
         deadline_s: float = 60.0,
+        tenant: str = "",
     ) -> None:
         self.audio: queue.Queue[bytes | None] = queue.Queue()
         self.replies: list[voice_pb2.VoiceStreamResponse] = []
         config = voice_pb2.VoiceStreamConfig(
+            tenant=tenant,
             subject_id=subject_id,
             encoding=voice_pb2.PCM_S16LE,
             sample_rate_hz=16000,
@@ -52,6 +54,7 @@ class HeldCall:
 
         self.call = stub.VerifyVoiceStream(messages(), timeout=deadline_s)
         self.code: grpc.StatusCode | None = None
+        self.error: grpc.RpcError | None = None
         self.done = threading.Event()
         threading.Thread(target=self._drain, daemon=True).start()
 
@@ -62,6 +65,7 @@ class HeldCall:
             self.code = grpc.StatusCode.OK
         except grpc.RpcError as exc:
             self.code = exc.code()
+            self.error = exc
         finally:
             self.done.set()
 
@@ -147,6 +151,44 @@ def test_calls_past_the_limit_are_refused_and_others_still_served(
     log = service.log()
     assert "status=CANCELLED" in log
     assert "Traceback" not in log and "status=INTERNAL" not in log
+
+
+def test_one_tenant_cannot_take_every_slot(tmp_path: Path) -> None:
+    svc = ServiceProcess(
+        tmp_path,
+        tmp_path / "data",
+        max_live_calls="3",
+        max_live_calls_per_tenant="1",
+        live_call_idle_s="30",
+    ).start()
+    try:
+        with BioverifyClient(svc.target, timeout=120.0, retries=0) as client:
+            client.wait_until_serving(timeout=120)
+            clips = [client.audio(c.read_bytes()) for c in sorted(SPEAKER.glob("*.flac"))[:3]]
+            for tenant in ("cards", "loans"):
+                client.enroll_voice("caller", clips, tenant=tenant)
+        with grpc.insecure_channel(svc.target) as channel:
+            stub = voice_pb2_grpc.VoiceServiceStub(channel)
+            first = HeldCall(stub, "caller", tenant="cards")
+            try:
+                time.sleep(2.0)
+                assert not first.done.is_set()
+                second = HeldCall(stub, "caller", tenant="cards")
+                assert second.done.wait(20)
+                assert second.code == grpc.StatusCode.RESOURCE_EXHAUSTED
+                assert second.error is not None
+                assert "tenant 'cards' already has 1 live calls" in (second.error.details() or "")
+                other = HeldCall(stub, "caller", tenant="loans")  # a slot is left for others
+                try:
+                    time.sleep(2.0)
+                    assert not other.done.is_set()
+                finally:
+                    other.hang_up()
+            finally:
+                first.hang_up()
+            assert first.done.wait(10)
+    finally:
+        svc.stop()
 
 
 def test_a_silent_call_is_cancelled_and_frees_its_slot(service: ServiceProcess) -> None:

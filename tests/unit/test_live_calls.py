@@ -108,3 +108,23 @@ def test_a_caller_dripping_a_little_audio_is_still_silent() -> None:
             audio += 1.0
             calls.heard(call, audio)
             assert calls.cancel_idle() == 0
+
+
+def test_one_tenant_cannot_take_every_slot() -> None:
+    calls = LiveCalls(4, 30.0, max_per_tenant=2, clock=Clock())
+    with calls.admitted(ctx(Context())) as a1, calls.admitted(ctx(Context())) as a2:
+        calls.join_tenant(a1, "cards")
+        calls.join_tenant(a2, "cards")
+        with (
+            calls.admitted(ctx(Context())) as a3,
+            pytest.raises(Overloaded, match="tenant 'cards' already has 2 live calls"),
+        ):
+            calls.join_tenant(a3, "cards")
+        with calls.admitted(ctx(Context())) as b1:
+            calls.join_tenant(b1, "loans")  # another tenant still gets a slot
+    with calls.admitted(ctx(Context())) as again:
+        calls.join_tenant(again, "cards")  # the tenant's calls ended: its share is free
+    unlimited = LiveCalls(2, 30.0, clock=Clock())
+    with unlimited.admitted(ctx(Context())) as c1, unlimited.admitted(ctx(Context())) as c2:
+        unlimited.join_tenant(c1, "cards")
+        unlimited.join_tenant(c2, "cards")

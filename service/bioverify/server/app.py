@@ -555,7 +555,11 @@ def build(settings: Settings) -> Application:
         health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
 
-    live_calls = LiveCalls(settings.live_call_limit, settings.live_call_idle_s)
+    live_calls = LiveCalls(
+        settings.live_call_limit,
+        settings.live_call_idle_s,
+        max_per_tenant=settings.max_live_calls_per_tenant,
+    )
     face_pb2_grpc.add_FaceServiceServicer_to_server(FaceServicer(faces), server)
     subjects_pb2_grpc.add_SubjectServiceServicer_to_server(SubjectServicer(subjects), server)
     voice_pb2_grpc.add_VoiceServiceServicer_to_server(

@@ -5,7 +5,8 @@ lasts, and a live call lasts as long as the phone call. Without a limit, as many
 there are threads (or as many idle streams from a careless or hostile client) would leave no
 thread for anything else: unary requests and health checks would queue until their
 deadlines. So at most ``max_calls`` live calls run at once (more are refused with
-RESOURCE_EXHAUSTED at once), the limit stays below the thread count (see ``Settings``), and
+RESOURCE_EXHAUSTED at once; with ``max_per_tenant``, at most that many of one tenant), the
+limit stays below the thread count (see ``Settings``), and
 a call whose audio stops for ``idle_s`` seconds is cancelled, freeing its thread. A call
 carries audio in real time, so "stops" means: less than ``MIN_AUDIO_RATE`` seconds of audio
 per second since it was last heard (a client dripping a byte now and then, which
@@ -42,15 +43,24 @@ class LiveCall:
         self.busy_depth = 0
         self.busy_since = 0.0
         self.cancelled = False
+        self.tenant: str | None = None  # once its config named one (``join_tenant``)
 
 
 class LiveCalls:
     def __init__(
-        self, max_calls: int, idle_s: float, *, clock: Callable[[], float] = time.monotonic
+        self,
+        max_calls: int,
+        idle_s: float,
+        *,
+        max_per_tenant: int = 0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        if max_calls < 1 or idle_s <= 0:
-            raise ValueError("max_calls must be >= 1 and idle_s positive")
+        """``max_per_tenant``: the most calls one tenant may hold at once (0: no cap of its
+        own), so that one tenant's calls cannot take every slot from the others."""
+        if max_calls < 1 or idle_s <= 0 or max_per_tenant < 0:
+            raise ValueError("max_calls must be >= 1, idle_s positive, max_per_tenant >= 0")
         self.max_calls = max_calls
+        self.max_per_tenant = max_per_tenant
         self.idle_s = idle_s
         self._clock = clock
         self._lock = threading.Lock()
@@ -93,6 +103,19 @@ class LiveCalls:
         finally:
             with self._lock:
                 self._calls.discard(call)
+
+    def join_tenant(self, call: LiveCall, tenant: str) -> None:
+        """The admitted ``call`` acts on ``tenant`` (its config named it). Raises
+        ``Overloaded`` when that tenant already holds ``max_per_tenant`` calls."""
+        with self._lock:
+            if self.max_per_tenant:
+                held = sum(1 for other in self._calls if other.tenant == tenant)
+                if held >= self.max_per_tenant:
+                    raise Overloaded(
+                        f"tenant {tenant!r} already has {held} live calls in progress, the "
+                        "most one tenant may hold at once; retry shortly"
+                    )
+            call.tenant = tenant
 
     def heard(self, call: LiveCall, audio_s: float) -> None:
         """The call has carried ``audio_s`` seconds of audio so far: it is heard (not idle)

@@ -123,6 +123,7 @@ class VoiceServicer(voice_pb2_grpc.VoiceServiceServicer):  # type: ignore[misc]
                 if first is None or first.WhichOneof("message") != "config":
                     raise StreamProtocolError("the first stream message must carry the config")
                 session = self.voices.open_stream(convert.stream_config_from_proto(first.config))
+                calls.join_tenant(call, session.template.tenant)
             model = self.voices.model
             for message in request_iterator:
                 with calls.busy(call):
