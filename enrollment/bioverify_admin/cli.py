@@ -770,12 +770,21 @@ def _subject_dict(subject: Any) -> dict[str, Any]:
 
 
 # -- parser -------------------------------------------------------------------------------------
+MIN_TOKEN_LENGTH = 16
+
+
 def cmd_token_digest(args: argparse.Namespace) -> int:
     from bioverify.server.auth import tokens_file_line
 
     token = _read_token() if args.token_value in (None, "-") else args.token_value
     if not token:
         raise UsageError("the token is empty")
+    if len(token) < MIN_TOKEN_LENGTH:
+        # The file keeps an unsalted SHA-256: a short token is found from it by trying them.
+        raise UsageError(
+            f"a token of {len(token)} characters can be guessed from its digest; use at least "
+            f"{MIN_TOKEN_LENGTH} random characters (e.g. `openssl rand -hex 32`)"
+        )
     try:
         print(tokens_file_line(token, args.tenants))
     except ConfigurationError as exc:

@@ -96,10 +96,29 @@ def test_redis_without_a_password_on_the_network_is_warned_about() -> None:
     def warned(url: str) -> bool:
         return any("Redis" in w for w in exposure_warnings(Settings(store="redis", redis_url=url)))
 
+    def in_clear(url: str) -> bool:
+        found = exposure_warnings(Settings(store="redis", redis_url=url))
+        return any("without TLS" in w for w in found)
+
     assert warned("redis://10.0.0.5:6379/0")
     assert warned("rediss://redis.bank.internal:6380/0")
-    assert not warned("redis://:s3cret@10.0.0.5:6379/0")
+    assert in_clear("redis://:s3cret@10.0.0.5:6379/0")
+    assert not in_clear("rediss://bioverify:s3cret@10.0.0.5:6380/0")
+    assert not in_clear("redis://127.0.0.1:6379/0")
     assert not warned("rediss://bioverify:s3cret@10.0.0.5:6380/0")
     assert not warned("redis://127.0.0.1:6379/0")
     assert not warned("unix:///run/redis/redis.sock")
     assert all("s3cret" not in w for w in exposure_warnings(Settings(store="redis")))
+
+
+def test_a_tokens_file_others_can_write_is_warned_about(tmp_path: Path) -> None:
+    tokens = tmp_path / "tokens"
+    tokens.write_text("")
+    local = Settings(host="127.0.0.1", auth_tokens_file=str(tokens))
+    for private in (0o600, 0o644, 0o640):
+        tokens.chmod(private)
+        assert exposure_warnings(local) == []
+    for loose in (0o664, 0o666, 0o622):
+        tokens.chmod(loose)
+        (warning,) = exposure_warnings(local)
+        assert "writable by other users" in warning and f"mode {loose:o}" in warning

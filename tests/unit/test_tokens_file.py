@@ -106,15 +106,20 @@ def test_admin_token_digest_prints_the_line_to_add(
 ) -> None:
     from bioverify_admin import cli
 
+    token = "s3cret-0123456789"
     lines = []
     for tenants in ([], ["--tenants", "cards-test, cards"], ["--tenants", "*"]):
-        assert cli.main(["token-digest", "s3cret", *tenants]) == 0
+        assert cli.main(["token-digest", token, *tenants]) == 0
         lines.append(capsys.readouterr().out.strip())
-    digest = token_digest("s3cret")
+    digest = token_digest(token)
     assert lines == [digest, f"{digest}  cards,cards-test", f"{digest}  *"]
     assert load_tokens(tokens_file(tmp_path, f"{lines[1]}\n")) == {
         digest: TenantScope(frozenset({"cards", "cards-test"}))
     }
-    assert cli.main(["token-digest", "s3cret", "--tenants", "cards,,x"]) == 2
+    assert cli.main(["token-digest", token, "--tenants", "cards,,x"]) == 2
     out, err = capsys.readouterr()
     assert out == "" and err.startswith("bioverify-admin: --tenants: ") and "empty" in err
+    # A short token is refused: the file's unsalted digest would give it away to a search.
+    assert cli.main(["token-digest", "s3cret"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and "6 characters can be guessed" in err and "at least 16" in err

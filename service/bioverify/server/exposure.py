@@ -90,8 +90,8 @@ def is_loopback(host: str) -> bool:
 
 def exposure_warnings(settings: Settings) -> list[str]:
     """What an operator should hear about at startup: a network listener without TLS or
-    without API tokens, a TLS private key other users can read, a Redis store on the network
-    without a password."""
+    without API tokens, a TLS private key other users can read, an API tokens file other users
+    can write, a Redis store on the network without a password or without TLS."""
     warnings = []
     if settings.tls_key_file:
         key = Path(settings.tls_key_file)
@@ -104,6 +104,18 @@ def exposure_warnings(settings: Settings) -> list[str]:
                 f"the TLS private key {key} is accessible to other users (mode {key_mode:o}): "
                 "whoever reads it can impersonate the service (chmod 600, owned by the "
                 "service's user)"
+            )
+    if settings.auth_tokens_file:
+        tokens = Path(settings.auth_tokens_file)
+        try:
+            tokens_mode = stat.S_IMODE(tokens.stat().st_mode)
+        except OSError:
+            tokens_mode = 0  # an unreadable tokens file is refused where it is read
+        if tokens_mode & 0o022:
+            warnings.append(
+                f"the API tokens file {tokens} is writable by other users (mode "
+                f"{tokens_mode:o}): whoever can write it can add a token of their own (chmod "
+                "600 or 644, owned by root or the service's user)"
             )
     if not is_loopback(settings.host):
         where = f"{settings.host or '*'}:{settings.port}"
@@ -126,5 +138,10 @@ def exposure_warnings(settings: Settings) -> list[str]:
             warnings.append(
                 f"the Redis store at {url.hostname} is used without a password: put it in "
                 "redis_url (redis://:PASSWORD@host:port/db, or rediss:// for TLS)"
+            )
+        if remote and url.scheme == "redis":
+            warnings.append(
+                f"the Redis store at {url.hostname} is reached without TLS: templates and the "
+                "Redis password cross the network in clear text (use rediss://)"
             )
     return warnings
