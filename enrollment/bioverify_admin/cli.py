@@ -7,6 +7,7 @@ import json
 import logging
 import math
 import os
+import secrets
 import sys
 import traceback
 from collections import Counter
@@ -92,8 +93,11 @@ def _read(path: Path | None, option: str) -> bytes | None:
         raise UsageError(f"{option}: cannot read {path}: {exc.strerror or exc}") from exc
 
 
-def connect(args: argparse.Namespace, target: str, timeout: float = 120.0) -> BioverifyClient:
-    """A client with the command's TLS and token options (token also from BIOVERIFY_TOKEN)."""
+def connect(
+    args: argparse.Namespace, target: str, timeout: float = 120.0, token: str | None = None
+) -> BioverifyClient:
+    """A client with the command's TLS and token options (token also from BIOVERIFY_TOKEN,
+    unless ``token`` is given)."""
     cert, key = getattr(args, "tls_cert", None), getattr(args, "tls_key", None)
     if (cert is None) != (key is None):
         raise UsageError("--tls-cert and --tls-key go together (mutual TLS)")
@@ -105,7 +109,7 @@ def connect(args: argparse.Namespace, target: str, timeout: float = 120.0) -> Bi
         tls_ca=_read(getattr(args, "tls_ca", None), "--tls-ca"),
         tls_client_cert=_read(cert, "--tls-cert"),
         tls_client_key=_read(key, "--tls-key"),
-        token=getattr(args, "token", None) or os.environ.get("BIOVERIFY_TOKEN") or None,
+        token=token or getattr(args, "token", None) or os.environ.get("BIOVERIFY_TOKEN") or None,
     )
 
 
@@ -142,7 +146,11 @@ def _service(args: argparse.Namespace, server: str | None) -> Iterator[Bioverify
             yield client
         return
     packs = Settings.from_env().data_dir / "packs"  # built/imported packs travel along
-    with local_server(packs_from=packs) as target, connect(args, target) as client:
+    token = secrets.token_urlsafe(32)  # this run's alone: no other local user gets in
+    with (
+        local_server(packs_from=packs, token=token) as target,
+        connect(args, target, token=token) as client,
+    ):
         wait_serving(client, target, timeout=180.0)
         yield client
 

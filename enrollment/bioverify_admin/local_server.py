@@ -13,6 +13,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from bioverify.fileio import write_private_text
+from bioverify.server.auth import tokens_file_line
+
 
 class ServerStartError(Exception):
     pass
@@ -23,9 +26,12 @@ def local_server(
     extra_env: dict[str, str] | None = None,
     startup_timeout: float = 180.0,
     packs_from: Path | None = None,
+    token: str | None = None,
 ) -> Iterator[str]:
     """``packs_from``: a packs folder (built or imported packs, e.g. ``DATA_DIR/packs``) copied
-    into the throwaway data directory so the service finds them."""
+    into the throwaway data directory so the service finds them. ``token``: the only API
+    token the service takes (its digest in a tokens file of the private temporary folder), so
+    that other local users cannot use the service (and the samples it holds) while it runs."""
     with tempfile.TemporaryDirectory(prefix="bioverify-eval-") as tmp:
         data_dir = Path(tmp) / "data"
         if packs_from is not None and packs_from.is_dir():
@@ -35,6 +41,10 @@ def local_server(
         env = {**os.environ, **(extra_env or {}), "BIOVERIFY_DATA_DIR": str(data_dir)}
         env["BIOVERIFY_HOST"] = "127.0.0.1"
         env["BIOVERIFY_PORT"] = "0"
+        if token is not None:
+            tokens = Path(tmp) / "tokens"
+            write_private_text(tokens, tokens_file_line(token) + "\n")
+            env["BIOVERIFY_AUTH_TOKENS_FILE"] = str(tokens)
         with log_path.open("wb") as log:
             proc = subprocess.Popen(
                 [sys.executable, "-m", "bioverify.cli", "serve", "--port-file", str(port_file)],

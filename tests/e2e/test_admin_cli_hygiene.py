@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from bioverify.client import BioverifyClient, BioverifyClientError
 from bioverify.server.auth import token_digest
 from tests.conftest import lfw
 
@@ -174,3 +175,21 @@ def test_enroll_from_a_path_that_does_not_exist_says_so(tmp_path: Path) -> None:
         assert out.returncode == 2
         assert out.stderr.endswith(": no such file or folder\n"), out.stderr
         assert str(missing) in out.stderr and out.stderr.count("\n") == 1
+
+
+def test_the_throwaway_service_of_an_eval_takes_only_its_own_token(models_dir: Path) -> None:
+    """`eval` without --server starts a service that enrols real samples: other local users
+    must not be able to use it while it runs."""
+    from bioverify_admin.local_server import local_server
+
+    token = "this-run-only-0123456789"
+    env = {"BIOVERIFY_MODEL_DIR": str(models_dir), "BIOVERIFY_FACE_LIVENESS_PACK": "none"}
+    with local_server(extra_env=env, token=token) as target:
+        with BioverifyClient(target, timeout=60, retries=0, token=token) as owner:
+            owner.wait_until_serving(timeout=180)
+            assert list(owner.list_subjects().subjects) == []
+        for other in (None, "someone-else-0123456789"):
+            with BioverifyClient(target, timeout=60, retries=0, token=other) as client:
+                with pytest.raises(BioverifyClientError) as info:
+                    client.list_subjects()
+                assert info.value.code.name == "UNAUTHENTICATED"
