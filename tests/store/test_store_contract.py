@@ -19,6 +19,7 @@ from bioverify.store.ports import (
     Template,
     TemplateStore,
     TemplateWrite,
+    listing_bytes,
 )
 from bioverify.store.redis_store import RedisTemplateStore
 from bioverify.store.sqlite_store import SqliteTemplateStore
@@ -242,6 +243,43 @@ def test_list_subjects_by_modality_and_after(store: TemplateStore) -> None:
     assert store.list_subjects("t", limit=10, after="c") == []
     store.delete_subject("t", "c")
     assert [s.subject_id for s in store.list_subjects("t", limit=10, modality="voice")] == ["b"]
+
+
+def test_list_subjects_stops_reading_after_max_bytes(store: TemplateStore) -> None:
+    """With ``max_bytes`` a listing stops after the subject that takes the listing_bytes of
+    those read over it (never before the second), counted alike by every store: UTF-8 bytes
+    of ids and metadata, 4-byte characters included."""
+    rng = np.random.default_rng(13)
+    wide = "\U0001f600"
+    subjects = {
+        "a": {"k": wide * 100},  # 1 + 1 + 400 bytes
+        "b": {},  # 1
+        "c": {"k" + wide: "v" * 97, "x": wide},  # 1 + 5 + 97 + 1 + 4 = 108
+        "d": {"k": "v" * 10},
+        wide: {},  # 4, last in id order
+    }
+    sizes = {sid: listing_bytes(sid, meta) for sid, meta in subjects.items()}
+    assert sizes["a"] == 402 and sizes["c"] == 108
+    for sid, meta in subjects.items():
+        save(store, sid, unit(rng, 1), metadata=meta)
+        if sid != "b":
+            save(store, sid, unit(rng, 1), modality="voice")
+
+    def listed(max_bytes: int, limit: int = 10, after: str = "", modality: str = "") -> str:
+        page = store.list_subjects(
+            "t", limit=limit, after=after, modality=modality, max_bytes=max_bytes
+        )
+        return "".join(s.subject_id for s in page)
+
+    assert listed(0) == listed(10_000) == "abcd" + wide
+    assert listed(1) == listed(402) == "ab"  # never fewer than two, however large
+    assert listed(403) == listed(510) == "abc"  # 402 + 1 + 108 = 511: "c" passes them
+    assert listed(511) == listed(522) == "abcd"  # 511 + 12 = 523
+    assert listed(1, limit=1) == "a"  # limit still caps
+    assert listed(1, after="d") == wide
+    assert listed(100, after="b") == "cd"  # 108 alone passes 100: stops after the second
+    assert listed(403, modality="voice") == "ac"  # subjects of the modality only
+    assert store.list_subjects("t", limit=10, max_bytes=1)[0].metadata == subjects["a"]
 
 
 def test_iter_templates_by_modality_and_model(store: TemplateStore) -> None:

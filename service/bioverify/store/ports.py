@@ -119,6 +119,15 @@ class SubjectRecord:
     updated_at: str
 
 
+def listing_bytes(subject_id: str, metadata: Mapping[str, str]) -> int:
+    """The UTF-8 bytes of a subject's id and metadata keys and values: what makes a subject
+    large (see ``TemplateStore.list_subjects``). Stores compute it alike (the Redis store in
+    its listing script)."""
+    return len(subject_id.encode("utf-8")) + sum(
+        len(key.encode("utf-8")) + len(value.encode("utf-8")) for key, value in metadata.items()
+    )
+
+
 @dataclass(frozen=True)
 class Change:
     seq: int
@@ -178,9 +187,13 @@ class TemplateStore(Protocol):
     def get_subject(self, tenant: str, subject_id: str) -> SubjectRecord: ...
 
     def list_subjects(
-        self, tenant: str, *, limit: int, after: str = "", modality: str = ""
+        self, tenant: str, *, limit: int, after: str = "", modality: str = "", max_bytes: int = 0
     ) -> list[SubjectRecord]:
-        """Subjects ordered by id, strictly after ``after``."""
+        """At most ``limit`` subjects ordered by id, strictly after ``after``. With
+        ``max_bytes``, the store stops reading early: after the subject that takes the
+        :func:`listing_bytes` of those read over ``max_bytes``, but never before the second.
+        So it holds about ``max_bytes`` at a time, and a caller that keeps the subjects within
+        a budget of at least ``max_bytes`` (and at least one) sees whether another follows."""
         ...
 
     def delete_subject(self, tenant: str, subject_id: str) -> int:

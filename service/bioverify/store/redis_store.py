@@ -153,15 +153,30 @@ end
 return {epoch, redis.call('GET', KEYS[2]) or '0'}
 """
 
-# KEYS: subjects zset. ARGV: after, limit, subject key prefix. One atomic page of subjects.
+# KEYS: subjects zset (of the modality). ARGV: after, limit, subject key prefix, max bytes (0:
+# none). One atomic page of subjects; it stops as SqliteTemplateStore.list_subjects does: once
+# two subjects or more are read and the listing_bytes of those read (id, metadata keys and
+# values) pass max bytes.
 _LIST_LUA = """
 local min = '-'
 if ARGV[1] ~= '' then min = '(' .. ARGV[1] end
 local ids = redis.call('ZRANGEBYLEX', KEYS[1], min, '+', 'LIMIT', 0, tonumber(ARGV[2]))
-local out = {}
+local max_bytes = tonumber(ARGV[4])
+local out, read, total = {}, 0, 0
 for _, id in ipairs(ids) do
+  local fields = redis.call('HGETALL', ARGV[3] .. id)
   out[#out + 1] = id
-  out[#out + 1] = redis.call('HGETALL', ARGV[3] .. id)
+  out[#out + 1] = fields
+  if #fields > 0 then
+    read = read + 1
+    total = total + #id
+    for i = 1, #fields, 2 do
+      if string.sub(fields[i], 1, 2) == 'm:' then
+        total = total + #fields[i] - 2 + #fields[i + 1]
+      end
+    end
+    if max_bytes > 0 and read >= 2 and total > max_bytes then break end
+  end
 end
 return out
 """
@@ -429,14 +444,14 @@ class RedisTemplateStore:
         return _subject_record(tenant, subject_id, fields)
 
     def list_subjects(
-        self, tenant: str, *, limit: int, after: str = "", modality: str = ""
+        self, tenant: str, *, limit: int, after: str = "", modality: str = "", max_bytes: int = 0
     ) -> list[SubjectRecord]:
         if limit <= 0:
             return []
         with self._translate():
             flat = self._list(
                 keys=[self._subjects_key(tenant, modality)],
-                args=[after, limit, f"{self._p}subj:{key_part(tenant)}:"],
+                args=[after, limit, f"{self._p}subj:{key_part(tenant)}:", max(max_bytes, 0)],
             )
         out: list[SubjectRecord] = []
         for raw_id, raw_fields in zip(flat[::2], flat[1::2], strict=True):

@@ -9,6 +9,7 @@ templates, is cut to 0 bytes. Only then is a deleted subject's embedding gone fr
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -34,6 +35,7 @@ from bioverify.store.ports import (
     TemplateWrite,
     apply_write,
     check_expected,
+    listing_bytes,
     utc_now,
 )
 
@@ -264,8 +266,9 @@ class SqliteTemplateStore:
         )
 
     def list_subjects(
-        self, tenant: str, *, limit: int, after: str = "", modality: str = ""
+        self, tenant: str, *, limit: int, after: str = "", modality: str = "", max_bytes: int = 0
     ) -> list[SubjectRecord]:
+        """Rows are read one at a time, so ``max_bytes`` bounds what is parsed and held."""
         sql = "SELECT s.subject_id, s.metadata, s.created_at, s.updated_at FROM subjects s "
         args: list[object] = [tenant, after]
         if modality:
@@ -278,19 +281,31 @@ class SqliteTemplateStore:
             sql += "WHERE s.tenant=? AND s.subject_id>? "
         sql += "ORDER BY s.subject_id LIMIT ?"
         args.append(limit)
+        rows: list[tuple[str, dict[str, str], str, str]] = []
+        total = 0
         with self._lock:
-            rows = self._query_all(sql, tuple(args))
+            try:
+                # closed when done: an unfinished statement would hold its read snapshot,
+                # which keeps the checkpoint after a delete from truncating the WAL
+                with contextlib.closing(self._conn.execute(sql, tuple(args))) as cursor:
+                    for subject_id, metadata, created_at, updated_at in cursor:
+                        rows.append((subject_id, json.loads(metadata), created_at, updated_at))
+                        total += listing_bytes(subject_id, rows[-1][1])
+                        if max_bytes and len(rows) >= 2 and total > max_bytes:
+                            break
+            except sqlite3.Error as exc:
+                raise Unavailable("the template database cannot be read") from exc
             summaries = self._summaries(tenant, [r[0] for r in rows])
         return [
             SubjectRecord(
                 tenant=tenant,
-                subject_id=r[0],
-                metadata=json.loads(r[1]),
-                templates=summaries.get(r[0], ()),
-                created_at=r[2],
-                updated_at=r[3],
+                subject_id=subject_id,
+                metadata=metadata,
+                templates=summaries.get(subject_id, ()),
+                created_at=created_at,
+                updated_at=updated_at,
             )
-            for r in rows
+            for subject_id, metadata, created_at, updated_at in rows
         ]
 
     def iter_templates(self, modality: str, model: str = "") -> Iterator[Template]:
