@@ -26,6 +26,9 @@ NOT_SETTINGS = frozenset(
 )
 """``BIOVERIFY_*`` variables that are not settings, so not refused as misspelt ones."""
 MIN_SAMPLE_ID_KEY_LENGTH = 32
+MIN_MESSAGE_BYTES = 1024 * 1024
+"""The smallest ``max_message_bytes``: a ListSubjects page (half of it) then holds the largest
+subject the metadata limits allow (about 300 KB)."""
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
@@ -235,6 +238,11 @@ class Settings:
         ):
             if getattr(self, name) <= 0:
                 raise ConfigurationError(f"{name} must be positive")
+        if self.max_message_bytes < MIN_MESSAGE_BYTES:
+            raise ConfigurationError(
+                f"max_message_bytes must be at least {MIN_MESSAGE_BYTES} (1 MiB): a subject "
+                "with the most metadata allowed takes about 300 KB in a reply"
+            )
         if self.max_live_calls < 0:
             raise ConfigurationError("max_live_calls must not be negative (0: automatic)")
         if self.max_live_calls_per_tenant < 0:

@@ -46,6 +46,7 @@ def test_a_misspelt_variable_is_refused_not_ignored() -> None:
         ("GALLERY_FOLLOW_POLL_S", "0", "positive"),
         ("CHALLENGE_TTL_S", "0", "positive"),
         ("GALLERY_EXACT_MAX", "0", "positive"),  # Gallery refused it with a traceback
+        ("MAX_MESSAGE_BYTES", "1048575", "at least 1048576"),  # a page holds any subject
     ],
 )
 def test_numbers_out_of_range_are_configuration_errors(name: str, value: str, why: str) -> None:
