@@ -60,7 +60,7 @@ from bioverify.store.sqlite_store import SqliteTemplateStore
 from bioverify.usecases.common import InferencePool
 from bioverify.usecases.face import FaceVerification
 from bioverify.usecases.liveness import LivenessChecks, LivenessGate, TenantLivenessPolicy
-from bioverify.usecases.subjects import SubjectAdministration
+from bioverify.usecases.subjects import SubjectAdministration, page_bytes
 from bioverify.usecases.voice import VoicePolicy, VoiceVerification
 from bioverify.v1 import (
     face_pb2,
@@ -531,7 +531,10 @@ def build(settings: Settings) -> Application:
     )
     galleries = tuple(g for g in (face_gallery, voice_gallery) if g is not None)
     subjects = SubjectAdministration(
-        store, max_subject_id_length=settings.max_subject_id_length, galleries=galleries
+        store,
+        max_subject_id_length=settings.max_subject_id_length,
+        galleries=galleries,
+        page_bytes=page_bytes(settings.max_message_bytes),
     )
 
     # The first is outermost: the error mapping answers what the token check raises (a

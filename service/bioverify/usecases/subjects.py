@@ -10,11 +10,40 @@ from dataclasses import dataclass
 
 from bioverify.errors import InvalidInput
 from bioverify.index.gallery import Gallery
-from bioverify.store.ports import SubjectRecord, TemplateStore
+from bioverify.store.ports import SubjectRecord, TemplateStore, listing_bytes
 from bioverify.usecases.common import on_stored_form, validate_tenant
 
 MAX_PAGE_SIZE = 1000
 DEFAULT_PAGE_SIZE = 100
+MAX_PAGE_BYTES = 3 * 1024 * 1024
+"""The most bytes of a ListSubjects reply, whatever the message limit: a page stays under
+gRPC's default 4 MiB receive limit (grpcurl, clients that do not raise it), and so does what
+the service holds to build one."""
+# Upper bound of protobuf's framing of one field: its tag (one byte: every field number of the
+# subject messages is below 16) and a varint length or value (at most ten bytes).
+_FIELD_BYTES = 11
+
+
+def page_bytes(max_message_bytes: int) -> int:
+    """The byte budget of a ListSubjects reply: half the largest message the service sends,
+    at most MAX_PAGE_BYTES."""
+    return min(max_message_bytes // 2, MAX_PAGE_BYTES)
+
+
+def reply_bytes(record: SubjectRecord) -> int:
+    """An upper bound of the bytes ``record`` takes in a ListSubjects reply (its protobuf
+    encoding, with the framing of the reply's repeated field); at least its
+    :func:`listing_bytes`, which the store's early stop counts."""
+    strings = [record.tenant, record.created_at, record.updated_at]
+    for t in record.templates:
+        strings += [t.model, t.created_at, t.updated_at]
+    # the subject and its 4 string fields, 3 per metadata entry, 6 per template (5 fields)
+    fields = 5 + 3 * len(record.metadata) + 6 * len(record.templates)
+    return (
+        listing_bytes(record.subject_id, record.metadata)
+        + sum(len(s.encode("utf-8")) for s in strings)
+        + fields * _FIELD_BYTES
+    )
 
 
 @dataclass(frozen=True)
@@ -43,10 +72,13 @@ class SubjectAdministration:
         *,
         max_subject_id_length: int = 128,
         galleries: Sequence[Gallery] = (),
+        page_bytes: int = MAX_PAGE_BYTES,
     ) -> None:
+        """``page_bytes``: the byte budget of a ListSubjects reply (see :func:`page_bytes`)."""
         self.store = store
         self.max_subject_id_length = max_subject_id_length
         self.galleries = tuple(galleries)
+        self.page_bytes = page_bytes
 
     def get(self, tenant: str, subject_id: str) -> SubjectRecord:
         """The subject under its NFC id or, when only that is stored, the legacy form a
@@ -60,6 +92,9 @@ class SubjectAdministration:
         return found[0][1]
 
     def list(self, tenant: str, page_size: int, page_token: str, modality: str) -> SubjectPage:
+        """Up to ``page_size`` subjects (default 100, at most 1000), fewer when the reply
+        would pass ``page_bytes`` (its next_page_token counted); always at least one subject
+        when any follows, however large it is alone."""
         tenant = validate_tenant(tenant)
         if page_size < 0:
             raise InvalidInput("page_size must not be negative")
@@ -69,10 +104,20 @@ class SubjectAdministration:
             token_tenant, after, token_modality = decode_page_token(page_token)
             if token_tenant != tenant or token_modality != modality:
                 raise InvalidInput("page_token belongs to a different listing (tenant or modality)")
-        subjects = self.store.list_subjects(tenant, limit=size + 1, after=after, modality=modality)
+        # one subject more than the page takes, by count or by bytes, tells that another follows
+        found = self.store.list_subjects(
+            tenant, limit=size + 1, after=after, modality=modality, max_bytes=self.page_bytes
+        )
+        subjects: list[SubjectRecord] = []
+        total = 0
+        for record in found[:size]:
+            total += reply_bytes(record)
+            token = encode_page_token(tenant, record.subject_id, modality)
+            if subjects and total + _FIELD_BYTES + len(token) > self.page_bytes:
+                break
+            subjects.append(record)
         next_token = ""
-        if len(subjects) > size:
-            subjects = subjects[:size]
+        if len(subjects) < len(found):
             next_token = encode_page_token(tenant, subjects[-1].subject_id, modality)
         return SubjectPage(subjects=subjects, next_page_token=next_token)
 

@@ -63,7 +63,12 @@ class SubjectServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListSubjects(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """A page of the tenant's subjects in id order: up to page_size subjects, fewer when the
+        reply would pass the service's page budget (half of its MAX_MESSAGE_BYTES, at most 3 MiB,
+        next_page_token included), but always at least one while any follows, however large.
+        Page until next_page_token is empty: a page of fewer than page_size subjects may not be
+        the last.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
