@@ -10,8 +10,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bioverify.client import BioverifyClient
-from bioverify.usecases.common import MAX_METADATA_ENTRIES, MAX_METADATA_VALUE
+import grpc
+import pytest
+
+from bioverify.client import BioverifyClient, BioverifyClientError
+from bioverify.store.ports import MAX_METADATA_ENTRIES
+from bioverify.usecases.common import MAX_METADATA_VALUE
 from bioverify.v1 import subjects_pb2
 from tests.conftest import lfw, running_service
 
@@ -70,6 +74,15 @@ def test_large_subjects_are_listed_in_pages_under_the_byte_budget(
         by_bytes = pages(client, 1000)
         assert 3 <= len(by_bytes) < len(expected)  # cut by bytes, yet several to a page
         assert [s.subject_id for s in client.iter_subjects(tenant=TENANT)] == sorted(expected)
+        # a subject does not grow past the limits by enrolling again with other keys
+        for dry_run in (True, False):
+            with pytest.raises(BioverifyClientError) as refused:
+                client.enroll_face(
+                    "largest", [photo], tenant=TENANT, metadata={"+": "x"}, dry_run=dry_run
+                )
+            assert refused.value.code == grpc.StatusCode.INVALID_ARGUMENT
+            assert "65 metadata entries" in refused.value.message
+        assert client.enroll_face("largest", [photo], tenant=TENANT).accepted_count == 1
 
         out = tmp_path / "subjects.jsonl"
         command = [*ADMIN, "subjects", "export", "--tenant", TENANT, "--server", target]

@@ -12,13 +12,15 @@ import numpy as np
 import pytest
 import redis
 
-from bioverify.errors import ModelMismatch, NotEnrolled, TemplateChanged
+from bioverify.errors import InvalidInput, ModelMismatch, NotEnrolled, TemplateChanged
 from bioverify.store.ports import (
+    MAX_METADATA_ENTRIES,
     ExpectedTemplate,
     FeedPosition,
     Template,
     TemplateStore,
     TemplateWrite,
+    check_metadata_entries,
     listing_bytes,
 )
 from bioverify.store.redis_store import RedisTemplateStore
@@ -210,6 +212,41 @@ def test_extra_is_summed_and_metadata_merged(store: TemplateStore) -> None:
     assert dict(store.get_subject("t", "a").metadata) == {"x": "1", "y": "2"}
     t = save(store, "a", unit(rng, 1), replace=True, extra={"speech_s": 1.0})
     assert dict(t.extra) == {"speech_s": 1.0}
+
+
+def test_metadata_entries_are_capped_across_writes(store: TemplateStore) -> None:
+    """A subject holds at most MAX_METADATA_ENTRIES metadata entries, all its writes (and
+    modalities) together: a write that would add keys beyond them is refused whole."""
+    rng = np.random.default_rng(14)
+    first = {f"k{i:02d}": "1" for i in range(MAX_METADATA_ENTRIES - 4)}
+    save(store, "a", unit(rng, 1), metadata=first)
+    save(store, "a", unit(rng, 1), modality="voice", metadata={f"n{i}": "1" for i in range(4)})
+    assert len(store.get_subject("t", "a").metadata) == MAX_METADATA_ENTRIES
+    seq = store.latest_seq()
+    for modality in ("face", "voice"):
+        with pytest.raises(InvalidInput, match=f"{MAX_METADATA_ENTRIES + 1} metadata entries"):
+            save(store, "a", unit(rng, 1), modality=modality, metadata={"k00": "2", "new": "1"})
+    with pytest.raises(InvalidInput):
+        store.save_many([TemplateWrite("t", "a", "face", "m", unit(rng, 1), {"other": "1"})])
+    assert store.latest_seq() == seq  # nothing written
+    assert store.get_template("t", "a", "face").sample_count == 1
+    assert store.get_subject("t", "a").metadata["k00"] == "1"
+    # new values for keys it holds, or no metadata at all, still go through
+    save(store, "a", unit(rng, 1), metadata={"k00": "2", "n3": "2"})
+    save(store, "a", unit(rng, 1), modality="voice", replace=True)
+    metadata = store.get_subject("t", "a").metadata
+    assert len(metadata) == MAX_METADATA_ENTRIES and metadata["k00"] == metadata["n3"] == "2"
+    save(store, "b", unit(rng, 1), metadata={"new": "1"})  # other subjects are apart
+
+
+def test_a_subject_over_the_metadata_cap_still_takes_writes_adding_no_key() -> None:
+    """A subject stored with more entries by a version before the cap."""
+    held = [f"k{i}" for i in range(MAX_METADATA_ENTRIES + 6)]
+    vector = np.ones((1, 8), dtype=np.float32)
+    for metadata in ({}, {"k0": "2", "k69": "2"}):
+        check_metadata_entries(TemplateWrite("t", "a", "face", "m", vector, metadata), held)
+    with pytest.raises(InvalidInput, match="71 metadata entries"):
+        check_metadata_entries(TemplateWrite("t", "a", "face", "m", vector, {"x": "1"}), held)
 
 
 def test_subject_summaries_and_timestamps(store: TemplateStore) -> None:

@@ -13,6 +13,7 @@ import pytest
 from bioverify.server.convert import subject_to_proto
 from bioverify.settings import MIN_MESSAGE_BYTES
 from bioverify.store.ports import (
+    MAX_METADATA_ENTRIES,
     SubjectRecord,
     TemplateStore,
     TemplateSummary,
@@ -21,7 +22,6 @@ from bioverify.store.ports import (
 )
 from bioverify.store.sqlite_store import SqliteTemplateStore
 from bioverify.usecases.common import (
-    MAX_METADATA_ENTRIES,
     MAX_METADATA_VALUE,
     validate_metadata,
     validate_subject_id,

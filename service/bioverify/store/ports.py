@@ -18,7 +18,7 @@ TemplateChanged and writes nothing."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
@@ -26,13 +26,16 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
-from bioverify.errors import ModelMismatch, TemplateChanged
+from bioverify.errors import InvalidInput, ModelMismatch, TemplateChanged
 from bioverify.scoring import mean_template
 
 Vector = npt.NDArray[np.float32]
 
 DEFAULT_CHANGE_RETENTION = 100_000
 """How many of the newest changes a store keeps in its change feed unless told otherwise."""
+MAX_METADATA_ENTRIES = 64
+"""The most metadata entries a subject holds, all its enrolments together: with the length
+limits of keys and values (``validate_metadata``) this bounds the bytes of one subject."""
 
 
 @dataclass(frozen=True)
@@ -286,6 +289,20 @@ def template_changed(w: TemplateWrite) -> TemplateChanged:
         f"subject {w.subject_id!r}'s {w.modality} template changed while this enrollment was "
         "being checked against it; nothing was saved: retry the enrollment"
     )
+
+
+def check_metadata_entries(w: TemplateWrite, stored_keys: Collection[str]) -> None:
+    """Raises InvalidInput when ``w`` adds keys to the subject's metadata (``stored_keys``)
+    and it would then hold more than MAX_METADATA_ENTRIES entries. A write that adds none (new
+    values for keys held, or no metadata) passes, even on a subject that holds more (stored by
+    a version before this limit)."""
+    added = len(set(w.metadata).difference(stored_keys))
+    if added and len(stored_keys) + added > MAX_METADATA_ENTRIES:
+        raise InvalidInput(
+            f"subject {w.subject_id!r} would hold {len(stored_keys) + added} metadata "
+            f"entries, more than {MAX_METADATA_ENTRIES} ({added} new keys sent); nothing was "
+            "saved: send values for the keys it has only, or delete the subject first"
+        )
 
 
 def utc_now() -> str:

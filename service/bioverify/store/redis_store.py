@@ -55,6 +55,7 @@ from bioverify.store.ports import (
     TemplateWrite,
     apply_write,
     check_expected,
+    check_metadata_entries,
     template_changed,
     utc_now,
 )
@@ -249,8 +250,8 @@ class RedisTemplateStore:
             for attempt in range(_MAX_ATTEMPTS):
                 with self._redis.pipeline(transaction=True) as pipe:
                     self._read_for_save(pipe, write)
-                    version, old = pipe.execute()
-                keys, args, template = self._prepare_save(write, version, old, op_key)
+                    read = pipe.execute()
+                keys, args, template = self._prepare_save(write, read, op_key)
                 status, seq = self._save(keys=keys, args=args)
                 if status != _CONFLICT:
                     return dataclasses.replace(template, revision=int(seq))
@@ -285,7 +286,7 @@ class RedisTemplateStore:
                     self._read_for_save(pipe, w)
                 reads = pipe.execute()
             prepared = [
-                self._prepare_save(w, reads[2 * i], reads[2 * i + 1], op_keys[i])
+                self._prepare_save(w, reads[3 * i : 3 * i + 3], op_keys[i])
                 for i, w in enumerate(writes)
             ]
             with self._redis.pipeline(transaction=False) as pipe:
@@ -321,20 +322,28 @@ class RedisTemplateStore:
             written.add(key)
 
     def _read_for_save(self, pipe: Any, w: TemplateWrite) -> None:
-        pipe.hget(self._subject_key(w.tenant, w.subject_id), "v")
+        """Three reads: the subject's version, its template of the modality, its fields."""
+        subject = self._subject_key(w.tenant, w.subject_id)
+        pipe.hget(subject, "v")
         pipe.hmget(
             self._template_key(w.tenant, w.subject_id, w.modality),
             ["model", "dim", "samples", "extra", "c", "ids", "rev"],
         )
+        pipe.hkeys(subject)
 
     def _prepare_save(
-        self, w: TemplateWrite, version: Any, old_row: Sequence[Any], op_key: str
+        self, w: TemplateWrite, read: Sequence[Any], op_key: str
     ) -> tuple[list[str], list[Any], Template]:
         """The keys and arguments of the save script, and the template it would write (its
-        revision is the seq the script returns). TemplateChanged when ``w.expected`` does not
-        hold of ``old_row``."""
+        revision is the seq the script returns), from what ``_read_for_save`` read.
+        TemplateChanged when ``w.expected`` does not hold of it; InvalidInput when the
+        subject would hold too many metadata entries (both checked on this read, which the
+        script's version check keeps current)."""
+        version, old_row, subject_fields = read
         old_model, dim, blob, old_extra, old_created, old_ids, rev = old_row
         check_expected(w, _revision(old_model, rev))
+        fields = (_str(f) for f in subject_fields)
+        check_metadata_entries(w, [f[2:] for f in fields if f.startswith("m:")])
         tenant, subject_id, modality, model = w.tenant, w.subject_id, w.modality, w.model
         meta_args: list[str] = []
         for key, value in w.metadata.items():

@@ -35,6 +35,7 @@ from bioverify.store.ports import (
     TemplateWrite,
     apply_write,
     check_expected,
+    check_metadata_entries,
     listing_bytes,
     utc_now,
 )
@@ -167,7 +168,9 @@ class SqliteTemplateStore:
             "SELECT metadata, created_at FROM subjects WHERE tenant=? AND subject_id=?",
             (tenant, subject_id),
         ).fetchone()
-        merged = {**(json.loads(row[0]) if row else {}), **dict(w.metadata)}
+        stored_metadata: dict[str, str] = json.loads(row[0]) if row else {}
+        check_metadata_entries(w, stored_metadata.keys())
+        merged = {**stored_metadata, **dict(w.metadata)}
         subject_created = row[1] if row else now
         cur.execute(
             "INSERT INTO subjects (tenant, subject_id, metadata, created_at, updated_at) "

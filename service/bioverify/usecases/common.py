@@ -28,7 +28,13 @@ from bioverify.errors import (
 )
 from bioverify.index.gallery import Gallery
 from bioverify.scoring import Calibration, OperatingPoint
-from bioverify.store.ports import Template, TemplateStore, TemplateWrite
+from bioverify.store.ports import (
+    MAX_METADATA_ENTRIES,
+    Template,
+    TemplateStore,
+    TemplateWrite,
+    check_metadata_entries,
+)
 from bioverify.subject_ids import (
     basic_problem,
     legacy_subject_id_forms,
@@ -42,7 +48,6 @@ A = TypeVar("A")
 
 DEFAULT_TENANT = "default"
 _TENANT_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")  # whole string: fullmatch
-MAX_METADATA_ENTRIES = 64
 MAX_METADATA_VALUE = 1024
 
 
@@ -196,7 +201,8 @@ def save_enrollment(
     ``refuse_duplicates``), then save them unless ``dry_run``. Returns the saved template (None
     on a dry run) and the duplicates found. The save raises TemplateChanged when
     ``write.expected`` no longer holds; a dry run writes nothing, so it does not check it
-    (nothing could be written over a changed template, and the real enrollment checks)."""
+    (nothing could be written over a changed template, and the real enrollment checks), but it
+    checks, as the save does, that the subject would not hold too many metadata entries."""
     duplicates = find_duplicates(
         gallery,
         write.tenant,
@@ -207,6 +213,12 @@ def save_enrollment(
         refuse=refuse_duplicates and not dry_run,
     )
     if dry_run:
+        if write.metadata:
+            try:
+                stored = store.get_subject(write.tenant, write.subject_id).metadata
+            except NotEnrolled:
+                stored = {}
+            check_metadata_entries(write, stored.keys())
         return None, duplicates
     template = store.save(write)
     gallery.catch_up(store)  # this replica sees its own write at once
