@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import tracemalloc
+
 import numpy as np
 import pytest
 
 from bioverify.voice.ports import SpeechSegment
 from bioverify.voice.quality import (
     SNR_CEILING_DB,
+    ClippingMeter,
     VoiceIssue,
     VoiceQualityThresholds,
     assess_quality,
@@ -80,6 +83,62 @@ def test_clipping_fraction() -> None:
     single = np.zeros(100, np.float32)
     single[50] = 1.0
     assert clipping_fraction(single, RATE) == pytest.approx(0.01)
+
+
+def _clipping_cases() -> dict[str, tuple[np.ndarray, int]]:
+    t = np.arange(RATE) / RATE
+    clean = (0.8 * np.sin(2 * np.pi * 200 * t)).astype(np.float32)
+    rng = np.random.default_rng(7)
+    held = np.repeat(rng.uniform(0.2, 1.0, 2000), 8).astype(np.float32)  # runs of 8 samples
+    return {
+        "clean": (clean, RATE),
+        "hard": (np.clip(clean * 2, -1.0, 1.0), RATE),
+        "soft": (np.clip(clean * 2, -0.5, 0.5) * 0.9, RATE),
+        "soft at 192 kHz": (np.clip(clean * 2, -0.5, 0.5) * 0.9, 192000),
+        "quantised": (np.round(clean * 64) / 64, RATE),
+        "quiet": (np.clip(clean * 0.1, -0.05, 0.05), RATE),
+        "peak late": (np.r_[np.clip(clean, -0.3, 0.3), clean * 1.2].astype(np.float32), RATE),
+        "held values": (held * rng.choice([-1.0, 1.0], held.size).astype(np.float32), 8000),
+        "silence": (np.zeros(RATE, np.float32), RATE),
+        "shorter than a run": (np.full(2, 0.9, np.float32), RATE),
+        "empty": (np.zeros(0, np.float32), RATE),
+    }
+
+
+@pytest.mark.parametrize("name", sorted(_clipping_cases()))
+def test_clipping_meter_gives_clipping_fraction_whatever_the_blocks(name: str) -> None:
+    """Golden: the same fraction, exactly, for the whole signal and for any blocks of it
+    (runs cut by a block boundary, one-sample blocks, the peak arriving late)."""
+    wave, rate = _clipping_cases()[name]
+    expected = clipping_fraction(wave, rate)
+    rng = np.random.default_rng(11)
+    splits = [[], [wave.size // 2], list(range(1, min(wave.size, 50)))]
+    splits += [sorted(rng.integers(0, wave.size + 1, 30).tolist()) for _ in range(5)]
+    for cuts in splits:
+        meter = ClippingMeter(rate)
+        for block in np.split(wave, cuts):
+            meter.add(block)
+        assert meter.fraction() == expected, cuts
+    assert meter.samples == wave.size
+
+
+def test_clipping_meter_merges_the_runs_it_keeps() -> None:
+    """200 000 held values near the peak: runs of one magnitude are kept as one entry, so the
+    meter's memory does not grow with them (it would by 2.4 MB if each were kept)."""
+    rng = np.random.default_rng(5)
+    levels = np.array([-0.6, -0.597, 0.597, 0.6], np.float32)
+    blocks = [np.repeat(rng.choice(levels, 1000), 16) for _ in range(200)]
+    whole = np.concatenate(blocks)
+    meter = ClippingMeter(RATE)
+    tracemalloc.start()
+    try:
+        for block in blocks:
+            meter.add(block)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 1_000_000
+    assert meter.fraction() == clipping_fraction(whole, RATE) > 0.9
 
 
 def test_issue_codes_and_messages() -> None:

@@ -156,6 +156,93 @@ def clipping_fraction(
     return float(np.count_nonzero(clipped)) / x.size
 
 
+_MIN_CLIPPING_PEAK = 0.25  # clipping_fraction looks for clipped runs only above this peak
+
+
+class ClippingMeter:
+    """:func:`clipping_fraction` of a signal that arrives in blocks, with the same result,
+    holding only the runs that may still count (so audio can be measured at its input rate
+    while it is decoded, without keeping it).
+
+    A run of identical values of at least ``min_run`` samples counts when its magnitude
+    reaches 99 % of the final peak: runs below 99 % of the peak so far (or of 0.25) can never
+    count and are dropped, and runs of one magnitude are merged, whenever the kept runs have
+    doubled (so the work stays proportional to the signal's length).
+    """
+
+    def __init__(
+        self, sample_rate: int, *, full_scale: float = 0.999, min_run_s: float = 0.001
+    ) -> None:
+        self.full_scale = full_scale
+        self.min_run = max(3, round(min_run_s * sample_rate))
+        self.samples = 0
+        self._at_full_scale = 0
+        self._peak = 0.0
+        self._open_value: np.float32 | None = None  # the run still open at the last block's end
+        self._open_length = 0
+        self._magnitudes: list[npt.NDArray[np.float32]] = []  # long runs below full scale
+        self._lengths: list[npt.NDArray[np.int64]] = []
+        self._kept = 0
+        self._compacted = 0
+
+    def add(self, block: npt.NDArray[np.float32]) -> None:
+        x = np.asarray(block, dtype=np.float32)
+        if x.size == 0:
+            return
+        mag = np.abs(x)
+        self.samples += x.size
+        self._at_full_scale += int(np.count_nonzero(mag >= self.full_scale))
+        self._peak = max(self._peak, float(mag.max()))
+        starts = np.flatnonzero(np.r_[True, x[1:] != x[:-1]])
+        lengths = np.diff(np.r_[starts, x.size])
+        if self._open_value is not None and x[0] == self._open_value:
+            lengths[0] += self._open_length  # the open run goes on
+        elif self._open_value is not None:
+            self._keep(np.abs(np.array([self._open_value])), np.array([self._open_length]))
+        self._open_value, self._open_length = x[starts[-1]], int(lengths[-1])
+        self._keep(mag[starts[:-1]], lengths[:-1])
+
+    def fraction(self) -> float:
+        """:func:`clipping_fraction` of everything added so far."""
+        if self.samples == 0:
+            return 0.0
+        clipped = self._at_full_scale
+        if self._peak >= _MIN_CLIPPING_PEAK and self.samples >= self.min_run:
+            magnitudes = np.concatenate([np.zeros(0, np.float32), *self._magnitudes])
+            lengths = np.concatenate([np.zeros(0, np.int64), *self._lengths])
+            if self._open_value is not None and self._open_length >= self.min_run:
+                magnitudes = np.r_[magnitudes, np.abs(self._open_value)].astype(np.float32)
+                lengths = np.r_[lengths, self._open_length]
+            extreme = (magnitudes >= 0.99 * self._peak) & (magnitudes < self.full_scale)
+            clipped += int(lengths[extreme].sum())
+        return float(clipped) / self.samples
+
+    def _keep(self, magnitudes: npt.NDArray[np.float32], lengths: npt.NDArray[np.int64]) -> None:
+        """Keep the finished runs that may count; compact the kept ones when they doubled."""
+        # Full-scale samples are counted already; the final peak is at least the peak so far.
+        keep = (
+            (lengths >= self.min_run)
+            & (magnitudes < self.full_scale)
+            & (magnitudes >= 0.99 * max(self._peak, _MIN_CLIPPING_PEAK))
+        )
+        if not keep.any():
+            return
+        self._magnitudes.append(magnitudes[keep].astype(np.float32))
+        self._lengths.append(lengths[keep].astype(np.int64))
+        self._kept += int(np.count_nonzero(keep))
+        if self._kept > max(1024, 2 * self._compacted):
+            self._compact()
+
+    def _compact(self) -> None:
+        mags = np.concatenate(self._magnitudes)
+        lens = np.concatenate(self._lengths)
+        keep = mags >= 0.99 * max(self._peak, _MIN_CLIPPING_PEAK)
+        mags, where = np.unique(mags[keep], return_inverse=True)
+        lens = np.bincount(where, weights=lens[keep], minlength=mags.size).astype(np.int64)
+        self._magnitudes, self._lengths = [mags], [lens]
+        self._kept = self._compacted = int(mags.size)
+
+
 def shortfall(found: float, needed: float) -> tuple[str, str]:
     """``found`` and ``needed`` seconds for a message saying one is below the other (see
     :func:`bioverify.scoring.shown_against`): 0.986 s against 1 s reads "0.98" and "1.0"."""
