@@ -17,6 +17,7 @@ from bioverify.errors import InvalidAudio, TooLarge
 from bioverify.voice.audio_decode import (
     AudioEncoding,
     AudioLimits,
+    BlockResampler,
     alaw_decode,
     alaw_encode,
     decode_audio,
@@ -357,3 +358,24 @@ def test_resample_identity_and_empty() -> None:
     assert resample(np.zeros(0, np.float32), 8000, 16000).size == 0
     with pytest.raises(ValueError, match="positive"):
         resample(wave, 0, 16000)
+
+
+@pytest.mark.parametrize(
+    "from_rate",
+    [8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000, 88200, 96000, 176400, 192000],
+)
+def test_block_resampler_gives_resample_sample_for_sample(from_rate: int) -> None:
+    """Golden: resampling block by block gives exactly what resampling the whole clip gives,
+    however the blocks are cut (one sample, odd sizes, none at all), whatever the length."""
+    rng = np.random.default_rng(from_rate)
+    for n in (0, 1, 7, 333, 20011):
+        wave = (0.3 * rng.standard_normal(n)).astype(np.float32)
+        expected = resample(wave, from_rate, 16000)
+        cuts_options = [[], [1], sorted(rng.integers(0, n + 1, 9).tolist()), list(range(1, n, 997))]
+        for cuts in cuts_options:
+            blocks = BlockResampler(from_rate, 16000)
+            parts = [blocks.push(block) for block in np.split(wave, cuts)] + [blocks.finish()]
+            out = np.concatenate(parts)
+            assert out.dtype == np.float32
+            assert blocks.output_length(n) == out.size == expected.size
+            np.testing.assert_array_equal(out, expected)

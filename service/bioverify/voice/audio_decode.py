@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import soundfile as sf
-from scipy.signal import resample_poly
+from scipy.signal import firwin, resample_poly, upfirdn
 
 from bioverify.errors import InvalidAudio, TooLarge
 from bioverify.voice.ports import Waveform
@@ -303,6 +303,90 @@ def resample(wave: Waveform, from_rate: int, to_rate: int) -> Waveform:
     g = gcd(from_rate, to_rate)
     out = resample_poly(wave, to_rate // g, from_rate // g)
     return np.asarray(out, dtype=np.float32)
+
+
+class BlockResampler:
+    """:func:`resample` of a signal that arrives in blocks, with the same output: the filter
+    ``resample_poly`` designs, applied (by ``upfirdn``) at the same phases to the same
+    samples, but holding only the input that outputs still to come depend on.
+
+    Output ``j`` is ``upfirdn``'s output ``j + skip`` of the whole signal, a sum over input
+    samples ``ceil(((j + skip) * down - len(taps) + 1) / up)`` to ``floor((j + skip) * down /
+    up)``. Each block's outputs are computed on a segment that starts at a multiple of
+    ``down`` (so its phases are the whole signal's) and holds every input they depend on;
+    past the end, zeros stand for ``resample_poly``'s zero padding.
+    """
+
+    def __init__(self, from_rate: int, to_rate: int) -> None:
+        if from_rate <= 0 or to_rate <= 0:
+            raise ValueError(f"sample rates must be positive, got {from_rate} and {to_rate}")
+        self.from_rate, self.to_rate = from_rate, to_rate
+        g = gcd(from_rate, to_rate)
+        self.up, self.down = to_rate // g, from_rate // g
+        self._received = 0  # input samples pushed
+        self._emitted = 0  # output samples returned
+        self._segment = np.zeros(0, dtype=np.float32)  # input still needed
+        self._segment_start = 0  # its first sample's index in the input, a multiple of down
+        self._taps = np.ones(1, dtype=np.float32)
+        self._skip = 0
+        if self.identity:
+            return
+        max_rate = max(self.up, self.down)
+        half_len = 10 * max_rate
+        # resample_poly's filter in float32 (the dtype of its input here), scaled by up and
+        # zero-padded in front so that its outputs land on the input's sample times
+        taps = firwin(2 * half_len + 1, 1.0 / max_rate, window=("kaiser", 5.0)).astype(np.float32)
+        taps *= self.up
+        pre_pad = self.down - half_len % self.down
+        self._taps = np.concatenate([np.zeros(pre_pad, dtype=np.float32), taps])
+        self._skip = (half_len + pre_pad) // self.down
+
+    @property
+    def identity(self) -> bool:
+        return self.up == self.down
+
+    def output_length(self, n_in: int) -> int:
+        """How many samples ``n_in`` input samples give (as :func:`resample`)."""
+        return -(-n_in * self.up // self.down)
+
+    def push(self, block: Waveform) -> Waveform:
+        """The output samples that ``block`` completes."""
+        x = np.asarray(block, dtype=np.float32)
+        self._received += x.size
+        if self.identity:
+            return x
+        self._segment = np.concatenate([self._segment, x])
+        # output j needs input up to floor((j + skip) * down / up), which must have arrived
+        ready = (self._received * self.up - 1) // self.down + 1 - self._skip
+        return self._emit(min(ready, self.output_length(self._received)))
+
+    def finish(self) -> Waveform:
+        """The remaining output samples, once the input has ended."""
+        total = self.output_length(self._received)
+        if self.identity or total <= self._emitted:
+            return np.zeros(0, dtype=np.float32)
+        last_needed = ((total - 1 + self._skip) * self.down) // self.up
+        padding = max(0, last_needed + 1 - self._received)
+        self._segment = np.concatenate([self._segment, np.zeros(padding, dtype=np.float32)])
+        return self._emit(total)
+
+    def _emit(self, end: int) -> Waveform:
+        """Outputs ``_emitted`` to ``end`` (exclusive); then drop the input no longer needed."""
+        if end <= self._emitted:
+            return np.zeros(0, dtype=np.float32)
+        offset = self._segment_start // self.down * self.up  # the segment's first output
+        filtered = upfirdn(self._taps, self._segment, self.up, self.down)
+        out = np.array(
+            filtered[self._emitted + self._skip - offset : end + self._skip - offset],
+            dtype=np.float32,
+        )
+        self._emitted = end
+        first_needed = -(-((end + self._skip) * self.down - self._taps.size + 1) // self.up)
+        start = min(max(first_needed, 0), self._received) // self.down * self.down
+        if start > self._segment_start:
+            self._segment = self._segment[start - self._segment_start :].copy()
+            self._segment_start = start
+        return out
 
 
 # --- G.711 (ITU-T G.711; table-driven, after the public-domain Sun Microsystems g711.c) -------
