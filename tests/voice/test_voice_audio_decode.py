@@ -18,6 +18,7 @@ from bioverify.voice.audio_decode import (
     AudioEncoding,
     AudioLimits,
     BlockResampler,
+    DecodedAudio,
     alaw_decode,
     alaw_encode,
     decode_audio,
@@ -26,6 +27,7 @@ from bioverify.voice.audio_decode import (
     resample,
     sniff_container,
 )
+from bioverify.voice.quality import clipping_fraction
 
 Clip = tuple[np.ndarray, int]
 Encode = Callable[..., bytes]
@@ -318,6 +320,158 @@ def test_wav_header_size_field_larger_than_payload(limits: AudioLimits) -> None:
     data = header + b"data" + struct.pack("<I", 0xFFFFFF00) + bytes(1600)
     out = decode_audio(data, limits=limits)
     assert out.samples.size == 800
+
+
+# --- decoding for a working rate ------------------------------------------------------------
+
+SERVICE_LIMITS = AudioLimits(max_bytes=25 * 1024 * 1024, max_duration_s=300.0)
+"""The service's default limits (MAX_AUDIO_BYTES, MAX_AUDIO_SECONDS)."""
+
+
+def _long_flac(
+    seconds: float, rate: int, channels: int, fill: Callable[[int, int], np.ndarray] | None = None
+) -> bytes:
+    """A FLAC file written block by block (so the test itself stays small); ``fill(start, n)``
+    gives frames ``start`` to ``start + n`` (silence without it)."""
+    buffer = io.BytesIO()
+    total = round(seconds * rate)
+    with sf.SoundFile(buffer, "w", rate, channels, "PCM_16", format="FLAC") as out:
+        for start in range(0, total, 1 << 16):
+            n = min(1 << 16, total - start)
+            out.write(fill(start, n) if fill else np.zeros((n, channels), np.float32))
+    return buffer.getvalue()
+
+
+def _peak_bytes_of(fn: Callable[[], DecodedAudio]) -> tuple[DecodedAudio, int]:
+    """``fn()`` and the peak of the memory traced while it ran (numpy arrays included)."""
+    tracemalloc.start()
+    try:
+        result = fn()
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    return result, peak
+
+
+@pytest.mark.parametrize(
+    ("rate", "channels", "channel", "fmt", "gain"),
+    [
+        (16000, 1, None, "FLAC", 1.0),
+        (8000, 1, None, "WAV", 1.0),
+        (44100, 2, None, "WAV", 1.0),
+        (48000, 2, 1, "FLAC", 1.0),
+        (96000, 1, None, "WAV", 1.0),
+        (44100, 1, None, "WAV", 8.0),  # clipped
+        (22050, 3, None, "WAV", 1.0),
+    ],
+)
+def test_working_rate_decode_is_the_native_decode_resampled(
+    container: Encode,
+    speech: Clip,
+    limits: AudioLimits,
+    rate: int,
+    channels: int,
+    channel: int | None,
+    fmt: str,
+    gain: float,
+) -> None:
+    """Decoding for 16 kHz gives exactly what resampling the input-rate decode gives, with
+    the clipping of the input-rate samples."""
+    wave, src_rate = speech
+    wave = np.clip(resample(wave, src_rate, rate) * gain, -1.0, 1.0)
+    frames = np.stack([np.roll(wave, 1000 * c) * (1 - 0.2 * c) for c in range(channels)], 1)
+    data = container(frames, rate, fmt)
+    native = decode_audio(data, channel=channel, limits=limits)
+    working = decode_audio(data, channel=channel, limits=limits, working_rate_hz=16000)
+    np.testing.assert_array_equal(working.samples, resample(native.samples, rate, 16000))
+    assert working.samples_rate_hz == working.working_rate_hz == 16000
+    assert (working.sample_rate_hz, working.input_channels) == (rate, channels)
+    assert working.duration_s == native.duration_s
+    assert working.encoding == native.encoding == fmt
+    assert working.input_clipping == clipping_fraction(native.samples, rate)
+    assert (working.input_clipping > 0.01) == (gain > 1)
+    assert native.working_rate_hz is None and native.input_clipping is None
+
+
+@pytest.mark.parametrize(
+    ("encoding", "rate", "channels", "channel"),
+    [("MULAW", 8000, 1, None), ("ALAW", 8000, 2, 1), ("PCM_S16LE", 16000, 2, None)],
+)
+def test_working_rate_decode_of_raw_audio(
+    speech: Clip,
+    limits: AudioLimits,
+    encoding: str,
+    rate: int,
+    channels: int,
+    channel: int | None,
+) -> None:
+    wave, src_rate = speech
+    wave = resample(wave, src_rate, rate)
+    interleaved = np.stack([wave * (1 - 0.5 * c) for c in range(channels)], 1).reshape(-1)
+    if encoding == "PCM_S16LE":
+        data = np.clip(np.round(interleaved * 32768), -32768, 32767).astype("<i2").tobytes()
+    else:
+        data = (mulaw_encode if encoding == "MULAW" else alaw_encode)(interleaved)
+    args: dict[str, Any] = {"encoding": encoding, "sample_rate_hz": rate, "channels": channels}
+    native = decode_audio(data, channel=channel, limits=limits, **args)
+    working = decode_audio(data, channel=channel, limits=limits, working_rate_hz=16000, **args)
+    np.testing.assert_array_equal(working.samples, resample(native.samples, rate, 16000))
+    assert working.sample_rate_hz == rate and working.encoding == encoding
+    assert working.input_clipping == clipping_fraction(native.samples, rate)
+
+
+def test_299_s_at_192_khz_decodes_in_the_memory_of_its_16_khz_samples() -> None:
+    """A 180 KB FLAC announcing 299 s at 192 kHz (57 M samples, 230 MB as float32 at its own
+    rate): decoded for 16 kHz it costs its 19 MB of 16 kHz samples and one block. A 1 kHz
+    burst at 100-101 s comes through; a 30 kHz one (above the 8 kHz of the working rate) is
+    filtered out."""
+    rate = 192000
+
+    def bursts(start: int, n: int) -> np.ndarray:
+        t = np.arange(start, start + n) / rate
+        low = np.where((t >= 100) & (t < 101), 0.5 * np.sin(2 * np.pi * 1000 * t), 0.0)
+        high = np.where((t >= 200) & (t < 201), 0.5 * np.sin(2 * np.pi * 30000 * t), 0.0)
+        return (low + high).astype(np.float32)[:, None]
+
+    data = _long_flac(299.0, rate, 1, bursts)
+    assert len(data) < 1_000_000
+    decoded, peak = _peak_bytes_of(
+        lambda: decode_audio(data, limits=SERVICE_LIMITS, working_rate_hz=16000)
+    )
+    assert peak < 32_000_000  # 19.1 MB of output; 230 MB at the input's rate
+    assert decoded.samples.size == 299 * 16000 and decoded.samples.dtype == np.float32
+    assert (decoded.sample_rate_hz, decoded.input_channels) == (192000, 1)
+    assert decoded.duration_s == pytest.approx(299.0) and decoded.input_clipping == 0.0
+    tone = decoded.samples[100 * 16000 + 800 : 101 * 16000 - 800]
+    assert np.sqrt(np.mean(tone**2)) == pytest.approx(0.5 / np.sqrt(2), rel=0.01)
+    assert _peak_hz(tone, 16000) == pytest.approx(1000, abs=2)
+    assert np.abs(decoded.samples[200 * 16000 + 800 : 201 * 16000 - 800]).max() < 1e-3
+    quiet = np.r_[decoded.samples[: 99 * 16000], decoded.samples[102 * 16000 : 199 * 16000]]
+    assert not quiet.any()
+
+
+def test_eight_channels_at_192_khz_decode_in_bounded_memory(limits: AudioLimits) -> None:
+    """37 s of 8 channels at 192 kHz (57 M samples in all, within the limit): one channel
+    picked or all mixed down, the memory is that of the 16 kHz result plus one block."""
+    rate, seconds = 192000, 37.0
+
+    def channel_5_speaks(start: int, n: int) -> np.ndarray:
+        frames = np.zeros((n, 8), np.float32)
+        t = np.arange(start, start + n) / rate
+        frames[:, 5] = 0.4 * np.sin(2 * np.pi * 440 * t)
+        return frames
+
+    data = _long_flac(seconds, rate, 8, channel_5_speaks)
+    for channel, level in ((5, 0.4), (None, 0.05), (0, 0.0)):
+
+        def decode(channel: int | None = channel) -> DecodedAudio:
+            return decode_audio(data, channel=channel, limits=SERVICE_LIMITS, working_rate_hz=16000)
+
+        decoded, peak = _peak_bytes_of(decode)
+        assert peak < 8_000_000, channel  # 2.4 MB of output, 2 MB of 8-channel block
+        assert decoded.samples.size == 37 * 16000 and decoded.input_channels == 8
+        middle = decoded.samples[16000:-16000]
+        assert np.sqrt(np.mean(middle**2)) == pytest.approx(level / np.sqrt(2), rel=0.01)
 
 
 # --- resampling ---------------------------------------------------------------------------

@@ -68,6 +68,7 @@ AV_SYNC_FAILED = "AV_SYNC_FAILED"
 FloatArray = npt.NDArray[np.float64]
 
 _SILENCE_DB = -120.0
+_RATE_WITHOUT_VAD = 16000  # speech energy needs no more
 
 
 @dataclass(frozen=True)
@@ -169,6 +170,8 @@ class AvSyncChecker:
         self.vad = vad
         self.policy = policy or AvSyncPolicy()
         self.unavailable = unavailable
+        self.sample_rate = vad.sample_rate if vad is not None else _RATE_WITHOUT_VAD
+        """The rate to decode the audio at (the VAD's): ``check`` takes any rate."""
 
     @staticmethod
     def validate_frame_rate(fps: float) -> None:

@@ -387,7 +387,7 @@ class LivenessChecks:
         embeddings = [sample.embedding for sample in embedding.result()]
         shapes = shaping.result() if shaping is not None else None
         sync = (
-            self.pool.run(self.av_sync.check, shapes, fps, decoded.samples, decoded.sample_rate_hz)
+            self.pool.run(self.av_sync.check, shapes, fps, decoded.samples, decoded.samples_rate_hz)
             if decoded is not None
             else None
         )
@@ -485,7 +485,11 @@ class LivenessChecks:
 
     def _frames_audio(self, audio: AudioInput, n_frames: int, fps: float) -> DecodedAudio:
         """The audio track of a frame sequence, decoded and checked against the frames."""
-        decoded = self.pool.run(audio.decode, self.audio_limits, "the frames' audio")
+        decoded = self.pool.run(
+            lambda: audio.decode(
+                self.audio_limits, "the frames' audio", working_rate_hz=self.av_sync.sample_rate
+            )
+        )
         self.av_sync.validate(n_frames, fps, decoded.duration_s)
         return decoded
 

@@ -104,8 +104,11 @@ class AudioInput:
     channels: int | None = None
     channel: int | None = None
 
-    def decode(self, limits: AudioLimits, what: str = "the audio") -> DecodedAudio:
-        """Decoded as declared; InvalidAudio naming ``what`` when empty or undecodable."""
+    def decode(
+        self, limits: AudioLimits, what: str = "the audio", *, working_rate_hz: int | None = None
+    ) -> DecodedAudio:
+        """Decoded as declared (at ``working_rate_hz``: see :func:`decode_audio`); InvalidAudio
+        naming ``what`` when empty or undecodable."""
         if not self.data:
             raise InvalidAudio(f"{what} is empty: send a WAV, FLAC, OGG or MP3 file or raw PCM")
         return decode_audio(
@@ -115,6 +118,7 @@ class AudioInput:
             channels=self.channels,
             channel=self.channel,
             limits=limits,
+            working_rate_hz=working_rate_hz,
         )
 
 
@@ -286,7 +290,9 @@ class VoiceVerification:
 
     # -- clips ------------------------------------------------------------------------------
     def decode(self, clip: AudioInput) -> DecodedAudio:
-        return clip.decode(self.limits)
+        """The clip at the pipeline's working rate: never held at its own rate, so its memory
+        is bounded by its duration whatever rate and channel count it was sent with."""
+        return clip.decode(self.limits, working_rate_hz=self.pipeline.working_rate_hz)
 
     def analyse(self, clip: AudioInput) -> tuple[DecodedAudio, VoiceSample]:
         decoded = self.decode(clip)

@@ -1,7 +1,9 @@
 """From decoded audio to a speaker embedding with a quality report (no gRPC here).
 
 Steps: check limits, measure clipping at the input rate, resample to the encoder's rate,
-find speech with the VAD, measure quality, keep only the speech, embed it.
+find speech with the VAD, measure quality, keep only the speech, embed it. Audio decoded for
+the encoder's rate (:attr:`VoicePipeline.working_rate_hz`) comes with its clipping measured
+and is used as it is.
 """
 
 from __future__ import annotations
@@ -110,6 +112,12 @@ class VoicePipeline:
         self.limits = limits
         self.thresholds = thresholds
 
+    @property
+    def working_rate_hz(self) -> int:
+        """The rate to decode audio at for this pipeline (``decode_audio(working_rate_hz=)``):
+        the encoder's, which the VAD and the anti-spoofing checks get too."""
+        return self.encoder.sample_rate
+
     def find_speech(self, decoded: DecodedAudio) -> Speech:
         """The audio at the encoder's rate and where its speech is (no embedding: what the
         spoofing check needs on its own).
@@ -125,19 +133,22 @@ class VoicePipeline:
                 f"sample rate {rate} Hz is not supported ({self.limits.min_sample_rate} to "
                 f"{self.limits.max_sample_rate} Hz)"
             )
-        duration = decoded.samples.size / rate
+        duration = decoded.duration_s
         if duration > self.limits.max_duration_s:
             raise TooLarge(
                 f"the audio lasts {duration:.1f} s; at most {self.limits.max_duration_s:g} s "
                 "are accepted"
             )
-        clipping = clipping_fraction(decoded.samples, rate)
+        samples, samples_rate = decoded.samples, decoded.samples_rate_hz
+        clipping = decoded.input_clipping
+        if clipping is None:
+            clipping = clipping_fraction(samples, samples_rate)
         enc_rate = self.encoder.sample_rate
-        wave = resample(decoded.samples, rate, enc_rate)
+        wave = samples if samples_rate == enc_rate else resample(samples, samples_rate, enc_rate)
         if self.vad.sample_rate == enc_rate:
             vad_wave = wave
         else:
-            vad_wave = resample(decoded.samples, rate, self.vad.sample_rate)
+            vad_wave = resample(samples, samples_rate, self.vad.sample_rate)
         segments = tuple(self.vad.speech_segments(vad_wave))
         if not segments:
             raise AudioTooShort(
