@@ -474,6 +474,20 @@ def test_eight_channels_at_192_khz_decode_in_bounded_memory(limits: AudioLimits)
         assert np.sqrt(np.mean(middle**2)) == pytest.approx(level / np.sqrt(2), rel=0.01)
 
 
+def test_many_channels_at_a_high_rate_are_too_large_from_the_header() -> None:
+    """The decoding work grows with the samples of all channels: at most as many as the
+    longest clip at the highest rate in mono (57.6 M), refused before decoding."""
+    data = _long_flac(40.0, 192000, 8)  # 61 M samples
+    with pytest.raises(TooLarge, match=r"8 channels of 40\.0 s at 192000 Hz") as refused:
+        decode_audio(data, limits=SERVICE_LIMITS)
+    assert "57.6 million samples" in str(refused.value)
+    assert "fewer channels" in str(refused.value)
+    assert SERVICE_LIMITS.max_input_samples == 300 * 192000
+    stereo = _long_flac(150.0, 192000, 2)  # exactly at the limit: accepted
+    decoded = decode_audio(stereo, limits=SERVICE_LIMITS, working_rate_hz=16000)
+    assert decoded.samples.size == 150 * 16000
+
+
 # --- resampling ---------------------------------------------------------------------------
 
 

@@ -70,6 +70,13 @@ class AudioLimits:
     max_sample_rate: int = 192000
     max_channels: int = 8
 
+    @property
+    def max_input_samples(self) -> int:
+        """The most samples, all channels together, that one clip may hold: the longest clip
+        at the highest rate in mono. Decoding costs CPU in proportion to them, so several
+        channels at a high rate must make a shorter clip."""
+        return int(self.max_duration_s * self.max_sample_rate)
+
 
 @dataclass(frozen=True)
 class DecodedAudio:
@@ -182,6 +189,17 @@ def _check_duration(frames: int, rate: int, limits: AudioLimits) -> None:
         )
 
 
+def _check_input_samples(frames: int, n_channels: int, rate: int, limits: AudioLimits) -> None:
+    if n_channels > 1 and frames * n_channels > limits.max_input_samples:  # mono: see duration
+        raise TooLarge(
+            f"the audio holds {n_channels} channels of {frames / rate:.1f} s at {rate} Hz; at "
+            f"most {limits.max_input_samples / 1e6:.1f} million samples (all channels together, "
+            f"as in {limits.max_duration_s:g} s of mono audio at {limits.max_sample_rate} Hz) "
+            "are accepted: send fewer channels (the speaker's alone), a lower sample rate or a "
+            "shorter clip"
+        )
+
+
 def _check_channel_index(channel: int | None, n_channels: int) -> None:
     if channel is not None and channel >= n_channels:
         raise InvalidAudio(
@@ -236,6 +254,7 @@ def _decode_container(
                 f"the {fmt} header does not state the length of the audio; send a complete file"
             )
         _check_duration(header_frames, rate, limits)
+        _check_input_samples(header_frames, n_channels, rate, limits)
         mono = _MonoSamples(header_frames, rate, channel, working_rate, f"the {fmt} file")
         _read_blocks(handle, fmt, header_frames, n_channels, mono)
     if mono.frames == 0:
@@ -349,6 +368,7 @@ def _decode_raw(
         )
     n_frames = len(data) // bytes_per_frame
     _check_duration(n_frames, declared_rate, limits)
+    _check_input_samples(n_frames, n_channels, declared_rate, limits)
     mono = _MonoSamples(n_frames, declared_rate, channel, working_rate, f"the {enc.value} audio")
     if enc == AudioEncoding.PCM_S16LE:
         pcm = np.frombuffer(data, dtype="<i2").reshape(n_frames, n_channels)
