@@ -385,15 +385,35 @@ def prepare_each(
 ) -> list[T | Rejected]:
     """``fn`` on every item in parallel on the pool, for enrollment: an item the client got
     wrong (InvalidInput, TooLarge) gives the error that rejects it (``issue_of``: its reason)
-    instead of failing them all."""
-    futures = [pool.submit(fn, item) for item in items]
-    results: list[T | Rejected] = []
-    for future in futures:
+    instead of failing them all. The error is kept without its traceback, whose frames would
+    hold what the item had decoded (a clip's samples, an image) until every item is done."""
+
+    def rejecting(item: A) -> T | Rejected:
         try:
-            results.append(future.result())
+            return fn(item)
         except (InvalidInput, TooLarge) as exc:
-            results.append(exc)
-    return results
+            return without_tracebacks(exc)
+
+    futures = [pool.submit(rejecting, item) for item in items]
+    return [future.result() for future in futures]
+
+
+E = TypeVar("E", bound=BaseException)
+
+
+def without_tracebacks(error: E) -> E:
+    """``error`` with the tracebacks of it and of its causes and contexts dropped (the frames
+    they reference, and those frames' locals, can then be freed); its message and reason stay."""
+    seen: set[int] = set()
+    pending: list[BaseException] = [error]
+    while pending:
+        link = pending.pop()
+        if id(link) in seen:
+            continue
+        seen.add(id(link))
+        link.__traceback__ = None
+        pending.extend(e for e in (link.__cause__, link.__context__) if e is not None)
+    return error
 
 
 class InferencePool:
