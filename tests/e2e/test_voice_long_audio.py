@@ -5,9 +5,6 @@ tracemalloc sees its numpy arrays)."""
 from __future__ import annotations
 
 import io
-import tracemalloc
-from collections.abc import Callable
-from typing import TypeVar
 
 import grpc
 import numpy as np
@@ -18,42 +15,16 @@ from bioverify.client import BioverifyClient, BioverifyClientError
 from bioverify.v1 import common_pb2
 from bioverify.voice.audio_decode import resample
 from tests.conftest import DATA
+from tests.long_audio import long_flac, peak_bytes_of
 
 AUDIO = DATA / "speaker" / "audio"
 MALE = sorted((AUDIO / "timit_dr1-mcpm0").glob("*.flac"))
 FEMALE = sorted((AUDIO / "timit_dr3-falk0").glob("*.flac"))
 
-T = TypeVar("T")
-
-
-def long_flac(
-    seconds: float, rate: int, channels: int, fill: Callable[[int, int], np.ndarray] | None = None
-) -> bytes:
-    """A FLAC file written block by block; ``fill(start, n)`` gives frames ``start`` to
-    ``start + n`` (silence without it)."""
-    buffer = io.BytesIO()
-    total = round(seconds * rate)
-    with sf.SoundFile(buffer, "w", rate, channels, "PCM_16", format="FLAC") as out:
-        for start in range(0, total, 1 << 16):
-            n = min(1 << 16, total - start)
-            out.write(fill(start, n) if fill else np.zeros((n, channels), np.float32))
-    return buffer.getvalue()
-
 
 def speech_at(rate: int, path: str) -> np.ndarray:
     wave, sr = sf.read(path, dtype="float32")
     return resample(wave, sr, rate)
-
-
-def peak_bytes_of(call: Callable[[], T]) -> tuple[T, int]:
-    """``call()`` and the peak of the memory traced in this process while it ran."""
-    tracemalloc.start()
-    try:
-        result = call()
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-    return result, peak
 
 
 def test_enrolment_of_many_long_192_khz_clips_holds_their_16_khz_samples_only(

@@ -28,6 +28,7 @@ from bioverify.voice.audio_decode import (
     sniff_container,
 )
 from bioverify.voice.quality import clipping_fraction
+from tests.long_audio import long_flac, peak_bytes_of
 
 Clip = tuple[np.ndarray, int]
 Encode = Callable[..., bytes]
@@ -328,31 +329,6 @@ SERVICE_LIMITS = AudioLimits(max_bytes=25 * 1024 * 1024, max_duration_s=300.0)
 """The service's default limits (MAX_AUDIO_BYTES, MAX_AUDIO_SECONDS)."""
 
 
-def _long_flac(
-    seconds: float, rate: int, channels: int, fill: Callable[[int, int], np.ndarray] | None = None
-) -> bytes:
-    """A FLAC file written block by block (so the test itself stays small); ``fill(start, n)``
-    gives frames ``start`` to ``start + n`` (silence without it)."""
-    buffer = io.BytesIO()
-    total = round(seconds * rate)
-    with sf.SoundFile(buffer, "w", rate, channels, "PCM_16", format="FLAC") as out:
-        for start in range(0, total, 1 << 16):
-            n = min(1 << 16, total - start)
-            out.write(fill(start, n) if fill else np.zeros((n, channels), np.float32))
-    return buffer.getvalue()
-
-
-def _peak_bytes_of(fn: Callable[[], DecodedAudio]) -> tuple[DecodedAudio, int]:
-    """``fn()`` and the peak of the memory traced while it ran (numpy arrays included)."""
-    tracemalloc.start()
-    try:
-        result = fn()
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-    return result, peak
-
-
 @pytest.mark.parametrize(
     ("rate", "channels", "channel", "fmt", "gain"),
     [
@@ -433,9 +409,9 @@ def test_299_s_at_192_khz_decodes_in_the_memory_of_its_16_khz_samples() -> None:
         high = np.where((t >= 200) & (t < 201), 0.5 * np.sin(2 * np.pi * 30000 * t), 0.0)
         return (low + high).astype(np.float32)[:, None]
 
-    data = _long_flac(299.0, rate, 1, bursts)
+    data = long_flac(299.0, rate, 1, bursts)
     assert len(data) < 1_000_000
-    decoded, peak = _peak_bytes_of(
+    decoded, peak = peak_bytes_of(
         lambda: decode_audio(data, limits=SERVICE_LIMITS, working_rate_hz=16000)
     )
     assert peak < 32_000_000  # 19.1 MB of output; 230 MB at the input's rate
@@ -461,13 +437,13 @@ def test_eight_channels_at_192_khz_decode_in_bounded_memory(limits: AudioLimits)
         frames[:, 5] = 0.4 * np.sin(2 * np.pi * 440 * t)
         return frames
 
-    data = _long_flac(seconds, rate, 8, channel_5_speaks)
+    data = long_flac(seconds, rate, 8, channel_5_speaks)
     for channel, level in ((5, 0.4), (None, 0.05), (0, 0.0)):
 
         def decode(channel: int | None = channel) -> DecodedAudio:
             return decode_audio(data, channel=channel, limits=SERVICE_LIMITS, working_rate_hz=16000)
 
-        decoded, peak = _peak_bytes_of(decode)
+        decoded, peak = peak_bytes_of(decode)
         assert peak < 8_000_000, channel  # 2.4 MB of output, 2 MB of 8-channel block
         assert decoded.samples.size == 37 * 16000 and decoded.input_channels == 8
         middle = decoded.samples[16000:-16000]
@@ -477,13 +453,13 @@ def test_eight_channels_at_192_khz_decode_in_bounded_memory(limits: AudioLimits)
 def test_many_channels_at_a_high_rate_are_too_large_from_the_header() -> None:
     """The decoding work grows with the samples of all channels: at most as many as the
     longest clip at the highest rate in mono (57.6 M), refused before decoding."""
-    data = _long_flac(40.0, 192000, 8)  # 61 M samples
+    data = long_flac(40.0, 192000, 8)  # 61 M samples
     with pytest.raises(TooLarge, match=r"8 channels of 40\.0 s at 192000 Hz") as refused:
         decode_audio(data, limits=SERVICE_LIMITS)
     assert "57.6 million samples" in str(refused.value)
     assert "fewer channels" in str(refused.value)
     assert SERVICE_LIMITS.max_input_samples == 300 * 192000
-    stereo = _long_flac(150.0, 192000, 2)  # exactly at the limit: accepted
+    stereo = long_flac(150.0, 192000, 2)  # exactly at the limit: accepted
     decoded = decode_audio(stereo, limits=SERVICE_LIMITS, working_rate_hz=16000)
     assert decoded.samples.size == 150 * 16000
 
