@@ -54,6 +54,7 @@ def test_a_silent_call_is_cancelled_once_and_keeps_its_slot_until_its_handler_en
     calls = LiveCalls(1, 30.0, clock=clock)
     silent = Context()
     with calls.admitted(ctx(silent)) as call:
+        calls.join_tenant(call, "default")  # its config came
         clock.now += 29.9
         assert calls.cancel_idle() == 0
         calls.heard(call, 29.9)  # 29.9 s of audio arrived (in real time): idle from now
@@ -74,6 +75,7 @@ def test_a_call_at_work_is_never_idle() -> None:
     calls = LiveCalls(1, 30.0, clock=clock)
     busy = Context()
     with calls.admitted(ctx(busy)) as call:
+        calls.join_tenant(call, "default")
         clock.now += 10
         with calls.busy(call):
             clock.now += 120
@@ -92,6 +94,7 @@ def test_a_caller_dripping_a_little_audio_is_still_silent() -> None:
     calls = LiveCalls(1, 30.0, clock=clock)
     drip, talker = Context(), Context()
     with calls.admitted(ctx(drip)) as call:
+        calls.join_tenant(call, "default")
         audio = 0.0
         for _ in range(20):  # one 1-byte mu-law chunk (0.125 ms) every 2 s
             clock.now += 2
@@ -102,6 +105,7 @@ def test_a_caller_dripping_a_little_audio_is_still_silent() -> None:
         assert drip.cancelled == 1 and 30 <= clock.now - 100.0 <= 32
     calls = LiveCalls(1, 30.0, clock=clock)
     with calls.admitted(ctx(talker)) as call:
+        calls.join_tenant(call, "default")
         audio = 0.0
         for _ in range(600):  # 1 s chunks sent every 1.9 s: a slow but real caller
             clock.now += 1.9
@@ -128,3 +132,17 @@ def test_one_tenant_cannot_take_every_slot() -> None:
     with unlimited.admitted(ctx(Context())) as c1, unlimited.admitted(ctx(Context())) as c2:
         unlimited.join_tenant(c1, "cards")
         unlimited.join_tenant(c2, "cards")
+
+
+def test_a_call_must_send_its_config_at_once() -> None:
+    """Before its config a call holds a slot for no tenant: it gets CONFIG_S, not idle_s."""
+    clock = Clock()
+    calls = LiveCalls(4, 30.0, config_s=5.0, clock=clock)
+    mute, prompt = Context(), Context()
+    with calls.admitted(ctx(mute)), calls.admitted(ctx(prompt)) as configured:
+        clock.now += 1.0
+        calls.join_tenant(configured, "cards")
+        clock.now += 3.9
+        assert calls.cancel_idle() == 0
+        clock.now += 0.2
+        assert calls.cancel_idle() == 1 and mute.cancelled == 1 and prompt.cancelled == 0

@@ -30,6 +30,9 @@ logger = logging.getLogger(__name__)
 
 MIN_AUDIO_RATE = 0.5
 """Seconds of audio per second of wall time below which a call counts as silent."""
+CONFIG_S = 5.0
+"""Seconds a call may take to send its config (its first message): a client sends it at
+once, so a call still without one is not a phone call starting but a slot being held."""
 
 
 class LiveCall:
@@ -53,15 +56,22 @@ class LiveCalls:
         idle_s: float,
         *,
         max_per_tenant: int = 0,
+        config_s: float = CONFIG_S,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         """``max_per_tenant``: the most calls one tenant may hold at once (0: no cap of its
-        own), so that one tenant's calls cannot take every slot from the others."""
-        if max_calls < 1 or idle_s <= 0 or max_per_tenant < 0:
-            raise ValueError("max_calls must be >= 1, idle_s positive, max_per_tenant >= 0")
+        own), so that one tenant's calls cannot take every slot from the others. A call counts
+        for its tenant once its config names it; before that it counts for no tenant, so
+        ``config_s`` is short: a call whose config has not come this long after it opened is
+        cancelled (``idle_s`` if that is shorter)."""
+        if max_calls < 1 or idle_s <= 0 or max_per_tenant < 0 or config_s <= 0:
+            raise ValueError(
+                "max_calls must be >= 1, idle_s and config_s positive, max_per_tenant >= 0"
+            )
         self.max_calls = max_calls
         self.max_per_tenant = max_per_tenant
         self.idle_s = idle_s
+        self.config_s = min(config_s, idle_s)
         self._clock = clock
         self._lock = threading.Lock()
         self._calls: set[LiveCall] = set()
@@ -142,7 +152,8 @@ class LiveCalls:
                     call.last_heard += self._clock() - call.busy_since
 
     def cancel_idle(self) -> int:
-        """Cancel the calls waiting for audio for ``idle_s`` or longer; returns how many."""
+        """Cancel the calls waiting for audio for ``idle_s`` or longer, and those waiting for
+        their config for ``config_s``; returns how many."""
         now = self._clock()
         with self._lock:
             idle = [
@@ -150,21 +161,29 @@ class LiveCalls:
                 for call in self._calls
                 if not call.cancelled
                 and call.busy_depth == 0
-                and now - call.last_heard >= self.idle_s
+                and now - call.last_heard
+                >= (self.idle_s if call.tenant is not None else self.config_s)
             ]
             for call in idle:
                 call.cancelled = True
         for call in idle:
-            logger.info(
-                "live call from %s cancelled: no audio for %.0f s",
-                call.context.peer(),
-                self.idle_s,
-            )
+            if call.tenant is None:
+                logger.info(
+                    "live call from %s cancelled: no config within %.0f s",
+                    call.context.peer(),
+                    self.config_s,
+                )
+            else:
+                logger.info(
+                    "live call from %s cancelled: no audio for %.0f s",
+                    call.context.peer(),
+                    self.idle_s,
+                )
             call.context.cancel()
         return len(idle)
 
     def _watch(self) -> None:
-        period = min(1.0, self.idle_s / 4)
+        period = min(1.0, self.config_s / 4)
         while not self._stop.wait(period):
             try:
                 self.cancel_idle()
