@@ -14,6 +14,7 @@ import pytest
 
 from bioverify.client import BioverifyClient
 from bioverify.server.auth import RefusalLog, token_digest
+from bioverify.v1 import subjects_pb2, subjects_pb2_grpc
 from tests.conftest import running_service
 
 TOKEN = "s3cret-token-for-the-slot-test"
@@ -83,3 +84,27 @@ def test_refused_calls_are_logged_once_per_period(caplog: pytest.LogCaptureFixtu
         == "rejected a call to /bioverify.v1.FaceService/VerifyFace without a valid API token"
     )
     assert "ListSubjects" in lines[1] and "499 more such calls in the last 10 s" in lines[1]
+
+
+def test_a_flood_of_refused_calls_is_not_a_flood_of_log_lines(
+    tmp_path: Path, models_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    tokens = tmp_path / "tokens"
+    tokens.write_text(token_digest(TOKEN) + "\n")
+    with (
+        caplog.at_level(logging.INFO),
+        running_service(
+            tmp_path, models_dir, auth_tokens_file=str(tokens), log_level="INFO"
+        ) as target,
+        grpc.insecure_channel(target) as channel,
+    ):
+        stub = subjects_pb2_grpc.SubjectServiceStub(channel)
+        caplog.clear()
+        for _ in range(200):
+            with pytest.raises(grpc.RpcError) as info:
+                stub.ListSubjects(subjects_pb2.ListSubjectsRequest(), timeout=30)
+            assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    refused = [r.getMessage() for r in caplog.records if "ListSubjects" in r.getMessage()]
+    assert refused == [
+        "rejected a call to /bioverify.v1.SubjectService/ListSubjects without a valid API token"
+    ]

@@ -115,14 +115,17 @@ def _wrap_unary(fn: Callable[[Any, grpc.ServicerContext], Any], method: str) -> 
     def wrapper(request: Any, context: grpc.ServicerContext) -> Any:
         rid = _request_id(context)
         started = time.perf_counter()
+        logged = True
         try:
             return fn(request, context)
         except Exception as exc:
             if _is_abort(exc):
                 raise
+            logged = not _unauthenticated(exc)
             _handle(exc, context, method, rid)
         finally:
-            _log(method, rid, context, started)
+            if logged:
+                _log(method, rid, context, started)
 
     return wrapper
 
@@ -134,6 +137,7 @@ def _wrap_stream(
         rid = _request_id(context)
         started = time.perf_counter()
         ended = ""  # how the client ended the call, when it did
+        logged = True
         try:
             yield from fn(requests, context)
         except GeneratorExit:
@@ -149,9 +153,11 @@ def _wrap_stream(
                 # hung up or its deadline passed (or the idle watchdog cancelled it). Not a
                 # fault of ours, and nobody is left to answer.
                 return
+            logged = not _unauthenticated(exc)
             _handle(exc, context, method, rid)
         finally:
-            _log(method, rid, context, started, ended)
+            if logged:
+                _log(method, rid, context, started, ended)
 
     return wrapper
 
@@ -162,6 +168,12 @@ def _ended_by_client(context: grpc.ServicerContext) -> str:
         return ""
     remaining = context.time_remaining()
     return "DEADLINE_EXCEEDED" if remaining is not None and remaining <= 0 else "CANCELLED"
+
+
+def _unauthenticated(exc: BaseException) -> bool:
+    """A call refused for want of a valid token: ``auth.RefusalLog`` logs those, at most one
+    line per period, so that a flood of them is not a flood of RPC log lines too."""
+    return isinstance(exc, errors.Unauthenticated)
 
 
 def _is_abort(exc: BaseException) -> bool:
