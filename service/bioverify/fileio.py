@@ -65,17 +65,52 @@ def write_private_text(path: Path, text: str) -> None:
     name subjects or hold their metadata, file paths or scores. The text is written to a new
     file beside ``path`` (created ``0600``, exclusively, never through a link) and renamed
     over it, so nothing already at ``path`` is written through: not a file someone else
-    created there and holds open, nor a link planted in a shared folder; and a reader never
-    sees half a file. A ``path`` naming something other than a regular file (``/dev/stdout``,
-    a FIFO, ``/dev/null``) is written as it is (``open_private``). Raises OSError."""
+    created there and holds open, nor a link or FIFO planted in a shared folder; and a reader
+    never sees half a file. Written in place instead: a terminal, ``/dev/null`` or a pipe of
+    the caller's (``/dev/stdout``, a FIFO it made), and a regular file of the caller's in a
+    folder it may not create files in. Raises OSError."""
     try:
-        regular = stat.S_ISREG(os.stat(path).st_mode)
+        entry: os.stat_result | None = os.lstat(path)
     except FileNotFoundError:
-        regular = True
-    if not regular:
-        with os.fdopen(open_private(path, os.O_WRONLY | os.O_TRUNC), "w", encoding="utf-8") as out:
-            out.write(text)
+        entry = None
+    if entry is not None and _written_in_place(path, entry):
+        _write_through(path, text, os.O_WRONLY | os.O_TRUNC)  # follows /dev/stdout's link
         return
+    try:
+        _replace_with(path, text)
+    except PermissionError:
+        ours = entry is not None and stat.S_ISREG(entry.st_mode) and entry.st_uid == os.geteuid()
+        if not ours:
+            raise
+        _write_through(path, text, os.O_WRONLY | os.O_TRUNC | os.O_NOFOLLOW)
+
+
+def _written_in_place(path: Path, entry: os.stat_result) -> bool:
+    """Whether ``path`` (``entry``: its own lstat) is a device or pipe the caller may write as
+    it is: a character device of root's or the caller's (``/dev/null``, its terminal) or a
+    FIFO or socket of the caller's, itself or behind a link. Regular files, links to them,
+    and devices or pipes of other users are replaced instead."""
+    if stat.S_ISREG(entry.st_mode):
+        return False
+    try:
+        target = os.stat(path)
+    except OSError:
+        return False
+    me = os.geteuid()
+    if stat.S_ISCHR(target.st_mode):
+        return target.st_uid in (0, me)
+    if stat.S_ISFIFO(target.st_mode) or stat.S_ISSOCK(target.st_mode):
+        return target.st_uid == me
+    return False
+
+
+def _write_through(path: Path, text: str, flags: int) -> None:
+    with os.fdopen(open_private(path, flags), "w", encoding="utf-8") as out:
+        out.write(text)
+
+
+def _replace_with(path: Path, text: str) -> None:
+    """A new ``0600`` file beside ``path`` holding ``text``, renamed over ``path``."""
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, PRIVATE_FILE_MODE)
     try:

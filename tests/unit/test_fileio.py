@@ -6,6 +6,9 @@ import os
 import stat
 from pathlib import Path
 
+import pytest
+
+from bioverify import fileio
 from bioverify.fileio import write_private_text
 from tests.conftest import mode
 
@@ -65,3 +68,41 @@ def test_nothing_already_at_the_path_is_written_through(tmp_path: Path) -> None:
         "export.jsonl",
         "report.html",
     ]  # no temporary file left behind
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="making a FIFO of another user needs root")
+def test_a_planted_link_to_someone_elses_fifo_is_replaced(tmp_path: Path) -> None:
+    fifo = tmp_path / "attacker_fifo"
+    os.mkfifo(fifo, 0o666)
+    os.chown(fifo, 65534, 65534)  # nobody's
+    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        for planted in (tmp_path / "export.jsonl", fifo):  # a link to it, and the FIFO itself
+            if planted != fifo:
+                planted.symlink_to(fifo)
+            write_private_text(planted, '{"subject_id": "alice"}\n')
+            assert not planted.is_symlink() and planted.read_text() == '{"subject_id": "alice"}\n'
+        assert os.read(reader, 100) == b""  # nothing reached the attacker's pipe
+    finally:
+        os.close(reader)
+
+
+def test_own_file_in_a_folder_without_write_access_is_written_in_place(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No new file can be made beside it (a folder the caller may not write): the caller's
+    own existing file is then written as it is, never through a link."""
+    target = tmp_path / "report.json"
+    target.write_text("old")
+
+    def no_new_files(path: Path, text: str) -> None:
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(fileio, "_replace_with", no_new_files)
+    write_private_text(target, "new")
+    assert target.read_text() == "new" and mode(target) == 0o600
+    link = tmp_path / "link.json"
+    link.symlink_to(target)
+    with pytest.raises(PermissionError):
+        write_private_text(link, "through the link")  # not the caller's regular file
+    assert target.read_text() == "new"
