@@ -117,6 +117,7 @@ class Settings:
     # of the smaller of rpc_threads and max_concurrent_rpcs (see ``live_call_limit``)
     max_live_calls: int = 0
     live_call_idle_s: float = 30.0  # a live call silent this long is cancelled
+    request_read_timeout_s: float = 60.0  # a unary call's message must arrive within this
     max_live_calls_per_tenant: int = 0  # of those, the most one tenant holds (0: no own cap)
     grace_seconds: float = 5.0
     reflection: bool = False  # gRPC server reflection: lists every service and message type
@@ -235,6 +236,7 @@ class Settings:
             "voice_interim_every_speech_s",
             "gallery_exact_max",
             "live_call_idle_s",
+            "request_read_timeout_s",
         ):
             if getattr(self, name) <= 0:
                 raise ConfigurationError(f"{name} must be positive")

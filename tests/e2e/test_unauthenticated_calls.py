@@ -108,3 +108,37 @@ def test_a_flood_of_refused_calls_is_not_a_flood_of_log_lines(
     assert refused == [
         "rejected a call to /bioverify.v1.SubjectService/ListSubjects without a valid API token"
     ]
+
+
+def test_a_token_holder_cannot_hold_slots_by_never_sending_the_message(
+    tmp_path: Path, models_dir: Path
+) -> None:
+    """With a valid token the call is admitted, but its message must come within
+    REQUEST_READ_TIMEOUT_S: a call still waiting for it is cancelled and its slot freed."""
+    tokens = tmp_path / "tokens"
+    tokens.write_text(token_digest(TOKEN) + "\n")
+    overrides = {
+        "auth_tokens_file": str(tokens),
+        "max_concurrent_rpcs": SLOTS,
+        "rpc_threads": SLOTS,
+        "max_live_calls": 1,
+        "request_read_timeout_s": 2.0,
+    }
+    with running_service(tmp_path, models_dir, **overrides) as target:
+        stop = threading.Event()
+        with grpc.insecure_channel(target) as channel:
+            call = channel.stream_unary("/bioverify.v1.SubjectService/ListSubjects")
+            metadata = (("authorization", f"Bearer {TOKEN}"),)
+            try:
+                held = [
+                    call.future(_never_sent(stop), metadata=metadata, timeout=60)
+                    for _ in range(SLOTS)
+                ]
+                for future in held:  # each cancelled by the service, long before its deadline
+                    with pytest.raises(grpc.RpcError) as info:
+                        future.result(timeout=30)
+                    assert info.value.code() == grpc.StatusCode.CANCELLED
+                with BioverifyClient(target, token=TOKEN, timeout=30, retries=0) as client:
+                    assert list(client.list_subjects().subjects) == []
+            finally:
+                stop.set()

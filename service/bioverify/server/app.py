@@ -47,6 +47,7 @@ from bioverify.server.face_servicer import FaceServicer
 from bioverify.server.info_servicer import InfoServicer
 from bioverify.server.live_calls import LiveCalls
 from bioverify.server.liveness_servicer import LivenessServicer
+from bioverify.server.request_reads import RequestReads
 from bioverify.server.sample_id_key import sample_id_key
 from bioverify.server.status import ErrorMappingInterceptor
 from bioverify.server.subjects_servicer import SubjectServicer
@@ -325,6 +326,7 @@ class Application:
     voice_pipeline: VoicePipeline | None = None
     galleries: tuple[Gallery, ...] = ()
     live_calls: LiveCalls | None = None
+    request_reads: RequestReads | None = None
     port: int = 0
     _followers: list[GalleryFollower] = field(default_factory=list)
     _stopped: threading.Event = field(default_factory=threading.Event)
@@ -336,6 +338,8 @@ class Application:
     def start(self) -> None:
         if self.live_calls is not None:
             self.live_calls.start()
+        if self.request_reads is not None:
+            self.request_reads.start()
         self.server.start()
         self._remove_unused_snapshots()
         for gallery in self.galleries:
@@ -406,6 +410,8 @@ class Application:
         self.server.stop(self.settings.grace_seconds if grace is None else grace).wait()
         if self.live_calls is not None:
             self.live_calls.stop()
+        if self.request_reads is not None:
+            self.request_reads.stop()
         for follower in self._followers:
             follower.stop()
         for gallery in self.galleries:
@@ -539,7 +545,8 @@ def build(settings: Settings) -> Application:
 
     # The first is outermost: the error mapping answers what the token check raises (a
     # request naming a tenant its token may not act on) and logs refused calls too.
-    interceptors: list[grpc.ServerInterceptor] = [ErrorMappingInterceptor()]
+    request_reads = RequestReads(settings.request_read_timeout_s)
+    interceptors: list[grpc.ServerInterceptor] = [ErrorMappingInterceptor(request_reads)]
     if settings.auth_tokens_file:
         interceptors.append(TokenAuthInterceptor(load_tokens(Path(settings.auth_tokens_file))))
     server = grpc.server(
@@ -625,6 +632,7 @@ def build(settings: Settings) -> Application:
         voice_pipeline=voice_pipeline,
         galleries=galleries,
         live_calls=live_calls,
+        request_reads=request_reads,
         port=port,
     )
 

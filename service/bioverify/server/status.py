@@ -13,6 +13,7 @@ from typing import Any
 import grpc
 
 from bioverify import errors
+from bioverify.server.request_reads import RequestReads
 
 logger = logging.getLogger("bioverify.rpc")
 
@@ -79,6 +80,11 @@ def _log(
 
 
 class ErrorMappingInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
+    def __init__(self, reads: RequestReads | None = None) -> None:
+        """``reads``: when given, unary calls are served as request streams whose one message
+        the handler reads under ``reads``' time limit (see ``request_reads``)."""
+        self._reads = reads
+
     def intercept_service(
         self,
         continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],
@@ -90,6 +96,12 @@ class ErrorMappingInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
         method = handler_call_details.method
         if method.startswith("/grpc.health."):
             return handler  # probed every few seconds: not logged, raises nothing of ours
+        if handler.unary_unary is not None and self._reads is not None:
+            return grpc.stream_unary_rpc_method_handler(
+                _wrap_unary_read(handler.unary_unary, method, self._reads),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
         if handler.unary_unary is not None:
             return grpc.unary_unary_rpc_method_handler(
                 _wrap_unary(handler.unary_unary, method),
@@ -126,6 +138,38 @@ def _wrap_unary(fn: Callable[[Any, grpc.ServicerContext], Any], method: str) -> 
         finally:
             if logged:
                 _log(method, rid, context, started)
+
+    return wrapper
+
+
+def _wrap_unary_read(
+    fn: Callable[[Any, grpc.ServicerContext], Any], method: str, reads: RequestReads
+) -> Callable[..., Any]:
+    """``_wrap_unary`` for a unary call served as a request stream: the one request message
+    is read here, within ``reads``' time limit."""
+
+    def wrapper(requests: Iterator[Any], context: grpc.ServicerContext) -> Any:
+        rid = _request_id(context)
+        started = time.perf_counter()
+        logged = True
+        ended = ""
+        try:
+            with reads.awaiting(context):
+                request = next(requests, None)
+            if request is None:
+                raise errors.InvalidInput("the call ended before its request message")
+            return fn(request, context)
+        except Exception as exc:
+            if _is_abort(exc):
+                raise
+            ended = _ended_by_client(context) if isinstance(exc, grpc.RpcError) else ""
+            if ended:
+                return None  # cancelled while its message was awaited: nobody to answer
+            logged = not _unauthenticated(exc)
+            _handle(exc, context, method, rid)
+        finally:
+            if logged:
+                _log(method, rid, context, started, ended)
 
     return wrapper
 
