@@ -206,12 +206,20 @@ def _wrap_stream(
     return wrapper
 
 
+DEADLINE_SLACK_S = 1.0
+"""The server counts a deadline from when the call reached it, the client from when it sent
+it, so the client's deadline passes first, and its cancel can arrive while the server's clock
+still shows time left (more of it on a loaded machine): a call ended with less than this left
+is taken as ended by its deadline."""
+
+
 def _ended_by_client(context: grpc.ServicerContext) -> str:
     """``"DEADLINE_EXCEEDED"`` or ``"CANCELLED"`` when the call is over, else ``""``."""
     if context.is_active():
         return ""
     remaining = context.time_remaining()
-    return "DEADLINE_EXCEEDED" if remaining is not None and remaining <= 0 else "CANCELLED"
+    past = remaining is not None and remaining <= DEADLINE_SLACK_S
+    return "DEADLINE_EXCEEDED" if past else "CANCELLED"
 
 
 def _unauthenticated(exc: BaseException) -> bool:
