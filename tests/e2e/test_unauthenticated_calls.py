@@ -21,6 +21,19 @@ TOKEN = "s3cret-token-for-the-slot-test"
 SLOTS = 4
 
 
+def _few_slots(tmp_path: Path, **settings: object) -> dict[str, object]:
+    """Settings of a service taking TOKEN alone and SLOTS calls at once."""
+    tokens = tmp_path / "tokens"
+    tokens.write_text(token_digest(TOKEN) + "\n")
+    return {
+        "auth_tokens_file": str(tokens),
+        "max_concurrent_rpcs": SLOTS,
+        "rpc_threads": SLOTS,
+        "max_live_calls": 1,
+        **settings,
+    }
+
+
 def _never_sent(stop: threading.Event) -> Iterator[bytes]:
     """A request stream that sends nothing until ``stop``: the call's message never comes."""
     stop.wait()
@@ -40,16 +53,7 @@ def _never_sent(stop: threading.Event) -> Iterator[bytes]:
 def test_calls_without_a_token_cannot_hold_the_rpc_slots(
     method: str, tmp_path: Path, models_dir: Path
 ) -> None:
-    tokens = tmp_path / "tokens"
-    tokens.write_text(token_digest(TOKEN) + "\n")
-    overrides = {
-        "auth_tokens_file": str(tokens),
-        "max_concurrent_rpcs": SLOTS,
-        "rpc_threads": SLOTS,
-        "max_live_calls": 1,
-        "reflection": True,
-    }
-    with running_service(tmp_path, models_dir, **overrides) as target:
+    with running_service(tmp_path, models_dir, **_few_slots(tmp_path, reflection=True)) as target:
         stop = threading.Event()
         with grpc.insecure_channel(target) as channel:
             call = channel.stream_stream(method)
@@ -115,15 +119,7 @@ def test_a_token_holder_cannot_hold_slots_by_never_sending_the_message(
 ) -> None:
     """With a valid token the call is admitted, but its message must come within
     REQUEST_READ_TIMEOUT_S: a call still waiting for it is cancelled and its slot freed."""
-    tokens = tmp_path / "tokens"
-    tokens.write_text(token_digest(TOKEN) + "\n")
-    overrides = {
-        "auth_tokens_file": str(tokens),
-        "max_concurrent_rpcs": SLOTS,
-        "rpc_threads": SLOTS,
-        "max_live_calls": 1,
-        "request_read_timeout_s": 2.0,
-    }
+    overrides = _few_slots(tmp_path, request_read_timeout_s=2.0)
     with running_service(tmp_path, models_dir, **overrides) as target:
         stop = threading.Event()
         with grpc.insecure_channel(target) as channel:

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any, cast
-
-import grpc
 import pytest
 
 from bioverify.errors import Overloaded
 from bioverify.server.live_calls import LiveCalls
+from tests.unit.servicer_context import Context, ctx
 
 
 class Clock:
@@ -17,23 +15,6 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
-
-
-class Context:
-    """What the watchdog uses of a gRPC servicer context."""
-
-    def __init__(self) -> None:
-        self.cancelled = 0
-
-    def peer(self) -> str:
-        return "ipv4:127.0.0.1:5000"
-
-    def cancel(self) -> None:
-        self.cancelled += 1
-
-
-def ctx(context: Context) -> grpc.ServicerContext:
-    return cast(grpc.ServicerContext, cast(Any, context))
 
 
 def test_admission_is_bounded_and_slots_come_back() -> None:

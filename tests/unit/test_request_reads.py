@@ -2,32 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any, cast
-
-import grpc
-
 from bioverify.server.request_reads import RequestReads
-
-
-class Context:
-    def __init__(self) -> None:
-        self.cancelled = 0
-
-    def peer(self) -> str:
-        return "ipv4:127.0.0.1:5000"
-
-    def cancel(self) -> None:
-        self.cancelled += 1
+from tests.unit.servicer_context import Context, ctx
 
 
 def test_a_late_message_cancels_its_call_once_and_an_arrived_one_never() -> None:
     now = [100.0]
     reads = RequestReads(60.0, clock=lambda: now[0])
     late, prompt = Context(), Context()
-    with reads.awaiting(cast(grpc.ServicerContext, cast(Any, prompt))):
+    with reads.awaiting(ctx(prompt)):
         now[0] += 1.0
     assert reads.waiting == 0  # its message came: nothing left to watch
-    with reads.awaiting(cast(grpc.ServicerContext, cast(Any, late))):
+    with reads.awaiting(ctx(late)):
         now[0] += 59.9
         assert reads.cancel_late() == 0
         now[0] += 0.1

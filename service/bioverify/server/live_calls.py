@@ -25,6 +25,7 @@ from contextlib import contextmanager
 import grpc
 
 from bioverify.errors import Overloaded
+from bioverify.server.watchdog import Watchdog
 
 logger = logging.getLogger(__name__)
 
@@ -75,8 +76,9 @@ class LiveCalls:
         self._clock = clock
         self._lock = threading.Lock()
         self._calls: set[LiveCall] = set()
-        self._stop = threading.Event()
-        self._watchdog: threading.Thread | None = None
+        self._watchdog = Watchdog(
+            "live-call-watchdog", self.cancel_idle, period_s=min(1.0, self.config_s / 4)
+        )
 
     @property
     def active(self) -> int:
@@ -85,16 +87,10 @@ class LiveCalls:
 
     def start(self) -> None:
         """Start the watchdog thread that cancels idle calls."""
-        if self._watchdog is None:
-            self._watchdog = threading.Thread(
-                target=self._watch, name="live-call-watchdog", daemon=True
-            )
-            self._watchdog.start()
+        self._watchdog.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._watchdog is not None:
-            self._watchdog.join()
+        self._watchdog.stop()
 
     @contextmanager
     def admitted(self, context: grpc.ServicerContext) -> Iterator[LiveCall]:
@@ -181,11 +177,3 @@ class LiveCalls:
                 )
             call.context.cancel()
         return len(idle)
-
-    def _watch(self) -> None:
-        period = min(1.0, self.config_s / 4)
-        while not self._stop.wait(period):
-            try:
-                self.cancel_idle()
-            except Exception:  # the watchdog must outlive one bad context
-                logger.exception("live-call watchdog failed")

@@ -19,6 +19,8 @@ from contextlib import contextmanager
 
 import grpc
 
+from bioverify.server.watchdog import Watchdog
+
 logger = logging.getLogger(__name__)
 
 
@@ -31,8 +33,9 @@ class RequestReads:
         self._lock = threading.Lock()
         self._waiting: dict[int, tuple[grpc.ServicerContext, float]] = {}
         self._next_id = 0
-        self._stop = threading.Event()
-        self._watchdog: threading.Thread | None = None
+        self._watchdog = Watchdog(
+            "request-read-watchdog", self.cancel_late, period_s=min(1.0, timeout_s / 4)
+        )
 
     @property
     def waiting(self) -> int:
@@ -72,21 +75,7 @@ class RequestReads:
 
     def start(self) -> None:
         """Start the watchdog thread."""
-        if self._watchdog is None:
-            self._watchdog = threading.Thread(
-                target=self._watch, name="request-read-watchdog", daemon=True
-            )
-            self._watchdog.start()
+        self._watchdog.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._watchdog is not None:
-            self._watchdog.join()
-
-    def _watch(self) -> None:
-        period = min(1.0, self.timeout_s / 4)
-        while not self._stop.wait(period):
-            try:
-                self.cancel_late()
-            except Exception:  # the watchdog must outlive one bad context
-                logger.exception("request-read watchdog failed")
+        self._watchdog.stop()
