@@ -3,6 +3,7 @@ put another replica's write between an enrolment's read of a template and its ow
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -85,3 +86,33 @@ def raced_stores(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[RivalWritesFi
     with monkeypatch.context() as patch:
         patch.setattr(app_module, "build_store", raced_store)
         yield stores
+
+
+class SlowSaves:
+    """Every write waits ``delay_s`` before it reaches the store, as on a loaded database: two
+    enrolments arriving together then both search before either has written."""
+
+    def __init__(self, store: TemplateStore, delay_s: float = 1.5) -> None:
+        self._store = store
+        self.delay_s = delay_s
+
+    def save(self, write: TemplateWrite) -> Template:
+        time.sleep(self.delay_s)
+        return self._store.save(write)
+
+    def close(self) -> None:
+        self._store.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+
+@contextmanager
+def slow_stores(monkeypatch: pytest.MonkeyPatch, delay_s: float = 1.5) -> Iterator[None]:
+    """Services built inside write through ``SlowSaves``."""
+    build_store = app_module.build_store
+    with monkeypatch.context() as patch:
+        patch.setattr(
+            app_module, "build_store", lambda settings: SlowSaves(build_store(settings), delay_s)
+        )
+        yield

@@ -3,6 +3,7 @@ samples is refused (SUBJECT_MISMATCH), so that person cannot then verify as the 
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,7 @@ from bioverify.client import BioverifyClient, BioverifyClientError
 from bioverify.client_requests import audio
 from bioverify.v1 import common_pb2
 from tests.conftest import DATA, custom_service, lfw
-from tests.e2e.store_faults import raced_stores, same_person, someone_else
+from tests.e2e.store_faults import raced_stores, same_person, slow_stores, someone_else
 
 AUDIO = DATA / "speaker" / "audio"
 
@@ -110,3 +111,33 @@ def test_enrolments_racing_on_one_subject_are_each_checked_against_the_other(
                 reply.samples
             )
             assert reply.template.sample_count == stored.sample_count
+
+
+def test_one_face_enrolled_under_two_ids_at_once_is_refused_once(
+    tmp_path: Path, models_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With duplicate_action=DUPLICATE_REFUSE, two enrolments of one person under two ids
+    arriving together (each write slow, so both would search before either wrote) are taken
+    in turn: one is written, the other finds it and is refused (ALREADY_EXISTS)."""
+    photos = [lfw("Roger_Federer", 8).read_bytes()], [lfw("Roger_Federer", 9).read_bytes()]
+    with slow_stores(monkeypatch), custom_service(tmp_path, models_dir) as client:
+        outcomes: dict[str, str] = {}
+
+        def enroll(subject: str, images: list[bytes]) -> None:
+            try:
+                client.enroll_face(subject, images, refuse_duplicates=True)
+                outcomes[subject] = "OK"
+            except BioverifyClientError as exc:
+                outcomes[subject] = exc.code.name
+
+        threads = [
+            threading.Thread(target=enroll, args=(f"federer-{n}", images))
+            for n, images in enumerate(photos)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(120)
+        assert sorted(outcomes.values()) == ["ALREADY_EXISTS", "OK"], outcomes
+        listed = [s.subject_id for s in client.list_subjects().subjects]
+        assert len(listed) == 1 and outcomes[listed[0]] == "OK"

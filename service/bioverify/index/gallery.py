@@ -180,6 +180,19 @@ class Gallery:
         self._snapshot_dirs: set[Path] = set()  # hold a snapshot of what the gallery holds
         self._stale_snapshots: set[Path] = set()  # hold one that may keep a dropped subject
         self._ready = False  # built from the store (rebuild, or restore done): searchable
+        self._enrolling: dict[str, threading.Lock] = {}  # per tenant (``enrolment_turn``)
+        self._enrolling_guard = threading.Lock()
+
+    @contextmanager
+    def enrolment_turn(self, tenant: str) -> Iterator[None]:
+        """Held by an enrolment that searches this tenant for duplicates and then writes: one
+        at a time per tenant in this process, so two enrolments of one person under two ids
+        arriving together cannot both find the other absent (each writes, and catches the
+        gallery up, before the next searches). Other replicas are not held."""
+        with self._enrolling_guard:
+            lock = self._enrolling.setdefault(tenant, threading.Lock())
+        with lock:
+            yield
 
     # -- reads --------------------------------------------------------------------------------
     @property

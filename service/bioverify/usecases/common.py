@@ -203,16 +203,20 @@ def save_enrollment(
     ``write.expected`` no longer holds; a dry run writes nothing, so it does not check it
     (nothing could be written over a changed template, and the real enrollment checks), but it
     checks, as the save does, that the subject would not hold too many metadata entries."""
-    duplicates = find_duplicates(
-        gallery,
-        write.tenant,
-        write.subject_id,
-        write.new_samples,
-        calibration=calibration,
-        point=point,
-        refuse=refuse_duplicates and not dry_run,
-    )
+
+    def search(refuse: bool) -> tuple[Duplicate, ...]:
+        return find_duplicates(
+            gallery,
+            write.tenant,
+            write.subject_id,
+            write.new_samples,
+            calibration=calibration,
+            point=point,
+            refuse=refuse,
+        )
+
     if dry_run:
+        duplicates = search(refuse=False)
         if write.metadata:
             try:
                 stored = store.get_subject(write.tenant, write.subject_id).metadata
@@ -220,8 +224,12 @@ def save_enrollment(
                 stored = {}
             check_metadata_entries(write, stored.keys())
         return None, duplicates
-    template = store.save(write)
-    gallery.catch_up(store)  # this replica sees its own write at once
+    # The search and the write take the tenant's turn: no other enrolment of the tenant in
+    # this process writes between them (see Gallery.enrolment_turn).
+    with gallery.enrolment_turn(write.tenant):
+        duplicates = search(refuse=refuse_duplicates)
+        template = store.save(write)
+        gallery.catch_up(store)  # this replica sees its own write at once
     return template, duplicates
 
 
