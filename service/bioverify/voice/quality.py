@@ -133,27 +133,12 @@ def clipping_fraction(
     A sample counts when ``|x| >= full_scale``, or when it belongs to a run of at least
     ``min_run_s`` (and 3 samples) of identical values at the clip's extreme (within 1% of
     its peak, peak above -12 dBFS): that catches clipping before a gain change and G.711
-    saturation at +/-0.98, without flagging ordinary peaks.
+    saturation at +/-0.98, without flagging ordinary peaks. (:class:`ClippingMeter` over
+    the whole signal as one block.)
     """
-    x = np.asarray(wave, dtype=np.float32)
-    if x.size == 0:
-        return 0.0
-    mag = np.abs(x)
-    clipped = mag >= full_scale
-    peak = float(mag.max())
-    min_run = max(3, round(min_run_s * sample_rate))
-    if peak >= 0.25 and x.size >= min_run:
-        extreme = mag >= 0.99 * peak
-        # runs of equal consecutive values among extreme samples
-        starts = np.flatnonzero(np.r_[True, x[1:] != x[:-1]])
-        lengths = np.diff(np.r_[starts, x.size])
-        long_runs = (lengths >= min_run) & extreme[starts]
-        if long_runs.any():
-            delta = np.zeros(x.size + 1, dtype=np.int8)
-            np.add.at(delta, starts[long_runs], 1)
-            np.add.at(delta, (starts + lengths)[long_runs], -1)
-            clipped |= np.cumsum(delta[:-1], dtype=np.int8) > 0
-    return float(np.count_nonzero(clipped)) / x.size
+    meter = ClippingMeter(sample_rate, full_scale=full_scale, min_run_s=min_run_s)
+    meter.add(np.asarray(wave, dtype=np.float32))
+    return meter.fraction()
 
 
 _MIN_CLIPPING_PEAK = 0.25  # clipping_fraction looks for clipped runs only above this peak
