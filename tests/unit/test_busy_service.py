@@ -19,6 +19,7 @@ import pytest
 from bioverify.aio_client import AsyncBioverifyClient
 from bioverify.client import BioverifyClient, BioverifyClientError
 from bioverify.errors import BioverifyError, Overloaded, TooManyChallenges
+from bioverify.server.request_reads import RequestReads
 from bioverify.server.status import ErrorMappingInterceptor
 from bioverify.v1 import common_pb2, face_pb2, face_pb2_grpc
 from bioverify_admin.datasets import Pair
@@ -49,7 +50,8 @@ class BusyFaces(face_pb2_grpc.FaceServiceServicer):  # type: ignore[misc]
 def busy() -> Iterator[tuple[str, BusyFaces]]:
     faces = BusyFaces()
     server = grpc.server(
-        futures.ThreadPoolExecutor(max_workers=4), interceptors=[ErrorMappingInterceptor()]
+        futures.ThreadPoolExecutor(max_workers=4),
+        interceptors=[ErrorMappingInterceptor(RequestReads(60.0))],
     )
     face_pb2_grpc.add_FaceServiceServicer_to_server(faces, server)
     port = server.add_insecure_port("127.0.0.1:0")

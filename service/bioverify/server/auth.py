@@ -143,11 +143,9 @@ class TokenAuthInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
     inside ``ErrorMappingInterceptor`` (after it in the server's list), which answers the
     domain error a confined call raises."""
 
-    def __init__(
-        self, tokens: Mapping[str, TenantScope], *, clock: Callable[[], float] = time.monotonic
-    ) -> None:
+    def __init__(self, tokens: Mapping[str, TenantScope]) -> None:
         self._tokens = dict(tokens)
-        self._refusals = RefusalLog(clock)
+        self._refusals = RefusalLog(time.monotonic)
 
     def _scope(self, metadata: tuple[Any, ...] | None) -> TenantScope | None:
         """The calling token's scope; None when it sent no valid token."""

@@ -80,9 +80,9 @@ def _log(
 
 
 class ErrorMappingInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
-    def __init__(self, reads: RequestReads | None = None) -> None:
-        """``reads``: when given, unary calls are served as request streams whose one message
-        the handler reads under ``reads``' time limit (see ``request_reads``)."""
+    def __init__(self, reads: RequestReads) -> None:
+        """Unary calls are served as request streams whose one message the handler reads
+        under ``reads``' time limit (see ``request_reads``)."""
         self._reads = reads
 
     def intercept_service(
@@ -96,15 +96,9 @@ class ErrorMappingInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
         method = handler_call_details.method
         if method.startswith("/grpc.health."):
             return handler  # probed every few seconds: not logged, raises nothing of ours
-        if handler.unary_unary is not None and self._reads is not None:
-            return grpc.stream_unary_rpc_method_handler(
-                _wrap_unary_read(handler.unary_unary, method, self._reads),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
         if handler.unary_unary is not None:
-            return grpc.unary_unary_rpc_method_handler(
-                _wrap_unary(handler.unary_unary, method),
+            return grpc.stream_unary_rpc_method_handler(
+                _wrap_unary(handler.unary_unary, method, self._reads),
                 request_deserializer=handler.request_deserializer,
                 response_serializer=handler.response_serializer,
             )
@@ -123,41 +117,20 @@ class ErrorMappingInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
         return handler
 
 
-def _wrap_unary(fn: Callable[[Any, grpc.ServicerContext], Any], method: str) -> Callable[..., Any]:
-    def wrapper(request: Any, context: grpc.ServicerContext) -> Any:
-        rid = _request_id(context)
-        started = time.perf_counter()
-        logged = True
-        try:
-            return fn(request, context)
-        except Exception as exc:
-            if _is_abort(exc):
-                raise
-            logged = not _unauthenticated(exc)
-            _handle(exc, context, method, rid)
-        finally:
-            if logged:
-                _log(method, rid, context, started)
-
-    return wrapper
-
-
-def _wrap_unary_read(
-    fn: Callable[[Any, grpc.ServicerContext], Any], method: str, reads: RequestReads
+def _wrap_unary(
+    fn: Callable[[Any, grpc.ServicerContext], Any], method: str, reads: RequestReads | None = None
 ) -> Callable[..., Any]:
-    """``_wrap_unary`` for a unary call served as a request stream: the one request message
-    is read here, within ``reads``' time limit."""
+    """``fn`` with its errors mapped and its call logged. With ``reads``, the call is served
+    as a request stream and its one message is read here, within ``reads``' time limit;
+    without, ``fn`` takes what gRPC gives (a request, or the stream of a refused call)."""
 
-    def wrapper(requests: Iterator[Any], context: grpc.ServicerContext) -> Any:
+    def wrapper(received: Any, context: grpc.ServicerContext) -> Any:
         rid = _request_id(context)
         started = time.perf_counter()
         logged = True
         ended = ""
         try:
-            with reads.awaiting(context):
-                request = next(requests, None)
-            if request is None:
-                raise errors.InvalidInput("the call ended before its request message")
+            request = received if reads is None else _read_request(received, context, reads)
             return fn(request, context)
         except Exception as exc:
             if _is_abort(exc):
@@ -172,6 +145,16 @@ def _wrap_unary_read(
                 _log(method, rid, context, started, ended)
 
     return wrapper
+
+
+def _read_request(
+    requests: Iterator[Any], context: grpc.ServicerContext, reads: RequestReads
+) -> Any:
+    with reads.awaiting(context):
+        request = next(requests, None)
+    if request is None:
+        raise errors.InvalidInput("the call ended before its request message")
+    return request
 
 
 def _wrap_stream(
