@@ -27,6 +27,7 @@ from bioverify.errors import (
     TooLarge,
 )
 from bioverify.index.gallery import Gallery
+from bioverify.packs import PackManifest
 from bioverify.scoring import Calibration, OperatingPoint
 from bioverify.store.ports import (
     MAX_METADATA_ENTRIES,
@@ -174,6 +175,17 @@ def validate_enrollment(
     return tenant, subject_id, meta
 
 
+def stored_template(
+    store: TemplateStore, tenant: str, subject_id: str, modality: str
+) -> Template | None:
+    """The subject's template of ``modality``, whichever model made it; None when there is
+    none."""
+    try:
+        return store.get_template(tenant, subject_id, modality)
+    except NotEnrolled:
+        return None
+
+
 def template_for(
     store: TemplateStore, tenant: str, subject_id: str, modality: str, model: str
 ) -> Template:
@@ -313,15 +325,16 @@ def refuse_unlike_subject(
     outcomes: Sequence[Outcome],
     embeddings: npt.NDArray[np.float32],
     template: Template | None,
-    model: str,
-    threshold: float,
+    pack: PackManifest,
 ) -> tuple[list[Outcome], list[int]]:
     """``outcomes`` (in sample order) with the accepted samples (the rows of ``embeddings``,
-    in order) that ``mismatched_samples`` finds unlike the subject refused for that reason;
-    returns them and the rows still accepted. ``template``: the subject's stored one (None:
-    none), a reference only when ``model`` made it."""
+    in order) that ``mismatched_samples`` finds unlike the subject at ``pack``'s loosest
+    operating point refused for that reason; returns them and the rows still accepted.
+    ``template``: the subject's stored one (None: none), a reference only when ``pack``'s
+    model made it."""
+    model = pack.template_model
     reference = template.vector if template is not None and template.model == model else None
-    mismatched = mismatched_samples(embeddings, reference, threshold)
+    mismatched = mismatched_samples(embeddings, reference, pack.loosest_operating_point().threshold)
     result = list(outcomes)
     kept = []
     accepted = [pos for pos, outcome in enumerate(outcomes) if outcome.accepted]

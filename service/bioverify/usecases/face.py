@@ -13,7 +13,6 @@ from bioverify.errors import (
     InvalidImage,
     InvalidInput,
     MultipleFaces,
-    NotEnrolled,
     TooLarge,
     Unavailable,
 )
@@ -45,6 +44,7 @@ from bioverify.usecases.common import (
     refuse_unlike_subject,
     sample_id,
     save_enrollment,
+    stored_template,
     template_for,
     validate_enrollment,
     validate_tenant,
@@ -274,7 +274,7 @@ class FaceVerification:
         if not good:
             return EnrollOutcome(subject_id, tuple(outcomes), None, refusal=(NOTHING_ACCEPTED,))
         embedded: list[FaceSample] = self.pool.run(self.pipeline.embed, good)
-        stored = self._face_template(tenant, subject_id)
+        stored = stored_template(self.store, tenant, subject_id, FACE)
         live = None
         if capture is not None:
             names = [f"enrolment image {o.index}" for o in outcomes if o.accepted]
@@ -297,13 +297,7 @@ class FaceVerification:
         embeddings = np.stack([s.embedding for s in embedded])
 
         def write_against(current: Template | None) -> EnrollOutcome:
-            checked, kept = refuse_unlike_subject(
-                outcomes,
-                embeddings,
-                current,
-                self.model,
-                self.pack.loosest_operating_point().threshold,
-            )
+            checked, kept = refuse_unlike_subject(outcomes, embeddings, current, self.pack)
             if not kept:
                 return EnrollOutcome(
                     subject_id, tuple(checked), None, refusal=(NOTHING_ACCEPTED,), liveness=live
@@ -335,7 +329,7 @@ class FaceVerification:
             # A capture vouched for the images against the template read: its answer cannot
             # be checked again against another one, so a changed template ends the request.
             return against_current_template(
-                lambda: self._face_template(tenant, subject_id),
+                lambda: stored_template(self.store, tenant, subject_id, FACE),
                 write_against,
                 stored=stored,
                 attempts=1 if capture is not None else ENROLMENT_WRITE_ATTEMPTS,
@@ -436,18 +430,11 @@ class FaceVerification:
 
     def _comparable_template(self, tenant: str, subject_id: str) -> Template | None:
         """The subject's face template when this service's model made it, else None."""
-        return self._comparable(self._face_template(tenant, subject_id))
+        return self._comparable(stored_template(self.store, tenant, subject_id, FACE))
 
     def _comparable(self, template: Template | None) -> Template | None:
         """``template`` when this service's model made it, else None."""
         return template if template is not None and template.model == self.model else None
-
-    def _face_template(self, tenant: str, subject_id: str) -> Template | None:
-        """The subject's face template, whichever model made it; None when there is none."""
-        try:
-            return self.store.get_template(tenant, subject_id, FACE)
-        except NotEnrolled:
-            return None
 
     def _start_liveness(
         self, policy: RequestPolicy, tenant: str, prepared: PreparedFace, compare: bool = False

@@ -19,7 +19,6 @@ from bioverify.errors import (
     BioverifyError,
     InvalidAudio,
     InvalidInput,
-    NotEnrolled,
     NotImplementedYet,
     StreamProtocolError,
     TooLarge,
@@ -61,6 +60,7 @@ from bioverify.usecases.common import (
     refuse_unlike_subject,
     sample_id,
     save_enrollment,
+    stored_template,
     template_for,
     validate_enrollment,
     validate_tenant,
@@ -396,13 +396,7 @@ class VoiceVerification:
         embeddings = np.stack([s.embedding for s in accepted])
 
         def write_against(current: Template | None) -> EnrollVoiceOutcome:
-            checked, kept = refuse_unlike_subject(
-                outcomes,
-                embeddings,
-                current,
-                self.model,
-                self.pack.loosest_operating_point().threshold,
-            )
+            checked, kept = refuse_unlike_subject(outcomes, embeddings, current, self.pack)
             if not kept:
                 nothing = (NOTHING_ACCEPTED,)
                 return EnrollVoiceOutcome(subject_id, tuple(checked), None, 0.0, nothing)
@@ -455,9 +449,9 @@ class VoiceVerification:
             return EnrollVoiceOutcome(subject_id, tuple(checked), template, total, (), duplicates)
 
         return against_current_template(
-            lambda: self._voice_template(tenant, subject_id),
+            lambda: stored_template(self.store, tenant, subject_id, VOICE),
             write_against,
-            stored=self._voice_template(tenant, subject_id),
+            stored=stored_template(self.store, tenant, subject_id, VOICE),
         )
 
     def identify(
@@ -491,13 +485,6 @@ class VoiceVerification:
         return IdentifyVoiceOutcome(
             result, self.model, _report(decoded, sample, issues), issues, live
         )
-
-    def _voice_template(self, tenant: str, subject_id: str) -> Template | None:
-        """The subject's voice template, whichever model made it; None when there is none."""
-        try:
-            return self.store.get_template(tenant, subject_id, VOICE)
-        except NotEnrolled:
-            return None
 
     def _template(self, tenant: str, subject_id: str) -> Template:
         return template_for(self.store, tenant, subject_id, VOICE, self.model)
