@@ -286,18 +286,15 @@ class SqliteTemplateStore:
         args.append(limit)
         rows: list[tuple[str, dict[str, str], str, str]] = []
         total = 0
-        with self._lock:
-            try:
-                # closed when done: an unfinished statement would hold its read snapshot,
-                # which keeps the checkpoint after a delete from truncating the WAL
-                with contextlib.closing(self._conn.execute(sql, tuple(args))) as cursor:
-                    for subject_id, metadata, created_at, updated_at in cursor:
-                        rows.append((subject_id, json.loads(metadata), created_at, updated_at))
-                        total += listing_bytes(subject_id, rows[-1][1])
-                        if max_bytes and len(rows) >= 2 and total > max_bytes:
-                            break
-            except sqlite3.Error as exc:
-                raise Unavailable("the template database cannot be read") from exc
+        with self._lock, _reading():
+            # closed when done: an unfinished statement would hold its read snapshot, which
+            # keeps the checkpoint after a delete from truncating the WAL
+            with contextlib.closing(self._conn.execute(sql, tuple(args))) as cursor:
+                for subject_id, metadata, created_at, updated_at in cursor:
+                    rows.append((subject_id, json.loads(metadata), created_at, updated_at))
+                    total += listing_bytes(subject_id, rows[-1][1])
+                    if max_bytes and len(rows) >= 2 and total > max_bytes:
+                        break
             summaries = self._summaries(tenant, [r[0] for r in rows])
         return [
             SubjectRecord(
@@ -448,16 +445,12 @@ class SqliteTemplateStore:
         return _Transaction(self._conn)
 
     def _query_one(self, sql: str, args: tuple[object, ...]) -> Any:
-        try:
+        with _reading():
             return self._conn.execute(sql, args).fetchone()
-        except sqlite3.Error as exc:
-            raise Unavailable("the template database cannot be read") from exc
 
     def _query_all(self, sql: str, args: tuple[object, ...]) -> list[Any]:
-        try:
+        with _reading():
             return list(self._conn.execute(sql, args).fetchall())
-        except sqlite3.Error as exc:
-            raise Unavailable("the template database cannot be read") from exc
 
     def _summaries(
         self, tenant: str, subject_ids: list[str]
@@ -526,3 +519,12 @@ class _Transaction:
         self._conn.execute("ROLLBACK")
         if isinstance(exc, sqlite3.Error):
             raise Unavailable("the template database could not apply the change") from exc
+
+
+@contextlib.contextmanager
+def _reading() -> Iterator[None]:
+    """A read of the database: its failure is Unavailable (retry), named for the client."""
+    try:
+        yield
+    except sqlite3.Error as exc:
+        raise Unavailable("the template database cannot be read") from exc
