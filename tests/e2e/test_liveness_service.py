@@ -8,7 +8,7 @@ import contextlib
 import math
 from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
-from typing import Any, Protocol, TypedDict
+from typing import Protocol, TypedDict
 
 import cv2
 import grpc
@@ -17,8 +17,6 @@ import pytest
 
 from bioverify.client import BioverifyClient, BioverifyClientError
 from bioverify.errors import Unavailable
-from bioverify.server import app as app_module
-from bioverify.settings import Settings
 from bioverify.store.ports import Template, TemplateStore, TemplateWrite
 from bioverify.v1 import (
     common_pb2,
@@ -29,7 +27,7 @@ from bioverify.v1 import (
     voice_pb2,
 )
 from tests.conftest import DATA, MODELS, custom_service, lfw
-from tests.e2e.store_faults import raced_stores
+from tests.e2e.store_faults import StoreFault, faulty_stores, raced_stores
 
 SAMPLES = MODELS / "silent_face_antispoof" / "samples"
 INVALID = grpc.StatusCode.INVALID_ARGUMENT
@@ -614,12 +612,12 @@ def test_enroll_face_with_a_live_capture_aborts_when_the_template_changed_since_
         assert store.armed
 
 
-class UnavailableOnce:
+class UnavailableOnce(StoreFault):
     """Fault injector around a service's store: its next write, once armed, fails as a store
     outage does (Unavailable), before anything is written."""
 
     def __init__(self, store: TemplateStore) -> None:
-        self._store = store
+        super().__init__(store)
         self.armed = False
         self.failed = 0
 
@@ -628,13 +626,7 @@ class UnavailableOnce:
             self.armed = False
             self.failed += 1
             raise Unavailable("the template store (Redis) is unreachable; retry later")
-        return self._store.save(write)
-
-    def close(self) -> None:
-        self._store.close()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._store, name)
+        return super().save(write)
 
 
 def test_enroll_face_retried_after_a_store_outage_answers_its_challenge_again(
@@ -643,19 +635,14 @@ def test_enroll_face_retried_after_a_store_outage_answers_its_challenge_again(
     """EnrollFace with a performed challenge whose write meets a store outage answers
     UNAVAILABLE without using the challenge up, so the SDK's retry of the same request (same
     nonce) enrolls; after that success the nonce is used up."""
-    build_store = app_module.build_store
-    stores: list[UnavailableOnce] = []
-
-    def failing_store(settings: Settings) -> TemplateStore:
-        stores.append(UnavailableOnce(build_store(settings)))
-        return stores[-1]
-
-    monkeypatch.setattr(app_module, "build_store", failing_store)
     neutral = frames_of("Krzysiek354", ("0000", "0020", "0119"))
     (turned,) = frames_of("Krzysiek354", ("0060",))
     frames_for = turns_of(turned, margin=32)
     images = frames_of("Krzysiek354", ("0099", "0139"))
-    with custom_service(tmp_path, models_dir, face_liveness_pack="auto") as client:
+    with (
+        faulty_stores(monkeypatch, lambda store, _: UnavailableOnce(store)) as stores,
+        custom_service(tmp_path, models_dir, face_liveness_pack="auto") as client,
+    ):
         (store,) = stores
         challenge = drawn_challenge(
             lambda: client.start_liveness_challenge(subject_id="performer"), frames_for
