@@ -91,16 +91,17 @@ class HeldCall:
         self.audio.put(None)
 
 
-def _serve(work: Path, **settings: str) -> ServiceProcess:
-    """A service with two live-call slots and a 3 s idle limit, "caller" enrolled (a fresh one
-    per test: a slot is freed on the server a moment after the client sees its call end)."""
-    svc = ServiceProcess(
-        work, work / "data", max_live_calls="2", live_call_idle_s="3", **settings
-    ).start()
+def _serve(work: Path, tenants: tuple[str, ...] = ("",), **settings: str) -> ServiceProcess:
+    """A service with (unless ``settings`` say otherwise) two live-call slots and a 3 s idle
+    limit, "caller" enrolled in each of ``tenants`` (a fresh one per test: a slot is freed on
+    the server a moment after the client sees its call end)."""
+    limits = {"max_live_calls": "2", "live_call_idle_s": "3", **settings}
+    svc = ServiceProcess(work, work / "data", **limits).start()
     with BioverifyClient(svc.target, timeout=120.0, retries=0) as client:
         client.wait_until_serving(timeout=120)
-        clips = sorted(SPEAKER.glob("*.flac"))[:3]
-        client.enroll_voice("caller", [client.audio(c.read_bytes()) for c in clips])
+        clips = [client.audio(c.read_bytes()) for c in sorted(SPEAKER.glob("*.flac"))[:3]]
+        for tenant in tenants:
+            client.enroll_voice("caller", clips, tenant=tenant)
     return svc
 
 
@@ -154,19 +155,14 @@ def test_calls_past_the_limit_are_refused_and_others_still_served(
 
 
 def test_one_tenant_cannot_take_every_slot(tmp_path: Path) -> None:
-    svc = ServiceProcess(
+    svc = _serve(
         tmp_path,
-        tmp_path / "data",
+        ("cards", "loans"),
         max_live_calls="3",
         max_live_calls_per_tenant="1",
         live_call_idle_s="30",
-    ).start()
+    )
     try:
-        with BioverifyClient(svc.target, timeout=120.0, retries=0) as client:
-            client.wait_until_serving(timeout=120)
-            clips = [client.audio(c.read_bytes()) for c in sorted(SPEAKER.glob("*.flac"))[:3]]
-            for tenant in ("cards", "loans"):
-                client.enroll_voice("caller", clips, tenant=tenant)
         with grpc.insecure_channel(svc.target) as channel:
             stub = voice_pb2_grpc.VoiceServiceStub(channel)
             first = HeldCall(stub, "caller", tenant="cards")
