@@ -1,4 +1,5 @@
-"""``bioverify serve``: run the service."""
+"""``bioverify serve``: run the service; ``bioverify seal-templates``: encrypt its stored
+templates."""
 
 from __future__ import annotations
 
@@ -27,6 +28,16 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--face-pack", help="face model pack id or 'auto' (BIOVERIFY_FACE_PACK)")
     serve.add_argument(
         "--port-file", type=Path, help="write the bound port here once serving (for scripts)"
+    )
+    sub.add_parser(
+        "seal-templates",
+        help="encrypt every stored template with the first key of TEMPLATE_KEY_FILE",
+        description=(
+            "Rewrite every template of the configured store encrypted with the first key of "
+            "the template key file: run it once after giving a store written without keys "
+            "its key file (the service may keep running with allow_unsealed_templates), and "
+            "after putting a new key first in the file, before dropping the old ones."
+        ),
     )
     return parser
 
@@ -92,10 +103,46 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     configure_logging(settings.log_level)
     try:
+        if args.command == "seal-templates":
+            return seal_templates(settings)
         return serve(settings, args.port_file)
     except BioverifyError as exc:
-        print(f"bioverify: cannot start: {exc}", file=sys.stderr)
+        print(f"bioverify: cannot {args.command}: {exc}", file=sys.stderr)
         return 2
+
+
+def seal_templates(settings: Settings) -> int:
+    """Seal every stored template (see ``bioverify.store.resealing``), cut SQLite's log of
+    the plain ones and remove this data directory's gallery snapshots, which hold their
+    vectors in the clear (a service with template keys writes none)."""
+    from bioverify.index.gallery import remove_snapshots_in
+    from bioverify.server.app import build_store, snapshot_root
+    from bioverify.store.resealing import reseal_templates
+    from bioverify.store.sqlite_store import SqliteTemplateStore
+
+    if not settings.template_key_file:
+        raise ConfigurationError("set template_key_file (BIOVERIFY_TEMPLATE_KEY_FILE) first")
+    store = build_store(settings, allow_unsealed=True)
+    try:
+        report = reseal_templates(store)
+        if isinstance(store, SqliteTemplateStore):
+            store.erase_replaced()
+    finally:
+        store.close()
+    counts = ", ".join(f"{n} {modality}" for modality, n in report.sealed.items())
+    print(f"sealed {counts} templates ({report.gone} deleted during the run)")
+    root = snapshot_root(settings)
+    snapshots = [p for p in root.iterdir() if p.is_dir()] if root.is_dir() else []
+    if remove_snapshots_in(
+        snapshots, "seal-templates", why="they hold templates in the clear", retried="remove it"
+    ):
+        return 1
+    if settings.store == "redis":
+        print(
+            "Redis keeps the replaced values in its RDB/AOF files until they are rewritten: "
+            "run BGREWRITEAOF (and BGSAVE) on the Redis server, and on its replicas"
+        )
+    return 0
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ developers and never contain biometric data or internal paths.
     ├── ModelMismatch                      FAILED_PRECONDITION (template made by another model)
     ├── AlreadyExists                      ALREADY_EXISTS
     ├── TemplateChanged                    ABORTED (changed since the request read it; retry)
+    ├── TemplateUnreadable                 DATA_LOSS (a stored template fails its seal's check)
     ├── SpoofSuspected                     (never raised to clients: decisions carry it)
     ├── Unauthenticated                    UNAUTHENTICATED (no valid API token)
     ├── PermissionDenied                   PERMISSION_DENIED
@@ -124,6 +125,14 @@ class TemplateChanged(BioverifyError):
     """A compare-and-set write found the template changed since it was read; nothing written."""
 
     reason = "TEMPLATE_CHANGED"
+
+
+class TemplateUnreadable(BioverifyError):
+    """A stored template this service cannot open: its encryption's integrity check fails
+    (the bytes were changed, or moved from another subject), or it is sealed with a key the
+    service does not hold."""
+
+    reason = "TEMPLATE_UNREADABLE"
 
 
 class SpoofSuspected(BioverifyError):

@@ -58,6 +58,13 @@ class Settings:
     # key itself, or a file holding it; neither: DATA_DIR/sample-id.key, made once (mode 0600)
     sample_id_key: str = field(default="", repr=False)
     sample_id_key_file: str = ""
+    # Encryption of stored embeddings (AES-256-GCM, see bioverify.store.sealing): a file of
+    # keys, 64 hex digits per line, the first one sealing; empty: stored unencrypted. Every
+    # replica of a shared store needs the same file. While migrating a store written without
+    # keys, allow_unsealed_templates reads its plain templates until `bioverify seal-templates`
+    # has sealed them; otherwise a plain template is refused (it may have been planted).
+    template_key_file: str = ""
+    allow_unsealed_templates: bool = False
     # Models
     model_dir: Path = field(default_factory=default_model_dir)
     face_pack: str = "auto"
@@ -198,6 +205,11 @@ class Settings:
             raise ConfigurationError(
                 f"sample_id_key must be at least {MIN_SAMPLE_ID_KEY_LENGTH} characters "
                 "(e.g. `openssl rand -hex 32`)"
+            )
+        if self.allow_unsealed_templates and not self.template_key_file:
+            raise ConfigurationError(
+                "allow_unsealed_templates is for moving a store to encrypted templates: it "
+                "needs template_key_file"
             )
         if self.store not in ("sqlite", "redis"):
             raise ConfigurationError(f"store must be 'sqlite' or 'redis', got {self.store!r}")

@@ -57,6 +57,7 @@ from bioverify.settings import Settings
 from bioverify.store.ports import TemplateStore
 from bioverify.store.redis_connection import connect
 from bioverify.store.redis_store import RedisTemplateStore
+from bioverify.store.sealing import sealer_from_file
 from bioverify.store.sqlite_store import SqliteTemplateStore
 from bioverify.usecases.common import InferencePool
 from bioverify.usecases.face import FaceVerification
@@ -91,13 +92,27 @@ SERVICE_NAMES = (
 )
 
 
-def build_store(settings: Settings) -> TemplateStore:
+def snapshot_root(settings: Settings) -> Path:
+    """Where the galleries' snapshots are kept, one folder per modality."""
+    return settings.data_dir / "index"
+
+
+def build_store(settings: Settings, *, allow_unsealed: bool = False) -> TemplateStore:
+    """The configured store, sealing templates with the configured keys; ``allow_unsealed``
+    also reads plain ones (``bioverify seal-templates``, which seals them)."""
+    sealer = sealer_from_file(
+        settings.template_key_file,
+        allow_unsealed=allow_unsealed or settings.allow_unsealed_templates,
+    )
+    logger.info("stored templates: %s", sealer.description)
     if settings.store == "sqlite":
         # Templates are personal data: the folder 0700, the database files 0600.
         prepare_data_dir(settings.data_dir)
         with private_umask():
             sqlite = SqliteTemplateStore(
-                settings.sqlite_path, change_retention=settings.change_log_retention
+                settings.sqlite_path,
+                change_retention=settings.change_log_retention,
+                sealer=sealer,
             )
         restrict_sqlite_files(settings.sqlite_path)
         return sqlite
@@ -106,6 +121,7 @@ def build_store(settings: Settings) -> TemplateStore:
             settings.redis_url,
             key_prefix=settings.redis_key_prefix,
             change_retention=settings.change_log_retention,
+            sealer=sealer,
         )
         try:
             # fail fast at startup when Redis cannot be reached or refuses the credentials
@@ -429,12 +445,14 @@ class Application:
         self.challenges.close()
 
     def _snapshot_dir(self, gallery: Gallery) -> Path | None:
-        if not self.settings.gallery_snapshots:
+        """None when snapshots are off, and when templates are encrypted: a snapshot would
+        keep their vectors in the clear (those already there are removed at startup)."""
+        if not self.settings.gallery_snapshots or self.settings.template_key_file:
             return None
         return self._snapshot_root() / gallery.modality
 
     def _snapshot_root(self) -> Path:
-        return self.settings.data_dir / "index"
+        return snapshot_root(self.settings)
 
     def _remove_unused_snapshots(self) -> None:
         """Remove the snapshots under ``DATA_DIR/index/`` that no gallery of this run restores

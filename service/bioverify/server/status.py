@@ -28,6 +28,7 @@ _STATUS: list[tuple[type[errors.BioverifyError], grpc.StatusCode]] = [
     (errors.Unauthenticated, grpc.StatusCode.UNAUTHENTICATED),
     (errors.PermissionDenied, grpc.StatusCode.PERMISSION_DENIED),
     (errors.TemplateChanged, grpc.StatusCode.ABORTED),
+    (errors.TemplateUnreadable, grpc.StatusCode.DATA_LOSS),
     (errors.Unavailable, grpc.StatusCode.UNAVAILABLE),
     (errors.NotImplementedYet, grpc.StatusCode.UNIMPLEMENTED),
     (errors.ConfigurationError, grpc.StatusCode.FAILED_PRECONDITION),

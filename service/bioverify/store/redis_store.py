@@ -38,6 +38,7 @@ import random
 import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -60,6 +61,7 @@ from bioverify.store.ports import (
     utc_now,
 )
 from bioverify.store.redis_connection import CREDENTIALS_REFUSED, RedisErrors, connect, key_part
+from bioverify.store.sealing import NO_SEALING, BlobPlace, BlobSealer, unless_unreadable
 
 logger = logging.getLogger(__name__)
 
@@ -202,10 +204,13 @@ class RedisTemplateStore:
         retries: int = 2,
         max_connections: int = 64,
         change_retention: int = DEFAULT_CHANGE_RETENTION,
+        sealer: BlobSealer = NO_SEALING,
     ) -> None:
-        """``change_retention``: how many of the newest changes the change stream keeps."""
+        """``change_retention``: how many of the newest changes the change stream keeps;
+        ``sealer``: how embeddings are sealed at rest (see ``bioverify.store.sealing``)."""
         if change_retention < 1:
             raise ConfigurationError("the change retention must be positive")
+        self._sealer = sealer
         self._redis: redis.Redis = connect(
             url,
             socket_timeout=socket_timeout,
@@ -354,7 +359,10 @@ class RedisTemplateStore:
         if old_model is not None and not w.replace:  # a replaced template is not parsed
             old = StoredTemplate(
                 model=old_model_name,
-                samples=np.frombuffer(blob, dtype=np.float32).reshape(-1, int(dim)),
+                samples=np.frombuffer(
+                    self._sealer.open(blob, BlobPlace(tenant, subject_id, modality, "samples")),
+                    dtype=np.float32,
+                ).reshape(-1, int(dim)),
                 sample_ids=json.loads(old_ids) if old_ids else [],
                 extra=json.loads(old_extra),
                 created_at=_str(old_created),
@@ -383,8 +391,13 @@ class RedisTemplateStore:
             old_model_name,
             int(samples.shape[1]),
             int(samples.shape[0]),
-            template.vector.tobytes(),
-            np.ascontiguousarray(samples, dtype=np.float32).tobytes(),
+            self._sealer.seal(
+                template.vector.tobytes(), BlobPlace(tenant, subject_id, modality, "vector")
+            ),
+            self._sealer.seal(
+                np.ascontiguousarray(samples, dtype=np.float32).tobytes(),
+                BlobPlace(tenant, subject_id, modality, "samples"),
+            ),
             json.dumps(dict(template.extra), sort_keys=True),
             created,
             now,
@@ -443,7 +456,7 @@ class RedisTemplateStore:
             )
         if row[2] is None:
             raise NotEnrolled(f"subject {subject_id!r} has no enrolled {modality} template")
-        return _template(modality, row)
+        return _template(modality, row, self._sealer)
 
     def get_subject(self, tenant: str, subject_id: str) -> SubjectRecord:
         with self._translate():
@@ -488,8 +501,13 @@ class RedisTemplateStore:
                             pipe.hmget(key, list(_TEMPLATE_FIELDS))
                         rows = pipe.execute()
                     for row in rows:
-                        if row[2] is not None:  # deleted since the scan
-                            yield _template(modality, row)
+                        if row[2] is None:  # deleted since the scan
+                            continue
+                        template = unless_unreadable(
+                            partial(_template, modality, row, self._sealer)
+                        )
+                        if template is not None:
+                            yield template
 
     def changes_since(self, seq: int, limit: int = 10_000) -> list[Change]:
         if limit <= 0:
@@ -570,11 +588,14 @@ def _revision(model: Any, rev: Any) -> int | None:
     return int(rev) if rev is not None else 0
 
 
-def _template(modality: str, row: Sequence[Any]) -> Template:
+def _template(modality: str, row: Sequence[Any], sealer: BlobSealer) -> Template:
     tenant, subject_id, model, dim, vec, samples, extra, created, updated, ids, rev = row
+    tenant, subject_id = _str(tenant), _str(subject_id)
+    vec = sealer.open(vec, BlobPlace(tenant, subject_id, modality, "vector"))
+    samples = sealer.open(samples, BlobPlace(tenant, subject_id, modality, "samples"))
     return Template(
-        tenant=_str(tenant),
-        subject_id=_str(subject_id),
+        tenant=tenant,
+        subject_id=subject_id,
         modality=modality,
         model=_str(model),
         vector=np.frombuffer(vec, dtype=np.float32).copy(),

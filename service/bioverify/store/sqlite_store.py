@@ -18,6 +18,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,7 @@ from bioverify.store.ports import (
     listing_bytes,
     utc_now,
 )
+from bioverify.store.sealing import NO_SEALING, BlobPlace, BlobSealer, unless_unreadable
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS subjects (
@@ -99,10 +101,18 @@ logger = logging.getLogger(__name__)
 class SqliteTemplateStore:
     name = "sqlite"
 
-    def __init__(self, path: Path, *, change_retention: int = DEFAULT_CHANGE_RETENTION) -> None:
-        """``change_retention``: how many of the newest changes the change feed keeps."""
+    def __init__(
+        self,
+        path: Path,
+        *,
+        change_retention: int = DEFAULT_CHANGE_RETENTION,
+        sealer: BlobSealer = NO_SEALING,
+    ) -> None:
+        """``change_retention``: how many of the newest changes the change feed keeps;
+        ``sealer``: how embeddings are sealed at rest (see ``bioverify.store.sealing``)."""
         if change_retention < 1:
             raise ConfigurationError("the change retention must be positive")
+        self._sealer = sealer
         path.parent.mkdir(parents=True, exist_ok=True)
         self._path = path
         self._retention = change_retention
@@ -144,8 +154,7 @@ class SqliteTemplateStore:
             self._retry_truncate()
         return saved
 
-    @staticmethod
-    def _save(cur: sqlite3.Cursor, w: TemplateWrite, now: str) -> Template:
+    def _save(self, cur: sqlite3.Cursor, w: TemplateWrite, now: str) -> Template:
         tenant, subject_id, modality = w.tenant, w.subject_id, w.modality
         existing = cur.execute(
             "SELECT model, dim, samples, extra, created_at, sample_ids, revision FROM templates "
@@ -158,7 +167,10 @@ class SqliteTemplateStore:
             old_model, dim, blob, old_extra, created, old_ids, _ = existing
             old = StoredTemplate(
                 model=old_model,
-                samples=np.frombuffer(blob, dtype=np.float32).reshape(-1, dim),
+                samples=np.frombuffer(
+                    self._sealer.open(blob, BlobPlace(tenant, subject_id, modality, "samples")),
+                    dtype=np.float32,
+                ).reshape(-1, dim),
                 sample_ids=json.loads(old_ids),
                 extra=json.loads(old_extra),
                 created_at=created,
@@ -192,8 +204,13 @@ class SqliteTemplateStore:
                 modality,
                 t.model,
                 int(t.samples.shape[1]),
-                t.vector.tobytes(),
-                np.ascontiguousarray(t.samples, dtype=np.float32).tobytes(),
+                self._sealer.seal(
+                    t.vector.tobytes(), BlobPlace(tenant, subject_id, modality, "vector")
+                ),
+                self._sealer.seal(
+                    np.ascontiguousarray(t.samples, dtype=np.float32).tobytes(),
+                    BlobPlace(tenant, subject_id, modality, "samples"),
+                ),
                 t.sample_count,
                 json.dumps(dict(t.extra), sort_keys=True),
                 json.dumps(list(t.sample_ids)),
@@ -209,6 +226,12 @@ class SqliteTemplateStore:
             count = self._delete_subject(tenant, subject_id)
             self._truncate_wal()
         return count
+
+    def erase_replaced(self) -> None:
+        """Cut the write-ahead log, whose older frames still hold what writes replaced (as on
+        a delete): e.g. plain templates once ``bioverify seal-templates`` has sealed them."""
+        with self._lock:
+            self._truncate_wal()
 
     def _delete_subject(self, tenant: str, subject_id: str) -> int:
         with self._transaction() as cur:
@@ -320,7 +343,9 @@ class SqliteTemplateStore:
         with self._lock:
             rows = self._query_all(sql, args)
         for r in rows:
-            yield self._template(r[0], r[1], modality, r[2:])
+            template = unless_unreadable(partial(self._template, r[0], r[1], modality, r[2:]))
+            if template is not None:
+                yield template
 
     def changes_since(self, seq: int, limit: int = 10_000) -> list[Change]:
         with self._lock:
@@ -476,10 +501,11 @@ class SqliteTemplateStore:
             )
         return {k: tuple(v) for k, v in out.items()}
 
-    @staticmethod
-    def _template(tenant: str, subject_id: str, modality: str, row: Any) -> Template:
+    def _template(self, tenant: str, subject_id: str, modality: str, row: Any) -> Template:
         model, dim, vector, samples, extra, created, updated, ids, revision = row
         d = int(dim)
+        vector = self._sealer.open(vector, BlobPlace(tenant, subject_id, modality, "vector"))
+        samples = self._sealer.open(samples, BlobPlace(tenant, subject_id, modality, "samples"))
         return Template(
             tenant=tenant,
             subject_id=subject_id,

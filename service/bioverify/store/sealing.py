@@ -1,0 +1,212 @@
+"""Templates sealed at rest: the embeddings a store keeps (a template's vector and its
+per-sample embeddings) are written as AES-256-GCM ciphertexts when the service holds template
+keys (``template_key_file``), and as plain float32 bytes when it holds none.
+
+A sealed blob is ``SEALED_PREFIX`` (whose first 4 bytes are a float32 NaN, so no plain
+embedding blob begins with it), the 8-byte id of the key that sealed it, a random 12-byte
+nonce and the ciphertext with its 16-byte tag. The associated data binds it to where it is
+stored: tenant, subject id, modality and column. A blob altered, or copied onto another
+subject's row (to make one person verify as another), fails the tag check and the template is
+refused (``TemplateUnreadable``), never used.
+
+The key file holds one key per line, 64 hex digits (``openssl rand -hex 32``); ``#`` starts a
+comment. The first key seals; every key opens, so keys are rotated by putting a new one first,
+running ``bioverify seal-templates`` (which rewrites every template under the first key) and
+then dropping the old ones. Keys are never logged; only their ids are.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import stat
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol, TypeVar
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from bioverify.errors import ConfigurationError, TemplateUnreadable
+
+SEALED_PREFIX = b"\xff\xff\xff\x7fBVS1"
+KEY_BYTES = 32
+KEY_ID_BYTES = 8
+NONCE_BYTES = 12
+TAG_BYTES = 16
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class BlobPlace:
+    """Where a blob is stored: what its seal binds it to."""
+
+    tenant: str
+    subject_id: str
+    modality: str
+    column: str  # "vector" | "samples"
+
+    def associated_data(self) -> bytes:
+        parts = (self.tenant, self.subject_id, self.modality, self.column)
+        out = bytearray()
+        for part in parts:  # length-prefixed: no two places give the same bytes
+            raw = part.encode("utf-8")
+            out += len(raw).to_bytes(4, "big") + raw
+        return bytes(out)
+
+    def describe(self) -> str:
+        return f"subject {self.subject_id!r}'s {self.modality} template"
+
+
+def is_sealed(blob: bytes) -> bool:
+    return blob[: len(SEALED_PREFIX)] == SEALED_PREFIX
+
+
+class BlobSealer(Protocol):
+    """Seals the embedding blobs a store writes and opens those it reads."""
+
+    description: str  # for the startup log, e.g. "AES-256-GCM, key 1a2b3c4d5e6f7a8b"
+
+    def seal(self, plain: bytes, place: BlobPlace) -> bytes: ...
+
+    def open(self, blob: bytes, place: BlobPlace) -> bytes:
+        """The plain bytes; TemplateUnreadable when the blob cannot be opened here."""
+        ...
+
+
+class NoSealing:
+    """Blobs stored as they are: a service without template keys."""
+
+    description = "not encrypted (no template_key_file)"
+
+    def seal(self, plain: bytes, place: BlobPlace) -> bytes:
+        return plain
+
+    def open(self, blob: bytes, place: BlobPlace) -> bytes:
+        if is_sealed(blob):
+            raise TemplateUnreadable(
+                f"{place.describe()} is encrypted and this service holds no template key; "
+                "the operator must give it the deployment's template_key_file"
+            )
+        return blob
+
+
+NO_SEALING = NoSealing()
+
+
+def key_id(key: bytes) -> bytes:
+    """A key's public id: names it in sealed blobs and logs, tells nothing of the key."""
+    return hashlib.sha256(b"bioverify template key id\0" + key).digest()[:KEY_ID_BYTES]
+
+
+class AesGcmSealer:
+    """AES-256-GCM with the first of ``keys``; opens blobs sealed with any of them. With
+    ``allow_unsealed``, plain blobs (written before the deployment had keys) are read as they
+    are; without it they are refused, so a plain template written into the store behind the
+    service's back is never trusted."""
+
+    def __init__(self, keys: Sequence[bytes], *, allow_unsealed: bool = False) -> None:
+        if not keys:
+            raise ConfigurationError("template sealing needs at least one key")
+        self._ciphers: dict[bytes, AESGCM] = {}
+        for key in keys:
+            if len(key) != KEY_BYTES:
+                raise ConfigurationError(f"a template key must be {KEY_BYTES} bytes")
+            self._ciphers.setdefault(key_id(key), AESGCM(key))
+        self._sealing_id = key_id(keys[0])
+        self._allow_unsealed = allow_unsealed
+        self.description = f"AES-256-GCM, key {self._sealing_id.hex()}"
+        if len(self._ciphers) > 1:
+            self.description += f" (+{len(self._ciphers) - 1} older keys that only open)"
+
+    def seal(self, plain: bytes, place: BlobPlace) -> bytes:
+        header = SEALED_PREFIX + self._sealing_id
+        nonce = os.urandom(NONCE_BYTES)
+        cipher = self._ciphers[self._sealing_id]
+        return header + nonce + cipher.encrypt(nonce, plain, header + place.associated_data())
+
+    def open(self, blob: bytes, place: BlobPlace) -> bytes:
+        if not is_sealed(blob):
+            if self._allow_unsealed:
+                return blob
+            raise TemplateUnreadable(
+                f"{place.describe()} is stored unencrypted, and this service reads only "
+                "encrypted templates; enroll the subject again with replace, or the operator can "
+                "encrypt the stored templates with `bioverify seal-templates`"
+            )
+        header_end = len(SEALED_PREFIX) + KEY_ID_BYTES
+        if len(blob) < header_end + NONCE_BYTES + TAG_BYTES:
+            raise _altered(place)
+        cipher = self._ciphers.get(blob[len(SEALED_PREFIX) : header_end])
+        if cipher is None:
+            raise TemplateUnreadable(
+                f"{place.describe()} is encrypted with a key this service does not hold; "
+                "the operator must add that key to the template_key_file"
+            )
+        try:
+            return cipher.decrypt(
+                blob[header_end : header_end + NONCE_BYTES],
+                blob[header_end + NONCE_BYTES :],
+                blob[:header_end] + place.associated_data(),
+            )
+        except InvalidTag:
+            raise _altered(place) from None
+
+
+def _altered(place: BlobPlace) -> TemplateUnreadable:
+    return TemplateUnreadable(
+        f"{place.describe()} failed its integrity check (it was altered, or copied from "
+        "another subject) and is not used; delete the subject, or enroll it again with replace"
+    )
+
+
+def unless_unreadable(read: Callable[[], T]) -> T | None:
+    """``read()``, or None (logged) when it raises TemplateUnreadable: how a scan over many
+    templates leaves out one it cannot open (it stays unusable and is named in the log)
+    instead of failing whole, e.g. the gallery's rebuild at startup."""
+    try:
+        return read()
+    except TemplateUnreadable as exc:
+        logger.error("%s; it is left out", exc)
+        return None
+
+
+def read_template_keys(path: Path) -> list[bytes]:
+    """The keys of a template key file, first (sealing) key first."""
+    try:
+        text = path.read_text(encoding="utf-8")
+        mode = path.stat().st_mode
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        raise ConfigurationError(f"cannot read the template key file {path}: {reason}") from exc
+    keys: list[bytes] = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        entry = line.split("#", 1)[0].strip()
+        if not entry:
+            continue
+        try:
+            key = bytes.fromhex(entry)
+        except ValueError:
+            key = b""
+        if len(key) != KEY_BYTES:
+            raise ConfigurationError(
+                f"line {number} of the template key file {path} is not a key: each key is "
+                f"{KEY_BYTES * 2} hex digits (`openssl rand -hex {KEY_BYTES}`)"
+            )
+        keys.append(key)
+    if not keys:
+        raise ConfigurationError(f"the template key file {path} holds no key")
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        logger.warning("the template key file %s can be read by other users (chmod 600)", path)
+    return keys
+
+
+def sealer_from_file(path: str, *, allow_unsealed: bool) -> BlobSealer:
+    """The sealer the settings ask for: none without a key file."""
+    if not path:
+        return NO_SEALING
+    return AesGcmSealer(read_template_keys(Path(path)), allow_unsealed=allow_unsealed)

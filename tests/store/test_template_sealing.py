@@ -1,0 +1,308 @@
+"""Templates sealed at rest (AES-256-GCM): the sealer itself, and both stores with it. The
+stores keep no embedding bytes in the clear, a sealed blob moved to another subject or altered
+is refused, and a store written without keys is sealed by ``reseal_templates``."""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import redis
+
+from bioverify.errors import ConfigurationError, TemplateUnreadable
+from bioverify.store.ports import Template, TemplateStore, TemplateWrite
+from bioverify.store.redis_store import RedisTemplateStore
+from bioverify.store.resealing import reseal_templates
+from bioverify.store.sealing import (
+    NO_SEALING,
+    SEALED_PREFIX,
+    AesGcmSealer,
+    BlobPlace,
+    BlobSealer,
+    key_id,
+    read_template_keys,
+)
+from bioverify.store.sqlite_store import SqliteTemplateStore
+from tests.store.test_erasure import files_of, traces, unit
+
+KEY = bytes(range(32))
+OTHER_KEY = bytes(range(32, 64))
+ALICE = BlobPlace("bank", "alice", "face", "vector")
+PLAIN = np.array([0.6, -0.8], np.float32).tobytes()
+# Sealed by the first version of this format: stored templates must open in later versions.
+GOLDEN = bytes.fromhex(
+    "ffffff7f4256533186cb1889cf616ab3dae7aae63c3e8c552912e9d8f82056afef9fa396f3a2de287c7fbe"
+    "29e94262f1ff1aeb04"
+)
+
+
+# -- the sealer --------------------------------------------------------------------------------
+def test_a_blob_sealed_by_the_first_version_opens() -> None:
+    assert key_id(KEY).hex() == "86cb1889cf616ab3"
+    assert GOLDEN.startswith(SEALED_PREFIX + key_id(KEY))
+    assert AesGcmSealer([KEY]).open(GOLDEN, ALICE) == PLAIN
+
+
+def test_sealing_round_trips_with_a_fresh_nonce_each_time() -> None:
+    sealer = AesGcmSealer([KEY])
+    first, second = sealer.seal(PLAIN, ALICE), sealer.seal(PLAIN, ALICE)
+    assert first != second  # random nonces: equal templates do not look equal
+    assert len(first) == len(PLAIN) + len(SEALED_PREFIX) + 8 + 12 + 16
+    assert PLAIN not in first
+    assert sealer.open(first, ALICE) == sealer.open(second, ALICE) == PLAIN
+
+
+def test_no_plain_embedding_blob_begins_like_a_sealed_one() -> None:
+    assert np.isnan(np.frombuffer(SEALED_PREFIX[:4], np.float32)[0])
+
+
+@pytest.mark.parametrize(
+    "elsewhere",
+    [
+        BlobPlace("bank", "mallory", "face", "vector"),  # another subject
+        BlobPlace("other-bank", "alice", "face", "vector"),  # another tenant
+        BlobPlace("bank", "alice", "voice", "vector"),  # another modality
+        BlobPlace("bank", "alice", "face", "samples"),  # another column
+        BlobPlace("bank", "alic", "eface", "vector"),  # the same characters, split elsewhere
+    ],
+)
+def test_a_sealed_blob_opens_only_where_it_was_stored(elsewhere: BlobPlace) -> None:
+    sealer = AesGcmSealer([KEY])
+    with pytest.raises(TemplateUnreadable, match="failed its integrity check"):
+        sealer.open(sealer.seal(PLAIN, ALICE), elsewhere)
+
+
+@pytest.mark.parametrize(
+    "alter",
+    [
+        lambda b: b[:-1] + bytes([b[-1] ^ 1]),  # the tag
+        lambda b: b[:40] + bytes([b[40] ^ 0x80]) + b[41:],  # the ciphertext
+        lambda b: b[:20] + bytes([b[20] ^ 1]) + b[21:],  # the nonce
+        lambda b: b[:30],  # cut short
+        lambda b: b[:10],  # shorter than a header
+    ],
+)
+def test_an_altered_blob_is_refused(alter: Callable[[bytes], bytes]) -> None:
+    sealer = AesGcmSealer([KEY])
+    with pytest.raises(TemplateUnreadable, match="integrity check"):
+        sealer.open(alter(sealer.seal(PLAIN, ALICE)), ALICE)
+
+
+def test_rotation_seals_with_the_first_key_and_opens_with_every_key() -> None:
+    old = AesGcmSealer([KEY]).seal(PLAIN, ALICE)
+    rotated = AesGcmSealer([OTHER_KEY, KEY])
+    assert rotated.open(old, ALICE) == PLAIN
+    new = rotated.seal(PLAIN, ALICE)
+    assert new.startswith(SEALED_PREFIX + key_id(OTHER_KEY))
+    assert AesGcmSealer([OTHER_KEY]).open(new, ALICE) == PLAIN
+    with pytest.raises(TemplateUnreadable, match="key this service does not hold"):
+        AesGcmSealer([OTHER_KEY]).open(old, ALICE)
+
+
+def test_plain_blobs_are_read_only_while_migrating() -> None:
+    assert NO_SEALING.seal(PLAIN, ALICE) == PLAIN
+    assert NO_SEALING.open(PLAIN, ALICE) == PLAIN
+    assert AesGcmSealer([KEY], allow_unsealed=True).open(PLAIN, ALICE) == PLAIN
+    with pytest.raises(TemplateUnreadable, match="stored unencrypted"):
+        AesGcmSealer([KEY]).open(PLAIN, ALICE)
+    with pytest.raises(TemplateUnreadable, match="holds no template key"):
+        NO_SEALING.open(AesGcmSealer([KEY]).seal(PLAIN, ALICE), ALICE)
+
+
+def test_key_files(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    path = tmp_path / "template.keys"
+    path.write_text(f"# rotated 2026-12\n{OTHER_KEY.hex()}\n\n{KEY.hex().upper()}  # old\n")
+    path.chmod(0o600)
+    assert read_template_keys(path) == [OTHER_KEY, KEY]
+    assert "other users" not in caplog.text
+    path.chmod(0o640)
+    with caplog.at_level(logging.WARNING):
+        read_template_keys(path)
+    assert "can be read by other users" in caplog.text
+    assert KEY.hex() not in caplog.text.lower() and OTHER_KEY.hex() not in caplog.text.lower()
+    for text, problem in [
+        ("", "holds no key"),
+        ("# none\n", "holds no key"),
+        (f"{KEY.hex()}\n{KEY.hex()[:-2]}\n", "line 2 .* is not a key"),
+        ("not-hex-" * 8, "line 1 .* is not a key"),
+    ]:
+        path.write_text(text)
+        with pytest.raises(ConfigurationError, match=problem):
+            read_template_keys(path)
+    with pytest.raises(ConfigurationError, match="cannot read the template key file"):
+        read_template_keys(tmp_path / "missing.keys")
+
+
+# -- the stores --------------------------------------------------------------------------------
+StoreOpener = Callable[[BlobSealer], TemplateStore]
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def open_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StoreOpener]:
+    """Opens the one store of this test (a file, or a real Redis) with a given sealer."""
+    opened: list[TemplateStore] = []
+
+    def opener(sealer: BlobSealer) -> TemplateStore:
+        store: TemplateStore
+        if request.param == "redis":
+            store = RedisTemplateStore(request.getfixturevalue("redis_url"), sealer=sealer)
+        else:
+            store = SqliteTemplateStore(tmp_path / "t.sqlite3", sealer=sealer)
+        opened.append(store)
+        return store
+
+    yield opener
+    for store in opened:
+        store.close()
+
+
+def raw_bytes(store: TemplateStore, tmp_path: Path) -> bytes:
+    """Every byte the store keeps: the SQLite files, or every Redis value."""
+    if isinstance(store, SqliteTemplateStore):
+        return files_of(tmp_path / "t.sqlite3")
+    assert isinstance(store, RedisTemplateStore)
+    client = store._redis
+    out = bytearray()
+    for key in client.scan_iter():
+        if client.type(key) == b"hash":
+            for value in client.hgetall(key).values():
+                out += value if isinstance(value, bytes) else value.encode()
+    return bytes(out)
+
+
+def move_template(store: TemplateStore, tmp_path: Path, source: str, target: str) -> None:
+    """Copy ``source``'s sealed face blobs onto ``target``'s row, behind the store's back."""
+    if isinstance(store, SqliteTemplateStore):
+        with sqlite3.connect(tmp_path / "t.sqlite3") as db:
+            vector, samples = db.execute(
+                "SELECT vector, samples FROM templates WHERE subject_id=?", (source,)
+            ).fetchone()
+            db.execute(
+                "UPDATE templates SET vector=?, samples=? WHERE subject_id=?",
+                (vector, samples, target),
+            )
+        return
+    assert isinstance(store, RedisTemplateStore)
+    client: redis.Redis = store._redis
+    src = store._template_key("bank", source, "face")
+    vector, samples = client.hmget(src, ["vec", "samples"])
+    assert isinstance(vector, bytes) and isinstance(samples, bytes)
+    client.hset(
+        store._template_key("bank", target, "face"), mapping={"vec": vector, "samples": samples}
+    )
+
+
+def enrol(
+    store: TemplateStore, subject_id: str, samples: np.ndarray, modality: str = "face"
+) -> Template:
+    return store.save(
+        TemplateWrite(
+            "bank",
+            subject_id,
+            modality,
+            "m",
+            samples,
+            sample_ids=[f"{subject_id}-{i}" for i in range(len(samples))],
+            extra={"speech_s": 1.5},
+        )
+    )
+
+
+def same_template(a: Template, b: Template) -> bool:
+    return (
+        np.array_equal(a.samples, b.samples)
+        and np.array_equal(a.vector, b.vector)
+        and a.sample_ids == b.sample_ids
+        and dict(a.extra) == dict(b.extra)
+        and a.created_at == b.created_at
+    )
+
+
+def test_a_sealing_store_keeps_no_embedding_in_the_clear(
+    open_store: StoreOpener, tmp_path: Path
+) -> None:
+    rng = np.random.default_rng(7)
+    store = open_store(AesGcmSealer([KEY]))
+    first, second = unit(rng, 2, 512), unit(rng, 1, 512)
+    enrol(store, "alice", first)
+    extended = store.save(TemplateWrite("bank", "alice", "face", "m", second))  # reads, seals
+    assert np.array_equal(extended.samples, np.concatenate([first, second]))
+    stored = store.get_template("bank", "alice", "face")
+    assert same_template(stored, extended)
+    assert [t.subject_id for t in store.iter_templates("face")] == ["alice"]
+    assert traces(raw_bytes(store, tmp_path), stored.samples, stored.vector) == 0
+    plain_store = open_store(NO_SEALING)  # the test can see embeddings stored in the clear
+    enrol(plain_store, "bob", second)
+    bob = plain_store.get_template("bank", "bob", "face")
+    assert traces(raw_bytes(plain_store, tmp_path), bob.samples, bob.vector) > 0.9
+
+
+def test_a_template_moved_onto_another_subject_is_refused(
+    open_store: StoreOpener, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    rng = np.random.default_rng(8)
+    store = open_store(AesGcmSealer([KEY]))
+    enrol(store, "alice", unit(rng, 2, 128))
+    enrol(store, "mallory", unit(rng, 2, 128))
+    move_template(store, tmp_path, "alice", "mallory")  # mallory would verify as alice
+    with pytest.raises(TemplateUnreadable, match=r"'mallory'.*failed its integrity check"):
+        store.get_template("bank", "mallory", "face")
+    with pytest.raises(TemplateUnreadable):  # nor is it extended
+        store.save(TemplateWrite("bank", "mallory", "face", "m", unit(rng, 1, 128)))
+    with caplog.at_level(logging.ERROR):  # a scan leaves it out and says so
+        assert [t.subject_id for t in store.iter_templates("face")] == ["alice"]
+    assert "'mallory'" in caplog.text and "left out" in caplog.text
+    store.save(TemplateWrite("bank", "mallory", "face", "m", unit(rng, 1, 128), replace=True))
+    assert store.get_template("bank", "mallory", "face").sample_count == 1
+    assert store.delete_subject("bank", "mallory") == 1
+
+
+def test_a_sealed_store_is_unreadable_without_its_key(open_store: StoreOpener) -> None:
+    rng = np.random.default_rng(9)
+    enrol(open_store(AesGcmSealer([KEY])), "alice", unit(rng, 2, 128))
+    with pytest.raises(TemplateUnreadable, match="holds no template key"):
+        open_store(NO_SEALING).get_template("bank", "alice", "face")
+    with pytest.raises(TemplateUnreadable, match="key this service does not hold"):
+        open_store(AesGcmSealer([OTHER_KEY])).get_template("bank", "alice", "face")
+
+
+def test_resealing_moves_a_plain_store_to_sealed_and_rotates_keys(
+    open_store: StoreOpener, tmp_path: Path
+) -> None:
+    rng = np.random.default_rng(10)
+    plain = open_store(NO_SEALING)
+    before = {
+        "alice": enrol(plain, "alice", unit(rng, 3, 512)),
+        "bob": enrol(plain, "bob", unit(rng, 2, 512)),
+        "alice-voice": enrol(plain, "alice", unit(rng, 2, 192), "voice"),
+    }
+    with pytest.raises(TemplateUnreadable, match="stored unencrypted"):
+        open_store(AesGcmSealer([KEY])).get_template("bank", "alice", "face")
+
+    migrating = open_store(AesGcmSealer([KEY], allow_unsealed=True))
+    report = reseal_templates(migrating)
+    assert report.sealed == {"face": 2, "voice": 1} and report.gone == 0
+    if isinstance(migrating, SqliteTemplateStore):
+        migrating.erase_replaced()
+    sealed = open_store(AesGcmSealer([KEY]))  # plain templates are no longer accepted
+    after = {
+        "alice": sealed.get_template("bank", "alice", "face"),
+        "bob": sealed.get_template("bank", "bob", "face"),
+        "alice-voice": sealed.get_template("bank", "alice", "voice"),
+    }
+    raw = raw_bytes(sealed, tmp_path)
+    for name, template in before.items():
+        assert same_template(after[name], template), name
+        assert after[name].revision > template.revision  # galleries re-read it
+        assert traces(raw, template.samples, template.vector) == 0, name
+
+    assert reseal_templates(open_store(AesGcmSealer([OTHER_KEY, KEY]))).sealed["face"] == 2
+    rotated = open_store(AesGcmSealer([OTHER_KEY]))  # the old key is no longer needed
+    for name, template in before.items():
+        modality = "voice" if name.endswith("voice") else "face"
+        again = rotated.get_template("bank", name.removesuffix("-voice"), modality)
+        assert same_template(again, template), name
