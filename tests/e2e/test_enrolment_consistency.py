@@ -13,6 +13,7 @@ from bioverify.client_requests import audio
 from bioverify.v1 import common_pb2
 from tests.conftest import DATA, custom_service, lfw
 from tests.e2e.store_faults import raced_stores, same_person, slow_stores, someone_else
+from tests.redis_server import RedisServer
 
 AUDIO = DATA / "speaker" / "audio"
 
@@ -113,31 +114,56 @@ def test_enrolments_racing_on_one_subject_are_each_checked_against_the_other(
             assert reply.template.sample_count == stored.sample_count
 
 
+def enrol_together(clients: tuple[BioverifyClient, BioverifyClient]) -> dict[str, str]:
+    """Two enrolments of one person under two ids at once, one through each client, refusing
+    duplicates: each id's outcome, "OK" or the status code's name."""
+    photos = [lfw("Roger_Federer", 8).read_bytes()], [lfw("Roger_Federer", 9).read_bytes()]
+    outcomes: dict[str, str] = {}
+
+    def enroll(client: BioverifyClient, subject: str, images: list[bytes]) -> None:
+        try:
+            client.enroll_face(subject, images, refuse_duplicates=True)
+            outcomes[subject] = "OK"
+        except BioverifyClientError as exc:
+            outcomes[subject] = exc.code.name
+
+    threads = [
+        threading.Thread(target=enroll, args=(client, f"federer-{n}", images))
+        for n, (client, images) in enumerate(zip(clients, photos, strict=True))
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    return outcomes
+
+
 def test_one_face_enrolled_under_two_ids_at_once_is_refused_once(
     tmp_path: Path, models_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """With duplicate_action=DUPLICATE_REFUSE, two enrolments of one person under two ids
     arriving together (each write slow, so both would search before either wrote) are taken
     in turn: one is written, the other finds it and is refused (ALREADY_EXISTS)."""
-    photos = [lfw("Roger_Federer", 8).read_bytes()], [lfw("Roger_Federer", 9).read_bytes()]
     with slow_stores(monkeypatch), custom_service(tmp_path, models_dir) as client:
-        outcomes: dict[str, str] = {}
-
-        def enroll(subject: str, images: list[bytes]) -> None:
-            try:
-                client.enroll_face(subject, images, refuse_duplicates=True)
-                outcomes[subject] = "OK"
-            except BioverifyClientError as exc:
-                outcomes[subject] = exc.code.name
-
-        threads = [
-            threading.Thread(target=enroll, args=(f"federer-{n}", images))
-            for n, images in enumerate(photos)
-        ]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(120)
+        outcomes = enrol_together((client, client))
         assert sorted(outcomes.values()) == ["ALREADY_EXISTS", "OK"], outcomes
         listed = [s.subject_id for s in client.list_subjects().subjects]
+        assert len(listed) == 1 and outcomes[listed[0]] == "OK"
+
+
+def test_one_face_enrolled_under_two_ids_on_two_replicas_at_once_is_refused_once(
+    tmp_path: Path, models_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same through two replicas of one Redis store: their enrolments of a tenant take
+    turns held in Redis, and each catches its gallery up before searching, so the second
+    finds the first's write even before its follower has applied it."""
+    with (
+        RedisServer(tmp_path / "redis") as redis_server,
+        slow_stores(monkeypatch),
+        custom_service(tmp_path / "a", models_dir, store="redis", redis_url=redis_server.url) as a,
+        custom_service(tmp_path / "b", models_dir, store="redis", redis_url=redis_server.url) as b,
+    ):
+        outcomes = enrol_together((a, b))
+        assert sorted(outcomes.values()) == ["ALREADY_EXISTS", "OK"], outcomes
+        listed = [s.subject_id for s in b.list_subjects().subjects]
         assert len(listed) == 1 and outcomes[listed[0]] == "OK"

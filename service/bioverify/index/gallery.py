@@ -50,7 +50,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -64,6 +64,7 @@ from bioverify.fileio import fsync_dir
 from bioverify.index.faiss_ann import FastScanIndex
 from bioverify.index.faiss_exact import ExactIndex
 from bioverify.index.ports import Ids, VectorIndex, Vectors, as_vectors
+from bioverify.index.turns import ProcessTurns, Turns
 from bioverify.store.ports import Change, FeedPosition, TemplateStore
 
 logger = logging.getLogger(__name__)
@@ -158,6 +159,7 @@ class Gallery:
         ann_factory: AnnFactory = default_ann,
         search_threads: int | None = 1,
         change_batch: int = 10_000,
+        turns: Turns | None = None,
     ) -> None:
         """``search_threads`` sets FAISS's OpenMP threads in each searching thread (None: leave
         as is); one query per thread measured faster and steadier than two on 2 cores."""
@@ -180,19 +182,15 @@ class Gallery:
         self._snapshot_dirs: set[Path] = set()  # hold a snapshot of what the gallery holds
         self._stale_snapshots: set[Path] = set()  # hold one that may keep a dropped subject
         self._ready = False  # built from the store (rebuild, or restore done): searchable
-        self._enrolling: dict[str, threading.Lock] = {}  # per tenant (``enrolment_turn``)
-        self._enrolling_guard = threading.Lock()
+        self._turns = turns if turns is not None else ProcessTurns()
 
-    @contextmanager
-    def enrolment_turn(self, tenant: str) -> Iterator[None]:
+    def enrolment_turn(self, tenant: str) -> AbstractContextManager[None]:
         """Held by an enrolment that searches this tenant for duplicates and then writes: one
-        at a time per tenant in this process, so two enrolments of one person under two ids
+        at a time per tenant and modality, so two enrolments of one person under two ids
         arriving together cannot both find the other absent (each writes, and catches the
-        gallery up, before the next searches). Other replicas are not held."""
-        with self._enrolling_guard:
-            lock = self._enrolling.setdefault(tenant, threading.Lock())
-        with lock:
-            yield
+        gallery up, before the next catches up and searches). Held in this process, or across
+        replicas with turns shared through their store (``RedisTurns``)."""
+        return self._turns.turn(f"enrolment:{self.modality}:{tenant}")
 
     # -- reads --------------------------------------------------------------------------------
     @property

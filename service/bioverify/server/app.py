@@ -27,6 +27,7 @@ from bioverify.face.ports import DetectedFace
 from bioverify.face.quality import DEFAULT_THRESHOLDS, QualityThresholds
 from bioverify.face.registry import build_detector, build_embedder
 from bioverify.index.gallery import Gallery, GalleryFollower, remove_snapshots_in
+from bioverify.index.turns import Turns
 from bioverify.liveness.av_sync import AvSyncChecker
 from bioverify.liveness.challenge import ALL_ACTIONS, POSE_ACTIONS, ChallengeIssuer
 from bioverify.liveness.challenges_memory import InMemoryChallenges
@@ -302,9 +303,15 @@ def build_liveness_gate(settings: Settings, packs: dict[str, PackManifest]) -> L
     )
 
 
-def build_gallery(settings: Settings, modality: str, pack: PackManifest) -> Gallery:
+def build_gallery(
+    settings: Settings, modality: str, pack: PackManifest, turns: Turns | None = None
+) -> Gallery:
     return Gallery(
-        modality, pack.template_model, pack.embedding_dim, exact_max=settings.gallery_exact_max
+        modality,
+        pack.template_model,
+        pack.embedding_dim,
+        exact_max=settings.gallery_exact_max,
+        turns=turns,
     )
 
 
@@ -482,7 +489,8 @@ def build(settings: Settings) -> Application:
     challenges = build_challenges(settings)
     sample_ids = sample_id_key(settings)
     pool = InferencePool(settings.inference_workers, max_queue=settings.max_concurrent_rpcs * 2)
-    face_gallery = build_gallery(settings, "face", face_pack)
+    turns = store.turns()
+    face_gallery = build_gallery(settings, "face", face_pack, turns)
     checking_packs = liveness_packs(settings)
     liveness = build_liveness_gate(settings, checking_packs)
     voice_pack = choose_voice_pack(settings)
@@ -526,7 +534,7 @@ def build(settings: Settings) -> Application:
         sample_id_key=sample_ids,
         identify_target_fpir=settings.identify_target_fpir,
     )
-    voice_gallery = build_gallery(settings, "voice", voice_pack) if voice_pack else None
+    voice_gallery = build_gallery(settings, "voice", voice_pack, turns) if voice_pack else None
     voices = (
         VoiceVerification(
             voice_pipeline,

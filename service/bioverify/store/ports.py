@@ -27,6 +27,7 @@ import numpy as np
 import numpy.typing as npt
 
 from bioverify.errors import InvalidInput, ModelMismatch, TemplateChanged
+from bioverify.index.turns import Turns
 from bioverify.scoring import mean_template
 
 Vector = npt.NDArray[np.float32]
@@ -232,6 +233,11 @@ class TemplateStore(Protocol):
 
     def ping(self) -> None:
         """Raises Unavailable when the backing store cannot be reached."""
+        ...
+
+    def turns(self) -> Turns:
+        """Turns among everyone who writes through this store as the service does: every
+        replica sharing it (Redis), or the threads of this process (SQLite)."""
         ...
 
     def close(self) -> None: ...

@@ -61,6 +61,7 @@ from bioverify.store.ports import (
     utc_now,
 )
 from bioverify.store.redis_connection import CREDENTIALS_REFUSED, RedisErrors, connect, key_part
+from bioverify.store.redis_turns import RedisTurns
 from bioverify.store.sealing import NO_SEALING, BlobPlace, BlobSealer, unless_unreadable
 
 logger = logging.getLogger(__name__)
@@ -230,6 +231,10 @@ class RedisTemplateStore:
         self._position = self._redis.register_script(_POSITION_LUA)
         self._errors = RedisErrors(STORE_NAME, logger)
         self._translate = self._errors.translate
+
+    def turns(self) -> RedisTurns:
+        """Turns shared by every replica of this store, on its connection."""
+        return RedisTurns(self._redis, key_prefix=self._p)
 
     # -- keys -------------------------------------------------------------------------------
     def _subject_key(self, tenant: str, subject_id: str) -> str:

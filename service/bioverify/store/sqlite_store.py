@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from bioverify.errors import ConfigurationError, NotEnrolled, Unavailable
+from bioverify.index.turns import ProcessTurns
 from bioverify.store.ports import (
     DEFAULT_CHANGE_RETENTION,
     Change,
@@ -113,6 +114,7 @@ class SqliteTemplateStore:
         if change_retention < 1:
             raise ConfigurationError("the change retention must be positive")
         self._sealer = sealer
+        self._turns = ProcessTurns()
         path.parent.mkdir(parents=True, exist_ok=True)
         self._path = path
         self._retention = change_retention
@@ -134,6 +136,10 @@ class SqliteTemplateStore:
             self._ensure_epoch()
         except sqlite3.Error as exc:
             raise Unavailable(f"cannot open the template database at {path}: {exc}") from exc
+
+    def turns(self) -> ProcessTurns:
+        """This process's: another process writing the same file does not take them."""
+        return self._turns
 
     # -- writes -----------------------------------------------------------------------------
     def save(self, write: TemplateWrite) -> Template:

@@ -236,9 +236,11 @@ def save_enrollment(
                 stored = {}
             check_metadata_entries(write, stored.keys())
         return None, duplicates
-    # The search and the write take the tenant's turn: no other enrolment of the tenant in
-    # this process writes between them (see Gallery.enrolment_turn).
+    # The search and the write take the tenant's turn: no other enrolment of the tenant
+    # writes between them (see Gallery.enrolment_turn). The gallery first catches up with
+    # what others wrote in their turns (on other replicas, its follower may not have yet).
     with gallery.enrolment_turn(write.tenant):
+        gallery.catch_up(store)
         duplicates = search(refuse=refuse_duplicates)
         template = store.save(write)
         gallery.catch_up(store)  # this replica sees its own write at once
