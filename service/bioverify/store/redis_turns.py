@@ -42,7 +42,7 @@ class RedisTurns:
         *,
         key_prefix: str = "bioverify:",
         hold_s: float = 30.0,
-        wait_s: float = 30.0,
+        wait_s: float = 35.0,
     ) -> None:
         self._redis = client
         self._p = key_prefix
@@ -60,8 +60,18 @@ class RedisTurns:
             try:
                 yield
             finally:
-                with self._errors.translate():
-                    self._release(keys=[key], args=[token])
+                self._free(key, token)
+
+    def _free(self, key: str, token: str) -> None:
+        """Release the turn; when Redis cannot be reached, it frees itself after its hold
+        time, and the holder's work (done by now) does not fail for it."""
+        try:
+            with self._errors.translate():
+                self._release(keys=[key], args=[token])
+        except Unavailable:
+            logger.warning(
+                "could not free an enrolment turn; it frees itself in %d ms", self._hold_ms
+            )
 
     def _take(self, key: str, token: str) -> None:
         deadline = time.monotonic() + self._wait_s
