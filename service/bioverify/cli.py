@@ -107,7 +107,8 @@ def main(argv: list[str] | None = None) -> int:
             return seal_templates(settings)
         return serve(settings, args.port_file)
     except BioverifyError as exc:
-        print(f"bioverify: cannot {args.command}: {exc}", file=sys.stderr)
+        doing = "start" if args.command == "serve" else args.command
+        print(f"bioverify: cannot {doing}: {exc}", file=sys.stderr)
         return 2
 
 
