@@ -119,6 +119,9 @@ class Settings:
     inference_workers: int = 2
     onnx_threads: int = 1
     max_concurrent_rpcs: int = 64
+    # Of those, the most one API token has in progress (0: no own cap); one more is refused at
+    # once (RESOURCE_EXHAUSTED, OVERLOADED)
+    max_concurrent_rpcs_per_token: int = 0
     rpc_threads: int = 64
     # VerifyVoiceStream calls at once (each holds an RPC thread for the whole call); 0: half
     # of the smaller of rpc_threads and max_concurrent_rpcs (see ``live_call_limit``)
@@ -259,6 +262,10 @@ class Settings:
             )
         if self.max_live_calls < 0:
             raise ConfigurationError("max_live_calls must not be negative (0: automatic)")
+        if self.max_concurrent_rpcs_per_token < 0:
+            raise ConfigurationError(
+                "max_concurrent_rpcs_per_token must not be negative (0: no cap per token)"
+            )
         if self.max_live_calls_per_tenant < 0:
             raise ConfigurationError(
                 "max_live_calls_per_tenant must not be negative (0: no cap per tenant)"

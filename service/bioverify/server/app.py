@@ -52,6 +52,7 @@ from bioverify.server.request_reads import RequestReads
 from bioverify.server.sample_id_key import sample_id_key
 from bioverify.server.status import ErrorMappingInterceptor
 from bioverify.server.subjects_servicer import SubjectServicer
+from bioverify.server.token_calls import CallsPerToken
 from bioverify.server.unimplemented import unimplemented_servicer
 from bioverify.server.voice_servicer import VoiceServicer
 from bioverify.settings import Settings
@@ -572,7 +573,8 @@ def build(settings: Settings) -> Application:
     # The first is outermost: the error mapping answers what the token check raises (a
     # request naming a tenant its token may not act on) and logs refused calls too.
     request_reads = RequestReads(settings.request_read_timeout_s)
-    interceptors: list[grpc.ServerInterceptor] = [ErrorMappingInterceptor(request_reads)]
+    calls = CallsPerToken(settings.max_concurrent_rpcs_per_token)
+    interceptors: list[grpc.ServerInterceptor] = [ErrorMappingInterceptor(request_reads, calls)]
     if settings.auth_tokens_file:
         interceptors.append(TokenAuthInterceptor(load_tokens(Path(settings.auth_tokens_file))))
     server = grpc.server(

@@ -26,7 +26,7 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +43,14 @@ OPEN_PREFIXES = ("/grpc.health.v1.Health/",)
 
 def token_digest(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def bearer_digest(metadata: Iterable[Any] | None) -> str | None:
+    """The digest of the call's ``authorization: Bearer`` token; None when it sent none."""
+    for key, value in metadata or ():
+        if key == "authorization" and isinstance(value, str) and value.startswith("Bearer "):
+            return token_digest(value[len("Bearer ") :].strip())
+    return None
 
 
 def load_tokens(path: Path) -> dict[str, TenantScope]:
@@ -149,15 +157,14 @@ class TokenAuthInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
 
     def _scope(self, metadata: tuple[Any, ...] | None) -> TenantScope | None:
         """The calling token's scope; None when it sent no valid token."""
-        for key, value in metadata or ():
-            if key == "authorization" and isinstance(value, str) and value.startswith("Bearer "):
-                digest = token_digest(value[len("Bearer ") :].strip())
-                found = None
-                for known, scope in self._tokens.items():  # no early exit: constant time
-                    if hmac.compare_digest(digest, known):
-                        found = scope
-                return found
-        return None
+        digest = bearer_digest(metadata)
+        if digest is None:
+            return None
+        found = None
+        for known, scope in self._tokens.items():  # no early exit: constant time
+            if hmac.compare_digest(digest, known):
+                found = scope
+        return found
 
     def intercept_service(
         self,

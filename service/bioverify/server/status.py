@@ -14,6 +14,7 @@ import grpc
 
 from bioverify import errors
 from bioverify.server.request_reads import RequestReads
+from bioverify.server.token_calls import CallsPerToken
 
 logger = logging.getLogger("bioverify.rpc")
 
@@ -81,10 +82,12 @@ def _log(
 
 
 class ErrorMappingInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
-    def __init__(self, reads: RequestReads) -> None:
+    def __init__(self, reads: RequestReads, calls: CallsPerToken | None = None) -> None:
         """Unary calls are served as request streams whose one message the handler reads
-        under ``reads``' time limit (see ``request_reads``)."""
+        under ``reads``' time limit (see ``request_reads``). Every call is admitted by
+        ``calls`` (none: no limit per token) before anything else."""
         self._reads = reads
+        self._calls = calls if calls is not None else CallsPerToken(0)
 
     def intercept_service(
         self,
@@ -99,19 +102,19 @@ class ErrorMappingInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
             return handler  # probed every few seconds: not logged, raises nothing of ours
         if handler.unary_unary is not None:
             return grpc.stream_unary_rpc_method_handler(
-                _wrap_unary(handler.unary_unary, method, self._reads),
+                _wrap_unary(handler.unary_unary, method, self._calls, self._reads),
                 request_deserializer=handler.request_deserializer,
                 response_serializer=handler.response_serializer,
             )
         if handler.stream_unary is not None:  # e.g. a call refused before its message
             return grpc.stream_unary_rpc_method_handler(
-                _wrap_unary(handler.stream_unary, method),
+                _wrap_unary(handler.stream_unary, method, self._calls),
                 request_deserializer=handler.request_deserializer,
                 response_serializer=handler.response_serializer,
             )
         if handler.stream_stream is not None:
             return grpc.stream_stream_rpc_method_handler(
-                _wrap_stream(handler.stream_stream, method),
+                _wrap_stream(handler.stream_stream, method, self._calls),
                 request_deserializer=handler.request_deserializer,
                 response_serializer=handler.response_serializer,
             )
@@ -119,11 +122,15 @@ class ErrorMappingInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
 
 
 def _wrap_unary(
-    fn: Callable[[Any, grpc.ServicerContext], Any], method: str, reads: RequestReads | None = None
+    fn: Callable[[Any, grpc.ServicerContext], Any],
+    method: str,
+    calls: CallsPerToken,
+    reads: RequestReads | None = None,
 ) -> Callable[..., Any]:
-    """``fn`` with its errors mapped and its call logged. With ``reads``, the call is served
-    as a request stream and its one message is read here, within ``reads``' time limit;
-    without, ``fn`` takes what gRPC gives (a request, or the stream of a refused call)."""
+    """``fn`` admitted by ``calls``, with its errors mapped and its call logged. With
+    ``reads``, the call is served as a request stream and its one message is read here,
+    within ``reads``' time limit; without, ``fn`` takes what gRPC gives (a request, or the
+    stream of a refused call)."""
 
     def wrapper(received: Any, context: grpc.ServicerContext) -> Any:
         rid = _request_id(context)
@@ -131,8 +138,9 @@ def _wrap_unary(
         logged = True
         ended = ""
         try:
-            request = received if reads is None else _read_request(received, context, reads)
-            return fn(request, context)
+            with calls.admitted(context):
+                request = received if reads is None else _read_request(received, context, reads)
+                return fn(request, context)
         except Exception as exc:
             if _is_abort(exc):
                 raise
@@ -159,7 +167,9 @@ def _read_request(
 
 
 def _wrap_stream(
-    fn: Callable[[Iterator[Any], grpc.ServicerContext], Iterator[Any]], method: str
+    fn: Callable[[Iterator[Any], grpc.ServicerContext], Iterator[Any]],
+    method: str,
+    calls: CallsPerToken,
 ) -> Callable[..., Iterator[Any]]:
     def wrapper(requests: Iterator[Any], context: grpc.ServicerContext) -> Iterator[Any]:
         rid = _request_id(context)
@@ -167,7 +177,8 @@ def _wrap_stream(
         ended = ""  # how the client ended the call, when it did
         logged = True
         try:
-            yield from fn(requests, context)
+            with calls.admitted(context):
+                yield from fn(requests, context)
         except GeneratorExit:
             # gRPC closes the handler when the call ends while it works on a message.
             ended = _ended_by_client(context)

@@ -1,0 +1,57 @@
+"""Calls in progress per API token (``MAX_CONCURRENT_RPCS_PER_TOKEN``): one client, or one
+leaked token, cannot take every one of the service's ``MAX_CONCURRENT_RPCS`` slots, whatever
+its calls do (heavy enrolments, live calls before their config, messages never sent). A call
+counts from when its handler starts, before its message is read, until it ends; one more is
+refused at once with RESOURCE_EXHAUSTED (``OVERLOADED``)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import grpc
+
+from bioverify.errors import Overloaded
+from bioverify.server.auth import bearer_digest
+
+
+class CallsPerToken:
+    """At most ``limit`` calls in progress per token (0: no limit). Calls without a token are
+    not counted: the token check refuses them before they do any work."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._lock = threading.Lock()
+        self._calls: dict[str, int] = {}  # per token digest, only while above 0
+
+    @contextmanager
+    def admitted(self, context: grpc.ServicerContext) -> Iterator[None]:
+        """Held for the whole call; Overloaded (before anything is read) when the call's
+        token already has ``limit`` calls in progress."""
+        digest = bearer_digest(context.invocation_metadata()) if self._limit > 0 else None
+        if digest is None:
+            yield
+            return
+        with self._lock:
+            held = self._calls.get(digest, 0)
+            if held >= self._limit:
+                raise Overloaded(
+                    f"this API token already has {held} calls in progress, the most it may "
+                    "have at once; retry when one has ended"
+                )
+            self._calls[digest] = held + 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                left = self._calls[digest] - 1
+                if left:
+                    self._calls[digest] = left
+                else:
+                    del self._calls[digest]
+
+    def in_progress(self) -> int:
+        """Calls counted now, all tokens together."""
+        with self._lock:
+            return sum(self._calls.values())
