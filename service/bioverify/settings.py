@@ -46,6 +46,9 @@ class Settings:
     tls_key_file: str = ""
     tls_client_ca_file: str = ""  # PEM; when set, clients must present a certificate (mTLS)
     auth_tokens_file: str = ""  # SHA-256 digests of accepted API tokens (and their tenants)
+    # One JSON line per enrol/verify/identify/liveness/subject call: who, about whom, when,
+    # the outcome; never samples or scores (see bioverify.server.audit). Empty: none
+    audit_log_file: str = ""
     # Storage
     data_dir: Path = Path("bioverify-data")
     store: str = "sqlite"

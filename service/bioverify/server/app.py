@@ -37,6 +37,7 @@ from bioverify.liveness.ports import PendingChallenges
 from bioverify.liveness.shape68 import load_face_shape
 from bioverify.packs import PackCatalog, PackManifest, ensure_verified
 from bioverify.server import convert
+from bioverify.server.audit import AuditTrail, NoAudit, open_audit_trail
 from bioverify.server.auth import TokenAuthInterceptor, load_tokens, server_credentials
 from bioverify.server.exposure import (
     exposure_warnings,
@@ -351,6 +352,7 @@ class Application:
     galleries: tuple[Gallery, ...] = ()
     live_calls: LiveCalls | None = None
     request_reads: RequestReads | None = None
+    audit: AuditTrail = field(default_factory=NoAudit)
     port: int = 0
     _followers: list[GalleryFollower] = field(default_factory=list)
     _stopped: threading.Event = field(default_factory=threading.Event)
@@ -451,6 +453,7 @@ class Application:
         self.pool.shutdown()
         self.store.close()
         self.challenges.close()
+        self.audit.close()
 
     def _snapshot_dir(self, gallery: Gallery) -> Path | None:
         """None when snapshots are off, and when templates are encrypted: a snapshot would
@@ -574,7 +577,10 @@ def build(settings: Settings) -> Application:
     # request naming a tenant its token may not act on) and logs refused calls too.
     request_reads = RequestReads(settings.request_read_timeout_s)
     calls = CallsPerToken(settings.max_concurrent_rpcs_per_token)
-    interceptors: list[grpc.ServerInterceptor] = [ErrorMappingInterceptor(request_reads, calls)]
+    audit = open_audit_trail(settings.audit_log_file)
+    interceptors: list[grpc.ServerInterceptor] = [
+        ErrorMappingInterceptor(request_reads, calls, audit)
+    ]
     if settings.auth_tokens_file:
         interceptors.append(TokenAuthInterceptor(load_tokens(Path(settings.auth_tokens_file))))
     server = grpc.server(
@@ -644,6 +650,7 @@ def build(settings: Settings) -> Application:
     if port == 0:
         store.close()
         challenges.close()
+        audit.close()
         raise ConfigurationError(
             f"cannot listen on {address}: the port is in use or the address is not this host's"
         )
@@ -661,6 +668,7 @@ def build(settings: Settings) -> Application:
         galleries=galleries,
         live_calls=live_calls,
         request_reads=request_reads,
+        audit=audit,
         port=port,
     )
 

@@ -13,6 +13,8 @@ from typing import Any
 import grpc
 
 from bioverify import errors
+from bioverify.server.audit import AuditTrail, CallRecord, NoAudit, audited, token_id
+from bioverify.server.auth import bearer_digest
 from bioverify.server.request_reads import RequestReads
 from bioverify.server.token_calls import CallsPerToken
 
@@ -82,12 +84,19 @@ def _log(
 
 
 class ErrorMappingInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
-    def __init__(self, reads: RequestReads, calls: CallsPerToken | None = None) -> None:
+    def __init__(
+        self,
+        reads: RequestReads,
+        calls: CallsPerToken | None = None,
+        audit: AuditTrail | None = None,
+    ) -> None:
         """Unary calls are served as request streams whose one message the handler reads
         under ``reads``' time limit (see ``request_reads``). Every call is admitted by
-        ``calls`` (none: no limit per token) before anything else."""
+        ``calls`` (none: no limit per token) before anything else, and the calls of the
+        audited services are written to ``audit`` when they end."""
         self._reads = reads
         self._calls = calls if calls is not None else CallsPerToken(0)
+        self._audit = audit if audit is not None else NoAudit()
 
     def intercept_service(
         self,
@@ -102,19 +111,19 @@ class ErrorMappingInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
             return handler  # probed every few seconds: not logged, raises nothing of ours
         if handler.unary_unary is not None:
             return grpc.stream_unary_rpc_method_handler(
-                _wrap_unary(handler.unary_unary, method, self._calls, self._reads),
+                _wrap_unary(handler.unary_unary, method, self._calls, self._audit, self._reads),
                 request_deserializer=handler.request_deserializer,
                 response_serializer=handler.response_serializer,
             )
         if handler.stream_unary is not None:  # e.g. a call refused before its message
             return grpc.stream_unary_rpc_method_handler(
-                _wrap_unary(handler.stream_unary, method, self._calls),
+                _wrap_unary(handler.stream_unary, method, self._calls, self._audit),
                 request_deserializer=handler.request_deserializer,
                 response_serializer=handler.response_serializer,
             )
         if handler.stream_stream is not None:
             return grpc.stream_stream_rpc_method_handler(
-                _wrap_stream(handler.stream_stream, method, self._calls),
+                _wrap_stream(handler.stream_stream, method, self._calls, self._audit),
                 request_deserializer=handler.request_deserializer,
                 response_serializer=handler.response_serializer,
             )
@@ -125,33 +134,40 @@ def _wrap_unary(
     fn: Callable[[Any, grpc.ServicerContext], Any],
     method: str,
     calls: CallsPerToken,
+    audit: AuditTrail,
     reads: RequestReads | None = None,
 ) -> Callable[..., Any]:
-    """``fn`` admitted by ``calls``, with its errors mapped and its call logged. With
-    ``reads``, the call is served as a request stream and its one message is read here,
-    within ``reads``' time limit; without, ``fn`` takes what gRPC gives (a request, or the
-    stream of a refused call)."""
+    """``fn`` admitted by ``calls``, with its errors mapped and its call logged (and
+    audited). With ``reads``, the call is served as a request stream and its one message is
+    read here, within ``reads``' time limit; without, ``fn`` takes what gRPC gives (a request,
+    or the stream of a refused call)."""
 
     def wrapper(received: Any, context: grpc.ServicerContext) -> Any:
         rid = _request_id(context)
         started = time.perf_counter()
         logged = True
         ended = ""
+        record = _call_record(method, rid, context)
         try:
             with calls.admitted(context):
                 request = received if reads is None else _read_request(received, context, reads)
-                return fn(request, context)
+                record.request = request
+                record.response = fn(request, context)
+                return record.response
         except Exception as exc:
             if _is_abort(exc):
                 raise
             ended = _ended_by_client(context) if isinstance(exc, grpc.RpcError) else ""
             if ended:
+                record.status = ended
                 return None  # cancelled while its message was awaited: nobody to answer
             logged = not _unauthenticated(exc)
+            record.failed(exc, _status_name(exc))
             _handle(exc, context, method, rid)
         finally:
             if logged:
                 _log(method, rid, context, started, ended)
+            _audit(audit, record, context, started)
 
     return wrapper
 
@@ -170,18 +186,28 @@ def _wrap_stream(
     fn: Callable[[Iterator[Any], grpc.ServicerContext], Iterator[Any]],
     method: str,
     calls: CallsPerToken,
+    audit: AuditTrail,
 ) -> Callable[..., Iterator[Any]]:
     def wrapper(requests: Iterator[Any], context: grpc.ServicerContext) -> Iterator[Any]:
         rid = _request_id(context)
         started = time.perf_counter()
         ended = ""  # how the client ended the call, when it did
         logged = True
+        record = _call_record(method, rid, context)
         try:
             with calls.admitted(context):
-                yield from fn(requests, context)
+                responses = fn(_first_kept(requests, record), context)
+                try:
+                    for response in responses:
+                        record.response = response
+                        yield response
+                finally:  # as ``yield from`` would: the handler ends with the call
+                    close = getattr(responses, "close", None)
+                    if close is not None:
+                        close()
         except GeneratorExit:
             # gRPC closes the handler when the call ends while it works on a message.
-            ended = _ended_by_client(context)
+            ended = record.status = _ended_by_client(context) or "CANCELLED"
             raise
         except Exception as exc:
             if _is_abort(exc):
@@ -191,14 +217,50 @@ def _wrap_stream(
                 # Reading the next message failed because the call is over: the client
                 # hung up or its deadline passed (or the idle watchdog cancelled it). Not a
                 # fault of ours, and nobody is left to answer.
+                record.status = ended
                 return
             logged = not _unauthenticated(exc)
+            record.failed(exc, _status_name(exc))
             _handle(exc, context, method, rid)
         finally:
             if logged:
                 _log(method, rid, context, started, ended)
+            _audit(audit, record, context, started)
 
     return wrapper
+
+
+def _call_record(method: str, rid: str, context: grpc.ServicerContext) -> CallRecord:
+    digest = bearer_digest(context.invocation_metadata())
+    return CallRecord(method, rid, token_id(digest), context.peer())
+
+
+def _first_kept(requests: Iterator[Any], record: CallRecord) -> Iterator[Any]:
+    """``requests``, the first of them kept in ``record`` (a stream's config)."""
+    for request in requests:
+        if record.request is None:
+            record.request = request
+        yield request
+
+
+def _status_name(exc: BaseException) -> str:
+    if isinstance(exc, errors.BioverifyError):
+        return str(status_for(exc).name)
+    return str(grpc.StatusCode.INTERNAL.name)
+
+
+def _audit(
+    audit: AuditTrail, record: CallRecord, context: grpc.ServicerContext, started: float
+) -> None:
+    """The call's audit line, when it is one of the audited services' and its request was
+    read (a call refused before, e.g. without a token, is in the service log only)."""
+    if record.request is None or not audited(record.method):
+        return
+    if record.status == "OK":  # the servicer may have aborted the call itself
+        code = context.code() if hasattr(context, "code") else None
+        if code is not None and code != grpc.StatusCode.OK:
+            record.status = getattr(code, "name", str(code))
+    audit.record(record.entry((time.perf_counter() - started) * 1e3))
 
 
 DEADLINE_SLACK_S = 1.0
