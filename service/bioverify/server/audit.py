@@ -42,6 +42,8 @@ TOKEN_ID_HEX = 16
 
 
 class AuditTrail(Protocol):
+    enabled: bool  # False: record() is never called (no line is even made)
+
     def record(self, entry: dict[str, Any]) -> None: ...
 
     def close(self) -> None: ...
@@ -49,6 +51,8 @@ class AuditTrail(Protocol):
 
 class NoAudit:
     """No audit trail (``AUDIT_LOG_FILE`` unset)."""
+
+    enabled = False
 
     def record(self, entry: dict[str, Any]) -> None:
         pass
@@ -59,6 +63,8 @@ class NoAudit:
 
 class AuditFile:
     """Appends each entry as one JSON line to a private file."""
+
+    enabled = True
 
     def __init__(self, path: Path) -> None:
         flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC

@@ -254,7 +254,7 @@ def _audit(
 ) -> None:
     """The call's audit line, when it is one of the audited services' and its request was
     read (a call refused before, e.g. without a token, is in the service log only)."""
-    if record.request is None or not audited(record.method):
+    if not audit.enabled or record.request is None or not audited(record.method):
         return
     if record.status == "OK":  # the servicer may have aborted the call itself
         code = context.code() if hasattr(context, "code") else None
