@@ -124,14 +124,22 @@ def seal_templates(settings: Settings) -> int:
     if not settings.template_key_file:
         raise ConfigurationError("set template_key_file (BIOVERIFY_TEMPLATE_KEY_FILE) first")
     store = build_store(settings, allow_unsealed=True)
+    log_cut = True
     try:
         report = reseal_templates(store)
         if isinstance(store, SqliteTemplateStore):
-            store.erase_replaced()
+            log_cut = store.erase_replaced()
     finally:
         store.close()
     counts = ", ".join(f"{n} {modality}" for modality, n in report.sealed.items())
     print(f"sealed {counts} templates ({report.gone} deleted during the run)")
+    if not log_cut:
+        print(
+            "the SQLite write-ahead log still holds the plain templates: another process has "
+            "the database open; run seal-templates again once the service has written",
+            file=sys.stderr,
+        )
+        return 1
     root = snapshot_root(settings)
     snapshots = [p for p in root.iterdir() if p.is_dir()] if root.is_dir() else []
     if remove_snapshots_in(

@@ -269,6 +269,11 @@ class Settings:
             raise ConfigurationError(
                 "max_concurrent_rpcs_per_token must not be negative (0: no cap per token)"
             )
+        if self.max_concurrent_rpcs_per_token and not self.auth_tokens_file:
+            raise ConfigurationError(
+                "max_concurrent_rpcs_per_token caps the calls of each API token: it needs "
+                "auth_tokens_file (without tokens, any caller could send a new one each call)"
+            )
         if self.max_live_calls_per_tenant < 0:
             raise ConfigurationError(
                 "max_live_calls_per_tenant must not be negative (0: no cap per tenant)"

@@ -46,6 +46,10 @@ def test_each_call_leaves_one_audit_line(tmp_path: Path) -> None:
         client.identify_face(CLINTON[3], top_k=3, tenant="cards")
         client.service_info()  # not audited: it names nobody
         client.delete_subject("clinton", tenant="cards")
+        with BioverifyClient(target, timeout=60, retries=0) as anonymous:  # refused unread
+            with pytest.raises(BioverifyClientError) as refused:
+                anonymous.verify_face("clinton", CLINTON[2], tenant="cards")
+            assert refused.value.code.name == "UNAUTHENTICATED"
     assert mode(audit) == 0o600 and mode(audit.parent) == 0o700
     entries = lines(audit)
     assert [e["method"] for e in entries] == [

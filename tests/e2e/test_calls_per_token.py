@@ -14,7 +14,9 @@ import grpc
 import pytest
 
 from bioverify.client import BioverifyClient, BioverifyClientError
+from bioverify.errors import ConfigurationError
 from bioverify.server.auth import token_digest
+from bioverify.settings import Settings
 from tests.conftest import running_service
 
 BUSY, OTHER = "token-of-a-busy-client-0001", "token-of-another-client-0002"
@@ -82,3 +84,8 @@ def test_one_tokens_calls_in_progress_are_capped(tmp_path: Path, models_dir: Pat
                     assert exc.code == grpc.StatusCode.RESOURCE_EXHAUSTED
                     assert time.monotonic() < deadline, "the token's calls were never freed"
                     time.sleep(0.05)
+
+
+def test_the_cap_needs_tokens() -> None:
+    with pytest.raises(ConfigurationError, match="needs auth_tokens_file"):
+        Settings(max_concurrent_rpcs_per_token=4).validate()

@@ -109,9 +109,16 @@ def test_seal_templates_moves_a_plain_deployment_to_sealed_templates(tmp_path: P
     refused = seal_templates(data, None)
     assert refused.returncode == 2 and "set template_key_file" in refused.stderr
     keys = key_file(tmp_path)
+    with sqlite3.connect(Settings(data_dir=data, model_dir=MODELS).sqlite_path) as reader:
+        reader.execute("BEGIN")
+        reader.execute("SELECT COUNT(*) FROM templates").fetchone()  # a reader holds the log
+        busy = seal_templates(data, keys)
+        reader.execute("ROLLBACK")
+    assert busy.returncode == 1 and "still holds the plain templates" in busy.stderr
     sealed = seal_templates(data, keys)
     assert sealed.returncode == 0, sealed.stderr
     assert "sealed 1 face, 0 voice templates (0 deleted during the run)" in sealed.stdout
+    assert "sealed 1 face" in busy.stdout  # the first run sealed it; this one wrote it again
     assert files_holding(data, clinton) == []  # the database, its log and the snapshots
     with custom_service(data, MODELS, template_key_file=str(keys)) as client:
         assert client.verify_face("clinton", CLINTON[2]).decision == common_pb2.ACCEPT

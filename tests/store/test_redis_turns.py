@@ -1,6 +1,7 @@
 """Turns held in Redis (``RedisTurns``), on a real redis-server: one holder at a time per
-name across clients (replicas), a dead holder's turn freed after its hold time, a holder whose
-turn expired never frees its successor's, and a wait that ends in a clear error."""
+name across clients (replicas), a holder's turn kept while it works past its hold time, a dead
+holder's turn freed after it, a holder whose turn was lost never freeing its successor's, a
+retried take finding its own token, and a wait that ends in a clear error."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ import redis
 from bioverify.errors import Unavailable
 from bioverify.store.redis_connection import connect
 from bioverify.store.redis_turns import RedisTurns
+
+KEY = "t:turn:enrolment%3Aface%3Abank"  # the key of the turn "enrolment:face:bank"
 
 
 def replica(url: str, **kwargs: float) -> RedisTurns:
@@ -48,27 +51,54 @@ def test_replicas_take_turns_per_name(redis_url: str) -> None:
     assert redis.Redis.from_url(redis_url).keys("t:turn:*") == []  # every turn was freed
 
 
+def test_a_holder_working_past_its_hold_time_keeps_its_turn(redis_url: str) -> None:
+    holder, waiter = replica(redis_url, hold_s=0.3), replica(redis_url, wait_s=0.6)
+    with holder.turn("enrolment:face:bank"):
+        time.sleep(0.8)  # more than twice the hold time: renewed meanwhile
+        with pytest.raises(Unavailable, match="retry"), waiter.turn("enrolment:face:bank"):
+            pass
+
+
 def test_a_dead_holders_turn_is_freed_after_its_hold_time(redis_url: str) -> None:
-    dead, alive = replica(redis_url, hold_s=0.3), replica(redis_url, wait_s=5)
-    dead._take("t:turn:enrolment%3Aface%3Abank", "token-of-a-crashed-replica")
+    redis.Redis.from_url(redis_url).set(KEY, "token-of-a-crashed-replica", px=300)
     started = time.monotonic()
-    with alive.turn("enrolment:face:bank"):
+    with replica(redis_url, wait_s=5).turn("enrolment:face:bank"):
         waited = time.monotonic() - started
     assert 0.2 < waited < 3
 
 
-def test_an_expired_holder_does_not_free_its_successors_turn(redis_url: str) -> None:
-    slow, next_ = replica(redis_url, hold_s=0.2), replica(redis_url, hold_s=30, wait_s=5)
+def test_a_holder_that_lost_its_turn_does_not_free_its_successors(redis_url: str) -> None:
     client = redis.Redis.from_url(redis_url)
-    with slow.turn("n"):
-        time.sleep(0.3)  # the turn expires while its holder still runs
-        with next_.turn("n"):  # ... and is taken by the next
-            pass
-        client.set("t:turn:n", "successor", px=30_000)
-    assert client.get("t:turn:n") == b"successor"  # slow's release left it alone
+    with replica(redis_url).turn("enrolment:face:bank"):
+        client.set(KEY, "successor", px=30_000)  # its key expired and another took the turn
+    assert client.get(KEY) == b"successor"  # the first holder's release left it alone
+
+
+def test_a_retried_take_finds_its_own_token(redis_url: str) -> None:
+    turns = replica(redis_url)
+    redis.Redis.from_url(redis_url).set(KEY, "mine", px=30_000)  # applied, reply lost
+    turns._take(KEY, "mine", time.monotonic() + 0.1)
 
 
 def test_a_turn_held_too_long_ends_the_wait_with_a_clear_error(redis_url: str) -> None:
     holder, waiter = replica(redis_url), replica(redis_url, wait_s=0.3)
     with holder.turn("n"), pytest.raises(Unavailable, match="retry"), waiter.turn("n"):
         pass
+    local = replica(redis_url, wait_s=0.3)  # a second thread of one replica waits as long
+    entered = threading.Event()
+    release = threading.Event()
+
+    def hold() -> None:
+        with local.turn("m"):
+            entered.set()
+            release.wait(5)
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    entered.wait(5)
+    started = time.monotonic()
+    with pytest.raises(Unavailable), local.turn("m"):
+        pass
+    assert time.monotonic() - started < 2
+    release.set()
+    thread.join(5)

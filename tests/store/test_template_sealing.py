@@ -306,3 +306,42 @@ def test_resealing_moves_a_plain_store_to_sealed_and_rotates_keys(
         modality = "voice" if name.endswith("voice") else "face"
         again = rotated.get_template("bank", name.removesuffix("-voice"), modality)
         assert same_template(again, template), name
+
+
+@pytest.mark.parametrize("sealer", [NO_SEALING, AesGcmSealer([KEY])], ids=["plain", "sealed"])
+def test_a_redis_template_record_copied_onto_another_key_is_refused(
+    redis_url: str, sealer: BlobSealer
+) -> None:
+    """The whole hash, its own tenant and subject fields included, copied onto another
+    subject's key: the record names another subject than its key, sealed or not."""
+    rng = np.random.default_rng(11)
+    store = RedisTemplateStore(redis_url, sealer=sealer)
+    try:
+        enrol(store, "alice", unit(rng, 2, 128))
+        enrol(store, "mallory", unit(rng, 2, 128))
+        client: redis.Redis = store._redis
+        source = store._template_key("bank", "mallory", "face")
+        target = store._template_key("bank", "alice", "face")
+        client.copy(source, target, replace=True)
+        with pytest.raises(TemplateUnreadable, match=r"'alice'.*another subject's name"):
+            store.get_template("bank", "alice", "face")
+        assert [t.subject_id for t in store.iter_templates("face")] == ["mallory"]
+    finally:
+        store.close()
+
+
+def test_a_gallery_catching_up_leaves_an_unreadable_template_out(tmp_path: Path) -> None:
+    from bioverify.index.gallery import Gallery
+
+    rng = np.random.default_rng(12)
+    store = SqliteTemplateStore(tmp_path / "t.sqlite3", sealer=AesGcmSealer([KEY]))
+    try:
+        enrol(store, "alice", unit(rng, 2, 128))
+        gallery = Gallery("face", "m", 128)
+        gallery.rebuild(store)
+        enrol(store, "mallory", unit(rng, 2, 128))  # a change the gallery has not seen
+        move_template(store, tmp_path, "alice", "mallory")
+        gallery.catch_up(store)  # does not stall on mallory: drops it and moves on
+        assert gallery.seq == store.latest_seq() and len(gallery) == 1
+    finally:
+        store.close()

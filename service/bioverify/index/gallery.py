@@ -59,7 +59,7 @@ import faiss
 import numpy as np
 import numpy.typing as npt
 
-from bioverify.errors import NotEnrolled, Unavailable
+from bioverify.errors import NotEnrolled, TemplateUnreadable, Unavailable
 from bioverify.fileio import fsync_dir
 from bioverify.index.faiss_ann import FastScanIndex
 from bioverify.index.faiss_exact import ExactIndex
@@ -547,6 +547,10 @@ class Gallery:
                     template = store.get_template(tenant, subject_id, self.modality)
                 except NotEnrolled:
                     batch.drop.add(subject_id)  # deleted after this change was written
+                    continue
+                except TemplateUnreadable as exc:
+                    logger.error("%s; it is left out of the gallery", exc)
+                    batch.drop.add(subject_id)  # unusable until deleted or enrolled again
                     continue
                 if template.model == self.model and template.vector.shape == (self.dim,):
                     batch.put[subject_id] = template.vector

@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import grpc
+from google.protobuf.message import Message
 
 from bioverify import errors
 from bioverify.server.audit import AuditTrail, CallRecord, NoAudit, audited, token_id
@@ -254,13 +255,18 @@ def _audit(
 ) -> None:
     """The call's audit line, when it is one of the audited services' and its request was
     read (a call refused before, e.g. without a token, is in the service log only)."""
-    if not audit.enabled or record.request is None or not audited(record.method):
+    if not audit.enabled or not isinstance(record.request, Message):
+        return  # not a message: a refused call's unread stream
+    if not audited(record.method):
         return
-    if record.status == "OK":  # the servicer may have aborted the call itself
-        code = context.code() if hasattr(context, "code") else None
-        if code is not None and code != grpc.StatusCode.OK:
-            record.status = getattr(code, "name", str(code))
-    audit.record(record.entry((time.perf_counter() - started) * 1e3))
+    try:
+        if record.status == "OK":  # the servicer may have aborted the call itself
+            code = context.code() if hasattr(context, "code") else None
+            if code is not None and code != grpc.StatusCode.OK:
+                record.status = getattr(code, "name", str(code))
+        audit.record(record.entry((time.perf_counter() - started) * 1e3))
+    except Exception:  # the call's answer stands
+        logger.exception("could not make the audit line of a %s call", record.method)
 
 
 DEADLINE_SLACK_S = 1.0

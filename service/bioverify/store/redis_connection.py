@@ -69,6 +69,11 @@ def key_part(part: str) -> str:
     return part.replace("%", "%25").replace(":", "%3A")
 
 
+def unescape_key_part(part: str) -> str:
+    """The ``part`` that ``key_part`` escaped."""
+    return part.replace("%3A", ":").replace("%25", "%")
+
+
 class RedisErrors:
     """Turns Redis outages into ``Unavailable`` with a message free of hosts and credentials,
     logging them at WARNING at most every 30 s (an outage fails every call)."""

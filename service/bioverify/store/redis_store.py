@@ -44,7 +44,7 @@ from typing import Any
 import numpy as np
 import redis
 
-from bioverify.errors import ConfigurationError, NotEnrolled, Unavailable
+from bioverify.errors import ConfigurationError, NotEnrolled, TemplateUnreadable, Unavailable
 from bioverify.store.ports import (
     DEFAULT_CHANGE_RETENTION,
     Change,
@@ -60,7 +60,13 @@ from bioverify.store.ports import (
     template_changed,
     utc_now,
 )
-from bioverify.store.redis_connection import CREDENTIALS_REFUSED, RedisErrors, connect, key_part
+from bioverify.store.redis_connection import (
+    CREDENTIALS_REFUSED,
+    RedisErrors,
+    connect,
+    key_part,
+    unescape_key_part,
+)
 from bioverify.store.redis_turns import RedisTurns
 from bioverify.store.sealing import NO_SEALING, BlobPlace, BlobSealer, unless_unreadable
 
@@ -242,6 +248,13 @@ class RedisTemplateStore:
 
     def _template_key(self, tenant: str, subject_id: str, modality: str) -> str:
         return f"{self._p}tpl:{key_part(tenant)}:{key_part(modality)}:{subject_id}"
+
+    def _stored_where(self, key: bytes) -> tuple[str, str]:
+        """The (tenant, subject id) a template key names (see ``_template_key``)."""
+        rest = _str(key)[len(f"{self._p}tpl:") :]
+        tenant, _, rest = rest.partition(":")
+        _, _, subject_id = rest.partition(":")  # the modality, then the id as it is
+        return unescape_key_part(tenant), subject_id
 
     def _subjects_key(self, tenant: str, modality: str = "") -> str:
         key = f"{self._p}subjects:{key_part(tenant)}"
@@ -461,7 +474,7 @@ class RedisTemplateStore:
             )
         if row[2] is None:
             raise NotEnrolled(f"subject {subject_id!r} has no enrolled {modality} template")
-        return _template(modality, row, self._sealer)
+        return _template(modality, row, self._sealer, (tenant, subject_id))
 
     def get_subject(self, tenant: str, subject_id: str) -> SubjectRecord:
         with self._translate():
@@ -505,11 +518,12 @@ class RedisTemplateStore:
                         for key in keys:
                             pipe.hmget(key, list(_TEMPLATE_FIELDS))
                         rows = pipe.execute()
-                    for row in rows:
+                    for key, row in zip(keys, rows, strict=True):
                         if row[2] is None:  # deleted since the scan
                             continue
+                        where = self._stored_where(key)
                         template = unless_unreadable(
-                            partial(_template, modality, row, self._sealer)
+                            partial(_template, modality, row, self._sealer, where)
                         )
                         if template is not None:
                             yield template
@@ -593,9 +607,20 @@ def _revision(model: Any, rev: Any) -> int | None:
     return int(rev) if rev is not None else 0
 
 
-def _template(modality: str, row: Sequence[Any], sealer: BlobSealer) -> Template:
+def _template(
+    modality: str, row: Sequence[Any], sealer: BlobSealer, where: tuple[str, str]
+) -> Template:
+    """The template ``row`` holds, read from the key of (tenant, subject id) ``where``: its
+    seal is checked against where it is stored, and a record naming another subject (a hash
+    copied onto this key) is refused."""
     tenant, subject_id, model, dim, vec, samples, extra, created, updated, ids, rev = row
     tenant, subject_id = _str(tenant), _str(subject_id)
+    if (tenant, subject_id) != where:
+        raise TemplateUnreadable(
+            f"subject {where[1]!r}'s {modality} template is stored under another subject's "
+            "name (it was copied from another key) and is not used; delete the subject and "
+            "enroll it again"
+        )
     vec = sealer.open(vec, BlobPlace(tenant, subject_id, modality, "vector"))
     samples = sealer.open(samples, BlobPlace(tenant, subject_id, modality, "samples"))
     return Template(

@@ -1,27 +1,46 @@
-"""Turns held across every replica of a Redis store: a Redis key per name, set only when
-absent (``SET NX PX``) with a random token and removed only by its holder, so that enrolments
-of one tenant on two replicas search for duplicates and write in turn, as they do within one
-process. A holder that dies frees its turn after ``hold_s``; a turn held longer than that by a
-live holder (a stalled process) can be taken by another, so ``hold_s`` is set far above an
-enrolment's search and write (milliseconds)."""
+"""Turns held across every replica of a Redis store: a Redis key per name, holding a random
+token while a holder has the turn, so that enrolments of one tenant on two replicas search
+for duplicates and write in turn, as they do within one process.
+
+The key expires ``hold_s`` after it was last renewed: its holder renews it every third of
+that while it works (a catch-up that rebuilds a large gallery can take longer than an
+enrolment's milliseconds), and a holder that dies frees it within ``hold_s``. Taking, renewing
+and releasing check the token (Lua), so a holder never frees or extends another's turn, and a
+take whose reply was lost (the client retries) finds its own token and goes on."""
 
 from __future__ import annotations
 
 import logging
 import random
+import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import redis
 
 from bioverify.errors import Unavailable
-from bioverify.index.turns import ProcessTurns
 from bioverify.store.redis_connection import RedisErrors, key_part
 
 logger = logging.getLogger(__name__)
 
+# Sets the key when it is free, or already this holder's (a retried take).
+_TAKE_LUA = """
+local held = redis.call('GET', KEYS[1])
+if held == false or held == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+end
+return 0
+"""
+# Extends the key only while it still holds this holder's token.
+_RENEW_LUA = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+"""
 # Deletes the key only while it still holds this holder's token.
 _RELEASE_LUA = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
@@ -32,9 +51,9 @@ return 0
 
 
 class RedisTurns:
-    """``Turns`` in Redis. Threads of this process queue on a local turn first, so only one
-    of them at a time polls Redis for a name. ``client``: the template store's (see
-    ``RedisTemplateStore.turns``), closed with it."""
+    """``Turns`` in Redis. Threads of this process queue on a local lock first, so only one
+    of them at a time polls Redis for a name; one deadline (``wait_s``) covers both waits.
+    ``client``: the template store's (see ``RedisTemplateStore.turns``), closed with it."""
 
     def __init__(
         self,
@@ -44,45 +63,93 @@ class RedisTurns:
         hold_s: float = 30.0,
         wait_s: float = 35.0,
     ) -> None:
-        self._redis = client
         self._p = key_prefix
         self._hold_ms = max(1, round(hold_s * 1000))
         self._wait_s = wait_s
-        self._local = ProcessTurns()
+        self._locks: dict[str, threading.Lock] = {}
+        self._guard = threading.Lock()
         self._errors = RedisErrors("the template store (Redis)", logger)
-        self._release = client.register_script(_RELEASE_LUA)
+        self._take_script = client.register_script(_TAKE_LUA)
+        self._renew_script = client.register_script(_RENEW_LUA)
+        self._release_script = client.register_script(_RELEASE_LUA)
 
     @contextmanager
     def turn(self, name: str) -> Iterator[None]:
         key, token = f"{self._p}turn:{key_part(name)}", uuid.uuid4().hex
-        with self._local.turn(name):
-            self._take(key, token)
+        deadline = time.monotonic() + self._wait_s
+        with self._guard:
+            lock = self._locks.setdefault(name, threading.Lock())
+        if not lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
+            raise _waited_too_long()
+        try:
+            self._take(key, token, deadline)
+            renewal = _Renewal(lambda: self._renew(key, token), self._hold_ms / 3000)
             try:
                 yield
             finally:
+                renewal.stop()
                 self._free(key, token)
+        finally:
+            lock.release()
+
+    def _take(self, key: str, token: str, deadline: float) -> None:
+        pause = 0.002
+        try:
+            while True:
+                with self._errors.translate():
+                    if self._take_script(keys=[key], args=[token, self._hold_ms]):
+                        return
+                if time.monotonic() >= deadline:
+                    raise _waited_too_long()
+                time.sleep(random.uniform(pause / 2, pause))
+                pause = min(pause * 2, 0.05)
+        except Unavailable:
+            self._free(key, token)  # a take Redis applied but whose reply was lost
+            raise
+
+    def _renew(self, key: str, token: str) -> bool:
+        with self._errors.translate():
+            return bool(self._renew_script(keys=[key], args=[token, self._hold_ms]))
 
     def _free(self, key: str, token: str) -> None:
-        """Release the turn; when Redis cannot be reached, it frees itself after its hold
+        """Release the turn. When Redis cannot be reached it frees itself after its hold
         time, and the holder's work (done by now) does not fail for it."""
         try:
             with self._errors.translate():
-                self._release(keys=[key], args=[token])
+                released = self._release_script(keys=[key], args=[token])
         except Unavailable:
-            logger.warning(
-                "could not free an enrolment turn; it frees itself in %d ms", self._hold_ms
-            )
+            logger.warning("could not free a turn; it frees itself in %d ms", self._hold_ms)
+            return
+        if not released:
+            logger.debug("a turn had expired or was not taken when it was freed")
 
-    def _take(self, key: str, token: str) -> None:
-        deadline = time.monotonic() + self._wait_s
-        pause = 0.002
-        while True:
-            with self._errors.translate():
-                if self._redis.set(key, token, nx=True, px=self._hold_ms):
+
+def _waited_too_long() -> Unavailable:
+    return Unavailable("another enrolment has held this tenant's turn for too long; retry")
+
+
+class _Renewal:
+    """Renews a held turn every ``every_s`` in a thread of its own until stopped."""
+
+    def __init__(self, renew: Callable[[], bool], every_s: float) -> None:
+        self._renew = renew
+        self._every_s = every_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="turn-renewal", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._every_s):
+            try:
+                if not self._renew():
+                    logger.warning(
+                        "a turn expired while its holder still worked: another replica may "
+                        "have entered it"
+                    )
                     return
-            if time.monotonic() >= deadline:
-                raise Unavailable(
-                    "another replica has been enrolling into this tenant for too long; retry"
-                )
-            time.sleep(random.uniform(pause / 2, pause))
-            pause = min(pause * 2, 0.05)
+            except Unavailable:
+                continue  # logged by RedisErrors; tried again next period
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()

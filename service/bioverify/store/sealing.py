@@ -135,8 +135,8 @@ class AesGcmSealer:
                 return blob
             raise TemplateUnreadable(
                 f"{place.describe()} is stored unencrypted, and this service reads only "
-                "encrypted templates; enroll the subject again with replace, or the operator can "
-                "encrypt the stored templates with `bioverify seal-templates`"
+                "encrypted templates; delete the subject and enroll it again, or the operator "
+                "can encrypt the stored templates with `bioverify seal-templates`"
             )
         header_end = len(SEALED_PREFIX) + KEY_ID_BYTES
         if len(blob) < header_end + NONCE_BYTES + TAG_BYTES:
@@ -160,7 +160,7 @@ class AesGcmSealer:
 def _altered(place: BlobPlace) -> TemplateUnreadable:
     return TemplateUnreadable(
         f"{place.describe()} failed its integrity check (it was altered, or copied from "
-        "another subject) and is not used; delete the subject, or enroll it again with replace"
+        "another subject) and is not used; delete the subject and enroll it again"
     )
 
 

@@ -233,11 +233,14 @@ class SqliteTemplateStore:
             self._truncate_wal()
         return count
 
-    def erase_replaced(self) -> None:
+    def erase_replaced(self) -> bool:
         """Cut the write-ahead log, whose older frames still hold what writes replaced (as on
-        a delete): e.g. plain templates once ``bioverify seal-templates`` has sealed them."""
+        a delete): e.g. plain templates once ``bioverify seal-templates`` has sealed them.
+        False when another connection kept it from being cut (it is cut after a later
+        write)."""
         with self._lock:
             self._truncate_wal()
+            return not self._wal_holds_deleted
 
     def _delete_subject(self, tenant: str, subject_id: str) -> int:
         with self._transaction() as cur:
