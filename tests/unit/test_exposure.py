@@ -94,7 +94,8 @@ def test_exposure_warnings() -> None:
 
 def test_redis_without_a_password_on_the_network_is_warned_about() -> None:
     def warned(url: str) -> bool:
-        return any("Redis" in w for w in exposure_warnings(Settings(store="redis", redis_url=url)))
+        found = exposure_warnings(Settings(store="redis", redis_url=url))
+        return any("without a password" in w for w in found)
 
     def in_clear(url: str) -> bool:
         found = exposure_warnings(Settings(store="redis", redis_url=url))
@@ -109,6 +110,17 @@ def test_redis_without_a_password_on_the_network_is_warned_about() -> None:
     assert not warned("redis://127.0.0.1:6379/0")
     assert not warned("unix:///run/redis/redis.sock")
     assert all("s3cret" not in w for w in exposure_warnings(Settings(store="redis")))
+
+
+def test_unencrypted_templates_on_a_network_redis_are_warned_about() -> None:
+    def unencrypted(url: str, keys: str = "") -> bool:
+        settings = Settings(store="redis", redis_url=url, template_key_file=keys)
+        return any("stored unencrypted" in w for w in exposure_warnings(settings))
+
+    assert unencrypted("rediss://bioverify:s3cret@10.0.0.5:6380/0")
+    assert not unencrypted("rediss://bioverify:s3cret@10.0.0.5:6380/0", "/etc/bioverify/keys")
+    assert not unencrypted("redis://127.0.0.1:6379/0")
+    assert not unencrypted("unix:///run/redis/redis.sock")
 
 
 def test_a_tokens_file_others_can_write_is_warned_about(tmp_path: Path) -> None:

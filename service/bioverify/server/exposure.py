@@ -91,7 +91,8 @@ def is_loopback(host: str) -> bool:
 def exposure_warnings(settings: Settings) -> list[str]:
     """What an operator should hear about at startup: a network listener without TLS or
     without API tokens, a TLS private key other users can read, an API tokens file other users
-    can write, a Redis store on the network without a password or without TLS."""
+    can write, a Redis store on the network without a password, without TLS, or holding
+    templates unencrypted (no ``template_key_file``)."""
     warnings = []
     if settings.tls_key_file:
         key = Path(settings.tls_key_file)
@@ -143,5 +144,11 @@ def exposure_warnings(settings: Settings) -> list[str]:
             warnings.append(
                 f"the Redis store at {url.hostname} is reached without TLS: templates and the "
                 "Redis password cross the network in clear text (use rediss://)"
+            )
+        if remote and not settings.template_key_file:
+            warnings.append(
+                f"templates are stored unencrypted on {url.hostname}: whoever reads that "
+                "server, its replicas or its backups gets every enrolled embedding (set "
+                "template_key_file)"
             )
     return warnings
