@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import Any
 
 import pytest
 import redis
@@ -102,3 +103,28 @@ def test_a_turn_held_too_long_ends_the_wait_with_a_clear_error(redis_url: str) -
     assert time.monotonic() - started < 2
     release.set()
     thread.join(5)
+
+
+def test_redis_errors_neither_end_the_renewals_nor_fail_finished_work(redis_url: str) -> None:
+    """A renewal or a release that Redis refuses (BUSY running a script, NOPERM after an ACL
+    change) is logged: the holder keeps its turn, and its work stands."""
+    holder, waiter = replica(redis_url, hold_s=0.3), replica(redis_url, wait_s=0.6)
+    renew = holder._renew_script
+    refusals = {"renew": 1}
+
+    def busy_once(*args: Any, **kwargs: Any) -> Any:
+        if refusals["renew"]:
+            refusals["renew"] -= 1
+            raise redis.exceptions.ResponseError("BUSY Redis is busy running a script")
+        return renew(*args, **kwargs)
+
+    def no_permission(*args: Any, **kwargs: Any) -> Any:
+        raise redis.exceptions.NoPermissionError("NOPERM this user has no permissions")
+
+    holder._renew_script = busy_once  # type: ignore[assignment]
+    holder._release_script = no_permission  # type: ignore[assignment]
+    with holder.turn("enrolment:face:bank"):
+        time.sleep(0.8)  # the first renewal was refused, the next ones kept the turn
+        with pytest.raises(Unavailable), waiter.turn("enrolment:face:bank"):
+            pass
+    assert refusals["renew"] == 0

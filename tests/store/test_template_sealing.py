@@ -326,6 +326,10 @@ def test_a_redis_template_record_copied_onto_another_key_is_refused(
         with pytest.raises(TemplateUnreadable, match=r"'alice'.*another subject's name"):
             store.get_template("bank", "alice", "face")
         assert [t.subject_id for t in store.iter_templates("face")] == ["mallory"]
+        with pytest.raises(TemplateUnreadable):  # nor extended (its samples would stay)
+            store.save(TemplateWrite("bank", "alice", "face", "m", unit(rng, 1, 128)))
+        store.save(TemplateWrite("bank", "alice", "face", "m", unit(rng, 1, 128), replace=True))
+        assert store.get_template("bank", "alice", "face").sample_count == 1
     finally:
         store.close()
 

@@ -350,7 +350,7 @@ class RedisTemplateStore:
         pipe.hget(subject, "v")
         pipe.hmget(
             self._template_key(w.tenant, w.subject_id, w.modality),
-            ["model", "dim", "samples", "extra", "c", "ids", "rev"],
+            ["model", "dim", "samples", "extra", "c", "ids", "rev", "tenant", "subject_id"],
         )
         pipe.hkeys(subject)
 
@@ -363,8 +363,14 @@ class RedisTemplateStore:
         subject would hold too many metadata entries (both checked on this read, which the
         script's version check keeps current)."""
         version, old_row, subject_fields = read
-        old_model, dim, blob, old_extra, old_created, old_ids, rev = old_row
+        old_model, dim, blob, old_extra, old_created, old_ids, rev, *named = old_row
         check_expected(w, _revision(old_model, rev))
+        if old_model is not None and not w.replace:  # as _template checks a read
+            _check_stored_where(
+                w.modality,
+                [_str(n) if n is not None else "" for n in named],
+                (w.tenant, w.subject_id),
+            )
         fields = (_str(f) for f in subject_fields)
         check_metadata_entries(w, [f[2:] for f in fields if f.startswith("m:")])
         tenant, subject_id, modality, model = w.tenant, w.subject_id, w.modality, w.model
@@ -615,12 +621,7 @@ def _template(
     copied onto this key) is refused."""
     tenant, subject_id, model, dim, vec, samples, extra, created, updated, ids, rev = row
     tenant, subject_id = _str(tenant), _str(subject_id)
-    if (tenant, subject_id) != where:
-        raise TemplateUnreadable(
-            f"subject {where[1]!r}'s {modality} template is stored under another subject's "
-            "name (it was copied from another key) and is not used; delete the subject and "
-            "enroll it again"
-        )
+    _check_stored_where(modality, [tenant, subject_id], where)
     vec = sealer.open(vec, BlobPlace(tenant, subject_id, modality, "vector"))
     samples = sealer.open(samples, BlobPlace(tenant, subject_id, modality, "samples"))
     return Template(
@@ -636,6 +637,17 @@ def _template(
         sample_ids=tuple(json.loads(ids)) if ids else (),
         revision=int(rev) if rev is not None else 0,
     )
+
+
+def _check_stored_where(modality: str, named: Sequence[str], where: tuple[str, str]) -> None:
+    """TemplateUnreadable unless a template hash's own tenant and subject fields (``named``)
+    are those of the key it is stored under (``where``): a hash copied onto another key."""
+    if tuple(named) != where:
+        raise TemplateUnreadable(
+            f"subject {where[1]!r}'s {modality} template is stored under another subject's "
+            "name (it was copied from another key) and is not used; delete the subject and "
+            "enroll it again"
+        )
 
 
 def _subject_record(tenant: str, subject_id: str, fields: Mapping[Any, Any]) -> SubjectRecord:

@@ -25,6 +25,8 @@ from bioverify.store.redis_connection import RedisErrors, key_part
 
 logger = logging.getLogger(__name__)
 
+STOP_WAIT_S = 0.2
+
 # Sets the key when it is free, or already this holder's (a retried take).
 _TAKE_LUA = """
 local held = redis.call('GET', KEYS[1])
@@ -83,11 +85,13 @@ class RedisTurns:
             raise _waited_too_long()
         try:
             self._take(key, token, deadline)
-            renewal = _Renewal(lambda: self._renew(key, token), self._hold_ms / 3000)
+            renewal: _Renewal | None = None
             try:
+                renewal = _Renewal(lambda: self._renew(key, token), self._hold_ms / 3000)
                 yield
             finally:
-                renewal.stop()
+                if renewal is not None:
+                    renewal.stop()
                 self._free(key, token)
         finally:
             lock.release()
@@ -112,13 +116,18 @@ class RedisTurns:
             return bool(self._renew_script(keys=[key], args=[token, self._hold_ms]))
 
     def _free(self, key: str, token: str) -> None:
-        """Release the turn. When Redis cannot be reached it frees itself after its hold
-        time, and the holder's work (done by now) does not fail for it."""
+        """Release the turn. When Redis cannot take the release (unreachable, busy, a
+        refused command) the turn frees itself after its hold time, and the holder's work
+        (done by now) does not fail for it."""
         try:
             with self._errors.translate():
                 released = self._release_script(keys=[key], args=[token])
-        except Unavailable:
-            logger.warning("could not free a turn; it frees itself in %d ms", self._hold_ms)
+        except (Unavailable, redis.exceptions.RedisError) as exc:
+            logger.warning(
+                "could not free a turn (%s); it frees itself in %d ms",
+                type(exc).__name__,
+                self._hold_ms,
+            )
             return
         if not released:
             logger.debug("a turn had expired or was not taken when it was freed")
@@ -141,15 +150,19 @@ class _Renewal:
     def _run(self) -> None:
         while not self._stop.wait(self._every_s):
             try:
-                if not self._renew():
-                    logger.warning(
-                        "a turn expired while its holder still worked: another replica may "
-                        "have entered it"
-                    )
-                    return
-            except Unavailable:
-                continue  # logged by RedisErrors; tried again next period
+                renewed = self._renew()
+            except Exception as exc:  # tried again next period: the turn lasts 3 periods
+                logger.warning("could not renew a turn (%s); trying again", type(exc).__name__)
+                continue
+            if not renewed:
+                logger.warning(
+                    "a turn expired while its holder still worked: another replica may have "
+                    "entered it"
+                )
+                return
 
     def stop(self) -> None:
+        """Ends the renewals without waiting for one stuck on Redis: a late one cannot extend
+        another holder's turn (it checks the token)."""
         self._stop.set()
-        self._thread.join()
+        self._thread.join(timeout=STOP_WAIT_S)
