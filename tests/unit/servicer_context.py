@@ -8,14 +8,10 @@ import grpc
 
 
 class Context:
-    """Counts its cancellations; peer() as gRPC gives it; the call's ``token``, if any."""
+    """Counts its cancellations; peer() as gRPC gives it."""
 
-    def __init__(self, token: str = "") -> None:
+    def __init__(self) -> None:
         self.cancelled = 0
-        self._metadata = (("authorization", f"Bearer {token}"),) if token else ()
-
-    def invocation_metadata(self) -> tuple[tuple[str, str], ...]:
-        return self._metadata
 
     def peer(self) -> str:
         return "ipv4:127.0.0.1:5000"

@@ -576,13 +576,14 @@ def build(settings: Settings) -> Application:
     # The first is outermost: the error mapping answers what the token check raises (a
     # request naming a tenant its token may not act on) and logs refused calls too.
     request_reads = RequestReads(settings.request_read_timeout_s)
-    calls = CallsPerToken(settings.max_concurrent_rpcs_per_token)
+    tokens = load_tokens(Path(settings.auth_tokens_file)) if settings.auth_tokens_file else {}
+    calls = CallsPerToken(settings.max_concurrent_rpcs_per_token, tokens)
     audit = open_audit_trail(settings.audit_log_file)
     interceptors: list[grpc.ServerInterceptor] = [
         ErrorMappingInterceptor(request_reads, calls, audit)
     ]
     if settings.auth_tokens_file:
-        interceptors.append(TokenAuthInterceptor(load_tokens(Path(settings.auth_tokens_file))))
+        interceptors.append(TokenAuthInterceptor(tokens))
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=settings.rpc_threads, thread_name_prefix="rpc"),
         interceptors=interceptors,

@@ -7,9 +7,9 @@ Never samples, embeddings, scores or metadata values.
 
 A line is written when the call ends, for every call whose request was read (a call refused
 before that, e.g. without a valid token, is in the service log instead). The file is opened
-for appending (``O_APPEND``, mode 0600, no link followed), so external rotation must copy and
-truncate it (logrotate's ``copytruncate``). A line that cannot be written is logged at ERROR;
-the call's answer stands.
+for appending (``O_APPEND``; 0600, an existing file losing others' access; no link
+followed), so external rotation must copy and truncate it (logrotate's ``copytruncate``).
+A line that cannot be written is logged at ERROR; the call's answer stands.
 """
 
 from __future__ import annotations
@@ -21,14 +21,15 @@ import stat
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
 from google.protobuf.message import Message
 
 from bioverify.errors import BioverifyError, ConfigurationError, InvalidInput
+from bioverify.fileio import open_private
 from bioverify.server.tenant_scope import request_tenants
+from bioverify.store.ports import utc_now
 
 logger = logging.getLogger(__name__)
 
@@ -67,20 +68,17 @@ class AuditFile:
     enabled = True
 
     def __init__(self, path: Path) -> None:
-        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+        flags = os.O_WRONLY | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC
         try:
             path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            self._fd = os.open(path, flags, 0o600)
+            self._fd = open_private(path, flags)  # an existing file loses others' access
         except OSError as exc:
             raise ConfigurationError(
                 f"cannot open the audit log file {path}: {exc.strerror}"
             ) from exc
-        mode = os.fstat(self._fd).st_mode
-        if not stat.S_ISREG(mode):
+        if not stat.S_ISREG(os.fstat(self._fd).st_mode):
             os.close(self._fd)
             raise ConfigurationError(f"the audit log file {path} is not a regular file")
-        if mode & (stat.S_IRWXG | stat.S_IRWXO):
-            logger.warning("the audit log file %s can be read by other users (chmod 600)", path)
         self._path = path
         self._lock = threading.Lock()
 
@@ -99,8 +97,11 @@ class AuditFile:
         os.close(self._fd)
 
 
+NO_AUDIT = NoAudit()
+
+
 def open_audit_trail(path: str) -> AuditTrail:
-    return AuditFile(Path(path)) if path else NoAudit()
+    return AuditFile(Path(path)) if path else NO_AUDIT
 
 
 def audited(method: str) -> bool:
@@ -114,7 +115,6 @@ class CallRecord:
     method: str
     request_id: str
     token_id: str | None
-    peer: str
     request: Any = None  # the (first) request message, once read
     response: Any = None  # the (last) response message
     status: str = "OK"
@@ -124,13 +124,13 @@ class CallRecord:
         self.status = status
         self.reason = exc.reason if isinstance(exc, BioverifyError) else ""
 
-    def entry(self, duration_ms: float) -> dict[str, Any]:
+    def entry(self, duration_ms: float, peer: str) -> dict[str, Any]:
         out: dict[str, Any] = {
-            "ts": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "ts": utc_now(),
             "request_id": self.request_id,
             "method": self.method.rsplit("/", 1)[-1],
             "token_id": self.token_id,
-            "peer": self.peer,
+            "peer": peer,
         }
         if isinstance(self.request, Message):
             out.update(_request_fields(self.request))

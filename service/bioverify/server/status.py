@@ -14,7 +14,7 @@ import grpc
 from google.protobuf.message import Message
 
 from bioverify import errors
-from bioverify.server.audit import AuditTrail, CallRecord, NoAudit, audited, token_id
+from bioverify.server.audit import NO_AUDIT, AuditTrail, CallRecord, audited, token_id
 from bioverify.server.auth import bearer_digest
 from bioverify.server.request_reads import RequestReads
 from bioverify.server.token_calls import CallsPerToken
@@ -97,7 +97,7 @@ class ErrorMappingInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
         audited services are written to ``audit`` when they end."""
         self._reads = reads
         self._calls = calls if calls is not None else CallsPerToken(0)
-        self._audit = audit if audit is not None else NoAudit()
+        self._audit = audit if audit is not None else NO_AUDIT
 
     def intercept_service(
         self,
@@ -110,21 +110,22 @@ class ErrorMappingInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
         method = handler_call_details.method
         if method.startswith("/grpc.health."):
             return handler  # probed every few seconds: not logged, raises nothing of ours
+        audit = self._audit if audited(method) else NO_AUDIT
         if handler.unary_unary is not None:
             return grpc.stream_unary_rpc_method_handler(
-                _wrap_unary(handler.unary_unary, method, self._calls, self._audit, self._reads),
+                _wrap_unary(handler.unary_unary, method, self._calls, audit, self._reads),
                 request_deserializer=handler.request_deserializer,
                 response_serializer=handler.response_serializer,
             )
         if handler.stream_unary is not None:  # e.g. a call refused before its message
             return grpc.stream_unary_rpc_method_handler(
-                _wrap_unary(handler.stream_unary, method, self._calls, self._audit),
+                _wrap_unary(handler.stream_unary, method, self._calls, audit),
                 request_deserializer=handler.request_deserializer,
                 response_serializer=handler.response_serializer,
             )
         if handler.stream_stream is not None:
             return grpc.stream_stream_rpc_method_handler(
-                _wrap_stream(handler.stream_stream, method, self._calls, self._audit),
+                _wrap_stream(handler.stream_stream, method, self._calls, audit),
                 request_deserializer=handler.request_deserializer,
                 response_serializer=handler.response_serializer,
             )
@@ -148,9 +149,10 @@ def _wrap_unary(
         started = time.perf_counter()
         logged = True
         ended = ""
-        record = _call_record(method, rid, context)
+        digest = bearer_digest(context.invocation_metadata())
+        record = CallRecord(method, rid, token_id(digest))
         try:
-            with calls.admitted(context):
+            with calls.admitted(digest):
                 request = received if reads is None else _read_request(received, context, reads)
                 record.request = request
                 record.response = fn(request, context)
@@ -194,9 +196,10 @@ def _wrap_stream(
         started = time.perf_counter()
         ended = ""  # how the client ended the call, when it did
         logged = True
-        record = _call_record(method, rid, context)
+        digest = bearer_digest(context.invocation_metadata())
+        record = CallRecord(method, rid, token_id(digest))
         try:
-            with calls.admitted(context):
+            with calls.admitted(digest):
                 responses = fn(_first_kept(requests, record), context)
                 try:
                     for response in responses:
@@ -231,11 +234,6 @@ def _wrap_stream(
     return wrapper
 
 
-def _call_record(method: str, rid: str, context: grpc.ServicerContext) -> CallRecord:
-    digest = bearer_digest(context.invocation_metadata())
-    return CallRecord(method, rid, token_id(digest), context.peer())
-
-
 def _first_kept(requests: Iterator[Any], record: CallRecord) -> Iterator[Any]:
     """``requests``, the first of them kept in ``record`` (a stream's config)."""
     for request in requests:
@@ -253,18 +251,17 @@ def _status_name(exc: BaseException) -> str:
 def _audit(
     audit: AuditTrail, record: CallRecord, context: grpc.ServicerContext, started: float
 ) -> None:
-    """The call's audit line, when it is one of the audited services' and its request was
-    read (a call refused before, e.g. without a token, is in the service log only)."""
+    """The call's audit line (``audit`` is the method's: none for a service not audited),
+    when its request was read (a call refused before, e.g. without a token, is in the service
+    log only)."""
     if not audit.enabled or not isinstance(record.request, Message):
         return  # not a message: a refused call's unread stream
-    if not audited(record.method):
-        return
     try:
         if record.status == "OK":  # the servicer may have aborted the call itself
             code = context.code() if hasattr(context, "code") else None
             if code is not None and code != grpc.StatusCode.OK:
                 record.status = getattr(code, "name", str(code))
-        audit.record(record.entry((time.perf_counter() - started) * 1e3))
+        audit.record(record.entry((time.perf_counter() - started) * 1e3, context.peer()))
     except Exception:  # the call's answer stands
         logger.exception("could not make the audit line of a %s call", record.method)
 

@@ -7,30 +7,29 @@ refused at once with RESOURCE_EXHAUSTED (``OVERLOADED``)."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 
-import grpc
-
 from bioverify.errors import Overloaded
-from bioverify.server.auth import bearer_digest
 
 
 class CallsPerToken:
-    """At most ``limit`` calls in progress per token (0: no limit). Calls without a token are
-    not counted: the token check refuses them before they do any work."""
+    """At most ``limit`` calls in progress per token of ``tokens`` (their digests; 0: no
+    limit). A call with no token or an unknown one is not counted: the token check refuses
+    it (UNAUTHENTICATED) before it does any work."""
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, tokens: Collection[str] = ()) -> None:
         self._limit = limit
+        self._tokens = frozenset(tokens)
         self._lock = threading.Lock()
         self._calls: dict[str, int] = {}  # per token digest, only while above 0
 
     @contextmanager
-    def admitted(self, context: grpc.ServicerContext) -> Iterator[None]:
-        """Held for the whole call; Overloaded (before anything is read) when the call's
-        token already has ``limit`` calls in progress."""
-        digest = bearer_digest(context.invocation_metadata()) if self._limit > 0 else None
-        if digest is None:
+    def admitted(self, digest: str | None) -> Iterator[None]:
+        """Held for the whole call of the token with ``digest`` (``auth.bearer_digest``);
+        Overloaded (before anything is read) when it already has ``limit`` calls in
+        progress."""
+        if self._limit <= 0 or digest not in self._tokens:
             yield
             return
         with self._lock:
