@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 import stat
 from pathlib import Path
 
+from bioverify.errors import ConfigurationError
+
 PRIVATE_FILE_MODE = 0o600
+
+logger = logging.getLogger(__name__)
 
 
 def fsync_dir(directory: Path) -> None:
@@ -17,6 +22,21 @@ def fsync_dir(directory: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def read_secret_text(path: Path, what: str) -> str:
+    """The text of a file holding secrets (``what`` names it in messages, e.g. "template key
+    file"), with a warning when other users may read it; ConfigurationError when it cannot
+    be read as UTF-8 text."""
+    try:
+        text = path.read_text(encoding="utf-8")
+        mode = path.stat().st_mode
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        raise ConfigurationError(f"cannot read the {what} {path}: {reason}") from exc
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        logger.warning("the %s %s can be read by other users (chmod 600)", what, path)
+    return text
 
 
 def create_key_file(path: Path, nbytes: int = 32) -> bool:

@@ -10,11 +10,10 @@ one replica is not recognised through another. The key is never logged.
 from __future__ import annotations
 
 import logging
-import stat
 from pathlib import Path
 
 from bioverify.errors import ConfigurationError
-from bioverify.fileio import create_key_file
+from bioverify.fileio import create_key_file, read_secret_text
 from bioverify.settings import MIN_SAMPLE_ID_KEY_LENGTH, Settings
 
 logger = logging.getLogger(__name__)
@@ -41,19 +40,12 @@ def sample_id_key(settings: Settings) -> bytes:
 
 def read_key_file(path: Path) -> bytes:
     """The key a file holds (surrounding whitespace ignored)."""
-    try:
-        text = path.read_text(encoding="utf-8").strip()
-        mode = path.stat().st_mode
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
-        raise ConfigurationError(f"cannot read the sample id key file {path}: {reason}") from exc
+    text = read_secret_text(path, "sample id key file").strip()
     if len(text) < MIN_SAMPLE_ID_KEY_LENGTH:
         raise ConfigurationError(
             f"the sample id key file {path} must hold at least {MIN_SAMPLE_ID_KEY_LENGTH} "
             "characters (e.g. `openssl rand -hex 32`)"
         )
-    if mode & (stat.S_IRWXG | stat.S_IRWXO):
-        logger.warning("the sample id key file %s can be read by other users (chmod 600)", path)
     return text.encode("utf-8")
 
 

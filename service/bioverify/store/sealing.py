@@ -20,7 +20,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import stat
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +29,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from bioverify.errors import ConfigurationError, TemplateUnreadable
+from bioverify.fileio import read_secret_text
 
 SEALED_PREFIX = b"\xff\xff\xff\x7fBVS1"
 KEY_BYTES = 32
@@ -177,12 +177,7 @@ def unless_unreadable(read: Callable[[], T]) -> T | None:
 
 def read_template_keys(path: Path) -> list[bytes]:
     """The keys of a template key file, first (sealing) key first."""
-    try:
-        text = path.read_text(encoding="utf-8")
-        mode = path.stat().st_mode
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
-        raise ConfigurationError(f"cannot read the template key file {path}: {reason}") from exc
+    text = read_secret_text(path, "template key file")
     keys: list[bytes] = []
     for number, line in enumerate(text.splitlines(), start=1):
         entry = line.split("#", 1)[0].strip()
@@ -200,8 +195,6 @@ def read_template_keys(path: Path) -> list[bytes]:
         keys.append(key)
     if not keys:
         raise ConfigurationError(f"the template key file {path} holds no key")
-    if mode & (stat.S_IRWXG | stat.S_IRWXO):
-        logger.warning("the template key file %s can be read by other users (chmod 600)", path)
     return keys
 
 
