@@ -5,23 +5,27 @@ retried take finding its own token, and a wait that ends in a clear error."""
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
+import uuid
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 import redis
 
 from bioverify.errors import Unavailable
-from bioverify.store.redis_connection import connect
+from bioverify.store.redis_connection import RedisErrors, connect
 from bioverify.store.redis_turns import RedisTurns
 
+LOG = logging.getLogger(__name__)
 KEY = "t:turn:enrolment%3Aface%3Abank"  # the key of the turn "enrolment:face:bank"
 
 
 def replica(url: str, **kwargs: float) -> RedisTurns:
     """Turns on a connection of their own, as another replica's."""
-    return RedisTurns(connect(url), key_prefix="t:", **kwargs)
+    return RedisTurns(connect(url), RedisErrors("the test turns", LOG), key_prefix="t:", **kwargs)
 
 
 def test_replicas_take_turns_per_name(redis_url: str) -> None:
@@ -75,10 +79,17 @@ def test_a_holder_that_lost_its_turn_does_not_free_its_successors(redis_url: str
     assert client.get(KEY) == b"successor"  # the first holder's release left it alone
 
 
-def test_a_retried_take_finds_its_own_token(redis_url: str) -> None:
-    turns = replica(redis_url)
-    redis.Redis.from_url(redis_url).set(KEY, "mine", px=30_000)  # applied, reply lost
-    turns._take(KEY, "mine", time.monotonic() + 0.1)
+def test_a_retried_take_finds_its_own_token(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client = redis.Redis.from_url(redis_url)
+    client.set(KEY, "mine", px=30_000)  # a take Redis applied, whose reply was lost
+    monkeypatch.setattr(uuid, "uuid4", lambda: SimpleNamespace(hex="mine"))
+    started = time.monotonic()
+    with replica(redis_url, wait_s=5).turn("enrolment:face:bank"):
+        assert client.get(KEY) == b"mine"
+    assert time.monotonic() - started < 1  # not waited out as another holder's turn
+    assert client.get(KEY) is None  # and freed as its own
 
 
 def test_a_turn_held_too_long_ends_the_wait_with_a_clear_error(redis_url: str) -> None:

@@ -5,9 +5,12 @@ in-process adapter; ``bioverify.store.redis_turns`` holds turns across replicas.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from typing import Protocol
+
+from bioverify.errors import Unavailable
 
 
 class Turns(Protocol):
@@ -24,8 +27,19 @@ class ProcessTurns:
         self._guard = threading.Lock()
 
     @contextmanager
-    def turn(self, name: str) -> Iterator[None]:
+    def turn(self, name: str, *, deadline: float | None = None) -> Iterator[None]:
+        """Waits until ``deadline`` (``time.monotonic()``; None: for as long as it takes),
+        then raises Unavailable."""
         with self._guard:
             lock = self._locks.setdefault(name, threading.Lock())
-        with lock:
+        wait = -1.0 if deadline is None else max(0.0, deadline - time.monotonic())
+        if not lock.acquire(timeout=wait):
+            raise waited_too_long()
+        try:
             yield
+        finally:
+            lock.release()
+
+
+def waited_too_long() -> Unavailable:
+    return Unavailable("another enrolment has held this tenant's turn for too long; retry")

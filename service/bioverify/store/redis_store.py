@@ -240,7 +240,7 @@ class RedisTemplateStore:
 
     def turns(self) -> RedisTurns:
         """Turns shared by every replica of this store, on its connection."""
-        return RedisTurns(self._redis, key_prefix=self._p)
+        return RedisTurns(self._redis, self._errors, key_prefix=self._p)
 
     # -- keys -------------------------------------------------------------------------------
     def _subject_key(self, tenant: str, subject_id: str) -> str:

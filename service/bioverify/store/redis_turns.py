@@ -21,6 +21,7 @@ from contextlib import contextmanager
 import redis
 
 from bioverify.errors import Unavailable
+from bioverify.index.turns import ProcessTurns, waited_too_long
 from bioverify.store.redis_connection import RedisErrors, key_part
 
 logger = logging.getLogger(__name__)
@@ -60,6 +61,7 @@ class RedisTurns:
     def __init__(
         self,
         client: redis.Redis,
+        errors: RedisErrors,
         *,
         key_prefix: str = "bioverify:",
         hold_s: float = 30.0,
@@ -68,9 +70,8 @@ class RedisTurns:
         self._p = key_prefix
         self._hold_ms = max(1, round(hold_s * 1000))
         self._wait_s = wait_s
-        self._locks: dict[str, threading.Lock] = {}
-        self._guard = threading.Lock()
-        self._errors = RedisErrors("the template store (Redis)", logger)
+        self._local = ProcessTurns()
+        self._errors = errors
         self._take_script = client.register_script(_TAKE_LUA)
         self._renew_script = client.register_script(_RENEW_LUA)
         self._release_script = client.register_script(_RELEASE_LUA)
@@ -79,11 +80,7 @@ class RedisTurns:
     def turn(self, name: str) -> Iterator[None]:
         key, token = f"{self._p}turn:{key_part(name)}", uuid.uuid4().hex
         deadline = time.monotonic() + self._wait_s
-        with self._guard:
-            lock = self._locks.setdefault(name, threading.Lock())
-        if not lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
-            raise _waited_too_long()
-        try:
+        with self._local.turn(name, deadline=deadline):
             self._take(key, token, deadline)
             renewal: _Renewal | None = None
             try:
@@ -93,23 +90,21 @@ class RedisTurns:
                 if renewal is not None:
                     renewal.stop()
                 self._free(key, token)
-        finally:
-            lock.release()
 
     def _take(self, key: str, token: str, deadline: float) -> None:
         pause = 0.002
-        try:
-            while True:
+        while True:
+            try:
                 with self._errors.translate():
                     if self._take_script(keys=[key], args=[token, self._hold_ms]):
                         return
-                if time.monotonic() >= deadline:
-                    raise _waited_too_long()
-                time.sleep(random.uniform(pause / 2, pause))
-                pause = min(pause * 2, 0.05)
-        except Unavailable:
-            self._free(key, token)  # a take Redis applied but whose reply was lost
-            raise
+            except Unavailable:
+                self._free(key, token)  # a take Redis applied but whose reply was lost
+                raise
+            if time.monotonic() >= deadline:
+                raise waited_too_long()
+            time.sleep(random.uniform(pause / 2, pause))
+            pause = min(pause * 2, 0.05)
 
     def _renew(self, key: str, token: str) -> bool:
         with self._errors.translate():
@@ -131,10 +126,6 @@ class RedisTurns:
             return
         if not released:
             logger.debug("a turn had expired or was not taken when it was freed")
-
-
-def _waited_too_long() -> Unavailable:
-    return Unavailable("another enrolment has held this tenant's turn for too long; retry")
 
 
 class _Renewal:
