@@ -4,13 +4,12 @@ templates, and that finishes a key rotation (see ``bioverify.store.sealing``).""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from bioverify.errors import NotEnrolled, TemplateChanged, Unavailable
-from bioverify.store.ports import ExpectedTemplate, TemplateStore, TemplateWrite
+from bioverify.store.ports import ExpectedTemplate, Template, TemplateStore, TemplateWrite
 
 MODALITIES = ("face", "voice")
 ATTEMPTS = 3
@@ -22,51 +21,53 @@ class ResealReport:
     gone: int = 0  # deleted while the run went on: nothing left to seal
 
 
-def reseal_templates(
-    store: TemplateStore,
-    modalities: Iterable[str] = MODALITIES,
-    progress: Callable[[str, int], None] | None = None,
-) -> ResealReport:
+def reseal_templates(store: TemplateStore) -> ResealReport:
     """Write each template again, unchanged, through ``store`` (which seals what it writes).
     Each write expects the template it read, so an enrolment running meanwhile is never
     undone: on a conflict the template is read and written again. The samples, ids, extra
     values and creation time stay; the template's update time and revision move on."""
     report = ResealReport()
-    for modality in modalities:
-        names = [(t.tenant, t.subject_id) for t in store.iter_templates(modality)]
-        for tenant, subject_id in names:
-            if _reseal_one(store, tenant, subject_id, modality):
-                report.sealed[modality] = report.sealed.get(modality, 0) + 1
-                if progress is not None:
-                    progress(modality, report.sealed[modality])
+    for modality in MODALITIES:
+        # Written as read: a template's write leaves the scan's order and pages as they are.
+        for template in store.iter_templates(modality):
+            if _reseal_one(store, template):
+                report.sealed[modality] += 1
             else:
                 report.gone += 1
     return report
 
 
-def _reseal_one(store: TemplateStore, tenant: str, subject_id: str, modality: str) -> bool:
-    """Whether the template was written again (False: it was deleted meanwhile)."""
+def _reseal_one(store: TemplateStore, template: Template) -> bool:
+    """Whether ``template`` (as read) was written again; False: it was deleted meanwhile."""
+    current: Template | None = template
     for _ in range(ATTEMPTS):
-        try:
-            template = store.get_template(tenant, subject_id, modality)
-        except NotEnrolled:
+        if current is None:
             return False
-        no_samples = np.empty((0, template.samples.shape[1]), dtype=np.float32)
         try:
             store.save(
                 TemplateWrite(
-                    tenant=tenant,
-                    subject_id=subject_id,
-                    modality=modality,
-                    model=template.model,
-                    new_samples=no_samples,
-                    expected=ExpectedTemplate.of(template),
+                    tenant=current.tenant,
+                    subject_id=current.subject_id,
+                    modality=current.modality,
+                    model=current.model,
+                    new_samples=np.empty((0, current.samples.shape[1]), dtype=np.float32),
+                    expected=ExpectedTemplate.of(current),
                 )
             )
         except TemplateChanged:
+            current = _read_again(store, current)
             continue
         return True
+    if current is None:
+        return False
     raise Unavailable(
-        f"subject {subject_id!r}'s {modality} template kept changing while being sealed; "
-        "run seal-templates again"
+        f"subject {template.subject_id!r}'s {template.modality} template kept changing while "
+        "being sealed; run seal-templates again"
     )
+
+
+def _read_again(store: TemplateStore, template: Template) -> Template | None:
+    try:
+        return store.get_template(template.tenant, template.subject_id, template.modality)
+    except NotEnrolled:
+        return None
