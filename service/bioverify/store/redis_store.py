@@ -41,7 +41,6 @@ from collections.abc import Iterator, Mapping, Sequence
 from functools import partial
 from typing import Any
 
-import numpy as np
 import redis
 
 from bioverify.errors import ConfigurationError, NotEnrolled, TemplateUnreadable, Unavailable
@@ -68,7 +67,7 @@ from bioverify.store.redis_connection import (
     unescape_key_part,
 )
 from bioverify.store.redis_turns import RedisTurns
-from bioverify.store.sealing import NO_SEALING, BlobPlace, BlobSealer, unless_unreadable
+from bioverify.store.sealing import NO_SEALING, BlobSealer, TemplateBlobs, unless_unreadable
 
 logger = logging.getLogger(__name__)
 
@@ -379,14 +378,12 @@ class RedisTemplateStore:
             meta_args += [f"m:{key}", value]
         now = utc_now()
         old_model_name = _str(old_model) if old_model is not None else ""
+        blobs = TemplateBlobs(self._sealer, tenant, subject_id, modality)
         old: StoredTemplate | None = None
         if old_model is not None and not w.replace:  # a replaced template is not parsed
             old = StoredTemplate(
                 model=old_model_name,
-                samples=np.frombuffer(
-                    self._sealer.open(blob, BlobPlace(tenant, subject_id, modality, "samples")),
-                    dtype=np.float32,
-                ).reshape(-1, int(dim)),
+                samples=blobs.open_samples(blob, int(dim)),
                 sample_ids=json.loads(old_ids) if old_ids else [],
                 extra=json.loads(old_extra),
                 created_at=_str(old_created),
@@ -415,13 +412,7 @@ class RedisTemplateStore:
             old_model_name,
             int(samples.shape[1]),
             int(samples.shape[0]),
-            self._sealer.seal(
-                template.vector.tobytes(), BlobPlace(tenant, subject_id, modality, "vector")
-            ),
-            self._sealer.seal(
-                np.ascontiguousarray(samples, dtype=np.float32).tobytes(),
-                BlobPlace(tenant, subject_id, modality, "samples"),
-            ),
+            *blobs.seal(template.vector, samples),
             json.dumps(dict(template.extra), sort_keys=True),
             created,
             now,
@@ -622,15 +613,16 @@ def _template(
     tenant, subject_id, model, dim, vec, samples, extra, created, updated, ids, rev = row
     tenant, subject_id = _str(tenant), _str(subject_id)
     _check_stored_where(modality, [tenant, subject_id], where)
-    vec = sealer.open(vec, BlobPlace(tenant, subject_id, modality, "vector"))
-    samples = sealer.open(samples, BlobPlace(tenant, subject_id, modality, "samples"))
+    vector, samples = TemplateBlobs(sealer, tenant, subject_id, modality).open(
+        vec, samples, int(dim)
+    )
     return Template(
         tenant=tenant,
         subject_id=subject_id,
         modality=modality,
         model=_str(model),
-        vector=np.frombuffer(vec, dtype=np.float32).copy(),
-        samples=np.frombuffer(samples, dtype=np.float32).reshape(-1, int(dim)).copy(),
+        vector=vector,
+        samples=samples,
         created_at=_str(created),
         updated_at=_str(updated),
         extra=json.loads(extra),

@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, TypeVar
 
+import numpy as np
+import numpy.typing as npt
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
@@ -39,6 +41,7 @@ TAG_BYTES = 16
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
+Vector = npt.NDArray[np.float32]
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,41 @@ class BlobPlace:
 
     def describe(self) -> str:
         return f"subject {self.subject_id!r}'s {self.modality} template"
+
+
+@dataclass(frozen=True)
+class TemplateBlobs:
+    """A template's embeddings as a store keeps them: its vector and its (n, dim) samples as
+    two float32 blobs, sealed by ``sealer`` for where they are stored."""
+
+    sealer: BlobSealer
+    tenant: str
+    subject_id: str
+    modality: str
+
+    def _place(self, column: str) -> BlobPlace:
+        return BlobPlace(self.tenant, self.subject_id, self.modality, column)
+
+    def seal(self, vector: Vector, samples: Vector) -> tuple[bytes, bytes]:
+        """The stored blobs of ``vector`` and ``samples``."""
+        return (
+            self.sealer.seal(
+                np.ascontiguousarray(vector, np.float32).tobytes(), self._place("vector")
+            ),
+            self.sealer.seal(
+                np.ascontiguousarray(samples, np.float32).tobytes(), self._place("samples")
+            ),
+        )
+
+    def open_samples(self, blob: bytes, dim: int) -> Vector:
+        """The (n, ``dim``) samples of a stored blob (a read-only view of it)."""
+        opened = self.sealer.open(blob, self._place("samples"))
+        return np.frombuffer(opened, dtype=np.float32).reshape(-1, dim)
+
+    def open(self, vector_blob: bytes, samples_blob: bytes, dim: int) -> tuple[Vector, Vector]:
+        """The vector and samples of the stored blobs (arrays of their own)."""
+        vector = np.frombuffer(self.sealer.open(vector_blob, self._place("vector")), np.float32)
+        return vector.copy(), self.open_samples(samples_blob, dim).copy()
 
 
 def is_sealed(blob: bytes) -> bool:

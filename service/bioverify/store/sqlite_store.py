@@ -22,8 +22,6 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from bioverify.errors import ConfigurationError, NotEnrolled, Unavailable
 from bioverify.index.turns import ProcessTurns
 from bioverify.store.ports import (
@@ -41,7 +39,7 @@ from bioverify.store.ports import (
     listing_bytes,
     utc_now,
 )
-from bioverify.store.sealing import NO_SEALING, BlobPlace, BlobSealer, unless_unreadable
+from bioverify.store.sealing import NO_SEALING, BlobSealer, TemplateBlobs, unless_unreadable
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS subjects (
@@ -173,15 +171,17 @@ class SqliteTemplateStore:
             old_model, dim, blob, old_extra, created, old_ids, _ = existing
             old = StoredTemplate(
                 model=old_model,
-                samples=np.frombuffer(
-                    self._sealer.open(blob, BlobPlace(tenant, subject_id, modality, "samples")),
-                    dtype=np.float32,
-                ).reshape(-1, dim),
+                samples=TemplateBlobs(self._sealer, tenant, subject_id, modality).open_samples(
+                    blob, dim
+                ),
                 sample_ids=json.loads(old_ids),
                 extra=json.loads(old_extra),
                 created_at=created,
             )
         t = apply_write(w, old, now)
+        vector_blob, samples_blob = TemplateBlobs(self._sealer, tenant, subject_id, modality).seal(
+            t.vector, t.samples
+        )
         row = cur.execute(
             "SELECT metadata, created_at FROM subjects WHERE tenant=? AND subject_id=?",
             (tenant, subject_id),
@@ -210,13 +210,8 @@ class SqliteTemplateStore:
                 modality,
                 t.model,
                 int(t.samples.shape[1]),
-                self._sealer.seal(
-                    t.vector.tobytes(), BlobPlace(tenant, subject_id, modality, "vector")
-                ),
-                self._sealer.seal(
-                    np.ascontiguousarray(t.samples, dtype=np.float32).tobytes(),
-                    BlobPlace(tenant, subject_id, modality, "samples"),
-                ),
+                vector_blob,
+                samples_blob,
                 t.sample_count,
                 json.dumps(dict(t.extra), sort_keys=True),
                 json.dumps(list(t.sample_ids)),
@@ -512,16 +507,16 @@ class SqliteTemplateStore:
 
     def _template(self, tenant: str, subject_id: str, modality: str, row: Any) -> Template:
         model, dim, vector, samples, extra, created, updated, ids, revision = row
-        d = int(dim)
-        vector = self._sealer.open(vector, BlobPlace(tenant, subject_id, modality, "vector"))
-        samples = self._sealer.open(samples, BlobPlace(tenant, subject_id, modality, "samples"))
+        vector, samples = TemplateBlobs(self._sealer, tenant, subject_id, modality).open(
+            vector, samples, int(dim)
+        )
         return Template(
             tenant=tenant,
             subject_id=subject_id,
             modality=modality,
             model=str(model),
-            vector=np.frombuffer(vector, dtype=np.float32).copy(),
-            samples=np.frombuffer(samples, dtype=np.float32).reshape(-1, d).copy(),
+            vector=vector,
+            samples=samples,
             created_at=str(created),
             updated_at=str(updated),
             extra=json.loads(str(extra)),
