@@ -52,6 +52,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -59,13 +60,14 @@ import faiss
 import numpy as np
 import numpy.typing as npt
 
-from bioverify.errors import NotEnrolled, TemplateUnreadable, Unavailable
+from bioverify.errors import NotEnrolled, Unavailable
 from bioverify.fileio import fsync_dir
 from bioverify.index.faiss_ann import FastScanIndex
 from bioverify.index.faiss_exact import ExactIndex
 from bioverify.index.ports import Ids, VectorIndex, Vectors, as_vectors
 from bioverify.index.turns import ProcessTurns, Turns
 from bioverify.store.ports import Change, FeedPosition, TemplateStore
+from bioverify.store.sealing import unless_unreadable
 
 logger = logging.getLogger(__name__)
 
@@ -543,14 +545,14 @@ class Gallery:
             if (tenant, subject_id) in deleted:
                 batch.deleted.add(subject_id)
             if op == "upsert":
-                try:
-                    template = store.get_template(tenant, subject_id, self.modality)
+                try:  # None (logged): unusable until deleted or enrolled again
+                    template = unless_unreadable(
+                        partial(store.get_template, tenant, subject_id, self.modality)
+                    )
                 except NotEnrolled:
-                    batch.drop.add(subject_id)  # deleted after this change was written
-                    continue
-                except TemplateUnreadable as exc:
-                    logger.error("%s; it is left out of the gallery", exc)
-                    batch.drop.add(subject_id)  # unusable until deleted or enrolled again
+                    template = None  # deleted after this change was written
+                if template is None:
+                    batch.drop.add(subject_id)
                     continue
                 if template.model == self.model and template.vector.shape == (self.dim,):
                     batch.put[subject_id] = template.vector
