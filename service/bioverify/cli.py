@@ -116,8 +116,7 @@ def seal_templates(settings: Settings) -> int:
     """Seal every stored template (see ``bioverify.store.resealing``), cut SQLite's log of
     the plain ones and remove this data directory's gallery snapshots, which hold their
     vectors in the clear (a service with template keys writes none)."""
-    from bioverify.index.gallery import remove_snapshots_in
-    from bioverify.server.app import build_store, snapshot_root
+    from bioverify.server.app import build_store, remove_snapshots_but
     from bioverify.store.resealing import reseal_templates
     from bioverify.store.sqlite_store import SqliteTemplateStore
 
@@ -140,10 +139,8 @@ def seal_templates(settings: Settings) -> int:
             file=sys.stderr,
         )
         return 1
-    root = snapshot_root(settings)
-    snapshots = [p for p in root.iterdir() if p.is_dir()] if root.is_dir() else []
-    if remove_snapshots_in(
-        snapshots, "seal-templates", why="they hold templates in the clear", retried="remove it"
+    if remove_snapshots_but(
+        settings, (), "seal-templates", why="they hold templates in the clear", retried="remove it"
     ):
         return 1
     if settings.store == "redis":

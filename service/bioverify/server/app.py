@@ -8,6 +8,7 @@ import functools
 import logging
 import platform
 import threading
+from collections.abc import Collection
 from concurrent import futures
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -98,6 +99,18 @@ SERVICE_NAMES = (
 def snapshot_root(settings: Settings) -> Path:
     """Where the galleries' snapshots are kept, one folder per modality."""
     return settings.data_dir / "index"
+
+
+def remove_snapshots_but(
+    settings: Settings, keep: Collection[Path | None], owner: str, *, why: str, retried: str
+) -> set[Path]:
+    """Remove the gallery snapshots under ``snapshot_root`` but those in the folders ``keep``
+    (see ``remove_snapshots_in``); returns the folders whose removal failed."""
+    root = snapshot_root(settings)
+    if not root.is_dir():
+        return set()
+    folders = (p for p in root.iterdir() if p.is_dir() and p not in keep)
+    return remove_snapshots_in(folders, owner, why=why, retried=retried)
 
 
 def build_store(settings: Settings, *, allow_unsealed: bool = False) -> TemplateStore:
@@ -460,22 +473,16 @@ class Application:
         keep their vectors in the clear (those already there are removed at startup)."""
         if not self.settings.gallery_snapshots or self.settings.template_key_file:
             return None
-        return self._snapshot_root() / gallery.modality
-
-    def _snapshot_root(self) -> Path:
-        return snapshot_root(self.settings)
+        return snapshot_root(self.settings) / gallery.modality
 
     def _remove_unused_snapshots(self) -> None:
         """Remove the snapshots under ``DATA_DIR/index/`` that no gallery of this run restores
         or saves (snapshots switched off, a modality no longer served): no gallery would remove
         them when a subject they hold is deleted. One that cannot be removed is logged and tried
         again at the next start."""
-        root = self._snapshot_root()
-        if not root.is_dir():
-            return
-        used = {self._snapshot_dir(g) for g in self.galleries}
-        remove_snapshots_in(
-            (p for p in root.iterdir() if p.is_dir() and p not in used),
+        remove_snapshots_but(
+            self.settings,
+            {self._snapshot_dir(g) for g in self.galleries},
             "unused gallery",
             why="not used by this run",
             retried="tried again at the next start",
