@@ -142,24 +142,18 @@ def fnir_at_fpir(
     return best
 
 
-Z_95 = 1.959963984540054  # two-sided 95 % normal quantile
-
-
-def wilson_interval(errors: int, n: int, z: float = Z_95) -> tuple[float, float]:
-    """Wilson score interval of an error rate ``errors / n`` (95 % by default): unlike the
+def wilson_interval(errors: int, n: int) -> tuple[float, float]:
+    """95 % Wilson score interval of an error rate ``errors / n`` (scipy's): unlike the
     normal approximation it stays inside [0, 1] and is not empty at 0 or ``n`` errors, which
     matters for the small attack classes of a PAD evaluation. ``(nan, nan)`` when ``n`` is 0."""
     if n < 0 or not 0 <= errors <= n:
         raise ValueError(f"need 0 <= errors <= n, got {errors} of {n}")
     if n == 0:
         return math.nan, math.nan
-    rate = errors / n
-    z2 = z * z
-    centre = (rate + z2 / (2 * n)) / (1 + z2 / n)
-    half = z * math.sqrt(rate * (1 - rate) / n + z2 / (4 * n * n)) / (1 + z2 / n)
-    low = 0.0 if errors == 0 else max(0.0, centre - half)
-    high = 1.0 if errors == n else min(1.0, centre + half)
-    return low, high
+    from scipy.stats import binomtest  # evaluation only: kept out of the service's start-up
+
+    interval = binomtest(errors, n).proportion_ci(confidence_level=0.95, method="wilson")
+    return float(interval.low), float(interval.high)
 
 
 # -- presentation-attack detection (ISO/IEC 30107-3) ---------------------------------------------
