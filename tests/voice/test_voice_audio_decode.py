@@ -367,6 +367,11 @@ def test_working_rate_decode_is_the_native_decode_resampled(
     assert working.input_clipping == clipping_fraction(native.samples, rate)
     assert (working.input_clipping > 0.01) == (gain > 1)
     assert native.working_rate_hz is None and native.input_clipping is None
+    unmeasured = decode_audio(
+        data, channel=channel, limits=limits, working_rate_hz=16000, measure_clipping=False
+    )
+    np.testing.assert_array_equal(unmeasured.samples, working.samples)
+    assert unmeasured.input_clipping is None
 
 
 @pytest.mark.parametrize(

@@ -105,10 +105,15 @@ class AudioInput:
     channel: int | None = None
 
     def decode(
-        self, limits: AudioLimits, what: str = "the audio", *, working_rate_hz: int | None = None
+        self,
+        limits: AudioLimits,
+        what: str = "the audio",
+        *,
+        working_rate_hz: int | None = None,
+        measure_clipping: bool = True,
     ) -> DecodedAudio:
-        """Decoded as declared (at ``working_rate_hz``: see :func:`decode_audio`); InvalidAudio
-        naming ``what`` when empty or undecodable."""
+        """Decoded as declared (at ``working_rate_hz``, measuring clipping or not: see
+        :func:`decode_audio`); InvalidAudio naming ``what`` when empty or undecodable."""
         if not self.data:
             raise InvalidAudio(f"{what} is empty: send a WAV, FLAC, OGG or MP3 file or raw PCM")
         return decode_audio(
@@ -119,6 +124,7 @@ class AudioInput:
             channel=self.channel,
             limits=limits,
             working_rate_hz=working_rate_hz,
+            measure_clipping=measure_clipping,
         )
 
 

@@ -112,6 +112,7 @@ def decode_audio(
     channel: int | None = None,
     limits: AudioLimits,
     working_rate_hz: int | None = None,
+    measure_clipping: bool = True,
 ) -> DecodedAudio:
     """Decode ``data`` into mono float32 at its own sample rate, or at ``working_rate_hz``.
 
@@ -120,7 +121,8 @@ def decode_audio(
     channels down; ``channel=k`` keeps channel ``k`` only (for example the caller's side of a
     stereo call recording). With ``working_rate_hz`` the samples are those :func:`resample`
     gives from the input's rate, produced block by block as the input is decoded (never held at
-    the input's rate), and ``input_clipping`` is measured on the way.
+    the input's rate), and ``input_clipping`` is measured on the way (unless
+    ``measure_clipping`` is False: for a caller that does not read it).
 
     Raises:
         InvalidAudio: empty, unrecognised, corrupted or wrongly declared audio.
@@ -146,9 +148,19 @@ def decode_audio(
         raise InvalidAudio(f"channel index {channel} is negative")
     if working_rate_hz is not None and working_rate_hz <= 0:
         raise ValueError(f"the working rate must be positive, got {working_rate_hz}")
+    working = _Working(working_rate_hz, measure_clipping) if working_rate_hz else None
     if enc in (AudioEncoding.AUTO, AudioEncoding.CONTAINER):
-        return _decode_container(data, sample_rate_hz, channels, channel, limits, working_rate_hz)
-    return _decode_raw(data, enc, sample_rate_hz, channels, channel, limits, working_rate_hz)
+        return _decode_container(data, sample_rate_hz, channels, channel, limits, working)
+    return _decode_raw(data, enc, sample_rate_hz, channels, channel, limits, working)
+
+
+@dataclass(frozen=True)
+class _Working:
+    """What decoding at a working rate does on the way: resample to ``rate_hz``, and measure
+    the input's clipping when ``clipping``."""
+
+    rate_hz: int
+    clipping: bool
 
 
 def sniff_container(data: bytes) -> str | None:
@@ -213,7 +225,7 @@ def _decode_container(
     declared_channels: int | None,
     channel: int | None,
     limits: AudioLimits,
-    working_rate: int | None,
+    working: _Working | None,
 ) -> DecodedAudio:
     fmt = sniff_container(data)
     if fmt is None:
@@ -255,7 +267,7 @@ def _decode_container(
             )
         _check_duration(header_frames, rate, limits)
         _check_input_samples(header_frames, n_channels, rate, limits)
-        mono = _MonoSamples(header_frames, rate, channel, working_rate, f"the {fmt} file")
+        mono = _MonoSamples(header_frames, rate, channel, working, f"the {fmt} file")
         _read_blocks(handle, fmt, header_frames, n_channels, mono)
     if mono.frames == 0:
         raise InvalidAudio(f"the {fmt} file contains no audio samples")
@@ -291,13 +303,13 @@ class _MonoSamples:
     input frames."""
 
     def __init__(
-        self, max_frames: int, rate: int, channel: int | None, working_rate: int | None, what: str
+        self, max_frames: int, rate: int, channel: int | None, working: _Working | None, what: str
     ) -> None:
         self.channel = channel
         self.what = what
         self.frames = 0
-        self.resampler = BlockResampler(rate, working_rate) if working_rate else None
-        self.clipping = ClippingMeter(rate) if working_rate else None
+        self.resampler = BlockResampler(rate, working.rate_hz) if working else None
+        self.clipping = ClippingMeter(rate) if working and working.clipping else None
         capacity = self.resampler.output_length(max_frames) if self.resampler else max_frames
         self._out = np.empty(capacity, dtype=np.float32)
         self._written = 0
@@ -352,7 +364,7 @@ def _decode_raw(
     declared_channels: int | None,
     channel: int | None,
     limits: AudioLimits,
-    working_rate: int | None,
+    working: _Working | None,
 ) -> DecodedAudio:
     if declared_rate is None:
         hint = " (G.711 telephone audio is normally 8000 Hz)" if enc != enc.PCM_S16LE else ""
@@ -369,7 +381,7 @@ def _decode_raw(
     n_frames = len(data) // bytes_per_frame
     _check_duration(n_frames, declared_rate, limits)
     _check_input_samples(n_frames, n_channels, declared_rate, limits)
-    mono = _MonoSamples(n_frames, declared_rate, channel, working_rate, f"the {enc.value} audio")
+    mono = _MonoSamples(n_frames, declared_rate, channel, working, f"the {enc.value} audio")
     if enc == AudioEncoding.PCM_S16LE:
         pcm = np.frombuffer(data, dtype="<i2").reshape(n_frames, n_channels)
         for start in range(0, n_frames, _READ_BLOCK_FRAMES):
