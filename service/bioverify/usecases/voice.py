@@ -454,11 +454,10 @@ class VoiceVerification:
             )
             return EnrollVoiceOutcome(subject_id, tuple(checked), template, total, (), duplicates)
 
-        return against_current_template(
-            lambda: stored_template(self.store, tenant, subject_id, VOICE),
-            write_against,
-            stored=stored_template(self.store, tenant, subject_id, VOICE),
-        )
+        def read() -> Template | None:
+            return stored_template(self.store, tenant, subject_id, VOICE)
+
+        return against_current_template(read, write_against, stored=read())
 
     def identify(
         self,
