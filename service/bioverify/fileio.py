@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import secrets
@@ -44,14 +45,7 @@ def create_key_file(path: Path, nbytes: int = 32) -> bool:
     unless one is there already; returns whether this call made it. Two processes making it
     at once end up with the same key: the file is written aside and linked into place, and
     a link never replaces the key another process linked first. Raises OSError."""
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        os.fchmod(fd, 0o600)
-        os.write(fd, (secrets.token_hex(nbytes) + "\n").encode("ascii"))
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    tmp = _written_aside(path, (secrets.token_hex(nbytes) + "\n").encode("ascii"))
     try:
         os.link(tmp, path)
     except FileExistsError:
@@ -131,15 +125,30 @@ def _write_through(path: Path, text: str, flags: int) -> None:
 
 def _replace_with(path: Path, text: str) -> None:
     """A new ``0600`` file beside ``path`` holding ``text``, renamed over ``path``."""
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, PRIVATE_FILE_MODE)
+    tmp = _written_aside(path, text.encode("utf-8"))
     try:
-        os.fchmod(fd, PRIVATE_FILE_MODE)
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write(text)
-            out.flush()
-            os.fsync(out.fileno())
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+    with contextlib.suppress(PermissionError):  # a folder the caller may write but not list
+        fsync_dir(path.parent)
+
+
+def _written_aside(path: Path, data: bytes) -> Path:
+    """A new file beside ``path`` (hidden, random name; created exclusively, never through a
+    link; ``0600`` whatever the umask) holding ``data``, flushed to disk; its path."""
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, PRIVATE_FILE_MODE)
+    try:
+        os.fchmod(fd, PRIVATE_FILE_MODE)
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.fsync(fd)
+    except BaseException:
+        os.close(fd)
+        tmp.unlink(missing_ok=True)
+        raise
+    os.close(fd)
+    return tmp
