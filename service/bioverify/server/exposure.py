@@ -96,10 +96,7 @@ def exposure_warnings(settings: Settings) -> list[str]:
     warnings = []
     if settings.tls_key_file:
         key = Path(settings.tls_key_file)
-        try:
-            key_mode = stat.S_IMODE(key.stat().st_mode)
-        except OSError:
-            key_mode = 0  # a key that cannot be read is refused where it is read
+        key_mode = _mode(key)
         if key_mode & 0o077:
             warnings.append(
                 f"the TLS private key {key} is accessible to other users (mode {key_mode:o}): "
@@ -108,10 +105,7 @@ def exposure_warnings(settings: Settings) -> list[str]:
             )
     if settings.auth_tokens_file:
         tokens = Path(settings.auth_tokens_file)
-        try:
-            tokens_mode = stat.S_IMODE(tokens.stat().st_mode)
-        except OSError:
-            tokens_mode = 0  # an unreadable tokens file is refused where it is read
+        tokens_mode = _mode(tokens)
         if tokens_mode & 0o022:
             warnings.append(
                 f"the API tokens file {tokens} is writable by other users (mode "
@@ -152,3 +146,11 @@ def exposure_warnings(settings: Settings) -> list[str]:
                 "template_key_file)"
             )
     return warnings
+
+
+def _mode(path: Path) -> int:
+    """``path``'s permission bits; 0 when it cannot be read (it is refused where it is read)."""
+    try:
+        return stat.S_IMODE(path.stat().st_mode)
+    except OSError:
+        return 0
