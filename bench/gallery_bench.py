@@ -162,7 +162,6 @@ import os
 import platform
 import shutil
 import signal
-import socket
 import sqlite3
 import statistics
 import subprocess
@@ -178,8 +177,8 @@ os.environ["ORT_DISABLE_TELEMETRY"] = "1"
 
 import grpc
 import numpy as np
-import redis
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from redis_process import RedisProcess, free_port, path_bytes
 
 from bioverify.client import BioverifyClient, BioverifyClientError
 from bioverify.errors import BioverifyError
@@ -210,18 +209,6 @@ def pct(values: list[float], q: float) -> float:
     return float(np.percentile(values, q)) if values else float("nan")
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def path_bytes(path: Path) -> int:
-    if path.is_file():
-        return path.stat().st_size
-    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.exists() else 0
-
-
 def vm_hwm(pid: int) -> int:
     """Peak resident set size of a live process, in bytes (0 when unknown)."""
     try:
@@ -231,66 +218,6 @@ def vm_hwm(pid: int) -> int:
     except OSError:
         pass
     return 0
-
-
-# -- a redis-server like tests/redis_server.py, with AOF appendfsync everysec ----------------
-class RedisProcess:
-    def __init__(self, workdir: Path) -> None:
-        binary = shutil.which("redis-server")
-        if binary is None:
-            raise SystemExit("--redis needs redis-server (apt-get install redis-server)")
-        self.workdir = workdir
-        self.port = free_port()
-        workdir.mkdir(parents=True, exist_ok=True)
-        args = [
-            binary,
-            "--port", str(self.port),
-            "--bind", "127.0.0.1",
-            "--dir", str(workdir),
-            "--save", "",
-            "--daemonize", "no",
-            "--logfile", str(workdir / "redis.log"),
-            "--appendonly", "yes",
-            "--appendfsync", "everysec",
-        ]  # fmt: skip
-        self.proc = subprocess.Popen(
-            args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
-        self.client = redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=30)
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                if self.client.ping():
-                    break
-            except (redis.ConnectionError, redis.TimeoutError):
-                if self.proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("redis-server did not start") from None
-                time.sleep(0.05)
-
-    def url(self, db: int = 0) -> str:
-        return f"redis://127.0.0.1:{self.port}/{db}"
-
-    def rewrite_aof(self) -> None:
-        """BGREWRITEAOF and wait: the AOF then holds the data once, not its write history."""
-        self.client.bgrewriteaof()
-        time.sleep(0.2)
-        while True:
-            info = self.client.info("persistence")
-            if not info["aof_rewrite_in_progress"] and not info["aof_rewrite_scheduled"]:
-                return
-            time.sleep(0.2)
-
-    def aof_bytes(self) -> int:
-        return path_bytes(self.workdir / "appendonlydir")
-
-    def stop(self) -> None:
-        self.client.close()
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
 
 
 # -- a server process ------------------------------------------------------------------------

@@ -26,20 +26,18 @@ import argparse
 import json
 import os
 import secrets
-import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+from redis_process import RedisProcess
 
 from bioverify.store.ports import TemplateStore, TemplateWrite
 from bioverify.store.redis_store import RedisTemplateStore
@@ -102,39 +100,6 @@ def summary(values: list[float]) -> dict[str, float]:
         "median": statistics.median(ordered),
         "p95": ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))],
     }
-
-
-@contextmanager
-def redis_server(workdir: Path) -> Iterator[str]:
-    binary = shutil.which("redis-server")
-    if binary is None:
-        raise SystemExit("--redis needs redis-server (apt-get install redis-server)")
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    args = [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(workdir)]
-    args += ["--save", "", "--appendonly", "no", "--daemonize", "no"]
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        import redis
-
-        client = redis.Redis(host="127.0.0.1", port=port)
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                client.ping()
-                break
-            except redis.ConnectionError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError("redis-server did not start") from None
-                time.sleep(0.05)
-        client.close()
-        yield f"redis://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
 
 
 def bench_store(
@@ -220,12 +185,16 @@ def main() -> None:
 
         result["stores"].append(bench_store("sqlite", sqlite, samples, args, rng))
         if args.redis:
-            with redis_server(root) as url:
+            server = RedisProcess(root / "redis", appendonly=False)
+            try:
 
                 def on_redis(name: str, sealer: BlobSealer) -> TemplateStore:
+                    url = server.url()
                     return RedisTemplateStore(url, key_prefix=f"{name}:", sealer=sealer)
 
                 result["stores"].append(bench_store("redis", on_redis, samples, args, rng))
+            finally:
+                server.stop()
     s = result["sealer"]
     print(
         f"sealer alone, {s['bytes']} B per blob: seal {s['seal_us']:.1f} µs, "
