@@ -6,7 +6,9 @@ import contextlib
 import os
 import shutil
 import stat
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -60,6 +62,32 @@ def files_holding(root: Path, vector: npt.NDArray[np.float32]) -> list[Path]:
 
 def lfw(name: str, n: int) -> Path:
     return DATA / "face_verification" / "lfw" / name / f"{name}_{n:04d}.jpg"
+
+
+def tokens_file(folder: Path, *tokens: str) -> Path:
+    """``folder/tokens``: an AUTH_TOKENS_FILE accepting ``tokens`` (on every tenant)."""
+    from bioverify.server.auth import token_digest
+
+    path = folder / "tokens"
+    path.write_text("".join(f"{token_digest(token)}\n" for token in tokens))
+    return path
+
+
+def never_sent(stop: threading.Event) -> Iterator[bytes]:
+    """A request stream that sends nothing until ``stop``: a call whose message never comes."""
+    stop.wait()
+    return
+    yield b""
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 5.0) -> bool:
+    """Poll ``condition`` until it holds or ``timeout`` seconds pass; whether it held."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.01)
+    return condition()
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,7 @@ from bioverify.client import BioverifyClient, BioverifyClientError
 from bioverify.errors import ConfigurationError
 from bioverify.server.auth import token_digest
 from bioverify.v1 import common_pb2
-from tests.conftest import MODELS, lfw, mode, running_service
+from tests.conftest import MODELS, lfw, mode, running_service, tokens_file
 
 TOKEN = "token-of-the-audited-client-01"
 CLINTON = [lfw("Bill_Clinton", n).read_bytes() for n in (1, 3, 7, 17)]
@@ -26,8 +26,7 @@ def lines(path: Path) -> list[dict[str, Any]]:
 
 
 def test_each_call_leaves_one_audit_line(tmp_path: Path) -> None:
-    tokens, audit = tmp_path / "tokens", tmp_path / "audit" / "audit.jsonl"
-    tokens.write_text(token_digest(TOKEN) + "\n")
+    tokens, audit = tokens_file(tmp_path, TOKEN), tmp_path / "audit" / "audit.jsonl"
     with (
         running_service(
             tmp_path / "data", MODELS, auth_tokens_file=str(tokens), audit_log_file=str(audit)

@@ -6,16 +6,15 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
 import pytest
 
 from bioverify.client import BioverifyClient
-from bioverify.server.auth import RefusalLog, token_digest
+from bioverify.server.auth import RefusalLog
 from bioverify.v1 import subjects_pb2, subjects_pb2_grpc
-from tests.conftest import running_service
+from tests.conftest import never_sent, running_service, tokens_file
 
 TOKEN = "s3cret-token-for-the-slot-test"
 SLOTS = 4
@@ -23,22 +22,13 @@ SLOTS = 4
 
 def _few_slots(tmp_path: Path, **settings: object) -> dict[str, object]:
     """Settings of a service taking TOKEN alone and SLOTS calls at once."""
-    tokens = tmp_path / "tokens"
-    tokens.write_text(token_digest(TOKEN) + "\n")
     return {
-        "auth_tokens_file": str(tokens),
+        "auth_tokens_file": str(tokens_file(tmp_path, TOKEN)),
         "max_concurrent_rpcs": SLOTS,
         "rpc_threads": SLOTS,
         "max_live_calls": 1,
         **settings,
     }
-
-
-def _never_sent(stop: threading.Event) -> Iterator[bytes]:
-    """A request stream that sends nothing until ``stop``: the call's message never comes."""
-    stop.wait()
-    return
-    yield b""
 
 
 @pytest.mark.parametrize(
@@ -63,7 +53,7 @@ def test_calls_without_a_token_cannot_hold_the_rpc_slots(
                 # every slot).
                 for _ in range(3 * SLOTS):
                     with pytest.raises(grpc.RpcError) as info:
-                        next(iter(call(_never_sent(stop), timeout=20)))
+                        next(iter(call(never_sent(stop), timeout=20)))
                     assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED
                     assert "missing or invalid API token" in (info.value.details() or "")
                 with BioverifyClient(target, token=TOKEN, timeout=30, retries=0) as client:
@@ -93,8 +83,7 @@ def test_refused_calls_are_logged_once_per_period(caplog: pytest.LogCaptureFixtu
 def test_a_flood_of_refused_calls_is_not_a_flood_of_log_lines(
     tmp_path: Path, models_dir: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    tokens = tmp_path / "tokens"
-    tokens.write_text(token_digest(TOKEN) + "\n")
+    tokens = tokens_file(tmp_path, TOKEN)
     with (
         caplog.at_level(logging.INFO),
         running_service(
@@ -127,7 +116,7 @@ def test_a_token_holder_cannot_hold_slots_by_never_sending_the_message(
             metadata = (("authorization", f"Bearer {TOKEN}"),)
             try:
                 held = [
-                    call.future(_never_sent(stop), metadata=metadata, timeout=60)
+                    call.future(never_sent(stop), metadata=metadata, timeout=60)
                     for _ in range(SLOTS)
                 ]
                 for future in held:  # each cancelled by the service, long before its deadline

@@ -8,7 +8,7 @@ import logging
 import shutil
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +21,7 @@ from bioverify.index.gallery import Gallery, GalleryFollower
 from bioverify.scoring import cosine_similarity
 from bioverify.store.ports import TemplateStore, TemplateWrite
 from bioverify.store.sqlite_store import SqliteTemplateStore
-from tests.conftest import files_holding
+from tests.conftest import files_holding, wait_until
 
 DIM = 32
 F32 = npt.NDArray[np.float32]
@@ -375,15 +375,6 @@ def test_a_gallery_behind_the_pruned_change_feed_rebuilds(
         }
     finally:
         store.close()
-
-
-def wait_until(condition: Callable[[], bool], timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.01)
-    return condition()
 
 
 def test_follower_keeps_the_gallery_current_and_stops(store: SqliteTemplateStore) -> None:

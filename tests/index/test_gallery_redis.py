@@ -14,7 +14,8 @@ import redis
 
 from bioverify.index.gallery import Gallery, GalleryFollower
 from bioverify.store.redis_store import RedisTemplateStore
-from tests.index.test_gallery import DIM, People, enroll, subjects, wait_until
+from tests.conftest import wait_until
+from tests.index.test_gallery import DIM, People, enroll, subjects
 from tests.redis_server import RedisServer
 
 

@@ -6,8 +6,9 @@ from contextlib import ExitStack
 
 import pytest
 
-from bioverify.errors import Overloaded
+from bioverify.errors import ConfigurationError, Overloaded
 from bioverify.server.token_calls import CallsPerToken
+from bioverify.settings import Settings
 
 A, B = "a" * 64, "b" * 64  # digests of two accepted tokens
 
@@ -35,3 +36,8 @@ def test_calls_without_a_known_token_or_without_a_cap_are_not_counted() -> None:
             held.enter_context(capped.admitted("c" * 64))  # refused by the token check
             held.enter_context(uncapped.admitted(A))
         assert capped.in_progress() == uncapped.in_progress() == 0
+
+
+def test_the_cap_needs_tokens() -> None:
+    with pytest.raises(ConfigurationError, match="needs auth_tokens_file"):
+        Settings(max_concurrent_rpcs_per_token=4).validate()
