@@ -23,6 +23,7 @@ from bioverify.store.sealing import NO_SEALING, AesGcmSealer, BlobSealer, read_t
 from bioverify.store.sqlite_store import SqliteTemplateStore
 from bioverify.v1 import common_pb2
 from tests.conftest import MODELS, custom_service, files_holding, lfw
+from tests.store.test_template_sealing import move_sqlite_template
 
 CLINTON = [lfw("Bill_Clinton", n).read_bytes() for n in (1, 3, 7, 17)]
 RICE = [lfw("Condoleezza_Rice", n).read_bytes() for n in (1, 2, 5)]
@@ -57,12 +58,9 @@ def test_sealed_templates_serve_and_a_moved_one_is_refused(tmp_path: Path) -> No
         assert client.verify_face("clinton", CLINTON[2]).decision == common_pb2.ACCEPT
         assert top_subject(client, RICE[2]) == "rice"
         # Behind the service's back, rice's row gets clinton's sealed template.
-        with sqlite3.connect(Settings(data_dir=data, model_dir=MODELS).sqlite_path) as db:
-            db.execute(
-                "UPDATE templates SET vector=(SELECT vector FROM templates WHERE "
-                "subject_id='clinton'), samples=(SELECT samples FROM templates WHERE "
-                "subject_id='clinton') WHERE subject_id='rice'"
-            )
+        move_sqlite_template(
+            Settings(data_dir=data, model_dir=MODELS).sqlite_path, "clinton", "rice"
+        )
         with pytest.raises(BioverifyClientError) as refused:
             client.verify_face("rice", CLINTON[2])
         assert refused.value.code == grpc.StatusCode.DATA_LOSS

@@ -27,7 +27,7 @@ from bioverify.store.sealing import (
     read_template_keys,
 )
 from bioverify.store.sqlite_store import SqliteTemplateStore
-from tests.store.test_erasure import files_of, traces, unit
+from tests.store.test_erasure import files_of, redis_values, traces, unit
 
 KEY = bytes(range(32))
 OTHER_KEY = bytes(range(32, 64))
@@ -138,62 +138,63 @@ def test_key_files(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
 
 
 # -- the stores --------------------------------------------------------------------------------
-StoreOpener = Callable[[BlobSealer], TemplateStore]
+def move_sqlite_template(db_path: Path, source: str, target: str) -> None:
+    """Copy ``source``'s stored face blobs onto ``target``'s row, behind the store's back."""
+    with sqlite3.connect(db_path) as db:
+        db.execute(
+            "UPDATE templates SET vector=(SELECT vector FROM templates WHERE subject_id=?), "
+            "samples=(SELECT samples FROM templates WHERE subject_id=?) WHERE subject_id=?",
+            (source, source, target),
+        )
+
+
+class StoreUnderTest:
+    """The one store of a test (a file, or a real Redis), opened with any sealer, and what it
+    keeps as bytes."""
+
+    def __init__(self, kind: str, path: Path, redis_url: str) -> None:
+        self.kind, self.path, self.redis_url = kind, path, redis_url
+        self.opened: list[TemplateStore] = []
+
+    def __call__(self, sealer: BlobSealer) -> TemplateStore:
+        store: TemplateStore
+        if self.kind == "redis":
+            store = RedisTemplateStore(self.redis_url, sealer=sealer)
+        else:
+            store = SqliteTemplateStore(self.path, sealer=sealer)
+        self.opened.append(store)
+        return store
+
+    def raw_bytes(self) -> bytes:
+        """Every byte the store keeps: the SQLite files, or every Redis key and value."""
+        return files_of(self.path) if self.kind == "sqlite" else redis_values(self.redis_url)
+
+    def move_template(self, source: str, target: str) -> None:
+        """Copy ``source``'s stored face blobs onto ``target``'s, behind the store's back."""
+        if self.kind == "sqlite":
+            move_sqlite_template(self.path, source, target)
+            return
+        keys = RedisTemplateStore(self.redis_url)
+        try:
+            with redis.Redis.from_url(self.redis_url) as client:
+                blobs = client.hmget(keys._template_key("bank", source, "face"), ["vec", "samples"])
+                vector, samples = blobs
+                assert isinstance(vector, bytes) and isinstance(samples, bytes)
+                client.hset(
+                    keys._template_key("bank", target, "face"),
+                    mapping={"vec": vector, "samples": samples},
+                )
+        finally:
+            keys.close()
 
 
 @pytest.fixture(params=["sqlite", "redis"])
-def open_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StoreOpener]:
-    """Opens the one store of this test (a file, or a real Redis) with a given sealer."""
-    opened: list[TemplateStore] = []
-
-    def opener(sealer: BlobSealer) -> TemplateStore:
-        store: TemplateStore
-        if request.param == "redis":
-            store = RedisTemplateStore(request.getfixturevalue("redis_url"), sealer=sealer)
-        else:
-            store = SqliteTemplateStore(tmp_path / "t.sqlite3", sealer=sealer)
-        opened.append(store)
-        return store
-
-    yield opener
-    for store in opened:
+def open_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StoreUnderTest]:
+    url = request.getfixturevalue("redis_url") if request.param == "redis" else ""
+    stores = StoreUnderTest(request.param, tmp_path / "t.sqlite3", url)
+    yield stores
+    for store in stores.opened:
         store.close()
-
-
-def raw_bytes(store: TemplateStore, tmp_path: Path) -> bytes:
-    """Every byte the store keeps: the SQLite files, or every Redis value."""
-    if isinstance(store, SqliteTemplateStore):
-        return files_of(tmp_path / "t.sqlite3")
-    assert isinstance(store, RedisTemplateStore)
-    client = store._redis
-    out = bytearray()
-    for key in client.scan_iter():
-        if client.type(key) == b"hash":
-            for value in client.hgetall(key).values():
-                out += value if isinstance(value, bytes) else value.encode()
-    return bytes(out)
-
-
-def move_template(store: TemplateStore, tmp_path: Path, source: str, target: str) -> None:
-    """Copy ``source``'s sealed face blobs onto ``target``'s row, behind the store's back."""
-    if isinstance(store, SqliteTemplateStore):
-        with sqlite3.connect(tmp_path / "t.sqlite3") as db:
-            vector, samples = db.execute(
-                "SELECT vector, samples FROM templates WHERE subject_id=?", (source,)
-            ).fetchone()
-            db.execute(
-                "UPDATE templates SET vector=?, samples=? WHERE subject_id=?",
-                (vector, samples, target),
-            )
-        return
-    assert isinstance(store, RedisTemplateStore)
-    client: redis.Redis = store._redis
-    src = store._template_key("bank", source, "face")
-    vector, samples = client.hmget(src, ["vec", "samples"])
-    assert isinstance(vector, bytes) and isinstance(samples, bytes)
-    client.hset(
-        store._template_key("bank", target, "face"), mapping={"vec": vector, "samples": samples}
-    )
 
 
 def enrol(
@@ -222,9 +223,7 @@ def same_template(a: Template, b: Template) -> bool:
     )
 
 
-def test_a_sealing_store_keeps_no_embedding_in_the_clear(
-    open_store: StoreOpener, tmp_path: Path
-) -> None:
+def test_a_sealing_store_keeps_no_embedding_in_the_clear(open_store: StoreUnderTest) -> None:
     rng = np.random.default_rng(7)
     store = open_store(AesGcmSealer([KEY]))
     first, second = unit(rng, 2, 512), unit(rng, 1, 512)
@@ -234,21 +233,21 @@ def test_a_sealing_store_keeps_no_embedding_in_the_clear(
     stored = store.get_template("bank", "alice", "face")
     assert same_template(stored, extended)
     assert [t.subject_id for t in store.iter_templates("face")] == ["alice"]
-    assert traces(raw_bytes(store, tmp_path), stored.samples, stored.vector) == 0
+    assert traces(open_store.raw_bytes(), stored.samples, stored.vector) == 0
     plain_store = open_store(NO_SEALING)  # the test can see embeddings stored in the clear
     enrol(plain_store, "bob", second)
     bob = plain_store.get_template("bank", "bob", "face")
-    assert traces(raw_bytes(plain_store, tmp_path), bob.samples, bob.vector) > 0.9
+    assert traces(open_store.raw_bytes(), bob.samples, bob.vector) > 0.9
 
 
 def test_a_template_moved_onto_another_subject_is_refused(
-    open_store: StoreOpener, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    open_store: StoreUnderTest, caplog: pytest.LogCaptureFixture
 ) -> None:
     rng = np.random.default_rng(8)
     store = open_store(AesGcmSealer([KEY]))
     enrol(store, "alice", unit(rng, 2, 128))
     enrol(store, "mallory", unit(rng, 2, 128))
-    move_template(store, tmp_path, "alice", "mallory")  # mallory would verify as alice
+    open_store.move_template("alice", "mallory")  # mallory would verify as alice
     with pytest.raises(TemplateUnreadable, match=r"'mallory'.*failed its integrity check"):
         store.get_template("bank", "mallory", "face")
     with pytest.raises(TemplateUnreadable):  # nor is it extended
@@ -261,7 +260,7 @@ def test_a_template_moved_onto_another_subject_is_refused(
     assert store.delete_subject("bank", "mallory") == 1
 
 
-def test_a_sealed_store_is_unreadable_without_its_key(open_store: StoreOpener) -> None:
+def test_a_sealed_store_is_unreadable_without_its_key(open_store: StoreUnderTest) -> None:
     rng = np.random.default_rng(9)
     enrol(open_store(AesGcmSealer([KEY])), "alice", unit(rng, 2, 128))
     with pytest.raises(TemplateUnreadable, match="holds no template key"):
@@ -271,7 +270,7 @@ def test_a_sealed_store_is_unreadable_without_its_key(open_store: StoreOpener) -
 
 
 def test_resealing_moves_a_plain_store_to_sealed_and_rotates_keys(
-    open_store: StoreOpener, tmp_path: Path
+    open_store: StoreUnderTest,
 ) -> None:
     rng = np.random.default_rng(10)
     plain = open_store(NO_SEALING)
@@ -294,7 +293,7 @@ def test_resealing_moves_a_plain_store_to_sealed_and_rotates_keys(
         "bob": sealed.get_template("bank", "bob", "face"),
         "alice-voice": sealed.get_template("bank", "alice", "voice"),
     }
-    raw = raw_bytes(sealed, tmp_path)
+    raw = open_store.raw_bytes()
     for name, template in before.items():
         assert same_template(after[name], template), name
         assert after[name].revision > template.revision  # galleries re-read it
@@ -319,10 +318,10 @@ def test_a_redis_template_record_copied_onto_another_key_is_refused(
     try:
         enrol(store, "alice", unit(rng, 2, 128))
         enrol(store, "mallory", unit(rng, 2, 128))
-        client: redis.Redis = store._redis
         source = store._template_key("bank", "mallory", "face")
         target = store._template_key("bank", "alice", "face")
-        client.copy(source, target, replace=True)
+        with redis.Redis.from_url(redis_url) as client:
+            client.copy(source, target, replace=True)
         with pytest.raises(TemplateUnreadable, match=r"'alice'.*another subject's name"):
             store.get_template("bank", "alice", "face")
         assert [t.subject_id for t in store.iter_templates("face")] == ["mallory"]
@@ -344,7 +343,7 @@ def test_a_gallery_catching_up_leaves_an_unreadable_template_out(tmp_path: Path)
         gallery = Gallery("face", "m", 128)
         gallery.rebuild(store)
         enrol(store, "mallory", unit(rng, 2, 128))  # a change the gallery has not seen
-        move_template(store, tmp_path, "alice", "mallory")
+        move_sqlite_template(tmp_path / "t.sqlite3", "alice", "mallory")
         gallery.catch_up(store)  # does not stall on mallory: drops it and moves on
         assert gallery.seq == store.latest_seq() and len(gallery) == 1
     finally:
