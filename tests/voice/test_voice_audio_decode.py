@@ -14,6 +14,8 @@ import pytest
 import soundfile as sf
 
 from bioverify.errors import InvalidAudio, TooLarge
+from bioverify.server.app import audio_limits
+from bioverify.settings import Settings
 from bioverify.voice.audio_decode import (
     AudioEncoding,
     AudioLimits,
@@ -325,7 +327,7 @@ def test_wav_header_size_field_larger_than_payload(limits: AudioLimits) -> None:
 
 # --- decoding for a working rate ------------------------------------------------------------
 
-SERVICE_LIMITS = AudioLimits(max_bytes=25 * 1024 * 1024, max_duration_s=300.0)
+SERVICE_LIMITS = audio_limits(Settings())
 """The service's default limits (MAX_AUDIO_BYTES, MAX_AUDIO_SECONDS)."""
 
 
@@ -431,7 +433,7 @@ def test_299_s_at_192_khz_decodes_in_the_memory_of_its_16_khz_samples() -> None:
     assert not quiet.any()
 
 
-def test_eight_channels_at_192_khz_decode_in_bounded_memory(limits: AudioLimits) -> None:
+def test_eight_channels_at_192_khz_decode_in_bounded_memory() -> None:
     """37 s of 8 channels at 192 kHz (57 M samples in all, within the limit): one channel
     picked or all mixed down, the memory is that of the 16 kHz result plus one block."""
     rate, seconds = 192000, 37.0

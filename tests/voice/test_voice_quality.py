@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import tracemalloc
-
 import numpy as np
 import pytest
 
@@ -21,6 +19,7 @@ from bioverify.voice.quality import (
     shortfall,
     speech_mask,
 )
+from tests.long_audio import peak_bytes_of
 
 RATE = 16000
 
@@ -130,13 +129,12 @@ def test_clipping_meter_merges_the_runs_it_keeps() -> None:
     blocks = [np.repeat(rng.choice(levels, 1000), 16) for _ in range(200)]
     whole = np.concatenate(blocks)
     meter = ClippingMeter(RATE)
-    tracemalloc.start()
-    try:
+
+    def measure() -> None:
         for block in blocks:
             meter.add(block)
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
+
+    _, peak = peak_bytes_of(measure)
     assert peak < 1_000_000
     assert meter.fraction() == clipping_fraction(whole, RATE) > 0.9
 
