@@ -4,27 +4,14 @@ tracemalloc sees its numpy arrays)."""
 
 from __future__ import annotations
 
-import io
-
 import grpc
 import numpy as np
 import pytest
-import soundfile as sf
 
 from bioverify.client import BioverifyClient, BioverifyClientError
 from bioverify.v1 import common_pb2
-from bioverify.voice.audio_decode import resample
-from tests.conftest import DATA
+from tests.e2e.test_voice_service import FEMALE, MALE, load, wav_bytes
 from tests.long_audio import long_flac, peak_bytes_of
-
-AUDIO = DATA / "speaker" / "audio"
-MALE = sorted((AUDIO / "timit_dr1-mcpm0").glob("*.flac"))
-FEMALE = sorted((AUDIO / "timit_dr3-falk0").glob("*.flac"))
-
-
-def speech_at(rate: int, path: str) -> np.ndarray:
-    wave, sr = sf.read(path, dtype="float32")
-    return resample(wave, sr, rate)
 
 
 def test_enrolment_of_many_long_192_khz_clips_holds_their_16_khz_samples_only(
@@ -50,7 +37,7 @@ def test_long_192_khz_recording_with_speech_is_compared_in_bounded_memory(
 ) -> None:
     """A legitimate 192 kHz recording of 299 s (a few seconds of speech, then silence) is
     matched like its 16 kHz original, within memory proportional to its 16 kHz samples."""
-    speech = speech_at(192000, str(MALE[2]))
+    speech = load(MALE[2], 192000)
 
     def speech_then_silence(start: int, n: int) -> np.ndarray:
         block = np.zeros(n, np.float32)
@@ -76,15 +63,14 @@ def test_eight_channel_recordings(client: BioverifyClient) -> None:
     """8 channels at 96 kHz with the speaker on channel 3 are compared on that channel; the
     reviewer's 8 channels of 299 s at 192 kHz (463 KB of FLAC, 459 M samples to decode) are
     refused from the header, naming what to send instead."""
-    speaker = speech_at(96000, str(MALE[2]))
-    other = speech_at(96000, str(FEMALE[0]))[: speaker.size]
+    speaker = load(MALE[2], 96000)
+    other = load(FEMALE[0], 96000)[: speaker.size]
     frames = np.zeros((speaker.size, 8), np.float32)
     frames[:, 3] = speaker
     frames[: other.size, 0] = other
-    buffer = io.BytesIO()
-    sf.write(buffer, frames, 96000, format="FLAC", subtype="PCM_24")
+    recording = wav_bytes(frames, 96000, "FLAC", "PCM_24")
     reference = client.audio(MALE[1].read_bytes())
-    reply = client.compare_voices(reference, client.audio(buffer.getvalue(), channel=3))
+    reply = client.compare_voices(reference, client.audio(recording, channel=3))
     assert reply.match.decision == common_pb2.ACCEPT
     assert (reply.quality_b.input_sample_rate_hz, reply.quality_b.input_channels) == (96000, 8)
 
