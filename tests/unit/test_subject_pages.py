@@ -4,6 +4,7 @@ is listed once, and the store is never asked to read much more than a page."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -114,7 +115,7 @@ class CountingStore:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> CountingStore:
+def store(tmp_path: Path) -> Iterator[CountingStore]:
     """Subjects of 1, 2 and 10 KB metadata and small ones, "huge" (40 KB) alone over the
     budget of the tests below (16 KiB)."""
     sqlite = SqliteTemplateStore(tmp_path / "t.sqlite3")
@@ -126,7 +127,8 @@ def store(tmp_path: Path) -> CountingStore:
         vector = rng.normal(size=(1, 8)).astype(np.float32)
         modality = "voice" if subject_id.endswith("5") else "face"
         sqlite.save(TemplateWrite("t", subject_id, modality, "m", vector, metadata=meta))
-    return CountingStore(sqlite)
+    yield CountingStore(sqlite)
+    sqlite.close()
 
 
 def pages(admin: SubjectAdministration, page_size: int, modality: str = "") -> list[SubjectPage]:
@@ -182,7 +184,11 @@ def test_a_page_stops_only_before_a_subject_that_would_pass_the_budget(
 
 def test_the_default_budget_lets_a_thousand_small_subjects_through(tmp_path: Path) -> None:
     sqlite = SqliteTemplateStore(tmp_path / "t.sqlite3")
-    vector = np.ones((1, 8), dtype=np.float32)
-    sqlite.save_many([TemplateWrite("t", f"s{i:04d}", "face", "m", vector) for i in range(1001)])
-    page = SubjectAdministration(sqlite).list("t", 1000, "", "")
-    assert len(page.subjects) == 1000 and page.next_page_token
+    try:
+        vector = np.ones((1, 8), dtype=np.float32)
+        writes = [TemplateWrite("t", f"s{i:04d}", "face", "m", vector) for i in range(1001)]
+        sqlite.save_many(writes)
+        page = SubjectAdministration(sqlite).list("t", 1000, "", "")
+        assert len(page.subjects) == 1000 and page.next_page_token
+    finally:
+        sqlite.close()
