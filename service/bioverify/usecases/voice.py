@@ -76,6 +76,7 @@ from bioverify.usecases.liveness import (
 from bioverify.voice.audio_decode import (
     AudioEncoding,
     AudioLimits,
+    BlockResampler,
     DecodedAudio,
     alaw_decode,
     decode_audio,
@@ -84,7 +85,6 @@ from bioverify.voice.audio_decode import (
 from bioverify.voice.pipeline import Speech, VoicePipeline, VoiceSample
 from bioverify.voice.ports import SpeechSegment
 from bioverify.voice.quality import VoiceQualityReport, shortfall
-from bioverify.voice.stream_resample import StreamingResampler
 from bioverify.voice.vad_silero import SileroVad
 
 logger = logging.getLogger(__name__)
@@ -1024,7 +1024,7 @@ class VoiceStreamSession:
     _stale_template: bool = False  # a store outage was logged for this call
 
     def __post_init__(self) -> None:
-        self._resampler = StreamingResampler(self.config.sample_rate_hz, self.vad.sample_rate)
+        self._resampler = BlockResampler(self.config.sample_rate_hz, self.vad.sample_rate)
         self._vad_stream = self.vad.stream()
         self._rate = self.vad.sample_rate
         self._bytes_per_frame = (2 if self.config.encoding == AudioEncoding.PCM_S16LE else 1) * (
@@ -1058,7 +1058,7 @@ class VoiceStreamSession:
         if truncated:
             wave = wave[: max(int(remaining), 0)]
         self._samples_in += wave.size
-        updates = self._ingest(self._resampler.process(wave))
+        updates = self._ingest(self._resampler.push(wave))
         if truncated:
             raise TooLarge(
                 f"the call exceeded the maximum length of {self.owner.policy.max_call_seconds:g} s"
@@ -1069,7 +1069,7 @@ class VoiceStreamSession:
         """End of stream: embed what is left and give the final result."""
         if self._finished:
             raise StreamProtocolError("the stream already ended")
-        self._ingest(self._resampler.flush(), final=True)
+        self._ingest(self._resampler.finish(), final=True)
         self._finished = True
         if self._pending_samples / self._rate >= 0.5:
             self._embed_pending()
