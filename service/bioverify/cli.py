@@ -132,6 +132,12 @@ def seal_templates(settings: Settings) -> int:
         store.close()
     counts = ", ".join(f"{n} {modality}" for modality, n in report.sealed.items())
     print(f"sealed {counts} templates ({report.gone} deleted during the run)")
+    if report.unreadable:
+        print(
+            f"{report.unreadable} templates could not be opened and were not sealed (named in "
+            "the log above): delete those subjects, or enroll them again",
+            file=sys.stderr,
+        )
     if not log_cut:
         print(
             "the SQLite write-ahead log still holds the plain templates: another process has "
@@ -148,7 +154,7 @@ def seal_templates(settings: Settings) -> int:
             "Redis keeps the replaced values in its RDB/AOF files until they are rewritten: "
             "run BGREWRITEAOF (and BGSAVE) on the Redis server, and on its replicas"
         )
-    return 0
+    return 1 if report.unreadable else 0
 
 
 if __name__ == "__main__":

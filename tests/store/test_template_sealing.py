@@ -348,3 +348,14 @@ def test_a_gallery_catching_up_leaves_an_unreadable_template_out(tmp_path: Path)
         assert gallery.seq == store.latest_seq() and len(gallery) == 1
     finally:
         store.close()
+
+
+def test_resealing_counts_the_templates_it_cannot_open(open_store: StoreUnderTest) -> None:
+    """A template sealed with a key the run does not hold is left out and counted (the CLI
+    then exits 1), and the others are sealed."""
+    rng = np.random.default_rng(13)
+    enrol(open_store(AesGcmSealer([OTHER_KEY])), "alice", unit(rng, 2, 128))
+    enrol(open_store(NO_SEALING), "bob", unit(rng, 2, 128))
+    report = reseal_templates(open_store(AesGcmSealer([KEY], allow_unsealed=True)))
+    assert report.sealed == {"face": 1, "voice": 0} and report.unreadable == 1
+    assert open_store(AesGcmSealer([KEY])).get_template("bank", "bob", "face").sample_count == 2

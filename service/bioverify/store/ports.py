@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -29,6 +29,9 @@ import numpy.typing as npt
 from bioverify.errors import InvalidInput, ModelMismatch, TemplateChanged
 from bioverify.index.turns import Turns
 from bioverify.scoring import mean_template
+
+if TYPE_CHECKING:
+    from bioverify.store.sealing import LeftOut
 
 Vector = npt.NDArray[np.float32]
 
@@ -207,7 +210,12 @@ class TemplateStore(Protocol):
         """
         ...
 
-    def iter_templates(self, modality: str, model: str = "") -> Iterator[Template]: ...
+    def iter_templates(
+        self, modality: str, model: str = "", *, left_out: LeftOut | None = None
+    ) -> Iterator[Template]:
+        """Every template of ``modality`` (and ``model``); one that cannot be opened is left
+        out, logged, and ``left_out`` is told of it."""
+        ...
 
     def changes_since(self, seq: int, limit: int = 10_000) -> list[Change]: ...
 

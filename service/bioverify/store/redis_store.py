@@ -67,7 +67,13 @@ from bioverify.store.redis_connection import (
     unescape_key_part,
 )
 from bioverify.store.redis_turns import RedisTurns
-from bioverify.store.sealing import NO_SEALING, BlobSealer, TemplateBlobs, unless_unreadable
+from bioverify.store.sealing import (
+    NO_SEALING,
+    BlobSealer,
+    LeftOut,
+    TemplateBlobs,
+    unless_unreadable,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -497,7 +503,9 @@ class RedisTemplateStore:
                 out.append(_subject_record(tenant, _str(raw_id), fields))
         return out
 
-    def iter_templates(self, modality: str, model: str = "") -> Iterator[Template]:
+    def iter_templates(
+        self, modality: str, model: str = "", *, left_out: LeftOut | None = None
+    ) -> Iterator[Template]:
         with self._translate():
             if model:
                 models = [model]
@@ -520,7 +528,7 @@ class RedisTemplateStore:
                             continue
                         where = self._stored_where(key)
                         template = unless_unreadable(
-                            partial(_template, modality, row, self._sealer, where)
+                            partial(_template, modality, row, self._sealer, where), left_out
                         )
                         if template is not None:
                             yield template

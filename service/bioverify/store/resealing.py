@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from bioverify.errors import NotEnrolled, TemplateChanged, Unavailable
+from bioverify.errors import NotEnrolled, TemplateChanged, TemplateUnreadable, Unavailable
 from bioverify.store.ports import ExpectedTemplate, Template, TemplateStore, TemplateWrite
 
 MODALITIES = ("face", "voice")
@@ -19,6 +19,10 @@ ATTEMPTS = 3
 class ResealReport:
     sealed: dict[str, int] = field(default_factory=lambda: dict.fromkeys(MODALITIES, 0))
     gone: int = 0  # deleted while the run went on: nothing left to seal
+    unreadable: int = 0  # could not be opened (logged): not sealed; delete or re-enrol them
+
+    def left_out(self, _: TemplateUnreadable) -> None:
+        self.unreadable += 1
 
 
 def reseal_templates(store: TemplateStore) -> ResealReport:
@@ -29,7 +33,7 @@ def reseal_templates(store: TemplateStore) -> ResealReport:
     report = ResealReport()
     for modality in MODALITIES:
         # Written as read: a template's write leaves the scan's order and pages as they are.
-        for template in store.iter_templates(modality):
+        for template in store.iter_templates(modality, left_out=report.left_out):
             if _reseal_one(store, template):
                 report.sealed[modality] += 1
             else:

@@ -202,14 +202,20 @@ def _altered(place: BlobPlace) -> TemplateUnreadable:
     )
 
 
-def unless_unreadable(read: Callable[[], T]) -> T | None:
-    """``read()``, or None (logged) when it raises TemplateUnreadable: how a scan over many
-    templates leaves out one it cannot open (it stays unusable and is named in the log)
-    instead of failing whole, e.g. the gallery's rebuild at startup."""
+LeftOut = Callable[[TemplateUnreadable], None]
+"""Told of each template a scan leaves out (see ``unless_unreadable``)."""
+
+
+def unless_unreadable(read: Callable[[], T], left_out: LeftOut | None = None) -> T | None:
+    """``read()``, or None (logged, and ``left_out`` told) when it raises TemplateUnreadable:
+    how a scan over many templates leaves out one it cannot open (it stays unusable and is
+    named in the log) instead of failing whole, e.g. the gallery's rebuild at startup."""
     try:
         return read()
     except TemplateUnreadable as exc:
         logger.error("%s; it is left out", exc)
+        if left_out is not None:
+            left_out(exc)
         return None
 
 

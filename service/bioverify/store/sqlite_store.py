@@ -39,7 +39,13 @@ from bioverify.store.ports import (
     listing_bytes,
     utc_now,
 )
-from bioverify.store.sealing import NO_SEALING, BlobSealer, TemplateBlobs, unless_unreadable
+from bioverify.store.sealing import (
+    NO_SEALING,
+    BlobSealer,
+    LeftOut,
+    TemplateBlobs,
+    unless_unreadable,
+)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS subjects (
@@ -335,7 +341,9 @@ class SqliteTemplateStore:
             for subject_id, metadata, created_at, updated_at in rows
         ]
 
-    def iter_templates(self, modality: str, model: str = "") -> Iterator[Template]:
+    def iter_templates(
+        self, modality: str, model: str = "", *, left_out: LeftOut | None = None
+    ) -> Iterator[Template]:
         sql = (
             "SELECT tenant, subject_id, model, dim, vector, samples, extra, created_at, "
             "updated_at, sample_ids, revision FROM templates WHERE modality=?"
@@ -347,7 +355,8 @@ class SqliteTemplateStore:
         with self._lock:
             rows = self._query_all(sql, args)
         for r in rows:
-            template = unless_unreadable(partial(self._template, r[0], r[1], modality, r[2:]))
+            read = partial(self._template, r[0], r[1], modality, r[2:])
+            template = unless_unreadable(read, left_out)
             if template is not None:
                 yield template
 
