@@ -268,8 +268,10 @@ def bench_size(
         return lambda q: index.search(q, K)[1]
 
     def vi_save_load(index: VectorIndex, path: Path) -> None:
-        index.save(path)
-        INDEX_LOADERS[index.kind](path)
+        with open(path, "wb") as out:
+            index.save(out)
+        with open(path, "rb") as source:
+            INDEX_LOADERS[index.kind](source)
 
     def vi_remove(index: VectorIndex, i: int) -> None:
         index.remove(np.array([i], np.int64))

@@ -6,12 +6,15 @@ filled with the same ``--templates`` synthetic unit-norm templates (``--dim``, `
 per template) through ``save_many``: one plain, one sealed. Then, alternating plain and sealed
 ``--rounds`` times so that machine noise hits both alike:
 
-- **scan**: ``iter_templates`` over every template, what a gallery rebuild at startup reads
-  (a service with template keys writes no gallery snapshot, so it rebuilds at every start);
+- **scan**: ``iter_templates`` over every template, what a gallery rebuild at startup reads;
 - **get**: ``get_template`` of random subjects, the store read of every 1:1 verification
   (median and p95 per call);
 - **save**: ``save`` of one more sample onto an existing template (read, merge, write), the
-  store part of an enrolment.
+  store part of an enrolment;
+- **gallery start**: what a replica's start costs with each store: a cold ``rebuild`` from it
+  (every template read, the index built), against loading the gallery snapshot written at the
+  last stop (plain, or sealed with the template keys: ``AesGcmFiles``); and that snapshot's
+  ``save`` at the stop, and its size on disk.
 
 Also the sealer alone: seal and open of one template's blobs (µs). Ratios sealed / plain are
 the figures to compare; absolute times depend on the machine and its load.
@@ -39,8 +42,10 @@ import numpy as np
 import numpy.typing as npt
 from redis_process import RedisProcess
 
+from bioverify.index.gallery import Gallery
 from bioverify.store.ports import TemplateStore, TemplateWrite
 from bioverify.store.redis_store import RedisTemplateStore
+from bioverify.store.sealed_files import PLAIN_FILES, AesGcmFiles, FileSealer
 from bioverify.store.sealing import NO_SEALING, AesGcmSealer, BlobPlace, BlobSealer
 from bioverify.store.sqlite_store import SqliteTemplateStore
 
@@ -102,6 +107,44 @@ def summary(values: list[float]) -> dict[str, float]:
     }
 
 
+def gallery_start(
+    stores: dict[str, TemplateStore], files: dict[str, FileSealer], args: argparse.Namespace
+) -> dict[str, Any]:
+    """Rebuild from each store, and save / load of each kind of snapshot, alternating."""
+    times: dict[str, list[float]] = {
+        f"{op}_s_{name}": [] for op in ("rebuild", "save", "load") for name in stores
+    }
+    sizes: dict[str, int] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for _ in range(args.rounds):
+            for name, store in stores.items():
+                folder = Path(tmp) / name
+
+                def gallery(name: str = name) -> Gallery:
+                    return Gallery("face", MODEL, args.dim, files=files[name])
+
+                built = gallery()
+                started = time.perf_counter()
+                built.rebuild(store)
+                times[f"rebuild_s_{name}"].append(time.perf_counter() - started)
+                started = time.perf_counter()
+                built.save(folder)
+                times[f"save_s_{name}"].append(time.perf_counter() - started)
+                sizes[name] = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
+                del built
+                loaded = gallery()
+                started = time.perf_counter()
+                assert loaded.load(folder)
+                times[f"load_s_{name}"].append(time.perf_counter() - started)
+                assert len(loaded) == args.templates
+    row: dict[str, Any] = {key: statistics.median(values) for key, values in times.items()}
+    row["snapshot_bytes"] = sizes
+    row["load_ratio"] = row["load_s_sealed"] / row["load_s_plain"]
+    row["save_ratio"] = row["save_s_sealed"] / row["save_s_plain"]
+    row["sealed_rebuild_over_sealed_load"] = row["rebuild_s_sealed"] / row["load_s_sealed"]
+    return row
+
+
 def bench_store(
     kind: str,
     opener: Callable[[str, BlobSealer], TemplateStore],
@@ -109,7 +152,8 @@ def bench_store(
     args: argparse.Namespace,
     rng: np.random.Generator,
 ) -> dict[str, Any]:
-    sealer = AesGcmSealer([secrets.token_bytes(32)])
+    key = secrets.token_bytes(32)
+    sealer = AesGcmSealer([key])
     stores = {"plain": opener("plain", NO_SEALING), "sealed": opener("sealed", sealer)}
     row: dict[str, Any] = {"store": kind}
     try:
@@ -136,6 +180,9 @@ def bench_store(
         row["scan_ratio"] = row["scan_s_sealed"] / row["scan_s_plain"]
         row["get_median_ratio"] = row["get_ms_sealed"]["median"] / row["get_ms_plain"]["median"]
         row["save_median_ratio"] = row["save_ms_sealed"]["median"] / row["save_ms_plain"]["median"]
+        row["gallery"] = gallery_start(
+            stores, {"plain": PLAIN_FILES, "sealed": AesGcmFiles([key])}, args
+        )
     finally:
         for store in stores.values():
             store.close()
@@ -219,6 +266,25 @@ def main() -> None:
                 f"{'':8}{op:6}{plain['median']:>11.3f} ms{sealed['median']:>11.3f} ms"
                 f"{row[f'{op}_median_ratio']:>8.2f}"
             )
+    print(f"\n{'store':8}{'gallery start':24}{'plain':>12}{'sealed':>12}{'ratio':>8}")
+    for row in result["stores"]:
+        g = row["gallery"]
+        for op, what in (
+            ("rebuild", "cold rebuild"),
+            ("load", "snapshot load"),
+            ("save", "snapshot save (stop)"),
+        ):
+            plain, sealed = g[f"{op}_s_plain"], g[f"{op}_s_sealed"]
+            print(
+                f"{row['store'] if op == 'rebuild' else '':8}{what:24}{plain:>10.2f} s"
+                f"{sealed:>10.2f} s{sealed / plain:>8.2f}"
+            )
+        size = g["snapshot_bytes"]
+        print(f"{'':8}{'snapshot MB':24}{size['plain'] / 1e6:>12.1f}{size['sealed'] / 1e6:>12.1f}")
+        print(
+            f"{'':8}a sealed start: rebuild / snapshot load = "
+            f"{g['sealed_rebuild_over_sealed_load']:.1f}x"
+        )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2), encoding="utf-8")
     print(f"\nwrote {args.out}", file=sys.stderr)

@@ -8,12 +8,31 @@ import os
 import secrets
 import stat
 from pathlib import Path
+from typing import Protocol
 
 from bioverify.errors import ConfigurationError
 
 PRIVATE_FILE_MODE = 0o600
 
 logger = logging.getLogger(__name__)
+
+
+class ByteSink(Protocol):
+    """Where a file's bytes are written: an open binary file, or a sealing writer."""
+
+    def write(self, data: bytes | memoryview, /) -> int: ...
+
+
+class ByteSource(Protocol):
+    """Where a file's bytes are read from: an open binary file, or a sealed file's reader."""
+
+    def read(self, size: int = -1, /) -> bytes:
+        """Up to ``size`` bytes (all that is left when -1); fewer only at the end."""
+        ...
+
+    def readinto(self, buffer: memoryview, /) -> int:
+        """Fills ``buffer`` (fewer bytes only at the end); returns how many were read."""
+        ...
 
 
 def fsync_dir(directory: Path) -> None:

@@ -1,7 +1,8 @@
 """End to end: a service given a template key file keeps its templates sealed (no file under
-its data directory holds an embedding: not the database, not a gallery snapshot), refuses a
-template moved onto another subject with DATA_LOSS while serving the others, and
-``bioverify seal-templates`` moves a deployment that stored plain templates to sealed ones."""
+its data directory holds an embedding: not the database, not its sealed gallery snapshot,
+which the next start loads), refuses a template moved onto another subject with DATA_LOSS
+while serving the others, and ``bioverify seal-templates`` moves a deployment that stored
+plain templates to sealed ones."""
 
 from __future__ import annotations
 
@@ -68,10 +69,13 @@ def test_sealed_templates_serve_and_a_moved_one_is_refused(tmp_path: Path) -> No
         assert "'rice'" in refused.value.message and "integrity check" in refused.value.message
         assert "clinton" not in refused.value.message
     clinton = stored_vector(data, "clinton", AesGcmSealer(read_template_keys(keys)))
-    assert files_holding(data, clinton) == []  # no snapshot was written at the stop either
-    assert not list(data.glob("index/*/snapshot-*"))
-    # A restart leaves the altered template out of the gallery and serves the rest.
+    assert files_holding(data, clinton) == []  # nor the gallery snapshot written at the stop
+    (snapshot,) = data.glob("index/face/snapshot-*")
+    assert not [p for p in snapshot.iterdir() if b"clinton" in p.read_bytes()]
+    # A restart loads the sealed snapshot (a rebuild would have removed it), serves the
+    # others and still refuses the altered template.
     with custom_service(data, MODELS, template_key_file=str(keys)) as client:
+        assert snapshot.is_dir()
         assert top_subject(client, CLINTON[3]) == "clinton"
         with pytest.raises(BioverifyClientError) as again:
             client.verify_face("rice", RICE[2])

@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
 from typing import Any, Self
 
 import faiss
 import numpy as np
 import numpy.typing as npt
 
+from bioverify.fileio import ByteSink, ByteSource
 from bioverify.index._results import pad_results, top_k
 from bioverify.index.ports import Ids, Scores, Vectors, as_ids, as_vectors
 
@@ -169,7 +169,7 @@ class FastScanIndex:
     def needs_rebuild(self) -> bool:
         return self._dead > self.max_dead_fraction * max(self._n, 1)
 
-    def save(self, path: Path) -> None:
+    def save(self, out: ByteSink) -> None:
         """Write the live entries only: removed vectors and their codes are left out (the
         codes are encoded again for the file when there are tombstones), so a file written
         after ``remove`` holds nothing of the removed vectors."""
@@ -181,7 +181,7 @@ class FastScanIndex:
             pq.reset()  # keeps the trained quantizer
             pq.add(vectors)
         _write_arrays(
-            path,
+            out,
             params,
             {
                 "pq": faiss.serialize_index(pq),
@@ -192,15 +192,15 @@ class FastScanIndex:
         )
 
     @classmethod
-    def load(cls, path: Path) -> Self:
-        params, arrays = _read_arrays(path)
+    def load(cls, source: ByteSource) -> Self:
+        params, arrays = _read_arrays(source)
         vectors = arrays["vectors"]
         self = cls(int(vectors.shape[1]), **params)
         self._pq = faiss.deserialize_index(arrays["pq"])
         self._ids = arrays["ids"]
         self._alive = arrays["alive"]
         if not (self._pq.ntotal == vectors.shape[0] == self._ids.size == self._alive.size):
-            raise ValueError(f"{path} is inconsistent (code and vector counts differ)")
+            raise ValueError("the file is inconsistent (code and vector counts differ)")
         self._vecs = vectors
         self._n = int(vectors.shape[0])
         live = np.flatnonzero(self._alive)
@@ -226,8 +226,9 @@ _MAGIC = b"BVFASTSCAN1\n"
 _ALIGN = 64
 
 
-def _write_arrays(path: Path, params: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
-    """Magic, header length, JSON header (params, array layout), then raw aligned arrays.
+def _write_arrays(out: ByteSink, params: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+    """Magic, header length, JSON header (params, array layout), then raw arrays, each
+    starting at a multiple of ``_ALIGN`` bytes (zero padding before it).
 
     Raw blocks read back at disk/page-cache speed (``np.load`` of an .npz ran ~230 MB/s).
     """
@@ -237,31 +238,37 @@ def _write_arrays(path: Path, params: dict[str, Any], arrays: dict[str, np.ndarr
         layout.append(
             {"name": name, "dtype": arr.dtype.str, "shape": list(arr.shape), "offset": offset}
         )
-        offset += -(-arr.nbytes // _ALIGN) * _ALIGN
+        offset += _aligned(arr.nbytes)
     header = json.dumps({"params": params, "arrays": layout}).encode()
-    start = -(-(len(_MAGIC) + 8 + len(header)) // _ALIGN) * _ALIGN
-    with open(path, "wb") as f:
-        f.write(_MAGIC + len(header).to_bytes(8, "little") + header)
-        for entry, arr in zip(layout, arrays.values(), strict=True):
-            f.seek(start + entry["offset"])
-            np.ascontiguousarray(arr).tofile(f)
+    lead = _MAGIC + len(header).to_bytes(8, "little") + header
+    out.write(lead)
+    position, start = len(lead), _aligned(len(lead))
+    for entry, arr in zip(layout, arrays.values(), strict=True):
+        out.write(bytes(start + entry["offset"] - position))
+        out.write(np.ascontiguousarray(arr).reshape(-1).data.cast("B"))
+        position = start + entry["offset"] + arr.nbytes
 
 
-def _read_arrays(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
-    with open(path, "rb") as f:
-        if f.read(len(_MAGIC)) != _MAGIC:
-            raise ValueError(f"{path} is not a FastScanIndex file")
-        size = int.from_bytes(f.read(8), "little")
-        header = json.loads(f.read(size))
-        start = -(-(len(_MAGIC) + 8 + size) // _ALIGN) * _ALIGN
-        arrays: dict[str, Any] = {}
-        for entry in header["arrays"]:
-            dtype = np.dtype(entry["dtype"])
-            shape = tuple(entry["shape"])
-            count = int(np.prod(shape)) if shape else 1
-            f.seek(start + entry["offset"])
-            arr = np.fromfile(f, dtype=dtype, count=count)
-            if arr.size != count:
-                raise ValueError(f"{path} is truncated")
-            arrays[entry["name"]] = arr.reshape(shape)
+def _read_arrays(source: ByteSource) -> tuple[dict[str, Any], dict[str, Any]]:
+    if source.read(len(_MAGIC)) != _MAGIC:
+        raise ValueError("the file is not a FastScanIndex file")
+    size = int.from_bytes(source.read(8), "little")
+    header = json.loads(source.read(size))
+    position = len(_MAGIC) + 8 + size
+    arrays: dict[str, Any] = {}
+    for entry in header["arrays"]:
+        dtype = np.dtype(entry["dtype"])
+        shape = tuple(entry["shape"])
+        start = _aligned(len(_MAGIC) + 8 + size) + entry["offset"]
+        if start < position or len(source.read(start - position)) != start - position:
+            raise ValueError("the file's layout is inconsistent or it is truncated")
+        arr = np.empty(shape, dtype)
+        if source.readinto(arr.reshape(-1).data.cast("B")) != arr.nbytes:
+            raise ValueError("the file is truncated")
+        arrays[entry["name"]] = arr
+        position = start + arr.nbytes
     return header["params"], arrays
+
+
+def _aligned(nbytes: int) -> int:
+    return -(-nbytes // _ALIGN) * _ALIGN

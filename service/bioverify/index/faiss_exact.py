@@ -8,14 +8,16 @@ against 100k 128-d vectors on this machine FAISS's flat search took ~15 ms and t
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, Self
 
 import faiss
 import numpy as np
 
+from bioverify.fileio import ByteSink, ByteSource
 from bioverify.index._results import pad_results, top_k
 from bioverify.index.ports import Ids, Scores, Vectors, as_ids, as_vectors
+
+_FAISS_IO: Any = faiss  # its type stubs lack the Python-callback readers and writers
 
 _QUERY_BLOCK = 32
 """Queries scored per matrix product (bounds the (block, n) score matrix)."""
@@ -73,14 +75,14 @@ class ExactIndex:
         xb, id_map = self._views()
         return id_map.copy(), xb.copy()
 
-    def save(self, path: Path) -> None:
-        faiss.write_index(self._index, str(path))
+    def save(self, out: ByteSink) -> None:
+        faiss.write_index(self._index, _FAISS_IO.PyCallbackIOWriter(out.write))
 
     @classmethod
-    def load(cls, path: Path) -> Self:
-        index = faiss.read_index(str(path))
+    def load(cls, source: ByteSource) -> Self:
+        index = faiss.read_index(_FAISS_IO.PyCallbackIOReader(source.read))
         if not isinstance(index, faiss.IndexIDMap2):
-            raise ValueError(f"{path} does not hold an IndexIDMap2")
+            raise ValueError("the file does not hold an IndexIDMap2")
         self = cls(int(index.d))
         self._index = index
         return self

@@ -38,6 +38,10 @@ dropped it returns: on the request thread for a replica's own ``DeleteSubject`` 
 up), on the follower's for other replicas' deletions. The
 next ``save`` (at shutdown) writes the contents of then; until then a crash costs a rebuild.
 A removal that fails is logged and tried again by every ``maintain()``.
+
+A service with template keys seals every file of a snapshot (``AesGcmFiles``): the snapshot
+then holds no vector or subject id in the clear, and one altered, cut short, moved between
+snapshots or sealed with a key no longer held is not loaded (the gallery is rebuilt instead).
 """
 
 from __future__ import annotations
@@ -61,19 +65,20 @@ import numpy as np
 import numpy.typing as npt
 
 from bioverify.errors import NotEnrolled, Unavailable
-from bioverify.fileio import fsync_dir
+from bioverify.fileio import ByteSource, fsync_dir
 from bioverify.index.faiss_ann import FastScanIndex
 from bioverify.index.faiss_exact import ExactIndex
 from bioverify.index.ports import Ids, VectorIndex, Vectors, as_vectors
 from bioverify.index.turns import ProcessTurns, Turns
 from bioverify.store.ports import Change, FeedPosition, TemplateStore
+from bioverify.store.sealed_files import PLAIN_FILES, FilePlace, FileSealer
 from bioverify.store.sealing import unless_unreadable
 
 logger = logging.getLogger(__name__)
 
 AnnFactory = Callable[[Ids, Vectors], VectorIndex]
 
-INDEX_LOADERS: dict[str, Callable[[Path], VectorIndex]] = {
+INDEX_LOADERS: dict[str, Callable[[ByteSource], VectorIndex]] = {
     ExactIndex.kind: ExactIndex.load,
     FastScanIndex.kind: FastScanIndex.load,
 }
@@ -81,6 +86,7 @@ INDEX_LOADERS: dict[str, Callable[[Path], VectorIndex]] = {
 
 SNAPSHOT_FORMAT = 1
 _CURRENT = "CURRENT"
+_MANIFEST = "manifest.json"
 
 
 def default_ann(ids: Ids, vectors: Vectors) -> VectorIndex:
@@ -162,9 +168,12 @@ class Gallery:
         search_threads: int | None = 1,
         change_batch: int = 10_000,
         turns: Turns | None = None,
+        files: FileSealer = PLAIN_FILES,
     ) -> None:
         """``search_threads`` sets FAISS's OpenMP threads in each searching thread (None: leave
-        as is); one query per thread measured faster and steadier than two on 2 cores."""
+        as is); one query per thread measured faster and steadier than two on 2 cores.
+        ``files`` writes and reads the snapshot's files: sealed with the template keys, so a
+        snapshot keeps no vector (nor subject id) in the clear where the store keeps none."""
         if exact_max < 1:
             raise ValueError("exact_max must be positive")
         self.modality = modality
@@ -185,6 +194,7 @@ class Gallery:
         self._stale_snapshots: set[Path] = set()  # hold one that may keep a dropped subject
         self._ready = False  # built from the store (rebuild, or restore done): searchable
         self._turns = turns if turns is not None else ProcessTurns()
+        self._files = files
 
     def enrolment_turn(self, tenant: str) -> AbstractContextManager[None]:
         """Held by an enrolment that searches this tenant for duplicates and then writes: one
@@ -390,10 +400,11 @@ class Gallery:
             entries = []
             for n, (tenant, part) in enumerate(sorted(self._parts.items())):
                 index_file, map_file = f"p{n:06d}.index", f"p{n:06d}.json"
-                part.index.save(snap / index_file)
+                with self._files.writing(snap / index_file, self._place(snap, index_file)) as f:
+                    part.index.save(f)
                 ids = list(part.subjects)
                 mapping = {"ids": ids, "subjects": [part.subjects[i] for i in ids]}
-                (snap / map_file).write_text(json.dumps(mapping))
+                self._write_json(snap, map_file, mapping)
                 entries.append(
                     {
                         "tenant": tenant,
@@ -412,7 +423,8 @@ class Gallery:
                 "next_id": self._next_id,
                 "partitions": entries,
             }
-            _write_atomic(snap / "manifest.json", json.dumps(manifest, indent=1))
+            self._write_json(snap, _MANIFEST, manifest)
+            fsync_dir(snap)  # its files are on disk before CURRENT names it
             _write_atomic(directory / _CURRENT, snap.name)
             self._stale_snapshots.discard(directory)
             try:
@@ -430,8 +442,12 @@ class Gallery:
         with self._writer:
             try:
                 snap = directory / (directory / _CURRENT).read_text().strip()
-                manifest = json.loads((snap / "manifest.json").read_text())
-            except (OSError, ValueError):
+            except OSError:
+                return False
+            try:
+                manifest = self._read_json(snap, _MANIFEST)
+            except (OSError, ValueError) as exc:
+                logger.warning("gallery snapshot %s is unreadable (%s); ignoring it", snap, exc)
                 return False
             made_for = (manifest.get("modality"), manifest.get("model"), manifest.get("dim"))
             if manifest.get("format") != SNAPSHOT_FORMAT or made_for != (
@@ -507,12 +523,30 @@ class Gallery:
 
     def _load_partition(self, snap: Path, entry: dict[str, Any]) -> _Partition:
         loader = INDEX_LOADERS[entry["kind"]]
-        index = loader(snap / entry["index"])
-        mapping = json.loads((snap / entry["map"]).read_text())
+        name = str(entry["index"])
+        with self._files.reading(snap / name, self._place(snap, name)) as f:
+            index = loader(f)
+        mapping = self._read_json(snap, str(entry["map"]))
         subjects = dict(zip(mapping["ids"], mapping["subjects"], strict=True))
         if index.dim != self.dim or len(index) != len(subjects):
             raise ValueError(f"partition {entry['index']} does not match its id map")
         return _Partition(index, subjects, {s: i for i, s in subjects.items()})
+
+    def _place(self, snap: Path, name: str) -> FilePlace:
+        """What a snapshot file's seal binds it to: its snapshot (whose name is unique) and
+        its name there. The gallery it was made for is in the manifest, checked once opened,
+        so a snapshot of another model is ignored as such, not as an altered file."""
+        return FilePlace(
+            f"gallery snapshot file {snap.name}/{name}", ("gallery snapshot", snap.name, name)
+        )
+
+    def _write_json(self, snap: Path, name: str, value: Any) -> None:
+        with self._files.writing(snap / name, self._place(snap, name)) as f:
+            f.write(json.dumps(value).encode("utf-8"))
+
+    def _read_json(self, snap: Path, name: str) -> Any:
+        with self._files.reading(snap / name, self._place(snap, name)) as f:
+            return json.loads(f.read())
 
     def _partition(self, ids: Ids, subjects: list[str], vectors: Vectors) -> _Partition:
         index = self._new_index(ids, vectors)

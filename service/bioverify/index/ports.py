@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
+
+from bioverify.fileio import ByteSink
 
 Ids = npt.NDArray[np.int64]
 Vectors = npt.NDArray[np.float32]
@@ -50,8 +51,8 @@ class VectorIndex(Protocol):
 
     def __len__(self) -> int: ...
 
-    def save(self, path: Path) -> None:
-        """Write to one file; each adapter's ``load(path)`` classmethod reads it back."""
+    def save(self, out: ByteSink) -> None:
+        """Write as one file; each adapter's ``load(source)`` classmethod reads it back."""
         ...
 
 

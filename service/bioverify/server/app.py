@@ -8,7 +8,7 @@ import functools
 import logging
 import platform
 import threading
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from concurrent import futures
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,7 +61,8 @@ from bioverify.settings import Settings
 from bioverify.store.ports import TemplateStore
 from bioverify.store.redis_connection import connect
 from bioverify.store.redis_store import RedisTemplateStore
-from bioverify.store.sealing import sealer_from_file
+from bioverify.store.sealed_files import FileSealer, file_sealer
+from bioverify.store.sealing import blob_sealer, template_keys
 from bioverify.store.sqlite_store import SqliteTemplateStore
 from bioverify.usecases.common import InferencePool
 from bioverify.usecases.face import FaceVerification
@@ -113,11 +114,14 @@ def remove_snapshots_but(
     return remove_snapshots_in(folders, owner, why=why, retried=retried)
 
 
-def build_store(settings: Settings, *, allow_unsealed: bool = False) -> TemplateStore:
-    """The configured store, sealing templates with the configured keys; ``allow_unsealed``
-    also reads plain ones (``bioverify seal-templates``, which seals them)."""
-    sealer = sealer_from_file(
-        settings.template_key_file,
+def build_store(
+    settings: Settings, *, keys: Sequence[bytes] | None = None, allow_unsealed: bool = False
+) -> TemplateStore:
+    """The configured store, sealing templates with ``keys`` (by default those of the
+    configured key file); ``allow_unsealed`` also reads plain ones (``bioverify
+    seal-templates``, which seals them)."""
+    sealer = blob_sealer(
+        template_keys(settings.template_key_file) if keys is None else keys,
         allow_unsealed=allow_unsealed or settings.allow_unsealed_templates,
     )
     logger.info("stored templates: %s", sealer.description)
@@ -319,14 +323,17 @@ def build_liveness_gate(settings: Settings, packs: dict[str, PackManifest]) -> L
 
 
 def build_gallery(
-    settings: Settings, modality: str, pack: PackManifest, turns: Turns | None = None
+    settings: Settings, modality: str, pack: PackManifest, turns: Turns, files: FileSealer
 ) -> Gallery:
+    """The gallery of ``modality``, taking enrolment turns from ``turns`` and writing its
+    snapshots through ``files`` (sealed with the template keys, if any)."""
     return Gallery(
         modality,
         pack.template_model,
         pack.embedding_dim,
         exact_max=settings.gallery_exact_max,
         turns=turns,
+        files=files,
     )
 
 
@@ -469,9 +476,8 @@ class Application:
         self.audit.close()
 
     def _snapshot_dir(self, gallery: Gallery) -> Path | None:
-        """None when snapshots are off, and when templates are encrypted: a snapshot would
-        keep their vectors in the clear (those already there are removed at startup)."""
-        if not self.settings.gallery_snapshots or self.settings.template_key_file:
+        """None when snapshots are off (those already there are removed at startup)."""
+        if not self.settings.gallery_snapshots:
             return None
         return snapshot_root(self.settings) / gallery.modality
 
@@ -496,12 +502,16 @@ def build(settings: Settings) -> Application:
     face_pack = choose_face_pack(settings)
     face_pipeline = build_face_pipeline(settings, face_pack)
     prepare_data_dir(settings.data_dir)  # gallery snapshots live there with any store
-    store = build_store(settings)
+    keys = template_keys(settings.template_key_file)
+    store = build_store(settings, keys=keys)
+    snapshot_files = file_sealer(keys)
+    if settings.gallery_snapshots:
+        logger.info("gallery snapshots: %s", snapshot_files.description)
     challenges = build_challenges(settings)
     sample_ids = sample_id_key(settings)
     pool = InferencePool(settings.inference_workers, max_queue=settings.max_concurrent_rpcs * 2)
     turns = store.turns()
-    face_gallery = build_gallery(settings, "face", face_pack, turns)
+    face_gallery = build_gallery(settings, "face", face_pack, turns, snapshot_files)
     checking_packs = liveness_packs(settings)
     liveness = build_liveness_gate(settings, checking_packs)
     voice_pack = choose_voice_pack(settings)
@@ -545,7 +555,9 @@ def build(settings: Settings) -> Application:
         sample_id_key=sample_ids,
         identify_target_fpir=settings.identify_target_fpir,
     )
-    voice_gallery = build_gallery(settings, "voice", voice_pack, turns) if voice_pack else None
+    voice_gallery = (
+        build_gallery(settings, "voice", voice_pack, turns, snapshot_files) if voice_pack else None
+    )
     voices = (
         VoiceVerification(
             voice_pipeline,

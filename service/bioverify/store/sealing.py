@@ -54,12 +54,7 @@ class BlobPlace:
     column: str  # "vector" | "samples"
 
     def associated_data(self) -> bytes:
-        parts = (self.tenant, self.subject_id, self.modality, self.column)
-        out = bytearray()
-        for part in parts:  # length-prefixed: no two places give the same bytes
-            raw = part.encode("utf-8")
-            out += len(raw).to_bytes(4, "big") + raw
-        return bytes(out)
+        return length_prefixed((self.tenant, self.subject_id, self.modality, self.column))
 
     def describe(self) -> str:
         return f"subject {self.subject_id!r}'s {self.modality} template"
@@ -98,6 +93,15 @@ class TemplateBlobs:
         """The vector and samples of the stored blobs (arrays of their own)."""
         vector = np.frombuffer(self.sealer.open(vector_blob, self._place("vector")), np.float32)
         return vector.copy(), self.open_samples(samples_blob, dim).copy()
+
+
+def length_prefixed(parts: Sequence[str]) -> bytes:
+    """``parts`` as associated data: each length-prefixed, so no two lists give the same bytes."""
+    out = bytearray()
+    for part in parts:
+        raw = part.encode("utf-8")
+        out += len(raw).to_bytes(4, "big") + raw
+    return bytes(out)
 
 
 def is_sealed(blob: bytes) -> bool:
@@ -242,8 +246,12 @@ def read_template_keys(path: Path) -> list[bytes]:
     return keys
 
 
-def sealer_from_file(path: str, *, allow_unsealed: bool) -> BlobSealer:
-    """The sealer the settings ask for: none without a key file."""
-    if not path:
-        return NO_SEALING
-    return AesGcmSealer(read_template_keys(Path(path)), allow_unsealed=allow_unsealed)
+def template_keys(path: str) -> list[bytes]:
+    """The keys of the configured template key file (first, sealing, key first); none
+    without one."""
+    return read_template_keys(Path(path)) if path else []
+
+
+def blob_sealer(keys: Sequence[bytes], *, allow_unsealed: bool) -> BlobSealer:
+    """The store's sealer for ``keys``: none without keys."""
+    return AesGcmSealer(keys, allow_unsealed=allow_unsealed) if keys else NO_SEALING
