@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from bioverify.index.faiss_ann import FastScanIndex
+from bioverify.index.faiss_ann import _MAGIC, FastScanIndex, _read_arrays, _write_arrays
 from bioverify.index.faiss_exact import ExactIndex
 from bioverify.index.gallery import INDEX_LOADERS
 from bioverify.index.ports import VectorIndex
@@ -189,3 +190,34 @@ def test_loading_a_corrupt_file_raises(make: Make, tmp_path: Path) -> None:
     (tmp_path / "index").write_bytes(data[: len(data) // 2])
     with pytest.raises((ValueError, RuntimeError)):
         load_from(index.kind, tmp_path / "index")
+
+
+@pytest.mark.parametrize("empty_last", [False, True])
+def test_the_fast_scan_file_layout_is_unchanged(tmp_path: Path, empty_last: bool) -> None:
+    """Files written before the stream writer still load: magic, header length, JSON header,
+    then each array at its 64-byte aligned offset past the header, nothing after the last
+    array's bytes (an empty array adds nothing, as the old writer's seek did)."""
+    arrays: dict[str, np.ndarray] = {
+        "a": np.arange(10, dtype=np.int64),
+        "b": np.ones((3, 5), np.float32),
+    }
+    if empty_last:
+        arrays["c"] = np.empty(0, np.bool_)
+    save_to_arrays(tmp_path / "f", arrays)
+    data = (tmp_path / "f").read_bytes()
+    size = int.from_bytes(data[len(_MAGIC) : len(_MAGIC) + 8], "little")
+    header = json.loads(data[len(_MAGIC) + 8 : len(_MAGIC) + 8 + size])
+    start = -(-(len(_MAGIC) + 8 + size) // 64) * 64
+    assert data.startswith(_MAGIC)
+    for entry, arr in zip(header["arrays"], arrays.values(), strict=True):
+        at = start + entry["offset"]
+        assert data[at : at + arr.nbytes] == arr.tobytes()
+    assert len(data) == start + header["arrays"][1]["offset"] + arrays["b"].nbytes
+    with open(tmp_path / "f", "rb") as f:
+        _, back = _read_arrays(f)
+    assert all(np.array_equal(back[k], v) for k, v in arrays.items())
+
+
+def save_to_arrays(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    with open(path, "wb") as f:
+        _write_arrays(f, {}, arrays)

@@ -126,12 +126,16 @@ def test_a_file_opens_only_where_it_was_written(tmp_path: Path) -> None:
             opened(tmp_path / "f", files, elsewhere)
 
 
-def test_a_file_must_be_read_whole(tmp_path: Path) -> None:
+@pytest.mark.parametrize("stop_at", [0, 60, CHUNK])  # mid-chunk, and at a chunk boundary
+def test_a_file_must_be_read_whole(tmp_path: Path, stop_at: int) -> None:
     files = AesGcmFiles([KEY], chunk_bytes=CHUNK)
     sealed(tmp_path / "f", bytes(100), files)
     reading = files.reading(tmp_path / "f", MAP)
     with pytest.raises(SealedFileUnreadable, match="more than was read"), reading as source:
-        source.read(60)
+        assert len(source.read(stop_at)) == stop_at
+    sealed(tmp_path / "empty", b"", files)
+    with files.reading(tmp_path / "empty", MAP):
+        pass  # nothing to read is read whole
 
 
 def test_a_file_whose_writing_failed_does_not_open(tmp_path: Path) -> None:
@@ -260,3 +264,25 @@ def test_a_snapshot_that_cannot_be_opened_is_rebuilt_and_removed(
     assert top(restarted, "big", people.probe("customer-0003")) == "customer-0003"
     restarted.save(snap)
     assert no_trace_of(snap, store)
+
+
+def test_a_snapshot_whose_pointer_or_manifest_is_garbage_is_ignored(
+    store: SqliteTemplateStore, tmp_path: Path
+) -> None:
+    people, snap = People(13), tmp_path / "index" / "face"
+    filled(store, people)
+    gallery = Gallery("face", "m1", DIM, exact_max=10)
+    gallery.rebuild(store)
+    gallery.save(snap)
+    current = snap / (snap / "CURRENT").read_text().strip()
+    manifest = (current / "manifest.json").read_text()
+    loaded = Gallery("face", "m1", DIM, exact_max=10)
+    (snap / "CURRENT").write_bytes(b"\xff\xfe")
+    assert not loaded.load(snap)
+    (snap / "CURRENT").write_text(current.name)
+    for garbage in ("[1, 2]", manifest.replace('"next_id"', '"next"')):
+        (current / "manifest.json").write_text(garbage)
+        assert not loaded.load(snap)
+        assert len(loaded) == 0 and loaded.seq == 0  # unchanged
+    (current / "manifest.json").write_text(manifest)
+    assert loaded.load(snap) and len(loaded) == len(gallery)

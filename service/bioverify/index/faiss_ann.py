@@ -244,9 +244,10 @@ def _write_arrays(out: ByteSink, params: dict[str, Any], arrays: dict[str, np.nd
     out.write(lead)
     position, start = len(lead), _aligned(len(lead))
     for entry, arr in zip(layout, arrays.values(), strict=True):
-        out.write(bytes(start + entry["offset"] - position))
-        out.write(np.ascontiguousarray(arr).reshape(-1).data.cast("B"))
-        position = start + entry["offset"] + arr.nbytes
+        if arr.nbytes:  # nothing, not even padding, for an empty array (as a seek wrote)
+            out.write(bytes(start + entry["offset"] - position))
+            out.write(np.ascontiguousarray(arr).reshape(-1).data.cast("B"))
+            position = start + entry["offset"] + arr.nbytes
 
 
 def _read_arrays(source: ByteSource) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -260,12 +261,14 @@ def _read_arrays(source: ByteSource) -> tuple[dict[str, Any], dict[str, Any]]:
         dtype = np.dtype(entry["dtype"])
         shape = tuple(entry["shape"])
         start = _aligned(len(_MAGIC) + 8 + size) + entry["offset"]
+        arr = np.empty(shape, dtype)
+        arrays[entry["name"]] = arr
+        if not arr.nbytes:
+            continue
         if start < position or len(source.read(start - position)) != start - position:
             raise ValueError("the file's layout is inconsistent or it is truncated")
-        arr = np.empty(shape, dtype)
         if source.readinto(arr.reshape(-1).data.cast("B")) != arr.nbytes:
             raise ValueError("the file is truncated")
-        arrays[entry["name"]] = arr
         position = start + arr.nbytes
     return header["params"], arrays
 

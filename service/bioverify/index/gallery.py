@@ -442,10 +442,12 @@ class Gallery:
         with self._writer:
             try:
                 snap = directory / (directory / _CURRENT).read_text().strip()
-            except OSError:
+            except (OSError, ValueError):
                 return False
             try:
                 manifest = self._read_json(snap, _MANIFEST)
+                if not isinstance(manifest, dict):
+                    raise ValueError("its manifest is not a JSON object")
             except (OSError, ValueError) as exc:
                 logger.warning("gallery snapshot %s is unreadable (%s); ignoring it", snap, exc)
                 return False
@@ -458,16 +460,17 @@ class Gallery:
                 logger.info("gallery snapshot %s was made for %s; ignoring it", snap, made_for)
                 return False
             try:
+                seq, next_id = int(manifest["seq"]), int(manifest["next_id"])
                 parts = {e["tenant"]: self._load_partition(snap, e) for e in manifest["partitions"]}
-            except (OSError, ValueError, KeyError, RuntimeError) as exc:
+            except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
                 logger.warning("gallery snapshot %s is unreadable (%s); ignoring it", snap, exc)
                 return False
+            epoch = manifest.get("store_epoch")  # absent: made before epochs
             with self._rw.write():
                 self._parts = parts
-                self._seq = int(manifest["seq"])
-                epoch = manifest.get("store_epoch")  # absent: made before epochs
+                self._seq = seq
                 self._epoch = epoch if isinstance(epoch, str) else None
-                self._next_id = int(manifest["next_id"])
+                self._next_id = next_id
                 self._pending = set(parts)
             self._snapshot_dirs.add(directory)
             return True

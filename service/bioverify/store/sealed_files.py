@@ -219,7 +219,9 @@ class _SealedReader:
         return filled
 
     def check_read_whole(self) -> None:
-        if self._plain or self._open_next():
+        while not self._plain and self._open_next():
+            pass  # chunks left unread must be empty (a file's only chunk may be)
+        if self._plain:
             raise SealedFileUnreadable(f"{self._place.what} holds more than was read of it")
 
     def _open_next(self) -> bool:
