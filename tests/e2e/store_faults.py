@@ -60,8 +60,8 @@ def faulty_stores(
     build_store = app_module.build_store
     stores: list[S] = []
 
-    def faulty_store(settings: Settings) -> TemplateStore:
-        stores.append(wrap(build_store(settings), settings))
+    def faulty_store(settings: Settings, **options: Any) -> TemplateStore:
+        stores.append(wrap(build_store(settings, **options), settings))
         return cast(TemplateStore, stores[-1])
 
     with monkeypatch.context() as patch:
