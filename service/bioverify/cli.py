@@ -113,9 +113,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def seal_templates(settings: Settings) -> int:
-    """Seal every stored template (see ``bioverify.store.resealing``), cut SQLite's log of
-    the plain ones and remove this data directory's gallery snapshots, which hold their
-    vectors in the clear (a service with template keys writes none)."""
+    """Seal every stored template and subject's metadata (see ``bioverify.store.resealing``),
+    cut SQLite's log of the plain ones and remove this data directory's gallery snapshots,
+    which may hold their vectors in the clear or under a key being retired."""
     from bioverify.server.app import build_store, remove_snapshots_but
     from bioverify.store.resealing import reseal_templates
     from bioverify.store.sqlite_store import SqliteTemplateStore

@@ -30,6 +30,13 @@ CLINTON = [lfw("Bill_Clinton", n).read_bytes() for n in (1, 3, 7, 17)]
 RICE = [lfw("Condoleezza_Rice", n).read_bytes() for n in (1, 2, 5)]
 
 
+DISPLAY_NAME = "William J. Clinton-Ostravic"
+
+
+def files_with(root: Path, needle: bytes) -> list[Path]:
+    return sorted(p for p in root.rglob("*") if p.is_file() and needle in p.read_bytes())
+
+
 def key_file(folder: Path) -> Path:
     path = folder / "template.keys"
     path.write_text(f"{secrets.token_hex(32)}\n", encoding="utf-8")
@@ -102,10 +109,11 @@ def seal_templates(data: Path, keys: Path | None) -> subprocess.CompletedProcess
 def test_seal_templates_moves_a_plain_deployment_to_sealed_templates(tmp_path: Path) -> None:
     data = tmp_path / "data"
     with custom_service(data, MODELS) as client:
-        client.enroll_face("clinton", CLINTON[:2])
+        client.enroll_face("clinton", CLINTON[:2], metadata={"display_name": DISPLAY_NAME})
     clinton = stored_vector(data, "clinton", NO_SEALING)
     holding = files_holding(data, clinton)
     assert any(p.name.endswith(".sqlite3") for p in holding)
+    assert files_with(data, DISPLAY_NAME.encode())
     assert any("snapshot" in str(p) for p in holding)  # the gallery snapshot of the stop
 
     refused = seal_templates(data, None)
@@ -122,6 +130,8 @@ def test_seal_templates_moves_a_plain_deployment_to_sealed_templates(tmp_path: P
     assert "sealed 1 face, 0 voice templates (0 deleted during the run)" in sealed.stdout
     assert "sealed 1 face" in busy.stdout  # the first run sealed it; this one wrote it again
     assert files_holding(data, clinton) == []  # the database, its log and the snapshots
+    assert files_with(data, DISPLAY_NAME.encode()) == []  # its metadata was sealed too
     with custom_service(data, MODELS, template_key_file=str(keys)) as client:
+        assert client.get_subject("clinton").metadata["display_name"] == DISPLAY_NAME
         assert client.verify_face("clinton", CLINTON[2]).decision == common_pb2.ACCEPT
         assert top_subject(client, CLINTON[3]) == "clinton"

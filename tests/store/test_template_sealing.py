@@ -7,14 +7,16 @@ from __future__ import annotations
 import logging
 import sqlite3
 from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import pytest
 import redis
 
 from bioverify.errors import ConfigurationError, TemplateUnreadable
-from bioverify.store.ports import Template, TemplateStore, TemplateWrite
+from bioverify.store.ports import Template, TemplateStore, TemplateWrite, listing_bytes
 from bioverify.store.redis_store import RedisTemplateStore
 from bioverify.store.resealing import reseal_templates
 from bioverify.store.sealing import (
@@ -23,7 +25,9 @@ from bioverify.store.sealing import (
     AesGcmSealer,
     BlobPlace,
     BlobSealer,
+    MetadataPlace,
     key_id,
+    open_text,
     read_template_keys,
 )
 from bioverify.store.sqlite_store import SqliteTemplateStore
@@ -359,3 +363,114 @@ def test_resealing_counts_the_templates_it_cannot_open(open_store: StoreUnderTes
     report = reseal_templates(open_store(AesGcmSealer([KEY], allow_unsealed=True)))
     assert report.sealed == {"face": 1, "voice": 0} and report.unreadable == 1
     assert open_store(AesGcmSealer([KEY])).get_template("bank", "bob", "face").sample_count == 2
+
+
+# -- subjects' metadata ------------------------------------------------------------------------
+ALICE_META = {"display_name": "Alice Quorrendale", "branch": "Xanthic Row 17"}
+
+
+# Sealed by the first version of metadata sealing: one value (Redis), a whole record (SQLite).
+GOLDEN_VALUE = bytes.fromhex(
+    "ffffff7f4256533186cb1889cf616ab33c95a25fb540d681d1bab9efe90a7f000ff584d8ba06a8271bde460364"
+    "4c546525aa00e7f3781bc9017f1bc13f"
+)
+GOLDEN_RECORD = bytes.fromhex(
+    "ffffff7f4256533186cb1889cf616ab3e17e794db1f3fbaa82d4d1a242cdf281d0095cae4145eafc4d26f02635"
+    "cd2faccef9863e4a2a2ca8fd96fe"
+)
+
+
+def test_metadata_sealed_by_the_first_version_opens() -> None:
+    sealer = AesGcmSealer([KEY])
+    value = MetadataPlace("bank", "alice", "display_name")
+    assert open_text(sealer, GOLDEN_VALUE, value) == "Alice Quorrendale"
+    assert open_text(sealer, GOLDEN_RECORD, MetadataPlace("bank", "alice")) == '{"branch": "x"}'
+    with pytest.raises(TemplateUnreadable, match="'alice''s metadata failed"):
+        open_text(sealer, GOLDEN_VALUE, MetadataPlace("bank", "alice", "branch"))
+    with pytest.raises(TemplateUnreadable):  # a template's place never opens metadata
+        sealer.open(GOLDEN_RECORD, BlobPlace("bank", "alice", "face", "vector"))
+
+
+def enrol_with(store: TemplateStore, subject_id: str, metadata: dict[str, str]) -> None:
+    rng = np.random.default_rng(len(subject_id))
+    store.save(TemplateWrite("bank", subject_id, "face", "m", unit(rng, 1, 128), metadata))
+
+
+def metadata_traces(raw: bytes, metadata: dict[str, str]) -> int:
+    return sum(value.encode() in raw for value in metadata.values())
+
+
+def test_a_sealing_store_keeps_no_metadata_value_in_the_clear(open_store: StoreUnderTest) -> None:
+    store = open_store(AesGcmSealer([KEY]))
+    enrol_with(store, "alice", {"display_name": ALICE_META["display_name"]})
+    enrol_with(store, "alice", {"branch": ALICE_META["branch"]})  # merged with what is stored
+    assert store.get_subject("bank", "alice").metadata == ALICE_META
+    (listed,) = store.list_subjects("bank", limit=10)
+    assert listed.metadata == ALICE_META
+    assert metadata_traces(open_store.raw_bytes(), ALICE_META) == 0
+    enrol_with(open_store(NO_SEALING), "bob", {"display_name": "Bob Vantrellis"})
+    assert metadata_traces(open_store.raw_bytes(), {"n": "Bob Vantrellis"}) == 1  # can fail
+
+
+def test_sealed_metadata_pages_as_plain_metadata_does(open_store: StoreUnderTest) -> None:
+    """A listing's byte budget counts metadata as text, sealed or not (Redis counts in Lua)."""
+    store = open_store(AesGcmSealer([KEY]))
+    people = {"a": {"k": "x" * 40}, "b": {"k": "y" * 50, "j": "z"}, "c": {"k": "w"}}
+    for subject_id, metadata in people.items():
+        enrol_with(store, subject_id, metadata)
+    sizes = [listing_bytes(s, m) for s, m in people.items()]
+    listed = partial(store.list_subjects, "bank", limit=10)
+    assert [s.subject_id for s in listed(max_bytes=sizes[0] + sizes[1] - 1)] == ["a", "b"]
+    assert [s.subject_id for s in listed(max_bytes=sizes[0] + sizes[1])] == ["a", "b", "c"]
+
+
+def move_metadata(open_store: StoreUnderTest, source: str, target: str) -> None:
+    """Copy ``source``'s stored metadata onto ``target``, behind the store's back."""
+    if open_store.kind == "sqlite":
+        with sqlite3.connect(open_store.path) as db:
+            db.execute(
+                "UPDATE subjects SET metadata=(SELECT metadata FROM subjects WHERE subject_id=?) "
+                "WHERE subject_id=?",
+                (source, target),
+            )
+        return
+    keys = RedisTemplateStore(open_store.redis_url)
+    try:
+        with redis.Redis.from_url(open_store.redis_url) as client:
+            value = client.hget(keys._subject_key("bank", source), "m:display_name")
+            assert isinstance(value, bytes)
+            client.hset(keys._subject_key("bank", target), "m:display_name", value)
+    finally:
+        keys.close()
+
+
+def test_metadata_moved_onto_another_subject_is_refused(open_store: StoreUnderTest) -> None:
+    store = open_store(AesGcmSealer([KEY]))
+    enrol_with(store, "alice", ALICE_META)
+    enrol_with(store, "mallory", {"display_name": "Mallory"})
+    move_metadata(open_store, "alice", "mallory")  # mallory's record would name alice
+    with pytest.raises(TemplateUnreadable, match=r"'mallory''s metadata failed its integrity"):
+        store.get_subject("bank", "mallory")
+    with pytest.raises(TemplateUnreadable, match="'mallory''s metadata"):
+        store.list_subjects("bank", limit=10)
+    with pytest.raises(TemplateUnreadable):  # nor written over as if it were hers
+        enrol_with(store, "mallory", {"branch": "x"})
+    assert store.get_subject("bank", "alice").metadata == ALICE_META
+    report = reseal_templates(store)  # mallory's template opens, her metadata does not
+    assert report.sealed["face"] == 1 and report.unreadable == 1
+    assert store.delete_subject("bank", "mallory") == 1  # deleting it still works
+    with pytest.raises(TemplateUnreadable, match="holds no template key"):
+        open_store(NO_SEALING).get_subject("bank", "alice")
+
+
+def test_resealing_seals_plain_metadata_and_rotates_its_key(open_store: StoreUnderTest) -> None:
+    enrol_with(open_store(NO_SEALING), "alice", ALICE_META)
+    with pytest.raises(TemplateUnreadable, match="stored unencrypted"):
+        open_store(AesGcmSealer([KEY])).get_subject("bank", "alice")
+    reseal_templates(open_store(AesGcmSealer([KEY], allow_unsealed=True)))
+    if open_store.kind == "sqlite":
+        cast(SqliteTemplateStore, open_store.opened[-1]).erase_replaced()
+    assert open_store(AesGcmSealer([KEY])).get_subject("bank", "alice").metadata == ALICE_META
+    assert metadata_traces(open_store.raw_bytes(), ALICE_META) == 0
+    reseal_templates(open_store(AesGcmSealer([OTHER_KEY, KEY])))
+    assert open_store(AesGcmSealer([OTHER_KEY])).get_subject("bank", "alice").metadata == ALICE_META

@@ -69,9 +69,14 @@ from bioverify.store.redis_connection import (
 from bioverify.store.redis_turns import RedisTurns
 from bioverify.store.sealing import (
     NO_SEALING,
+    SEALED_PREFIX,
+    SEALING_OVERHEAD,
     BlobSealer,
     LeftOut,
+    MetadataPlace,
     TemplateBlobs,
+    open_text,
+    seal_text,
     unless_unreadable,
 )
 
@@ -169,9 +174,10 @@ return {epoch, redis.call('GET', KEYS[2]) or '0'}
 """
 
 # KEYS: subjects zset (of the modality). ARGV: after, limit, subject key prefix, max bytes (0:
-# none). One atomic page of subjects; it stops as SqliteTemplateStore.list_subjects does: once
-# two subjects or more are read and the listing_bytes of those read (id, metadata keys and
-# values) pass max bytes.
+# none), sealed value prefix, sealing overhead (bytes a sealed value has over its text). One
+# atomic page of subjects; it stops as SqliteTemplateStore.list_subjects does: once two
+# subjects or more are read and the listing_bytes of those read (id, metadata keys and values,
+# as text) pass max bytes.
 _LIST_LUA = """
 local min = '-'
 if ARGV[1] ~= '' then min = '(' .. ARGV[1] end
@@ -187,7 +193,11 @@ for _, id in ipairs(ids) do
     total = total + #id
     for i = 1, #fields, 2 do
       if string.sub(fields[i], 1, 2) == 'm:' then
-        total = total + #fields[i] - 2 + #fields[i + 1]
+        local value = #fields[i + 1]
+        if string.sub(fields[i + 1], 1, #ARGV[5]) == ARGV[5] then
+          value = value - tonumber(ARGV[6])
+        end
+        total = total + #fields[i] - 2 + value
       end
     end
     if max_bytes > 0 and read >= 2 and total > max_bytes then break end
@@ -357,7 +367,7 @@ class RedisTemplateStore:
             self._template_key(w.tenant, w.subject_id, w.modality),
             ["model", "dim", "samples", "extra", "c", "ids", "rev", "tenant", "subject_id"],
         )
-        pipe.hkeys(subject)
+        pipe.hgetall(subject)
 
     def _prepare_save(
         self, w: TemplateWrite, read: Sequence[Any], op_key: str
@@ -376,12 +386,17 @@ class RedisTemplateStore:
                 [_str(n) if n is not None else "" for n in named],
                 (w.tenant, w.subject_id),
             )
-        fields = (_str(f) for f in subject_fields)
-        check_metadata_entries(w, [f[2:] for f in fields if f.startswith("m:")])
         tenant, subject_id, modality, model = w.tenant, w.subject_id, w.modality, w.model
-        meta_args: list[str] = []
-        for key, value in w.metadata.items():
-            meta_args += [f"m:{key}", value]
+        stored_metadata = _metadata(tenant, subject_id, subject_fields, self._sealer)
+        check_metadata_entries(w, stored_metadata.keys())
+        # Every value is written again, so a value stored plain (before template keys) or under
+        # an older key is sealed with the current one (what seal-templates relies on).
+        meta_args: list[bytes | str] = []
+        for key, value in {**stored_metadata, **dict(w.metadata)}.items():
+            meta_args += [
+                f"m:{key}",
+                seal_text(self._sealer, value, MetadataPlace(tenant, subject_id, key)),
+            ]
         now = utc_now()
         old_model_name = _str(old_model) if old_model is not None else ""
         blobs = TemplateBlobs(self._sealer, tenant, subject_id, modality)
@@ -438,7 +453,7 @@ class RedisTemplateStore:
                 fields = self._redis.hgetall(subj)
                 if not fields:
                     raise NotEnrolled(f"subject {subject_id!r} is not enrolled")
-                record = _subject_record(tenant, subject_id, fields)
+                templates = _summaries(fields)  # not its metadata: an unreadable one goes too
                 keys = [
                     self._seq_key,
                     self._stream,
@@ -453,7 +468,7 @@ class RedisTemplateStore:
                     _OP_TTL_SECONDS,
                     self._retention,
                 ]
-                for t in record.templates:
+                for t in templates:
                     keys += [
                         self._template_key(tenant, subject_id, t.modality),
                         self._subjects_key(tenant, t.modality),
@@ -484,7 +499,7 @@ class RedisTemplateStore:
             fields = self._redis.hgetall(self._subject_key(tenant, subject_id))
         if not fields:
             raise NotEnrolled(f"subject {subject_id!r} is not enrolled")
-        return _subject_record(tenant, subject_id, fields)
+        return _subject_record(tenant, subject_id, fields, self._sealer)
 
     def list_subjects(
         self, tenant: str, *, limit: int, after: str = "", modality: str = "", max_bytes: int = 0
@@ -494,13 +509,20 @@ class RedisTemplateStore:
         with self._translate():
             flat = self._list(
                 keys=[self._subjects_key(tenant, modality)],
-                args=[after, limit, f"{self._p}subj:{key_part(tenant)}:", max(max_bytes, 0)],
+                args=[
+                    after,
+                    limit,
+                    f"{self._p}subj:{key_part(tenant)}:",
+                    max(max_bytes, 0),
+                    SEALED_PREFIX,
+                    SEALING_OVERHEAD,
+                ],
             )
         out: list[SubjectRecord] = []
         for raw_id, raw_fields in zip(flat[::2], flat[1::2], strict=True):
             if raw_fields:
                 fields = dict(zip(raw_fields[::2], raw_fields[1::2], strict=True))
-                out.append(_subject_record(tenant, _str(raw_id), fields))
+                out.append(_subject_record(tenant, _str(raw_id), fields, self._sealer))
         return out
 
     def iter_templates(
@@ -650,14 +672,25 @@ def _check_stored_where(modality: str, named: Sequence[str], where: tuple[str, s
         )
 
 
-def _subject_record(tenant: str, subject_id: str, fields: Mapping[Any, Any]) -> SubjectRecord:
+def _metadata(
+    tenant: str, subject_id: str, fields: Mapping[Any, Any], sealer: BlobSealer
+) -> dict[str, str]:
+    """The metadata of a subject hash's fields (``m:<key>``, each value sealed or plain)."""
     metadata: dict[str, str] = {}
-    summaries: list[TemplateSummary] = []
     for raw_key, raw_value in fields.items():
         key = _str(raw_key)
         if key.startswith("m:"):
-            metadata[key[2:]] = _str(raw_value)
-        elif key.startswith("t:"):
+            place = MetadataPlace(tenant, subject_id, key[2:])
+            metadata[key[2:]] = open_text(sealer, raw_value, place)
+    return metadata
+
+
+def _summaries(fields: Mapping[Any, Any]) -> tuple[TemplateSummary, ...]:
+    """The template summaries of a subject hash's fields (``t:<modality>``)."""
+    summaries: list[TemplateSummary] = []
+    for raw_key, raw_value in fields.items():
+        key = _str(raw_key)
+        if key.startswith("t:"):
             s = json.loads(raw_value)
             summaries.append(
                 TemplateSummary(
@@ -669,11 +702,17 @@ def _subject_record(tenant: str, subject_id: str, fields: Mapping[Any, Any]) -> 
                 )
             )
     summaries.sort(key=lambda t: t.modality)
+    return tuple(summaries)
+
+
+def _subject_record(
+    tenant: str, subject_id: str, fields: Mapping[Any, Any], sealer: BlobSealer
+) -> SubjectRecord:
     return SubjectRecord(
         tenant=tenant,
         subject_id=subject_id,
-        metadata=metadata,
-        templates=tuple(summaries),
+        metadata=_metadata(tenant, subject_id, fields, sealer),
+        templates=_summaries(fields),
         created_at=_str(fields[b"c"]),
         updated_at=_str(fields[b"u"]),
     )

@@ -1,15 +1,18 @@
-"""Rewrite every stored template under the service's sealing key (``bioverify
-seal-templates``): the step that moves a store written without template keys to encrypted
-templates, and that finishes a key rotation (see ``bioverify.store.sealing``)."""
+"""Rewrite every stored template, and with it its subject's metadata, under the service's
+sealing key (``bioverify seal-templates``): the step that moves a store written without
+template keys to encrypted templates, and that finishes a key rotation (see
+``bioverify.store.sealing``)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 
 from bioverify.errors import NotEnrolled, TemplateChanged, TemplateUnreadable, Unavailable
 from bioverify.store.ports import ExpectedTemplate, Template, TemplateStore, TemplateWrite
+from bioverify.store.sealing import unless_unreadable
 
 MODALITIES = ("face", "voice")
 ATTEMPTS = 3
@@ -26,7 +29,8 @@ class ResealReport:
 
 
 def reseal_templates(store: TemplateStore) -> ResealReport:
-    """Write each template again, unchanged, through ``store`` (which seals what it writes).
+    """Write each template again, unchanged, through ``store`` (which seals what it writes,
+    the subject's metadata included).
     Each write expects the template it read, so an enrolment running meanwhile is never
     undone: on a conflict the template is read and written again. The samples, ids, extra
     values and creation time stay; the template's update time and revision move on."""
@@ -34,9 +38,11 @@ def reseal_templates(store: TemplateStore) -> ResealReport:
     for modality in MODALITIES:
         # Written as read: a template's write leaves the scan's order and pages as they are.
         for template in store.iter_templates(modality, left_out=report.left_out):
-            if _reseal_one(store, template):
+            # A readable template whose subject's metadata is not: left out, as unreadable.
+            resealed = unless_unreadable(partial(_reseal_one, store, template), report.left_out)
+            if resealed:
                 report.sealed[modality] += 1
-            else:
+            elif resealed is not None:
                 report.gone += 1
     return report
 

@@ -1,6 +1,7 @@
 """Templates sealed at rest: the embeddings a store keeps (a template's vector and its
 per-sample embeddings) are written as AES-256-GCM ciphertexts when the service holds template
-keys (``template_key_file``), and as plain float32 bytes when it holds none.
+keys (``template_key_file``), and as plain float32 bytes when it holds none. So are subjects'
+metadata values (as UTF-8 text), bound to their subject the same way (``MetadataPlace``).
 
 A sealed blob is ``SEALED_PREFIX`` (whose first 4 bytes are a float32 NaN, so no plain
 embedding blob begins with it), the 8-byte id of the key that sealed it, a random 12-byte
@@ -38,6 +39,8 @@ KEY_BYTES = 32
 KEY_ID_BYTES = 8
 NONCE_BYTES = 12
 TAG_BYTES = 16
+SEALING_OVERHEAD = len(SEALED_PREFIX) + KEY_ID_BYTES + NONCE_BYTES + TAG_BYTES
+"""How many bytes a sealed value has over its plain bytes."""
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -58,6 +61,49 @@ class BlobPlace:
 
     def describe(self) -> str:
         return f"subject {self.subject_id!r}'s {self.modality} template"
+
+
+@dataclass(frozen=True)
+class MetadataPlace:
+    """Where a subject's metadata is stored: all of it as one value (``key`` None: SQLite), or
+    the value of one key (Redis). Its associated data cannot be a template's (those begin with
+    a length, these with text)."""
+
+    tenant: str
+    subject_id: str
+    key: str | None = None
+
+    def associated_data(self) -> bytes:
+        parts = (self.tenant, self.subject_id) + (
+            ("all",) if self.key is None else ("value", self.key)
+        )
+        return b"subject metadata\0" + length_prefixed(parts)
+
+    def describe(self) -> str:
+        return f"subject {self.subject_id!r}'s metadata"
+
+
+class SealPlace(Protocol):
+    """What a sealed value is bound to (``BlobPlace``, ``MetadataPlace``)."""
+
+    def associated_data(self) -> bytes: ...
+
+    def describe(self) -> str: ...
+
+
+def seal_text(sealer: BlobSealer, text: str, place: SealPlace) -> bytes | str:
+    """How ``text`` (metadata) is stored: sealed bytes, or the text itself without keys."""
+    blob = sealer.seal(text.encode("utf-8"), place)
+    return blob if is_sealed(blob) else text
+
+
+def open_text(sealer: BlobSealer, stored: bytes | str, place: SealPlace) -> str:
+    """The text ``seal_text`` stored; TemplateUnreadable when it cannot be opened here."""
+    raw = stored.encode("utf-8") if isinstance(stored, str) else stored
+    try:
+        return sealer.open(raw, place).decode("utf-8")
+    except UnicodeDecodeError:
+        raise TemplateUnreadable(f"{place.describe()} is not text and is not used") from None
 
 
 @dataclass(frozen=True)
@@ -113,9 +159,9 @@ class BlobSealer(Protocol):
 
     description: str  # for the startup log, e.g. "AES-256-GCM, key 1a2b3c4d5e6f7a8b"
 
-    def seal(self, plain: bytes, place: BlobPlace) -> bytes: ...
+    def seal(self, plain: bytes, place: SealPlace) -> bytes: ...
 
-    def open(self, blob: bytes, place: BlobPlace) -> bytes:
+    def open(self, blob: bytes, place: SealPlace) -> bytes:
         """The plain bytes; TemplateUnreadable when the blob cannot be opened here."""
         ...
 
@@ -125,10 +171,10 @@ class NoSealing:
 
     description = "not encrypted (no template_key_file)"
 
-    def seal(self, plain: bytes, place: BlobPlace) -> bytes:
+    def seal(self, plain: bytes, place: SealPlace) -> bytes:
         return plain
 
-    def open(self, blob: bytes, place: BlobPlace) -> bytes:
+    def open(self, blob: bytes, place: SealPlace) -> bytes:
         if is_sealed(blob):
             raise TemplateUnreadable(
                 f"{place.describe()} is encrypted and this service holds no template key; "
@@ -165,13 +211,13 @@ class AesGcmSealer:
         if len(self._ciphers) > 1:
             self.description += f" (+{len(self._ciphers) - 1} older keys that only open)"
 
-    def seal(self, plain: bytes, place: BlobPlace) -> bytes:
+    def seal(self, plain: bytes, place: SealPlace) -> bytes:
         header = SEALED_PREFIX + self._sealing_id
         nonce = os.urandom(NONCE_BYTES)
         cipher = self._ciphers[self._sealing_id]
         return header + nonce + cipher.encrypt(nonce, plain, header + place.associated_data())
 
-    def open(self, blob: bytes, place: BlobPlace) -> bytes:
+    def open(self, blob: bytes, place: SealPlace) -> bytes:
         if not is_sealed(blob):
             if self._allow_unsealed:
                 return blob
@@ -199,7 +245,7 @@ class AesGcmSealer:
             raise _altered(place) from None
 
 
-def _altered(place: BlobPlace) -> TemplateUnreadable:
+def _altered(place: SealPlace) -> TemplateUnreadable:
     return TemplateUnreadable(
         f"{place.describe()} failed its integrity check (it was altered, or copied from "
         "another subject) and is not used; delete the subject and enroll it again"

@@ -43,7 +43,10 @@ from bioverify.store.sealing import (
     NO_SEALING,
     BlobSealer,
     LeftOut,
+    MetadataPlace,
     TemplateBlobs,
+    open_text,
+    seal_text,
     unless_unreadable,
 )
 
@@ -192,7 +195,7 @@ class SqliteTemplateStore:
             "SELECT metadata, created_at FROM subjects WHERE tenant=? AND subject_id=?",
             (tenant, subject_id),
         ).fetchone()
-        stored_metadata: dict[str, str] = json.loads(row[0]) if row else {}
+        stored_metadata = self._metadata(tenant, subject_id, row[0]) if row else {}
         check_metadata_entries(w, stored_metadata.keys())
         merged = {**stored_metadata, **dict(w.metadata)}
         subject_created = row[1] if row else now
@@ -200,7 +203,17 @@ class SqliteTemplateStore:
             "INSERT INTO subjects (tenant, subject_id, metadata, created_at, updated_at) "
             "VALUES (?, ?, ?, ?, ?) ON CONFLICT (tenant, subject_id) DO UPDATE SET "
             "metadata=excluded.metadata, updated_at=excluded.updated_at",
-            (tenant, subject_id, json.dumps(merged, sort_keys=True), subject_created, now),
+            (
+                tenant,
+                subject_id,
+                seal_text(
+                    self._sealer,
+                    json.dumps(merged, sort_keys=True),
+                    MetadataPlace(tenant, subject_id),
+                ),
+                subject_created,
+                now,
+            ),
         )
         seq = cur.execute(
             "INSERT INTO changes (op, tenant, subject_id, modality) VALUES ('upsert', ?, ?, ?)",
@@ -295,7 +308,7 @@ class SqliteTemplateStore:
         return SubjectRecord(
             tenant=tenant,
             subject_id=subject_id,
-            metadata=json.loads(row[0]),
+            metadata=self._metadata(tenant, subject_id, row[0]),
             templates=summaries.get(subject_id, ()),
             created_at=row[1],
             updated_at=row[2],
@@ -324,7 +337,8 @@ class SqliteTemplateStore:
             # keeps the checkpoint after a delete from truncating the WAL
             with contextlib.closing(self._conn.execute(sql, tuple(args))) as cursor:
                 for subject_id, metadata, created_at, updated_at in cursor:
-                    rows.append((subject_id, json.loads(metadata), created_at, updated_at))
+                    opened = self._metadata(tenant, subject_id, metadata)
+                    rows.append((subject_id, opened, created_at, updated_at))
                     total += listing_bytes(subject_id, rows[-1][1])
                     if max_bytes and len(rows) >= 2 and total > max_bytes:
                         break
@@ -340,6 +354,12 @@ class SqliteTemplateStore:
             )
             for subject_id, metadata, created_at, updated_at in rows
         ]
+
+    def _metadata(self, tenant: str, subject_id: str, stored: bytes | str) -> dict[str, str]:
+        """A subject's metadata as stored (JSON text, or sealed bytes of it)."""
+        text = open_text(self._sealer, stored, MetadataPlace(tenant, subject_id))
+        metadata: dict[str, str] = json.loads(text)
+        return metadata
 
     def iter_templates(
         self, modality: str, model: str = "", *, left_out: LeftOut | None = None
