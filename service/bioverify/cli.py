@@ -138,6 +138,13 @@ def seal_templates(settings: Settings) -> int:
             "the log above): delete those subjects, or enroll them again",
             file=sys.stderr,
         )
+    if report.unreadable_metadata:
+        print(
+            f"{len(report.unreadable_metadata)} subjects' metadata could not be opened, and "
+            "their templates were not sealed again (named in the log above): delete those "
+            "subjects and enroll them again",
+            file=sys.stderr,
+        )
     if not log_cut:
         print(
             "the SQLite write-ahead log still holds the plain templates: another process has "
@@ -154,7 +161,7 @@ def seal_templates(settings: Settings) -> int:
             "Redis keeps the replaced values in its RDB/AOF files until they are rewritten: "
             "run BGREWRITEAOF (and BGSAVE) on the Redis server, and on its replicas"
         )
-    return 1 if report.unreadable else 0
+    return 1 if report.unreadable or report.unreadable_metadata else 0
 
 
 if __name__ == "__main__":

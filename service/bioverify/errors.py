@@ -135,6 +135,12 @@ class TemplateUnreadable(BioverifyError):
     reason = "TEMPLATE_UNREADABLE"
 
 
+class MetadataUnreadable(TemplateUnreadable):
+    """A subject's stored metadata this service cannot open (as for a template)."""
+
+    reason = "METADATA_UNREADABLE"
+
+
 class SpoofSuspected(BioverifyError):
     reason = "SPOOF_SUSPECTED"
 

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import redis
 
-from bioverify.errors import ConfigurationError, TemplateUnreadable
+from bioverify.errors import ConfigurationError, MetadataUnreadable, TemplateUnreadable
 from bioverify.store.ports import Template, TemplateStore, TemplateWrite, listing_bytes
 from bioverify.store.redis_store import RedisTemplateStore
 from bioverify.store.resealing import reseal_templates
@@ -27,10 +27,11 @@ from bioverify.store.sealing import (
     BlobSealer,
     MetadataPlace,
     key_id,
-    open_text,
+    open_metadata,
     read_template_keys,
 )
 from bioverify.store.sqlite_store import SqliteTemplateStore
+from bioverify.usecases.subjects import SubjectAdministration, encode_page_token
 from tests.store.test_erasure import files_of, redis_values, traces, unit
 
 KEY = bytes(range(32))
@@ -383,10 +384,12 @@ GOLDEN_RECORD = bytes.fromhex(
 def test_metadata_sealed_by_the_first_version_opens() -> None:
     sealer = AesGcmSealer([KEY])
     value = MetadataPlace("bank", "alice", "display_name")
-    assert open_text(sealer, GOLDEN_VALUE, value) == "Alice Quorrendale"
-    assert open_text(sealer, GOLDEN_RECORD, MetadataPlace("bank", "alice")) == '{"branch": "x"}'
-    with pytest.raises(TemplateUnreadable, match="'alice''s metadata failed"):
-        open_text(sealer, GOLDEN_VALUE, MetadataPlace("bank", "alice", "branch"))
+    assert open_metadata(sealer, GOLDEN_VALUE, value) == "Alice Quorrendale"
+    assert open_metadata(sealer, GOLDEN_RECORD, MetadataPlace("bank", "alice")) == '{"branch": "x"}'
+    with pytest.raises(MetadataUnreadable, match="'alice''s metadata failed"):
+        open_metadata(sealer, GOLDEN_VALUE, MetadataPlace("bank", "alice", "branch"))
+    with pytest.raises(MetadataUnreadable, match="'alice''s metadata failed"):  # other tenant
+        open_metadata(sealer, GOLDEN_VALUE, MetadataPlace("corp", "alice", "display_name"))
     with pytest.raises(TemplateUnreadable):  # a template's place never opens metadata
         sealer.open(GOLDEN_RECORD, BlobPlace("bank", "alice", "face", "vector"))
 
@@ -448,25 +451,55 @@ def test_metadata_moved_onto_another_subject_is_refused(open_store: StoreUnderTe
     store = open_store(AesGcmSealer([KEY]))
     enrol_with(store, "alice", ALICE_META)
     enrol_with(store, "mallory", {"display_name": "Mallory"})
+    enrol_with(store, "zed", {"display_name": "Zed"})
     move_metadata(open_store, "alice", "mallory")  # mallory's record would name alice
-    with pytest.raises(TemplateUnreadable, match=r"'mallory''s metadata failed its integrity"):
+    with pytest.raises(MetadataUnreadable, match=r"'mallory''s metadata failed its integrity"):
         store.get_subject("bank", "mallory")
-    with pytest.raises(TemplateUnreadable, match="'mallory''s metadata"):
-        store.list_subjects("bank", limit=10)
-    with pytest.raises(TemplateUnreadable):  # nor written over as if it were hers
+    with pytest.raises(MetadataUnreadable):  # nor written over as if it were hers
         enrol_with(store, "mallory", {"branch": "x"})
+    # A listing holds her without metadata, and says why: a page showing her is refused, the
+    # page before (which reads her to know that another follows) and the one after are not.
+    listed = {r.subject_id: r for r in store.list_subjects("bank", limit=10)}
+    assert listed["mallory"].metadata == {} and "integrity" in listed["mallory"].unreadable_metadata
+    assert listed["alice"].metadata == ALICE_META and not listed["alice"].unreadable_metadata
+    admin = SubjectAdministration(store, page_bytes=1 << 20)
+    first = admin.list("bank", 1, "", "")
+    assert [r.subject_id for r in first.subjects] == ["alice"]
+    with pytest.raises(MetadataUnreadable, match="'mallory''s metadata"):
+        admin.list("bank", 1, first.next_page_token, "")
+    last = admin.list("bank", 1, encode_page_token("bank", "mallory", ""), "")
+    assert [r.subject_id for r in last.subjects] == ["zed"]
     assert store.get_subject("bank", "alice").metadata == ALICE_META
     report = reseal_templates(store)  # mallory's template opens, her metadata does not
-    assert report.sealed["face"] == 1 and report.unreadable == 1
+    assert report.sealed["face"] == 2 and report.unreadable_metadata == {("bank", "mallory")}
+    assert report.unreadable == 0
     assert store.delete_subject("bank", "mallory") == 1  # deleting it still works
     with pytest.raises(TemplateUnreadable, match="holds no template key"):
         open_store(NO_SEALING).get_subject("bank", "alice")
 
 
+def test_plain_metadata_is_read_and_sealed_by_the_next_write(open_store: StoreUnderTest) -> None:
+    """Metadata stored before the deployment had keys (or by an older replica) is read as it
+    is, unlike a plain template, and sealed by the subject's next write."""
+    plain = open_store(NO_SEALING)
+    enrol_with(plain, "alice", ALICE_META)
+    enrol_with(plain, "bob", {"display_name": "Bob Vantrellis"})
+    keyed = open_store(AesGcmSealer([KEY]))
+    assert keyed.get_subject("bank", "alice").metadata == ALICE_META
+    assert keyed.list_subjects("bank", limit=1)[0].metadata == ALICE_META
+    rng = np.random.default_rng(14)
+    keyed.save(  # a voice enrolment writes the subject (and seals its metadata)
+        TemplateWrite("bank", "alice", "voice", "m", unit(rng, 1, 128), {"phone": "+1 555 0100"})
+    )
+    if open_store.kind == "sqlite":
+        cast(SqliteTemplateStore, keyed).erase_replaced()
+    assert metadata_traces(open_store.raw_bytes(), {**ALICE_META, "p": "+1 555 0100"}) == 0
+    assert metadata_traces(open_store.raw_bytes(), {"n": "Bob Vantrellis"}) == 1  # not written
+    assert keyed.get_subject("bank", "alice").metadata == {**ALICE_META, "phone": "+1 555 0100"}
+
+
 def test_resealing_seals_plain_metadata_and_rotates_its_key(open_store: StoreUnderTest) -> None:
     enrol_with(open_store(NO_SEALING), "alice", ALICE_META)
-    with pytest.raises(TemplateUnreadable, match="stored unencrypted"):
-        open_store(AesGcmSealer([KEY])).get_subject("bank", "alice")
     reseal_templates(open_store(AesGcmSealer([KEY], allow_unsealed=True)))
     if open_store.kind == "sqlite":
         cast(SqliteTemplateStore, open_store.opened[-1]).erase_replaced()
@@ -474,3 +507,22 @@ def test_resealing_seals_plain_metadata_and_rotates_its_key(open_store: StoreUnd
     assert metadata_traces(open_store.raw_bytes(), ALICE_META) == 0
     reseal_templates(open_store(AesGcmSealer([OTHER_KEY, KEY])))
     assert open_store(AesGcmSealer([OTHER_KEY])).get_subject("bank", "alice").metadata == ALICE_META
+
+
+def test_a_redis_subject_with_many_plain_metadata_entries_is_sealed_in_one_write(
+    redis_url: str,
+) -> None:
+    """A subject stored by a version before the entry limit may hold thousands of entries:
+    sealing them all is one script that sets each (no argument list unpacked at once)."""
+    store = RedisTemplateStore(redis_url, sealer=AesGcmSealer([KEY]))
+    try:
+        enrol_with(store, "alice", {"k0": "v0"})
+        with redis.Redis.from_url(redis_url) as client:
+            plain = {f"m:k{i}": f"v{i}" for i in range(1, 6000)}
+            client.hset(store._subject_key("bank", "alice"), mapping=plain)
+        enrol_with(store, "alice", {})
+        metadata = store.get_subject("bank", "alice").metadata
+        assert len(metadata) == 6000 and metadata["k5999"] == "v5999"
+        assert b"v5999" not in redis_values(redis_url)
+    finally:
+        store.close()

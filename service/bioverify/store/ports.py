@@ -124,6 +124,9 @@ class SubjectRecord:
     templates: tuple[TemplateSummary, ...]
     created_at: str
     updated_at: str
+    unreadable_metadata: str = ""
+    """Why its metadata (then empty) could not be opened, in a listing: a page showing the
+    subject is refused, but one that only reads past it is not."""
 
 
 def listing_bytes(subject_id: str, metadata: Mapping[str, str]) -> int:

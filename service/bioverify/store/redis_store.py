@@ -75,8 +75,9 @@ from bioverify.store.sealing import (
     LeftOut,
     MetadataPlace,
     TemplateBlobs,
-    open_text,
-    seal_text,
+    metadata_or_why,
+    open_metadata,
+    seal_metadata,
     unless_unreadable,
 )
 
@@ -118,7 +119,7 @@ redis.call('XADD', KEYS[2], seq .. '-0', 'op', 'upsert', 'tenant', ARGV[2],
 redis.call('XTRIM', KEYS[2], 'MAXLEN', ARGV[17])
 redis.call('HSETNX', KEYS[4], 'c', ARGV[13])
 redis.call('HSET', KEYS[4], 'u', ARGV[13], 'v', seq, 't:' .. ARGV[4], ARGV[14])
-if #ARGV >= 18 then redis.call('HSET', KEYS[4], unpack(ARGV, 18)) end
+for i = 18, #ARGV, 2 do redis.call('HSET', KEYS[4], ARGV[i], ARGV[i + 1]) end
 redis.call('DEL', KEYS[5])
 redis.call('HSET', KEYS[5], 'tenant', ARGV[2], 'subject_id', ARGV[3], 'modality', ARGV[4],
            'model', ARGV[5], 'dim', ARGV[7], 'n', ARGV[8], 'vec', ARGV[9], 'samples', ARGV[10],
@@ -389,13 +390,18 @@ class RedisTemplateStore:
         tenant, subject_id, modality, model = w.tenant, w.subject_id, w.modality, w.model
         stored_metadata = _metadata(tenant, subject_id, subject_fields, self._sealer)
         check_metadata_entries(w, stored_metadata.keys())
-        # Every value is written again, so a value stored plain (before template keys) or under
-        # an older key is sealed with the current one (what seal-templates relies on).
+        # Values stored plain (before template keys) or under an older key are written again,
+        # sealed with the current one (what seal-templates relies on); the others stay.
+        rewrite: dict[str, str] = {}
+        for raw_field, raw_value in subject_fields.items():
+            field = _str(raw_field)
+            if field.startswith("m:") and not self._sealer.is_current(raw_value):
+                rewrite[field[2:]] = stored_metadata[field[2:]]
         meta_args: list[bytes | str] = []
-        for key, value in {**stored_metadata, **dict(w.metadata)}.items():
+        for key, value in {**rewrite, **dict(w.metadata)}.items():
             meta_args += [
                 f"m:{key}",
-                seal_text(self._sealer, value, MetadataPlace(tenant, subject_id, key)),
+                seal_metadata(self._sealer, value, MetadataPlace(tenant, subject_id, key)),
             ]
         now = utc_now()
         old_model_name = _str(old_model) if old_model is not None else ""
@@ -499,7 +505,8 @@ class RedisTemplateStore:
             fields = self._redis.hgetall(self._subject_key(tenant, subject_id))
         if not fields:
             raise NotEnrolled(f"subject {subject_id!r} is not enrolled")
-        return _subject_record(tenant, subject_id, fields, self._sealer)
+        metadata = _metadata(tenant, subject_id, fields, self._sealer)
+        return _subject_record(tenant, subject_id, fields, metadata)
 
     def list_subjects(
         self, tenant: str, *, limit: int, after: str = "", modality: str = "", max_bytes: int = 0
@@ -522,7 +529,11 @@ class RedisTemplateStore:
         for raw_id, raw_fields in zip(flat[::2], flat[1::2], strict=True):
             if raw_fields:
                 fields = dict(zip(raw_fields[::2], raw_fields[1::2], strict=True))
-                out.append(_subject_record(tenant, _str(raw_id), fields, self._sealer))
+                subject_id = _str(raw_id)
+                metadata, why = metadata_or_why(
+                    partial(_metadata, tenant, subject_id, fields, self._sealer)
+                )
+                out.append(_subject_record(tenant, subject_id, fields, metadata, why))
         return out
 
     def iter_templates(
@@ -681,7 +692,7 @@ def _metadata(
         key = _str(raw_key)
         if key.startswith("m:"):
             place = MetadataPlace(tenant, subject_id, key[2:])
-            metadata[key[2:]] = open_text(sealer, raw_value, place)
+            metadata[key[2:]] = open_metadata(sealer, raw_value, place)
     return metadata
 
 
@@ -706,15 +717,20 @@ def _summaries(fields: Mapping[Any, Any]) -> tuple[TemplateSummary, ...]:
 
 
 def _subject_record(
-    tenant: str, subject_id: str, fields: Mapping[Any, Any], sealer: BlobSealer
+    tenant: str,
+    subject_id: str,
+    fields: Mapping[Any, Any],
+    metadata: dict[str, str],
+    unreadable_metadata: str = "",
 ) -> SubjectRecord:
     return SubjectRecord(
         tenant=tenant,
         subject_id=subject_id,
-        metadata=_metadata(tenant, subject_id, fields, sealer),
+        metadata=metadata,
         templates=_summaries(fields),
         created_at=_str(fields[b"c"]),
         updated_at=_str(fields[b"u"]),
+        unreadable_metadata=unreadable_metadata,
     )
 
 

@@ -5,14 +5,21 @@ template keys to encrypted templates, and that finishes a key rotation (see
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
-from functools import partial
 
 import numpy as np
 
-from bioverify.errors import NotEnrolled, TemplateChanged, TemplateUnreadable, Unavailable
+from bioverify.errors import (
+    MetadataUnreadable,
+    NotEnrolled,
+    TemplateChanged,
+    TemplateUnreadable,
+    Unavailable,
+)
 from bioverify.store.ports import ExpectedTemplate, Template, TemplateStore, TemplateWrite
-from bioverify.store.sealing import unless_unreadable
+
+logger = logging.getLogger(__name__)
 
 MODALITIES = ("face", "voice")
 ATTEMPTS = 3
@@ -23,6 +30,9 @@ class ResealReport:
     sealed: dict[str, int] = field(default_factory=lambda: dict.fromkeys(MODALITIES, 0))
     gone: int = 0  # deleted while the run went on: nothing left to seal
     unreadable: int = 0  # could not be opened (logged): not sealed; delete or re-enrol them
+    # (tenant, subject) whose metadata could not be opened (logged): their templates were not
+    # written again either; delete those subjects and enrol them again
+    unreadable_metadata: set[tuple[str, str]] = field(default_factory=set)
 
     def left_out(self, _: TemplateUnreadable) -> None:
         self.unreadable += 1
@@ -38,11 +48,15 @@ def reseal_templates(store: TemplateStore) -> ResealReport:
     for modality in MODALITIES:
         # Written as read: a template's write leaves the scan's order and pages as they are.
         for template in store.iter_templates(modality, left_out=report.left_out):
-            # A readable template whose subject's metadata is not: left out, as unreadable.
-            resealed = unless_unreadable(partial(_reseal_one, store, template), report.left_out)
+            try:
+                resealed = _reseal_one(store, template)
+            except MetadataUnreadable as exc:
+                logger.error("%s; its %s template was not sealed again", exc, modality)
+                report.unreadable_metadata.add((template.tenant, template.subject_id))
+                continue
             if resealed:
                 report.sealed[modality] += 1
-            elif resealed is not None:
+            else:
                 report.gone += 1
     return report
 

@@ -31,7 +31,7 @@ import numpy.typing as npt
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from bioverify.errors import ConfigurationError, TemplateUnreadable
+from bioverify.errors import ConfigurationError, MetadataUnreadable, TemplateUnreadable
 from bioverify.fileio import read_secret_text
 
 SEALED_PREFIX = b"\xff\xff\xff\x7fBVS1"
@@ -91,19 +91,35 @@ class SealPlace(Protocol):
     def describe(self) -> str: ...
 
 
-def seal_text(sealer: BlobSealer, text: str, place: SealPlace) -> bytes | str:
-    """How ``text`` (metadata) is stored: sealed bytes, or the text itself without keys."""
+def seal_metadata(sealer: BlobSealer, text: str, place: MetadataPlace) -> bytes | str:
+    """How metadata ``text`` is stored: sealed bytes, or the text itself without keys."""
     blob = sealer.seal(text.encode("utf-8"), place)
     return blob if is_sealed(blob) else text
 
 
-def open_text(sealer: BlobSealer, stored: bytes | str, place: SealPlace) -> str:
-    """The text ``seal_text`` stored; TemplateUnreadable when it cannot be opened here."""
+def metadata_or_why(read: Callable[[], dict[str, str]]) -> tuple[dict[str, str], str]:
+    """``read()`` and "", or no metadata and why when it raises MetadataUnreadable: how a
+    listing holds a subject whose metadata cannot be opened."""
+    try:
+        return read(), ""
+    except MetadataUnreadable as exc:
+        return {}, exc.message
+
+
+def open_metadata(sealer: BlobSealer, stored: bytes | str, place: MetadataPlace) -> str:
+    """The text ``seal_metadata`` stored; MetadataUnreadable when it cannot be opened here.
+
+    Unlike a template, metadata stored plain is read whatever the keys: it was written before
+    the deployment had keys (or by a replica of an older version), is sealed at the subject's
+    next write or by ``seal-templates``, and decides nothing the service does, so its sealing
+    is for confidentiality. A sealed value must open: one altered or moved is refused."""
     raw = stored.encode("utf-8") if isinstance(stored, str) else stored
     try:
-        return sealer.open(raw, place).decode("utf-8")
+        return (sealer.open(raw, place) if is_sealed(raw) else raw).decode("utf-8")
+    except TemplateUnreadable as exc:
+        raise MetadataUnreadable(exc.message) from None
     except UnicodeDecodeError:
-        raise TemplateUnreadable(f"{place.describe()} is not text and is not used") from None
+        raise MetadataUnreadable(f"{place.describe()} is not text and is not used") from None
 
 
 @dataclass(frozen=True)
@@ -161,6 +177,11 @@ class BlobSealer(Protocol):
 
     def seal(self, plain: bytes, place: SealPlace) -> bytes: ...
 
+    def is_current(self, blob: bytes) -> bool:
+        """Whether ``blob`` is stored as ``seal`` would store it now (not plain where keys
+        seal, nor sealed with an older key): a write may leave it as it is."""
+        ...
+
     def open(self, blob: bytes, place: SealPlace) -> bytes:
         """The plain bytes; TemplateUnreadable when the blob cannot be opened here."""
         ...
@@ -173,6 +194,9 @@ class NoSealing:
 
     def seal(self, plain: bytes, place: SealPlace) -> bytes:
         return plain
+
+    def is_current(self, blob: bytes) -> bool:
+        return not is_sealed(blob)
 
     def open(self, blob: bytes, place: SealPlace) -> bytes:
         if is_sealed(blob):
@@ -210,6 +234,9 @@ class AesGcmSealer:
         self.description = f"AES-256-GCM, key {self._sealing_id.hex()}"
         if len(self._ciphers) > 1:
             self.description += f" (+{len(self._ciphers) - 1} older keys that only open)"
+
+    def is_current(self, blob: bytes) -> bool:
+        return blob.startswith(SEALED_PREFIX + self._sealing_id)
 
     def seal(self, plain: bytes, place: SealPlace) -> bytes:
         header = SEALED_PREFIX + self._sealing_id

@@ -45,8 +45,9 @@ from bioverify.store.sealing import (
     LeftOut,
     MetadataPlace,
     TemplateBlobs,
-    open_text,
-    seal_text,
+    metadata_or_why,
+    open_metadata,
+    seal_metadata,
     unless_unreadable,
 )
 
@@ -206,7 +207,7 @@ class SqliteTemplateStore:
             (
                 tenant,
                 subject_id,
-                seal_text(
+                seal_metadata(
                     self._sealer,
                     json.dumps(merged, sort_keys=True),
                     MetadataPlace(tenant, subject_id),
@@ -330,15 +331,17 @@ class SqliteTemplateStore:
             sql += "WHERE s.tenant=? AND s.subject_id>? "
         sql += "ORDER BY s.subject_id LIMIT ?"
         args.append(limit)
-        rows: list[tuple[str, dict[str, str], str, str]] = []
+        rows: list[tuple[str, dict[str, str], str, str, str]] = []
         total = 0
         with self._lock, _reading():
             # closed when done: an unfinished statement would hold its read snapshot, which
             # keeps the checkpoint after a delete from truncating the WAL
             with contextlib.closing(self._conn.execute(sql, tuple(args))) as cursor:
                 for subject_id, metadata, created_at, updated_at in cursor:
-                    opened = self._metadata(tenant, subject_id, metadata)
-                    rows.append((subject_id, opened, created_at, updated_at))
+                    opened, why = metadata_or_why(
+                        partial(self._metadata, tenant, subject_id, metadata)
+                    )
+                    rows.append((subject_id, opened, created_at, updated_at, why))
                     total += listing_bytes(subject_id, rows[-1][1])
                     if max_bytes and len(rows) >= 2 and total > max_bytes:
                         break
@@ -351,13 +354,14 @@ class SqliteTemplateStore:
                 templates=summaries.get(subject_id, ()),
                 created_at=created_at,
                 updated_at=updated_at,
+                unreadable_metadata=why,
             )
-            for subject_id, metadata, created_at, updated_at in rows
+            for subject_id, metadata, created_at, updated_at, why in rows
         ]
 
     def _metadata(self, tenant: str, subject_id: str, stored: bytes | str) -> dict[str, str]:
         """A subject's metadata as stored (JSON text, or sealed bytes of it)."""
-        text = open_text(self._sealer, stored, MetadataPlace(tenant, subject_id))
+        text = open_metadata(self._sealer, stored, MetadataPlace(tenant, subject_id))
         metadata: dict[str, str] = json.loads(text)
         return metadata
 

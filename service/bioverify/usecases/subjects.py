@@ -8,7 +8,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from bioverify.errors import InvalidInput
+from bioverify.errors import InvalidInput, MetadataUnreadable
 from bioverify.index.gallery import Gallery
 from bioverify.store.ports import SubjectRecord, TemplateStore, listing_bytes
 from bioverify.usecases.common import on_stored_form, validate_tenant
@@ -116,6 +116,9 @@ class SubjectAdministration:
             if subjects and total + _FIELD_BYTES + len(token) > self.page_bytes:
                 break
             subjects.append(record)
+        for record in subjects:  # a subject beyond the page (read to measure it) may stay
+            if record.unreadable_metadata:
+                raise MetadataUnreadable(record.unreadable_metadata)
         next_token = ""
         if len(subjects) < len(found):
             next_token = encode_page_token(tenant, subjects[-1].subject_id, modality)
