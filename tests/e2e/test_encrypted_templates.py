@@ -92,6 +92,33 @@ def test_sealed_templates_serve_and_a_moved_one_is_refused(tmp_path: Path) -> No
         assert client.verify_face("rice", RICE[2]).decision == common_pb2.ACCEPT
 
 
+def test_sealed_metadata_moved_onto_another_subject_is_refused(tmp_path: Path) -> None:
+    keys, data = key_file(tmp_path), tmp_path / "data"
+    with custom_service(data, MODELS, template_key_file=str(keys)) as client:
+        client.enroll_face("clinton", CLINTON[:1], metadata={"display_name": DISPLAY_NAME})
+        client.enroll_face("rice", RICE[:1], metadata={"display_name": "Condoleezza Rice"})
+        assert files_with(data, DISPLAY_NAME.encode()) == []
+        with sqlite3.connect(Settings(data_dir=data, model_dir=MODELS).sqlite_path) as db:
+            db.execute(  # behind the service's back: rice's record says she is clinton
+                "UPDATE subjects SET metadata=(SELECT metadata FROM subjects WHERE "
+                "subject_id='clinton') WHERE subject_id='rice'"
+            )
+        first = client.list_subjects(page_size=1)  # clinton's page reads past rice: fine
+        assert [s.subject_id for s in first.subjects] == ["clinton"]
+        for call in (
+            lambda: client.get_subject("rice"),
+            lambda: client.list_subjects(page_size=1, page_token=first.next_page_token),
+        ):
+            with pytest.raises(BioverifyClientError) as refused:
+                call()
+            assert refused.value.code == grpc.StatusCode.DATA_LOSS
+            assert refused.value.reason == "METADATA_UNREADABLE"
+            assert "'rice''s metadata" in refused.value.message
+            assert "clinton" not in refused.value.message
+        client.delete_subject("rice")
+        assert [s.subject_id for s in client.list_subjects().subjects] == ["clinton"]
+
+
 def seal_templates(data: Path, keys: Path | None) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "BIOVERIFY_DATA_DIR": str(data), "BIOVERIFY_MODEL_DIR": str(MODELS)}
     if keys is not None:
