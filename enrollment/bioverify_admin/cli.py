@@ -709,9 +709,11 @@ def cmd_subjects_export(args: argparse.Namespace) -> int:
         print(f"bioverify-admin: no folder {args.out.parent} for the export", file=sys.stderr)
         return EXIT_USAGE
     lines: list[str] = []
+    unreadable = 0
     with serving(args, args.server) as client:
         for subject in client.iter_subjects(tenant=args.tenant):
             lines.append(json.dumps(_nan_to_none(_subject_dict(subject)), sort_keys=True))
+            unreadable += bool(subject.metadata_unreadable)
     text = "".join(line + "\n" for line in lines)
     if args.out is None:
         sys.stdout.write(text)
@@ -719,6 +721,12 @@ def cmd_subjects_export(args: argparse.Namespace) -> int:
         write_private_text(args.out, text)  # written aside and renamed: complete or absent
     where = f" to {args.out}" if args.out else ""
     print(f"exported {len(lines)} subject(s){where}", file=sys.stderr)
+    if unreadable:
+        print(
+            f"{unreadable} subject(s) exported without their metadata, which the service "
+            "could not open (see metadata_unreadable): delete them and enroll them again",
+            file=sys.stderr,
+        )
     return EXIT_OK
 
 
@@ -766,7 +774,7 @@ def _subject_dict(subject: Any) -> dict[str, Any]:
         }
         for t in subject.templates
     ]
-    return {
+    out = {
         "subject_id": subject.subject_id,
         "tenant": subject.tenant,
         "metadata": dict(subject.metadata),
@@ -775,6 +783,9 @@ def _subject_dict(subject: Any) -> dict[str, Any]:
         "created_at": subject.created_at,
         "updated_at": subject.updated_at,
     }
+    if subject.metadata_unreadable:  # a listing's subject whose metadata could not be opened
+        out["metadata_unreadable"] = subject.metadata_unreadable
+    return out
 
 
 # -- parser -------------------------------------------------------------------------------------

@@ -134,8 +134,9 @@ def seal_templates(settings: Settings) -> int:
     print(f"sealed {counts} templates ({report.gone} deleted during the run)")
     if report.unreadable:
         print(
-            f"{report.unreadable} templates could not be opened and were not sealed (named in "
-            "the log above): delete those subjects, or enroll them again",
+            f"{report.unreadable} templates could not be opened and were not sealed, nor was "
+            "their subject's metadata (named in the log above): delete those subjects, or "
+            "enroll them again",
             file=sys.stderr,
         )
     if report.unreadable_metadata:
@@ -153,7 +154,11 @@ def seal_templates(settings: Settings) -> int:
         )
         return 1
     if remove_snapshots_but(
-        settings, (), "seal-templates", why="they hold templates in the clear", retried="remove it"
+        settings,
+        (),
+        "seal-templates",
+        why="they may hold templates in the clear or under a retired key",
+        retried="remove it",
     ):
         return 1
     if settings.store == "redis":

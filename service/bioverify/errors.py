@@ -22,6 +22,7 @@ developers and never contain biometric data or internal paths.
     ├── AlreadyExists                      ALREADY_EXISTS
     ├── TemplateChanged                    ABORTED (changed since the request read it; retry)
     ├── TemplateUnreadable                 DATA_LOSS (a stored template fails its seal's check)
+    │   └── MetadataUnreadable             (a subject's stored metadata fails it)
     ├── SpoofSuspected                     (never raised to clients: decisions carry it)
     ├── Unauthenticated                    UNAUTHENTICATED (no valid API token)
     ├── PermissionDenied                   PERMISSION_DENIED

@@ -209,6 +209,7 @@ def test_the_fast_scan_file_layout_is_unchanged(tmp_path: Path, empty_last: bool
     header = json.loads(data[len(_MAGIC) + 8 : len(_MAGIC) + 8 + size])
     start = -(-(len(_MAGIC) + 8 + size) // 64) * 64
     assert data.startswith(_MAGIC)
+    assert [e["offset"] for e in header["arrays"]] == [0, 128, 192][: len(arrays)]
     for entry, arr in zip(header["arrays"], arrays.values(), strict=True):
         at = start + entry["offset"]
         assert data[at : at + arr.nbytes] == arr.tobytes()
@@ -221,3 +222,12 @@ def test_the_fast_scan_file_layout_is_unchanged(tmp_path: Path, empty_last: bool
 def save_to_arrays(path: Path, arrays: dict[str, np.ndarray]) -> None:
     with open(path, "wb") as f:
         _write_arrays(f, {}, arrays)
+
+
+def test_a_fast_scan_file_naming_python_objects_is_refused(tmp_path: Path) -> None:
+    """A damaged plain snapshot must not make numpy build arrays of objects from raw bytes."""
+    save_to_arrays(tmp_path / "f", {"a": np.arange(4, dtype=np.int64)})
+    data = (tmp_path / "f").read_bytes().replace(b'"<i8"', b'"|O8"')
+    (tmp_path / "f").write_bytes(data)
+    with open(tmp_path / "f", "rb") as f, pytest.raises(ValueError, match="Python objects"):
+        _read_arrays(f)

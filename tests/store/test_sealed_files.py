@@ -4,18 +4,21 @@ sealed, loads them back, and rebuilds instead of loading one it cannot open."""
 
 from __future__ import annotations
 
+import errno
 import logging
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from bioverify.fileio import ByteSink, ByteSource
 from bioverify.index.gallery import Gallery
 from bioverify.store.sealed_files import (
     FILE_MAGIC,
+    HEADER_BYTES,
     PLAIN_FILES,
-    SALT_BYTES,
     AesGcmFiles,
     FilePlace,
     SealedFileUnreadable,
@@ -28,7 +31,6 @@ from tests.index.test_gallery import DIM, People, enroll, top
 KEY = bytes(range(32))
 OTHER_KEY = bytes(range(32, 64))
 CHUNK = 64  # small chunks: every case below spans several
-HEADER = len(FILE_MAGIC) + 8 + SALT_BYTES
 MAP = FilePlace(
     "a test file", ("gallery snapshot", "snapshot-000000000001-abcd0123", "p000000.json")
 )
@@ -64,7 +66,7 @@ def test_sealed_files_round_trip_in_chunks(tmp_path: Path, size: int) -> None:
     first = sealed(tmp_path / "a", plain, files)
     second = sealed(tmp_path / "b", plain, files)
     chunks = max(1, -(-size // CHUNK))
-    assert len(first) == HEADER + size + chunks * TAG_BYTES
+    assert len(first) == HEADER_BYTES + size + chunks * TAG_BYTES
     assert first != second  # a fresh salt, so a fresh file key, each time
     assert size < 8 or plain[:8] not in first
     assert opened(tmp_path / "a", files) == opened(tmp_path / "b", files) == plain
@@ -85,22 +87,24 @@ SEALED_CHUNK = CHUNK + TAG_BYTES
 ALTERATIONS: dict[str, Callable[[bytes], bytes]] = {
     "magic": _flip(0),
     "key id": _flip(len(FILE_MAGIC)),
-    "salt": _flip(HEADER - 1),
-    "first chunk": _flip(HEADER + 3),
+    "salt": _flip(HEADER_BYTES - 1),
+    "first chunk": _flip(HEADER_BYTES + 3),
     "last chunk's tag": _flip(-1),
-    "cut at a chunk boundary": lambda d: d[: HEADER + 2 * SEALED_CHUNK],
-    "cut mid-chunk": lambda d: d[: HEADER + SEALED_CHUNK + 10],
-    "cut to the header": lambda d: d[:HEADER],
-    "header cut": lambda d: d[: HEADER - 3],
-    "a chunk dropped": lambda d: d[: HEADER + SEALED_CHUNK] + d[HEADER + 2 * SEALED_CHUNK :],
+    "cut at a chunk boundary": lambda d: d[: HEADER_BYTES + 2 * SEALED_CHUNK],
+    "cut mid-chunk": lambda d: d[: HEADER_BYTES + SEALED_CHUNK + 10],
+    "cut to the header": lambda d: d[:HEADER_BYTES],
+    "header cut": lambda d: d[: HEADER_BYTES - 3],
+    "a chunk dropped": lambda d: (
+        d[: HEADER_BYTES + SEALED_CHUNK] + d[HEADER_BYTES + 2 * SEALED_CHUNK :]
+    ),
     "two chunks swapped": lambda d: (
-        d[:HEADER]
-        + d[HEADER + SEALED_CHUNK : HEADER + 2 * SEALED_CHUNK]
-        + d[HEADER : HEADER + SEALED_CHUNK]
-        + d[HEADER + 2 * SEALED_CHUNK :]
+        d[:HEADER_BYTES]
+        + d[HEADER_BYTES + SEALED_CHUNK : HEADER_BYTES + 2 * SEALED_CHUNK]
+        + d[HEADER_BYTES : HEADER_BYTES + SEALED_CHUNK]
+        + d[HEADER_BYTES + 2 * SEALED_CHUNK :]
     ),
     "bytes appended": lambda d: d + b"\0" * 5,
-    "the last chunk repeated": lambda d: d + d[HEADER + 3 * SEALED_CHUNK :],
+    "the last chunk repeated": lambda d: d + d[HEADER_BYTES + 3 * SEALED_CHUNK :],
 }
 
 
@@ -286,3 +290,40 @@ def test_a_snapshot_whose_pointer_or_manifest_is_garbage_is_ignored(
         assert len(loaded) == 0 and loaded.seq == 0  # unchanged
     (current / "manifest.json").write_text(manifest)
     assert loaded.load(snap) and len(loaded) == len(gallery)
+
+
+class DiskFullAfter:
+    """A FileSealer (fault injector) whose ``n``-th file fails midway, as on a full disk."""
+
+    def __init__(self, files: AesGcmFiles, n: int) -> None:
+        self._files, self._left = files, n
+        self.description = files.description
+
+    @contextmanager
+    def writing(self, path: Path, place: FilePlace) -> Iterator[ByteSink]:
+        self._left -= 1
+        with self._files.writing(path, place) as out:
+            if self._left == 0:
+                out.write(b"partial")
+                raise OSError(errno.ENOSPC, "No space left on device")
+            yield out
+
+    def reading(self, path: Path, place: FilePlace) -> AbstractContextManager[ByteSource]:
+        return self._files.reading(path, place)
+
+
+def test_a_snapshot_that_fails_midway_leaves_the_last_one_in_place(
+    store: SqliteTemplateStore, tmp_path: Path
+) -> None:
+    people, snap = People(14), tmp_path / "index" / "face"
+    filled(store, people)
+    files = AesGcmFiles([KEY])
+    gallery = Gallery("face", "m1", DIM, exact_max=10, files=files)
+    gallery.rebuild(store)
+    first = gallery.save(snap)
+    failing = Gallery("face", "m1", DIM, exact_max=10, files=DiskFullAfter(files, 3))
+    failing.rebuild(store)
+    with pytest.raises(OSError, match="No space left"):
+        failing.save(snap)
+    assert list(snap.glob("snapshot-*")) == [first]  # the partial one is gone
+    assert Gallery("face", "m1", DIM, exact_max=10, files=files).restore(store, snap) == "snapshot"

@@ -4,6 +4,7 @@ is listed once, and the store is never asked to read much more than a page."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -73,6 +74,10 @@ def largest_subject() -> SubjectRecord:
         record("ann", {"k": "v"}),
         record("José " + WIDE, {WIDE * 3: "é" * 300, "x": ""}, modalities=2),
         largest_subject(),
+        dataclasses.replace(
+            record(WIDE * 128, {}, modalities=2),
+            unreadable_metadata="subject's metadata failed its integrity check " * 4,
+        ),
     ],
 )
 def test_reply_bytes_bounds_the_encoded_subject(subject: SubjectRecord) -> None:

@@ -259,6 +259,8 @@ def _read_arrays(source: ByteSource) -> tuple[dict[str, Any], dict[str, Any]]:
     arrays: dict[str, Any] = {}
     for entry in header["arrays"]:
         dtype = np.dtype(entry["dtype"])
+        if dtype.hasobject:
+            raise ValueError("the file's header names an array of Python objects")
         shape = tuple(entry["shape"])
         start = _aligned(len(_MAGIC) + 8 + size) + entry["offset"]
         arr = np.empty(shape, dtype)

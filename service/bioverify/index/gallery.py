@@ -397,34 +397,11 @@ class Gallery:
             directory.mkdir(parents=True, exist_ok=True)
             snap = directory / f"snapshot-{self._seq:012d}-{uuid.uuid4().hex[:8]}"
             snap.mkdir()
-            entries = []
-            for n, (tenant, part) in enumerate(sorted(self._parts.items())):
-                index_file, map_file = f"p{n:06d}.index", f"p{n:06d}.json"
-                with self._files.writing(snap / index_file, self._place(snap, index_file)) as f:
-                    part.index.save(f)
-                ids = list(part.subjects)
-                mapping = {"ids": ids, "subjects": [part.subjects[i] for i in ids]}
-                self._write_json(snap, map_file, mapping)
-                entries.append(
-                    {
-                        "tenant": tenant,
-                        "kind": part.index.kind,
-                        "index": index_file,
-                        "map": map_file,
-                    }
-                )
-            manifest = {
-                "format": SNAPSHOT_FORMAT,
-                "modality": self.modality,
-                "model": self.model,
-                "dim": self.dim,
-                "seq": self._seq,
-                "store_epoch": self._epoch,
-                "next_id": self._next_id,
-                "partitions": entries,
-            }
-            self._write_json(snap, _MANIFEST, manifest)
-            fsync_dir(snap)  # its files are on disk before CURRENT names it
+            try:
+                self._write_snapshot(snap)
+            except BaseException:
+                shutil.rmtree(snap, ignore_errors=True)  # never named by CURRENT: not kept
+                raise
             _write_atomic(directory / _CURRENT, snap.name)
             self._stale_snapshots.discard(directory)
             try:
@@ -435,6 +412,37 @@ class Gallery:
                 )
                 self._stale_snapshots.add(directory)  # the next maintain() removes them all
             return snap
+
+    def _write_snapshot(self, snap: Path) -> None:
+        """Every file of a snapshot into the new folder ``snap``, flushed to disk."""
+        entries = []
+        for n, (tenant, part) in enumerate(sorted(self._parts.items())):
+            index_file, map_file = f"p{n:06d}.index", f"p{n:06d}.json"
+            with self._files.writing(snap / index_file, self._place(snap, index_file)) as f:
+                part.index.save(f)
+            ids = list(part.subjects)
+            mapping = {"ids": ids, "subjects": [part.subjects[i] for i in ids]}
+            self._write_json(snap, map_file, mapping)
+            entries.append(
+                {
+                    "tenant": tenant,
+                    "kind": part.index.kind,
+                    "index": index_file,
+                    "map": map_file,
+                }
+            )
+        manifest = {
+            "format": SNAPSHOT_FORMAT,
+            "modality": self.modality,
+            "model": self.model,
+            "dim": self.dim,
+            "seq": self._seq,
+            "store_epoch": self._epoch,
+            "next_id": self._next_id,
+            "partitions": entries,
+        }
+        self._write_json(snap, _MANIFEST, manifest)
+        fsync_dir(snap)  # its files are on disk before CURRENT names it
 
     def load(self, directory: Path) -> bool:
         """Replace the contents with the current snapshot; False (and unchanged) when there is
@@ -462,7 +470,8 @@ class Gallery:
             try:
                 seq, next_id = int(manifest["seq"]), int(manifest["next_id"])
                 parts = {e["tenant"]: self._load_partition(snap, e) for e in manifest["partitions"]}
-            except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
+            except (OSError, ValueError, KeyError, TypeError, RuntimeError, MemoryError) as exc:
+                # MemoryError: a damaged plain snapshot's header asking for a huge array
                 logger.warning("gallery snapshot %s is unreadable (%s); ignoring it", snap, exc)
                 return False
             epoch = manifest.get("store_epoch")  # absent: made before epochs

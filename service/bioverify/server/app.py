@@ -470,6 +470,8 @@ class Application:
                     logger.warning(
                         "could not save the %s gallery snapshot: %s", gallery.modality, exc
                     )
+                except Exception:  # the rest of the stop (store, audit trail) must still run
+                    logger.exception("could not save the %s gallery snapshot", gallery.modality)
         self.pool.shutdown()
         self.store.close()
         self.challenges.close()

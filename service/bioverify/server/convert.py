@@ -203,6 +203,7 @@ def subject_to_proto(record: SubjectRecord) -> subjects_pb2.Subject:
         templates=[summary_to_proto(t) for t in record.templates],
         created_at=record.created_at,
         updated_at=record.updated_at,
+        metadata_unreadable=record.unreadable_metadata,
     )
 
 

@@ -125,8 +125,8 @@ class SubjectRecord:
     created_at: str
     updated_at: str
     unreadable_metadata: str = ""
-    """Why its metadata (then empty) could not be opened, in a listing: a page showing the
-    subject is refused, but one that only reads past it is not."""
+    """In a listing: why its metadata (then empty) could not be opened. A listing shows such
+    a subject (to be deleted) rather than fail for it; reading it alone raises."""
 
 
 def listing_bytes(subject_id: str, metadata: Mapping[str, str]) -> int:

@@ -196,7 +196,7 @@ for _, id in ipairs(ids) do
       if string.sub(fields[i], 1, 2) == 'm:' then
         local value = #fields[i + 1]
         if string.sub(fields[i + 1], 1, #ARGV[5]) == ARGV[5] then
-          value = value - tonumber(ARGV[6])
+          value = math.max(value - tonumber(ARGV[6]), 0)
         end
         total = total + #fields[i] - 2 + value
       end

@@ -28,12 +28,12 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from bioverify.errors import ConfigurationError
 from bioverify.fileio import ByteSink, ByteSource
-from bioverify.store.sealing import KEY_BYTES, KEY_ID_BYTES, TAG_BYTES, key_id, length_prefixed
+from bioverify.store.sealing import KEY_BYTES, KEY_ID_BYTES, TAG_BYTES, KeyRing, length_prefixed
 
 FILE_MAGIC = b"\xffBVSF1\n\x00"
 SALT_BYTES = 16
+HEADER_BYTES = len(FILE_MAGIC) + KEY_ID_BYTES + SALT_BYTES
 CHUNK_BYTES = 1 << 20
 _COUNTER_BYTES = 11  # + 1 byte "last chunk" flag = the 12-byte GCM nonce
 
@@ -100,17 +100,14 @@ class AesGcmFiles:
     file is refused: it may have been planted, and a snapshot is only ever rebuilt."""
 
     def __init__(self, keys: Sequence[bytes], *, chunk_bytes: int = CHUNK_BYTES) -> None:
-        if not keys or any(len(key) != KEY_BYTES for key in keys):
-            raise ConfigurationError(f"sealing files needs keys of {KEY_BYTES} bytes")
-        self._keys = {key_id(key): key for key in reversed(keys)}  # the first wins a clash
-        self._sealing_id = key_id(keys[0])
+        self._ring = KeyRing.of(keys)
         self._chunk = chunk_bytes
-        self.description = f"AES-256-GCM, key {self._sealing_id.hex()}"
+        self.description = self._ring.description
 
     @contextmanager
     def writing(self, path: Path, place: FilePlace) -> Iterator[ByteSink]:
-        header = FILE_MAGIC + self._sealing_id + os.urandom(SALT_BYTES)
-        cipher = _file_cipher(self._keys[self._sealing_id], header, place)
+        header = FILE_MAGIC + self._ring.sealing_id + os.urandom(SALT_BYTES)
+        cipher = _file_cipher(self._ring.by_id[self._ring.sealing_id], header, place)
         with open(path, "wb") as f:
             f.write(header)
             writer = _SealedWriter(f, cipher, header, self._chunk)
@@ -122,14 +119,14 @@ class AesGcmFiles:
     @contextmanager
     def reading(self, path: Path, place: FilePlace) -> Iterator[ByteSource]:
         with open(path, "rb") as f:
-            header = f.read(len(FILE_MAGIC) + KEY_ID_BYTES + SALT_BYTES)
+            header = f.read(HEADER_BYTES)
             if header[: len(FILE_MAGIC)] != FILE_MAGIC:
                 raise SealedFileUnreadable(
                     f"{place.what} is not encrypted, and this service reads only encrypted ones"
                 )
-            if len(header) < len(FILE_MAGIC) + KEY_ID_BYTES + SALT_BYTES:
+            if len(header) < HEADER_BYTES:
                 raise SealedFileUnreadable(f"{place.what} is cut short")
-            key = self._keys.get(header[len(FILE_MAGIC) : len(FILE_MAGIC) + KEY_ID_BYTES])
+            key = self._ring.by_id.get(header[len(FILE_MAGIC) : HEADER_BYTES - SALT_BYTES])
             if key is None:
                 raise SealedFileUnreadable(
                     f"{place.what} is encrypted with a key this service does not hold"

@@ -171,7 +171,7 @@ def is_sealed(blob: bytes) -> bool:
 
 
 class BlobSealer(Protocol):
-    """Seals the embedding blobs a store writes and opens those it reads."""
+    """Seals the blobs a store writes (embeddings, metadata) and opens those it reads."""
 
     description: str  # for the startup log, e.g. "AES-256-GCM, key 1a2b3c4d5e6f7a8b"
 
@@ -215,6 +215,32 @@ def key_id(key: bytes) -> bytes:
     return hashlib.sha256(b"bioverify template key id\0" + key).digest()[:KEY_ID_BYTES]
 
 
+@dataclass(frozen=True)
+class KeyRing:
+    """Template keys by id: the first (``sealing_id``) seals, every one opens."""
+
+    by_id: dict[bytes, bytes]
+    sealing_id: bytes
+
+    @classmethod
+    def of(cls, keys: Sequence[bytes]) -> KeyRing:
+        if not keys:
+            raise ConfigurationError("template sealing needs at least one key")
+        by_id: dict[bytes, bytes] = {}
+        for key in keys:
+            if len(key) != KEY_BYTES:
+                raise ConfigurationError(f"a template key must be {KEY_BYTES} bytes")
+            by_id.setdefault(key_id(key), key)
+        return cls(by_id, key_id(keys[0]))
+
+    @property
+    def description(self) -> str:
+        """For the startup log: ids only, never keys."""
+        older = len(self.by_id) - 1
+        extra = f" (+{older} older keys that only open)" if older else ""
+        return f"AES-256-GCM, key {self.sealing_id.hex()}{extra}"
+
+
 class AesGcmSealer:
     """AES-256-GCM with the first of ``keys``; opens blobs sealed with any of them. With
     ``allow_unsealed``, plain blobs (written before the deployment had keys) are read as they
@@ -222,18 +248,11 @@ class AesGcmSealer:
     service's back is never trusted."""
 
     def __init__(self, keys: Sequence[bytes], *, allow_unsealed: bool = False) -> None:
-        if not keys:
-            raise ConfigurationError("template sealing needs at least one key")
-        self._ciphers: dict[bytes, AESGCM] = {}
-        for key in keys:
-            if len(key) != KEY_BYTES:
-                raise ConfigurationError(f"a template key must be {KEY_BYTES} bytes")
-            self._ciphers.setdefault(key_id(key), AESGCM(key))
-        self._sealing_id = key_id(keys[0])
+        ring = KeyRing.of(keys)
+        self._ciphers = {kid: AESGCM(key) for kid, key in ring.by_id.items()}
+        self._sealing_id = ring.sealing_id
         self._allow_unsealed = allow_unsealed
-        self.description = f"AES-256-GCM, key {self._sealing_id.hex()}"
-        if len(self._ciphers) > 1:
-            self.description += f" (+{len(self._ciphers) - 1} older keys that only open)"
+        self.description = ring.description
 
     def is_current(self, blob: bytes) -> bool:
         return blob.startswith(SEALED_PREFIX + self._sealing_id)
@@ -275,7 +294,7 @@ class AesGcmSealer:
 def _altered(place: SealPlace) -> TemplateUnreadable:
     return TemplateUnreadable(
         f"{place.describe()} failed its integrity check (it was altered, or copied from "
-        "another subject) and is not used; delete the subject and enroll it again"
+        "another subject or place) and is not used; delete the subject and enroll it again"
     )
 
 

@@ -8,7 +8,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from bioverify.errors import InvalidInput, MetadataUnreadable
+from bioverify.errors import InvalidInput
 from bioverify.index.gallery import Gallery
 from bioverify.store.ports import SubjectRecord, TemplateStore, listing_bytes
 from bioverify.usecases.common import on_stored_form, validate_tenant
@@ -34,11 +34,11 @@ def reply_bytes(record: SubjectRecord) -> int:
     """An upper bound of the bytes ``record`` takes in a ListSubjects reply (its protobuf
     encoding, with the framing of the reply's repeated field); at least its
     :func:`listing_bytes`, which the store's early stop counts."""
-    strings = [record.tenant, record.created_at, record.updated_at]
+    strings = [record.tenant, record.created_at, record.updated_at, record.unreadable_metadata]
     for t in record.templates:
         strings += [t.model, t.created_at, t.updated_at]
-    # the subject and its 4 string fields, 3 per metadata entry, 6 per template (5 fields)
-    fields = 5 + 3 * len(record.metadata) + 6 * len(record.templates)
+    # the subject and its 5 string fields, 3 per metadata entry, 6 per template (5 fields)
+    fields = 6 + 3 * len(record.metadata) + 6 * len(record.templates)
     return (
         listing_bytes(record.subject_id, record.metadata)
         + sum(len(s.encode("utf-8")) for s in strings)
@@ -116,9 +116,6 @@ class SubjectAdministration:
             if subjects and total + _FIELD_BYTES + len(token) > self.page_bytes:
                 break
             subjects.append(record)
-        for record in subjects:  # a subject beyond the page (read to measure it) may stay
-            if record.unreadable_metadata:
-                raise MetadataUnreadable(record.unreadable_metadata)
         next_token = ""
         if len(subjects) < len(found):
             next_token = encode_page_token(tenant, subjects[-1].subject_id, modality)

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from bioverify.v1 import common_pb2 as bioverify_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1b\x62ioverify/v1/subjects.proto\x12\x0c\x62ioverify.v1\x1a\x19\x62ioverify/v1/common.proto\"\xec\x01\n\x07Subject\x12\x12\n\nsubject_id\x18\x01 \x01(\t\x12\x0e\n\x06tenant\x18\x02 \x01(\t\x12\x35\n\x08metadata\x18\x03 \x03(\x0b\x32#.bioverify.v1.Subject.MetadataEntry\x12-\n\ttemplates\x18\x04 \x03(\x0b\x32\x1a.bioverify.v1.TemplateInfo\x12\x12\n\ncreated_at\x18\x05 \x01(\t\x12\x12\n\nupdated_at\x18\x06 \x01(\t\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"7\n\x11GetSubjectRequest\x12\x12\n\nsubject_id\x18\x01 \x01(\t\x12\x0e\n\x06tenant\x18\x02 \x01(\t\"v\n\x13ListSubjectsRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\x12(\n\x08modality\x18\x04 \x01(\x0e\x32\x16.bioverify.v1.Modality\"X\n\x14ListSubjectsResponse\x12\'\n\x08subjects\x18\x01 \x03(\x0b\x32\x15.bioverify.v1.Subject\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\":\n\x14\x44\x65leteSubjectRequest\x12\x12\n\nsubject_id\x18\x01 \x01(\t\x12\x0e\n\x06tenant\x18\x02 \x01(\t\"F\n\x15\x44\x65leteSubjectResponse\x12\x12\n\nsubject_id\x18\x01 \x01(\t\x12\x19\n\x11templates_deleted\x18\x02 \x01(\x05\x32\x87\x02\n\x0eSubjectService\x12\x44\n\nGetSubject\x12\x1f.bioverify.v1.GetSubjectRequest\x1a\x15.bioverify.v1.Subject\x12U\n\x0cListSubjects\x12!.bioverify.v1.ListSubjectsRequest\x1a\".bioverify.v1.ListSubjectsResponse\x12X\n\rDeleteSubject\x12\".bioverify.v1.DeleteSubjectRequest\x1a#.bioverify.v1.DeleteSubjectResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1b\x62ioverify/v1/subjects.proto\x12\x0c\x62ioverify.v1\x1a\x19\x62ioverify/v1/common.proto\"\x89\x02\n\x07Subject\x12\x12\n\nsubject_id\x18\x01 \x01(\t\x12\x0e\n\x06tenant\x18\x02 \x01(\t\x12\x35\n\x08metadata\x18\x03 \x03(\x0b\x32#.bioverify.v1.Subject.MetadataEntry\x12-\n\ttemplates\x18\x04 \x03(\x0b\x32\x1a.bioverify.v1.TemplateInfo\x12\x12\n\ncreated_at\x18\x05 \x01(\t\x12\x12\n\nupdated_at\x18\x06 \x01(\t\x12\x1b\n\x13metadata_unreadable\x18\x07 \x01(\t\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"7\n\x11GetSubjectRequest\x12\x12\n\nsubject_id\x18\x01 \x01(\t\x12\x0e\n\x06tenant\x18\x02 \x01(\t\"v\n\x13ListSubjectsRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\x12(\n\x08modality\x18\x04 \x01(\x0e\x32\x16.bioverify.v1.Modality\"X\n\x14ListSubjectsResponse\x12\'\n\x08subjects\x18\x01 \x03(\x0b\x32\x15.bioverify.v1.Subject\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\":\n\x14\x44\x65leteSubjectRequest\x12\x12\n\nsubject_id\x18\x01 \x01(\t\x12\x0e\n\x06tenant\x18\x02 \x01(\t\"F\n\x15\x44\x65leteSubjectResponse\x12\x12\n\nsubject_id\x18\x01 \x01(\t\x12\x19\n\x11templates_deleted\x18\x02 \x01(\x05\x32\x87\x02\n\x0eSubjectService\x12\x44\n\nGetSubject\x12\x1f.bioverify.v1.GetSubjectRequest\x1a\x15.bioverify.v1.Subject\x12U\n\x0cListSubjects\x12!.bioverify.v1.ListSubjectsRequest\x1a\".bioverify.v1.ListSubjectsResponse\x12X\n\rDeleteSubject\x12\".bioverify.v1.DeleteSubjectRequest\x1a#.bioverify.v1.DeleteSubjectResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,19 +35,19 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SUBJECT_METADATAENTRY']._loaded_options = None
   _globals['_SUBJECT_METADATAENTRY']._serialized_options = b'8\001'
   _globals['_SUBJECT']._serialized_start=73
-  _globals['_SUBJECT']._serialized_end=309
-  _globals['_SUBJECT_METADATAENTRY']._serialized_start=262
-  _globals['_SUBJECT_METADATAENTRY']._serialized_end=309
-  _globals['_GETSUBJECTREQUEST']._serialized_start=311
-  _globals['_GETSUBJECTREQUEST']._serialized_end=366
-  _globals['_LISTSUBJECTSREQUEST']._serialized_start=368
-  _globals['_LISTSUBJECTSREQUEST']._serialized_end=486
-  _globals['_LISTSUBJECTSRESPONSE']._serialized_start=488
-  _globals['_LISTSUBJECTSRESPONSE']._serialized_end=576
-  _globals['_DELETESUBJECTREQUEST']._serialized_start=578
-  _globals['_DELETESUBJECTREQUEST']._serialized_end=636
-  _globals['_DELETESUBJECTRESPONSE']._serialized_start=638
-  _globals['_DELETESUBJECTRESPONSE']._serialized_end=708
-  _globals['_SUBJECTSERVICE']._serialized_start=711
-  _globals['_SUBJECTSERVICE']._serialized_end=974
+  _globals['_SUBJECT']._serialized_end=338
+  _globals['_SUBJECT_METADATAENTRY']._serialized_start=291
+  _globals['_SUBJECT_METADATAENTRY']._serialized_end=338
+  _globals['_GETSUBJECTREQUEST']._serialized_start=340
+  _globals['_GETSUBJECTREQUEST']._serialized_end=395
+  _globals['_LISTSUBJECTSREQUEST']._serialized_start=397
+  _globals['_LISTSUBJECTSREQUEST']._serialized_end=515
+  _globals['_LISTSUBJECTSRESPONSE']._serialized_start=517
+  _globals['_LISTSUBJECTSRESPONSE']._serialized_end=605
+  _globals['_DELETESUBJECTREQUEST']._serialized_start=607
+  _globals['_DELETESUBJECTREQUEST']._serialized_end=665
+  _globals['_DELETESUBJECTRESPONSE']._serialized_start=667
+  _globals['_DELETESUBJECTRESPONSE']._serialized_end=737
+  _globals['_SUBJECTSERVICE']._serialized_start=740
+  _globals['_SUBJECTSERVICE']._serialized_end=1003
 # @@protoc_insertion_point(module_scope)

@@ -8,7 +8,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class Subject(_message.Message):
-    __slots__ = ("subject_id", "tenant", "metadata", "templates", "created_at", "updated_at")
+    __slots__ = ("subject_id", "tenant", "metadata", "templates", "created_at", "updated_at", "metadata_unreadable")
     class MetadataEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -22,13 +22,15 @@ class Subject(_message.Message):
     TEMPLATES_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
+    METADATA_UNREADABLE_FIELD_NUMBER: _ClassVar[int]
     subject_id: str
     tenant: str
     metadata: _containers.ScalarMap[str, str]
     templates: _containers.RepeatedCompositeFieldContainer[_common_pb2.TemplateInfo]
     created_at: str
     updated_at: str
-    def __init__(self, subject_id: _Optional[str] = ..., tenant: _Optional[str] = ..., metadata: _Optional[_Mapping[str, str]] = ..., templates: _Optional[_Iterable[_Union[_common_pb2.TemplateInfo, _Mapping]]] = ..., created_at: _Optional[str] = ..., updated_at: _Optional[str] = ...) -> None: ...
+    metadata_unreadable: str
+    def __init__(self, subject_id: _Optional[str] = ..., tenant: _Optional[str] = ..., metadata: _Optional[_Mapping[str, str]] = ..., templates: _Optional[_Iterable[_Union[_common_pb2.TemplateInfo, _Mapping]]] = ..., created_at: _Optional[str] = ..., updated_at: _Optional[str] = ..., metadata_unreadable: _Optional[str] = ...) -> None: ...
 
 class GetSubjectRequest(_message.Message):
     __slots__ = ("subject_id", "tenant")
