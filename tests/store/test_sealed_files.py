@@ -21,6 +21,7 @@ from bioverify.store.sealed_files import (
     PLAIN_FILES,
     AesGcmFiles,
     FilePlace,
+    FileSealer,
     SealedFileUnreadable,
 )
 from bioverify.store.sealing import TAG_BYTES, key_id
@@ -180,10 +181,26 @@ def store(tmp_path: Path) -> Iterator[SqliteTemplateStore]:
     s.close()
 
 
-def filled(store: SqliteTemplateStore, people: People) -> None:
+def filled(store: SqliteTemplateStore, seed: int) -> People:
+    """Two tenants: ``bank`` with one subject, ``big`` past ``face_gallery``'s exact_max (an
+    ANN partition); returns the people enrolled."""
+    people = People(seed)
     enroll(store, people, "bank", "alice-0042")
-    for i in range(30):  # past exact_max below: an ANN partition
+    for i in range(30):
         enroll(store, people, "big", f"customer-{i:04d}")
+    return people
+
+
+def face_gallery(files: FileSealer = PLAIN_FILES) -> Gallery:
+    return Gallery("face", "m1", DIM, exact_max=10, files=files)
+
+
+def saved(store: SqliteTemplateStore, files: FileSealer, snap: Path) -> Gallery:
+    """A gallery of ``store`` with its snapshot saved under ``snap``."""
+    gallery = face_gallery(files)
+    gallery.rebuild(store)
+    gallery.save(snap)
+    return gallery
 
 
 def no_trace_of(folder: Path, store: SqliteTemplateStore) -> bool:
@@ -197,14 +214,11 @@ def no_trace_of(folder: Path, store: SqliteTemplateStore) -> bool:
 def test_a_sealed_snapshot_holds_nothing_in_the_clear_and_loads_back(
     store: SqliteTemplateStore, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    people, snap = People(11), tmp_path / "index" / "face"
-    filled(store, people)
+    people, snap = filled(store, 11), tmp_path / "index" / "face"
     files = AesGcmFiles([KEY])
-    gallery = Gallery("face", "m1", DIM, exact_max=10, files=files)
-    gallery.rebuild(store)
-    gallery.save(snap)
+    gallery = saved(store, files, snap)
     assert no_trace_of(snap, store)
-    restarted = Gallery("face", "m1", DIM, exact_max=10, files=AesGcmFiles([OTHER_KEY, KEY]))
+    restarted = face_gallery(AesGcmFiles([OTHER_KEY, KEY]))
     assert restarted.restore(store, snap) == "snapshot"
     assert restarted.describe() == gallery.describe()
     assert top(restarted, "bank", people.probe("alice-0042")) == "alice-0042"
@@ -214,9 +228,7 @@ def test_a_sealed_snapshot_holds_nothing_in_the_clear_and_loads_back(
         assert not Gallery("face", "m2", DIM, files=files).load(snap)
     assert "was made for ('face', 'm1', 32)" in caplog.text and "unreadable" not in caplog.text
     # The plain gallery of the same deployment writes both in the clear (the check above can fail).
-    plain = Gallery("face", "m1", DIM, exact_max=10)
-    plain.rebuild(store)
-    plain.save(tmp_path / "plain")
+    saved(store, PLAIN_FILES, tmp_path / "plain")
     assert not no_trace_of(tmp_path / "plain", store)
 
 
@@ -251,16 +263,12 @@ def test_a_snapshot_that_cannot_be_opened_is_rebuilt_and_removed(
     case: str,
     spoil: Callable[[Path], None] | str | None,
 ) -> None:
-    people, snap = People(12), tmp_path / "index" / "face"
-    filled(store, people)
-    files = PLAIN_FILES if spoil == "plain" else AesGcmFiles([OTHER_KEY])
-    writer = Gallery("face", "m1", DIM, exact_max=10, files=files)
-    writer.rebuild(store)
-    writer.save(snap)
+    people, snap = filled(store, 12), tmp_path / "index" / "face"
+    saved(store, PLAIN_FILES if spoil == "plain" else AesGcmFiles([OTHER_KEY]), snap)
     if callable(spoil):
         spoil(snap)
     keys = [KEY] if case == "key dropped" else [KEY, OTHER_KEY]
-    restarted = Gallery("face", "m1", DIM, exact_max=10, files=AesGcmFiles(keys))
+    restarted = face_gallery(AesGcmFiles(keys))
     with caplog.at_level(logging.WARNING, logger="bioverify.index.gallery"):
         assert restarted.restore(store, snap) == "rebuild"
     assert "unreadable" in caplog.text and "ignoring it" in caplog.text
@@ -273,14 +281,12 @@ def test_a_snapshot_that_cannot_be_opened_is_rebuilt_and_removed(
 def test_a_snapshot_whose_pointer_or_manifest_is_garbage_is_ignored(
     store: SqliteTemplateStore, tmp_path: Path
 ) -> None:
-    people, snap = People(13), tmp_path / "index" / "face"
-    filled(store, people)
-    gallery = Gallery("face", "m1", DIM, exact_max=10)
-    gallery.rebuild(store)
-    gallery.save(snap)
+    snap = tmp_path / "index" / "face"
+    filled(store, 13)
+    gallery = saved(store, PLAIN_FILES, snap)
     current = snap / (snap / "CURRENT").read_text().strip()
     manifest = (current / "manifest.json").read_text()
-    loaded = Gallery("face", "m1", DIM, exact_max=10)
+    loaded = face_gallery()
     (snap / "CURRENT").write_bytes(b"\xff\xfe")
     assert not loaded.load(snap)
     (snap / "CURRENT").write_text(current.name)
@@ -315,15 +321,14 @@ class DiskFullAfter:
 def test_a_snapshot_that_fails_midway_leaves_the_last_one_in_place(
     store: SqliteTemplateStore, tmp_path: Path
 ) -> None:
-    people, snap = People(14), tmp_path / "index" / "face"
-    filled(store, people)
+    snap = tmp_path / "index" / "face"
+    filled(store, 14)
     files = AesGcmFiles([KEY])
-    gallery = Gallery("face", "m1", DIM, exact_max=10, files=files)
-    gallery.rebuild(store)
-    first = gallery.save(snap)
-    failing = Gallery("face", "m1", DIM, exact_max=10, files=DiskFullAfter(files, 3))
+    saved(store, files, snap)
+    (first,) = snap.glob("snapshot-*")
+    failing = face_gallery(DiskFullAfter(files, 3))
     failing.rebuild(store)
     with pytest.raises(OSError, match="No space left"):
         failing.save(snap)
     assert list(snap.glob("snapshot-*")) == [first]  # the partial one is gone
-    assert Gallery("face", "m1", DIM, exact_max=10, files=files).restore(store, snap) == "snapshot"
+    assert face_gallery(files).restore(store, snap) == "snapshot"
