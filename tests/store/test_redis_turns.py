@@ -1,7 +1,8 @@
 """Turns held in Redis (``RedisTurns``), on a real redis-server: one holder at a time per
 name across clients (replicas), a holder's turn kept while it works past its hold time, a dead
 holder's turn freed after it, a holder whose turn was lost never freeing its successor's, a
-retried take finding its own token, and a wait that ends in a clear error."""
+retried take finding its own token, a wait that ends in a clear error, and a write refused
+once its turn was lost."""
 
 from __future__ import annotations
 
@@ -9,15 +10,24 @@ import logging
 import threading
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from types import SimpleNamespace
 from typing import Any
 
+import numpy as np
 import pytest
 import redis
 
 from bioverify.errors import Unavailable
+from bioverify.index.gallery import Gallery
+from bioverify.index.turns import TurnFence
+from bioverify.scoring import Calibration, OperatingPoint
+from bioverify.store.ports import TemplateWrite
 from bioverify.store.redis_connection import RedisErrors, connect
+from bioverify.store.redis_store import RedisTemplateStore
 from bioverify.store.redis_turns import RedisTurns
+from bioverify.usecases.common import save_enrollment
 
 LOG = logging.getLogger(__name__)
 KEY = "t:turn:enrolment%3Aface%3Abank"  # the key of the turn "enrolment:face:bank"
@@ -139,3 +149,67 @@ def test_redis_errors_neither_end_the_renewals_nor_fail_finished_work(redis_url:
         with pytest.raises(Unavailable), waiter.turn("enrolment:face:bank"):
             pass
     assert refusals["renew"] == 0
+
+
+def test_a_holder_that_lost_its_turn_cannot_write_in_it(redis_url: str) -> None:
+    """A replica that stalled past the hold time (its renewals stalled too) lost the turn to
+    another: its write, made after the duplicate search the new holder can no longer rely
+    on, is refused with nothing saved; a write in a held turn goes through."""
+    store = RedisTemplateStore(redis_url, key_prefix="t:")
+    client = redis.Redis.from_url(redis_url)
+    vector = np.full((1, 4), 0.5, np.float32)
+
+    def write(fence: TurnFence | None, subject_id: str) -> TemplateWrite:
+        return TemplateWrite("bank", subject_id, "face", "m", vector, turn=fence)
+
+    try:
+        turns = replica(redis_url)
+        with turns.turn("enrolment:face:bank") as fence:
+            assert fence is not None and fence.key == KEY
+            store.save(write(fence, "alice"))  # held: applied
+            client.set(KEY, "successor", px=30_000)  # the stalled holder's turn was taken
+            with pytest.raises(Unavailable, match="another enrolment took it"):
+                store.save(write(fence, "mallory"))
+            with pytest.raises(Unavailable, match="another enrolment took it"):
+                store.save_many([write(fence, "mallory")])
+        assert [r.subject_id for r in store.list_subjects("bank", limit=10)] == ["alice"]
+        store.save(write(None, "bob"))  # a write outside any turn (e.g. seal-templates)
+    finally:
+        store.close()
+
+
+class StolenTurns:
+    """Turns (fault injector) whose every turn another replica takes as soon as it is
+    entered, as if this holder had stalled past its hold time at once."""
+
+    def __init__(self, turns: RedisTurns, client: redis.Redis) -> None:
+        self._turns, self._client = turns, client
+
+    @contextmanager
+    def turn(self, name: str) -> Iterator[TurnFence | None]:
+        with self._turns.turn(name) as fence:
+            assert fence is not None
+            self._client.set(fence.key, "successor", px=30_000)
+            yield fence
+
+
+def test_an_enrolment_writes_only_in_the_turn_it_searched_in(redis_url: str) -> None:
+    """``save_enrollment`` hands its turn's fence to the store."""
+    store = RedisTemplateStore(redis_url, key_prefix="t:")
+    stolen = StolenTurns(replica(redis_url), redis.Redis.from_url(redis_url))
+    gallery = Gallery("face", "m", 4, turns=stolen)
+    try:
+        gallery.rebuild(store)
+        with pytest.raises(Unavailable, match="another enrolment took it"):
+            save_enrollment(
+                store,
+                gallery,
+                TemplateWrite("bank", "alice", "face", "m", np.full((1, 4), 0.5, np.float32)),
+                calibration=Calibration(slope=10.0, intercept=-5.0),
+                point=OperatingPoint("default", 1e-3, 0.5),
+                refuse_duplicates=True,
+                dry_run=False,
+            )
+        assert store.list_subjects("bank", limit=10) == []
+    finally:
+        store.close()

@@ -69,7 +69,7 @@ from bioverify.fileio import ByteSource, fsync_dir
 from bioverify.index.faiss_ann import FastScanIndex
 from bioverify.index.faiss_exact import ExactIndex
 from bioverify.index.ports import Ids, VectorIndex, Vectors, as_vectors
-from bioverify.index.turns import ProcessTurns, Turns
+from bioverify.index.turns import ProcessTurns, TurnFence, Turns
 from bioverify.store.ports import Change, FeedPosition, TemplateStore
 from bioverify.store.sealed_files import PLAIN_FILES, FilePlace, FileSealer
 from bioverify.store.sealing import unless_unreadable
@@ -196,7 +196,7 @@ class Gallery:
         self._turns = turns if turns is not None else ProcessTurns()
         self._files = files
 
-    def enrolment_turn(self, tenant: str) -> AbstractContextManager[None]:
+    def enrolment_turn(self, tenant: str) -> AbstractContextManager[TurnFence | None]:
         """Held by an enrolment that searches this tenant for duplicates and then writes: one
         at a time per tenant and modality, so two enrolments of one person under two ids
         arriving together cannot both find the other absent (each writes, and catches the

@@ -8,14 +8,28 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
 from typing import Protocol
 
 from bioverify.errors import Unavailable
 
 
+@dataclass(frozen=True)
+class TurnFence:
+    """Proof of a turn held in a shared store: a write carrying it (``TemplateWrite.turn``)
+    is applied only while the turn is still this holder's. A holder that stalled past the
+    turn's hold time (and lost it to another replica) so cannot write over what the new
+    holder checked."""
+
+    key: str
+    token: str
+
+
 class Turns(Protocol):
-    def turn(self, name: str) -> AbstractContextManager[None]:
-        """Held by one caller at a time per ``name``; others wait for it."""
+    def turn(self, name: str) -> AbstractContextManager[TurnFence | None]:
+        """Held by one caller at a time per ``name``; others wait for it. Yields the fence
+        that writes made in the turn carry (None: turns of this process, which a holder
+        cannot lose)."""
         ...
 
 
@@ -27,7 +41,7 @@ class ProcessTurns:
         self._guard = threading.Lock()
 
     @contextmanager
-    def turn(self, name: str, *, deadline: float | None = None) -> Iterator[None]:
+    def turn(self, name: str, *, deadline: float | None = None) -> Iterator[TurnFence | None]:
         """Waits until ``deadline`` (``time.monotonic()``; None: for as long as it takes),
         then raises Unavailable."""
         with self._guard:
@@ -36,7 +50,7 @@ class ProcessTurns:
         if not lock.acquire(timeout=wait):
             raise waited_too_long()
         try:
-            yield
+            yield None
         finally:
             lock.release()
 

@@ -27,7 +27,7 @@ import numpy as np
 import numpy.typing as npt
 
 from bioverify.errors import InvalidInput, ModelMismatch, TemplateChanged
-from bioverify.index.turns import Turns
+from bioverify.index.turns import TurnFence, Turns
 from bioverify.scoring import mean_template
 
 if TYPE_CHECKING:
@@ -94,6 +94,9 @@ class TemplateWrite:
     # Per new sample: values added to ``extra`` only if that sample is added (a sample the
     # template already holds adds nothing), e.g. each clip's net speech seconds.
     sample_extra: Sequence[Mapping[str, float]] = ()
+    # The enrolment turn the write was made in, when turns are shared through the store: the
+    # store applies it only while that turn is still held (else Unavailable, nothing written).
+    turn: TurnFence | None = None
 
 
 @dataclass(frozen=True)

@@ -85,7 +85,7 @@ logger = logging.getLogger(__name__)
 
 STORE_NAME = "the template store (Redis)"
 UNREACHABLE = RedisErrors(STORE_NAME, logger).unreachable
-_CONFLICT, _APPLIED, _ALREADY_APPLIED, _GONE = 0, 1, 2, -1
+_CONFLICT, _APPLIED, _ALREADY_APPLIED, _TURN_LOST, _GONE = 0, 1, 2, 3, -1
 _MAX_ATTEMPTS = 200
 _OP_TTL_SECONDS = 120
 _PAGE = 500
@@ -104,13 +104,15 @@ _TEMPLATE_FIELDS = (
 )
 
 # KEYS: seq, changes, op, subj, tpl, subjects, subjects-of-modality, idx(new model),
-#       models(modality), idx(old model)
+#       models(modality), idx(old model)[, turn]
 # ARGV: expected v, tenant, subject, modality, model, old model, dim, n, vec, samples, extra,
-#       created, now, summary, op ttl, sample ids (JSON), change retention,
-#       metadata field/value pairs...
+#       created, now, summary, op ttl, sample ids (JSON), change retention, turn token ('':
+#       none), metadata field/value pairs...
+# Returns {3, 0} (nothing written) when the write's turn is no longer held with its token.
 _SAVE_LUA = """
 local done = redis.call('GET', KEYS[3])
 if done then return {2, tonumber(done)} end
+if #KEYS >= 11 and redis.call('GET', KEYS[11]) ~= ARGV[18] then return {3, 0} end
 local v = redis.call('HGET', KEYS[4], 'v')
 if (v or '') ~= ARGV[1] then return {0, 0} end
 local seq = string.format('%d', redis.call('INCR', KEYS[1]))
@@ -119,7 +121,7 @@ redis.call('XADD', KEYS[2], seq .. '-0', 'op', 'upsert', 'tenant', ARGV[2],
 redis.call('XTRIM', KEYS[2], 'MAXLEN', ARGV[17])
 redis.call('HSETNX', KEYS[4], 'c', ARGV[13])
 redis.call('HSET', KEYS[4], 'u', ARGV[13], 'v', seq, 't:' .. ARGV[4], ARGV[14])
-for i = 18, #ARGV, 2 do redis.call('HSET', KEYS[4], ARGV[i], ARGV[i + 1]) end
+for i = 19, #ARGV, 2 do redis.call('HSET', KEYS[4], ARGV[i], ARGV[i + 1]) end
 redis.call('DEL', KEYS[5])
 redis.call('HSET', KEYS[5], 'tenant', ARGV[2], 'subject_id', ARGV[3], 'modality', ARGV[4],
            'model', ARGV[5], 'dim', ARGV[7], 'n', ARGV[8], 'vec', ARGV[9], 'samples', ARGV[10],
@@ -292,6 +294,8 @@ class RedisTemplateStore:
                     read = pipe.execute()
                 keys, args, template = self._prepare_save(write, read, op_key)
                 status, seq = self._save(keys=keys, args=args)
+                if status == _TURN_LOST:
+                    raise _turn_lost(write)
                 if status != _CONFLICT:
                     return dataclasses.replace(template, revision=int(seq))
                 _backoff(attempt)
@@ -334,6 +338,8 @@ class RedisTemplateStore:
                 statuses = pipe.execute()
         out: list[Template] = []
         for w, (_, _, template), (status, seq) in zip(writes, prepared, statuses, strict=True):
+            if status == _TURN_LOST:
+                raise _turn_lost(w)
             if status == _CONFLICT:
                 out.append(self.save(w))
             else:
@@ -429,6 +435,7 @@ class RedisTemplateStore:
             self._index_key(modality, model),
             self._models_key(modality),
             self._index_key(modality, old_model_name or model),
+            *([w.turn.key] if w.turn is not None else []),
         ]
         args = [
             _str(version) if version is not None else "",
@@ -447,6 +454,7 @@ class RedisTemplateStore:
             _OP_TTL_SECONDS,
             json.dumps(list(template.sample_ids)),
             self._retention,
+            w.turn.token if w.turn is not None else "",
             *meta_args,
         ]
         return keys, args, template
@@ -681,6 +689,14 @@ def _check_stored_where(modality: str, named: Sequence[str], where: tuple[str, s
             "name (it was copied from another key) and is not used; delete the subject and "
             "enroll it again"
         )
+
+
+def _turn_lost(w: TemplateWrite) -> Unavailable:
+    return Unavailable(
+        f"the enrolment of subject {w.subject_id!r} held the tenant's turn for longer than "
+        "its hold time (this replica stalled) and another enrolment took it; nothing was "
+        "saved: retry"
+    )
 
 
 def _metadata(

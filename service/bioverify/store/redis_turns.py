@@ -21,7 +21,7 @@ from contextlib import contextmanager
 import redis
 
 from bioverify.errors import Unavailable
-from bioverify.index.turns import ProcessTurns, waited_too_long
+from bioverify.index.turns import ProcessTurns, TurnFence, waited_too_long
 from bioverify.store.redis_connection import RedisErrors, key_part
 
 logger = logging.getLogger(__name__)
@@ -77,7 +77,7 @@ class RedisTurns:
         self._release_script = client.register_script(_RELEASE_LUA)
 
     @contextmanager
-    def turn(self, name: str) -> Iterator[None]:
+    def turn(self, name: str) -> Iterator[TurnFence | None]:
         key, token = f"{self._p}turn:{key_part(name)}", uuid.uuid4().hex
         deadline = time.monotonic() + self._wait_s
         with self._local.turn(name, deadline=deadline):
@@ -85,7 +85,7 @@ class RedisTurns:
             renewal: _Renewal | None = None
             try:
                 renewal = _Renewal(lambda: self._renew(key, token), self._hold_ms / 3000)
-                yield
+                yield TurnFence(key, token)
             finally:
                 if renewal is not None:
                     renewal.stop()

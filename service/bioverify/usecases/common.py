@@ -239,10 +239,10 @@ def save_enrollment(
     # The search and the write take the tenant's turn: no other enrolment of the tenant
     # writes between them (see Gallery.enrolment_turn). The gallery first catches up with
     # what others wrote in their turns (on other replicas, its follower may not have yet).
-    with gallery.enrolment_turn(write.tenant):
+    with gallery.enrolment_turn(write.tenant) as fence:
         gallery.catch_up(store)
         duplicates = search(refuse=refuse_duplicates)
-        template = store.save(write)
+        template = store.save(dataclasses.replace(write, turn=fence))
         gallery.catch_up(store)  # this replica sees its own write at once
     return template, duplicates
 
