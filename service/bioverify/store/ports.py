@@ -94,8 +94,9 @@ class TemplateWrite:
     # Per new sample: values added to ``extra`` only if that sample is added (a sample the
     # template already holds adds nothing), e.g. each clip's net speech seconds.
     sample_extra: Sequence[Mapping[str, float]] = ()
-    # The enrolment turn the write was made in, when turns are shared through the store: the
-    # store applies it only while that turn is still held (else Unavailable, nothing written).
+    # The enrolment turn the write was made in, when turns are shared through the store (the
+    # stores whose turns are the process's get None): ``save`` applies it only while that
+    # turn is still held (else Unavailable, nothing written); ``save_many`` refuses it.
     turn: TurnFence | None = None
 
 

@@ -305,7 +305,11 @@ class RedisTemplateStore:
         """Runs of writes to distinct subjects, each run in one pipelined round trip for the
         reads and one for the scripts. A write that lost a race to another writer is redone
         alone right after its run. Expectations are all checked first (one more round trip,
-        only when a write has one), so a batch that fails one of them saves nothing."""
+        only when a write has one), so a batch that fails one of them saves nothing. Writes
+        made in a turn (``turn``) go through ``save``: a batch's scripts are not one
+        transaction, so a turn lost midway would leave part of it written."""
+        if any(w.turn is not None for w in writes):
+            raise ValueError("save_many takes no write made in a turn; save each one")
         self._check_expectations(writes)
         out: list[Template] = []
         run: list[TemplateWrite] = []
@@ -338,8 +342,6 @@ class RedisTemplateStore:
                 statuses = pipe.execute()
         out: list[Template] = []
         for w, (_, _, template), (status, seq) in zip(writes, prepared, statuses, strict=True):
-            if status == _TURN_LOST:
-                raise _turn_lost(w)
             if status == _CONFLICT:
                 out.append(self.save(w))
             else:
