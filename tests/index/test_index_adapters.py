@@ -194,9 +194,9 @@ def test_loading_a_corrupt_file_raises(make: Make, tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("empty_last", [False, True])
 def test_the_fast_scan_file_layout_is_unchanged(tmp_path: Path, empty_last: bool) -> None:
-    """Files written before the stream writer still load: magic, header length, JSON header,
-    then each array at its 64-byte aligned offset past the header, nothing after the last
-    array's bytes (an empty array adds nothing, as the old writer's seek did)."""
+    """The layout: magic, header length, JSON header, then each array at its 64-byte aligned
+    offset past the header, nothing after the last array's bytes (an empty array adds
+    nothing, as the old writer's seek did)."""
     arrays: dict[str, np.ndarray] = {
         "a": np.arange(10, dtype=np.int64),
         "b": np.ones((3, 5), np.float32),
@@ -230,4 +230,45 @@ def test_a_fast_scan_file_naming_python_objects_is_refused(tmp_path: Path) -> No
     data = (tmp_path / "f").read_bytes().replace(b'"<i8"', b'"|O8"')
     (tmp_path / "f").write_bytes(data)
     with open(tmp_path / "f", "rb") as f, pytest.raises(ValueError, match="Python objects"):
+        _read_arrays(f)
+
+
+# Written by the seek-based _write_arrays of c63b068 (before the stream writer), params {"m": 4}.
+SEEK_WRITER_FILE = bytes.fromhex(
+    "4256464153545343414e310ad6000000000000007b22706172616d73223a207b226d223a20347d2c20226172"
+    "72617973223a205b7b226e616d65223a202261222c20226474797065223a20223c6938222c20227368617065"
+    "223a205b31305d2c20226f6666736574223a20307d2c207b226e616d65223a202262222c2022647479706522"
+    "3a20223c6634222c20227368617065223a205b332c20355d2c20226f6666736574223a203132387d2c207b22"
+    "6e616d65223a202263222c20226474797065223a20227c6231222c20227368617065223a205b305d2c20226f"
+    "6666736574223a203139327d5d7d000000000000000000000000000000000000000000000000000000000000"
+    "0100000000000000020000000000000003000000000000000400000000000000050000000000000006000000"
+    "0000000007000000000000000800000000000000090000000000000000000000000000000000000000000000"
+    "00000000000000000000000000000000000000000000000000000000000000000000803f0000803f0000803f"
+    "0000803f0000803f0000803f0000803f0000803f0000803f0000803f0000803f0000803f0000803f0000803f"
+    "0000803f"
+)
+
+
+def test_a_file_of_the_seek_based_writer_loads_and_is_written_alike(tmp_path: Path) -> None:
+    arrays: dict[str, np.ndarray] = {
+        "a": np.arange(10, dtype=np.int64),
+        "b": np.ones((3, 5), np.float32),
+        "c": np.empty(0, np.bool_),
+    }
+    with open(tmp_path / "f", "wb") as f:
+        _write_arrays(f, {"m": 4}, arrays)
+    assert (tmp_path / "f").read_bytes() == SEEK_WRITER_FILE
+    (tmp_path / "old").write_bytes(SEEK_WRITER_FILE)
+    with open(tmp_path / "old", "rb") as f:
+        params, back = _read_arrays(f)
+    assert params == {"m": 4}
+    assert all(np.array_equal(back[k], v) for k, v in arrays.items())
+
+
+def test_a_fast_scan_file_naming_a_huge_array_is_refused(tmp_path: Path) -> None:
+    layout = [{"name": "a", "dtype": "<i8", "shape": [10**13], "offset": 0}]
+    header = json.dumps({"params": {}, "arrays": layout}).encode()
+    # a damaged plain snapshot: 80 TB named, 8 bytes there; never allocated
+    (tmp_path / "f").write_bytes(_MAGIC + len(header).to_bytes(8, "little") + header + bytes(8))
+    with open(tmp_path / "f", "rb") as f, pytest.raises(ValueError, match="too large"):
         _read_arrays(f)

@@ -256,14 +256,18 @@ def _read_arrays(source: ByteSource) -> tuple[dict[str, Any], dict[str, Any]]:
     size = int.from_bytes(source.read(8), "little")
     header = json.loads(source.read(size))
     position = len(_MAGIC) + 8 + size
+    first = _aligned(position)
     arrays: dict[str, Any] = {}
     for entry in header["arrays"]:
         dtype = np.dtype(entry["dtype"])
         if dtype.hasobject:
             raise ValueError("the file's header names an array of Python objects")
         shape = tuple(entry["shape"])
-        start = _aligned(len(_MAGIC) + 8 + size) + entry["offset"]
-        arr = np.empty(shape, dtype)
+        start = first + entry["offset"]
+        try:
+            arr = np.empty(shape, dtype)
+        except MemoryError:  # a damaged header: the file cannot hold it anyway
+            raise ValueError(f"the file's header names an array too large: {shape}") from None
         arrays[entry["name"]] = arr
         if not arr.nbytes:
             continue

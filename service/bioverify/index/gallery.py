@@ -470,8 +470,7 @@ class Gallery:
             try:
                 seq, next_id = int(manifest["seq"]), int(manifest["next_id"])
                 parts = {e["tenant"]: self._load_partition(snap, e) for e in manifest["partitions"]}
-            except (OSError, ValueError, KeyError, TypeError, RuntimeError, MemoryError) as exc:
-                # MemoryError: a damaged plain snapshot's header asking for a huge array
+            except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
                 logger.warning("gallery snapshot %s is unreadable (%s); ignoring it", snap, exc)
                 return False
             epoch = manifest.get("store_epoch")  # absent: made before epochs
