@@ -21,12 +21,12 @@ import redis
 
 from bioverify.errors import Unavailable
 from bioverify.index.gallery import Gallery
-from bioverify.index.turns import TurnFence
 from bioverify.scoring import Calibration, OperatingPoint
 from bioverify.store.ports import TemplateWrite
 from bioverify.store.redis_connection import RedisErrors, connect
 from bioverify.store.redis_store import RedisTemplateStore
 from bioverify.store.redis_turns import RedisTurns
+from bioverify.store.turns import TurnFence
 from bioverify.usecases.common import save_enrollment
 
 LOG = logging.getLogger(__name__)

@@ -69,10 +69,10 @@ from bioverify.fileio import ByteSource, fsync_dir
 from bioverify.index.faiss_ann import FastScanIndex
 from bioverify.index.faiss_exact import ExactIndex
 from bioverify.index.ports import Ids, VectorIndex, Vectors, as_vectors
-from bioverify.index.turns import ProcessTurns, TurnFence, Turns
 from bioverify.store.ports import Change, FeedPosition, TemplateStore
 from bioverify.store.sealed_files import PLAIN_FILES, FilePlace, FileSealer
 from bioverify.store.sealing import unless_unreadable
+from bioverify.store.turns import ProcessTurns, TurnFence, Turns
 
 logger = logging.getLogger(__name__)
 

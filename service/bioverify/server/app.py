@@ -28,7 +28,6 @@ from bioverify.face.ports import DetectedFace
 from bioverify.face.quality import DEFAULT_THRESHOLDS, QualityThresholds
 from bioverify.face.registry import build_detector, build_embedder
 from bioverify.index.gallery import Gallery, GalleryFollower, remove_snapshots_in
-from bioverify.index.turns import Turns
 from bioverify.liveness.av_sync import AvSyncChecker
 from bioverify.liveness.challenge import ALL_ACTIONS, POSE_ACTIONS, ChallengeIssuer
 from bioverify.liveness.challenges_memory import InMemoryChallenges
@@ -64,6 +63,7 @@ from bioverify.store.redis_store import RedisTemplateStore
 from bioverify.store.sealed_files import FileSealer, file_sealer
 from bioverify.store.sealing import blob_sealer, template_keys
 from bioverify.store.sqlite_store import SqliteTemplateStore
+from bioverify.store.turns import Turns
 from bioverify.usecases.common import InferencePool
 from bioverify.usecases.face import FaceVerification
 from bioverify.usecases.liveness import LivenessChecks, LivenessGate, TenantLivenessPolicy

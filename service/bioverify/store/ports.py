@@ -27,8 +27,8 @@ import numpy as np
 import numpy.typing as npt
 
 from bioverify.errors import InvalidInput, ModelMismatch, TemplateChanged
-from bioverify.index.turns import TurnFence, Turns
 from bioverify.scoring import mean_template
+from bioverify.store.turns import TurnFence, Turns
 
 if TYPE_CHECKING:
     from bioverify.store.sealing import LeftOut

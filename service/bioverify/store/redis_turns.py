@@ -21,8 +21,8 @@ from contextlib import contextmanager
 import redis
 
 from bioverify.errors import Unavailable
-from bioverify.index.turns import ProcessTurns, TurnFence, waited_too_long
 from bioverify.store.redis_connection import RedisErrors, key_part
+from bioverify.store.turns import ProcessTurns, TurnFence, waited_too_long
 
 logger = logging.getLogger(__name__)
 

@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 from bioverify.errors import ConfigurationError, NotEnrolled, Unavailable
-from bioverify.index.turns import ProcessTurns
 from bioverify.store.ports import (
     DEFAULT_CHANGE_RETENTION,
     Change,
@@ -50,6 +49,7 @@ from bioverify.store.sealing import (
     seal_metadata,
     unless_unreadable,
 )
+from bioverify.store.turns import ProcessTurns
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS subjects (
