@@ -25,9 +25,8 @@ from bioverify.store.sealing import (
     AesGcmSealer,
     BlobPlace,
     BlobSealer,
-    MetadataPlace,
+    SubjectMetadata,
     key_id,
-    open_metadata,
     read_template_keys,
 )
 from bioverify.store.sqlite_store import SqliteTemplateStore
@@ -383,13 +382,13 @@ GOLDEN_RECORD = bytes.fromhex(
 
 def test_metadata_sealed_by_the_first_version_opens() -> None:
     sealer = AesGcmSealer([KEY])
-    value = MetadataPlace("bank", "alice", "display_name")
-    assert open_metadata(sealer, GOLDEN_VALUE, value) == "Alice Quorrendale"
-    assert open_metadata(sealer, GOLDEN_RECORD, MetadataPlace("bank", "alice")) == '{"branch": "x"}'
+    alice = SubjectMetadata(sealer, "bank", "alice")
+    assert alice.open(GOLDEN_VALUE, "display_name") == "Alice Quorrendale"
+    assert alice.open(GOLDEN_RECORD) == '{"branch": "x"}'
     with pytest.raises(MetadataUnreadable, match="'alice''s metadata failed"):
-        open_metadata(sealer, GOLDEN_VALUE, MetadataPlace("bank", "alice", "branch"))
+        alice.open(GOLDEN_VALUE, "branch")
     with pytest.raises(MetadataUnreadable, match="'alice''s metadata failed"):  # other tenant
-        open_metadata(sealer, GOLDEN_VALUE, MetadataPlace("corp", "alice", "display_name"))
+        SubjectMetadata(sealer, "corp", "alice").open(GOLDEN_VALUE, "display_name")
     with pytest.raises(TemplateUnreadable):  # a template's place never opens metadata
         sealer.open(GOLDEN_RECORD, BlobPlace("bank", "alice", "face", "vector"))
 

@@ -73,11 +73,9 @@ from bioverify.store.sealing import (
     SEALING_OVERHEAD,
     BlobSealer,
     LeftOut,
-    MetadataPlace,
+    SubjectMetadata,
     TemplateBlobs,
     metadata_or_why,
-    open_metadata,
-    seal_metadata,
     unless_unreadable,
 )
 
@@ -396,7 +394,8 @@ class RedisTemplateStore:
                 (w.tenant, w.subject_id),
             )
         tenant, subject_id, modality, model = w.tenant, w.subject_id, w.modality, w.model
-        stored_metadata = _metadata(tenant, subject_id, subject_fields, self._sealer)
+        metadata = SubjectMetadata(self._sealer, tenant, subject_id)
+        stored_metadata = _metadata(subject_fields, metadata)
         check_metadata_entries(w, stored_metadata.keys())
         # Values stored plain (before template keys) or under an older key are written again,
         # sealed with the current one (what seal-templates relies on); the others stay.
@@ -407,10 +406,7 @@ class RedisTemplateStore:
                 rewrite[field[2:]] = stored_metadata[field[2:]]
         meta_args: list[bytes | str] = []
         for key, value in {**rewrite, **dict(w.metadata)}.items():
-            meta_args += [
-                f"m:{key}",
-                seal_metadata(self._sealer, value, MetadataPlace(tenant, subject_id, key)),
-            ]
+            meta_args += [f"m:{key}", metadata.seal(value, key)]
         now = utc_now()
         old_model_name = _str(old_model) if old_model is not None else ""
         blobs = TemplateBlobs(self._sealer, tenant, subject_id, modality)
@@ -515,7 +511,7 @@ class RedisTemplateStore:
             fields = self._redis.hgetall(self._subject_key(tenant, subject_id))
         if not fields:
             raise NotEnrolled(f"subject {subject_id!r} is not enrolled")
-        metadata = _metadata(tenant, subject_id, fields, self._sealer)
+        metadata = _metadata(fields, SubjectMetadata(self._sealer, tenant, subject_id))
         return _subject_record(tenant, subject_id, fields, metadata)
 
     def list_subjects(
@@ -541,7 +537,7 @@ class RedisTemplateStore:
                 fields = dict(zip(raw_fields[::2], raw_fields[1::2], strict=True))
                 subject_id = _str(raw_id)
                 metadata, why = metadata_or_why(
-                    partial(_metadata, tenant, subject_id, fields, self._sealer)
+                    partial(_metadata, fields, SubjectMetadata(self._sealer, tenant, subject_id))
                 )
                 out.append(_subject_record(tenant, subject_id, fields, metadata, why))
         return out
@@ -701,17 +697,14 @@ def _turn_lost(w: TemplateWrite) -> Unavailable:
     )
 
 
-def _metadata(
-    tenant: str, subject_id: str, fields: Mapping[Any, Any], sealer: BlobSealer
-) -> dict[str, str]:
+def _metadata(fields: Mapping[Any, Any], metadata: SubjectMetadata) -> dict[str, str]:
     """The metadata of a subject hash's fields (``m:<key>``, each value sealed or plain)."""
-    metadata: dict[str, str] = {}
+    opened: dict[str, str] = {}
     for raw_key, raw_value in fields.items():
         key = _str(raw_key)
         if key.startswith("m:"):
-            place = MetadataPlace(tenant, subject_id, key[2:])
-            metadata[key[2:]] = open_metadata(sealer, raw_value, place)
-    return metadata
+            opened[key[2:]] = metadata.open(raw_value, key[2:])
+    return opened
 
 
 def _summaries(fields: Mapping[Any, Any]) -> tuple[TemplateSummary, ...]:

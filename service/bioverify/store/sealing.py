@@ -91,12 +91,6 @@ class SealPlace(Protocol):
     def describe(self) -> str: ...
 
 
-def seal_metadata(sealer: BlobSealer, text: str, place: MetadataPlace) -> bytes | str:
-    """How metadata ``text`` is stored: sealed bytes, or the text itself without keys."""
-    blob = sealer.seal(text.encode("utf-8"), place)
-    return blob if is_sealed(blob) else text
-
-
 def metadata_or_why(read: Callable[[], dict[str, str]]) -> tuple[dict[str, str], str]:
     """``read()`` and "", or no metadata and why when it raises MetadataUnreadable: how a
     listing holds a subject whose metadata cannot be opened."""
@@ -106,20 +100,39 @@ def metadata_or_why(read: Callable[[], dict[str, str]]) -> tuple[dict[str, str],
         return {}, exc.message
 
 
-def open_metadata(sealer: BlobSealer, stored: bytes | str, place: MetadataPlace) -> str:
-    """The text ``seal_metadata`` stored; MetadataUnreadable when it cannot be opened here.
+@dataclass(frozen=True)
+class SubjectMetadata:
+    """A subject's metadata as a store keeps it, sealed by ``sealer`` for where it is stored:
+    all of it as one text (``key`` None: SQLite), or one value per key (Redis)."""
 
-    Unlike a template, metadata stored plain is read whatever the keys: it was written before
-    the deployment had keys (or by a replica of an older version), is sealed at the subject's
-    next write or by ``seal-templates``, and decides nothing the service does, so its sealing
-    is for confidentiality. A sealed value must open: one altered or moved is refused."""
-    raw = stored.encode("utf-8") if isinstance(stored, str) else stored
-    try:
-        return (sealer.open(raw, place) if is_sealed(raw) else raw).decode("utf-8")
-    except TemplateUnreadable as exc:
-        raise MetadataUnreadable(exc.message) from None
-    except UnicodeDecodeError:
-        raise MetadataUnreadable(f"{place.describe()} is not text and is not used") from None
+    sealer: BlobSealer
+    tenant: str
+    subject_id: str
+
+    def seal(self, text: str, key: str | None = None) -> bytes | str:
+        """How ``text`` is stored: sealed bytes, or the text itself without keys."""
+        blob = self.sealer.seal(text.encode("utf-8"), self._place(key))
+        return blob if is_sealed(blob) else text
+
+    def open(self, stored: bytes | str, key: str | None = None) -> str:
+        """The text ``seal`` stored; MetadataUnreadable when it cannot be opened here.
+
+        Unlike a template, metadata stored plain is read whatever the keys: it was written
+        before the deployment had keys (or by a replica of an older version), is sealed at the
+        subject's next write or by ``seal-templates``, and decides nothing the service does,
+        so its sealing is for confidentiality. A sealed value must open: one altered or moved
+        is refused."""
+        raw = stored.encode("utf-8") if isinstance(stored, str) else stored
+        place = self._place(key)
+        try:
+            return (self.sealer.open(raw, place) if is_sealed(raw) else raw).decode("utf-8")
+        except TemplateUnreadable as exc:
+            raise MetadataUnreadable(exc.message) from None
+        except UnicodeDecodeError:
+            raise MetadataUnreadable(f"{place.describe()} is not text and is not used") from None
+
+    def _place(self, key: str | None) -> MetadataPlace:
+        return MetadataPlace(self.tenant, self.subject_id, key)
 
 
 @dataclass(frozen=True)

@@ -42,11 +42,9 @@ from bioverify.store.sealing import (
     NO_SEALING,
     BlobSealer,
     LeftOut,
-    MetadataPlace,
+    SubjectMetadata,
     TemplateBlobs,
     metadata_or_why,
-    open_metadata,
-    seal_metadata,
     unless_unreadable,
 )
 from bioverify.store.turns import ProcessTurns
@@ -177,21 +175,18 @@ class SqliteTemplateStore:
         ).fetchone()
         check_expected(w, existing[6] if existing is not None else None)
         old: StoredTemplate | None = None
+        blobs = TemplateBlobs(self._sealer, tenant, subject_id, modality)
         if existing is not None and not w.replace:  # a replaced template is not parsed
             old_model, dim, blob, old_extra, created, old_ids, _ = existing
             old = StoredTemplate(
                 model=old_model,
-                samples=TemplateBlobs(self._sealer, tenant, subject_id, modality).open_samples(
-                    blob, dim
-                ),
+                samples=blobs.open_samples(blob, dim),
                 sample_ids=json.loads(old_ids),
                 extra=json.loads(old_extra),
                 created_at=created,
             )
         t = apply_write(w, old, now)
-        vector_blob, samples_blob = TemplateBlobs(self._sealer, tenant, subject_id, modality).seal(
-            t.vector, t.samples
-        )
+        vector_blob, samples_blob = blobs.seal(t.vector, t.samples)
         row = cur.execute(
             "SELECT metadata, created_at FROM subjects WHERE tenant=? AND subject_id=?",
             (tenant, subject_id),
@@ -207,10 +202,8 @@ class SqliteTemplateStore:
             (
                 tenant,
                 subject_id,
-                seal_metadata(
-                    self._sealer,
-                    json.dumps(merged, sort_keys=True),
-                    MetadataPlace(tenant, subject_id),
+                SubjectMetadata(self._sealer, tenant, subject_id).seal(
+                    json.dumps(merged, sort_keys=True)
                 ),
                 subject_created,
                 now,
@@ -361,7 +354,7 @@ class SqliteTemplateStore:
 
     def _metadata(self, tenant: str, subject_id: str, stored: bytes | str) -> dict[str, str]:
         """A subject's metadata as stored (JSON text, or sealed bytes of it)."""
-        text = open_metadata(self._sealer, stored, MetadataPlace(tenant, subject_id))
+        text = SubjectMetadata(self._sealer, tenant, subject_id).open(stored)
         metadata: dict[str, str] = json.loads(text)
         return metadata
 
