@@ -237,10 +237,12 @@ def save_enrollment(
             check_metadata_entries(write, stored.keys())
         return None, duplicates
     # The search and the write take the tenant's turn: no other enrolment of the tenant
-    # writes between them (see Gallery.enrolment_turn). The gallery first catches up with
-    # what others wrote in their turns (on other replicas, its follower may not have yet).
+    # writes between them (see Gallery.enrolment_turn). With turns shared across replicas
+    # (a fence), the gallery first catches up with what others wrote in their turns (its
+    # follower may not have yet); a turn of this process was left caught up by its holder.
     with gallery.enrolment_turn(write.tenant) as fence:
-        gallery.catch_up(store)
+        if fence is not None:
+            gallery.catch_up(store)
         duplicates = search(refuse=refuse_duplicates)
         template = store.save(dataclasses.replace(write, turn=fence))
         gallery.catch_up(store)  # this replica sees its own write at once
