@@ -17,7 +17,7 @@ from bioverify import errors
 from bioverify.server.audit import NO_AUDIT, AuditTrail, CallRecord, audited, token_id
 from bioverify.server.auth import bearer_digest
 from bioverify.server.request_reads import RequestReads
-from bioverify.server.token_calls import CallsPerToken
+from bioverify.server.token_calls import NO_LIMIT, CallsPerToken
 
 logger = logging.getLogger("bioverify.rpc")
 
@@ -70,15 +70,20 @@ def _request_id(context: grpc.ServicerContext) -> str:
     return uuid.uuid4().hex[:16]
 
 
+def _final_status(context: grpc.ServicerContext) -> str:
+    """The status the call ended with: the one set on ``context`` (an abort), else OK."""
+    code = context.code() if hasattr(context, "code") else None
+    return str(getattr(code, "name", "OK")) if code is not None else "OK"
+
+
 def _log(
     method: str, rid: str, context: grpc.ServicerContext, started: float, status: str = ""
 ) -> None:
-    code = context.code() if hasattr(context, "code") else None
     logger.info(
         "rpc method=%s request_id=%s status=%s duration_ms=%.1f peer=%s",
         method,
         rid,
-        status or (getattr(code, "name", "OK") if code is not None else "OK"),
+        status or _final_status(context),
         (time.perf_counter() - started) * 1e3,
         context.peer(),
     )
@@ -88,16 +93,16 @@ class ErrorMappingInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
     def __init__(
         self,
         reads: RequestReads,
-        calls: CallsPerToken | None = None,
-        audit: AuditTrail | None = None,
+        calls: CallsPerToken = NO_LIMIT,
+        audit: AuditTrail = NO_AUDIT,
     ) -> None:
         """Unary calls are served as request streams whose one message the handler reads
         under ``reads``' time limit (see ``request_reads``). Every call is admitted by
         ``calls`` (none: no limit per token) before anything else, and the calls of the
         audited services are written to ``audit`` when they end."""
         self._reads = reads
-        self._calls = calls if calls is not None else CallsPerToken(0)
-        self._audit = audit if audit is not None else NO_AUDIT
+        self._calls = calls
+        self._audit = audit
 
     def intercept_service(
         self,
@@ -143,13 +148,14 @@ def _wrap_unary(
     audited). With ``reads``, the call is served as a request stream and its one message is
     read here, within ``reads``' time limit; without, ``fn`` takes what gRPC gives (a request,
     or the stream of a refused call)."""
+    needs_token = calls.counting or audit.enabled
 
     def wrapper(received: Any, context: grpc.ServicerContext) -> Any:
         rid = _request_id(context)
         started = time.perf_counter()
         logged = True
         ended = ""
-        digest = bearer_digest(context.invocation_metadata())
+        digest = bearer_digest(context.invocation_metadata()) if needs_token else None
         record = CallRecord(method, rid, token_id(digest))
         try:
             with calls.admitted(digest):
@@ -191,16 +197,19 @@ def _wrap_stream(
     calls: CallsPerToken,
     audit: AuditTrail,
 ) -> Callable[..., Iterator[Any]]:
+    needs_token = calls.counting or audit.enabled
+
     def wrapper(requests: Iterator[Any], context: grpc.ServicerContext) -> Iterator[Any]:
         rid = _request_id(context)
         started = time.perf_counter()
         ended = ""  # how the client ended the call, when it did
         logged = True
-        digest = bearer_digest(context.invocation_metadata())
+        digest = bearer_digest(context.invocation_metadata()) if needs_token else None
         record = CallRecord(method, rid, token_id(digest))
         try:
             with calls.admitted(digest):
-                responses = fn(_first_kept(requests, record), context)
+                kept = _first_kept(requests, record) if audit.enabled else requests
+                responses = fn(kept, context)
                 try:
                     for response in responses:
                         record.response = response
@@ -258,9 +267,7 @@ def _audit(
         return  # not a message: a refused call's unread stream
     try:
         if record.status == "OK":  # the servicer may have aborted the call itself
-            code = context.code() if hasattr(context, "code") else None
-            if code is not None and code != grpc.StatusCode.OK:
-                record.status = getattr(code, "name", str(code))
+            record.status = _final_status(context)
         audit.record(record.entry((time.perf_counter() - started) * 1e3, context.peer()))
     except Exception:  # the call's answer stands
         logger.exception("could not make the audit line of a %s call", record.method)

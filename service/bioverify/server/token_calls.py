@@ -24,12 +24,17 @@ class CallsPerToken:
         self._lock = threading.Lock()
         self._calls: dict[str, int] = {}  # per token digest, only while above 0
 
+    @property
+    def counting(self) -> bool:
+        """Whether any call is counted (a limit, and tokens to count it for)."""
+        return self._limit > 0 and bool(self._tokens)
+
     @contextmanager
     def admitted(self, digest: str | None) -> Iterator[None]:
         """Held for the whole call of the token with ``digest`` (``auth.bearer_digest``);
         Overloaded (before anything is read) when it already has ``limit`` calls in
         progress."""
-        if self._limit <= 0 or digest not in self._tokens:
+        if not self.counting or digest not in self._tokens:
             yield
             return
         with self._lock:
@@ -54,3 +59,7 @@ class CallsPerToken:
         """Calls counted now, all tokens together."""
         with self._lock:
             return sum(self._calls.values())
+
+
+NO_LIMIT = CallsPerToken(0)
+"""No calls counted: a service without ``MAX_CONCURRENT_RPCS_PER_TOKEN``."""
