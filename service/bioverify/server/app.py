@@ -37,7 +37,7 @@ from bioverify.liveness.ports import PendingChallenges
 from bioverify.liveness.shape68 import load_face_shape
 from bioverify.packs import PackCatalog, PackManifest, ensure_verified
 from bioverify.server import convert
-from bioverify.server.audit import AuditTrail, NoAudit, open_audit_trail
+from bioverify.server.audit import NO_AUDIT, AuditTrail, open_audit_trail
 from bioverify.server.auth import TokenAuthInterceptor, load_tokens, server_credentials
 from bioverify.server.exposure import (
     exposure_warnings,
@@ -103,7 +103,7 @@ def snapshot_root(settings: Settings) -> Path:
 
 
 def remove_snapshots_but(
-    settings: Settings, keep: Collection[Path | None], owner: str, *, why: str, retried: str
+    settings: Settings, keep: Collection[Path], owner: str, *, why: str, retried: str
 ) -> set[Path]:
     """Remove the gallery snapshots under ``snapshot_root`` but those in the folders ``keep``
     (see ``remove_snapshots_in``); returns the folders whose removal failed."""
@@ -372,7 +372,7 @@ class Application:
     galleries: tuple[Gallery, ...] = ()
     live_calls: LiveCalls | None = None
     request_reads: RequestReads | None = None
-    audit: AuditTrail = field(default_factory=NoAudit)
+    audit: AuditTrail = NO_AUDIT
     port: int = 0
     _followers: list[GalleryFollower] = field(default_factory=list)
     _stopped: threading.Event = field(default_factory=threading.Event)
@@ -490,7 +490,7 @@ class Application:
         again at the next start."""
         remove_snapshots_but(
             self.settings,
-            {self._snapshot_dir(g) for g in self.galleries},
+            {d for g in self.galleries if (d := self._snapshot_dir(g)) is not None},
             "unused gallery",
             why="not used by this run",
             retried="tried again at the next start",
