@@ -40,7 +40,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from redis_process import RedisProcess
+from redis_process import RedisProcess, path_bytes
 
 from bioverify.index.gallery import Gallery
 from bioverify.store.ports import TemplateStore, TemplateWrite
@@ -138,7 +138,7 @@ def gallery_start(
                 started = time.perf_counter()
                 built.save(folder)
                 times[f"save_s_{name}"].append(time.perf_counter() - started)
-                sizes[name] = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
+                sizes[name] = path_bytes(folder)
                 del built
                 loaded = gallery()
                 started = time.perf_counter()

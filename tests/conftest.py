@@ -51,7 +51,11 @@ def mode(path: Path) -> int:
 
 def files_holding(root: Path, vector: npt.NDArray[np.float32]) -> list[Path]:
     """Every file under ``root`` (recursively) whose raw bytes hold ``vector`` as float32."""
-    needle = np.asarray(vector, np.float32).tobytes()
+    return files_containing(root, np.asarray(vector, np.float32).tobytes())
+
+
+def files_containing(root: Path, needle: bytes) -> list[Path]:
+    """Every file under ``root`` (recursively) whose raw bytes hold ``needle``."""
     found = []
     for path in root.rglob("*"):
         with contextlib.suppress(FileNotFoundError):  # a follower may remove it meanwhile

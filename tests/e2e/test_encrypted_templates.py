@@ -23,7 +23,7 @@ from bioverify.settings import Settings
 from bioverify.store.sealing import NO_SEALING, AesGcmSealer, BlobSealer, read_template_keys
 from bioverify.store.sqlite_store import SqliteTemplateStore
 from bioverify.v1 import common_pb2
-from tests.conftest import MODELS, custom_service, files_holding, lfw
+from tests.conftest import MODELS, custom_service, files_containing, files_holding, lfw
 from tests.store.test_template_sealing import move_sqlite_template
 
 CLINTON = [lfw("Bill_Clinton", n).read_bytes() for n in (1, 3, 7, 17)]
@@ -31,10 +31,6 @@ RICE = [lfw("Condoleezza_Rice", n).read_bytes() for n in (1, 2, 5)]
 
 
 DISPLAY_NAME = "William J. Clinton-Ostravic"
-
-
-def files_with(root: Path, needle: bytes) -> list[Path]:
-    return sorted(p for p in root.rglob("*") if p.is_file() and needle in p.read_bytes())
 
 
 def key_file(folder: Path) -> Path:
@@ -97,7 +93,7 @@ def test_sealed_metadata_moved_onto_another_subject_is_refused(tmp_path: Path) -
     with custom_service(data, MODELS, template_key_file=str(keys)) as client:
         client.enroll_face("clinton", CLINTON[:1], metadata={"display_name": DISPLAY_NAME})
         client.enroll_face("rice", RICE[:1], metadata={"display_name": "Condoleezza Rice"})
-        assert files_with(data, DISPLAY_NAME.encode()) == []
+        assert files_containing(data, DISPLAY_NAME.encode()) == []
         with sqlite3.connect(Settings(data_dir=data, model_dir=MODELS).sqlite_path) as db:
             db.execute(  # behind the service's back: rice's record says she is clinton
                 "UPDATE subjects SET metadata=(SELECT metadata FROM subjects WHERE "
@@ -142,7 +138,7 @@ def test_seal_templates_moves_a_plain_deployment_to_sealed_templates(tmp_path: P
     clinton = stored_vector(data, "clinton", NO_SEALING)
     holding = files_holding(data, clinton)
     assert any(p.name.endswith(".sqlite3") for p in holding)
-    assert files_with(data, DISPLAY_NAME.encode())
+    assert files_containing(data, DISPLAY_NAME.encode())
     assert any("snapshot" in str(p) for p in holding)  # the gallery snapshot of the stop
 
     refused = seal_templates(data, None)
@@ -159,7 +155,7 @@ def test_seal_templates_moves_a_plain_deployment_to_sealed_templates(tmp_path: P
     assert "sealed 1 face, 0 voice templates (0 deleted during the run)" in sealed.stdout
     assert "sealed 1 face" in busy.stdout  # the first run sealed it; this one wrote it again
     assert files_holding(data, clinton) == []  # the database, its log and the snapshots
-    assert files_with(data, DISPLAY_NAME.encode()) == []  # its metadata was sealed too
+    assert files_containing(data, DISPLAY_NAME.encode()) == []  # its metadata was sealed too
     with custom_service(data, MODELS, template_key_file=str(keys)) as client:
         assert client.get_subject("clinton").metadata["display_name"] == DISPLAY_NAME
         assert client.verify_face("clinton", CLINTON[2]).decision == common_pb2.ACCEPT

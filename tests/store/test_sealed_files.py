@@ -26,11 +26,10 @@ from bioverify.store.sealed_files import (
 )
 from bioverify.store.sealing import TAG_BYTES, key_id
 from bioverify.store.sqlite_store import SqliteTemplateStore
-from tests.conftest import files_holding
+from tests.conftest import files_containing, files_holding
 from tests.index.test_gallery import DIM, People, enroll, top
+from tests.store.test_template_sealing import KEY, OTHER_KEY
 
-KEY = bytes(range(32))
-OTHER_KEY = bytes(range(32, 64))
 CHUNK = 64  # small chunks: every case below spans several
 MAP = FilePlace(
     "a test file", ("gallery snapshot", "snapshot-000000000001-abcd0123", "p000000.json")
@@ -208,7 +207,7 @@ def no_trace_of(folder: Path, store: SqliteTemplateStore) -> bool:
     for tenant, subject in (("bank", "alice-0042"), ("big", "customer-0007")):
         if files_holding(folder, store.get_template(tenant, subject, "face").vector):
             return False
-    return not any(b"customer-" in p.read_bytes() for p in folder.rglob("*") if p.is_file())
+    return not files_containing(folder, b"customer-")
 
 
 def test_a_sealed_snapshot_holds_nothing_in_the_clear_and_loads_back(
